@@ -1,0 +1,214 @@
+#include "cli/cli.h"
+
+#include <cstdlib>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "config/run_config.h"
+#include "plugin_host/plugin_host.h"
+#include "runtime/runtime_info.h"
+#include "util/error.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Loads the built-in plugins, TUNE_PLUGIN_PATH, and `config_paths`; reports refusals.
+void LoadPlugins(PluginHost& host, const std::vector<fs::path>& config_paths) {
+  const char* env = std::getenv("TUNE_PLUGIN_PATH");
+  host.Load(PluginSearchPath(BuiltinPluginDir(), env ? env : "", config_paths));
+}
+
+std::string OptionValueText(const OptionValue& value) {
+  return std::visit(
+      [](const auto& v) -> std::string {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::monostate>) {
+          return "(required)";
+        } else if constexpr (std::is_same_v<T, bool>) {
+          return v ? "true" : "false";
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          return "\"" + v + "\"";
+        } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+          return nlohmann::json(v).dump();
+        } else {
+          return nlohmann::json(v).dump();
+        }
+      },
+      value);
+}
+
+nlohmann::json OptionValueJson(const OptionValue& value) {
+  return std::visit(
+      [](const auto& v) -> nlohmann::json {
+        if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::monostate>) {
+          return nullptr;
+        } else {
+          return v;
+        }
+      },
+      value);
+}
+
+nlohmann::json PluginJson(const LoadedPlugin& plugin) {
+  nlohmann::json options = nlohmann::json::array();
+  for (const OptionSpec& spec : plugin.info().options) {
+    nlohmann::json option = {{"name", spec.name},
+                             {"type", OptionTypeName(spec.type)},
+                             {"default", OptionValueJson(spec.default_value)},
+                             {"required", spec.required()},
+                             {"help", spec.help}};
+    if (spec.type == OptionType::kInt || spec.type == OptionType::kFloat) {
+      if (std::isfinite(spec.min)) option["min"] = spec.min;
+      if (std::isfinite(spec.max)) option["max"] = spec.max;
+    }
+    if (!spec.choices.empty()) option["choices"] = spec.choices;
+    options.push_back(std::move(option));
+  }
+  nlohmann::json json = {{"kind", PluginKindName(plugin.kind)},
+                         {"name", plugin.info().name},
+                         {"version", plugin.info().version},
+                         {"description", plugin.info().description},
+                         {"file", plugin.file.string()},
+                         {"options", std::move(options)}};
+  if (const auto* metric = std::get_if<MetricPlugin>(&plugin.plugin)) {
+    json["goal"] = metric->goal == MetricGoal::kMaximize ? "maximize" : "minimize";
+  }
+  return json;
+}
+
+int ListPlugins(bool as_json) {
+  PluginHost host;
+  LoadPlugins(host, {});
+  if (as_json) {
+    nlohmann::json plugins = nlohmann::json::array();
+    for (const LoadedPlugin* plugin : host.plugins()) plugins.push_back(PluginJson(*plugin));
+    nlohmann::json failures = nlohmann::json::array();
+    for (const PluginLoadFailure& failure : host.failures()) {
+      failures.push_back({{"file", failure.file.string()}, {"error", failure.message}});
+    }
+    std::cout << nlohmann::json{{"plugins", plugins}, {"failures", failures}}.dump(2) << "\n";
+  } else {
+    size_t name_width = 4, version_width = 7;
+    for (const LoadedPlugin* plugin : host.plugins()) {
+      name_width = std::max(name_width, plugin->info().name.size());
+      version_width = std::max(version_width, plugin->info().version.size());
+    }
+    auto row = [&](std::string_view kind, std::string_view name, std::string_view version,
+                   std::string_view file) {
+      std::cout << kind << std::string(11 - kind.size(), ' ') << name
+                << std::string(name_width + 2 - name.size(), ' ') << version
+                << std::string(version_width + 2 - version.size(), ' ') << file << "\n";
+    };
+    row("KIND", "NAME", "VERSION", "FILE");
+    for (const LoadedPlugin* plugin : host.plugins()) {
+      row(PluginKindName(plugin->kind), plugin->info().name, plugin->info().version,
+          plugin->file.string());
+    }
+    for (const LoadedPlugin* plugin : host.plugins()) {
+      spdlog::debug("{} {}: {}", PluginKindName(plugin->kind), plugin->info().name,
+                    plugin->info().description);
+      for (const OptionSpec& spec : plugin->info().options) {
+        spdlog::debug("  {} ({}, default {}): {}", spec.name, OptionTypeName(spec.type),
+                      OptionValueText(spec.default_value), spec.help);
+      }
+    }
+  }
+  for (const PluginLoadFailure& failure : host.failures()) {
+    std::cerr << "error: " << failure.message << "\n";
+  }
+  return host.failures().empty() ? 0 : 1;
+}
+
+int Validate(const fs::path& file, const std::vector<std::string>& overrides) {
+  const RunFile run_file = RunFile::Read(file, overrides);
+  PluginHost host;
+  LoadPlugins(host, run_file.PluginPaths());
+  for (const PluginLoadFailure& failure : host.failures()) {
+    spdlog::warn("{}", failure.message);
+  }
+  const RunConfig config = run_file.Resolve(host);
+  std::cout << config.resolved_toml;
+  return 0;
+}
+
+void PrintVersion() {
+  const RuntimeInfo info = DescribeRuntime();
+  std::cout << "tune " << info.tune_version << " (commit " << info.git_commit << ")\n"
+            << "libtorch " << info.torch_version << "\n"
+            << "compiler " << info.compiler << ", plugin ABI " << info.plugin_abi << "\n"
+            << "CUDA: "
+            << (info.cuda_devices > 0 ? std::to_string(info.cuda_devices) + " device(s) usable"
+                                      : std::string("not usable (no device or CPU-only libtorch)"))
+            << "\n";
+}
+
+void ConfigureLogging(int verbosity) {
+  auto logger = spdlog::stderr_color_st("tune");
+  logger->set_pattern("%^%l%$: %v");
+  logger->set_level(verbosity > 0 ? spdlog::level::debug
+                    : verbosity < 0 ? spdlog::level::err
+                                    : spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+}  // namespace
+
+int RunCli(int argc, char** argv) {
+  CLI::App app{"tune: fine-tune language models, track experiments, version adapters", "tune"};
+  app.require_subcommand(0, 1);
+  bool show_version = false;
+  int verbose = 0;
+  bool quiet = false;
+  app.add_flag("--version", show_version, "Print tune's version and commit, libtorch's, and CUDA");
+  app.add_flag("-v,--verbose", verbose, "Log more detail");
+  app.add_flag("-q,--quiet", quiet, "Log errors only");
+
+  CLI::App* plugins = app.add_subcommand("plugins", "List every plugin found: kind, name, "
+                                                    "version, file; refused files as errors");
+  bool plugins_json = false;
+  plugins->add_flag("--json", plugins_json, "Print JSON, with each plugin's options");
+
+  CLI::App* validate = app.add_subcommand(
+      "validate", "Check a run or sweep file and print the resolved configuration");
+  std::string validate_file;
+  std::vector<std::string> validate_overrides;
+  validate->add_option("file", validate_file, "Run or sweep file (.toml)")->required();
+  validate->add_option("overrides", validate_overrides, "key=value settings that replace the file's");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "error: " << e.what() << "; see `tune --help`\n";
+    return 1;
+  }
+
+  ConfigureLogging(quiet ? -1 : verbose);
+  try {
+    if (show_version) {
+      PrintVersion();
+      return 0;
+    }
+    if (plugins->parsed()) return ListPlugins(plugins_json);
+    if (validate->parsed()) return Validate(validate_file, validate_overrides);
+    std::cout << app.help();
+    return 0;
+  } catch (const UserError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "internal error: " << e.what() << "\n";
+    return 2;
+  }
+}
+
+}  // namespace tune

@@ -1,0 +1,756 @@
+#include "config/run_config.h"
+
+#include <cmath>
+#include <map>
+#include <regex>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "plugin_host/plugin_host.h"
+#include "util/error.h"
+#include "util/suggest.h"
+
+namespace tune {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Overrides parse under a source path with this prefix, so errors can name the argument.
+constexpr std::string_view kOverrideSource = "argument '";
+
+std::string OneLine(std::string_view text) {
+  std::string line(text);
+  for (char& c : line) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return line;
+}
+
+// "run.toml:12:3" for file positions, "argument 'adapter.rank=4'" for overrides.
+std::string Where(const toml::source_region& source, const fs::path& file) {
+  const std::string path = source.path ? *source.path : file.string();
+  if (std::string_view(path).starts_with(kOverrideSource)) return path;
+  if (source.begin.line == 0) return path;
+  return path + ":" + std::to_string(source.begin.line) + ":" + std::to_string(source.begin.column);
+}
+
+std::string Describe(const toml::node& node) {
+  std::ostringstream out;
+  node.visit([&](const auto& concrete) { out << concrete; });
+  std::string text = OneLine(out.str());
+  if (text.size() > 40) text = text.substr(0, 37) + "...";
+  return text;
+}
+
+std::string TypeOf(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::table:
+      return "table";
+    case toml::node_type::array:
+      return "array";
+    case toml::node_type::string:
+      return "string";
+    case toml::node_type::integer:
+      return "integer";
+    case toml::node_type::floating_point:
+      return "float";
+    case toml::node_type::boolean:
+      return "boolean";
+    default:
+      return "date/time";
+  }
+}
+
+std::string FormatNumber(double value) {
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
+std::string RangeText(const OptionSpec& spec) {
+  return std::string(spec.min_exclusive ? "(" : "[") + FormatNumber(spec.min) + ", " +
+         FormatNumber(spec.max) + (spec.max_exclusive ? ")" : "]");
+}
+
+std::string ArticleFor(OptionType type) {
+  return type == OptionType::kInt || type == OptionType::kStringList ? "an " : "a ";
+}
+
+// Reads and checks one value against its spec. `key` is the dotted key used in messages.
+OptionValue CheckValue(const OptionSpec& spec, const toml::node& node, const std::string& key,
+                       const fs::path& file) {
+  const std::string where = Where(node.source(), file);
+  auto fail = [&](const std::string& what) -> UserError {
+    return UserError(where + ": " + what);
+  };
+  auto wrong_type = [&]() -> UserError {
+    return fail("'" + key + "' must be " + ArticleFor(spec.type) +
+                std::string(OptionTypeName(spec.type)) + ", got " + TypeOf(node) + " " +
+                Describe(node));
+  };
+  auto check_range = [&](double value) {
+    const bool low = spec.min_exclusive ? value <= spec.min : value < spec.min;
+    const bool high = spec.max_exclusive ? value >= spec.max : value > spec.max;
+    if (low || high || std::isnan(value)) {
+      throw fail("'" + key + "' = " + Describe(node) + " is out of range: expected " +
+                 ArticleFor(spec.type) + std::string(OptionTypeName(spec.type)) + " in " +
+                 RangeText(spec));
+    }
+  };
+  switch (spec.type) {
+    case OptionType::kBool:
+      if (!node.is_boolean()) throw wrong_type();
+      return node.as_boolean()->get();
+    case OptionType::kInt: {
+      if (!node.is_integer()) throw wrong_type();
+      const int64_t value = node.as_integer()->get();
+      check_range(static_cast<double>(value));
+      return value;
+    }
+    case OptionType::kFloat: {
+      double value = 0;
+      if (node.is_floating_point()) {
+        value = node.as_floating_point()->get();
+      } else if (node.is_integer()) {
+        value = static_cast<double>(node.as_integer()->get());
+      } else {
+        throw wrong_type();
+      }
+      check_range(value);
+      return value;
+    }
+    case OptionType::kString: {
+      if (!node.is_string()) throw wrong_type();
+      const std::string& value = node.as_string()->get();
+      if (!spec.choices.empty() &&
+          std::find(spec.choices.begin(), spec.choices.end(), value) == spec.choices.end()) {
+        throw fail("'" + key + "' = \"" + value + "\" is not one of " + JoinNames(spec.choices) +
+                   DidYouMean(value, spec.choices));
+      }
+      return value;
+    }
+    case OptionType::kStringList: {
+      const toml::array* array = node.as_array();
+      if (array == nullptr) throw wrong_type();
+      std::vector<std::string> values;
+      for (const toml::node& item : *array) {
+        if (!item.is_string()) {
+          throw UserError(Where(item.source(), file) + ": every item of '" + key +
+                          "' must be a string, got " + TypeOf(item) + " " + Describe(item));
+        }
+        values.push_back(item.as_string()->get());
+      }
+      return values;
+    }
+  }
+  return {};
+}
+
+// Inserts a resolved value into the TOML document `tune validate` prints.
+void InsertResolved(toml::table& table, const std::string& name, const OptionValue& value) {
+  std::visit(
+      [&](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+          toml::array array;
+          for (const std::string& item : v) array.push_back(item);
+          table.insert_or_assign(name, std::move(array));
+        } else if constexpr (!std::is_same_v<T, std::monostate>) {
+          table.insert_or_assign(name, v);
+        }
+      },
+      value);
+}
+
+// One section of the file being checked against the specs that apply to it.
+struct SectionCheck {
+  const toml::table* table = nullptr;  // null when the section is absent
+  std::string prefix;                  // "adapter", "metrics[0]", "" for the top level
+  std::vector<OptionSpec> specs;
+  std::vector<std::string> subsections;  // keys handled elsewhere (tables inside this section)
+};
+
+std::string Dotted(const std::string& prefix, std::string_view key) {
+  return prefix.empty() ? std::string(key) : prefix + "." + std::string(key);
+}
+
+// Checks every key the user wrote, fills defaults, and records the result in `resolved`.
+Options ResolveSection(const SectionCheck& check, const fs::path& file,
+                       const toml::source_region& section_source, toml::table& resolved) {
+  std::vector<std::string> known;
+  for (const OptionSpec& spec : check.specs) known.push_back(spec.name);
+  std::vector<std::string> suggestions = known;
+  suggestions.insert(suggestions.end(), check.subsections.begin(), check.subsections.end());
+
+  Options options;
+  if (check.table != nullptr) {
+    for (const auto& [key, node] : *check.table) {
+      const std::string name(key.str());
+      if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+      if (std::find(check.subsections.begin(), check.subsections.end(), name) !=
+          check.subsections.end()) {
+        continue;
+      }
+      std::vector<std::string> dotted;
+      for (const std::string& s : suggestions) dotted.push_back(Dotted(check.prefix, s));
+      const toml::source_region& source = key.source().begin.line ? key.source() : node.source();
+      throw UserError(Where(source, file) + ": unknown key '" + Dotted(check.prefix, name) + "'" +
+                      DidYouMean(Dotted(check.prefix, name), dotted));
+    }
+  }
+  for (const OptionSpec& spec : check.specs) {
+    const toml::node* node = check.table ? check.table->get(spec.name) : nullptr;
+    const std::string key = Dotted(check.prefix, spec.name);
+    OptionValue value;
+    if (node != nullptr) {
+      value = CheckValue(spec, *node, key, file);
+    } else if (spec.required()) {
+      const std::string section = check.prefix.empty() ? "the top level" : "[" + check.prefix + "]";
+      throw UserError(Where(section_source, file) + ": missing required key '" + key + "'; add " +
+                      spec.name + " = ... to " + section + " (" + spec.help + ")");
+    } else {
+      value = spec.default_value;
+    }
+    InsertResolved(resolved, spec.name, value);
+    options.Set(spec.name, std::move(value));
+  }
+  return options;
+}
+
+const toml::table* SubTable(const toml::table& parent, std::string_view key,
+                            const std::string& dotted, const fs::path& file) {
+  const toml::node* node = parent.get(key);
+  if (node == nullptr) return nullptr;
+  if (!node->is_table()) {
+    throw UserError(Where(node->source(), file) + ": '" + dotted + "' must be a table, got " +
+                    TypeOf(*node) + " " + Describe(*node));
+  }
+  return node->as_table();
+}
+
+// Refuses a path the user wrote that does not exist, pointing at where it was written.
+void RequireExists(const toml::table& document, const std::string& section, const std::string& key,
+                   const fs::path& resolved, const fs::path& file) {
+  std::error_code ec;
+  if (fs::exists(resolved, ec)) return;
+  const toml::node* node = document.at_path(section + "." + key).node();
+  throw UserError(Where(node ? node->source() : toml::source_region{}, file) + ": '" + section +
+                  "." + key + "' names " + resolved.string() +
+                  ", which does not exist; paths are relative to the file's folder");
+}
+
+// Keeps only the options a plugin declared.
+Options PluginOptions(const Options& all, const PluginInfo& info) {
+  Options options;
+  for (const OptionSpec& spec : info.options) {
+    options.Set(spec.name, all.values().at(spec.name));
+  }
+  return options;
+}
+
+const std::vector<std::string> kTopLevelKeys = {"name",   "model",   "dataset", "adapter",
+                                                "optimizer", "train", "metrics", "sweep",
+                                                "registry",  "plugins"};
+
+}  // namespace
+
+struct RunFile::Impl {
+  fs::path file;
+  toml::table document;
+
+  fs::path Resolve(const std::string& path) const {
+    return fs::path(path).is_absolute() ? fs::path(path) : file.parent_path() / path;
+  }
+};
+
+namespace {
+
+void ApplyOverride(toml::table& document, const std::string& assignment) {
+  const std::string source = std::string(kOverrideSource) + assignment + "'";
+  const size_t equals = assignment.find('=');
+  if (equals == std::string::npos || equals == 0) {
+    throw UserError(source + ": expected key=value, for example adapter.rank=16");
+  }
+  const std::string key = assignment.substr(0, equals);
+  const std::string text = assignment.substr(equals + 1);
+
+  std::vector<std::string> parts;
+  for (size_t start = 0;;) {
+    const size_t dot = key.find('.', start);
+    parts.push_back(key.substr(start, dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  toml::table* table = &document;
+  std::string walked;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    walked = Dotted(walked, parts[i]);
+    toml::node* node = table->get(parts[i]);
+    if (node == nullptr) {
+      table = table->insert(parts[i], toml::table{}).first->second.as_table();
+    } else if (node->is_table()) {
+      table = node->as_table();
+    } else {
+      throw UserError(source + ": '" + walked + "' is " + TypeOf(*node) +
+                      ", not a table; this key cannot be overridden from the command line");
+    }
+  }
+  // The value is TOML when it parses as TOML, so adapter.rank=16 is an integer; otherwise it is
+  // taken as a bare string, so train.device=cpu needs no quotes.
+  toml::table holder;
+  try {
+    holder = toml::parse("value = " + text, source);
+  } catch (const toml::parse_error&) {
+    holder = toml::parse("value = \"\"", source);
+    holder.insert_or_assign("value", text);
+  }
+  table->insert_or_assign(parts.back(), std::move(*holder.get("value")));
+}
+
+}  // namespace
+
+RunFile RunFile::Read(const fs::path& file, std::span<const std::string> overrides) {
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) {
+    throw UserError(file.string() + ": no such file; give the path of a run or sweep file (.toml)");
+  }
+  auto impl = std::make_shared<Impl>();
+  impl->file = file;
+  try {
+    impl->document = toml::parse_file(file.string());
+  } catch (const toml::parse_error& error) {
+    throw UserError(Where(error.source(), file) + ": invalid TOML: " +
+                    OneLine(error.description()));
+  }
+  for (const std::string& assignment : overrides) ApplyOverride(impl->document, assignment);
+  return RunFile(std::move(impl));
+}
+
+std::vector<fs::path> RunFile::PluginPaths() const {
+  const toml::table* section = SubTable(impl_->document, "plugins", "plugins", impl_->file);
+  toml::table scratch;
+  const Options options = ResolveSection(
+      {section, "plugins",
+       {OptionSpec::StringList("paths", {}, "Extra folders or files to load plugins from.")},
+       {}},
+      impl_->file, section ? section->source() : toml::source_region{}, scratch);
+  std::vector<fs::path> paths;
+  for (const std::string& path : options.StringList("paths")) paths.push_back(impl_->Resolve(path));
+  return paths;
+}
+
+RunConfig RunFile::Resolve(const PluginHost& plugins) const {
+  const fs::path& file = impl_->file;
+  const toml::table& document = impl_->document;
+  RunConfig config;
+  config.file = file;
+  toml::table resolved;
+  // Specs of every resolved key by dotted path, so sweep parameters can be checked against them.
+  std::map<std::string, OptionSpec> specs_by_path;
+
+  auto section = [&](const std::string& name, std::vector<OptionSpec> specs,
+                     std::vector<std::string> subsections = {}) {
+    const toml::table* table = SubTable(document, name, name, file);
+    SectionCheck check{table, name, std::move(specs), std::move(subsections)};
+    toml::table out;
+    Options options =
+        ResolveSection(check, file, table ? table->source() : toml::source_region{}, out);
+    for (const OptionSpec& spec : check.specs) specs_by_path[Dotted(name, spec.name)] = spec;
+    resolved.insert_or_assign(name, std::move(out));
+    return options;
+  };
+
+  // A section that names a plugin: tune's own keys plus the plugin's declared options.
+  auto plugin_section = [&](const std::string& name, PluginKind kind, const std::string& plugin_key,
+                            const std::string& fallback, std::vector<OptionSpec> host_specs,
+                            const toml::table* table, const std::string& prefix,
+                            toml::table& out) -> std::pair<Options, const PluginInfo*> {
+    std::string plugin = fallback;
+    toml::source_region plugin_source = table ? table->source() : toml::source_region{};
+    if (table != nullptr) {
+      if (const toml::node* node = table->get(plugin_key)) {
+        const OptionSpec spec = OptionSpec::String(plugin_key, "", "");
+        plugin = std::get<std::string>(CheckValue(spec, *node, Dotted(prefix, plugin_key), file));
+        plugin_source = node->source();
+      }
+    }
+    const LoadedPlugin* loaded = plugins.Find(kind, plugin);
+    if (loaded == nullptr) {
+      const std::vector<std::string> names = plugins.Names(kind);
+      std::string message = Where(plugin_source, file) + ": unknown " +
+                            std::string(PluginKindName(kind)) + " plugin '" + plugin + "' for '" +
+                            Dotted(prefix, plugin_key) + "'" + DidYouMean(plugin, names) +
+                            "; installed: " + (names.empty() ? "none" : JoinNames(names));
+      if (!plugins.failures().empty()) message += " (some plugins failed to load: see `tune plugins`)";
+      throw UserError(message);
+    }
+    std::vector<OptionSpec> specs = std::move(host_specs);
+    specs.insert(specs.begin(), OptionSpec::String(plugin_key, fallback, "Plugin name."));
+    for (const OptionSpec& spec : loaded->info().options) {
+      for (const OptionSpec& host : specs) {
+        if (host.name == spec.name) {
+          throw UserError(std::string(PluginKindName(kind)) + " plugin '" + plugin + "' (" +
+                          loaded->file.string() + ") declares option '" + spec.name +
+                          "', which tune already uses in [" + name + "]; rename it in the plugin");
+        }
+      }
+      specs.push_back(spec);
+    }
+    SectionCheck check{table, prefix, specs, {}};
+    Options options =
+        ResolveSection(check, file, table ? table->source() : toml::source_region{}, out);
+    if (prefix == name) {
+      for (const OptionSpec& spec : specs) specs_by_path[Dotted(name, spec.name)] = spec;
+    }
+    return {std::move(options), &loaded->info()};
+  };
+
+  auto top_level_section = [&](const std::string& name, PluginKind kind,
+                               const std::string& plugin_key, const std::string& fallback,
+                               std::vector<OptionSpec> host_specs) {
+    const toml::table* table = SubTable(document, name, name, file);
+    toml::table out;
+    auto result =
+        plugin_section(name, kind, plugin_key, fallback, std::move(host_specs), table, name, out);
+    resolved.insert_or_assign(name, std::move(out));
+    return result;
+  };
+
+  // Top level.
+  {
+    for (const auto& [key, node] : document) {
+      const std::string name(key.str());
+      if (std::find(kTopLevelKeys.begin(), kTopLevelKeys.end(), name) == kTopLevelKeys.end()) {
+        throw UserError(Where(key.source().begin.line ? key.source() : node.source(), file) +
+                        ": unknown key '" + name + "'" + DidYouMean(name, kTopLevelKeys));
+      }
+    }
+    static const std::regex name_grammar("[a-z0-9][a-z0-9._-]{0,63}");
+    const toml::node* name_node = document.get("name");
+    if (name_node != nullptr) {
+      config.name = std::get<std::string>(
+          CheckValue(OptionSpec::String("name", "", ""), *name_node, "name", file));
+      if (!std::regex_match(config.name, name_grammar)) {
+        throw UserError(Where(name_node->source(), file) + ": 'name' = \"" + config.name +
+                        "\" is not a valid adapter name; use lower-case letters, digits, '.', "
+                        "'_' and '-', starting with a letter or digit, at most 64 characters");
+      }
+    } else {
+      config.name = file.stem().string();
+      if (!std::regex_match(config.name, name_grammar)) {
+        throw UserError(file.string() + ": the file name '" + config.name +
+                        "' is not a valid adapter name; add name = \"...\" at the top level");
+      }
+    }
+    resolved.insert_or_assign("name", config.name);
+  }
+
+  {
+    auto [options, info] = top_level_section(
+        "model", PluginKind::kModel, "plugin", "llama",
+        {OptionSpec::String("path", {}, "Model directory in Hugging Face layout").Required()});
+    config.model = {std::string(info->name), impl_->Resolve(options.String("path")),
+                    PluginOptions(options, *info)};
+    RequireExists(document, "model", "path", config.model.path, file);
+  }
+  {
+    auto [options, info] = top_level_section(
+        "dataset", PluginKind::kDataset, "plugin", "jsonl",
+        {OptionSpec::String("path", {}, "Training data file").Required(),
+         OptionSpec::String("eval_path", "", "Evaluation data file; empty: split by eval_fraction"),
+         OptionSpec::Float("eval_fraction", 0.1, "Share of examples held out for evaluation")
+             .Range(0, 1, false, true)});
+    config.dataset.plugin = info->name;
+    config.dataset.path = impl_->Resolve(options.String("path"));
+    if (!options.String("eval_path").empty()) {
+      config.dataset.eval_path = impl_->Resolve(options.String("eval_path"));
+    }
+    config.dataset.eval_fraction = options.Float("eval_fraction");
+    RequireExists(document, "dataset", "path", config.dataset.path, file);
+    if (config.dataset.eval_path) {
+      RequireExists(document, "dataset", "eval_path", *config.dataset.eval_path, file);
+    }
+    config.dataset.options = PluginOptions(options, *info);
+  }
+  {
+    auto [options, info] = top_level_section("adapter", PluginKind::kAdapter, "method", "lora", {});
+    config.adapter = {info->name, PluginOptions(options, *info)};
+  }
+  {
+    auto [options, info] = top_level_section(
+        "optimizer", PluginKind::kOptimizer, "plugin", "adamw",
+        {OptionSpec::Float("lr", 2e-4, "Peak learning rate").Range(0, 10, true, false),
+         OptionSpec::Float("weight_decay", 0.0, "Decoupled weight decay").Range(0, 1e9),
+         OptionSpec::String("schedule", "cosine", "Learning-rate schedule after warm-up")
+             .Choices({"constant", "linear", "cosine"}),
+         OptionSpec::Int("warmup_steps", 0, "Steps of linear warm-up from 0").Range(0, 1e12)});
+    config.optimizer = {info->name,
+                        options.Float("lr"),
+                        options.Float("weight_decay"),
+                        options.String("schedule"),
+                        options.Int("warmup_steps"),
+                        PluginOptions(options, *info)};
+  }
+  {
+    const Options options = section(
+        "train",
+        {OptionSpec::Int("steps", 200, "Optimizer steps").Range(1, 1e12),
+         OptionSpec::Int("batch_size", 8, "Examples per step").Range(1, 1 << 20),
+         OptionSpec::Int("seq_len", 128, "Tokens per example").Range(1, 1 << 24),
+         OptionSpec::Int("seed", 0, "Seed for initialisation, dropout and data order")
+             .Range(0, 9.2e18),
+         OptionSpec::String("device", "auto", "Where to train").Choices({"auto", "cpu", "cuda"})});
+    config.train = {options.Int("steps"), options.Int("batch_size"), options.Int("seq_len"),
+                    options.Int("seed"), options.String("device")};
+  }
+
+  // [[metrics]]: an array of tables, each naming a metric plugin.
+  std::map<std::string, MetricGoal> metric_goals = {{"eval_loss", MetricGoal::kMinimize},
+                                                    {"perplexity", MetricGoal::kMinimize}};
+  if (const toml::node* node = document.get("metrics")) {
+    const toml::array* array = node->as_array();
+    if (array == nullptr || !array->is_array_of_tables()) {
+      throw UserError(Where(node->source(), file) +
+                      ": 'metrics' must be an array of tables; write each as [[metrics]] with "
+                      "plugin = \"...\"");
+    }
+    toml::array out_array;
+    for (size_t i = 0; i < array->size(); ++i) {
+      const toml::table* table = array->get(i)->as_table();
+      const std::string prefix = "metrics[" + std::to_string(i) + "]";
+      if (table->get("plugin") == nullptr) {
+        throw UserError(Where(table->source(), file) + ": missing required key '" + prefix +
+                        ".plugin'; name the metric, e.g. plugin = \"exact_match\"");
+      }
+      toml::table out;
+      auto [options, info] =
+          plugin_section("metrics", PluginKind::kMetric, "plugin", "", {}, table, prefix, out);
+      for (const MetricConfig& earlier : config.metrics) {
+        if (earlier.plugin == info->name) {
+          throw UserError(Where(table->source(), file) + ": metric '" + info->name +
+                          "' is listed twice; keep one [[metrics]] entry per metric");
+        }
+      }
+      config.metrics.push_back({info->name, PluginOptions(options, *info)});
+      metric_goals[info->name] =
+          std::get<MetricPlugin>(plugins.Find(PluginKind::kMetric, info->name)->plugin).goal;
+      out_array.push_back(std::move(out));
+    }
+    resolved.insert_or_assign("metrics", std::move(out_array));
+  }
+
+  if (const toml::table* sweep_table = SubTable(document, "sweep", "sweep", file)) {
+    SweepConfig sweep;
+    const Options options = section(
+        "sweep",
+        {OptionSpec::String("method", "grid", "Search method").Choices({"grid", "random", "tpe"}),
+         OptionSpec::Int("max_trials", 8, "Most trials to run").Range(1, 1e6),
+         OptionSpec::Int("parallel", 1, "Trials run at once").Range(1, 1024)},
+        {"objective", "parameters", "early_stop"});
+    sweep.method = options.String("method");
+    sweep.max_trials = options.Int("max_trials");
+    sweep.parallel = options.Int("parallel");
+    toml::table& sweep_out = *resolved.get_as<toml::table>("sweep");
+
+    {
+      const toml::table* table = SubTable(*sweep_table, "objective", "sweep.objective", file);
+      if (table == nullptr) {
+        throw UserError(Where(sweep_table->source(), file) +
+                        ": missing required key 'sweep.objective'; add objective = { metric = "
+                        "\"exact_match\", goal = \"maximize\" } to [sweep]");
+      }
+      toml::table out;
+      const Options objective = ResolveSection(
+          {table,
+           "sweep.objective",
+           {OptionSpec::String("metric", {}, "Metric the sweep optimises").Required(),
+            OptionSpec::String("goal", "", "maximize or minimize; default: the metric's own")},
+           {}},
+          file, table->source(), out);
+      sweep.objective_metric = objective.String("metric");
+      std::vector<std::string> available;
+      for (const auto& [name, goal] : metric_goals) available.push_back(name);
+      const auto goal = metric_goals.find(sweep.objective_metric);
+      if (goal == metric_goals.end()) {
+        throw UserError(Where(table->get("metric")->source(), file) +
+                        ": 'sweep.objective.metric' = \"" + sweep.objective_metric +
+                        "\" is not measured by this run" +
+                        DidYouMean(sweep.objective_metric, available) +
+                        "; available: " + JoinNames(available) + " (add it under [[metrics]])");
+      }
+      const std::string& goal_text = objective.String("goal");
+      if (goal_text.empty()) {
+        sweep.objective_goal = goal->second;
+      } else if (goal_text == "maximize" || goal_text == "minimize") {
+        sweep.objective_goal =
+            goal_text == "maximize" ? MetricGoal::kMaximize : MetricGoal::kMinimize;
+      } else {
+        const std::vector<std::string> goals = {"maximize", "minimize"};
+        throw UserError(Where(table->get("goal")->source(), file) + ": 'sweep.objective.goal' = \"" +
+                        goal_text + "\" is not one of maximize, minimize" +
+                        DidYouMean(goal_text, goals));
+      }
+      out.insert_or_assign("goal", sweep.objective_goal == MetricGoal::kMaximize ? "maximize"
+                                                                                 : "minimize");
+      sweep_out.insert_or_assign("objective", std::move(out));
+    }
+
+    {
+      const toml::table* table = SubTable(*sweep_table, "early_stop", "sweep.early_stop", file);
+      toml::table out;
+      const Options early_stop = ResolveSection(
+          {table,
+           "sweep.early_stop",
+           {OptionSpec::String("type", table ? "asha" : "none", "Early-stopping rule")
+                .Choices({"none", "asha", "hyperband"}),
+            OptionSpec::Int("min_steps", 20, "Steps before the first pruning decision")
+                .Range(1, 1e12),
+            OptionSpec::Int("eta", 3, "Keep the best 1/eta of trials at each rung").Range(2, 100)},
+           {}},
+          file, table ? table->source() : sweep_table->source(), out);
+      sweep.early_stop = early_stop.String("type");
+      sweep.early_stop_min_steps = early_stop.Int("min_steps");
+      sweep.early_stop_eta = early_stop.Int("eta");
+      sweep_out.insert_or_assign("early_stop", std::move(out));
+    }
+
+    if (const toml::table* table = SubTable(*sweep_table, "parameters", "sweep.parameters", file)) {
+      std::vector<std::string> paths;
+      for (const auto& [path, spec] : specs_by_path) paths.push_back(path);
+      toml::table out;
+      for (const auto& [key, node] : *table) {
+        SweepParameter parameter;
+        parameter.path = std::string(key.str());
+        const std::string where = Where(key.source().begin.line ? key.source() : node.source(), file);
+        const auto target = specs_by_path.find(parameter.path);
+        if (target == specs_by_path.end()) {
+          throw UserError(where + ": sweep parameter '" + parameter.path +
+                          "' is not a key of this run" + DidYouMean(parameter.path, paths) +
+                          "; parameters name keys such as adapter.rank or optimizer.lr");
+        }
+        const OptionSpec& spec = target->second;
+        const std::string label = "sweep.parameters.\"" + parameter.path + "\"";
+        if (const toml::array* values = node.as_array()) {
+          if (values->empty()) throw UserError(where + ": '" + label + "' lists no values");
+          parameter.kind = SweepParameter::Kind::kValues;
+          for (const toml::node& value : *values) {
+            parameter.values.push_back(CheckValue(spec, value, parameter.path, file));
+          }
+        } else if (const toml::value<std::string>* expression = node.as_string()) {
+          parameter.kind = SweepParameter::Kind::kExpression;
+          parameter.expression = expression->get();
+          static const std::regex reference("[a-z_][a-z0-9_]*(\\.[a-z_][a-z0-9_]*)+");
+          for (std::sregex_iterator it(parameter.expression.begin(), parameter.expression.end(),
+                                       reference),
+               end;
+               it != end; ++it) {
+            const std::string name = it->str();
+            if (specs_by_path.count(name) == 0) {
+              throw UserError(where + ": '" + label + "' refers to '" + name +
+                              "', which is not a key of this run" + DidYouMean(name, paths));
+            }
+          }
+        } else if (const toml::table* distribution = node.as_table()) {
+          parameter.kind = SweepParameter::Kind::kDistribution;
+          toml::table scratch;
+          const std::vector<std::string> kinds = {"uniform", "log_uniform", "int_uniform",
+                                                  "categorical"};
+          const Options d = ResolveSection(
+              {distribution,
+               label,
+               {OptionSpec::String("distribution", {}, "uniform, log_uniform, int_uniform or "
+                                                       "categorical")
+                    .Required()
+                    .Choices(kinds),
+                OptionSpec::Float("min", NAN, "Lower bound"),
+                OptionSpec::Float("max", NAN, "Upper bound"),
+                OptionSpec::Float("q", 0.0, "Round samples to a multiple of q; 0: no rounding")
+                    .Range(0, INFINITY)},
+               {"values"}},
+              file, distribution->source(), scratch);
+          parameter.distribution = d.String("distribution");
+          parameter.min = d.Float("min");
+          parameter.max = d.Float("max");
+          if (d.Float("q") > 0) parameter.q = d.Float("q");
+          if (parameter.distribution == "categorical") {
+            const toml::node* values = distribution->get("values");
+            if (values == nullptr || !values->is_array() || values->as_array()->empty()) {
+              throw UserError(where + ": '" + label +
+                              "' is categorical and needs values = [ ... ] with at least one value");
+            }
+            for (const toml::node& value : *values->as_array()) {
+              parameter.values.push_back(CheckValue(spec, value, parameter.path, file));
+            }
+          } else {
+            if (distribution->get("values") != nullptr) {
+              throw UserError(where + ": '" + label + "' has values, which only a categorical "
+                              "distribution takes; use min and max");
+            }
+            if (std::isnan(parameter.min) || std::isnan(parameter.max) ||
+                !(parameter.min < parameter.max)) {
+              throw UserError(where + ": '" + label + "' needs min < max, both set");
+            }
+            if (parameter.distribution == "log_uniform" && parameter.min <= 0) {
+              throw UserError(where + ": '" + label + "' is log_uniform, so min must be > 0");
+            }
+            const bool integer_target = spec.type == OptionType::kInt;
+            const bool float_target = spec.type == OptionType::kFloat;
+            if (!float_target && !integer_target) {
+              throw UserError(where + ": '" + label + "' samples numbers, but '" + parameter.path +
+                              "' is " + ArticleFor(spec.type) + std::string(OptionTypeName(spec.type)) +
+                              "; give a list of values instead");
+            }
+            if (parameter.distribution == "int_uniform" && !integer_target) {
+              throw UserError(where + ": '" + label + "' is int_uniform, but '" + parameter.path +
+                              "' is a float; use uniform or log_uniform");
+            }
+            auto in_range = [&](double v) {
+              return (spec.min_exclusive ? v > spec.min : v >= spec.min) &&
+                     (spec.max_exclusive ? v < spec.max : v <= spec.max);
+            };
+            if (!in_range(parameter.min) || !in_range(parameter.max)) {
+              throw UserError(where + ": '" + label + "' spans [" + FormatNumber(parameter.min) +
+                              ", " + FormatNumber(parameter.max) + "], outside the range of '" +
+                              parameter.path + "', " + RangeText(spec));
+            }
+          }
+        } else {
+          throw UserError(where + ": '" + label + "' must be a list of values, an expression "
+                          "string, or a table with distribution = ...; got " + TypeOf(node));
+        }
+        out.insert_or_assign(parameter.path, node);
+        sweep.parameters.push_back(std::move(parameter));
+      }
+      sweep_out.insert_or_assign("parameters", std::move(out));
+    }
+    config.sweep = std::move(sweep);
+  }
+
+  {
+    const Options options = section(
+        "registry", {OptionSpec::String("path", ".tune/registry", "Where adapters are stored")});
+    const toml::table* table = SubTable(document, "registry", "registry", file);
+    // Written in the file: relative to the file. Defaulted: relative to where tune runs.
+    config.registry_path = table && table->get("path")
+                               ? impl_->Resolve(options.String("path")).string()
+                               : options.String("path");
+  }
+  config.plugin_paths = PluginPaths();
+  {
+    toml::array paths;
+    const toml::table* table = SubTable(document, "plugins", "plugins", file);
+    if (table && table->get("paths")) paths = *table->get("paths")->as_array();
+    toml::table out;
+    out.insert_or_assign("paths", std::move(paths));
+    resolved.insert_or_assign("plugins", std::move(out));
+  }
+
+  std::ostringstream out;
+  out << resolved;
+  config.resolved_toml = out.str() + "\n";
+  return config;
+}
+
+}  // namespace tune

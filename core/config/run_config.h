@@ -1,0 +1,125 @@
+// RunConfig: a run or sweep file (DESIGN section 4), checked and typed.
+//
+// Reading happens in two steps because the file names its own plugin folders: RunFile::Read parses
+// the TOML and applies command-line overrides; the caller loads plugins from PluginPaths(); then
+// Resolve checks every section against tune's keys and each named plugin's declared options.
+// Every refusal is a UserError of one line: file:line:column, the key, what was expected.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tune/metric.h"
+#include "tune/options.h"
+
+namespace tune {
+
+class PluginHost;
+
+// Relative paths are resolved against the directory of the file that contains them.
+struct ModelConfig {
+  std::string plugin;
+  std::filesystem::path path;  // a model directory (HF layout)
+  Options options;             // the model plugin's own options
+};
+
+struct DatasetConfig {
+  std::string plugin;
+  std::filesystem::path path;
+  std::optional<std::filesystem::path> eval_path;  // explicit eval file; replaces eval_fraction
+  double eval_fraction = 0.0;                      // share of examples held out, in [0, 1)
+  Options options;
+};
+
+struct AdapterConfig {
+  std::string method;  // the adapter plugin: lora, qlora, full, or a user's
+  Options options;
+};
+
+struct OptimizerConfig {
+  std::string plugin;
+  double lr = 0.0;  // peak learning rate
+  double weight_decay = 0.0;
+  std::string schedule;  // constant | linear | cosine
+  int64_t warmup_steps = 0;
+  Options options;
+};
+
+struct TrainConfig {
+  int64_t steps = 0;  // optimizer steps
+  int64_t batch_size = 0;
+  int64_t seq_len = 0;  // tokens per example, prompt and completion together
+  int64_t seed = 0;
+  std::string device;  // auto | cpu | cuda
+};
+
+struct MetricConfig {
+  std::string plugin;
+  Options options;
+};
+
+struct SweepParameter {
+  enum class Kind { kValues, kExpression, kDistribution };
+  std::string path;  // a key of the run config, e.g. "adapter.rank"
+  Kind kind = Kind::kValues;
+  std::vector<OptionValue> values;  // kValues, and kDistribution "categorical"
+  std::string expression;           // kExpression, over other parameters: "2 * adapter.rank"
+  std::string distribution;         // uniform | log_uniform | int_uniform | categorical
+  double min = 0.0;
+  double max = 0.0;
+  std::optional<double> q;  // quantisation step
+};
+
+struct SweepConfig {
+  std::string method;  // grid | random | tpe
+  std::string objective_metric;
+  MetricGoal objective_goal = MetricGoal::kMaximize;
+  int64_t max_trials = 0;
+  int64_t parallel = 0;
+  std::vector<SweepParameter> parameters;
+  std::string early_stop;  // none | asha | hyperband
+  int64_t early_stop_min_steps = 0;
+  int64_t early_stop_eta = 0;
+};
+
+struct RunConfig {
+  std::filesystem::path file;
+  std::string name;  // adapters register under this name
+  ModelConfig model;
+  DatasetConfig dataset;
+  AdapterConfig adapter;
+  OptimizerConfig optimizer;
+  TrainConfig train;
+  std::vector<MetricConfig> metrics;
+  std::optional<SweepConfig> sweep;
+  std::string registry_path;
+  std::vector<std::filesystem::path> plugin_paths;
+  // The whole configuration as TOML, overrides applied and every default filled in.
+  std::string resolved_toml;
+};
+
+class RunFile {
+ public:
+  // Parses `file` and applies each "key=value" override (the value is read as TOML, or as a
+  // string if it is not valid TOML). Throws UserError for malformed TOML or overrides.
+  static RunFile Read(const std::filesystem::path& file, std::span<const std::string> overrides);
+
+  // The [plugins] paths, resolved against the file's directory. Throws UserError if malformed.
+  std::vector<std::filesystem::path> PluginPaths() const;
+
+  // Checks everything and returns the typed configuration. Throws UserError.
+  RunConfig Resolve(const PluginHost& plugins) const;
+
+  struct Impl;
+
+ private:
+  explicit RunFile(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<const Impl> impl_;
+};
+
+}  // namespace tune

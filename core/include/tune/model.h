@@ -1,0 +1,16 @@
+// Model plugins: a base model and its tokenizer, loaded from a directory.
+//
+// The kind is registered and loaded like every other (see plugin.h); the methods the trainer
+// calls arrive with the trainer, and adding them bumps TUNE_ABI_MAJOR.
+#pragma once
+
+#include "tune/plugin.h"
+
+namespace tune {
+
+class Model {
+ public:
+  virtual ~Model() = default;
+};
+
+}  // namespace tune

@@ -1,0 +1,374 @@
+#include "plugin_host/plugin_host.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <regex>
+#include <system_error>
+
+#include <boost/dll/shared_library.hpp>
+
+#include "tune/metric.h"
+#include "util/suggest.h"
+
+namespace tune {
+namespace fs = std::filesystem;
+
+namespace {
+
+using AnyPlugin = decltype(LoadedPlugin::plugin);
+
+// Every library ever opened. Deliberately never destroyed: objects, threads and function
+// pointers from a plugin may outlive any owner we could give the library.
+std::vector<boost::dll::shared_library>& OpenedLibraries() {
+  static auto* libraries = new std::vector<boost::dll::shared_library>();
+  return *libraries;
+}
+
+PluginKind KindOf(const AnyPlugin& plugin) {
+  return std::visit(
+      [](const auto& p) {
+        using T = std::decay_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, DatasetPlugin>) return PluginKind::kDataset;
+        if constexpr (std::is_same_v<T, ModelPlugin>) return PluginKind::kModel;
+        if constexpr (std::is_same_v<T, AdapterPlugin>) return PluginKind::kAdapter;
+        if constexpr (std::is_same_v<T, OptimizerPlugin>) return PluginKind::kOptimizer;
+        if constexpr (std::is_same_v<T, MetricPlugin>) return PluginKind::kMetric;
+      },
+      plugin);
+}
+
+const PluginInfo& InfoOf(const AnyPlugin& plugin) {
+  return std::visit([](const auto& p) -> const PluginInfo& { return p.info; }, plugin);
+}
+
+bool HasFactory(const AnyPlugin& plugin) {
+  return std::visit([](const auto& p) { return static_cast<bool>(p.create); }, plugin);
+}
+
+// Collects what one library registers; nothing is kept unless registration returns normally.
+class StagingRegistrar final : public Registrar {
+ public:
+  void Add(DatasetPlugin plugin) override { staged.emplace_back(std::move(plugin)); }
+  void Add(ModelPlugin plugin) override { staged.emplace_back(std::move(plugin)); }
+  void Add(AdapterPlugin plugin) override { staged.emplace_back(std::move(plugin)); }
+  void Add(OptimizerPlugin plugin) override { staged.emplace_back(std::move(plugin)); }
+  void Add(MetricPlugin plugin) override { staged.emplace_back(std::move(plugin)); }
+
+  std::vector<AnyPlugin> staged;
+};
+
+bool IsValidName(const std::string& name) {
+  static const std::regex grammar("[a-z0-9][a-z0-9._-]{0,63}");
+  return std::regex_match(name, grammar);
+}
+
+// Option names are bare TOML keys a user types: lower_snake_case.
+bool IsValidOptionName(const std::string& name) {
+  static const std::regex grammar("[a-z][a-z0-9_]{0,63}");
+  return std::regex_match(name, grammar);
+}
+
+bool DefaultMatchesType(const OptionSpec& spec) {
+  switch (spec.type) {
+    case OptionType::kBool:
+      return std::holds_alternative<bool>(spec.default_value);
+    case OptionType::kInt:
+      return std::holds_alternative<int64_t>(spec.default_value);
+    case OptionType::kFloat:
+      return std::holds_alternative<double>(spec.default_value);
+    case OptionType::kString:
+      return std::holds_alternative<std::string>(spec.default_value);
+    case OptionType::kStringList:
+      return std::holds_alternative<std::vector<std::string>>(spec.default_value);
+  }
+  return false;
+}
+
+// Why `plugin` cannot be accepted as registered, or "" if it can.
+std::string CheckRegistration(const AnyPlugin& plugin) {
+  const PluginInfo& info = InfoOf(plugin);
+  const std::string kind(PluginKindName(KindOf(plugin)));
+  if (!IsValidName(info.name)) {
+    return "registers a " + kind + " named '" + info.name +
+           "', which is not a valid name ([a-z0-9][a-z0-9._-]{0,63}); rename it in the plugin";
+  }
+  const std::string who = kind + " '" + info.name + "'";
+  if (info.version.empty()) return "registers " + who + " without a version; set PluginInfo.version";
+  if (!HasFactory(plugin)) return "registers " + who + " without a create function";
+  std::vector<std::string> option_names;
+  for (const OptionSpec& spec : info.options) {
+    const std::string where = who + " option '" + spec.name + "'";
+    if (!IsValidOptionName(spec.name)) {
+      return "registers " + where + ", which is not a valid option name; use lower_snake_case";
+    }
+    if (std::find(option_names.begin(), option_names.end(), spec.name) != option_names.end()) {
+      return "registers " + where + " twice";
+    }
+    option_names.push_back(spec.name);
+    if (!spec.required() && !DefaultMatchesType(spec)) {
+      return "registers " + where + " whose default is not a " +
+             std::string(OptionTypeName(spec.type));
+    }
+  }
+  return "";
+}
+
+std::string DlopenReason() {
+  const char* reason = dlerror();
+  if (reason == nullptr) return "unknown reason";
+  std::string text(reason);
+  // dlerror() starts with the path, which the message already names.
+  if (size_t colon = text.find(": "); colon != std::string::npos && text[0] == '/') {
+    text = text.substr(colon + 2);
+  }
+  return text;
+}
+
+}  // namespace
+
+std::string_view PluginKindName(PluginKind kind) {
+  switch (kind) {
+    case PluginKind::kDataset:
+      return "dataset";
+    case PluginKind::kModel:
+      return "model";
+    case PluginKind::kAdapter:
+      return "adapter";
+    case PluginKind::kOptimizer:
+      return "optimizer";
+    case PluginKind::kMetric:
+      return "metric";
+  }
+  return "?";
+}
+
+const PluginInfo& LoadedPlugin::info() const { return InfoOf(plugin); }
+
+std::string DescribePluginFailure(const LoadedPlugin& plugin, std::string_view action,
+                                  std::string_view what) {
+  return std::string(PluginKindName(plugin.kind)) + " plugin '" + plugin.info().name + "' (" +
+         plugin.file.string() + ") failed " + std::string(action) + ": " + std::string(what);
+}
+
+std::vector<fs::path> PluginSearchPath(const fs::path& builtin_dir, std::string_view env_plugin_path,
+                                       const std::vector<fs::path>& config_paths) {
+  std::vector<fs::path> path{builtin_dir};
+  while (!env_plugin_path.empty()) {
+    const size_t colon = env_plugin_path.find(':');
+    const std::string_view entry = env_plugin_path.substr(0, colon);
+    if (!entry.empty()) path.emplace_back(entry);
+    if (colon == std::string_view::npos) break;
+    env_plugin_path.remove_prefix(colon + 1);
+  }
+  path.insert(path.end(), config_paths.begin(), config_paths.end());
+  return path;
+}
+
+fs::path BuiltinPluginDir() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return exe.parent_path().parent_path() / "lib" / "tune" / "plugins";
+}
+
+void PluginHost::Load(const std::vector<fs::path>& search_path) {
+  for (const fs::path& entry : search_path) {
+    std::error_code ec;
+    const fs::file_status status = fs::status(entry, ec);
+    if (!fs::exists(status)) {
+      failures_.push_back({entry, "plugin path entry " + entry.string() +
+                                      " does not exist; fix TUNE_PLUGIN_PATH or [plugins] paths"});
+      continue;
+    }
+    if (!fs::is_directory(status)) {
+      LoadLibrary(entry);
+      continue;
+    }
+    std::vector<fs::path> files;
+    for (const fs::directory_entry& item : fs::directory_iterator(entry, ec)) {
+      if (item.path().extension() == ".so" && item.is_regular_file(ec)) files.push_back(item.path());
+    }
+    std::sort(files.begin(), files.end());
+    for (const fs::path& file : files) LoadLibrary(file);
+  }
+}
+
+void PluginHost::LoadLibrary(const fs::path& file) {
+  std::error_code ec;
+  const fs::path canonical = fs::weakly_canonical(file, ec);
+  if (std::find(seen_.begin(), seen_.end(), canonical) != seen_.end()) return;
+  seen_.push_back(canonical);
+
+  auto refuse = [&](const std::string& reason) {
+    failures_.push_back({file, "plugin " + file.string() + " " + reason});
+  };
+
+  boost::dll::shared_library library;
+  dlerror();
+  library.load(file, ec, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+  if (ec) {
+    refuse("is not a loadable shared library (" + DlopenReason() +
+           "); remove it from the plugin path");
+    return;
+  }
+  OpenedLibraries().push_back(library);
+  if (!library.has(kPluginEntrySymbol)) {
+    refuse(std::string("has no '") + kPluginEntrySymbol +
+           "' entry; add TUNE_PLUGIN(YourRegisterFunction) from <tune/plugin.h> to one source "
+           "file, or remove the library from the plugin path");
+    return;
+  }
+
+  const PluginDescriptor* descriptor = nullptr;
+  try {
+    descriptor = library.get_alias<const PluginDescriptor*()>(kPluginEntrySymbol)();
+  } catch (const std::exception& e) {
+    refuse(std::string("failed while describing itself: ") + e.what());
+    return;
+  }
+  if (descriptor == nullptr) {
+    refuse("returned no descriptor from its entry; declare the entry with TUNE_PLUGIN(...)");
+    return;
+  }
+  constexpr PluginDescriptor host = DescribeThisBuild(nullptr);
+  if (descriptor->abi_major != host.abi_major || descriptor->size_bytes != host.size_bytes) {
+    refuse("was built for tune plugin ABI " + std::to_string(descriptor->abi_major) +
+           "; this tune uses ABI " + std::to_string(host.abi_major) +
+           ": rebuild it against this tune's SDK");
+    return;
+  }
+  const std::string plugin_torch = descriptor->torch_version ? descriptor->torch_version : "?";
+  if (plugin_torch != host.torch_version) {
+    refuse("was built for libtorch " + plugin_torch + "; this tune uses libtorch " +
+           host.torch_version + ": rebuild it against this tune's SDK");
+    return;
+  }
+  const std::string plugin_compiler = descriptor->compiler ? descriptor->compiler : "?";
+  if (plugin_compiler != host.compiler) {
+    refuse("was built with " + plugin_compiler + "; this tune was built with " + host.compiler +
+           ": rebuild it with " + host.compiler);
+    return;
+  }
+  if (descriptor->cxx11_abi != host.cxx11_abi) {
+    refuse("was built with _GLIBCXX_USE_CXX11_ABI=" + std::to_string(descriptor->cxx11_abi) +
+           "; this tune uses _GLIBCXX_USE_CXX11_ABI=" + std::to_string(host.cxx11_abi) +
+           ": rebuild it with the same setting");
+    return;
+  }
+  if (descriptor->register_plugins == nullptr) {
+    refuse("has no register function; pass one to TUNE_PLUGIN(...)");
+    return;
+  }
+
+  StagingRegistrar registrar;
+  try {
+    descriptor->register_plugins(registrar);
+  } catch (const std::exception& e) {
+    refuse(std::string("failed while registering: ") + e.what() +
+           "; fix the plugin or remove it from the plugin path");
+    return;
+  } catch (...) {
+    refuse("failed while registering (non-standard exception); fix the plugin or remove it");
+    return;
+  }
+  if (registrar.staged.empty()) {
+    refuse("registered nothing; its register function must call registrar.Add(...)");
+    return;
+  }
+  for (size_t i = 0; i < registrar.staged.size(); ++i) {
+    const AnyPlugin& plugin = registrar.staged[i];
+    if (std::string problem = CheckRegistration(plugin); !problem.empty()) {
+      refuse(problem);
+      return;
+    }
+    const PluginKind kind = KindOf(plugin);
+    const std::string& name = InfoOf(plugin).name;
+    const std::string what = std::string(PluginKindName(kind)) + " '" + name + "'";
+    if (const LoadedPlugin* existing = Find(kind, name)) {
+      refuse("registers " + what + ", which " + existing->file.string() +
+             " already provides; remove one of the two from the plugin path");
+      return;
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (KindOf(registrar.staged[j]) == kind && InfoOf(registrar.staged[j]).name == name) {
+        refuse("registers " + what + " twice");
+        return;
+      }
+    }
+  }
+  for (AnyPlugin& plugin : registrar.staged) {
+    const PluginKind kind = KindOf(plugin);
+    plugins_.push_back({kind, file, std::move(plugin)});
+  }
+}
+
+std::vector<const LoadedPlugin*> PluginHost::plugins() const {
+  std::vector<const LoadedPlugin*> sorted;
+  for (const LoadedPlugin& plugin : plugins_) sorted.push_back(&plugin);
+  std::sort(sorted.begin(), sorted.end(), [](const LoadedPlugin* a, const LoadedPlugin* b) {
+    return std::tie(a->kind, a->info().name) < std::tie(b->kind, b->info().name);
+  });
+  return sorted;
+}
+
+const LoadedPlugin* PluginHost::Find(PluginKind kind, std::string_view name) const {
+  for (const LoadedPlugin& plugin : plugins_) {
+    if (plugin.kind == kind && plugin.info().name == name) return &plugin;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> PluginHost::Names(PluginKind kind) const {
+  std::vector<std::string> names;
+  for (const LoadedPlugin* plugin : plugins()) {
+    if (plugin->kind == kind) names.push_back(plugin->info().name);
+  }
+  return names;
+}
+
+const LoadedPlugin& PluginHost::Require(PluginKind kind, std::string_view name) const {
+  if (const LoadedPlugin* plugin = Find(kind, name)) return *plugin;
+  std::string message = std::string(PluginKindName(kind)) + " plugin '" + std::string(name) +
+                        "' is not loaded (loaded: ";
+  const std::vector<std::string> names = Names(kind);
+  message += names.empty() ? "none" : JoinNames(names);
+  message += ")";
+  if (!failures_.empty()) {
+    message += "; " + std::to_string(failures_.size()) +
+               " plugin file(s) failed to load, run `tune plugins` to see why";
+  }
+  throw UserError(message);
+}
+
+namespace {
+
+// Forwards to the plugin's metric, reporting its exceptions with the plugin's name.
+class GuardedMetric final : public Metric {
+ public:
+  GuardedMetric(const LoadedPlugin& plugin, std::unique_ptr<Metric> metric)
+      : plugin_(plugin), metric_(std::move(metric)) {}
+
+  MetricScore Score(std::span<const MetricExample> examples) const override {
+    return CallPlugin(plugin_, "while scoring", [&] { return metric_->Score(examples); });
+  }
+
+ private:
+  const LoadedPlugin& plugin_;
+  std::unique_ptr<Metric> metric_;
+};
+
+}  // namespace
+
+std::unique_ptr<Metric> PluginHost::CreateMetric(std::string_view name,
+                                                 const Options& options) const {
+  const LoadedPlugin& plugin = Require(PluginKind::kMetric, name);
+  const auto& metric_plugin = std::get<MetricPlugin>(plugin.plugin);
+  std::unique_ptr<Metric> metric =
+      CallPlugin(plugin, "while being created", [&] { return metric_plugin.create(options); });
+  if (metric == nullptr) {
+    throw UserError(DescribePluginFailure(plugin, "while being created", "it returned no object"));
+  }
+  return std::make_unique<GuardedMetric>(plugin, std::move(metric));
+}
+
+}  // namespace tune

@@ -1,0 +1,97 @@
+// PluginHost: finds plugin libraries, checks them, and creates plugin objects.
+//
+// Load() before sharing a host between threads; after that every method is const and safe to call
+// concurrently. Libraries are never unloaded, even when the host is destroyed.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "tune/plugin.h"
+#include "util/error.h"
+
+namespace tune {
+
+std::string_view PluginKindName(PluginKind kind);  // "dataset", "model", ...
+
+// One plugin a library registered, with the file it came from.
+struct LoadedPlugin {
+  PluginKind kind;
+  std::filesystem::path file;
+  std::variant<DatasetPlugin, ModelPlugin, AdapterPlugin, OptimizerPlugin, MetricPlugin> plugin;
+
+  const PluginInfo& info() const;
+};
+
+// A library that was refused. `message` is one line naming the file, the reason and the fix.
+struct PluginLoadFailure {
+  std::filesystem::path file;
+  std::string message;
+};
+
+// The search path in the order plugins are found: the build's plugin folder (next to the tune
+// executable), then each entry of `env_plugin_path` (TUNE_PLUGIN_PATH, ':'-separated), then the
+// run file's [plugins] paths.
+std::vector<std::filesystem::path> PluginSearchPath(const std::filesystem::path& builtin_dir,
+                                                    std::string_view env_plugin_path,
+                                                    const std::vector<std::filesystem::path>& config_paths);
+
+// The built-in plugin folder of the running tune: <prefix>/lib/tune/plugins, where the
+// executable is <prefix>/bin/tune (the build tree has the same layout).
+std::filesystem::path BuiltinPluginDir();
+
+class Metric;
+
+class PluginHost {
+ public:
+  PluginHost() = default;
+  PluginHost(const PluginHost&) = delete;
+  PluginHost& operator=(const PluginHost&) = delete;
+
+  // Loads every library on `search_path`, in order. A directory contributes each regular file in
+  // it whose name ends in ".so", by name; a file is loaded as given; a path seen before (after
+  // resolving links) is skipped. Never throws: a bad file or missing entry becomes a failure and
+  // the rest still load. The first library to register a kind and name keeps it.
+  void Load(const std::vector<std::filesystem::path>& search_path);
+
+  const std::vector<PluginLoadFailure>& failures() const { return failures_; }
+
+  // Every loaded plugin, sorted by kind, then name.
+  std::vector<const LoadedPlugin*> plugins() const;
+  const LoadedPlugin* Find(PluginKind kind, std::string_view name) const;
+  std::vector<std::string> Names(PluginKind kind) const;
+
+  // Creates a configured metric. The returned object reports any exception from the plugin as a
+  // UserError naming the plugin and its file. Throws UserError if `name` is not loaded.
+  std::unique_ptr<Metric> CreateMetric(std::string_view name, const Options& options) const;
+
+ private:
+  void LoadLibrary(const std::filesystem::path& file);
+  const LoadedPlugin& Require(PluginKind kind, std::string_view name) const;
+
+  std::vector<std::filesystem::path> seen_;
+  std::vector<LoadedPlugin> plugins_;
+  std::vector<PluginLoadFailure> failures_;
+};
+
+std::string DescribePluginFailure(const LoadedPlugin& plugin, std::string_view action,
+                                  std::string_view what);
+
+// Runs `call` and turns any exception into a UserError that names the plugin, its file and what
+// it was doing, so that no exception from plugin code reaches the user unexplained.
+template <typename Call>
+decltype(auto) CallPlugin(const LoadedPlugin& plugin, std::string_view action, Call&& call) {
+  try {
+    return call();
+  } catch (const std::exception& e) {
+    throw UserError(DescribePluginFailure(plugin, action, e.what()));
+  } catch (...) {
+    throw UserError(DescribePluginFailure(plugin, action, "a non-standard exception"));
+  }
+}
+
+}  // namespace tune

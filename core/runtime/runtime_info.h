@@ -1,0 +1,20 @@
+// What this tune is and what it can run on: printed by `tune --version`, recorded with every
+// adapter version. Kept free of libtorch so that callers do not compile against it.
+#pragma once
+
+#include <string>
+
+namespace tune {
+
+struct RuntimeInfo {
+  std::string tune_version;   // "0.1.0"
+  std::string git_commit;     // 12 hex digits, "-dirty" if built from modified sources, or "unknown"
+  std::string torch_version;  // the libtorch tune was compiled against
+  std::string compiler;       // "gcc 12"
+  int plugin_abi = 0;
+  int cuda_devices = 0;  // CUDA devices libtorch can use; 0 on CPU-only builds
+};
+
+RuntimeInfo DescribeRuntime();
+
+}  // namespace tune

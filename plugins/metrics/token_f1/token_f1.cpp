@@ -1,0 +1,74 @@
+// token_f1: SQuAD's word-overlap F1 between prediction and reference, best reference per example,
+// averaged over examples.
+#include <algorithm>
+#include <map>
+#include <memory>
+
+#include "tune/metric.h"
+#include "tune/text.h"
+
+namespace {
+
+// F1 of the multiset overlap of two word lists. Two empty lists agree (1); one empty list
+// against a non-empty one scores 0, as in the SQuAD v2.0 script.
+double WordF1(const std::vector<std::string>& prediction, const std::vector<std::string>& reference) {
+  if (prediction.empty() || reference.empty()) {
+    return prediction.empty() && reference.empty() ? 1.0 : 0.0;
+  }
+  std::map<std::string_view, int> reference_counts;
+  for (const std::string& word : reference) ++reference_counts[word];
+  int overlap = 0;
+  for (const std::string& word : prediction) {
+    auto it = reference_counts.find(word);
+    if (it != reference_counts.end() && it->second > 0) {
+      --it->second;
+      ++overlap;
+    }
+  }
+  if (overlap == 0) return 0.0;
+  const double precision = static_cast<double>(overlap) / static_cast<double>(prediction.size());
+  const double recall = static_cast<double>(overlap) / static_cast<double>(reference.size());
+  return 2.0 * precision * recall / (precision + recall);
+}
+
+class TokenF1 final : public tune::Metric {
+ public:
+  explicit TokenF1(tune::NormalizeOptions normalize) : normalize_(normalize) {}
+
+  tune::MetricScore Score(std::span<const tune::MetricExample> examples) const override {
+    tune::MetricScore score;
+    score.per_example.reserve(examples.size());
+    for (const tune::MetricExample& example : examples) {
+      const std::vector<std::string> prediction =
+          tune::SplitWhitespace(tune::NormalizeText(example.prediction, normalize_));
+      double best = 0.0;
+      for (const std::string& ref : example.references) {
+        best = std::max(best,
+                        WordF1(prediction, tune::SplitWhitespace(tune::NormalizeText(ref, normalize_))));
+      }
+      score.per_example.push_back(best);
+      score.value += best;
+    }
+    score.value /= static_cast<double>(examples.size());
+    return score;
+  }
+
+ private:
+  tune::NormalizeOptions normalize_;
+};
+
+void Register(tune::Registrar& registrar) {
+  registrar.Add(tune::MetricPlugin{
+      .info = {.name = "token_f1",
+               .version = "1.0.0",
+               .description = "Mean word-overlap F1 against the best reference (SQuAD-style).",
+               .options = tune::NormalizeOptionSpecs()},
+      .goal = tune::MetricGoal::kMaximize,
+      .create = [](const tune::Options& options) -> std::unique_ptr<tune::Metric> {
+        return std::make_unique<TokenF1>(tune::NormalizeOptionsFrom(options));
+      }});
+}
+
+}  // namespace
+
+TUNE_PLUGIN(Register)
