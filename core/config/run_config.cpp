@@ -1,6 +1,7 @@
 #include "config/run_config.h"
 
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -36,6 +37,7 @@ std::string Where(const toml::source_region& source, const fs::path& file) {
 }
 
 std::string Describe(const toml::node& node) {
+  if (const toml::value<std::string>* text = node.as_string()) return "\"" + text->get() + "\"";
   std::ostringstream out;
   node.visit([&](const auto& concrete) { out << concrete; });
   std::string text = OneLine(out.str());
@@ -299,12 +301,25 @@ void ApplyOverride(toml::table& document, const std::string& assignment) {
   }
   // The value is TOML when it parses as TOML, so adapter.rank=16 is an integer; otherwise it is
   // taken as a bare string, so train.device=cpu needs no quotes.
+  // Either way the value is parsed under the argument's name, so errors point at the argument.
   toml::table holder;
   try {
     holder = toml::parse("value = " + text, source);
   } catch (const toml::parse_error&) {
-    holder = toml::parse("value = \"\"", source);
-    holder.insert_or_assign("value", text);
+    std::string quoted = "\"";
+    for (char c : text) {
+      if (c == '"' || c == '\\') {
+        quoted += '\\';
+        quoted += c;
+      } else if (static_cast<unsigned char>(c) < 0x20) {
+        char escaped[8];
+        std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+        quoted += escaped;
+      } else {
+        quoted += c;
+      }
+    }
+    holder = toml::parse("value = " + quoted + "\"", source);
   }
   table->insert_or_assign(parts.back(), std::move(*holder.get("value")));
 }

@@ -8,7 +8,8 @@
 
 namespace tune {
 
-// Levenshtein distance (insertions, deletions, substitutions; each costs 1).
+// Edit distance counting insertions, deletions, substitutions and swaps of two adjacent
+// characters, each as 1 (optimal string alignment distance).
 size_t EditDistance(std::string_view a, std::string_view b);
 
 // The candidate closest to `input`, if it is close enough to be a plausible typo: at most a third

@@ -35,8 +35,8 @@ enum class PluginKind { kDataset, kModel, kAdapter, kOptimizer, kMetric };
 struct PluginInfo {
   std::string name;     // [a-z0-9][a-z0-9._-]{0,63}, unique within its kind
   std::string version;  // the plugin's own version, recorded with every result it produced
-  std::string description;
-  std::vector<OptionSpec> options;  // the keys a user may set in the plugin's config section
+  std::string description = {};
+  std::vector<OptionSpec> options = {};  // keys a user may set in the plugin's config section
 };
 
 class Dataset;

@@ -1,0 +1,336 @@
+#include "config/run_config.h"
+
+#include <gtest/gtest.h>
+
+#include "plugin_host/plugin_host.h"
+#include "support/test_support.h"
+#include "util/error.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+// The DESIGN section 4 example, pointed at the config fixture plugins.
+constexpr const char* kRunFile = R"(name = "rank"
+
+[model]
+plugin = "test_model"
+path = "models/tiny"
+
+[dataset]
+plugin = "test_dataset"
+path = "data/task.jsonl"
+eval_fraction = 0.1
+
+[adapter]
+method = "test_lora"
+rank = 8
+alpha = 16
+dropout = 0.05
+targets = ["q_proj", "v_proj"]
+
+[optimizer]
+plugin = "test_optimizer"
+lr = 2e-4
+weight_decay = 0.0
+schedule = "cosine"
+warmup_steps = 10
+
+[train]
+steps = 200
+batch_size = 8
+seq_len = 128
+seed = 0
+device = "auto"
+
+[[metrics]]
+plugin = "exact_match"
+
+[[metrics]]
+plugin = "token_f1"
+strip_articles = false
+
+[sweep]
+method = "grid"
+objective = { metric = "exact_match", goal = "maximize" }
+max_trials = 8
+parallel = 1
+
+[sweep.parameters]
+"adapter.rank" = [2, 4, 8, 16]
+"adapter.alpha" = "2 * adapter.rank"
+"optimizer.lr" = { distribution = "log_uniform", min = 1e-4, max = 1e-2 }
+
+[sweep.early_stop]
+type = "asha"
+min_steps = 20
+eta = 3
+)";
+
+class RunConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    host_.Load({TUNE_BUILTIN_PLUGIN_DIR, fs::path(TUNE_FIXTURE_DIR) / "config_kinds.so"});
+    ASSERT_TRUE(host_.failures().empty()) << host_.failures()[0].message;
+    fs::create_directories(dir_.path() / "models/tiny");
+    dir_.Write("data/task.jsonl", "{}\n");
+  }
+
+  // Writes `text` as run.toml and resolves it with `overrides`.
+  RunConfig Resolve(const std::string& text, std::vector<std::string> overrides = {}) {
+    const fs::path file = dir_.Write("rank.toml", text);
+    const RunFile run_file = RunFile::Read(file, overrides);
+    return run_file.Resolve(host_);
+  }
+
+  // The error message resolving `text` gives, with the file's path replaced by "FILE".
+  std::string ErrorOf(const std::string& text, std::vector<std::string> overrides = {}) {
+    try {
+      Resolve(text, std::move(overrides));
+    } catch (const UserError& e) {
+      std::string message = e.what();
+      EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+      const std::string path = (dir_.path() / "rank.toml").string();
+      for (size_t at; (at = message.find(path)) != std::string::npos;) {
+        message.replace(at, path.size(), "FILE");
+      }
+      return message;
+    }
+    ADD_FAILURE() << "expected an error";
+    return "";
+  }
+
+  // kRunFile with the first occurrence of `from` replaced by `to`.
+  static std::string Edit(const std::string& from, const std::string& to) {
+    std::string text = kRunFile;
+    const size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return text.replace(at, from.size(), to);
+  }
+
+  TempDir dir_;
+  PluginHost host_;
+};
+
+TEST_F(RunConfigTest, ResolvesTheDesignExampleIntoTypedSections) {
+  const RunConfig config = Resolve(kRunFile);
+  EXPECT_EQ(config.name, "rank");
+  EXPECT_EQ(config.model.plugin, "test_model");
+  EXPECT_EQ(config.model.path, dir_.path() / "models/tiny");
+  EXPECT_EQ(config.model.options.String("dtype"), "float32");
+  EXPECT_EQ(config.dataset.path, dir_.path() / "data/task.jsonl");
+  EXPECT_DOUBLE_EQ(config.dataset.eval_fraction, 0.1);
+  EXPECT_FALSE(config.dataset.eval_path.has_value());
+  EXPECT_EQ(config.adapter.method, "test_lora");
+  EXPECT_EQ(config.adapter.options.Int("rank"), 8);
+  EXPECT_DOUBLE_EQ(config.adapter.options.Float("alpha"), 16.0);
+  EXPECT_EQ(config.adapter.options.StringList("targets"),
+            (std::vector<std::string>{"q_proj", "v_proj"}));
+  EXPECT_DOUBLE_EQ(config.optimizer.lr, 2e-4);
+  EXPECT_EQ(config.optimizer.warmup_steps, 10);
+  EXPECT_DOUBLE_EQ(config.optimizer.options.Float("beta1"), 0.9);
+  EXPECT_EQ(config.train.steps, 200);
+  EXPECT_EQ(config.train.device, "auto");
+  ASSERT_EQ(config.metrics.size(), 2u);
+  EXPECT_TRUE(config.metrics[0].options.Bool("strip_articles"));
+  EXPECT_FALSE(config.metrics[1].options.Bool("strip_articles"));
+  ASSERT_TRUE(config.sweep.has_value());
+  EXPECT_EQ(config.sweep->objective_metric, "exact_match");
+  EXPECT_EQ(config.sweep->objective_goal, MetricGoal::kMaximize);
+  ASSERT_EQ(config.sweep->parameters.size(), 3u);
+  EXPECT_EQ(config.sweep->early_stop, "asha");
+  EXPECT_EQ(config.registry_path, ".tune/registry");
+}
+
+TEST_F(RunConfigTest, SweepParametersKeepTheirKinds) {
+  const RunConfig config = Resolve(kRunFile);
+  std::map<std::string, const SweepParameter*> by_path;
+  for (const SweepParameter& p : config.sweep->parameters) by_path[p.path] = &p;
+  EXPECT_EQ(by_path.at("adapter.rank")->kind, SweepParameter::Kind::kValues);
+  EXPECT_EQ(by_path.at("adapter.rank")->values,
+            (std::vector<OptionValue>{int64_t{2}, int64_t{4}, int64_t{8}, int64_t{16}}));
+  EXPECT_EQ(by_path.at("adapter.alpha")->kind, SweepParameter::Kind::kExpression);
+  EXPECT_EQ(by_path.at("adapter.alpha")->expression, "2 * adapter.rank");
+  EXPECT_EQ(by_path.at("optimizer.lr")->distribution, "log_uniform");
+  EXPECT_DOUBLE_EQ(by_path.at("optimizer.lr")->min, 1e-4);
+  EXPECT_DOUBLE_EQ(by_path.at("optimizer.lr")->max, 1e-2);
+}
+
+TEST_F(RunConfigTest, FillsDefaultsForEverythingLeftOut) {
+  const RunConfig config = Resolve(R"(
+[model]
+plugin = "test_model"
+path = "models/tiny"
+[dataset]
+plugin = "test_dataset"
+path = "data/task.jsonl"
+[adapter]
+method = "test_lora"
+[optimizer]
+plugin = "test_optimizer"
+)");
+  EXPECT_EQ(config.name, "rank");  // the file's stem
+  EXPECT_EQ(config.train.steps, 200);
+  EXPECT_EQ(config.train.batch_size, 8);
+  EXPECT_EQ(config.optimizer.schedule, "cosine");
+  EXPECT_EQ(config.adapter.options.Int("rank"), 8);
+  EXPECT_FALSE(config.sweep.has_value());
+  EXPECT_TRUE(config.metrics.empty());
+  EXPECT_NE(config.resolved_toml.find("batch_size = 8"), std::string::npos) << config.resolved_toml;
+  EXPECT_NE(config.resolved_toml.find("rank = 8"), std::string::npos) << config.resolved_toml;
+}
+
+TEST_F(RunConfigTest, UnknownKeyNamesFileLineColumnAndSuggestsTheClosestKey) {
+  EXPECT_EQ(ErrorOf(Edit("rank = 8", "rnak = 8")),
+            "FILE:14:1: unknown key 'adapter.rnak' (did you mean 'adapter.rank'?)");
+}
+
+TEST_F(RunConfigTest, UnknownSectionSuggestsTheClosestSection) {
+  EXPECT_EQ(ErrorOf(Edit("[adapter]", "[adaptor]")),
+            "FILE:12:2: unknown key 'adaptor' (did you mean 'adapter'?)");
+}
+
+TEST_F(RunConfigTest, UnknownPluginOptionSuggestsTheDeclaredOne) {
+  EXPECT_EQ(ErrorOf(Edit("strip_articles = false", "strip_article = false")),
+            "FILE:38:1: unknown key 'metrics[1].strip_article' (did you mean "
+            "'metrics[1].strip_articles'?)");
+}
+
+TEST_F(RunConfigTest, WrongTypeSaysWhatWasExpectedAndWhatWasGiven) {
+  EXPECT_EQ(ErrorOf(Edit("steps = 200", "steps = \"200\"")),
+            "FILE:27:9: 'train.steps' must be an integer, got string \"200\"");
+  EXPECT_EQ(ErrorOf(Edit("targets = [\"q_proj\", \"v_proj\"]", "targets = [\"q_proj\", 3]")),
+            "FILE:17:22: every item of 'adapter.targets' must be a string, got integer 3");
+}
+
+TEST_F(RunConfigTest, OutOfRangeValueStatesTheRange) {
+  EXPECT_EQ(ErrorOf(Edit("dropout = 0.05", "dropout = 1.5")),
+            "FILE:16:11: 'adapter.dropout' = 1.5 is out of range: expected a float in [0, 1)");
+  EXPECT_EQ(ErrorOf(Edit("rank = 8", "rank = 0")),
+            "FILE:14:8: 'adapter.rank' = 0 is out of range: expected an integer in [1, 4096]");
+}
+
+TEST_F(RunConfigTest, ValueOutsideTheChoicesListsThemAndSuggests) {
+  EXPECT_EQ(ErrorOf(Edit("device = \"auto\"", "device = \"cdua\"")),
+            "FILE:31:10: 'train.device' = \"cdua\" is not one of auto, cpu, cuda (did you mean "
+            "'cuda'?)");
+}
+
+TEST_F(RunConfigTest, DuplicateKeyIsMalformedTomlWithItsPosition) {
+  const std::string message = ErrorOf(Edit("rank = 8", "rank = 8\nrank = 16"));
+  EXPECT_EQ(message.rfind("FILE:15:8: invalid TOML: ", 0), 0u) << message;
+  EXPECT_NE(message.find("rank"), std::string::npos) << message;
+}
+
+TEST_F(RunConfigTest, MalformedTomlGivesLineAndColumn) {
+  const std::string message = ErrorOf(Edit("rank = 8", "rank = "));
+  EXPECT_EQ(message.rfind("FILE:14:8: invalid TOML: ", 0), 0u) << message;
+  EXPECT_NE(message.find("invalid TOML"), std::string::npos) << message;
+}
+
+TEST_F(RunConfigTest, MissingRequiredKeySaysWhereToAddIt) {
+  EXPECT_EQ(ErrorOf(Edit("path = \"models/tiny\"\n", "")),
+            "FILE:3:1: missing required key 'model.path'; add path = ... to [model] (Model "
+            "directory in Hugging Face layout)");
+}
+
+TEST_F(RunConfigTest, UnknownPluginSuggestsAnInstalledOne) {
+  EXPECT_EQ(ErrorOf(Edit("plugin = \"exact_match\"", "plugin = \"exact_mach\"")),
+            "FILE:34:10: unknown metric plugin 'exact_mach' for 'metrics[0].plugin' (did you "
+            "mean 'exact_match'?); installed: exact_match, token_f1");
+}
+
+TEST_F(RunConfigTest, PathThatDoesNotExistIsRefusedWhereItIsWritten) {
+  const std::string message = ErrorOf(Edit("models/tiny", "models/huge"));
+  EXPECT_EQ(message.rfind("FILE:5:8: 'model.path' names ", 0), 0u) << message;
+  EXPECT_NE(message.find("models/huge, which does not exist"), std::string::npos) << message;
+}
+
+TEST_F(RunConfigTest, InvalidNameIsRefused) {
+  EXPECT_EQ(ErrorOf(Edit("name = \"rank\"", "name = \"Rank Sweep\"")),
+            "FILE:1:8: 'name' = \"Rank Sweep\" is not a valid adapter name; use lower-case "
+            "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64 "
+            "characters");
+}
+
+TEST_F(RunConfigTest, OverridesAreTypedByTheKeyTheyTarget) {
+  const RunConfig config = Resolve(
+      kRunFile, {"adapter.rank=32", "train.device=cpu", "optimizer.lr=1e-3", "adapter.alpha=8",
+                 "adapter.targets=[\"o_proj\"]", "train.seed=7"});
+  EXPECT_EQ(config.adapter.options.Int("rank"), 32);
+  EXPECT_EQ(config.train.device, "cpu");
+  EXPECT_DOUBLE_EQ(config.optimizer.lr, 1e-3);
+  EXPECT_DOUBLE_EQ(config.adapter.options.Float("alpha"), 8.0);  // an integer where a float goes
+  EXPECT_EQ(config.adapter.options.StringList("targets"), (std::vector<std::string>{"o_proj"}));
+  EXPECT_EQ(config.train.seed, 7);
+  EXPECT_NE(config.resolved_toml.find("rank = 32"), std::string::npos);
+}
+
+TEST_F(RunConfigTest, OverrideErrorsNameTheArgument) {
+  EXPECT_EQ(ErrorOf(kRunFile, {"adapter.rank=abc"}),
+            "argument 'adapter.rank=abc': 'adapter.rank' must be an integer, got string \"abc\"");
+  EXPECT_EQ(ErrorOf(kRunFile, {"adapter.rnak=4"}),
+            "argument 'adapter.rnak=4': unknown key 'adapter.rnak' (did you mean "
+            "'adapter.rank'?)");
+  EXPECT_EQ(ErrorOf(kRunFile, {"adapter.rank"}),
+            "argument 'adapter.rank': expected key=value, for example adapter.rank=16");
+  EXPECT_EQ(ErrorOf(kRunFile, {"train.steps.x=1"}),
+            "argument 'train.steps.x=1': 'train.steps' is integer, not a table; this key cannot "
+            "be overridden from the command line");
+}
+
+TEST_F(RunConfigTest, SweepParameterMustNameAKeyOfTheRun) {
+  EXPECT_EQ(ErrorOf(Edit("\"adapter.rank\" = [2", "\"adapter.rnak\" = [2")),
+            "FILE:47:1: sweep parameter 'adapter.rnak' is not a key of this run (did you mean "
+            "'adapter.rank'?); parameters name keys such as adapter.rank or optimizer.lr");
+}
+
+TEST_F(RunConfigTest, SweepValuesAreCheckedAgainstTheTargetKey) {
+  EXPECT_EQ(ErrorOf(Edit("[2, 4, 8, 16]", "[0, 4, 8, 16]")),
+            "FILE:47:19: 'adapter.rank' = 0 is out of range: expected an integer in [1, 4096]");
+}
+
+TEST_F(RunConfigTest, TiedParameterMustReferToKeysOfTheRun) {
+  EXPECT_EQ(ErrorOf(Edit("2 * adapter.rank", "2 * adapter.rnk")),
+            "FILE:48:1: 'sweep.parameters.\"adapter.alpha\"' refers to 'adapter.rnk', which is "
+            "not a key of this run (did you mean 'adapter.rank'?)");
+}
+
+TEST_F(RunConfigTest, DistributionsAreChecked) {
+  EXPECT_EQ(ErrorOf(Edit("min = 1e-4", "min = 0.0")),
+            "FILE:49:1: 'sweep.parameters.\"optimizer.lr\"' is log_uniform, so min must be > 0");
+  EXPECT_EQ(ErrorOf(Edit("log_uniform", "int_uniform")),
+            "FILE:49:1: 'sweep.parameters.\"optimizer.lr\"' is int_uniform, but 'optimizer.lr' "
+            "is a float; use uniform or log_uniform");
+  EXPECT_EQ(ErrorOf(Edit("log_uniform", "log_unifrom")),
+            "FILE:49:35: 'sweep.parameters.\"optimizer.lr\".distribution' = \"log_unifrom\" is "
+            "not one of uniform, log_uniform, int_uniform, categorical (did you mean "
+            "'log_uniform'?)");
+}
+
+TEST_F(RunConfigTest, SweepObjectiveMustBeAMeasuredMetric) {
+  EXPECT_EQ(ErrorOf(Edit("metric = \"exact_match\", goal", "metric = \"bleu\", goal")),
+            "FILE:42:24: 'sweep.objective.metric' = \"bleu\" is not measured by this run; "
+            "available: eval_loss, exact_match, perplexity, token_f1 (add it under [[metrics]])");
+}
+
+TEST_F(RunConfigTest, ObjectiveGoalDefaultsToTheMetricsOwn) {
+  const RunConfig config =
+      Resolve(Edit("{ metric = \"exact_match\", goal = \"maximize\" }", "{ metric = \"eval_loss\" }"));
+  EXPECT_EQ(config.sweep->objective_goal, MetricGoal::kMinimize);
+}
+
+TEST_F(RunConfigTest, PluginPathsResolveAgainstTheFilesFolder) {
+  const fs::path file = dir_.Write("sub/run.toml", "[plugins]\npaths = [\"my-plugins\"]\n");
+  EXPECT_EQ(RunFile::Read(file, {}).PluginPaths(),
+            (std::vector<fs::path>{dir_.path() / "sub/my-plugins"}));
+}
+
+TEST_F(RunConfigTest, MissingFileIsAUserError) {
+  EXPECT_THROW(RunFile::Read(dir_.path() / "absent.toml", {}), UserError);
+}
+
+}  // namespace
+}  // namespace tune

@@ -1,0 +1,45 @@
+// Helpers shared by the test suites: temporary folders and running the real `tune` binary.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace tune::testing {
+
+// A fresh directory under the system temp folder, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  // Writes `content` to path()/name (creating parent folders) and returns the full path.
+  std::filesystem::path Write(const std::string& name, const std::string& content) const;
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs `argv` (argv[0] is a path) with the given extra environment variables, waits for it, and
+// captures both output streams. An empty value unsets the variable.
+CommandResult RunCommand(const std::vector<std::string>& argv,
+                         const std::map<std::string, std::string>& env = {});
+
+// Runs the built `tune` binary with `args`.
+CommandResult RunTune(const std::vector<std::string>& args,
+                      const std::map<std::string, std::string>& env = {});
+
+// Number of lines in `text` that start with `prefix`.
+int CountLinesStartingWith(const std::string& text, const std::string& prefix);
+
+}  // namespace tune::testing
