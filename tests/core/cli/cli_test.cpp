@@ -1,0 +1,149 @@
+// The real `tune` binary, run as a user runs it.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/test_support.h"
+#include "tune/plugin.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::CountLinesStartingWith;
+using testing::RunTune;
+using testing::TempDir;
+
+const std::map<std::string, std::string> kNoPluginPath = {{"TUNE_PLUGIN_PATH", ""}};
+
+TEST(Cli, VersionNamesTuneLibtorchCompilerAndCuda) {
+  const auto result = RunTune({"--version"}, kNoPluginPath);
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out.rfind(std::string("tune ") + TUNE_VERSION + " (commit ", 0), 0u) << result.out;
+  EXPECT_NE(result.out.find(std::string("libtorch ") + TORCH_VERSION), std::string::npos);
+  EXPECT_NE(result.out.find(std::string("compiler ") + TUNE_COMPILER_ID), std::string::npos);
+  EXPECT_NE(result.out.find("CUDA: "), std::string::npos);
+}
+
+TEST(Cli, PluginsListsTheBuiltinMetrics) {
+  const auto result = RunTune({"plugins"}, kNoPluginPath);
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.err, "");
+  EXPECT_EQ(CountLinesStartingWith(result.out, "metric     exact_match  1.0.0    /"), 1) << result.out;
+  EXPECT_EQ(CountLinesStartingWith(result.out, "metric     token_f1     1.0.0    /"), 1) << result.out;
+}
+
+TEST(Cli, PluginsJsonCarriesKindNameVersionFileAndOptions) {
+  const auto result = RunTune({"plugins", "--json"}, kNoPluginPath);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const nlohmann::json json = nlohmann::json::parse(result.out);
+  ASSERT_EQ(json["plugins"].size(), 2u);
+  const nlohmann::json& exact = json["plugins"][0];
+  EXPECT_EQ(exact["kind"], "metric");
+  EXPECT_EQ(exact["name"], "exact_match");
+  EXPECT_EQ(exact["version"], "1.0.0");
+  EXPECT_EQ(exact["goal"], "maximize");
+  EXPECT_TRUE(fs::exists(exact["file"].get<std::string>()));
+  EXPECT_EQ(exact["options"][0]["name"], "lowercase");
+  EXPECT_EQ(exact["options"][0]["default"], true);
+  EXPECT_TRUE(json["failures"].empty());
+}
+
+TEST(Cli, PluginsReportsEachBadFileOnOneLineAndStillListsTheRest) {
+  TempDir dir;
+  dir.Write("junk.so", "not a library");
+  for (const char* name : {"good_metric", "abi_mismatch", "throws_on_register"}) {
+    fs::copy_file(fs::path(TUNE_FIXTURE_DIR) / (std::string(name) + ".so"),
+                  dir.path() / (std::string(name) + ".so"));
+  }
+  const auto result = RunTune({"plugins"}, {{"TUNE_PLUGIN_PATH", dir.path().string()}});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(CountLinesStartingWith(result.err, "error: plugin " + dir.path().string()), 3)
+      << result.err;
+  EXPECT_EQ(CountLinesStartingWith(result.err, ""), 3) << result.err;
+  EXPECT_NE(result.out.find("fixture_good"), std::string::npos);
+  EXPECT_NE(result.out.find("exact_match"), std::string::npos);
+
+  const auto json = RunTune({"plugins", "--json"}, {{"TUNE_PLUGIN_PATH", dir.path().string()}});
+  EXPECT_EQ(nlohmann::json::parse(json.out)["failures"].size(), 3u);
+}
+
+class CliValidateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(dir_.path() / "model");
+    dir_.Write("data.jsonl", "{}\n");
+    file_ = dir_.Write("run.toml", R"(name = "demo"
+[model]
+plugin = "test_model"
+path = "model"
+[dataset]
+plugin = "test_dataset"
+path = "data.jsonl"
+[adapter]
+method = "test_lora"
+rank = 8
+[optimizer]
+plugin = "test_optimizer"
+[[metrics]]
+plugin = "exact_match"
+)");
+    env_ = {{"TUNE_PLUGIN_PATH", (fs::path(TUNE_FIXTURE_DIR) / "config_kinds.so").string()}};
+  }
+  TempDir dir_;
+  fs::path file_;
+  std::map<std::string, std::string> env_;
+};
+
+TEST_F(CliValidateTest, PrintsTheResolvedConfigWithOverridesAndDefaults) {
+  const auto result = RunTune({"validate", file_.string(), "adapter.rank=32", "train.device=cpu"}, env_);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("rank = 32"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("device = 'cpu'"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("steps = 200"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("[[metrics]]"), std::string::npos) << result.out;
+}
+
+TEST_F(CliValidateTest, RefusesAnUnknownKeyWithOneLineAndExitCodeOne) {
+  const auto result = RunTune({"validate", file_.string(), "adapter.rnak=4"}, env_);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.err,
+            "error: argument 'adapter.rnak=4': unknown key 'adapter.rnak' (did you mean "
+            "'adapter.rank'?)\n");
+  EXPECT_EQ(result.out, "");
+}
+
+TEST_F(CliValidateTest, ThePrintedConfigValidatesAgainToTheSameText) {
+  const auto first = RunTune({"validate", file_.string(), "adapter.rank=16"}, env_);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const fs::path again = dir_.Write("resolved.toml", first.out);
+  const auto second = RunTune({"validate", again.string()}, env_);
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_EQ(second.out, first.out);
+}
+
+TEST(Cli, MissingRunFileIsAUserError) {
+  const auto result = RunTune({"validate", "/nonexistent/run.toml"}, kNoPluginPath);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.err,
+            "error: /nonexistent/run.toml: no such file; give the path of a run or sweep file "
+            "(.toml)\n");
+}
+
+TEST(Cli, UnknownCommandExitsOneWithAHint) {
+  const auto result = RunTune({"swep"}, kNoPluginPath);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(CountLinesStartingWith(result.err, "error: "), 1) << result.err;
+  EXPECT_NE(result.err.find("tune --help"), std::string::npos);
+}
+
+TEST(Cli, EveryCommandHasHelp) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--help"}, {"plugins", "--help"}, {"validate", "--help"}}) {
+    const auto result = RunTune(args, kNoPluginPath);
+    EXPECT_EQ(result.exit_code, 0) << args[0];
+    EXPECT_NE(result.out.find("Usage:"), std::string::npos) << result.out;
+  }
+}
+
+}  // namespace
+}  // namespace tune

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every Debian package tune needs to build, test and run. Idempotent: installs only what
+# is missing and prints nothing when everything is present. Runs apt-get as root, or via sudo.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache git pkg-config clang-format
+  libtorch-dev python3-torch
+  libopenblas0-pthread  # Debian's libtorch calls the system BLAS; the reference BLAS is ~30x slower
+  librocksdb-dev
+  libcivetweb-dev civetweb  # civetweb's CMake config refers to the civetweb binary
+  libtomlplusplus-dev libsentencepiece-dev
+  libboost-dev libboost-filesystem-dev
+  libgtest-dev libgmock-dev
+  libcli11-dev nlohmann-json3-dev libspdlog-dev libssl-dev
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)
+  [ "$status" = installed ] || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+as_root=()
+[ "$(id -u)" -eq 0 ] || as_root=(sudo)
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -qq >/dev/null
+"${as_root[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
