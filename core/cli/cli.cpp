@@ -3,10 +3,10 @@
 #include <cstdlib>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "config/run_config.h"
 #include "plugin_host/plugin_host.h"
@@ -70,12 +70,10 @@ nlohmann::json PluginJson(const LoadedPlugin& plugin) {
     if (!spec.choices.empty()) option["choices"] = spec.choices;
     options.push_back(std::move(option));
   }
-  nlohmann::json json = {{"kind", PluginKindName(plugin.kind)},
-                         {"name", plugin.info().name},
-                         {"version", plugin.info().version},
-                         {"description", plugin.info().description},
-                         {"file", plugin.file.string()},
-                         {"options", std::move(options)}};
+  nlohmann::json json = {
+      {"kind", PluginKindName(plugin.kind)}, {"name", plugin.info().name},
+      {"version", plugin.info().version},    {"description", plugin.info().description},
+      {"file", plugin.file.string()},        {"options", std::move(options)}};
   if (const auto* metric = std::get_if<MetricPlugin>(&plugin.plugin)) {
     json["goal"] = metric->goal == MetricGoal::kMaximize ? "maximize" : "minimize";
   }
@@ -151,7 +149,7 @@ void PrintVersion() {
 void ConfigureLogging(int verbosity) {
   auto logger = spdlog::stderr_color_st("tune");
   logger->set_pattern("%^%l%$: %v");
-  logger->set_level(verbosity > 0 ? spdlog::level::debug
+  logger->set_level(verbosity > 0   ? spdlog::level::debug
                     : verbosity < 0 ? spdlog::level::err
                                     : spdlog::level::info);
   spdlog::set_default_logger(logger);
@@ -169,8 +167,9 @@ int RunCli(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "Log more detail");
   app.add_flag("-q,--quiet", quiet, "Log errors only");
 
-  CLI::App* plugins = app.add_subcommand("plugins", "List every plugin found: kind, name, "
-                                                    "version, file; refused files as errors");
+  CLI::App* plugins = app.add_subcommand("plugins",
+                                         "List every plugin found: kind, name, "
+                                         "version, file; refused files as errors");
   bool plugins_json = false;
   plugins->add_flag("--json", plugins_json, "Print JSON, with each plugin's options");
 
@@ -179,7 +178,8 @@ int RunCli(int argc, char** argv) {
   std::string validate_file;
   std::vector<std::string> validate_overrides;
   validate->add_option("file", validate_file, "Run or sweep file (.toml)")->required();
-  validate->add_option("overrides", validate_overrides, "key=value settings that replace the file's");
+  validate->add_option("overrides", validate_overrides,
+                       "key=value settings that replace the file's");
 
   try {
     app.parse(argc, argv);

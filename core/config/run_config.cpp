@@ -3,13 +3,13 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
-#include <regex>
 #include <sstream>
 
 #include <toml++/toml.h>
 
 #include "plugin_host/plugin_host.h"
 #include "util/error.h"
+#include "util/names.h"
 #include "util/suggest.h"
 
 namespace tune {
@@ -84,9 +84,7 @@ std::string ArticleFor(OptionType type) {
 OptionValue CheckValue(const OptionSpec& spec, const toml::node& node, const std::string& key,
                        const fs::path& file) {
   const std::string where = Where(node.source(), file);
-  auto fail = [&](const std::string& what) -> UserError {
-    return UserError(where + ": " + what);
-  };
+  auto fail = [&](const std::string& what) -> UserError { return UserError(where + ": " + what); };
   auto wrong_type = [&]() -> UserError {
     return fail("'" + key + "' must be " + ArticleFor(spec.type) +
                 std::string(OptionTypeName(spec.type)) + ", got " + TypeOf(node) + " " +
@@ -243,6 +241,28 @@ void RequireExists(const toml::table& document, const std::string& section, cons
                   ", which does not exist; paths are relative to the file's folder");
 }
 
+// The dotted names (section.key, at least one dot) an expression refers to, such as
+// "adapter.rank" in "2 * adapter.rank". Numbers like 1.5e-3 are not names.
+std::vector<std::string> DottedNames(std::string_view expression) {
+  std::vector<std::string> names;
+  auto starts_name = [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; };
+  auto in_name = [&](char c) { return starts_name(c) || (c >= '0' && c <= '9') || c == '.'; };
+  size_t i = 0;
+  while (i < expression.size()) {
+    const bool after_word = i > 0 && (in_name(expression[i - 1]) ||
+                                      (expression[i - 1] >= 'A' && expression[i - 1] <= 'Z'));
+    if (!starts_name(expression[i]) || after_word) {
+      ++i;
+      continue;
+    }
+    const size_t start = i;
+    while (i < expression.size() && in_name(expression[i])) ++i;
+    const std::string_view word = expression.substr(start, i - start);
+    if (word.find('.') != std::string_view::npos) names.emplace_back(word);
+  }
+  return names;
+}
+
 // Keeps only the options a plugin declared.
 Options PluginOptions(const Options& all, const PluginInfo& info) {
   Options options;
@@ -252,8 +272,8 @@ Options PluginOptions(const Options& all, const PluginInfo& info) {
   return options;
 }
 
-const std::vector<std::string> kTopLevelKeys = {"name",   "model",   "dataset", "adapter",
-                                                "optimizer", "train", "metrics", "sweep",
+const std::vector<std::string> kTopLevelKeys = {"name",      "model",  "dataset", "adapter",
+                                                "optimizer", "train",  "metrics", "sweep",
                                                 "registry",  "plugins"};
 
 }  // namespace
@@ -336,8 +356,8 @@ RunFile RunFile::Read(const fs::path& file, std::span<const std::string> overrid
   try {
     impl->document = toml::parse_file(file.string());
   } catch (const toml::parse_error& error) {
-    throw UserError(Where(error.source(), file) + ": invalid TOML: " +
-                    OneLine(error.description()));
+    throw UserError(Where(error.source(), file) +
+                    ": invalid TOML: " + OneLine(error.description()));
   }
   for (const std::string& assignment : overrides) ApplyOverride(impl->document, assignment);
   return RunFile(std::move(impl));
@@ -347,7 +367,8 @@ std::vector<fs::path> RunFile::PluginPaths() const {
   const toml::table* section = SubTable(impl_->document, "plugins", "plugins", impl_->file);
   toml::table scratch;
   const Options options = ResolveSection(
-      {section, "plugins",
+      {section,
+       "plugins",
        {OptionSpec::StringList("paths", {}, "Extra folders or files to load plugins from.")},
        {}},
       impl_->file, section ? section->source() : toml::source_region{}, scratch);
@@ -398,7 +419,8 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
                             std::string(PluginKindName(kind)) + " plugin '" + plugin + "' for '" +
                             Dotted(prefix, plugin_key) + "'" + DidYouMean(plugin, names) +
                             "; installed: " + (names.empty() ? "none" : JoinNames(names));
-      if (!plugins.failures().empty()) message += " (some plugins failed to load: see `tune plugins`)";
+      if (!plugins.failures().empty())
+        message += " (some plugins failed to load: see `tune plugins`)";
       throw UserError(message);
     }
     std::vector<OptionSpec> specs = std::move(host_specs);
@@ -442,19 +464,18 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
                         ": unknown key '" + name + "'" + DidYouMean(name, kTopLevelKeys));
       }
     }
-    static const std::regex name_grammar("[a-z0-9][a-z0-9._-]{0,63}");
     const toml::node* name_node = document.get("name");
     if (name_node != nullptr) {
       config.name = std::get<std::string>(
           CheckValue(OptionSpec::String("name", "", ""), *name_node, "name", file));
-      if (!std::regex_match(config.name, name_grammar)) {
+      if (!IsValidName(config.name)) {
         throw UserError(Where(name_node->source(), file) + ": 'name' = \"" + config.name +
                         "\" is not a valid adapter name; use lower-case letters, digits, '.', "
                         "'_' and '-', starting with a letter or digit, at most 64 characters");
       }
     } else {
       config.name = file.stem().string();
-      if (!std::regex_match(config.name, name_grammar)) {
+      if (!IsValidName(config.name)) {
         throw UserError(file.string() + ": the file name '" + config.name +
                         "' is not a valid adapter name; add name = \"...\" at the top level");
       }
@@ -603,12 +624,12 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
             goal_text == "maximize" ? MetricGoal::kMaximize : MetricGoal::kMinimize;
       } else {
         const std::vector<std::string> goals = {"maximize", "minimize"};
-        throw UserError(Where(table->get("goal")->source(), file) + ": 'sweep.objective.goal' = \"" +
-                        goal_text + "\" is not one of maximize, minimize" +
-                        DidYouMean(goal_text, goals));
+        throw UserError(Where(table->get("goal")->source(), file) +
+                        ": 'sweep.objective.goal' = \"" + goal_text +
+                        "\" is not one of maximize, minimize" + DidYouMean(goal_text, goals));
       }
-      out.insert_or_assign("goal", sweep.objective_goal == MetricGoal::kMaximize ? "maximize"
-                                                                                 : "minimize");
+      out.insert_or_assign("goal",
+                           sweep.objective_goal == MetricGoal::kMaximize ? "maximize" : "minimize");
       sweep_out.insert_or_assign("objective", std::move(out));
     }
 
@@ -638,7 +659,8 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
       for (const auto& [key, node] : *table) {
         SweepParameter parameter;
         parameter.path = std::string(key.str());
-        const std::string where = Where(key.source().begin.line ? key.source() : node.source(), file);
+        const std::string where =
+            Where(key.source().begin.line ? key.source() : node.source(), file);
         const auto target = specs_by_path.find(parameter.path);
         if (target == specs_by_path.end()) {
           throw UserError(where + ": sweep parameter '" + parameter.path +
@@ -656,12 +678,7 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
         } else if (const toml::value<std::string>* expression = node.as_string()) {
           parameter.kind = SweepParameter::Kind::kExpression;
           parameter.expression = expression->get();
-          static const std::regex reference("[a-z_][a-z0-9_]*(\\.[a-z_][a-z0-9_]*)+");
-          for (std::sregex_iterator it(parameter.expression.begin(), parameter.expression.end(),
-                                       reference),
-               end;
-               it != end; ++it) {
-            const std::string name = it->str();
+          for (const std::string& name : DottedNames(parameter.expression)) {
             if (specs_by_path.count(name) == 0) {
               throw UserError(where + ": '" + label + "' refers to '" + name +
                               "', which is not a key of this run" + DidYouMean(name, paths));
@@ -675,8 +692,9 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
           const Options d = ResolveSection(
               {distribution,
                label,
-               {OptionSpec::String("distribution", {}, "uniform, log_uniform, int_uniform or "
-                                                       "categorical")
+               {OptionSpec::String("distribution", {},
+                                   "uniform, log_uniform, int_uniform or "
+                                   "categorical")
                     .Required()
                     .Choices(kinds),
                 OptionSpec::Float("min", NAN, "Lower bound"),
@@ -692,15 +710,17 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
           if (parameter.distribution == "categorical") {
             const toml::node* values = distribution->get("values");
             if (values == nullptr || !values->is_array() || values->as_array()->empty()) {
-              throw UserError(where + ": '" + label +
-                              "' is categorical and needs values = [ ... ] with at least one value");
+              throw UserError(
+                  where + ": '" + label +
+                  "' is categorical and needs values = [ ... ] with at least one value");
             }
             for (const toml::node& value : *values->as_array()) {
               parameter.values.push_back(CheckValue(spec, value, parameter.path, file));
             }
           } else {
             if (distribution->get("values") != nullptr) {
-              throw UserError(where + ": '" + label + "' has values, which only a categorical "
+              throw UserError(where + ": '" + label +
+                              "' has values, which only a categorical "
                               "distribution takes; use min and max");
             }
             if (std::isnan(parameter.min) || std::isnan(parameter.max) ||
@@ -714,7 +734,8 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
             const bool float_target = spec.type == OptionType::kFloat;
             if (!float_target && !integer_target) {
               throw UserError(where + ": '" + label + "' samples numbers, but '" + parameter.path +
-                              "' is " + ArticleFor(spec.type) + std::string(OptionTypeName(spec.type)) +
+                              "' is " + ArticleFor(spec.type) +
+                              std::string(OptionTypeName(spec.type)) +
                               "; give a list of values instead");
             }
             if (parameter.distribution == "int_uniform" && !integer_target) {
@@ -732,8 +753,10 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
             }
           }
         } else {
-          throw UserError(where + ": '" + label + "' must be a list of values, an expression "
-                          "string, or a table with distribution = ...; got " + TypeOf(node));
+          throw UserError(where + ": '" + label +
+                          "' must be a list of values, an expression "
+                          "string, or a table with distribution = ...; got " +
+                          TypeOf(node));
         }
         out.insert_or_assign(parameter.path, node);
         sweep.parameters.push_back(std::move(parameter));

@@ -3,12 +3,12 @@
 #include <dlfcn.h>
 
 #include <algorithm>
-#include <regex>
 #include <system_error>
 
 #include <boost/dll/shared_library.hpp>
 
 #include "tune/metric.h"
+#include "util/names.h"
 #include "util/suggest.h"
 
 namespace tune {
@@ -58,17 +58,6 @@ class StagingRegistrar final : public Registrar {
   std::vector<AnyPlugin> staged;
 };
 
-bool IsValidName(const std::string& name) {
-  static const std::regex grammar("[a-z0-9][a-z0-9._-]{0,63}");
-  return std::regex_match(name, grammar);
-}
-
-// Option names are bare TOML keys a user types: lower_snake_case.
-bool IsValidOptionName(const std::string& name) {
-  static const std::regex grammar("[a-z][a-z0-9_]{0,63}");
-  return std::regex_match(name, grammar);
-}
-
 bool DefaultMatchesType(const OptionSpec& spec) {
   switch (spec.type) {
     case OptionType::kBool:
@@ -94,7 +83,8 @@ std::string CheckRegistration(const AnyPlugin& plugin) {
            "', which is not a valid name ([a-z0-9][a-z0-9._-]{0,63}); rename it in the plugin";
   }
   const std::string who = kind + " '" + info.name + "'";
-  if (info.version.empty()) return "registers " + who + " without a version; set PluginInfo.version";
+  if (info.version.empty())
+    return "registers " + who + " without a version; set PluginInfo.version";
   if (!HasFactory(plugin)) return "registers " + who + " without a create function";
   std::vector<std::string> option_names;
   for (const OptionSpec& spec : info.options) {
@@ -151,7 +141,8 @@ std::string DescribePluginFailure(const LoadedPlugin& plugin, std::string_view a
          plugin.file.string() + ") failed " + std::string(action) + ": " + std::string(what);
 }
 
-std::vector<fs::path> PluginSearchPath(const fs::path& builtin_dir, std::string_view env_plugin_path,
+std::vector<fs::path> PluginSearchPath(const fs::path& builtin_dir,
+                                       std::string_view env_plugin_path,
                                        const std::vector<fs::path>& config_paths) {
   std::vector<fs::path> path{builtin_dir};
   while (!env_plugin_path.empty()) {
@@ -186,7 +177,8 @@ void PluginHost::Load(const std::vector<fs::path>& search_path) {
     }
     std::vector<fs::path> files;
     for (const fs::directory_entry& item : fs::directory_iterator(entry, ec)) {
-      if (item.path().extension() == ".so" && item.is_regular_file(ec)) files.push_back(item.path());
+      if (item.path().extension() == ".so" && item.is_regular_file(ec))
+        files.push_back(item.path());
     }
     std::sort(files.begin(), files.end());
     for (const fs::path& file : files) LoadLibrary(file);

@@ -36,9 +36,9 @@ struct PluginLoadFailure {
 // The search path in the order plugins are found: the build's plugin folder (next to the tune
 // executable), then each entry of `env_plugin_path` (TUNE_PLUGIN_PATH, ':'-separated), then the
 // run file's [plugins] paths.
-std::vector<std::filesystem::path> PluginSearchPath(const std::filesystem::path& builtin_dir,
-                                                    std::string_view env_plugin_path,
-                                                    const std::vector<std::filesystem::path>& config_paths);
+std::vector<std::filesystem::path> PluginSearchPath(
+    const std::filesystem::path& builtin_dir, std::string_view env_plugin_path,
+    const std::vector<std::filesystem::path>& config_paths);
 
 // The built-in plugin folder of the running tune: <prefix>/lib/tune/plugins, where the
 // executable is <prefix>/bin/tune (the build tree has the same layout).

@@ -7,8 +7,8 @@
 namespace tune {
 
 struct RuntimeInfo {
-  std::string tune_version;   // "0.1.0"
-  std::string git_commit;     // 12 hex digits, "-dirty" if built from modified sources, or "unknown"
+  std::string tune_version;  // "0.1.0"
+  std::string git_commit;    // 12 hex digits, "-dirty" if built from modified sources, or "unknown"
   std::string torch_version;  // the libtorch tune was compiled against
   std::string compiler;       // "gcc 12"
   int plugin_abi = 0;

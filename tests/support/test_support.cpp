@@ -18,8 +18,8 @@ namespace fs = std::filesystem;
 
 TempDir::TempDir() {
   std::random_device random;
-  path_ = fs::temp_directory_path() / ("tune-test-" + std::to_string(getpid()) + "-" +
-                                       std::to_string(random()));
+  path_ = fs::temp_directory_path() /
+          ("tune-test-" + std::to_string(getpid()) + "-" + std::to_string(random()));
   fs::create_directories(path_);
 }
 

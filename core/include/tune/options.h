@@ -42,8 +42,8 @@ using OptionValue =
 
 // One declared option. Built with the named constructors and refined with the chained setters:
 //   OptionSpec::Int("rank", 8, "LoRA rank r").Range(1, 4096)
-//   OptionSpec::String("schedule", "cosine", "Learning-rate schedule").Choices({"constant", "cosine"})
-//   OptionSpec::String("path", {}, "Model directory").Required()
+//   OptionSpec::String("schedule", "cosine", "Learning-rate schedule").Choices({"constant",
+//   "cosine"}) OptionSpec::String("path", {}, "Model directory").Required()
 struct OptionSpec {
   std::string name;
   OptionType type = OptionType::kString;
@@ -97,7 +97,8 @@ struct OptionSpec {
   bool required() const { return std::holds_alternative<std::monostate>(default_value); }
 
  private:
-  static OptionSpec Make(std::string name, OptionType type, std::string help, OptionValue fallback) {
+  static OptionSpec Make(std::string name, OptionType type, std::string help,
+                         OptionValue fallback) {
     OptionSpec spec;
     spec.name = std::move(name);
     spec.type = type;

@@ -3,8 +3,8 @@
 // A plugin library contains exactly one TUNE_PLUGIN(RegisterFn) line. When tune loads the
 // library it reads the descriptor that line exports, refuses the library if the descriptor's ABI
 // version or build fingerprint differs from tune's own (naming both values), and only then calls
-// RegisterFn once, on the loading thread, with a Registrar. RegisterFn hands each plugin it provides
-// to the Registrar; nothing is registered from static initialisers.
+// RegisterFn once, on the loading thread, with a Registrar. RegisterFn hands each plugin it
+// provides to the Registrar; nothing is registered from static initialisers.
 //
 // Libraries are never unloaded, so objects and threads a plugin creates may live until exit.
 // Plugin code may throw: the host catches at every call into a plugin and reports the plugin's
@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include <boost/dll/alias.hpp>
 #include <torch/version.h>
+#include <boost/dll/alias.hpp>
 
 #include "tune/build_info.h"
 #include "tune/options.h"
@@ -92,7 +92,7 @@ using RegisterFn = void (*)(Registrar& registrar);
 // plugin; the rest is read only once abi_major matches.
 struct PluginDescriptor {
   uint32_t abi_major;
-  uint32_t size_bytes;       // sizeof(PluginDescriptor) in the plugin's build
+  uint32_t size_bytes;        // sizeof(PluginDescriptor) in the plugin's build
   const char* torch_version;  // TORCH_VERSION the plugin compiled against
   const char* compiler;       // "gcc 12", "clang 14": family and major version
   int32_t cxx11_abi;          // _GLIBCXX_USE_CXX11_ABI
@@ -122,12 +122,12 @@ inline constexpr const char kPluginEntrySymbol[] = "tune_plugin";
 }  // namespace tune
 
 // Declares this library's one entry. Use it once, at namespace scope, in one source file.
-#define TUNE_PLUGIN(register_fn)                                                   \
-  namespace tune_plugin_entry {                                                    \
-  const ::tune::PluginDescriptor* Describe() {                                     \
-    static constexpr ::tune::PluginDescriptor kDescriptor =                        \
-        ::tune::DescribeThisBuild(&register_fn);                                   \
-    return &kDescriptor;                                                           \
-  }                                                                                \
-  }                                                                                \
+#define TUNE_PLUGIN(register_fn)                            \
+  namespace tune_plugin_entry {                             \
+  const ::tune::PluginDescriptor* Describe() {              \
+    static constexpr ::tune::PluginDescriptor kDescriptor = \
+        ::tune::DescribeThisBuild(&register_fn);            \
+    return &kDescriptor;                                    \
+  }                                                         \
+  }                                                         \
   BOOST_DLL_ALIAS(tune_plugin_entry::Describe, tune_plugin)

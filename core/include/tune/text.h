@@ -38,7 +38,8 @@ inline bool IsWordChar(char c) {
 }
 }  // namespace text_detail
 
-// Splits on runs of ASCII whitespace, dropping empty pieces (Python's str.split()).
+// Splits on runs of ASCII whitespace, dropping empty pieces: Python's str.split() on ASCII text
+// (Python also splits on Unicode spaces such as U+00A0; this does not).
 inline std::vector<std::string> SplitWhitespace(std::string_view s) {
   std::vector<std::string> words;
   size_t i = 0;

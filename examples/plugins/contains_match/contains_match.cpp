@@ -10,7 +10,8 @@
 namespace {
 
 // Whether `needle` occurs in `haystack` starting and ending at word boundaries.
-bool ContainsWords(const std::vector<std::string>& haystack, const std::vector<std::string>& needle) {
+bool ContainsWords(const std::vector<std::string>& haystack,
+                   const std::vector<std::string>& needle) {
   if (needle.empty()) return haystack.empty();
   return std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end()) !=
          haystack.end();
@@ -23,10 +24,12 @@ class ContainsMatch final : public tune::Metric {
   tune::MetricScore Score(std::span<const tune::MetricExample> examples) const override {
     tune::MetricScore score;
     for (const tune::MetricExample& example : examples) {
-      const auto prediction = tune::SplitWhitespace(tune::NormalizeText(example.prediction, normalize_));
+      const auto prediction =
+          tune::SplitWhitespace(tune::NormalizeText(example.prediction, normalize_));
       const bool hit = std::any_of(
           example.references.begin(), example.references.end(), [&](const std::string& ref) {
-            return ContainsWords(prediction, tune::SplitWhitespace(tune::NormalizeText(ref, normalize_)));
+            return ContainsWords(prediction,
+                                 tune::SplitWhitespace(tune::NormalizeText(ref, normalize_)));
           });
       score.per_example.push_back(hit ? 1.0 : 0.0);
       score.value += score.per_example.back();

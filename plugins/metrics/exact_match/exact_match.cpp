@@ -16,10 +16,10 @@ class ExactMatch final : public tune::Metric {
     score.per_example.reserve(examples.size());
     for (const tune::MetricExample& example : examples) {
       const std::string prediction = tune::NormalizeText(example.prediction, normalize_);
-      const bool matched = std::any_of(
-          example.references.begin(), example.references.end(), [&](const std::string& ref) {
-            return tune::NormalizeText(ref, normalize_) == prediction;
-          });
+      const bool matched = std::any_of(example.references.begin(), example.references.end(),
+                                       [&](const std::string& ref) {
+                                         return tune::NormalizeText(ref, normalize_) == prediction;
+                                       });
       score.per_example.push_back(matched ? 1.0 : 0.0);
       score.value += score.per_example.back();
     }

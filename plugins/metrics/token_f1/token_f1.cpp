@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <vector>
 
 #include "tune/metric.h"
 #include "tune/text.h"
@@ -11,7 +12,8 @@ namespace {
 
 // F1 of the multiset overlap of two word lists. Two empty lists agree (1); one empty list
 // against a non-empty one scores 0, as in the SQuAD v2.0 script.
-double WordF1(const std::vector<std::string>& prediction, const std::vector<std::string>& reference) {
+double WordF1(const std::vector<std::string>& prediction,
+              const std::vector<std::string>& reference) {
   if (prediction.empty() || reference.empty()) {
     return prediction.empty() && reference.empty() ? 1.0 : 0.0;
   }
@@ -43,8 +45,8 @@ class TokenF1 final : public tune::Metric {
           tune::SplitWhitespace(tune::NormalizeText(example.prediction, normalize_));
       double best = 0.0;
       for (const std::string& ref : example.references) {
-        best = std::max(best,
-                        WordF1(prediction, tune::SplitWhitespace(tune::NormalizeText(ref, normalize_))));
+        best = std::max(
+            best, WordF1(prediction, tune::SplitWhitespace(tune::NormalizeText(ref, normalize_))));
       }
       score.per_example.push_back(best);
       score.value += best;
@@ -58,14 +60,24 @@ class TokenF1 final : public tune::Metric {
 };
 
 void Register(tune::Registrar& registrar) {
+  // Words are compared after splitting on whitespace, so spacing never matters and the
+  // collapse_whitespace step would be an option that changes nothing.
+  std::vector<tune::OptionSpec> options = tune::NormalizeOptionSpecs();
+  std::erase_if(options,
+                [](const tune::OptionSpec& spec) { return spec.name == "collapse_whitespace"; });
   registrar.Add(tune::MetricPlugin{
       .info = {.name = "token_f1",
                .version = "1.0.0",
-               .description = "Mean word-overlap F1 against the best reference (SQuAD-style).",
-               .options = tune::NormalizeOptionSpecs()},
+               .description = "Mean word-overlap F1 against the best reference (SQuAD-style; "
+                              "two empty answers agree, as in SQuAD v2.0).",
+               .options = std::move(options)},
       .goal = tune::MetricGoal::kMaximize,
       .create = [](const tune::Options& options) -> std::unique_ptr<tune::Metric> {
-        return std::make_unique<TokenF1>(tune::NormalizeOptionsFrom(options));
+        return std::make_unique<TokenF1>(
+            tune::NormalizeOptions{.lowercase = options.Bool("lowercase"),
+                                   .strip_punctuation = options.Bool("strip_punctuation"),
+                                   .strip_articles = options.Bool("strip_articles"),
+                                   .collapse_whitespace = true});
       }});
 }
 

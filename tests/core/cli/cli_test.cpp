@@ -18,7 +18,8 @@ const std::map<std::string, std::string> kNoPluginPath = {{"TUNE_PLUGIN_PATH", "
 TEST(Cli, VersionNamesTuneLibtorchCompilerAndCuda) {
   const auto result = RunTune({"--version"}, kNoPluginPath);
   EXPECT_EQ(result.exit_code, 0) << result.err;
-  EXPECT_EQ(result.out.rfind(std::string("tune ") + TUNE_VERSION + " (commit ", 0), 0u) << result.out;
+  EXPECT_EQ(result.out.rfind(std::string("tune ") + TUNE_VERSION + " (commit ", 0), 0u)
+      << result.out;
   EXPECT_NE(result.out.find(std::string("libtorch ") + TORCH_VERSION), std::string::npos);
   EXPECT_NE(result.out.find(std::string("compiler ") + TUNE_COMPILER_ID), std::string::npos);
   EXPECT_NE(result.out.find("CUDA: "), std::string::npos);
@@ -28,8 +29,10 @@ TEST(Cli, PluginsListsTheBuiltinMetrics) {
   const auto result = RunTune({"plugins"}, kNoPluginPath);
   EXPECT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(result.err, "");
-  EXPECT_EQ(CountLinesStartingWith(result.out, "metric     exact_match  1.0.0    /"), 1) << result.out;
-  EXPECT_EQ(CountLinesStartingWith(result.out, "metric     token_f1     1.0.0    /"), 1) << result.out;
+  EXPECT_EQ(CountLinesStartingWith(result.out, "metric     exact_match  1.0.0    /"), 1)
+      << result.out;
+  EXPECT_EQ(CountLinesStartingWith(result.out, "metric     token_f1     1.0.0    /"), 1)
+      << result.out;
 }
 
 TEST(Cli, PluginsJsonCarriesKindNameVersionFileAndOptions) {
@@ -95,7 +98,8 @@ plugin = "exact_match"
 };
 
 TEST_F(CliValidateTest, PrintsTheResolvedConfigWithOverridesAndDefaults) {
-  const auto result = RunTune({"validate", file_.string(), "adapter.rank=32", "train.device=cpu"}, env_);
+  const auto result =
+      RunTune({"validate", file_.string(), "adapter.rank=32", "train.device=cpu"}, env_);
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_NE(result.out.find("rank = 32"), std::string::npos) << result.out;
   EXPECT_NE(result.out.find("device = 'cpu'"), std::string::npos) << result.out;

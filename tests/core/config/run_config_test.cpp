@@ -256,9 +256,9 @@ TEST_F(RunConfigTest, InvalidNameIsRefused) {
 }
 
 TEST_F(RunConfigTest, OverridesAreTypedByTheKeyTheyTarget) {
-  const RunConfig config = Resolve(
-      kRunFile, {"adapter.rank=32", "train.device=cpu", "optimizer.lr=1e-3", "adapter.alpha=8",
-                 "adapter.targets=[\"o_proj\"]", "train.seed=7"});
+  const RunConfig config =
+      Resolve(kRunFile, {"adapter.rank=32", "train.device=cpu", "optimizer.lr=1e-3",
+                         "adapter.alpha=8", "adapter.targets=[\"o_proj\"]", "train.seed=7"});
   EXPECT_EQ(config.adapter.options.Int("rank"), 32);
   EXPECT_EQ(config.train.device, "cpu");
   EXPECT_DOUBLE_EQ(config.optimizer.lr, 1e-3);
@@ -317,8 +317,8 @@ TEST_F(RunConfigTest, SweepObjectiveMustBeAMeasuredMetric) {
 }
 
 TEST_F(RunConfigTest, ObjectiveGoalDefaultsToTheMetricsOwn) {
-  const RunConfig config =
-      Resolve(Edit("{ metric = \"exact_match\", goal = \"maximize\" }", "{ metric = \"eval_loss\" }"));
+  const RunConfig config = Resolve(
+      Edit("{ metric = \"exact_match\", goal = \"maximize\" }", "{ metric = \"eval_loss\" }"));
   EXPECT_EQ(config.sweep->objective_goal, MetricGoal::kMinimize);
 }
 

@@ -109,10 +109,10 @@ TEST(PluginHost, RefusesASecondPluginOfTheSameKindAndNameNamingBothFiles) {
   PluginHost host;
   host.Load({kBuiltins, dir.path()});
   const std::string message = FailureFor(host, copy);
-  EXPECT_NE(message.find("plugin " + copy.string() + " registers metric 'exact_match', which " +
-                         (kBuiltins / "libtune_metric_exact_match.so").string() +
-                         " already provides"),
-            std::string::npos)
+  EXPECT_NE(
+      message.find("plugin " + copy.string() + " registers metric 'exact_match', which " +
+                   (kBuiltins / "libtune_metric_exact_match.so").string() + " already provides"),
+      std::string::npos)
       << message;
   EXPECT_EQ(host.Find(PluginKind::kMetric, "exact_match")->file.parent_path(), kBuiltins);
 }
@@ -156,7 +156,7 @@ TEST(PluginHost, LoadsEveryGoodPluginWhenOthersAreBadAndReportsEachOnOneLine) {
 
 TEST(PluginHost, LoadsAFolderListedTwiceOnlyOnce) {
   PluginHost host;
-  host.Load({kBuiltins, kBuiltins / "." , kBuiltins / "libtune_metric_token_f1.so"});
+  host.Load({kBuiltins, kBuiltins / ".", kBuiltins / "libtune_metric_token_f1.so"});
   EXPECT_TRUE(host.failures().empty());
   EXPECT_EQ(host.plugins().size(), 2u);
 }
