@@ -5,7 +5,8 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache git pkg-config clang-format
-  libtorch-dev python3-torch
+  libtorch-dev
+  python3-torch python3-sentencepiece  # the independent reference the model tests compare against
   libopenblas0-pthread  # Debian's libtorch calls the system BLAS; the reference BLAS is ~30x slower
   librocksdb-dev
   libcivetweb-dev civetweb  # civetweb's CMake config refers to the civetweb binary

@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 
@@ -9,8 +10,10 @@
 #include <nlohmann/json.hpp>
 
 #include "config/run_config.h"
+#include "generate/generate.h"
 #include "plugin_host/plugin_host.h"
 #include "runtime/runtime_info.h"
+#include "tune/model.h"
 #include "util/error.h"
 
 namespace tune {
@@ -135,6 +138,33 @@ int Validate(const fs::path& file, const std::vector<std::string>& overrides) {
   return 0;
 }
 
+int Generate(const fs::path& model_dir, const std::string& model_plugin, const std::string& prompt,
+             const SamplingOptions& sampling) {
+  PluginHost host;
+  LoadPlugins(host, {});
+  for (const PluginLoadFailure& failure : host.failures()) spdlog::warn("{}", failure.message);
+  const LoadedPlugin& plugin = host.Require(PluginKind::kModel, model_plugin);
+  const auto load_start = std::chrono::steady_clock::now();
+  const std::unique_ptr<Model> model =
+      host.LoadModel(model_plugin, model_dir, PluginHost::DefaultOptions(plugin));
+  const ModelDescription description = model->Describe();
+  const auto start = std::chrono::steady_clock::now();
+  spdlog::info("loaded {} model {} ({:.1f}M parameters) in {:.1f} s", description.architecture,
+               model_dir.string(), static_cast<double>(description.num_parameters) / 1e6,
+               std::chrono::duration<double>(start - load_start).count());
+  int64_t tokens = 0;
+  GenerateText(*model, prompt, sampling, [&](std::string_view piece) {
+    ++tokens;
+    std::cout << piece << std::flush;
+  });
+  std::cout << "\n";
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info("{} tokens in {:.2f} s ({:.1f} tokens/s)", tokens, seconds,
+               seconds > 0 ? static_cast<double>(tokens) / seconds : 0.0);
+  return 0;
+}
+
 void PrintVersion() {
   const RuntimeInfo info = DescribeRuntime();
   std::cout << "tune " << info.tune_version << " (commit " << info.git_commit << ")\n"
@@ -181,6 +211,31 @@ int RunCli(int argc, char** argv) {
   validate->add_option("overrides", validate_overrides,
                        "key=value settings that replace the file's");
 
+  CLI::App* generate =
+      app.add_subcommand("generate", "Continue a prompt with a base model (greedy by default)");
+  std::string generate_model;
+  std::string generate_plugin = "llama";
+  std::string generate_prompt;
+  SamplingOptions sampling;
+  generate->add_option("--model", generate_model, "Model directory (Hugging Face layout)")
+      ->required();
+  generate->add_option("--model-plugin", generate_plugin, "Model plugin that reads the directory")
+      ->capture_default_str();
+  generate->add_option("--max-tokens", sampling.max_new_tokens, "Most tokens to generate")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  generate->add_option("--temperature", sampling.temperature, "0 for greedy; higher is more random")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 100.0));
+  generate
+      ->add_option("--top-p", sampling.top_p,
+                   "Sample from the smallest set of tokens with this "
+                   "much probability")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-9, 1.0));
+  generate->add_option("--seed", sampling.seed, "Seed for sampling")->capture_default_str();
+  generate->add_option("prompt", generate_prompt, "Text to continue")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -200,6 +255,9 @@ int RunCli(int argc, char** argv) {
     }
     if (plugins->parsed()) return ListPlugins(plugins_json);
     if (validate->parsed()) return Validate(validate_file, validate_overrides);
+    if (generate->parsed()) {
+      return Generate(generate_model, generate_plugin, generate_prompt, sampling);
+    }
     std::cout << app.help();
     return 0;
   } catch (const UserError& e) {

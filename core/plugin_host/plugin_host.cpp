@@ -8,6 +8,7 @@
 #include <boost/dll/shared_library.hpp>
 
 #include "tune/metric.h"
+#include "tune/model.h"
 #include "util/names.h"
 #include "util/suggest.h"
 
@@ -361,6 +362,79 @@ std::unique_ptr<Metric> PluginHost::CreateMetric(std::string_view name,
     throw UserError(DescribePluginFailure(plugin, "while being created", "it returned no object"));
   }
   return std::make_unique<GuardedMetric>(plugin, std::move(metric));
+}
+
+namespace {
+
+class GuardedTokenizer final : public Tokenizer {
+ public:
+  GuardedTokenizer(const LoadedPlugin& plugin, const Tokenizer& tokenizer)
+      : plugin_(plugin), tokenizer_(tokenizer) {}
+
+  std::vector<int32_t> Encode(std::string_view text) const override {
+    return CallPlugin(plugin_, "while encoding text", [&] { return tokenizer_.Encode(text); });
+  }
+  std::string Decode(std::span<const int32_t> ids) const override {
+    return CallPlugin(plugin_, "while decoding tokens", [&] { return tokenizer_.Decode(ids); });
+  }
+  int32_t vocab_size() const override { return tokenizer_.vocab_size(); }
+  int32_t bos_id() const override { return tokenizer_.bos_id(); }
+  int32_t eos_id() const override { return tokenizer_.eos_id(); }
+
+ private:
+  const LoadedPlugin& plugin_;
+  const Tokenizer& tokenizer_;
+};
+
+// Forwards to the plugin's model, reporting its exceptions with the plugin's name.
+class GuardedModel final : public Model {
+ public:
+  GuardedModel(const LoadedPlugin& plugin, std::unique_ptr<Model> model)
+      : plugin_(plugin), model_(std::move(model)), tokenizer_(plugin, model_->tokenizer()) {}
+
+  const Tokenizer& tokenizer() const override { return tokenizer_; }
+  ModelDescription Describe() const override {
+    return CallPlugin(plugin_, "while describing the model", [&] { return model_->Describe(); });
+  }
+  at::Tensor Forward(const at::Tensor& input_ids, KvCache* cache) override {
+    return CallPlugin(plugin_, "in the forward pass",
+                      [&] { return model_->Forward(input_ids, cache); });
+  }
+  std::unique_ptr<KvCache> NewCache() const override {
+    return CallPlugin(plugin_, "while making a KV cache", [&] { return model_->NewCache(); });
+  }
+  torch::nn::Module& module() override { return model_->module(); }
+
+ private:
+  const LoadedPlugin& plugin_;
+  std::unique_ptr<Model> model_;
+  GuardedTokenizer tokenizer_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> PluginHost::LoadModel(std::string_view name, const fs::path& dir,
+                                             const Options& options) const {
+  const LoadedPlugin& plugin = Require(PluginKind::kModel, name);
+  const auto& model_plugin = std::get<ModelPlugin>(plugin.plugin);
+  std::unique_ptr<Model> model = CallPlugin(plugin, "while loading " + dir.string(),
+                                            [&] { return model_plugin.create(dir, options); });
+  if (model == nullptr) {
+    throw UserError(DescribePluginFailure(plugin, "while loading", "it returned no model"));
+  }
+  return std::make_unique<GuardedModel>(plugin, std::move(model));
+}
+
+Options PluginHost::DefaultOptions(const LoadedPlugin& plugin) {
+  Options options;
+  for (const OptionSpec& spec : plugin.info().options) {
+    if (spec.required()) {
+      throw UserError(std::string(PluginKindName(plugin.kind)) + " plugin '" + plugin.info().name +
+                      "' needs option '" + spec.name + "' (" + spec.help + ")");
+    }
+    options.Set(spec.name, spec.default_value);
+  }
+  return options;
 }
 
 }  // namespace tune

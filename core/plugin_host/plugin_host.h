@@ -45,6 +45,7 @@ std::vector<std::filesystem::path> PluginSearchPath(
 std::filesystem::path BuiltinPluginDir();
 
 class Metric;
+class Model;
 
 class PluginHost {
  public:
@@ -63,15 +64,24 @@ class PluginHost {
   // Every loaded plugin, sorted by kind, then name.
   std::vector<const LoadedPlugin*> plugins() const;
   const LoadedPlugin* Find(PluginKind kind, std::string_view name) const;
+  // Like Find, but throws UserError listing the loaded plugins of `kind` if `name` is not one.
+  const LoadedPlugin& Require(PluginKind kind, std::string_view name) const;
   std::vector<std::string> Names(PluginKind kind) const;
 
   // Creates a configured metric. The returned object reports any exception from the plugin as a
   // UserError naming the plugin and its file. Throws UserError if `name` is not loaded.
   std::unique_ptr<Metric> CreateMetric(std::string_view name, const Options& options) const;
 
+  // Loads the model in `dir` with the model plugin `name`. The returned model and its tokenizer
+  // report exceptions from the plugin as UserErrors naming the plugin and its file.
+  std::unique_ptr<Model> LoadModel(std::string_view name, const std::filesystem::path& dir,
+                                   const Options& options) const;
+
+  // Every option `plugin` declares at its default. Throws UserError if one is required.
+  static Options DefaultOptions(const LoadedPlugin& plugin);
+
  private:
   void LoadLibrary(const std::filesystem::path& file);
-  const LoadedPlugin& Require(PluginKind kind, std::string_view name) const;
 
   std::vector<std::filesystem::path> seen_;
   std::vector<LoadedPlugin> plugins_;

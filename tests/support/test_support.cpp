@@ -11,6 +11,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <gtest/gtest.h>
+
 extern char** environ;
 
 namespace tune::testing {
@@ -99,6 +101,16 @@ CommandResult RunTune(const std::vector<std::string>& args,
   std::vector<std::string> argv = {TUNE_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunCommand(argv, env);
+}
+
+fs::path MakeTinyLlama(const fs::path& dir, const std::vector<std::string>& flags) {
+  std::vector<std::string> argv = {
+      kPython, (fs::path(TUNE_SOURCE_DIR) / "tests/tools/make_tiny_llama.py").string(),
+      dir.string()};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  const CommandResult result = RunCommand(argv);
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  return dir;
 }
 
 int CountLinesStartingWith(const std::string& text, const std::string& prefix) {

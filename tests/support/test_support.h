@@ -39,6 +39,16 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
 CommandResult RunTune(const std::vector<std::string>& args,
                       const std::map<std::string, std::string>& env = {});
 
+// Debian's Python, which has python3-torch and python3-sentencepiece (the `python3` on PATH may
+// not).
+inline constexpr const char* kPython = "/usr/bin/python3";
+
+// Writes a random Llama-family checkpoint in Hugging Face layout to `dir` with
+// tests/tools/make_tiny_llama.py `flags` (e.g. {"--seed", "3", "--kv-heads", "2"}) and returns
+// `dir`. Fails the calling test if the script fails.
+std::filesystem::path MakeTinyLlama(const std::filesystem::path& dir,
+                                    const std::vector<std::string>& flags);
+
 // Number of lines in `text` that start with `prefix`.
 int CountLinesStartingWith(const std::string& text, const std::string& prefix);
 

@@ -1,16 +1,59 @@
-// Model plugins: a base model and its tokenizer, loaded from a directory.
+// Model plugins: a base model and its tokenizer, loaded from a directory (Hugging Face layout).
 //
-// The kind is registered and loaded like every other (see plugin.h); the methods the trainer
-// calls arrive with the trainer, and adding them bumps TUNE_ABI_MAJOR.
+// A model is a causal language model: token ids in, next-token logits out. Its parameters carry
+// Hugging Face names ("model.layers.0.self_attn.q_proj.weight") so that adapters target modules
+// by the names users know and export PEFT files other tools load.
 #pragma once
 
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include <ATen/core/Tensor.h>
+
 #include "tune/plugin.h"
+#include "tune/tokenizer.h"
+
+namespace torch::nn {
+class Module;
+}
 
 namespace tune {
 
+struct ModelDescription {
+  std::string architecture;  // config.json's model_type: "llama", "mistral", "qwen2"
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t num_layers = 0;
+  int64_t max_positions = 0;  // longest sequence the model was trained for
+  int64_t num_parameters = 0;
+};
+
+// Keys and values of the positions a model has already seen, so generation feeds one new token
+// at a time. Created by Model::NewCache; only the model that made it may use it.
+class KvCache {
+ public:
+  virtual ~KvCache() = default;
+  virtual int64_t length() const = 0;  // positions held
+};
+
+// Forward may not be called concurrently on one model.
 class Model {
  public:
   virtual ~Model() = default;
+
+  virtual const Tokenizer& tokenizer() const = 0;
+  virtual ModelDescription Describe() const = 0;
+
+  // Logits (float32, [batch, new, vocab]) for `input_ids` (int64, [batch, new]). With a cache the
+  // ids continue the sequence it holds and are appended to it; without one they start at
+  // position 0. Refuses sequences longer than max_positions.
+  virtual at::Tensor Forward(const at::Tensor& input_ids, KvCache* cache) = 0;
+  virtual std::unique_ptr<KvCache> NewCache() const = 0;
+
+  // The module tree whose named_parameters() are the Hugging Face parameter names.
+  virtual torch::nn::Module& module() = 0;
 };
 
 }  // namespace tune

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -55,9 +56,13 @@ struct DatasetPlugin {
   PluginInfo info;
   Factory<Dataset> create;
 };
+// A model is loaded from a directory (Hugging Face layout) and its plugin options. The factory
+// throws with a message naming the file and key it cannot serve.
+using ModelFactory =
+    std::function<std::unique_ptr<Model>(const std::filesystem::path& dir, const Options& options)>;
 struct ModelPlugin {
   PluginInfo info;
-  Factory<Model> create;
+  ModelFactory create;
 };
 struct AdapterPlugin {
   PluginInfo info;

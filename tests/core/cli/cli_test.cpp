@@ -39,8 +39,15 @@ TEST(Cli, PluginsJsonCarriesKindNameVersionFileAndOptions) {
   const auto result = RunTune({"plugins", "--json"}, kNoPluginPath);
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const nlohmann::json json = nlohmann::json::parse(result.out);
-  ASSERT_EQ(json["plugins"].size(), 2u);
-  const nlohmann::json& exact = json["plugins"][0];
+  ASSERT_EQ(json["plugins"].size(), 3u);
+  const auto named = [&](const std::string& name) {
+    for (const nlohmann::json& plugin : json["plugins"]) {
+      if (plugin["name"] == name) return plugin;
+    }
+    return nlohmann::json();
+  };
+  EXPECT_EQ(named("llama")["kind"], "model");
+  const nlohmann::json exact = named("exact_match");
   EXPECT_EQ(exact["kind"], "metric");
   EXPECT_EQ(exact["name"], "exact_match");
   EXPECT_EQ(exact["version"], "1.0.0");
@@ -125,6 +132,29 @@ TEST_F(CliValidateTest, ThePrintedConfigValidatesAgainToTheSameText) {
   EXPECT_EQ(second.out, first.out);
 }
 
+TEST(Cli, GenerateContinuesAPromptTheSameWayForTheSameSeed) {
+  TempDir dir;
+  const fs::path model = testing::MakeTinyLlama(dir.path() / "model", {"--seed", "3"});
+  const std::vector<std::string> args = {
+      "generate", "--model", model.string(), "--max-tokens", "12", "--temperature", "0.9",
+      "--seed",   "5",       "the cat"};
+  const auto first = RunTune(args, kNoPluginPath);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_GT(first.out.size(), 1u);
+  EXPECT_NE(first.err.find("tokens/s"), std::string::npos) << first.err;
+  EXPECT_EQ(RunTune(args, kNoPluginPath).out, first.out);
+}
+
+TEST(Cli, GenerateRefusesAModelItCannotServeWithOneLine) {
+  TempDir dir;
+  const fs::path model = testing::MakeTinyLlama(dir.path() / "model", {"--seed", "3"});
+  fs::remove(model / "config.json");
+  const auto result = RunTune({"generate", "--model", model.string(), "hi"}, kNoPluginPath);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(CountLinesStartingWith(result.err, "error: "), 1) << result.err;
+  EXPECT_NE(result.err.find("config.json: cannot read"), std::string::npos) << result.err;
+}
+
 TEST(Cli, MissingRunFileIsAUserError) {
   const auto result = RunTune({"validate", "/nonexistent/run.toml"}, kNoPluginPath);
   EXPECT_EQ(result.exit_code, 1);
@@ -141,8 +171,10 @@ TEST(Cli, UnknownCommandExitsOneWithAHint) {
 }
 
 TEST(Cli, EveryCommandHasHelp) {
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"--help"}, {"plugins", "--help"}, {"validate", "--help"}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"--help"},
+                                               {"plugins", "--help"},
+                                               {"validate", "--help"},
+                                               {"generate", "--help"}}) {
     const auto result = RunTune(args, kNoPluginPath);
     EXPECT_EQ(result.exit_code, 0) << args[0];
     EXPECT_NE(result.out.find("Usage:"), std::string::npos) << result.out;

@@ -1,0 +1,94 @@
+#include "generate/generate.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include <torch/torch.h>
+
+#include "tune/model.h"
+#include "util/error.h"
+
+namespace tune {
+
+int32_t PickToken(std::span<const float> logits, const SamplingOptions& options,
+                  std::mt19937_64& rng) {
+  if (logits.empty()) throw UserError("the model returned no logits");
+  if (options.temperature < 0) throw UserError("temperature must be >= 0 (0 is greedy)");
+  if (!(options.top_p > 0 && options.top_p <= 1)) throw UserError("top_p must be in (0, 1]");
+  if (options.temperature == 0) {
+    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  }
+  // Softmax of logits / temperature in double, shifted by the maximum for stability.
+  const float top = *std::max_element(logits.begin(), logits.end());
+  std::vector<double> probs(logits.size());
+  double total = 0;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    probs[i] = std::exp((static_cast<double>(logits[i]) - top) / options.temperature);
+    total += probs[i];
+  }
+  std::vector<int32_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int32_t a, int32_t b) { return probs[a] > probs[b]; });
+  // The nucleus: the most likely tokens until their mass reaches top_p (the crossing one kept).
+  double kept = 0;
+  size_t nucleus = 0;
+  while (nucleus < order.size() && (nucleus == 0 || kept < options.top_p * total)) {
+    kept += probs[order[nucleus++]];
+  }
+  double target = std::uniform_real_distribution<double>(0.0, kept)(rng);
+  for (size_t i = 0; i < nucleus; ++i) {
+    target -= probs[order[i]];
+    if (target < 0) return order[i];
+  }
+  return order[nucleus - 1];
+}
+
+std::vector<int32_t> GenerateTokens(Model& model, std::span<const int32_t> prompt_ids,
+                                    const SamplingOptions& options,
+                                    const std::function<void(int32_t)>& on_token) {
+  if (prompt_ids.empty()) throw UserError("cannot generate from an empty prompt");
+  if (options.max_new_tokens < 0) throw UserError("max_new_tokens must be >= 0");
+  torch::NoGradGuard no_grad;
+  std::mt19937_64 rng(options.seed);
+  const std::unique_ptr<KvCache> cache = model.NewCache();
+  const int32_t eos = model.tokenizer().eos_id();
+  std::vector<int64_t> ids(prompt_ids.begin(), prompt_ids.end());
+  std::vector<int32_t> generated;
+  while (static_cast<int64_t>(generated.size()) < options.max_new_tokens) {
+    const torch::Tensor input = torch::tensor(ids, torch::kLong).unsqueeze(0);
+    const torch::Tensor logits =
+        model.Forward(input, cache.get()).select(1, -1).squeeze(0).contiguous();
+    const int32_t next =
+        PickToken(std::span<const float>(logits.data_ptr<float>(), logits.numel()), options, rng);
+    if (next == eos) break;
+    generated.push_back(next);
+    if (on_token) on_token(next);
+    ids.assign(1, next);
+  }
+  return generated;
+}
+
+std::string GenerateText(Model& model, std::string_view prompt, const SamplingOptions& options,
+                         const std::function<void(std::string_view)>& on_text) {
+  const Tokenizer& tokenizer = model.tokenizer();
+  std::vector<int32_t> prompt_ids;
+  if (tokenizer.bos_id() >= 0) prompt_ids.push_back(tokenizer.bos_id());
+  const std::vector<int32_t> encoded = tokenizer.Encode(prompt);
+  prompt_ids.insert(prompt_ids.end(), encoded.begin(), encoded.end());
+  // Decoding the whole continuation each time keeps pieces that span tokens (bytes of one
+  // character, sentencepiece's leading spaces) right; only the new suffix is reported.
+  std::vector<int32_t> generated;
+  std::string text;
+  GenerateTokens(model, prompt_ids, options, [&](int32_t token) {
+    generated.push_back(token);
+    std::string now = tokenizer.Decode(generated);
+    if (on_text && now.size() > text.size() && now.compare(0, text.size(), text) == 0) {
+      on_text(std::string_view(now).substr(text.size()));
+    }
+    text = std::move(now);
+  });
+  return text;
+}
+
+}  // namespace tune

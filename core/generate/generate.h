@@ -1,0 +1,38 @@
+// Text generation with any model plugin: greedy or nucleus sampling over a KV cache.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tune {
+
+class Model;
+
+struct SamplingOptions {
+  int64_t max_new_tokens = 128;
+  double temperature = 0.0;  // 0: greedy (argmax, ties to the lowest id)
+  double top_p = 1.0;        // nucleus: sample from the smallest set of tokens with this much mass
+  uint64_t seed = 0;         // same seed, model and prompt: same tokens
+};
+
+// Picks the next token from one position's logits. Throws UserError for options out of range.
+int32_t PickToken(std::span<const float> logits, const SamplingOptions& options,
+                  std::mt19937_64& rng);
+
+// Continues `prompt_ids` and returns the new tokens, stopping after max_new_tokens or when the
+// model's EOS is produced (EOS is not returned). `on_token` sees each new token as it is made.
+std::vector<int32_t> GenerateTokens(Model& model, std::span<const int32_t> prompt_ids,
+                                    const SamplingOptions& options,
+                                    const std::function<void(int32_t)>& on_token = {});
+
+// Encodes `prompt` (with the model's BOS, if it has one), generates, and decodes. `on_text` sees
+// the text as it grows, one piece per token.
+std::string GenerateText(Model& model, std::string_view prompt, const SamplingOptions& options,
+                         const std::function<void(std::string_view)>& on_text = {});
+
+}  // namespace tune

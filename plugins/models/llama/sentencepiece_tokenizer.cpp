@@ -1,0 +1,359 @@
+#include "sentencepiece_tokenizer.h"
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <queue>
+#include <sstream>
+
+#include "util/error.h"
+
+namespace tune::llama {
+namespace {
+
+// "▁" (U+2581), sentencepiece's visible space.
+constexpr std::string_view kSpace = "\xE2\x96\x81";
+
+// Reads protobuf wire format: just what ModelProto needs.
+class WireReader {
+ public:
+  WireReader(std::string_view bytes, const std::filesystem::path& file)
+      : bytes_(bytes), file_(file) {}
+
+  bool done() const { return at_ == bytes_.size(); }
+
+  // The next field's number and wire type.
+  std::pair<uint32_t, uint32_t> Tag() {
+    const uint64_t tag = Varint();
+    return {static_cast<uint32_t>(tag >> 3), static_cast<uint32_t>(tag & 7)};
+  }
+  uint64_t Varint() {
+    uint64_t value = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (at_ >= bytes_.size()) Corrupt();
+      const uint8_t byte = static_cast<uint8_t>(bytes_[at_++]);
+      value |= static_cast<uint64_t>(byte & 0x7F) << shift;
+      if ((byte & 0x80) == 0) return value;
+    }
+    Corrupt();
+  }
+  std::string_view Bytes() {
+    const uint64_t size = Varint();
+    if (size > bytes_.size() - at_) Corrupt();
+    const std::string_view out = bytes_.substr(at_, size);
+    at_ += size;
+    return out;
+  }
+  float Fixed32Float() {
+    if (bytes_.size() - at_ < 4) Corrupt();
+    float value;
+    std::memcpy(&value, bytes_.data() + at_, 4);
+    at_ += 4;
+    return value;
+  }
+  void Skip(uint32_t wire_type) {
+    switch (wire_type) {
+      case 0:
+        Varint();
+        return;
+      case 1:
+        Advance(8);
+        return;
+      case 2:
+        Bytes();
+        return;
+      case 5:
+        Advance(4);
+        return;
+      default:
+        Corrupt();
+    }
+  }
+  [[noreturn]] void Corrupt() const {
+    throw UserError(file_.string() + ": not a sentencepiece model (malformed protobuf at byte " +
+                    std::to_string(at_) + ")");
+  }
+
+ private:
+  void Advance(size_t n) {
+    if (bytes_.size() - at_ < n) Corrupt();
+    at_ += n;
+  }
+  std::string_view bytes_;
+  size_t at_ = 0;
+  const std::filesystem::path& file_;
+};
+
+size_t Utf8Length(char first) {
+  const auto byte = static_cast<unsigned char>(first);
+  if (byte < 0x80) return 1;
+  if ((byte >> 5) == 0x6) return 2;
+  if ((byte >> 4) == 0xE) return 3;
+  if ((byte >> 3) == 0x1E) return 4;
+  return 1;  // a stray continuation byte stands alone, as in sentencepiece
+}
+
+}  // namespace
+
+std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::Load(
+    const std::filesystem::path& dir, int32_t config_bos_id, int32_t config_eos_id) {
+  const std::filesystem::path file = dir / "tokenizer.model";
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) {
+    const bool has_json = std::filesystem::exists(dir / "tokenizer.json", ec);
+    throw UserError(
+        dir.string() + ": no tokenizer.model" +
+        (has_json ? " (tokenizer.json, a byte-level BPE tokenizer, is not supported yet)" : "") +
+        "; the llama plugin reads sentencepiece tokenizers (tokenizer.model)");
+  }
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string bytes = buffer.str();
+
+  std::unique_ptr<SentencePieceTokenizer> t(new SentencePieceTokenizer());
+  t->file_ = file;
+  int model_type = 1;  // sentencepiece's default: unigram
+  bool whitespace_as_suffix = false;
+  std::string normalizer = "nmt_nfkc";
+  bool has_charsmap = false;
+  int32_t bos = 1, eos = 2;
+  WireReader model(bytes, file);
+  while (!model.done()) {
+    const auto [field, wire] = model.Tag();
+    if (field == 1 && wire == 2) {  // repeated SentencePiece pieces
+      WireReader piece(model.Bytes(), file);
+      Piece p;
+      while (!piece.done()) {
+        const auto [f, w] = piece.Tag();
+        if (f == 1 && w == 2)
+          p.text = std::string(piece.Bytes());
+        else if (f == 2 && w == 5)
+          p.score = piece.Fixed32Float();
+        else if (f == 3 && w == 0)
+          p.type = static_cast<PieceType>(piece.Varint());
+        else
+          piece.Skip(w);
+      }
+      t->pieces_.push_back(std::move(p));
+    } else if (field == 2 && wire == 2) {  // TrainerSpec
+      WireReader spec(model.Bytes(), file);
+      while (!spec.done()) {
+        const auto [f, w] = spec.Tag();
+        if (w != 0) {
+          spec.Skip(w);
+          continue;
+        }
+        const auto value = static_cast<int64_t>(spec.Varint());
+        if (f == 3)
+          model_type = static_cast<int>(value);
+        else if (f == 24)
+          whitespace_as_suffix = value != 0;
+        else if (f == 35)
+          t->byte_fallback_ = value != 0;
+        else if (f == 40)
+          t->unk_id_ = static_cast<int32_t>(value);
+        else if (f == 41)
+          bos = static_cast<int32_t>(value);
+        else if (f == 42)
+          eos = static_cast<int32_t>(value);
+      }
+    } else if (field == 3 && wire == 2) {  // NormalizerSpec
+      WireReader spec(model.Bytes(), file);
+      while (!spec.done()) {
+        const auto [f, w] = spec.Tag();
+        if (f == 1 && w == 2)
+          normalizer = std::string(spec.Bytes());
+        else if (f == 2 && w == 2)
+          has_charsmap = !spec.Bytes().empty();
+        else if (f == 3 && w == 0)
+          t->add_dummy_prefix_ = spec.Varint() != 0;
+        else if (f == 4 && w == 0)
+          t->remove_extra_whitespaces_ = spec.Varint() != 0;
+        else
+          spec.Skip(w);
+      }
+    } else {
+      model.Skip(wire);
+    }
+  }
+  if (t->pieces_.empty())
+    throw UserError(file.string() + ": the sentencepiece model has no pieces");
+  if (model_type != 2) {
+    throw UserError(file.string() + ": sentencepiece model type " + std::to_string(model_type) +
+                    " is not supported; the llama plugin reads BPE models (type 2), as Llama and "
+                    "Mistral ship");
+  }
+  if (has_charsmap || (normalizer != "identity" && !normalizer.empty())) {
+    throw UserError(file.string() + ": normalisation rule '" + normalizer +
+                    "' is not supported; the llama plugin reads models with the identity rule");
+  }
+  if (whitespace_as_suffix) {
+    throw UserError(file.string() + ": treat_whitespace_as_suffix is not supported");
+  }
+  const auto count = static_cast<int32_t>(t->pieces_.size());
+  for (int32_t id = 0; id < count; ++id) {
+    const Piece& p = t->pieces_[static_cast<size_t>(id)];
+    t->ids_.emplace(p.text, id);
+    if (p.type == PieceType::kUserDefined) t->user_defined_.push_back(p.text);
+    if (p.type == PieceType::kByte) {
+      unsigned value = 0;
+      if (std::sscanf(p.text.c_str(), "<0x%02X>", &value) == 1 && value < 256) {
+        t->byte_ids_[value] = id;
+      }
+    }
+  }
+  std::sort(t->user_defined_.begin(), t->user_defined_.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  if (t->unk_id_ < 0 || t->unk_id_ >= count) {
+    throw UserError(file.string() + ": unk_id " + std::to_string(t->unk_id_) +
+                    " is outside the vocabulary");
+  }
+  t->bos_id_ = config_bos_id >= 0 ? config_bos_id : (bos < count ? bos : -1);
+  t->eos_id_ = config_eos_id >= 0 ? config_eos_id : (eos < count ? eos : -1);
+  return t;
+}
+
+int32_t SentencePieceTokenizer::IdOf(std::string_view piece) const {
+  const auto it = ids_.find(std::string(piece));
+  return it == ids_.end() ? unk_id_ : it->second;
+}
+
+std::vector<int32_t> SentencePieceTokenizer::Encode(std::string_view text) const {
+  // Normalise: optionally drop leading, trailing and repeated spaces; add the dummy prefix;
+  // spaces become "▁".
+  std::string spaced;
+  if (remove_extra_whitespaces_) {
+    bool pending_space = false;
+    for (char c : text) {
+      if (c == ' ') {
+        pending_space = !spaced.empty();
+        continue;
+      }
+      if (pending_space) spaced.push_back(' ');
+      pending_space = false;
+      spaced.push_back(c);
+    }
+  } else {
+    spaced = text;
+  }
+  if (spaced.empty()) return {};
+  std::string normalized = add_dummy_prefix_ ? std::string(kSpace) : std::string();
+  for (char c : spaced) {
+    if (c == ' ') {
+      normalized += kSpace;
+    } else {
+      normalized.push_back(c);
+    }
+  }
+
+  // Symbols: user-defined pieces whole, otherwise one UTF-8 character each.
+  struct Symbol {
+    size_t begin, length;
+    int prev, next;
+  };
+  std::vector<Symbol> symbols;
+  for (size_t at = 0; at < normalized.size();) {
+    size_t length = 0;
+    for (const std::string& user : user_defined_) {
+      if (normalized.compare(at, user.size(), user) == 0) {
+        length = user.size();
+        break;
+      }
+    }
+    if (length == 0) length = std::min(Utf8Length(normalized[at]), normalized.size() - at);
+    const int index = static_cast<int>(symbols.size());
+    symbols.push_back({at, length, index - 1, index + 1});
+    at += length;
+  }
+  symbols.back().next = -1;
+
+  // BPE: repeatedly merge the adjacent pair whose union is the highest-scoring piece (ties to
+  // the leftmost pair), as sentencepiece's bpe_model.cc does. Stale queue entries are skipped.
+  struct Pair {
+    int left, right;
+    float score;
+    size_t length;
+  };
+  auto lower = [](const Pair& a, const Pair& b) {
+    return a.score < b.score || (a.score == b.score && a.left > b.left);
+  };
+  std::priority_queue<Pair, std::vector<Pair>, decltype(lower)> agenda(lower);
+  auto consider = [&](int left, int right) {
+    if (left < 0 || right < 0) return;
+    const size_t length =
+        symbols[static_cast<size_t>(left)].length + symbols[static_cast<size_t>(right)].length;
+    const auto it = ids_.find(normalized.substr(symbols[static_cast<size_t>(left)].begin, length));
+    if (it == ids_.end() || it->second == unk_id_ ||
+        pieces_[static_cast<size_t>(it->second)].type == PieceType::kUnused) {
+      return;
+    }
+    agenda.push({left, right, pieces_[static_cast<size_t>(it->second)].score, length});
+  };
+  for (size_t i = 1; i < symbols.size(); ++i)
+    consider(static_cast<int>(i - 1), static_cast<int>(i));
+  while (!agenda.empty()) {
+    const Pair top = agenda.top();
+    agenda.pop();
+    Symbol& left = symbols[static_cast<size_t>(top.left)];
+    Symbol& right = symbols[static_cast<size_t>(top.right)];
+    if (left.length == 0 || right.length == 0 || left.length + right.length != top.length) continue;
+    left.length += right.length;
+    right.length = 0;
+    left.next = right.next;
+    if (right.next >= 0) symbols[static_cast<size_t>(right.next)].prev = top.left;
+    consider(left.prev, top.left);
+    consider(top.left, left.next);
+  }
+
+  std::vector<int32_t> ids;
+  for (int i = 0; i >= 0; i = symbols[static_cast<size_t>(i)].next) {
+    const Symbol& symbol = symbols[static_cast<size_t>(i)];
+    const std::string_view piece(normalized.data() + symbol.begin, symbol.length);
+    const int32_t id = IdOf(piece);
+    if (id == unk_id_ && byte_fallback_) {
+      for (char byte : piece) ids.push_back(byte_ids_[static_cast<unsigned char>(byte)]);
+    } else {
+      ids.push_back(id);
+    }
+  }
+  return ids;
+}
+
+std::string SentencePieceTokenizer::Decode(std::span<const int32_t> ids) const {
+  std::string text;
+  for (int32_t id : ids) {
+    if (id < 0 || id >= vocab_size()) {
+      throw UserError(file_.string() + ": token id " + std::to_string(id) +
+                      " is outside the vocabulary (0.." + std::to_string(vocab_size() - 1) + ")");
+    }
+    const Piece& piece = pieces_[static_cast<size_t>(id)];
+    switch (piece.type) {
+      case PieceType::kControl:
+        break;
+      case PieceType::kUnknown:
+        text += " \xE2\x81\x87 ";  // " ⁇ ", sentencepiece's surface for unknown pieces
+        break;
+      case PieceType::kByte:
+        text.push_back(static_cast<char>(std::find(std::begin(byte_ids_), std::end(byte_ids_), id) -
+                                         std::begin(byte_ids_)));
+        break;
+      default:
+        text += piece.text;
+    }
+  }
+  std::string out;
+  for (size_t at = 0; at < text.size();) {
+    if (text.compare(at, kSpace.size(), kSpace) == 0) {
+      out.push_back(' ');
+      at += kSpace.size();
+    } else {
+      out.push_back(text[at++]);
+    }
+  }
+  // The dummy prefix added while encoding is not part of the text.
+  if (add_dummy_prefix_ && !out.empty() && out.front() == ' ') out.erase(0, 1);
+  return out;
+}
+
+}  // namespace tune::llama
