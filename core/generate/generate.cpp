@@ -76,18 +76,29 @@ std::string GenerateText(Model& model, std::string_view prompt, const SamplingOp
   if (tokenizer.bos_id() >= 0) prompt_ids.push_back(tokenizer.bos_id());
   const std::vector<int32_t> encoded = tokenizer.Encode(prompt);
   prompt_ids.insert(prompt_ids.end(), encoded.begin(), encoded.end());
-  // Decoding the whole continuation each time keeps pieces that span tokens (bytes of one
-  // character, sentencepiece's leading spaces) right; only the new suffix is reported.
+  // Decoding the whole continuation each time keeps text that spans tokens right (the bytes of
+  // one character, sentencepiece's leading spaces). A trailing U+FFFD may be a character whose
+  // remaining bytes are still to come, so it is held back until the next token settles it.
+  constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
   std::vector<int32_t> generated;
   std::string text;
+  size_t reported = 0;
+  auto report = [&](size_t upto) {
+    if (on_text && upto > reported)
+      on_text(std::string_view(text).substr(reported, upto - reported));
+    reported = std::max(reported, upto);
+  };
   GenerateTokens(model, prompt_ids, options, [&](int32_t token) {
     generated.push_back(token);
-    std::string now = tokenizer.Decode(generated);
-    if (on_text && now.size() > text.size() && now.compare(0, text.size(), text) == 0) {
-      on_text(std::string_view(now).substr(text.size()));
+    text = tokenizer.Decode(generated);
+    size_t settled = text.size();
+    while (settled >= kReplacement.size() &&
+           std::string_view(text).substr(settled - kReplacement.size()) == kReplacement) {
+      settled -= kReplacement.size();
     }
-    text = std::move(now);
+    report(settled);
   });
+  report(text.size());
   return text;
 }
 

@@ -93,6 +93,38 @@ size_t Utf8Length(char first) {
   return 1;  // a stray continuation byte stands alone, as in sentencepiece
 }
 
+// Length of the valid UTF-8 character at the start of `s` (RFC 3629: no overlong forms, no
+// surrogates, at most U+10FFFF), or 0 if it does not start with one.
+size_t ValidUtf8Length(std::string_view s) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const size_t length = Utf8Length(s[0]);
+  if (length == 1) return byte(0) < 0x80 ? 1 : 0;
+  if (s.size() < length) return 0;
+  uint32_t code = byte(0) & (0xFF >> (length + 1));
+  for (size_t i = 1; i < length; ++i) {
+    if ((byte(i) & 0xC0) != 0x80) return 0;
+    code = (code << 6) | (byte(i) & 0x3F);
+  }
+  static constexpr uint32_t kSmallest[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (code < kSmallest[length] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return 0;
+  return length;
+}
+
+// Appends `bytes`, each byte that does not belong to a valid UTF-8 character replaced by U+FFFD,
+// as sentencepiece decodes byte pieces.
+void AppendUtf8OrReplacement(std::string& out, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const size_t length = ValidUtf8Length(bytes);
+    if (length == 0) {
+      out += "\xEF\xBF\xBD";
+      bytes.remove_prefix(1);
+    } else {
+      out.append(bytes.substr(0, length));
+      bytes.remove_prefix(length);
+    }
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::Load(
@@ -322,26 +354,32 @@ std::vector<int32_t> SentencePieceTokenizer::Encode(std::string_view text) const
 
 std::string SentencePieceTokenizer::Decode(std::span<const int32_t> ids) const {
   std::string text;
+  std::string bytes;  // consecutive <0xXX> pieces, turned into text together
+  bool prefix_removed = false;
   for (int32_t id : ids) {
     if (id < 0 || id >= vocab_size()) {
       throw UserError(file_.string() + ": token id " + std::to_string(id) +
                       " is outside the vocabulary (0.." + std::to_string(vocab_size() - 1) + ")");
     }
     const Piece& piece = pieces_[static_cast<size_t>(id)];
-    switch (piece.type) {
-      case PieceType::kControl:
-        break;
-      case PieceType::kUnknown:
-        text += " \xE2\x81\x87 ";  // " ⁇ ", sentencepiece's surface for unknown pieces
-        break;
-      case PieceType::kByte:
-        text.push_back(static_cast<char>(std::find(std::begin(byte_ids_), std::end(byte_ids_), id) -
-                                         std::begin(byte_ids_)));
-        break;
-      default:
-        text += piece.text;
+    if (piece.type == PieceType::kByte) {
+      bytes.push_back(static_cast<char>(std::find(std::begin(byte_ids_), std::end(byte_ids_), id) -
+                                        std::begin(byte_ids_)));
+      continue;
+    }
+    AppendUtf8OrReplacement(text, bytes);
+    bytes.clear();
+    if (piece.type == PieceType::kUnknown) {
+      text += " \xE2\x81\x87 ";  // " ⁇ ", sentencepiece's surface for unknown pieces
+    } else if (piece.type != PieceType::kControl) {
+      // The first space symbol at the start of the text is the dummy prefix, not text.
+      const bool prefix =
+          !prefix_removed && text.empty() && std::string_view(piece.text).starts_with(kSpace);
+      prefix_removed = prefix_removed || prefix;
+      text += std::string_view(piece.text).substr(prefix ? kSpace.size() : 0);
     }
   }
+  AppendUtf8OrReplacement(text, bytes);
   std::string out;
   for (size_t at = 0; at < text.size();) {
     if (text.compare(at, kSpace.size(), kSpace) == 0) {
@@ -351,8 +389,6 @@ std::string SentencePieceTokenizer::Decode(std::span<const int32_t> ids) const {
       out.push_back(text[at++]);
     }
   }
-  // The dummy prefix added while encoding is not part of the text.
-  if (add_dummy_prefix_ && !out.empty() && out.front() == ' ') out.erase(0, 1);
   return out;
 }
 

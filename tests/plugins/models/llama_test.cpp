@@ -149,6 +149,21 @@ TEST_F(LlamaPlugin, GreedyGenerationMatchesTheReferenceTokenForToken) {
   EXPECT_EQ(GenerateTokens(*model, prompt, greedy), expected);
 }
 
+TEST_F(LlamaPlugin, StreamedTextJoinsToTheWholeContinuation) {
+  const auto model = Load(MakeCheckpoint(dir_, "model", {"--seed", "12"}));
+  SamplingOptions sampling;
+  sampling.max_new_tokens = 40;
+  sampling.temperature = 1.5;  // random bytes too: pieces that are parts of characters
+  for (uint64_t seed = 0; seed < 5; ++seed) {
+    sampling.seed = seed;
+    std::string streamed;
+    const std::string text = GenerateText(*model, "the cat", sampling,
+                                          [&](std::string_view piece) { streamed += piece; });
+    EXPECT_EQ(streamed, text) << "seed " << seed;
+    EXPECT_FALSE(text.empty());
+  }
+}
+
 TEST_F(LlamaPlugin, PromptIdsMatchTheReference) {
   const fs::path checkpoint = MakeCheckpoint(dir_, "model", {"--seed", "6"});
   const std::string prompt = "the quick brown fox jumps over 12 lazy dogs";
@@ -179,7 +194,9 @@ TEST_F(LlamaPlugin, TokenizerEncodesAndDecodesLikeSentencepiece) {
       "sp = spm.SentencePieceProcessor(model_file=sys.argv[1])\n"
       "texts = json.load(open(sys.argv[2]))\n"
       "ids = [sp.encode(t) for t in texts]\n"
-      "print(json.dumps({'ids': ids, 'decoded': [sp.decode(i) for i in ids]}))\n";
+      "raw = [list(range(n, n + 40)) for n in range(0, sp.get_piece_size() - 40, 37)]\n"
+      "print(json.dumps({'ids': ids, 'decoded': [sp.decode(i) for i in ids],\n"
+      "                  'raw': raw, 'raw_decoded': [sp.decode(i) for i in raw]}))\n";
   const auto result = RunCommand(
       {kPython, "-c", script, (checkpoint / "tokenizer.model").string(), texts_file.string()});
   ASSERT_EQ(result.exit_code, 0) << result.err;
@@ -190,6 +207,13 @@ TEST_F(LlamaPlugin, TokenizerEncodesAndDecodesLikeSentencepiece) {
     EXPECT_EQ(ids, expected["ids"][i].get<std::vector<int32_t>>()) << "text: " << texts[i];
     EXPECT_EQ(model->tokenizer().Decode(ids), expected["decoded"][i].get<std::string>())
         << "text: " << texts[i];
+  }
+  // Runs of arbitrary ids: control pieces, lone byte pieces that are not valid UTF-8, pieces
+  // that start with the space symbol.
+  for (size_t i = 0; i < expected["raw"].size(); ++i) {
+    const auto ids = expected["raw"][i].get<std::vector<int32_t>>();
+    EXPECT_EQ(model->tokenizer().Decode(ids), expected["raw_decoded"][i].get<std::string>())
+        << "ids from " << ids.front();
   }
 }
 
