@@ -34,4 +34,18 @@ class Metric {
   virtual MetricScore Score(std::span<const MetricExample> examples) const = 0;
 };
 
+// The score of a metric that averages a per-example score: `score_one(example)` returns the
+// example's score as a double.
+template <typename ScoreOne>
+MetricScore MeanOverExamples(std::span<const MetricExample> examples, ScoreOne&& score_one) {
+  MetricScore score;
+  score.per_example.reserve(examples.size());
+  for (const MetricExample& example : examples) {
+    score.per_example.push_back(score_one(example));
+    score.value += score.per_example.back();
+  }
+  if (!examples.empty()) score.value /= static_cast<double>(examples.size());
+  return score;
+}
+
 }  // namespace tune

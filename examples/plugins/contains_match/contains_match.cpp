@@ -22,20 +22,18 @@ class ContainsMatch final : public tune::Metric {
   explicit ContainsMatch(tune::NormalizeOptions normalize) : normalize_(normalize) {}
 
   tune::MetricScore Score(std::span<const tune::MetricExample> examples) const override {
-    tune::MetricScore score;
-    for (const tune::MetricExample& example : examples) {
+    return tune::MeanOverExamples(examples, [&](const tune::MetricExample& example) {
       const auto prediction =
           tune::SplitWhitespace(tune::NormalizeText(example.prediction, normalize_));
-      const bool hit = std::any_of(
-          example.references.begin(), example.references.end(), [&](const std::string& ref) {
-            return ContainsWords(prediction,
-                                 tune::SplitWhitespace(tune::NormalizeText(ref, normalize_)));
-          });
-      score.per_example.push_back(hit ? 1.0 : 0.0);
-      score.value += score.per_example.back();
-    }
-    score.value /= static_cast<double>(examples.size());
-    return score;
+      return std::any_of(example.references.begin(), example.references.end(),
+                         [&](const std::string& ref) {
+                           return ContainsWords(
+                               prediction,
+                               tune::SplitWhitespace(tune::NormalizeText(ref, normalize_)));
+                         })
+                 ? 1.0
+                 : 0.0;
+    });
   }
 
  private:

@@ -12,19 +12,15 @@ class ExactMatch final : public tune::Metric {
   explicit ExactMatch(tune::NormalizeOptions normalize) : normalize_(normalize) {}
 
   tune::MetricScore Score(std::span<const tune::MetricExample> examples) const override {
-    tune::MetricScore score;
-    score.per_example.reserve(examples.size());
-    for (const tune::MetricExample& example : examples) {
+    return tune::MeanOverExamples(examples, [&](const tune::MetricExample& example) {
       const std::string prediction = tune::NormalizeText(example.prediction, normalize_);
-      const bool matched = std::any_of(example.references.begin(), example.references.end(),
-                                       [&](const std::string& ref) {
-                                         return tune::NormalizeText(ref, normalize_) == prediction;
-                                       });
-      score.per_example.push_back(matched ? 1.0 : 0.0);
-      score.value += score.per_example.back();
-    }
-    score.value /= static_cast<double>(examples.size());
-    return score;
+      return std::any_of(example.references.begin(), example.references.end(),
+                         [&](const std::string& ref) {
+                           return tune::NormalizeText(ref, normalize_) == prediction;
+                         })
+                 ? 1.0
+                 : 0.0;
+    });
   }
 
  private:

@@ -38,9 +38,7 @@ class TokenF1 final : public tune::Metric {
   explicit TokenF1(tune::NormalizeOptions normalize) : normalize_(normalize) {}
 
   tune::MetricScore Score(std::span<const tune::MetricExample> examples) const override {
-    tune::MetricScore score;
-    score.per_example.reserve(examples.size());
-    for (const tune::MetricExample& example : examples) {
+    return tune::MeanOverExamples(examples, [&](const tune::MetricExample& example) {
       const std::vector<std::string> prediction =
           tune::SplitWhitespace(tune::NormalizeText(example.prediction, normalize_));
       double best = 0.0;
@@ -48,11 +46,8 @@ class TokenF1 final : public tune::Metric {
         best = std::max(
             best, WordF1(prediction, tune::SplitWhitespace(tune::NormalizeText(ref, normalize_))));
       }
-      score.per_example.push_back(best);
-      score.value += best;
-    }
-    score.value /= static_cast<double>(examples.size());
-    return score;
+      return best;
+    });
   }
 
  private:

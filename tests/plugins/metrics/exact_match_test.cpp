@@ -10,42 +10,17 @@
 
 #include <gtest/gtest.h>
 
-#include "plugin_host/plugin_host.h"
+#include "plugins/metrics/builtin_metric.h"
 #include "tune/metric.h"
 
 namespace tune {
 namespace {
 
-const std::filesystem::path kBuiltins = TUNE_BUILTIN_PLUGIN_DIR;
+using testing::Example;
 
-MetricExample Example(std::string prediction, std::vector<std::string> references) {
-  return {.prompt = "Q:", .prediction = std::move(prediction), .references = std::move(references)};
-}
-
-class ExactMatch : public ::testing::Test {
+class ExactMatch : public testing::BuiltinMetric {
  protected:
-  void SetUp() override {
-    host_.Load({kBuiltins});
-    loaded_ = host_.Find(PluginKind::kMetric, "exact_match");
-    ASSERT_NE(loaded_, nullptr) << "exact_match is not in " << kBuiltins;
-  }
-
-  // Scores `examples` with every declared option at its default, then `overrides`.
-  MetricScore Score(const std::vector<MetricExample>& examples,
-                    const std::map<std::string, bool>& overrides = {}) const {
-    Options options;
-    for (const OptionSpec& spec : loaded_->info().options) {
-      options.Set(spec.name, spec.default_value);
-    }
-    for (const auto& [name, value] : overrides) {
-      EXPECT_TRUE(options.values().contains(name)) << "exact_match declares no '" << name << "'";
-      options.Set(name, value);
-    }
-    return host_.CreateMetric("exact_match", options)->Score(examples);
-  }
-
-  PluginHost host_;
-  const LoadedPlugin* loaded_ = nullptr;
+  ExactMatch() : BuiltinMetric("exact_match") {}
 };
 
 TEST_F(ExactMatch, IsRegisteredAsAMetricToMaximize) {

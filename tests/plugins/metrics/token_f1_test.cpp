@@ -12,43 +12,19 @@
 
 #include <gtest/gtest.h>
 
-#include "plugin_host/plugin_host.h"
+#include "plugins/metrics/builtin_metric.h"
 #include "tune/metric.h"
 
 namespace tune {
 namespace {
 
-const std::filesystem::path kBuiltins = TUNE_BUILTIN_PLUGIN_DIR;
+using testing::Example;
+
 constexpr double kTolerance = 1e-12;
 
-MetricExample Example(std::string prediction, std::vector<std::string> references) {
-  return {.prompt = "Q:", .prediction = std::move(prediction), .references = std::move(references)};
-}
-
-class TokenF1 : public ::testing::Test {
+class TokenF1 : public testing::BuiltinMetric {
  protected:
-  void SetUp() override {
-    host_.Load({kBuiltins});
-    loaded_ = host_.Find(PluginKind::kMetric, "token_f1");
-    ASSERT_NE(loaded_, nullptr) << "token_f1 is not in " << kBuiltins;
-  }
-
-  // Scores `examples` with every declared option at its default, then `overrides`.
-  MetricScore Score(const std::vector<MetricExample>& examples,
-                    const std::map<std::string, bool>& overrides = {}) const {
-    Options options;
-    for (const OptionSpec& spec : loaded_->info().options) {
-      options.Set(spec.name, spec.default_value);
-    }
-    for (const auto& [name, value] : overrides) {
-      EXPECT_TRUE(options.values().contains(name)) << "token_f1 declares no '" << name << "'";
-      options.Set(name, value);
-    }
-    return host_.CreateMetric("token_f1", options)->Score(examples);
-  }
-
-  PluginHost host_;
-  const LoadedPlugin* loaded_ = nullptr;
+  TokenF1() : BuiltinMetric("token_f1") {}
 };
 
 TEST_F(TokenF1, IsRegisteredAsAMetricToMaximize) {
