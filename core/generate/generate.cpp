@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <numeric>
 
-#include <torch/torch.h>
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "tune/model.h"
 #include "util/error.h"
@@ -49,15 +50,15 @@ std::vector<int32_t> GenerateTokens(Model& model, std::span<const int32_t> promp
                                     const std::function<void(int32_t)>& on_token) {
   if (prompt_ids.empty()) throw UserError("cannot generate from an empty prompt");
   if (options.max_new_tokens < 0) throw UserError("max_new_tokens must be >= 0");
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   std::mt19937_64 rng(options.seed);
   const std::unique_ptr<KvCache> cache = model.NewCache();
   const int32_t eos = model.tokenizer().eos_id();
   std::vector<int64_t> ids(prompt_ids.begin(), prompt_ids.end());
   std::vector<int32_t> generated;
   while (static_cast<int64_t>(generated.size()) < options.max_new_tokens) {
-    const torch::Tensor input = torch::tensor(ids, torch::kLong).unsqueeze(0);
-    const torch::Tensor logits =
+    const at::Tensor input = at::tensor(ids, at::kLong).unsqueeze(0);
+    const at::Tensor logits =
         model.Forward(input, cache.get()).select(1, -1).squeeze(0).contiguous();
     const int32_t next =
         PickToken(std::span<const float>(logits.data_ptr<float>(), logits.numel()), options, rng);
