@@ -7,6 +7,7 @@
 
 #include <boost/dll/shared_library.hpp>
 
+#include "tune/dataset.h"
 #include "tune/metric.h"
 #include "tune/model.h"
 #include "util/names.h"
@@ -331,6 +332,39 @@ const LoadedPlugin& PluginHost::Require(PluginKind kind, std::string_view name) 
                " plugin file(s) failed to load, run `tune plugins` to see why";
   }
   throw UserError(message);
+}
+
+namespace {
+
+// Forwards to the plugin's dataset, reporting its exceptions with the plugin's name.
+class GuardedDataset final : public Dataset {
+ public:
+  GuardedDataset(const LoadedPlugin& plugin, std::unique_ptr<Dataset> dataset)
+      : plugin_(plugin), dataset_(std::move(dataset)) {}
+
+  DatasetRows Read(const fs::path& path) const override {
+    std::string action = "while reading ";
+    action += path.string();
+    return CallPlugin(plugin_, action, [&] { return dataset_->Read(path); });
+  }
+
+ private:
+  const LoadedPlugin& plugin_;
+  std::unique_ptr<Dataset> dataset_;
+};
+
+}  // namespace
+
+std::unique_ptr<Dataset> PluginHost::CreateDataset(std::string_view name,
+                                                   const Options& options) const {
+  const LoadedPlugin& plugin = Require(PluginKind::kDataset, name);
+  const auto& dataset_plugin = std::get<DatasetPlugin>(plugin.plugin);
+  std::unique_ptr<Dataset> dataset =
+      CallPlugin(plugin, "while being created", [&] { return dataset_plugin.create(options); });
+  if (dataset == nullptr) {
+    throw UserError(DescribePluginFailure(plugin, "while being created", "it returned no object"));
+  }
+  return std::make_unique<GuardedDataset>(plugin, std::move(dataset));
 }
 
 namespace {

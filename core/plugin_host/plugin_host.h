@@ -44,6 +44,7 @@ std::vector<std::filesystem::path> PluginSearchPath(
 // executable is <prefix>/bin/tune (the build tree has the same layout).
 std::filesystem::path BuiltinPluginDir();
 
+class Dataset;
 class Metric;
 class Model;
 
@@ -67,6 +68,10 @@ class PluginHost {
   // Like Find, but throws UserError listing the loaded plugins of `kind` if `name` is not one.
   const LoadedPlugin& Require(PluginKind kind, std::string_view name) const;
   std::vector<std::string> Names(PluginKind kind) const;
+
+  // Creates a configured dataset reader. The returned object reports any exception from the
+  // plugin as a UserError naming the plugin and its file. Throws UserError if `name` is not loaded.
+  std::unique_ptr<Dataset> CreateDataset(std::string_view name, const Options& options) const;
 
   // Creates a configured metric. The returned object reports any exception from the plugin as a
   // UserError naming the plugin and its file. Throws UserError if `name` is not loaded.

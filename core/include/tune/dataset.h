@@ -1,6 +1,7 @@
 // Dataset plugins: read a file of training examples into text pairs.
 //
-// The host does everything after reading: tokenization, the eval split, hashing, batching.
+// The host does everything after reading: tokenization, the eval split, hashing, batching, and
+// deciding whether bad rows stop the run or are skipped.
 #pragma once
 
 #include <cstdint>
@@ -18,11 +19,25 @@ struct TextExample {
   int64_t line = 0;        // 1-based line (or record) in the source file, for error messages
 };
 
+// A record the plugin could not turn into an example.
+struct BadRow {
+  int64_t line = 0;    // 1-based line (or record) in the source file
+  std::string reason;  // one line, no path: "missing field 'completion'", "not JSON: ..."
+};
+
+// Everything one file holds: the good examples and the bad rows, each in file order.
+struct DatasetRows {
+  std::vector<TextExample> examples;
+  std::vector<BadRow> bad_rows;
+};
+
 class Dataset {
  public:
   virtual ~Dataset() = default;
-  // Reads every example of `path`. A malformed record throws an error naming path:line.
-  virtual std::vector<TextExample> Read(const std::filesystem::path& path) const = 0;
+  // Reads every record of `path`. A malformed record becomes a BadRow and reading goes on. A
+  // file that cannot be read at all (missing, unreadable, malformed as a whole) throws an
+  // exception naming the file, which the host reports as a UserError naming the plugin.
+  virtual DatasetRows Read(const std::filesystem::path& path) const = 0;
 };
 
 }  // namespace tune

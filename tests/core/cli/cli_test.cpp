@@ -33,13 +33,19 @@ TEST(Cli, PluginsListsTheBuiltinMetrics) {
       << result.out;
   EXPECT_EQ(CountLinesStartingWith(result.out, "metric     token_f1     1.0.0    /"), 1)
       << result.out;
+  for (const char* dataset : {"alpaca ", "chat   ", "jsonl  "}) {
+    EXPECT_EQ(CountLinesStartingWith(result.out,
+                                     std::string("dataset    ") + dataset + "      1.0.0    /"),
+              1)
+        << result.out;
+  }
 }
 
 TEST(Cli, PluginsJsonCarriesKindNameVersionFileAndOptions) {
   const auto result = RunTune({"plugins", "--json"}, kNoPluginPath);
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const nlohmann::json json = nlohmann::json::parse(result.out);
-  ASSERT_EQ(json["plugins"].size(), 3u);
+  ASSERT_EQ(json["plugins"].size(), 6u);
   const auto named = [&](const std::string& name) {
     for (const nlohmann::json& plugin : json["plugins"]) {
       if (plugin["name"] == name) return plugin;
@@ -47,6 +53,7 @@ TEST(Cli, PluginsJsonCarriesKindNameVersionFileAndOptions) {
     return nlohmann::json();
   };
   EXPECT_EQ(named("llama")["kind"], "model");
+  EXPECT_EQ(named("jsonl")["kind"], "dataset");
   const nlohmann::json exact = named("exact_match");
   EXPECT_EQ(exact["kind"], "metric");
   EXPECT_EQ(exact["name"], "exact_match");
