@@ -96,12 +96,18 @@ class PluginHost {
 std::string DescribePluginFailure(const LoadedPlugin& plugin, std::string_view action,
                                   std::string_view what);
 
-// Runs `call` and turns any exception into a UserError that names the plugin, its file and what
-// it was doing, so that no exception from plugin code reaches the user unexplained.
+// Runs `call` and turns any exception into a UserError that names the plugin and, unless the
+// plugin threw a UserError of its own, its file and what it was doing, so that no exception from
+// plugin code reaches the user unexplained.
 template <typename Call>
 decltype(auto) CallPlugin(const LoadedPlugin& plugin, std::string_view action, Call&& call) {
   try {
     return call();
+  } catch (const UserError& e) {
+    // Built-in plugins phrase refusals of the user's input themselves (file, key, fix); the
+    // plugin's file adds nothing there.
+    throw UserError(std::string(PluginKindName(plugin.kind)) + " plugin '" + plugin.info().name +
+                    "': " + e.what());
   } catch (const std::exception& e) {
     throw UserError(DescribePluginFailure(plugin, action, e.what()));
   } catch (...) {

@@ -159,7 +159,11 @@ TEST(Cli, GenerateRefusesAModelItCannotServeWithOneLine) {
   const auto result = RunTune({"generate", "--model", model.string(), "hi"}, kNoPluginPath);
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_EQ(CountLinesStartingWith(result.err, "error: "), 1) << result.err;
-  EXPECT_NE(result.err.find("config.json: cannot read"), std::string::npos) << result.err;
+  EXPECT_EQ(
+      result.err.rfind(
+          "error: model plugin 'llama': " + (model / "config.json").string() + ": cannot read", 0),
+      0u)
+      << result.err;
 }
 
 TEST(Cli, MissingRunFileIsAUserError) {
