@@ -10,6 +10,7 @@
 #include "tune/dataset.h"
 #include "tune/metric.h"
 #include "tune/model.h"
+#include "tune/optimizer.h"
 #include "util/names.h"
 #include "util/suggest.h"
 
@@ -469,6 +470,46 @@ Options PluginHost::DefaultOptions(const LoadedPlugin& plugin) {
     options.Set(spec.name, spec.default_value);
   }
   return options;
+}
+
+namespace {
+
+// Forwards to the plugin's optimizer, reporting its exceptions with the plugin's name.
+class GuardedOptimizer final : public Optimizer {
+ public:
+  GuardedOptimizer(const LoadedPlugin& plugin, std::unique_ptr<Optimizer> optimizer)
+      : plugin_(plugin), optimizer_(std::move(optimizer)) {}
+
+  void Step(double lr) override {
+    CallPlugin(plugin_, "in an optimizer step", [&] { optimizer_->Step(lr); });
+  }
+  OptimizerState State() const override {
+    return CallPlugin(plugin_, "while saving its state", [&] { return optimizer_->State(); });
+  }
+  void LoadState(const OptimizerState& state) override {
+    CallPlugin(plugin_, "while loading its state", [&] { optimizer_->LoadState(state); });
+  }
+
+ private:
+  const LoadedPlugin& plugin_;
+  std::unique_ptr<Optimizer> optimizer_;
+};
+
+}  // namespace
+
+std::unique_ptr<Optimizer> PluginHost::CreateOptimizer(std::string_view name,
+                                                       const std::vector<at::Tensor>& parameters,
+                                                       double weight_decay,
+                                                       const Options& options) const {
+  const LoadedPlugin& plugin = Require(PluginKind::kOptimizer, name);
+  const auto& optimizer_plugin = std::get<OptimizerPlugin>(plugin.plugin);
+  std::unique_ptr<Optimizer> optimizer = CallPlugin(plugin, "while being created", [&] {
+    return optimizer_plugin.create(parameters, weight_decay, options);
+  });
+  if (optimizer == nullptr) {
+    throw UserError(DescribePluginFailure(plugin, "while being created", "it returned no object"));
+  }
+  return std::make_unique<GuardedOptimizer>(plugin, std::move(optimizer));
 }
 
 }  // namespace tune

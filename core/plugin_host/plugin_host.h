@@ -47,6 +47,7 @@ std::filesystem::path BuiltinPluginDir();
 class Dataset;
 class Metric;
 class Model;
+class Optimizer;
 
 class PluginHost {
  public:
@@ -81,6 +82,12 @@ class PluginHost {
   // report exceptions from the plugin as UserErrors naming the plugin and its file.
   std::unique_ptr<Model> LoadModel(std::string_view name, const std::filesystem::path& dir,
                                    const Options& options) const;
+
+  // Creates an optimizer over `parameters`. The returned object reports exceptions from the
+  // plugin as UserErrors naming the plugin.
+  std::unique_ptr<Optimizer> CreateOptimizer(std::string_view name,
+                                             const std::vector<at::Tensor>& parameters,
+                                             double weight_decay, const Options& options) const;
 
   // Every option `plugin` declares at its default. Throws UserError if one is required.
   static Options DefaultOptions(const LoadedPlugin& plugin);

@@ -28,6 +28,10 @@
 #include "tune/build_info.h"
 #include "tune/options.h"
 
+namespace at {
+class Tensor;  // libtorch's; only optimizer.h and model.h need it complete
+}
+
 namespace tune {
 
 enum class PluginKind { kDataset, kModel, kAdapter, kOptimizer, kMetric };
@@ -68,9 +72,13 @@ struct AdapterPlugin {
   PluginInfo info;
   Factory<Adapter> create;
 };
+// An optimizer is made for the parameters it will update (in the order given) and the run's
+// weight decay (how it applies it, decoupled or as L2, is the plugin's to document).
+using OptimizerFactory = std::function<std::unique_ptr<Optimizer>(
+    const std::vector<at::Tensor>& parameters, double weight_decay, const Options& options)>;
 struct OptimizerPlugin {
   PluginInfo info;
-  Factory<Optimizer> create;
+  OptimizerFactory create;
 };
 struct MetricPlugin {
   PluginInfo info;

@@ -25,19 +25,17 @@ TEST(Cli, VersionNamesTuneLibtorchCompilerAndCuda) {
   EXPECT_NE(result.out.find("CUDA: "), std::string::npos);
 }
 
-TEST(Cli, PluginsListsTheBuiltinMetrics) {
+TEST(Cli, PluginsListsEveryBuiltinPluginWithKindVersionAndFile) {
   const auto result = RunTune({"plugins"}, kNoPluginPath);
   EXPECT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(result.err, "");
-  EXPECT_EQ(CountLinesStartingWith(result.out, "metric     exact_match  1.0.0    /"), 1)
-      << result.out;
-  EXPECT_EQ(CountLinesStartingWith(result.out, "metric     token_f1     1.0.0    /"), 1)
-      << result.out;
-  for (const char* dataset : {"alpaca ", "chat   ", "jsonl  "}) {
-    EXPECT_EQ(CountLinesStartingWith(result.out,
-                                     std::string("dataset    ") + dataset + "      1.0.0    /"),
-              1)
-        << result.out;
+  // Columns: KIND padded to 11, NAME to the longest name + 2 ("exact_match" -> 13), VERSION.
+  for (const char* row :
+       {"dataset    alpaca       1.0.0    /", "dataset    chat         1.0.0    /",
+        "dataset    jsonl        1.0.0    /", "model      llama        1.0.0    /",
+        "optimizer  adamw        1.0.0    /", "optimizer  sgd          1.0.0    /",
+        "metric     exact_match  1.0.0    /", "metric     token_f1     1.0.0    /"}) {
+    EXPECT_EQ(CountLinesStartingWith(result.out, row), 1) << row << "\n" << result.out;
   }
 }
 
@@ -45,7 +43,7 @@ TEST(Cli, PluginsJsonCarriesKindNameVersionFileAndOptions) {
   const auto result = RunTune({"plugins", "--json"}, kNoPluginPath);
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const nlohmann::json json = nlohmann::json::parse(result.out);
-  ASSERT_EQ(json["plugins"].size(), 6u);
+  ASSERT_EQ(json["plugins"].size(), 8u);
   const auto named = [&](const std::string& name) {
     for (const nlohmann::json& plugin : json["plugins"]) {
       if (plugin["name"] == name) return plugin;
