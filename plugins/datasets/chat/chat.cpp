@@ -83,30 +83,19 @@ class ChatDataset final : public tune::Dataset {
   explicit ChatDataset(Template format) : format_(format) {}
 
   tune::DatasetRows Read(const std::filesystem::path& path) const override {
-    tune::DatasetRows rows;
-    const std::string text = tune::datasets::ReadFileText(path);
-    tune::datasets::ForEachLine(text, [&](int64_t line, std::string_view line_text) {
-      std::string reason;
-      if (std::optional<tune::TextExample> example = Parse(line_text, reason)) {
-        example->line = line;
-        rows.examples.push_back(std::move(*example));
-      } else {
-        rows.bad_rows.push_back({line, std::move(reason)});
-      }
-    });
-    return rows;
+    return tune::datasets::ReadJsonLines(
+        tune::datasets::ReadFileText(path),
+        [&](const nlohmann::json& row, std::string& reason) { return Parse(row, reason); });
   }
 
  private:
-  std::optional<tune::TextExample> Parse(std::string_view line, std::string& reason) const {
-    const std::optional<nlohmann::json> row = tune::datasets::ParseLine(line, reason);
-    if (!row) return std::nullopt;
-    if (!row->is_object()) {
+  std::optional<tune::TextExample> Parse(const nlohmann::json& row, std::string& reason) const {
+    if (!row.is_object()) {
       reason = "not a JSON object";
       return std::nullopt;
     }
-    const auto messages = row->find("messages");
-    if (messages == row->end()) {
+    const auto messages = row.find("messages");
+    if (messages == row.end()) {
       reason = "missing field 'messages'";
       return std::nullopt;
     }

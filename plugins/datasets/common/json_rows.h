@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tune/dataset.h"
+
 namespace tune::datasets {
 
 // The whole of `path`; throws std::runtime_error naming it if it cannot be read.
@@ -65,6 +67,26 @@ inline std::optional<nlohmann::json> ParseLine(std::string_view line, std::strin
     reason = DescribeParseError(e);
     return std::nullopt;
   }
+}
+
+// The rows of JSONL `text`: each non-blank line is parsed as JSON and handed to
+// `parse(row, reason)`, which returns the example or nullopt with `reason` set. A line that is not
+// JSON or that `parse` refuses becomes a bad row; each keeps its 1-based line number.
+template <typename Parse>
+DatasetRows ReadJsonLines(std::string_view text, Parse&& parse) {
+  DatasetRows rows;
+  ForEachLine(text, [&](int64_t line, std::string_view line_text) {
+    std::string reason;
+    const std::optional<nlohmann::json> row = ParseLine(line_text, reason);
+    std::optional<TextExample> example = row ? parse(*row, reason) : std::nullopt;
+    if (example) {
+      example->line = line;
+      rows.examples.push_back(std::move(*example));
+    } else {
+      rows.bad_rows.push_back({line, std::move(reason)});
+    }
+  });
+  return rows;
 }
 
 // The string field `name` of `object`, or nullptr with `reason` set.

@@ -14,31 +14,20 @@ class JsonlDataset final : public tune::Dataset {
       : prompt_field_(std::move(prompt_field)), completion_field_(std::move(completion_field)) {}
 
   tune::DatasetRows Read(const std::filesystem::path& path) const override {
-    tune::DatasetRows rows;
-    const std::string text = tune::datasets::ReadFileText(path);
-    tune::datasets::ForEachLine(text, [&](int64_t line, std::string_view line_text) {
-      std::string reason;
-      if (std::optional<tune::TextExample> example = Parse(line_text, reason)) {
-        example->line = line;
-        rows.examples.push_back(std::move(*example));
-      } else {
-        rows.bad_rows.push_back({line, std::move(reason)});
-      }
-    });
-    return rows;
+    return tune::datasets::ReadJsonLines(
+        tune::datasets::ReadFileText(path),
+        [&](const nlohmann::json& row, std::string& reason) { return Parse(row, reason); });
   }
 
  private:
-  std::optional<tune::TextExample> Parse(std::string_view line, std::string& reason) const {
-    const std::optional<nlohmann::json> row = tune::datasets::ParseLine(line, reason);
-    if (!row) return std::nullopt;
-    if (!row->is_object()) {
+  std::optional<tune::TextExample> Parse(const nlohmann::json& row, std::string& reason) const {
+    if (!row.is_object()) {
       reason = "not a JSON object";
       return std::nullopt;
     }
-    const std::string* prompt = tune::datasets::StringField(*row, prompt_field_, reason);
+    const std::string* prompt = tune::datasets::StringField(row, prompt_field_, reason);
     if (prompt == nullptr) return std::nullopt;
-    const std::string* completion = tune::datasets::StringField(*row, completion_field_, reason);
+    const std::string* completion = tune::datasets::StringField(row, completion_field_, reason);
     if (completion == nullptr) return std::nullopt;
     if (completion->empty()) {
       reason = "empty completion";
