@@ -175,8 +175,10 @@ TEST_F(LlamaPlugin, PromptIdsMatchTheReference) {
   EXPECT_EQ(ids, reference.ids);
 }
 
-TEST_F(LlamaPlugin, TokenizerEncodesAndDecodesLikeSentencepiece) {
-  const fs::path checkpoint = MakeCheckpoint(dir_, "model", {"--seed", "6"});
+// Encodes and decodes texts and runs of arbitrary ids with the checkpoint's tokenizer.model, in
+// tune and in Python's sentencepiece, and expects the same results.
+void ExpectTokenizerMatchesPython(const TempDir& dir, const fs::path& checkpoint,
+                                  const Model& model) {
   // Spaces at the ends and in runs, digits, punctuation, characters outside the training text
   // (byte fallback), a four-byte emoji, an empty string.
   const std::vector<std::string> texts = {"hello world",
@@ -188,7 +190,7 @@ TEST_F(LlamaPlugin, TokenizerEncodesAndDecodesLikeSentencepiece) {
                                           "x",
                                           "\tTab\nnewline",
                                           "ünïcödé ǅ Ω 漢字"};
-  const fs::path texts_file = dir_.Write("texts.json", nlohmann::json(texts).dump());
+  const fs::path texts_file = dir.Write("texts.json", nlohmann::json(texts).dump());
   const std::string script =
       "import json, sys, sentencepiece as spm\n"
       "sp = spm.SentencePieceProcessor(model_file=sys.argv[1])\n"
@@ -201,20 +203,44 @@ TEST_F(LlamaPlugin, TokenizerEncodesAndDecodesLikeSentencepiece) {
       {kPython, "-c", script, (checkpoint / "tokenizer.model").string(), texts_file.string()});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const nlohmann::json expected = nlohmann::json::parse(result.out);
-  const auto model = Load(checkpoint);
   for (size_t i = 0; i < texts.size(); ++i) {
-    const std::vector<int32_t> ids = model->tokenizer().Encode(texts[i]);
+    const std::vector<int32_t> ids = model.tokenizer().Encode(texts[i]);
     EXPECT_EQ(ids, expected["ids"][i].get<std::vector<int32_t>>()) << "text: " << texts[i];
-    EXPECT_EQ(model->tokenizer().Decode(ids), expected["decoded"][i].get<std::string>())
+    EXPECT_EQ(model.tokenizer().Decode(ids), expected["decoded"][i].get<std::string>())
         << "text: " << texts[i];
   }
   // Runs of arbitrary ids: control pieces, lone byte pieces that are not valid UTF-8, pieces
   // that start with the space symbol.
   for (size_t i = 0; i < expected["raw"].size(); ++i) {
     const auto ids = expected["raw"][i].get<std::vector<int32_t>>();
-    EXPECT_EQ(model->tokenizer().Decode(ids), expected["raw_decoded"][i].get<std::string>())
+    EXPECT_EQ(model.tokenizer().Decode(ids), expected["raw_decoded"][i].get<std::string>())
         << "ids from " << ids.front();
   }
+}
+
+TEST_F(LlamaPlugin, TokenizerEncodesAndDecodesLikeSentencepiece) {
+  const fs::path checkpoint = MakeCheckpoint(dir_, "model", {"--seed", "6"});
+  ExpectTokenizerMatchesPython(dir_, checkpoint, *Load(checkpoint));
+}
+
+TEST_F(LlamaPlugin, TokenizerThatRemovesExtraWhitespaceMatchesSentencepiece) {
+  // Llama and Mistral keep every space; sentencepiece's default drops leading, trailing and
+  // repeated ones. Train such a model in Python and put it in place of the checkpoint's.
+  const fs::path checkpoint = MakeCheckpoint(dir_, "model", {"--seed", "13"});
+  const std::string script =
+      "import io, sys, sentencepiece as spm\n"
+      "words = ['alpha', 'beta', 'gamma', 'delta', 'one', 'two', 'three', 'x', 'y']\n"
+      "lines = [' '.join(words[(i * 7 + j) % 9] for j in range(i % 6 + 1)) for i in range(400)]\n"
+      "model = io.BytesIO()\n"
+      "spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=model,\n"
+      "    model_type='bpe', vocab_size=300, byte_fallback=True, "
+      "normalization_rule_name='identity',\n"
+      "    remove_extra_whitespaces=True, num_threads=1, bos_id=1, eos_id=2, unk_id=0, pad_id=-1)\n"
+      "open(sys.argv[1], 'wb').write(model.getvalue())\n";
+  const auto result =
+      RunCommand({kPython, "-c", script, (checkpoint / "tokenizer.model").string()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  ExpectTokenizerMatchesPython(dir_, checkpoint, *Load(checkpoint));
 }
 
 TEST_F(LlamaPlugin, CachedStepByStepLogitsEqualOneFullForward) {
