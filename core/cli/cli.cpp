@@ -1,6 +1,7 @@
 #include "cli/cli.h"
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 
@@ -13,6 +14,7 @@
 #include "generate/generate.h"
 #include "plugin_host/plugin_host.h"
 #include "runtime/runtime_info.h"
+#include "train/trainer.h"
 #include "tune/model.h"
 #include "util/error.h"
 
@@ -165,6 +167,36 @@ int Generate(const fs::path& model_dir, const std::string& model_plugin, const s
   return 0;
 }
 
+int TrainRun(const fs::path& file, const std::vector<std::string>& overrides,
+             TrainOptions options) {
+  const RunFile run_file = RunFile::Read(file, overrides);
+  PluginHost host;
+  LoadPlugins(host, run_file.PluginPaths());
+  for (const PluginLoadFailure& failure : host.failures()) spdlog::warn("{}", failure.message);
+  const RunConfig config = run_file.Resolve(host);
+  if (options.run_dir.empty()) options.run_dir = fs::path(".tune/runs") / config.name;
+  const TrainSummary summary = Train(config, host, options);
+
+  std::printf("%-14s %12s %12s %12s\n", "metric", "base", "tuned", "gain");
+  for (const auto& [name, value] : summary.scores) {
+    const auto base = summary.base_scores.find(name);
+    if (base == summary.base_scores.end()) {
+      std::printf("%-14s %12s %12.4f %12s\n", name.c_str(), "-", value, "-");
+    } else {
+      std::printf("%-14s %12.4f %12.4f %+12.4f\n", name.c_str(), base->second, value,
+                  value - base->second);
+    }
+  }
+  std::printf(
+      "trained %zu steps on %lld examples (%lld held out) in %.1f s, %.0f tokens/s, "
+      "peak memory %.0f MiB\n",
+      summary.curve.size(), static_cast<long long>(summary.train_examples),
+      static_cast<long long>(summary.eval_examples), summary.train_seconds,
+      summary.tokens_per_second, static_cast<double>(summary.peak_memory_bytes) / 1048576);
+  std::printf("adapter: %s\n", summary.adapter_dir.c_str());
+  return 0;
+}
+
 void PrintVersion() {
   const RuntimeInfo info = DescribeRuntime();
   std::cout << "tune " << info.tune_version << " (commit " << info.git_commit << ")\n"
@@ -236,6 +268,22 @@ int RunCli(int argc, char** argv) {
   generate->add_option("--seed", sampling.seed, "Seed for sampling")->capture_default_str();
   generate->add_option("prompt", generate_prompt, "Text to continue")->required();
 
+  CLI::App* train =
+      app.add_subcommand("train", "Train one adapter from a run file and evaluate it");
+  std::string train_file;
+  std::vector<std::string> train_overrides;
+  std::string train_output;
+  TrainOptions train_options;
+  train->add_option("file", train_file, "Run file (.toml)")->required();
+  train->add_option("overrides", train_overrides, "key=value settings that replace the file's");
+  train->add_option("-o,--output", train_output,
+                    "Run directory for checkpoints, metrics and the adapter (default "
+                    ".tune/runs/NAME)");
+  train->add_flag("--resume", train_options.resume, "Continue from the last checkpoint");
+  train->add_flag("--restart", train_options.restart, "Discard the run directory and start over");
+  train->add_flag("--force", train_options.force, "Resume although the config or the data changed");
+  train->get_option("--resume")->excludes("--restart");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -255,6 +303,10 @@ int RunCli(int argc, char** argv) {
     }
     if (plugins->parsed()) return ListPlugins(plugins_json);
     if (validate->parsed()) return Validate(validate_file, validate_overrides);
+    if (train->parsed()) {
+      train_options.run_dir = train_output;
+      return TrainRun(train_file, train_overrides, train_options);
+    }
     if (generate->parsed()) {
       return Generate(generate_model, generate_plugin, generate_prompt, sampling);
     }

@@ -497,13 +497,17 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
         {OptionSpec::String("path", {}, "Training data file").Required(),
          OptionSpec::String("eval_path", "", "Evaluation data file; empty: split by eval_fraction"),
          OptionSpec::Float("eval_fraction", 0.1, "Share of examples held out for evaluation")
-             .Range(0, 1, false, true)});
+             .Range(0, 1, false, true),
+         OptionSpec::String("on_bad_row", "stop",
+                            "A malformed or over-long row stops the run, or is counted and skipped")
+             .Choices({"stop", "skip"})});
     config.dataset.plugin = info->name;
     config.dataset.path = impl_->Resolve(options.String("path"));
     if (!options.String("eval_path").empty()) {
       config.dataset.eval_path = impl_->Resolve(options.String("eval_path"));
     }
     config.dataset.eval_fraction = options.Float("eval_fraction");
+    config.dataset.skip_bad_rows = options.String("on_bad_row") == "skip";
     RequireExists(document, "dataset", "path", config.dataset.path, file);
     if (config.dataset.eval_path) {
       RequireExists(document, "dataset", "eval_path", *config.dataset.eval_path, file);
@@ -537,9 +541,31 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
          OptionSpec::Int("seq_len", 128, "Tokens per example").Range(1, 1 << 24),
          OptionSpec::Int("seed", 0, "Seed for initialisation, dropout and data order")
              .Range(0, 9.2e18),
-         OptionSpec::String("device", "auto", "Where to train").Choices({"auto", "cpu", "cuda"})});
-    config.train = {options.Int("steps"), options.Int("batch_size"), options.Int("seq_len"),
-                    options.Int("seed"), options.String("device")};
+         OptionSpec::String("device", "auto", "Where to train").Choices({"auto", "cpu", "cuda"}),
+         OptionSpec::Int("gradient_accumulation", 1, "Micro-batches summed into one step")
+             .Range(1, 1 << 20),
+         OptionSpec::Float("max_grad_norm", 1.0, "Clip the gradient's L2 norm; 0: no clipping")
+             .Range(0, 1e9),
+         OptionSpec::Bool("train_on_prompt", false, "Also learn the prompt tokens"),
+         OptionSpec::Int("checkpoint_every", 100, "Steps between checkpoints; 0: none")
+             .Range(0, 1e12),
+         OptionSpec::Int("eval_every", 0, "Steps between eval-loss checks; 0: only at the end")
+             .Range(0, 1e12),
+         OptionSpec::Int("eval_max_new_tokens", 64, "Tokens generated per eval example")
+             .Range(1, 1 << 20),
+         OptionSpec::Int("eval_max_examples", 0, "Eval examples used; 0: all").Range(0, 1e12)});
+    config.train = {.steps = options.Int("steps"),
+                    .batch_size = options.Int("batch_size"),
+                    .seq_len = options.Int("seq_len"),
+                    .seed = options.Int("seed"),
+                    .device = options.String("device"),
+                    .gradient_accumulation = options.Int("gradient_accumulation"),
+                    .max_grad_norm = options.Float("max_grad_norm"),
+                    .train_on_prompt = options.Bool("train_on_prompt"),
+                    .checkpoint_every = options.Int("checkpoint_every"),
+                    .eval_every = options.Int("eval_every"),
+                    .eval_max_new_tokens = options.Int("eval_max_new_tokens"),
+                    .eval_max_examples = options.Int("eval_max_examples")};
   }
 
   // [[metrics]]: an array of tables, each naming a metric plugin.

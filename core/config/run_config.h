@@ -33,6 +33,7 @@ struct DatasetConfig {
   std::filesystem::path path;
   std::optional<std::filesystem::path> eval_path;  // explicit eval file; replaces eval_fraction
   double eval_fraction = 0.0;                      // share of examples held out, in [0, 1)
+  bool skip_bad_rows = false;  // on_bad_row = "skip": count and skip them instead of stopping
   Options options;
 };
 
@@ -55,7 +56,14 @@ struct TrainConfig {
   int64_t batch_size = 0;
   int64_t seq_len = 0;  // tokens per example, prompt and completion together
   int64_t seed = 0;
-  std::string device;  // auto | cpu | cuda
+  std::string device;                 // auto | cpu | cuda
+  int64_t gradient_accumulation = 1;  // micro-batches of batch_size per optimizer step
+  double max_grad_norm = 0.0;         // 0: no clipping
+  bool train_on_prompt = false;       // false: the loss covers completion tokens only
+  int64_t checkpoint_every = 0;       // steps; 0: none
+  int64_t eval_every = 0;             // steps between eval-loss checks; 0: only at the end
+  int64_t eval_max_new_tokens = 0;    // generation budget per eval example
+  int64_t eval_max_examples = 0;      // 0: the whole eval split
 };
 
 struct MetricConfig {

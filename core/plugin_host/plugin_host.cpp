@@ -7,6 +7,7 @@
 
 #include <boost/dll/shared_library.hpp>
 
+#include "tune/adapter.h"
 #include "tune/dataset.h"
 #include "tune/metric.h"
 #include "tune/model.h"
@@ -439,6 +440,14 @@ class GuardedModel final : public Model {
     return CallPlugin(plugin_, "while making a KV cache", [&] { return model_->NewCache(); });
   }
   torch::nn::Module& module() override { return model_->module(); }
+  std::vector<LinearLayer> LinearLayers() override {
+    return CallPlugin(plugin_, "while listing its linear layers",
+                      [&] { return model_->LinearLayers(); });
+  }
+  void SetLinearExtension(const std::string& name, LinearExtension* extension) override {
+    CallPlugin(plugin_, "while installing an adapter",
+               [&] { model_->SetLinearExtension(name, extension); });
+  }
 
  private:
   const LoadedPlugin& plugin_;
@@ -495,7 +504,53 @@ class GuardedOptimizer final : public Optimizer {
   std::unique_ptr<Optimizer> optimizer_;
 };
 
+class GuardedAdapter final : public Adapter {
+ public:
+  GuardedAdapter(const LoadedPlugin& plugin, std::unique_ptr<Adapter> adapter)
+      : plugin_(plugin), adapter_(std::move(adapter)) {}
+
+  void Attach(Model& model, const std::filesystem::path& model_dir) override {
+    CallPlugin(plugin_, "while attaching to the model",
+               [&] { adapter_->Attach(model, model_dir); });
+  }
+  NamedTensors TrainableParameters() override {
+    return CallPlugin(plugin_, "while listing its parameters",
+                      [&] { return adapter_->TrainableParameters(); });
+  }
+  void SetTraining(bool training) override {
+    CallPlugin(plugin_, "while switching mode", [&] { adapter_->SetTraining(training); });
+  }
+  void Merge() override {
+    CallPlugin(plugin_, "while merging", [&] { adapter_->Merge(); });
+  }
+  void Unmerge() override {
+    CallPlugin(plugin_, "while unmerging", [&] { adapter_->Unmerge(); });
+  }
+  void Save(const std::filesystem::path& dir) const override {
+    CallPlugin(plugin_, "while saving", [&] { adapter_->Save(dir); });
+  }
+  void Load(const std::filesystem::path& dir) override {
+    CallPlugin(plugin_, "while loading", [&] { adapter_->Load(dir); });
+  }
+
+ private:
+  const LoadedPlugin& plugin_;
+  std::unique_ptr<Adapter> adapter_;
+};
+
 }  // namespace
+
+std::unique_ptr<Adapter> PluginHost::CreateAdapter(std::string_view name,
+                                                   const Options& options) const {
+  const LoadedPlugin& plugin = Require(PluginKind::kAdapter, name);
+  const auto& adapter_plugin = std::get<AdapterPlugin>(plugin.plugin);
+  std::unique_ptr<Adapter> adapter =
+      CallPlugin(plugin, "while being created", [&] { return adapter_plugin.create(options); });
+  if (adapter == nullptr) {
+    throw UserError(DescribePluginFailure(plugin, "while being created", "it returned no object"));
+  }
+  return std::make_unique<GuardedAdapter>(plugin, std::move(adapter));
+}
 
 std::unique_ptr<Optimizer> PluginHost::CreateOptimizer(std::string_view name,
                                                        const std::vector<at::Tensor>& parameters,

@@ -44,6 +44,7 @@ std::vector<std::filesystem::path> PluginSearchPath(
 // executable is <prefix>/bin/tune (the build tree has the same layout).
 std::filesystem::path BuiltinPluginDir();
 
+class Adapter;
 class Dataset;
 class Metric;
 class Model;
@@ -88,6 +89,10 @@ class PluginHost {
   std::unique_ptr<Optimizer> CreateOptimizer(std::string_view name,
                                              const std::vector<at::Tensor>& parameters,
                                              double weight_decay, const Options& options) const;
+
+  // Creates a configured adapter, not yet attached. The returned object reports exceptions from
+  // the plugin as UserErrors naming the plugin.
+  std::unique_ptr<Adapter> CreateAdapter(std::string_view name, const Options& options) const;
 
   // Every option `plugin` declares at its default. Throws UserError if one is required.
   static Options DefaultOptions(const LoadedPlugin& plugin);

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 
@@ -38,6 +39,21 @@ class KvCache {
   virtual int64_t length() const = 0;  // positions held
 };
 
+// A linear layer of the model, y = x W^T + b, that adapters may target.
+struct LinearLayer {
+  std::string name;   // module name: "model.layers.0.self_attn.q_proj"
+  at::Tensor weight;  // [out, in]: the model's own parameter, not a copy
+  at::Tensor bias;    // [out], undefined when the layer has none
+};
+
+// Replaces a linear layer's output. Installed by an adapter, which owns it.
+class LinearExtension {
+ public:
+  virtual ~LinearExtension() = default;
+  // The layer's output for input `x` ([..., in]) given the base output `y` = x W^T + b.
+  virtual at::Tensor Forward(const at::Tensor& x, const at::Tensor& y) = 0;
+};
+
 // Forward may not be called concurrently on one model.
 class Model {
  public:
@@ -54,6 +70,13 @@ class Model {
 
   // The module tree whose named_parameters() are the Hugging Face parameter names.
   virtual torch::nn::Module& module() = 0;
+
+  // The projections inside the decoder layers (attention and MLP), in module order; not the
+  // embeddings or the output head.
+  virtual std::vector<LinearLayer> LinearLayers() = 0;
+  // Routes layer `name`'s output through `extension` (not owned); nullptr restores the plain
+  // layer. Throws UserError if no layer has that name.
+  virtual void SetLinearExtension(const std::string& name, LinearExtension* extension) = 0;
 };
 
 }  // namespace tune

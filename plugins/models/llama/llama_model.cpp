@@ -38,6 +38,22 @@ torch::nn::Linear MakeLinear(int64_t in, int64_t out, bool bias) {
   return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
 }
 
+// A projection an adapter may extend. Parameter names and initialisation are torch::nn::Linear's.
+struct ProjectionImpl : torch::nn::Module {
+  ProjectionImpl(int64_t in, int64_t out, bool has_bias) {
+    torch::nn::Linear init = MakeLinear(in, out, has_bias);
+    weight = register_parameter("weight", init->weight.detach().clone());
+    if (has_bias) bias = register_parameter("bias", init->bias.detach().clone());
+  }
+  Tensor forward(const Tensor& x) {
+    Tensor y = torch::nn::functional::linear(x, weight, bias);
+    return extension != nullptr ? extension->Forward(x, y) : y;
+  }
+  Tensor weight, bias;
+  LinearExtension* extension = nullptr;  // owned by the adapter that installed it
+};
+TORCH_MODULE(Projection);
+
 // [x1, x2] -> [-x2, x1] over the last dimension's two halves.
 Tensor RotateHalf(const Tensor& x) {
   const int64_t half = x.size(-1) / 2;
@@ -55,12 +71,12 @@ struct AttentionImpl : torch::nn::Module {
   explicit AttentionImpl(const LlamaConfig& c)
       : num_heads(c.num_heads), num_kv_heads(c.num_kv_heads), head_dim(c.head_dim) {
     q_proj = register_module("q_proj",
-                             MakeLinear(c.hidden_size, c.num_heads * c.head_dim, c.attention_bias));
+                             Projection(c.hidden_size, c.num_heads * c.head_dim, c.attention_bias));
     k_proj = register_module(
-        "k_proj", MakeLinear(c.hidden_size, c.num_kv_heads * c.head_dim, c.attention_bias));
+        "k_proj", Projection(c.hidden_size, c.num_kv_heads * c.head_dim, c.attention_bias));
     v_proj = register_module(
-        "v_proj", MakeLinear(c.hidden_size, c.num_kv_heads * c.head_dim, c.attention_bias));
-    o_proj = register_module("o_proj", MakeLinear(c.num_heads * c.head_dim, c.hidden_size, false));
+        "v_proj", Projection(c.hidden_size, c.num_kv_heads * c.head_dim, c.attention_bias));
+    o_proj = register_module("o_proj", Projection(c.num_heads * c.head_dim, c.hidden_size, false));
   }
 
   // `cos`/`sin`: [new, head_dim] for the new positions. `past`: positions already in `cache`.
@@ -99,18 +115,18 @@ struct AttentionImpl : torch::nn::Module {
   }
 
   int64_t num_heads, num_kv_heads, head_dim;
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  Projection q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 };
 TORCH_MODULE(Attention);
 
 struct MlpImpl : torch::nn::Module {
   explicit MlpImpl(const LlamaConfig& c) {
-    gate_proj = register_module("gate_proj", MakeLinear(c.hidden_size, c.intermediate_size, false));
-    up_proj = register_module("up_proj", MakeLinear(c.hidden_size, c.intermediate_size, false));
-    down_proj = register_module("down_proj", MakeLinear(c.intermediate_size, c.hidden_size, false));
+    gate_proj = register_module("gate_proj", Projection(c.hidden_size, c.intermediate_size, false));
+    up_proj = register_module("up_proj", Projection(c.hidden_size, c.intermediate_size, false));
+    down_proj = register_module("down_proj", Projection(c.intermediate_size, c.hidden_size, false));
   }
   Tensor forward(const Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
-  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  Projection gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(Mlp);
 
@@ -229,6 +245,27 @@ class LlamaModel final : public Model {
   }
 
   torch::nn::Module& module() override { return *net_; }
+
+  std::vector<LinearLayer> LinearLayers() override {
+    std::vector<LinearLayer> layers;
+    for (const auto& item : net_->named_modules()) {
+      if (auto* projection = item.value()->as<ProjectionImpl>()) {
+        layers.push_back({item.key(), projection->weight, projection->bias});
+      }
+    }
+    return layers;
+  }
+
+  void SetLinearExtension(const std::string& name, LinearExtension* extension) override {
+    for (const auto& item : net_->named_modules()) {
+      if (item.key() != name) continue;
+      if (auto* projection = item.value()->as<ProjectionImpl>()) {
+        projection->extension = extension;
+        return;
+      }
+    }
+    throw UserError("the model has no linear layer named '" + name + "'");
+  }
 
   CausalLm& net() { return net_; }
   const LlamaConfig& config() const { return config_; }

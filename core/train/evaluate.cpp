@@ -1,0 +1,59 @@
+#include "train/evaluate.h"
+
+#include <ATen/ATen.h>
+
+#include "generate/generate.h"
+#include "tune/metric.h"
+#include "tune/model.h"
+
+namespace tune {
+
+double EvalLoss(Model& model, const std::vector<TokenizedExample>& examples, int64_t batch_size,
+                bool train_on_prompt) {
+  at::NoGradGuard no_grad;
+  double loss_sum = 0.0;
+  int64_t targets = 0;
+  for (size_t begin = 0; begin < examples.size(); begin += batch_size) {
+    std::vector<const TokenizedExample*> rows;
+    for (size_t i = begin; i < std::min(examples.size(), begin + batch_size); ++i) {
+      rows.push_back(&examples[i]);
+    }
+    const Batch batch = MakeBatch(rows, train_on_prompt);
+    if (batch.target_tokens == 0) continue;
+    const at::Tensor logits = model.Forward(batch.inputs, nullptr);
+    const at::Tensor loss = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}),
+                                                   batch.targets.reshape({-1}).to(logits.device()),
+                                                   {}, at::Reduction::Sum, -100);
+    loss_sum += loss.item<double>();
+    targets += batch.target_tokens;
+  }
+  return targets > 0 ? loss_sum / static_cast<double>(targets) : 0.0;
+}
+
+GenerationEval EvalGeneration(Model& model, const std::vector<TextExample>& examples,
+                              const std::vector<NamedMetric>& metrics, int64_t max_new_tokens) {
+  at::NoGradGuard no_grad;
+  GenerationEval eval;
+  std::vector<MetricExample> scored;
+  const Tokenizer& tokenizer = model.tokenizer();
+  const int64_t max_positions = model.Describe().max_positions;
+  SamplingOptions greedy;
+  for (const TextExample& example : examples) {
+    std::vector<int32_t> prompt;
+    if (tokenizer.bos_id() >= 0) prompt.push_back(tokenizer.bos_id());
+    const std::vector<int32_t> encoded = tokenizer.Encode(example.prompt);
+    prompt.insert(prompt.end(), encoded.begin(), encoded.end());
+    greedy.max_new_tokens =
+        std::min<int64_t>(max_new_tokens, max_positions - static_cast<int64_t>(prompt.size()));
+    std::vector<int32_t> output;
+    if (greedy.max_new_tokens > 0) output = GenerateTokens(model, prompt, greedy);
+    eval.predictions.push_back(tokenizer.Decode(output));
+    scored.push_back({example.prompt, eval.predictions.back(), {example.completion}});
+  }
+  for (const NamedMetric& metric : metrics) {
+    eval.scores[metric.name] = metric.metric->Score(scored).value;
+  }
+  return eval;
+}
+
+}  // namespace tune

@@ -1,0 +1,36 @@
+// Evaluation of a model (with whatever adapter is attached) on the eval split.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "train/examples.h"
+
+namespace tune {
+
+class Metric;
+class Model;
+
+// Mean cross-entropy (nats per target token) of `examples`, masked as in training, in batches
+// of `batch_size`, without recording gradients. `examples` must not be empty.
+double EvalLoss(Model& model, const std::vector<TokenizedExample>& examples, int64_t batch_size,
+                bool train_on_prompt);
+
+struct NamedMetric {
+  std::string name;
+  const Metric* metric;
+};
+
+struct GenerationEval {
+  std::map<std::string, double> scores;  // metric name -> score
+  std::vector<std::string> predictions;  // greedy output per example, in order
+};
+
+// Greedy-decodes each example's prompt (at most `max_new_tokens`, stopping at EOS) and scores
+// the outputs against the completions with every metric.
+GenerationEval EvalGeneration(Model& model, const std::vector<TextExample>& examples,
+                              const std::vector<NamedMetric>& metrics, int64_t max_new_tokens);
+
+}  // namespace tune

@@ -1,0 +1,159 @@
+#include "train/examples.h"
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+#include <ATen/ATen.h>
+
+#include "config/run_config.h"
+#include "data/dataset_identity.h"
+#include "plugin_host/plugin_host.h"
+#include "tune/tokenizer.h"
+#include "util/error.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+
+TokenizedExample Tokenize(const TextExample& example, const Tokenizer& tokenizer) {
+  TokenizedExample out;
+  out.line = example.line;
+  if (tokenizer.bos_id() >= 0) out.ids.push_back(tokenizer.bos_id());
+  const std::vector<int32_t> prompt = tokenizer.Encode(example.prompt);
+  out.ids.insert(out.ids.end(), prompt.begin(), prompt.end());
+  out.prompt_tokens = static_cast<int64_t>(out.ids.size());
+  const std::vector<int32_t> completion = tokenizer.Encode(example.completion);
+  out.ids.insert(out.ids.end(), completion.begin(), completion.end());
+  if (tokenizer.eos_id() >= 0) out.ids.push_back(tokenizer.eos_id());
+  return out;
+}
+
+struct ReadFile {
+  std::vector<TextExample> text;
+  std::vector<TokenizedExample> tokens;
+};
+
+// Reads `path`, tokenizes, and appends every bad row to `bad` as "path:line: reason".
+ReadFile ReadAndTokenize(const Dataset& dataset, const fs::path& path, const Tokenizer& tokenizer,
+                         int64_t seq_len, std::vector<std::string>& bad) {
+  DatasetRows rows = dataset.Read(path);
+  std::vector<std::pair<int64_t, std::string>> problems;
+  for (const BadRow& row : rows.bad_rows) problems.emplace_back(row.line, row.reason);
+  ReadFile out;
+  for (TextExample& example : rows.examples) {
+    TokenizedExample tokens = Tokenize(example, tokenizer);
+    const auto length = static_cast<int64_t>(tokens.ids.size());
+    if (length > seq_len) {
+      problems.emplace_back(
+          example.line,
+          std::to_string(length) + " tokens, more than train.seq_len = " + std::to_string(seq_len));
+      continue;
+    }
+    out.text.push_back(std::move(example));
+    out.tokens.push_back(std::move(tokens));
+  }
+  std::sort(problems.begin(), problems.end());
+  for (const auto& [line, reason] : problems) {
+    bad.push_back(path.string() + ":" + std::to_string(line) + ": " + reason);
+  }
+  return out;
+}
+
+}  // namespace
+
+PreparedData PrepareData(const DatasetConfig& config, const PluginHost& host,
+                         const Tokenizer& tokenizer, int64_t seq_len) {
+  const std::unique_ptr<Dataset> dataset = host.CreateDataset(config.plugin, config.options);
+  std::vector<std::string> bad;
+  ReadFile train = ReadAndTokenize(*dataset, config.path, tokenizer, seq_len, bad);
+  ReadFile eval;
+  if (config.eval_path) {
+    eval = ReadAndTokenize(*dataset, *config.eval_path, tokenizer, seq_len, bad);
+  }
+  if (!bad.empty() && !config.skip_bad_rows) {
+    std::string message = bad.front();
+    if (bad.size() > 1) message += " (and " + std::to_string(bad.size() - 1) + " more bad rows)";
+    message += "; fix the data, or set dataset.on_bad_row = \"skip\" to skip bad rows";
+    throw UserError(message);
+  }
+
+  PreparedData data;
+  data.skipped = std::move(bad);
+  data.dataset_sha256 = DatasetSha256(train.text);
+  if (config.eval_path) {
+    data.eval_sha256 = DatasetSha256(eval.text);
+    data.train_text = std::move(train.text);
+    data.train = std::move(train.tokens);
+    data.eval_text = std::move(eval.text);
+    data.eval = std::move(eval.tokens);
+  } else {
+    for (size_t i = 0; i < train.text.size(); ++i) {
+      const bool held_out = InEvalSplit(train.text[i], config.eval_fraction);
+      (held_out ? data.eval_text : data.train_text).push_back(std::move(train.text[i]));
+      (held_out ? data.eval : data.train).push_back(std::move(train.tokens[i]));
+    }
+  }
+  if (data.train.empty()) {
+    throw UserError(config.path.string() + ": no training examples remain after the eval split" +
+                    (data.skipped.empty() ? "" : " and skipping bad rows"));
+  }
+  if (data.eval.empty() && (config.eval_path || config.eval_fraction > 0)) {
+    throw UserError((config.eval_path ? *config.eval_path : config.path).string() +
+                    ": the eval split is empty; raise dataset.eval_fraction or add examples");
+  }
+  return data;
+}
+
+Batch MakeBatch(const std::vector<const TokenizedExample*>& examples, bool train_on_prompt) {
+  int64_t longest = 2;
+  for (const TokenizedExample* example : examples) {
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(example->ids.size()));
+  }
+  const auto rows = static_cast<int64_t>(examples.size());
+  const int64_t width = longest - 1;
+  at::Tensor inputs = at::zeros({rows, width}, at::kLong);
+  at::Tensor targets = at::full({rows, width}, -100, at::kLong);
+  auto in = inputs.accessor<int64_t, 2>();
+  auto out = targets.accessor<int64_t, 2>();
+  Batch batch;
+  for (int64_t b = 0; b < rows; ++b) {
+    const std::vector<int32_t>& ids = examples[b]->ids;
+    const auto n = static_cast<int64_t>(ids.size());
+    for (int64_t t = 0; t + 1 < n; ++t) {
+      in[b][t] = ids[t];
+      if (train_on_prompt || t + 1 >= examples[b]->prompt_tokens) {
+        out[b][t] = ids[t + 1];
+        ++batch.target_tokens;
+      }
+    }
+    batch.tokens += std::max<int64_t>(n - 1, 0);
+  }
+  batch.inputs = inputs;
+  batch.targets = targets;
+  return batch;
+}
+
+ExampleStream::ExampleStream(int64_t num_examples, uint64_t seed)
+    : num_examples_(num_examples), seed_(seed) {}
+
+int64_t ExampleStream::At(int64_t k) {
+  const int64_t epoch = k / num_examples_;
+  if (epoch != epoch_) {
+    order_.resize(num_examples_);
+    std::iota(order_.begin(), order_.end(), 0);
+    std::seed_seq seq{static_cast<uint32_t>(seed_), static_cast<uint32_t>(seed_ >> 32),
+                      static_cast<uint32_t>(epoch), static_cast<uint32_t>(epoch >> 32)};
+    std::mt19937_64 rng(seq);
+    // Fisher-Yates by hand: std::shuffle's use of the generator is the library's choice.
+    for (int64_t i = num_examples_ - 1; i > 0; --i) {
+      const auto j = static_cast<int64_t>(rng() % static_cast<uint64_t>(i + 1));
+      std::swap(order_[i], order_[j]);
+    }
+    epoch_ = epoch;
+  }
+  return order_[k % num_examples_];
+}
+
+}  // namespace tune

@@ -1,0 +1,497 @@
+#include "train/trainer.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include "plugin_host/plugin_host.h"
+#include "safetensors/torch_io.h"
+#include "train/evaluate.h"
+#include "train/examples.h"
+#include "train/lr_schedule.h"
+#include "tune/adapter.h"
+#include "tune/metric.h"
+#include "tune/model.h"
+#include "tune/optimizer.h"
+#include "util/error.h"
+#include "util/sha256.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+constexpr char kCheckpoints[] = "checkpoints";
+constexpr char kStateFile[] = "state.json";
+constexpr char kTensorsFile[] = "tensors.safetensors";
+constexpr int kCheckpointsKept = 2;
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+int64_t PeakResidentBytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+void WriteText(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out.flush()) throw UserError("cannot write " + path.string() + " (disk full?)");
+}
+
+// fsyncs a directory so a rename inside it survives a crash.
+void SyncDirectory(const fs::path& dir) {
+  if (FILE* f = std::fopen(dir.c_str(), "r")) {
+    fsync(fileno(f));
+    std::fclose(f);
+  }
+}
+
+torch::Device ChooseDevice(const std::string& wanted) {
+  const bool cuda = torch::cuda::is_available();
+  if (wanted == "cuda" && !cuda) {
+    throw UserError(
+        "train.device = \"cuda\" but no CUDA device is visible to this libtorch; use \"cpu\" or "
+        "\"auto\"");
+  }
+  return wanted != "cpu" && cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+}
+
+std::string FormatDuration(double seconds) {
+  const auto total = static_cast<int64_t>(std::max(0.0, seconds) + 0.5);
+  char text[32];
+  std::snprintf(text, sizeof(text), "%lld:%02lld:%02lld", static_cast<long long>(total / 3600),
+                static_cast<long long>(total / 60 % 60), static_cast<long long>(total % 60));
+  return text;
+}
+
+// One updating line on a terminal; a plain line every `plain_every` steps otherwise.
+class ProgressLine {
+ public:
+  explicit ProgressLine(int64_t total_steps)
+      : terminal_(isatty(fileno(stderr)) != 0),
+        plain_every_(std::max<int64_t>(1, total_steps / 20)) {}
+
+  void Step(const StepReport& r, int64_t resumed_at) {
+    const double rate = r.elapsed_seconds > 0 ? (r.step - resumed_at) / r.elapsed_seconds : 0.0;
+    const double eta = rate > 0 ? (r.total_steps - r.step) / rate : 0.0;
+    char line[256];
+    std::snprintf(line, sizeof(line),
+                  "step %lld/%lld  loss %.4f  lr %.3g  %.0f tok/s  elapsed %s  ETA %s",
+                  static_cast<long long>(r.step), static_cast<long long>(r.total_steps), r.loss,
+                  r.lr, r.tokens_per_second, FormatDuration(r.elapsed_seconds).c_str(),
+                  FormatDuration(eta).c_str());
+    if (terminal_) {
+      std::fprintf(stderr, "\r\033[K%s", line);
+      if (r.step == r.total_steps) std::fputc('\n', stderr);
+    } else if (r.step % plain_every_ == 0 || r.step == r.total_steps) {
+      std::fprintf(stderr, "%s\n", line);
+    }
+    std::fflush(stderr);
+  }
+
+  // A message between steps: ends the updating line first.
+  void Say(const std::string& message) {
+    std::fprintf(stderr, "%s%s\n", terminal_ ? "\r\033[K" : "", message.c_str());
+    std::fflush(stderr);
+  }
+
+ private:
+  bool terminal_;
+  int64_t plain_every_;
+};
+
+// What a checkpoint restores besides tensors.
+struct RunState {
+  int64_t step = 0;
+  std::string config_sha256;
+  std::string dataset_sha256;
+  std::map<std::string, double> base_scores;
+  std::vector<CurvePoint> curve;
+  double train_seconds = 0.0;
+  int64_t tokens = 0;
+};
+
+json StateToJson(const RunState& s) {
+  json curve = json::array();
+  for (const CurvePoint& p : s.curve) curve.push_back({p.step, p.loss, p.lr});
+  return {{"step", s.step},
+          {"config_sha256", s.config_sha256},
+          {"dataset_sha256", s.dataset_sha256},
+          {"base_scores", s.base_scores},
+          {"curve", curve},
+          {"train_seconds", s.train_seconds},
+          {"tokens", s.tokens}};
+}
+
+RunState StateFromJson(const json& j) {
+  RunState s;
+  s.step = j.at("step").get<int64_t>();
+  s.config_sha256 = j.at("config_sha256").get<std::string>();
+  s.dataset_sha256 = j.at("dataset_sha256").get<std::string>();
+  s.base_scores = j.at("base_scores").get<std::map<std::string, double>>();
+  for (const json& p : j.at("curve")) {
+    s.curve.push_back({p.at(0).get<int64_t>(), p.at(1).get<double>(), p.at(2).get<double>()});
+  }
+  s.train_seconds = j.at("train_seconds").get<double>();
+  s.tokens = j.at("tokens").get<int64_t>();
+  return s;
+}
+
+std::string StepDirName(int64_t step) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "step-%09lld", static_cast<long long>(step));
+  return name;
+}
+
+// The newest complete checkpoint. Complete ones are exactly those named step-N: each is
+// written as a temporary directory and renamed when whole.
+std::optional<fs::path> LatestCheckpoint(const fs::path& run_dir) {
+  const fs::path dir = run_dir / kCheckpoints;
+  if (!fs::is_directory(dir)) return std::nullopt;
+  std::optional<fs::path> latest;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with("step-") && (!latest || name > latest->filename().string())) {
+      latest = entry.path();
+    }
+  }
+  return latest;
+}
+
+void SaveCheckpoint(const fs::path& run_dir, const RunState& state, const NamedTensors& trainable,
+                    const OptimizerState& optimizer_state) {
+  const fs::path dir = run_dir / kCheckpoints;
+  fs::create_directories(dir);
+  const fs::path final_dir = dir / StepDirName(state.step);
+  const fs::path temp_dir = dir / (".tmp-" + StepDirName(state.step));
+  fs::remove_all(temp_dir);
+  fs::create_directories(temp_dir);
+
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const auto& [name, tensor] : trainable)
+    tensors.emplace_back("param/" + name, tensor.detach());
+  char index[32];
+  for (size_t i = 0; i < optimizer_state.size(); ++i) {
+    std::snprintf(index, sizeof(index), "%06zu", i);
+    tensors.emplace_back(std::string("optim/") + index + "/" + optimizer_state[i].first,
+                         optimizer_state[i].second);
+  }
+  tensors.emplace_back("rng/cpu", at::detail::getDefaultCPUGenerator().get_state());
+  safetensors::Save(temp_dir / kTensorsFile, tensors, {});
+  WriteText(temp_dir / kStateFile, StateToJson(state).dump(1));
+  {
+    std::FILE* f = std::fopen((temp_dir / kStateFile).c_str(), "r");
+    if (f != nullptr) {
+      fsync(fileno(f));
+      std::fclose(f);
+    }
+  }
+  SyncDirectory(temp_dir);
+  fs::remove_all(final_dir);
+  fs::rename(temp_dir, final_dir);
+  SyncDirectory(dir);
+
+  std::vector<fs::path> all;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().filename().string().starts_with("step-")) all.push_back(entry.path());
+  }
+  std::sort(all.begin(), all.end());
+  for (size_t i = 0; i + kCheckpointsKept < all.size(); ++i) fs::remove_all(all[i]);
+}
+
+RunState LoadCheckpoint(const fs::path& dir, NamedTensors& trainable, Optimizer& optimizer) {
+  RunState state;
+  try {
+    state = StateFromJson(json::parse(std::ifstream(dir / kStateFile)));
+  } catch (const json::exception& e) {
+    throw UserError((dir / kStateFile).string() + " is unreadable (" + e.what() +
+                    "); delete this checkpoint to resume from the one before");
+  }
+  std::map<std::string, at::Tensor> tensors = safetensors::LoadAll(dir / kTensorsFile);
+  torch::NoGradGuard no_grad;
+  for (auto& [name, tensor] : trainable) {
+    auto it = tensors.find("param/" + name);
+    if (it == tensors.end() || !it->second.sizes().equals(tensor.sizes())) {
+      throw UserError((dir / kTensorsFile).string() + ": no tensor for '" + name +
+                      "' of the right shape; the checkpoint belongs to another configuration");
+    }
+    tensor.copy_(it->second);
+  }
+  OptimizerState optimizer_state;
+  for (const auto& [name, tensor] : tensors) {
+    if (name.starts_with("optim/")) {
+      optimizer_state.emplace_back(name.substr(name.find('/', 6) + 1), tensor.clone());
+    }
+  }
+  optimizer.LoadState(optimizer_state);
+  auto rng = tensors.find("rng/cpu");
+  if (rng == tensors.end()) throw UserError((dir / kTensorsFile).string() + ": no RNG state");
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  generator.set_state(rng->second.clone());
+  return state;
+}
+
+void AppendJsonLine(const fs::path& path, const json& line) {
+  std::ofstream out(path, std::ios::app);
+  out << line.dump() << '\n';
+}
+
+// Drops metric lines past `step`, so a resumed run's log has each step once.
+void TruncateMetrics(const fs::path& path, int64_t step) {
+  if (!fs::exists(path)) return;
+  std::ifstream in(path);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.value("step", int64_t{0}) <= step) kept += line + "\n";
+  }
+  WriteText(path, kept);
+}
+
+}  // namespace
+
+TrainSummary Train(const RunConfig& config, const PluginHost& host, const TrainOptions& options) {
+  const auto wall_start = Clock::now();
+  const TrainConfig& train = config.train;
+  const fs::path& run_dir = options.run_dir;
+  const std::string config_sha256 = Sha256Hex(config.resolved_toml);
+
+  std::optional<fs::path> checkpoint = LatestCheckpoint(run_dir);
+  if (options.restart) {
+    fs::remove_all(run_dir);
+    checkpoint.reset();
+  } else if (options.resume && !checkpoint) {
+    throw UserError(run_dir.string() + " has no checkpoint to resume from; run without --resume");
+  } else if (!options.resume && fs::exists(run_dir) && !fs::is_empty(run_dir)) {
+    throw UserError(run_dir.string() +
+                    " holds a previous run; continue it with --resume, start over with "
+                    "--restart, or choose another --output");
+  }
+  fs::create_directories(run_dir);
+
+  const torch::Device device = ChooseDevice(train.device);
+  std::unique_ptr<Model> model =
+      host.LoadModel(config.model.plugin, config.model.path, config.model.options);
+  PreparedData data = PrepareData(config.dataset, host, model->tokenizer(), train.seq_len);
+  ProgressLine progress(train.steps);
+  if (!data.skipped.empty()) {
+    progress.Say("skipped " + std::to_string(data.skipped.size()) +
+                 " bad rows (dataset.on_bad_row = \"skip\"), first: " + data.skipped.front());
+  }
+  if (data.eval_text.size() > static_cast<size_t>(train.eval_max_examples) &&
+      train.eval_max_examples > 0) {
+    data.eval_text.resize(train.eval_max_examples);
+    data.eval.resize(train.eval_max_examples);
+  }
+
+  model->module().to(device);
+  torch::manual_seed(static_cast<uint64_t>(train.seed));
+  std::unique_ptr<Adapter> adapter =
+      host.CreateAdapter(config.adapter.method, config.adapter.options);
+  adapter->Attach(*model, config.model.path);
+  NamedTensors trainable = adapter->TrainableParameters();
+  std::vector<at::Tensor> parameters;
+  for (const auto& [name, tensor] : trainable) parameters.push_back(tensor);
+  std::unique_ptr<Optimizer> optimizer = host.CreateOptimizer(
+      config.optimizer.plugin, parameters, config.optimizer.weight_decay, config.optimizer.options);
+  const LrSchedule schedule = ParseLrSchedule(config.optimizer.schedule);
+
+  std::vector<std::unique_ptr<Metric>> metric_objects;
+  std::vector<NamedMetric> metrics;
+  for (const MetricConfig& m : config.metrics) {
+    metric_objects.push_back(host.CreateMetric(m.plugin, m.options));
+    metrics.push_back({m.plugin, metric_objects.back().get()});
+  }
+  auto evaluate = [&](std::map<std::string, double>& scores, std::vector<std::string>* outputs) {
+    if (data.eval.empty()) return;
+    adapter->SetTraining(false);
+    const double loss = EvalLoss(*model, data.eval, train.batch_size, train.train_on_prompt);
+    scores["eval_loss"] = loss;
+    scores["perplexity"] = std::exp(loss);
+    if (!metrics.empty()) {
+      GenerationEval generated =
+          EvalGeneration(*model, data.eval_text, metrics, train.eval_max_new_tokens);
+      for (const auto& [name, value] : generated.scores) scores[name] = value;
+      if (outputs != nullptr) *outputs = std::move(generated.predictions);
+    }
+    adapter->SetTraining(true);
+  };
+
+  RunState state;
+  const fs::path metrics_path = run_dir / "metrics.jsonl";
+  if (checkpoint) {
+    state = LoadCheckpoint(*checkpoint, trainable, *optimizer);
+    if (!options.force && state.config_sha256 != config_sha256) {
+      throw UserError(run_dir.string() +
+                      ": the run config changed since this run started; resuming would mix two "
+                      "configurations (use --force to resume anyway, or --restart)");
+    }
+    if (!options.force && state.dataset_sha256 != data.dataset_sha256) {
+      throw UserError(run_dir.string() + ": " + config.dataset.path.string() +
+                      " changed since this run started (dataset hash differs); use --force to "
+                      "resume anyway, or --restart");
+    }
+    TruncateMetrics(metrics_path, state.step);
+    progress.Say("resuming " + run_dir.string() + " at step " + std::to_string(state.step) +
+                 " of " + std::to_string(train.steps));
+  } else {
+    state.config_sha256 = config_sha256;
+    state.dataset_sha256 = data.dataset_sha256;
+    progress.Say("evaluating the base model on " + std::to_string(data.eval.size()) +
+                 " eval examples");
+    evaluate(state.base_scores, nullptr);
+    WriteText(run_dir / "run.toml", config.resolved_toml);
+  }
+
+  // Training. Each step sums `gradient_accumulation` micro-batches, normalised by the step's
+  // total target tokens, so accumulation gives the gradient of one large batch.
+  ExampleStream stream(static_cast<int64_t>(data.train.size()), static_cast<uint64_t>(train.seed));
+  adapter->SetTraining(true);
+  const int64_t resumed_at = state.step;
+  const auto loop_start = Clock::now();
+  const double seconds_before = state.train_seconds;
+  int64_t tokens_this_process = 0;
+  const int64_t per_step = train.batch_size * train.gradient_accumulation;
+  while (state.step < train.steps) {
+    const double lr = LearningRate(schedule, config.optimizer.lr, state.step,
+                                   config.optimizer.warmup_steps, train.steps);
+    std::vector<Batch> batches;
+    int64_t step_targets = 0;
+    for (int64_t micro = 0; micro < train.gradient_accumulation; ++micro) {
+      std::vector<const TokenizedExample*> rows;
+      for (int64_t b = 0; b < train.batch_size; ++b) {
+        const int64_t k = state.step * per_step + micro * train.batch_size + b;
+        rows.push_back(&data.train[stream.At(k)]);
+      }
+      batches.push_back(MakeBatch(rows, train.train_on_prompt));
+      step_targets += batches.back().target_tokens;
+    }
+    for (at::Tensor& p : parameters) p.mutable_grad() = at::Tensor();
+    double loss_sum = 0.0;
+    for (const Batch& batch : batches) {
+      if (batch.target_tokens == 0) continue;
+      const at::Tensor logits = model->Forward(batch.inputs.to(device), nullptr);
+      const at::Tensor loss = torch::nn::functional::cross_entropy(
+          logits.reshape({-1, logits.size(-1)}), batch.targets.reshape({-1}).to(device),
+          torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(
+              torch::kSum));
+      loss_sum += loss.item<double>();
+      (loss / static_cast<double>(std::max<int64_t>(step_targets, 1))).backward();
+      tokens_this_process += batch.tokens;
+      state.tokens += batch.tokens;
+    }
+    const double max_norm =
+        train.max_grad_norm > 0 ? train.max_grad_norm : std::numeric_limits<double>::infinity();
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(parameters, max_norm);
+    {
+      torch::NoGradGuard no_grad;
+      optimizer->Step(lr);
+    }
+    ++state.step;
+    const double loss = loss_sum / static_cast<double>(std::max<int64_t>(step_targets, 1));
+    if (!std::isfinite(loss)) {
+      throw UserError("the loss became " + std::to_string(loss) + " at step " +
+                      std::to_string(state.step) +
+                      "; lower optimizer.lr or set train.max_grad_norm (the run directory " +
+                      run_dir.string() + " keeps the last checkpoint)");
+    }
+    state.curve.push_back({state.step, loss, lr});
+    const double elapsed = Seconds(Clock::now() - loop_start);
+    state.train_seconds = seconds_before + elapsed;
+    StepReport report{state.step, train.steps, loss,
+                      lr,         grad_norm,   elapsed > 0 ? tokens_this_process / elapsed : 0.0,
+                      elapsed};
+    progress.Step(report, resumed_at);
+    AppendJsonLine(metrics_path, {{"step", report.step},
+                                  {"loss", report.loss},
+                                  {"lr", report.lr},
+                                  {"grad_norm", report.grad_norm},
+                                  {"tokens_per_second", report.tokens_per_second}});
+    if (options.on_step) options.on_step(report);
+    if (train.eval_every > 0 && state.step % train.eval_every == 0 && state.step < train.steps &&
+        !data.eval.empty()) {
+      adapter->SetTraining(false);
+      const double eval_loss = EvalLoss(*model, data.eval, train.batch_size, train.train_on_prompt);
+      adapter->SetTraining(true);
+      AppendJsonLine(metrics_path, {{"step", state.step}, {"eval_loss", eval_loss}});
+      if (options.on_eval) options.on_eval(state.step, eval_loss);
+    }
+    if (train.checkpoint_every > 0 &&
+        (state.step % train.checkpoint_every == 0 || state.step == train.steps)) {
+      SaveCheckpoint(run_dir, state, trainable, optimizer->State());
+    }
+  }
+
+  TrainSummary summary;
+  summary.base_scores = state.base_scores;
+  std::vector<std::string> predictions;
+  progress.Say("evaluating the trained adapter");
+  evaluate(summary.scores, &predictions);
+  {
+    std::ofstream samples(run_dir / "eval_samples.jsonl", std::ios::trunc);
+    for (size_t i = 0; i < predictions.size(); ++i) {
+      samples << json{{"line", data.eval_text[i].line},
+                      {"prompt", data.eval_text[i].prompt},
+                      {"reference", data.eval_text[i].completion},
+                      {"prediction", predictions[i]}}
+                     .dump()
+              << '\n';
+    }
+  }
+
+  const fs::path adapter_dir = run_dir / "adapter";
+  const fs::path temp_adapter = run_dir / ".tmp-adapter";
+  fs::remove_all(temp_adapter);
+  fs::create_directories(temp_adapter);
+  adapter->Save(temp_adapter);
+  fs::remove_all(adapter_dir);
+  fs::rename(temp_adapter, adapter_dir);
+
+  summary.curve = state.curve;
+  summary.dataset_sha256 = data.dataset_sha256;
+  summary.eval_sha256 = data.eval_sha256;
+  summary.train_examples = static_cast<int64_t>(data.train.size());
+  summary.eval_examples = static_cast<int64_t>(data.eval.size());
+  summary.skipped_rows = static_cast<int64_t>(data.skipped.size());
+  summary.train_seconds = state.train_seconds;
+  summary.wall_seconds = Seconds(Clock::now() - wall_start);
+  summary.tokens_per_second =
+      state.train_seconds > 0 ? static_cast<double>(state.tokens) / state.train_seconds : 0.0;
+  summary.peak_memory_bytes = PeakResidentBytes();
+  summary.adapter_dir = adapter_dir;
+
+  json curve = json::array();
+  for (const CurvePoint& p : summary.curve) curve.push_back({p.step, p.loss, p.lr});
+  WriteText(run_dir / "summary.json", json{{"name", config.name},
+                                           {"method", config.adapter.method},
+                                           {"scores", summary.scores},
+                                           {"base_scores", summary.base_scores},
+                                           {"dataset_sha256", summary.dataset_sha256},
+                                           {"eval_sha256", summary.eval_sha256},
+                                           {"train_examples", summary.train_examples},
+                                           {"eval_examples", summary.eval_examples},
+                                           {"skipped_rows", summary.skipped_rows},
+                                           {"train_seconds", summary.train_seconds},
+                                           {"wall_seconds", summary.wall_seconds},
+                                           {"tokens_per_second", summary.tokens_per_second},
+                                           {"peak_memory_bytes", summary.peak_memory_bytes},
+                                           {"config_sha256", config_sha256},
+                                           {"curve", curve}}
+                                              .dump(1) +
+                                          "\n");
+  return summary;
+}
+
+}  // namespace tune

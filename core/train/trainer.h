@@ -1,0 +1,74 @@
+// The trainer: one trial, from a resolved run config to an evaluated adapter directory.
+//
+// Everything a trial writes lives in its run directory:
+//   checkpoints/step-N/   trainable tensors, optimizer state, RNG and data position (atomic:
+//                         written under a temporary name and renamed)
+//   metrics.jsonl         one JSON object per step ({"step", "loss", "lr", ...}) and per eval
+//   eval_samples.jsonl    prompt, reference and generated output of each eval example
+//   adapter/              the deployable result (Adapter::Save), written last
+//   summary.json          scores, base scores, timings, lineage
+// On CPU, the same config and data give bit-identical results, and a run killed at any moment
+// and resumed gives the same adapter as one that was never interrupted.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "config/run_config.h"
+
+namespace tune {
+
+class PluginHost;
+
+struct StepReport {
+  int64_t step = 0;  // 1-based: optimizer steps completed
+  int64_t total_steps = 0;
+  double loss = 0.0;  // mean over the step's target tokens
+  double lr = 0.0;
+  double grad_norm = 0.0;  // before clipping
+  double tokens_per_second = 0.0;
+  double elapsed_seconds = 0.0;  // training loop time of this process, resumed part included
+};
+
+struct CurvePoint {
+  int64_t step = 0;
+  double loss = 0.0;
+  double lr = 0.0;
+};
+
+struct TrainSummary {
+  std::map<std::string, double> scores;       // eval_loss, perplexity, each metric
+  std::map<std::string, double> base_scores;  // the same for the base model without training
+  std::vector<CurvePoint> curve;
+  std::string dataset_sha256;
+  std::string eval_sha256;  // set when the eval split is its own file
+  int64_t train_examples = 0;
+  int64_t eval_examples = 0;
+  int64_t skipped_rows = 0;
+  double train_seconds = 0.0;  // the training loop alone
+  double wall_seconds = 0.0;   // this process's whole trial
+  double tokens_per_second = 0.0;
+  int64_t peak_memory_bytes = 0;  // peak resident set of the process
+  std::filesystem::path adapter_dir;
+};
+
+struct TrainOptions {
+  std::filesystem::path run_dir;
+  bool resume = false;   // continue from the last checkpoint in run_dir
+  bool restart = false;  // delete what run_dir holds and start over
+  bool force = false;    // resume although the config or data changed
+  // Called after every step and every intermediate eval (when train.eval_every is set).
+  std::function<void(const StepReport&)> on_step;
+  std::function<void(int64_t step, double eval_loss)> on_eval;
+};
+
+// Runs the trial. Throws UserError with one line for anything the user can fix (bad data, a run
+// directory that holds another run, a resume whose config or data changed, a plugin failure);
+// what was written so far stays in run_dir for inspection.
+TrainSummary Train(const RunConfig& config, const PluginHost& host, const TrainOptions& options);
+
+}  // namespace tune

@@ -1,0 +1,29 @@
+// SHA-256 (OpenSSL EVP), incremental, for content hashes: datasets, configs, files.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string>
+#include <string_view>
+
+struct evp_md_ctx_st;
+
+namespace tune {
+
+class Sha256 {
+ public:
+  using Digest = std::array<unsigned char, 32>;
+
+  Sha256();
+  void Update(std::string_view bytes);
+  Digest Finish();          // once; the object is spent afterwards
+  std::string FinishHex();  // lower-case hex of Finish()
+
+ private:
+  std::unique_ptr<evp_md_ctx_st, void (*)(evp_md_ctx_st*)> context_;
+};
+
+// Lower-case hex SHA-256 of `bytes`.
+std::string Sha256Hex(std::string_view bytes);
+
+}  // namespace tune

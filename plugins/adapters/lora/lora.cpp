@@ -1,0 +1,297 @@
+// lora: low-rank adaptation (Hu et al. 2021). Each targeted linear layer W (out x in) gains
+//   y = x W^T + b + scale * dropout(x) A^T B^T,   A: [rank, in], B: [out, rank]
+// with scale = alpha / rank, or alpha / sqrt(rank) with rslora (Kalajdzievski 2023). A starts
+// Kaiming-uniform (a = sqrt(5), PEFT's choice) and B at zero, so training starts from the base
+// model exactly. The base weights stay frozen. Exported in Hugging Face PEFT's layout.
+#include <regex.h>
+
+#include <cmath>
+#include <fstream>
+#include <memory>
+#include <set>
+
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include "safetensors/torch_io.h"
+#include "tune/adapter.h"
+#include "tune/model.h"
+#include "util/error.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using torch::Tensor;
+
+constexpr char kWeightsFile[] = "adapter_model.safetensors";
+constexpr char kConfigFile[] = "adapter_config.json";
+constexpr char kAllLinear[] = "all-linear";
+
+// PEFT's tensor name for a layer's A or B: base_model.model.<module>.lora_A.weight.
+std::string PeftName(const std::string& layer, char matrix) {
+  std::string name = "base_model.model.";
+  name += layer;
+  name += ".lora_";
+  name += matrix;
+  name += ".weight";
+  return name;
+}
+
+// The last component of a module name: "q_proj" for "model.layers.0.self_attn.q_proj".
+std::string Suffix(const std::string& name) { return name.substr(name.rfind('.') + 1); }
+
+class LoraLayer final : public tune::LinearExtension {
+ public:
+  LoraLayer(const tune::LinearLayer& base, int64_t rank, double scale, double dropout)
+      : weight_(base.weight), scale_(scale), dropout_(dropout) {
+    // Adapter weights are float32 whatever the base's dtype, so small updates are not rounded
+    // away in bfloat16.
+    const auto f32 = torch::TensorOptions().dtype(torch::kFloat);
+    a_ = torch::empty({rank, base.weight.size(1)}, f32);
+    torch::nn::init::kaiming_uniform_(a_, std::sqrt(5.0));
+    a_.set_requires_grad(true);
+    b_ = torch::zeros({base.weight.size(0), rank}, f32).set_requires_grad(true);
+  }
+
+  Tensor Forward(const Tensor& x, const Tensor& y) override {
+    if (merged_) return y;
+    Tensor h = x.scalar_type() == a_.scalar_type() ? x : x.to(a_.scalar_type());
+    if (training_ && dropout_ > 0) h = torch::dropout(h, dropout_, /*train=*/true);
+    // Scaling the rank-wide intermediate costs rank, not out, multiplications per token.
+    const Tensor delta = torch::linear(torch::linear(h, a_) * scale_, b_);
+    return y + (delta.scalar_type() == y.scalar_type() ? delta : delta.to(y.scalar_type()));
+  }
+
+  // W += scale * B A (sign +1) or W -= scale * B A (sign -1), in W's dtype.
+  void Fold(double sign) {
+    torch::NoGradGuard no_grad;
+    weight_.add_(torch::matmul(b_, a_).mul_(sign * scale_).to(weight_.scalar_type()));
+  }
+
+  Tensor& a() { return a_; }
+  Tensor& b() { return b_; }
+  bool merged_ = false;
+  bool training_ = true;
+
+ private:
+  Tensor weight_;  // the base layer's weight (shared storage), changed only by Fold
+  Tensor a_, b_;
+  double scale_, dropout_;
+};
+
+class Lora final : public tune::Adapter {
+ public:
+  explicit Lora(const tune::Options& options)
+      : rank_(options.Int("rank")),
+        alpha_(options.Float("alpha")),
+        dropout_(options.Float("dropout")),
+        rslora_(options.Bool("rslora")),
+        targets_(options.StringList("targets")),
+        target_regex_(options.String("target_regex")) {
+    if (targets_.empty() && target_regex_.empty()) {
+      throw tune::UserError(
+          "adapter.targets is empty; name the layers to adapt, for example "
+          "[\"q_proj\", \"v_proj\"] or [\"all-linear\"]");
+    }
+  }
+
+  ~Lora() override {
+    if (model_ != nullptr) {
+      for (const auto& [name, layer] : layers_) model_->SetLinearExtension(name, nullptr);
+    }
+  }
+
+  void Attach(tune::Model& model, const fs::path& model_dir) override {
+    if (model_ != nullptr) throw tune::UserError("the LoRA adapter is already attached");
+    const std::vector<tune::LinearLayer> candidates = model.LinearLayers();
+    const std::vector<tune::LinearLayer> chosen = Select(candidates);
+    for (Tensor& p : model.module().parameters()) p.set_requires_grad(false);
+    const double scale = rslora_ ? alpha_ / std::sqrt(static_cast<double>(rank_))
+                                 : alpha_ / static_cast<double>(rank_);
+    for (const tune::LinearLayer& layer : chosen) {
+      layers_.emplace_back(layer.name, std::make_unique<LoraLayer>(layer, rank_, scale, dropout_));
+      model.SetLinearExtension(layer.name, layers_.back().second.get());
+      suffixes_.insert(Suffix(layer.name));
+    }
+    model_ = &model;
+    base_model_ = fs::absolute(model_dir).lexically_normal().string();
+  }
+
+  tune::NamedTensors TrainableParameters() override {
+    tune::NamedTensors parameters;
+    for (auto& [name, layer] : layers_) {
+      parameters.emplace_back(PeftName(name, 'A'), layer->a());
+      parameters.emplace_back(PeftName(name, 'B'), layer->b());
+    }
+    return parameters;
+  }
+
+  void SetTraining(bool training) override {
+    for (auto& [name, layer] : layers_) layer->training_ = training;
+  }
+
+  void Merge() override {
+    for (auto& [name, layer] : layers_) {
+      if (layer->merged_) continue;
+      layer->Fold(+1.0);
+      layer->merged_ = true;
+    }
+  }
+  void Unmerge() override {
+    for (auto& [name, layer] : layers_) {
+      if (!layer->merged_) continue;
+      layer->Fold(-1.0);
+      layer->merged_ = false;
+    }
+  }
+
+  void Save(const fs::path& dir) const override {
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    for (const auto& [name, layer] : layers_) {
+      tensors.emplace_back(PeftName(name, 'A'), layer->a().detach());
+      tensors.emplace_back(PeftName(name, 'B'), layer->b().detach());
+    }
+    tune::safetensors::Save(dir / kWeightsFile, tensors, {{"format", "pt"}});
+
+    // PEFT's LoraConfig keys; target_modules as PEFT matches them (suffixes, or one regex).
+    nlohmann::json config = {
+        {"peft_type", "LORA"},
+        {"task_type", "CAUSAL_LM"},
+        {"base_model_name_or_path", base_model_},
+        {"r", rank_},
+        {"lora_alpha", alpha_},
+        {"lora_dropout", dropout_},
+        {"use_rslora", rslora_},
+        {"bias", "none"},
+        {"fan_in_fan_out", false},
+        {"inference_mode", true},
+        {"init_lora_weights", true},
+        {"modules_to_save", nullptr},
+        {"layers_to_transform", nullptr},
+        {"layers_pattern", nullptr},
+        {"rank_pattern", nlohmann::json::object()},
+        {"alpha_pattern", nlohmann::json::object()},
+        {"use_dora", false},
+        {"revision", nullptr},
+    };
+    if (!target_regex_.empty()) {
+      config["target_modules"] = target_regex_;
+    } else {
+      config["target_modules"] = std::vector<std::string>(suffixes_.begin(), suffixes_.end());
+    }
+    const fs::path path = dir / kConfigFile;
+    std::ofstream out(path);
+    out << config.dump(2) << '\n';
+    if (!out.flush()) throw tune::UserError("cannot write " + path.string());
+  }
+
+  void Load(const fs::path& dir) override {
+    const fs::path path = dir / kWeightsFile;
+    if (!fs::exists(path)) {
+      throw tune::UserError(dir.string() + " has no " + kWeightsFile + "; is it a LoRA adapter?");
+    }
+    std::map<std::string, Tensor> stored = tune::safetensors::LoadAll(path);
+    torch::NoGradGuard no_grad;
+    for (auto& [name, parameter] : TrainableParameters()) {
+      auto it = stored.find(name);
+      if (it == stored.end()) {
+        throw tune::UserError(path.string() + " has no tensor '" + name +
+                              "'; it was trained with other targets or on another model");
+      }
+      if (!it->second.sizes().equals(parameter.sizes())) {
+        throw tune::UserError(path.string() + ": tensor '" + name + "' has shape " +
+                              c10::str(it->second.sizes()) + " but this adapter needs " +
+                              c10::str(parameter.sizes()) + " (rank or model differ)");
+      }
+      parameter.copy_(it->second);
+      stored.erase(it);
+    }
+    if (!stored.empty()) {
+      throw tune::UserError(path.string() + ": tensor '" + stored.begin()->first +
+                            "' targets a layer this adapter configuration does not adapt");
+    }
+  }
+
+ private:
+  std::vector<tune::LinearLayer> Select(const std::vector<tune::LinearLayer>& candidates) const {
+    std::vector<tune::LinearLayer> chosen;
+    if (!target_regex_.empty()) {
+      // PEFT full-matches a string target_modules against module names; POSIX extended syntax
+      // covers the patterns people write there ("model.layers.[0-3].*(q|v)_proj").
+      regex_t regex;
+      const std::string anchored = "^(" + target_regex_ + ")$";
+      if (const int code = regcomp(&regex, anchored.c_str(), REG_EXTENDED | REG_NOSUB); code != 0) {
+        char reason[256];
+        regerror(code, &regex, reason, sizeof(reason));
+        throw tune::UserError("adapter.target_regex '" + target_regex_ +
+                              "' is not a POSIX extended regular expression: " + reason);
+      }
+      for (const tune::LinearLayer& layer : candidates) {
+        if (regexec(&regex, layer.name.c_str(), 0, nullptr, 0) == 0) chosen.push_back(layer);
+      }
+      regfree(&regex);
+      if (chosen.empty()) {
+        throw tune::UserError("adapter.target_regex '" + target_regex_ +
+                              "' matches no linear layer; layer names look like '" +
+                              candidates.front().name + "'");
+      }
+      return chosen;
+    }
+    std::set<std::string> available;
+    for (const tune::LinearLayer& layer : candidates) available.insert(Suffix(layer.name));
+    for (const std::string& target : targets_) {
+      if (target == kAllLinear || available.contains(target)) continue;
+      std::string names;
+      for (const std::string& name : available) names += (names.empty() ? "" : ", ") + name;
+      throw tune::UserError("adapter.targets: the model has no layer '" + target +
+                            "'; its linear layers are " + names + " (or use \"all-linear\")");
+    }
+    const bool all = std::find(targets_.begin(), targets_.end(), kAllLinear) != targets_.end();
+    for (const tune::LinearLayer& layer : candidates) {
+      const std::string suffix = Suffix(layer.name);
+      if (all || std::find(targets_.begin(), targets_.end(), suffix) != targets_.end()) {
+        chosen.push_back(layer);
+      }
+    }
+    return chosen;
+  }
+
+  int64_t rank_;
+  double alpha_, dropout_;
+  bool rslora_;
+  std::vector<std::string> targets_;
+  std::string target_regex_;
+  tune::Model* model_ = nullptr;
+  std::string base_model_;
+  std::set<std::string> suffixes_;  // of the adapted layers, PEFT's target_modules
+  std::vector<std::pair<std::string, std::unique_ptr<LoraLayer>>> layers_;  // in module order
+};
+
+void Register(tune::Registrar& registrar) {
+  using tune::OptionSpec;
+  registrar.Add(tune::AdapterPlugin{
+      .info = {.name = "lora",
+               .version = "1.0.0",
+               .description =
+                   "Low-rank adapters on chosen linear layers; base frozen; PEFT export.",
+               .options =
+                   {OptionSpec::Int("rank", 8, "LoRA rank r").Range(1, 4096),
+                    OptionSpec::Float("alpha", 16.0, "Scale numerator: scale = alpha / rank")
+                        .Range(0, 1e6, true, false),
+                    OptionSpec::Float("dropout", 0.0, "Dropout on the adapter's input")
+                        .Range(0, 1, false, true),
+                    OptionSpec::StringList("targets", {"q_proj", "v_proj"},
+                                           "Layer names (last component) to adapt, or "
+                                           "\"all-linear\""),
+                    OptionSpec::String("target_regex", "",
+                                       "POSIX regular expression over full layer names; replaces "
+                                       "targets when set"),
+                    OptionSpec::Bool("rslora", false, "Rank-stabilised scale alpha / sqrt(rank)")}},
+      .create = [](const tune::Options& options) -> std::unique_ptr<tune::Adapter> {
+        return std::make_unique<Lora>(options);
+      }});
+}
+
+}  // namespace
+
+TUNE_PLUGIN(Register)
