@@ -444,9 +444,10 @@ class GuardedModel final : public Model {
     return CallPlugin(plugin_, "while listing its linear layers",
                       [&] { return model_->LinearLayers(); });
   }
-  void SetLinearExtension(const std::string& name, LinearExtension* extension) override {
+  void SetLinearExtension(const std::string& name,
+                          std::shared_ptr<LinearExtension> extension) override {
     CallPlugin(plugin_, "while installing an adapter",
-               [&] { model_->SetLinearExtension(name, extension); });
+               [&] { model_->SetLinearExtension(name, std::move(extension)); });
   }
 
  private:

@@ -3,6 +3,7 @@
 
     /usr/bin/python3 tests/tools/llama_reference.py MODEL_DIR (--ids 1,5,9 | --prompt TEXT)
         [--logits-out FILE.bin] [--greedy N] [--json-out FILE.json] [--f64] [--threads N]
+        [--adapter PEFT_DIR]
 
 Written from the published equations (Llama, RMSNorm, RoPE in the "rotate_half" layout, grouped-query
 attention, SwiGLU), not from Hugging Face code, to check tune's C++ llama plugin independently.
@@ -278,8 +279,33 @@ def parse_ids(text):
     return ids
 
 
+def apply_lora(weights, adapter_dir):
+    """Folds a PEFT LoRA adapter into the weights: W + scale * B @ A, scale = lora_alpha / r
+    (lora_alpha / sqrt(r) with use_rslora), as Hu et al. 2021 and PEFT define it."""
+    with open(os.path.join(adapter_dir, "adapter_config.json"), encoding="utf-8") as f:
+        acfg = json.load(f)
+    if acfg.get("peft_type") != "LORA":
+        raise InputError(f"{adapter_dir}: peft_type {acfg.get('peft_type')!r} is not LORA")
+    r, alpha = acfg["r"], acfg["lora_alpha"]
+    scale = alpha / math.sqrt(r) if acfg.get("use_rslora") else alpha / r
+    tensors = read_safetensors(os.path.join(adapter_dir, "adapter_model.safetensors"))
+    prefix, a_suffix = "base_model.model.", ".lora_A.weight"
+    for name, a in tensors.items():
+        if not name.endswith(a_suffix):
+            continue
+        module = name[len(prefix):-len(a_suffix)]
+        b = tensors[prefix + module + ".lora_B.weight"]
+        target = module + ".weight"
+        if target not in weights:
+            raise InputError(f"{adapter_dir}: {name} adapts {target}, which the model does not have")
+        weights[target] = (weights[target].astype(np.float64)
+                           + scale * (b.astype(np.float64) @ a.astype(np.float64))).astype(np.float32)
+
+
 def run(a):
     cfg, weights = load(a.model_dir)
+    if a.adapter:
+        apply_lora(weights, a.adapter)
     ids = encode_prompt(a.model_dir, a.tokenizer, a.prompt, cfg) if a.prompt is not None else parse_ids(a.ids)
     bad = [t for t in ids if not 0 <= t < cfg["vocab_size"]]
     if bad:
@@ -326,6 +352,7 @@ def main(argv):
     p.add_argument("--greedy", type=int, default=0, help="append up to N greedy tokens")
     p.add_argument("--json-out", help="write input ids, logits shape and greedy tokens here")
     p.add_argument("--f64", action="store_true", help="compute in float64 (logits are still written as float32)")
+    p.add_argument("--adapter", help="PEFT LoRA directory to fold into the weights first")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: fastest for tiny models)")
     a = p.parse_args(argv)
     try:

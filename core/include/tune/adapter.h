@@ -31,7 +31,7 @@ class Adapter {
   // Makes the adapter part of `model` (loaded from `model_dir`): sets requires_grad on what it
   // trains and clears it on everything else, and installs its extensions (Model::
   // SetLinearExtension). Random initialisation draws from torch's default generator. The model
-  // must outlive the adapter, and the adapter must outlive the model's last Forward.
+  // must outlive the adapter.
   virtual void Attach(Model& model, const std::filesystem::path& model_dir) = 0;
 
   virtual NamedTensors TrainableParameters() = 0;

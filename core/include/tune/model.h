@@ -46,7 +46,8 @@ struct LinearLayer {
   at::Tensor bias;    // [out], undefined when the layer has none
 };
 
-// Replaces a linear layer's output. Installed by an adapter, which owns it.
+// Replaces a linear layer's output. Installed by an adapter; the model and the adapter share it,
+// so either may be destroyed first.
 class LinearExtension {
  public:
   virtual ~LinearExtension() = default;
@@ -74,9 +75,10 @@ class Model {
   // The projections inside the decoder layers (attention and MLP), in module order; not the
   // embeddings or the output head.
   virtual std::vector<LinearLayer> LinearLayers() = 0;
-  // Routes layer `name`'s output through `extension` (not owned); nullptr restores the plain
-  // layer. Throws UserError if no layer has that name.
-  virtual void SetLinearExtension(const std::string& name, LinearExtension* extension) = 0;
+  // Routes layer `name`'s output through `extension`; nullptr restores the plain layer. Throws
+  // UserError if no layer has that name.
+  virtual void SetLinearExtension(const std::string& name,
+                                  std::shared_ptr<LinearExtension> extension) = 0;
 };
 
 }  // namespace tune

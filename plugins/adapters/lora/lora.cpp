@@ -95,12 +95,6 @@ class Lora final : public tune::Adapter {
     }
   }
 
-  ~Lora() override {
-    if (model_ != nullptr) {
-      for (const auto& [name, layer] : layers_) model_->SetLinearExtension(name, nullptr);
-    }
-  }
-
   void Attach(tune::Model& model, const fs::path& model_dir) override {
     if (model_ != nullptr) throw tune::UserError("the LoRA adapter is already attached");
     const std::vector<tune::LinearLayer> candidates = model.LinearLayers();
@@ -109,8 +103,8 @@ class Lora final : public tune::Adapter {
     const double scale = rslora_ ? alpha_ / std::sqrt(static_cast<double>(rank_))
                                  : alpha_ / static_cast<double>(rank_);
     for (const tune::LinearLayer& layer : chosen) {
-      layers_.emplace_back(layer.name, std::make_unique<LoraLayer>(layer, rank_, scale, dropout_));
-      model.SetLinearExtension(layer.name, layers_.back().second.get());
+      layers_.emplace_back(layer.name, std::make_shared<LoraLayer>(layer, rank_, scale, dropout_));
+      model.SetLinearExtension(layer.name, layers_.back().second);
       suffixes_.insert(Suffix(layer.name));
     }
     model_ = &model;
@@ -242,7 +236,10 @@ class Lora final : public tune::Adapter {
     for (const std::string& target : targets_) {
       if (target == kAllLinear || available.contains(target)) continue;
       std::string names;
-      for (const std::string& name : available) names += (names.empty() ? "" : ", ") + name;
+      for (const std::string& name : available) {
+        if (!names.empty()) names += ", ";
+        names += name;
+      }
       throw tune::UserError("adapter.targets: the model has no layer '" + target +
                             "'; its linear layers are " + names + " (or use \"all-linear\")");
     }
@@ -264,7 +261,7 @@ class Lora final : public tune::Adapter {
   tune::Model* model_ = nullptr;
   std::string base_model_;
   std::set<std::string> suffixes_;  // of the adapted layers, PEFT's target_modules
-  std::vector<std::pair<std::string, std::unique_ptr<LoraLayer>>> layers_;  // in module order
+  std::vector<std::pair<std::string, std::shared_ptr<LoraLayer>>> layers_;  // in module order
 };
 
 void Register(tune::Registrar& registrar) {

@@ -50,7 +50,7 @@ struct ProjectionImpl : torch::nn::Module {
     return extension != nullptr ? extension->Forward(x, y) : y;
   }
   Tensor weight, bias;
-  LinearExtension* extension = nullptr;  // owned by the adapter that installed it
+  std::shared_ptr<LinearExtension> extension;  // shared with the adapter that installed it
 };
 TORCH_MODULE(Projection);
 
@@ -256,11 +256,12 @@ class LlamaModel final : public Model {
     return layers;
   }
 
-  void SetLinearExtension(const std::string& name, LinearExtension* extension) override {
+  void SetLinearExtension(const std::string& name,
+                          std::shared_ptr<LinearExtension> extension) override {
     for (const auto& item : net_->named_modules()) {
       if (item.key() != name) continue;
       if (auto* projection = item.value()->as<ProjectionImpl>()) {
-        projection->extension = extension;
+        projection->extension = std::move(extension);
         return;
       }
     }

@@ -1,0 +1,229 @@
+// The trainer through `tune train` on a tiny random model: determinism, resume after SIGKILL,
+// refusals, masking and batching.
+#include "train/trainer.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/test_support.h"
+#include "train/examples.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::RunCommand;
+using testing::RunTune;
+using testing::TempDir;
+
+std::string ReadBytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+// A run directory with a tiny model, 120 addition examples and a run file.
+class TrainCommand : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    shared_ = new TempDir();
+    testing::MakeTinyLlama(shared_->path() / "model", {"--seed", "5"});
+    std::string rows;
+    for (int i = 0; i < 120; ++i) {
+      const int a = (i * 37) % 50, b = (i * 11) % 50;
+      rows += "{\"prompt\": \"add " + std::to_string(a) + " " + std::to_string(b) +
+              " =\", \"completion\": \"" + std::to_string(a + b) + "\"}\n";
+    }
+    shared_->Write("data.jsonl", rows);
+  }
+  static void TearDownTestSuite() { delete shared_; }
+
+  fs::path RunFile(const std::string& extra = "") {
+    return dir_.Write("run.toml",
+                      "name = \"t\"\n"
+                      "[model]\npath = \"" +
+                          (shared_->path() / "model").string() +
+                          "\"\n"
+                          "[dataset]\npath = \"" +
+                          (shared_->path() / "data.jsonl").string() +
+                          "\"\neval_fraction = 0.1\n"
+                          "[adapter]\nmethod = \"lora\"\nrank = 4\ndropout = 0.1\n"
+                          "[optimizer]\nlr = 5e-3\nwarmup_steps = 3\n"
+                          "[train]\nsteps = 30\nbatch_size = 4\nseq_len = 32\n"
+                          "checkpoint_every = 5\neval_max_examples = 4\n"
+                          "eval_max_new_tokens = 4\n"
+                          "[[metrics]]\nplugin = \"exact_match\"\n" +
+                          extra);
+  }
+
+  static TempDir* shared_;
+  TempDir dir_;
+};
+TempDir* TrainCommand::shared_ = nullptr;
+
+TEST_F(TrainCommand, TrainsEvaluatesAndWritesTheRunDirectory) {
+  const auto result = RunTune({"train", RunFile().string(), "-o", (dir_.path() / "run").string()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const fs::path run = dir_.path() / "run";
+  EXPECT_TRUE(fs::exists(run / "adapter" / "adapter_model.safetensors"));
+  EXPECT_TRUE(fs::exists(run / "adapter" / "adapter_config.json"));
+  const auto summary = nlohmann::json::parse(std::ifstream(run / "summary.json"));
+  EXPECT_LT(summary["scores"]["eval_loss"].get<double>(),
+            summary["base_scores"]["eval_loss"].get<double>());
+  EXPECT_TRUE(summary["scores"].contains("exact_match"));
+  EXPECT_TRUE(summary["base_scores"].contains("exact_match"));
+  EXPECT_EQ(summary["curve"].size(), 30u);
+  EXPECT_EQ(summary["eval_examples"].get<int>(), 4);  // train.eval_max_examples
+  EXPECT_GT(summary["train_examples"].get<int>(), 90);
+  std::ifstream metrics(run / "metrics.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(metrics, line);) {
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["step"].get<int>(), ++lines);
+  }
+  EXPECT_EQ(lines, 30);
+  EXPECT_EQ(testing::CountLinesStartingWith(ReadBytes(run / "eval_samples.jsonl"), "{"), 4);
+  EXPECT_NE(result.out.find("eval_loss"), std::string::npos);
+  EXPECT_NE(result.err.find("step 30/30"), std::string::npos);
+}
+
+TEST_F(TrainCommand, SameRunFileGivesBitIdenticalAdapters) {
+  const fs::path file = RunFile();
+  ASSERT_EQ(RunTune({"train", file.string(), "-o", (dir_.path() / "a").string()}).exit_code, 0);
+  ASSERT_EQ(RunTune({"train", file.string(), "-o", (dir_.path() / "b").string()}).exit_code, 0);
+  EXPECT_EQ(ReadBytes(dir_.path() / "a/adapter/adapter_model.safetensors"),
+            ReadBytes(dir_.path() / "b/adapter/adapter_model.safetensors"));
+  const auto c =
+      RunTune({"train", file.string(), "-o", (dir_.path() / "c").string(), "train.seed=1"});
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_NE(ReadBytes(dir_.path() / "a/adapter/adapter_model.safetensors"),
+            ReadBytes(dir_.path() / "c/adapter/adapter_model.safetensors"));
+}
+
+TEST_F(TrainCommand, ResumeAfterSigkillGivesTheUninterruptedAdapterBitForBit) {
+  const fs::path file = RunFile();
+  const std::string straight = (dir_.path() / "straight").string();
+  ASSERT_EQ(RunTune({"train", file.string(), "-o", straight, "train.steps=200"}).exit_code, 0);
+
+  // Kill the second run with SIGKILL as soon as it has written its second checkpoint.
+  const fs::path killed = dir_.path() / "killed";
+  const std::string script =
+      "\"$0\" train \"$1\" -o \"$2\" train.steps=200 2>/dev/null & pid=$!\n"
+      "until [ -d \"$2/checkpoints/step-000000010\" ]; do\n"
+      "  kill -0 $pid 2>/dev/null || exit 3; sleep 0.002; done\n"
+      "kill -9 $pid; wait $pid; exit 0\n";
+  const auto kill =
+      RunCommand({"/bin/bash", "-c", script, TUNE_BINARY, file.string(), killed.string()});
+  ASSERT_EQ(kill.exit_code, 0) << "the run ended before it could be killed: " << kill.err;
+  ASSERT_FALSE(fs::exists(killed / "adapter"));
+
+  const auto resumed =
+      RunTune({"train", file.string(), "-o", killed.string(), "train.steps=200", "--resume"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("resuming"), std::string::npos);
+  EXPECT_EQ(ReadBytes(fs::path(straight) / "adapter/adapter_model.safetensors"),
+            ReadBytes(killed / "adapter/adapter_model.safetensors"));
+  std::ifstream metrics(killed / "metrics.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(metrics, line);) {
+    EXPECT_EQ(nlohmann::json::parse(line)["step"].get<int>(), ++lines);
+  }
+  EXPECT_EQ(lines, 200);
+}
+
+TEST_F(TrainCommand, ResumeWithAChangedConfigIsRefusedUnlessForced) {
+  const fs::path file = RunFile();
+  const std::string run = (dir_.path() / "run").string();
+  ASSERT_EQ(RunTune({"train", file.string(), "-o", run}).exit_code, 0);
+  const auto changed =
+      RunTune({"train", file.string(), "-o", run, "--resume", "optimizer.lr=1e-3"});
+  EXPECT_EQ(changed.exit_code, 1);
+  EXPECT_EQ(changed.err, "error: " + run +
+                             ": the run config changed since this run started; resuming would "
+                             "mix two configurations (use --force to resume anyway, or "
+                             "--restart)\n");
+  EXPECT_EQ(RunTune({"train", file.string(), "-o", run, "--resume", "optimizer.lr=1e-3", "--force"})
+                .exit_code,
+            0);
+}
+
+TEST_F(TrainCommand, ExistingRunDirectoryIsNeverOverwrittenSilently) {
+  const fs::path file = RunFile();
+  const std::string run = (dir_.path() / "run").string();
+  ASSERT_EQ(RunTune({"train", file.string(), "-o", run}).exit_code, 0);
+  const auto again = RunTune({"train", file.string(), "-o", run});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_EQ(again.err, "error: " + run +
+                           " holds a previous run; continue it with --resume, start over with "
+                           "--restart, or choose another --output\n");
+  EXPECT_EQ(RunTune({"train", file.string(), "-o", run, "--restart"}).exit_code, 0);
+}
+
+TEST_F(TrainCommand, BadRowsStopTheRunByLineUnlessSkipped) {
+  const fs::path data = dir_.Write("bad.jsonl",
+                                   "{\"prompt\": \"a\", \"completion\": \"b\"}\n"
+                                   "not json\n"
+                                   "{\"prompt\": \"" +
+                                       std::string(200, 'x') +
+                                       "\", \"completion\": \"b\"}\n"
+                                       "{\"prompt\": \"c\", \"completion\": \"d\"}\n");
+  const fs::path file = RunFile();
+  const std::string run = (dir_.path() / "run").string();
+  const auto stopped = RunTune({"train", file.string(), "-o", run, "dataset.path=" + data.string(),
+                                "dataset.eval_fraction=0"});
+  EXPECT_EQ(stopped.exit_code, 1);
+  EXPECT_EQ(
+      testing::CountLinesStartingWith(stopped.err, "error: " + data.string() + ":2: not JSON"), 1)
+      << stopped.err;
+  EXPECT_NE(stopped.err.find("(and 1 more bad rows); fix the data, or set dataset.on_bad_row = "
+                             "\"skip\" to skip bad rows"),
+            std::string::npos)
+      << stopped.err;
+  const auto skipped =
+      RunTune({"train", file.string(), "-o", run, "--restart", "dataset.path=" + data.string(),
+               "dataset.eval_fraction=0", "dataset.on_bad_row=skip"});
+  EXPECT_EQ(skipped.exit_code, 0) << skipped.err;
+  EXPECT_NE(skipped.err.find("skipped 2 bad rows"), std::string::npos) << skipped.err;
+  EXPECT_NE(skipped.err.find("first: " + data.string() + ":2: not JSON"), std::string::npos);
+}
+
+// A [2, 5] int64 tensor from its values in row-major order.
+at::Tensor TwoRows(std::vector<int64_t> values) {
+  return at::tensor(values, at::kLong).view({2, 5});
+}
+
+TEST(TrainExamples, PromptTokensAreMaskedUnlessTrainOnPrompt) {
+  const TokenizedExample a{{1, 10, 11, 20, 21, 2}, 3, 1};
+  const TokenizedExample b{{1, 12, 30, 2}, 2, 2};
+  const Batch masked = MakeBatch({&a, &b}, false);
+  EXPECT_TRUE(masked.inputs.equal(TwoRows({1, 10, 11, 20, 21, 1, 12, 30, 0, 0})));
+  EXPECT_TRUE(masked.targets.equal(TwoRows({-100, -100, 20, 21, 2, -100, 30, 2, -100, -100})));
+  EXPECT_EQ(masked.tokens, 8);
+  EXPECT_EQ(masked.target_tokens, 5);
+  const Batch all = MakeBatch({&a, &b}, true);
+  EXPECT_TRUE(all.targets.equal(TwoRows({10, 11, 20, 21, 2, 12, 30, 2, -100, -100})));
+  EXPECT_EQ(all.target_tokens, 8);
+}
+
+TEST(TrainExamples, EachEpochIsAPermutationFixedBySeedAndEpoch) {
+  ExampleStream stream(7, 42), again(7, 42), other(7, 43);
+  std::vector<int64_t> first, second;
+  for (int64_t k = 0; k < 7; ++k) first.push_back(stream.At(k));
+  for (int64_t k = 7; k < 14; ++k) second.push_back(stream.At(k));
+  std::vector<int64_t> sorted = first;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(sorted, (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6}));
+  EXPECT_NE(first, second);
+  EXPECT_EQ(again.At(9), second[2]);  // random access gives what sequential access gave
+  bool differs = false;
+  for (int64_t k = 0; k < 7; ++k) differs |= other.At(k) != first[k];
+  EXPECT_TRUE(differs);
+}
+
+}  // namespace
+}  // namespace tune
