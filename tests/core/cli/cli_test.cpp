@@ -34,7 +34,8 @@ TEST(Cli, PluginsListsEveryBuiltinPluginWithKindVersionAndFile) {
        {"dataset    alpaca       1.0.0    /", "dataset    chat         1.0.0    /",
         "dataset    jsonl        1.0.0    /", "model      llama        1.0.0    /",
         "optimizer  adamw        1.0.0    /", "optimizer  sgd          1.0.0    /",
-        "metric     exact_match  1.0.0    /", "metric     token_f1     1.0.0    /"}) {
+        "metric     bleu         1.0.0    /", "metric     exact_match  1.0.0    /",
+        "metric     rouge_l      1.0.0    /", "metric     token_f1     1.0.0    /"}) {
     EXPECT_EQ(CountLinesStartingWith(result.out, row), 1) << row << "\n" << result.out;
   }
 }
@@ -43,7 +44,7 @@ TEST(Cli, PluginsJsonCarriesKindNameVersionFileAndOptions) {
   const auto result = RunTune({"plugins", "--json"}, kNoPluginPath);
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const nlohmann::json json = nlohmann::json::parse(result.out);
-  ASSERT_EQ(json["plugins"].size(), 8u);
+  ASSERT_EQ(json["plugins"].size(), 10u);
   const auto named = [&](const std::string& name) {
     for (const nlohmann::json& plugin : json["plugins"]) {
       if (plugin["name"] == name) return plugin;

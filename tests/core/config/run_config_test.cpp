@@ -239,7 +239,7 @@ TEST_F(RunConfigTest, MissingRequiredKeySaysWhereToAddIt) {
 TEST_F(RunConfigTest, UnknownPluginSuggestsAnInstalledOne) {
   EXPECT_EQ(ErrorOf(Edit("plugin = \"exact_match\"", "plugin = \"exact_mach\"")),
             "FILE:34:10: unknown metric plugin 'exact_mach' for 'metrics[0].plugin' (did you "
-            "mean 'exact_match'?); installed: exact_match, token_f1");
+            "mean 'exact_match'?); installed: bleu, exact_match, rouge_l, token_f1");
 }
 
 TEST_F(RunConfigTest, PathThatDoesNotExistIsRefusedWhereItIsWritten) {

@@ -150,15 +150,16 @@ TEST(PluginHost, LoadsEveryGoodPluginWhenOthersAreBadAndReportsEachOnOneLine) {
     EXPECT_EQ(failure.message.find('\n'), std::string::npos) << failure.message;
     EXPECT_NE(failure.message.find(failure.file.string()), std::string::npos) << failure.message;
   }
-  EXPECT_EQ(host.Names(PluginKind::kMetric),
-            (std::vector<std::string>{"exact_match", "fixture_good", "token_f1"}));
+  EXPECT_EQ(
+      host.Names(PluginKind::kMetric),
+      (std::vector<std::string>{"bleu", "exact_match", "fixture_good", "rouge_l", "token_f1"}));
 }
 
 TEST(PluginHost, LoadsAFolderListedTwiceOnlyOnce) {
   PluginHost host;
   host.Load({kBuiltins, kBuiltins / ".", kBuiltins / "libtune_metric_token_f1.so"});
   EXPECT_TRUE(host.failures().empty());
-  EXPECT_EQ(host.plugins().size(), 8u);  // 3 datasets, llama, 2 optimizers, 2 metrics
+  EXPECT_EQ(host.plugins().size(), 10u);  // 3 datasets, llama, 2 optimizers, 4 metrics
 }
 
 TEST(PluginHost, ReportsASearchPathEntryThatDoesNotExist) {
@@ -167,7 +168,7 @@ TEST(PluginHost, ReportsASearchPathEntryThatDoesNotExist) {
   ASSERT_EQ(host.failures().size(), 1u);
   EXPECT_NE(host.failures()[0].message.find("/nonexistent/tune-plugins does not exist"),
             std::string::npos);
-  EXPECT_EQ(host.plugins().size(), 8u);  // 3 datasets, llama, 2 optimizers, 2 metrics
+  EXPECT_EQ(host.plugins().size(), 10u);  // 3 datasets, llama, 2 optimizers, 4 metrics
 }
 
 TEST(PluginHost, ReportsAnExceptionFromPluginCodeWithThePluginsNameAndFile) {
@@ -192,11 +193,11 @@ TEST(PluginHost, CreatingAnUnknownPluginListsTheLoadedOnes) {
   PluginHost host;
   host.Load({kBuiltins});
   try {
-    host.CreateMetric("bleu", Options());
+    host.CreateMetric("chrf", Options());
     FAIL() << "expected an error";
   } catch (const UserError& e) {
     EXPECT_EQ(std::string(e.what()),
-              "metric plugin 'bleu' is not loaded (loaded: exact_match, token_f1)");
+              "metric plugin 'chrf' is not loaded (loaded: bleu, exact_match, rouge_l, token_f1)");
   }
 }
 
