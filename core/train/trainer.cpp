@@ -17,6 +17,7 @@
 #include "train/evaluate.h"
 #include "train/examples.h"
 #include "train/lr_schedule.h"
+#include "train/step.h"
 #include "tune/adapter.h"
 #include "tune/metric.h"
 #include "tune/model.h"
@@ -355,8 +356,7 @@ TrainSummary Train(const RunConfig& config, const PluginHost& host, const TrainO
     WriteText(run_dir / "run.toml", config.resolved_toml);
   }
 
-  // Training. Each step sums `gradient_accumulation` micro-batches, normalised by the step's
-  // total target tokens, so accumulation gives the gradient of one large batch.
+  // Training: example k of the stream is the k-th example any run of this config sees.
   ExampleStream stream(static_cast<int64_t>(data.train.size()), static_cast<uint64_t>(train.seed));
   adapter->SetTraining(true);
   const int64_t resumed_at = state.step;
@@ -368,7 +368,6 @@ TrainSummary Train(const RunConfig& config, const PluginHost& host, const TrainO
     const double lr = LearningRate(schedule, config.optimizer.lr, state.step,
                                    config.optimizer.warmup_steps, train.steps);
     std::vector<Batch> batches;
-    int64_t step_targets = 0;
     for (int64_t micro = 0; micro < train.gradient_accumulation; ++micro) {
       std::vector<const TokenizedExample*> rows;
       for (int64_t b = 0; b < train.batch_size; ++b) {
@@ -376,31 +375,14 @@ TrainSummary Train(const RunConfig& config, const PluginHost& host, const TrainO
         rows.push_back(&data.train[stream.At(k)]);
       }
       batches.push_back(MakeBatch(rows, train.train_on_prompt));
-      step_targets += batches.back().target_tokens;
     }
-    for (at::Tensor& p : parameters) p.mutable_grad() = at::Tensor();
-    double loss_sum = 0.0;
-    for (const Batch& batch : batches) {
-      if (batch.target_tokens == 0) continue;
-      const at::Tensor logits = model->Forward(batch.inputs.to(device), nullptr);
-      const at::Tensor loss = torch::nn::functional::cross_entropy(
-          logits.reshape({-1, logits.size(-1)}), batch.targets.reshape({-1}).to(device),
-          torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(
-              torch::kSum));
-      loss_sum += loss.item<double>();
-      (loss / static_cast<double>(std::max<int64_t>(step_targets, 1))).backward();
-      tokens_this_process += batch.tokens;
-      state.tokens += batch.tokens;
-    }
-    const double max_norm =
-        train.max_grad_norm > 0 ? train.max_grad_norm : std::numeric_limits<double>::infinity();
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(parameters, max_norm);
-    {
-      torch::NoGradGuard no_grad;
-      optimizer->Step(lr);
-    }
+    const StepStats stats =
+        TrainStep(*model, parameters, *optimizer, batches, lr, train.max_grad_norm, device);
+    tokens_this_process += stats.tokens;
+    state.tokens += stats.tokens;
     ++state.step;
-    const double loss = loss_sum / static_cast<double>(std::max<int64_t>(step_targets, 1));
+    const double loss = stats.loss;
+    const double grad_norm = stats.grad_norm;
     if (!std::isfinite(loss)) {
       throw UserError("the loss became " + std::to_string(loss) + " at step " +
                       std::to_string(state.step) +
