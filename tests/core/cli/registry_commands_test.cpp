@@ -246,5 +246,26 @@ TEST_F(RegistryCommandsTest, RegistryOptionOverridesTheEnvironmentAndAMissingOne
   EXPECT_FALSE(fs::exists(missing));
 }
 
+TEST(RegistryCommands, EveryRegistryCommandHasHelp) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"adapters", "--help"},
+                                               {"adapters", "ls", "--help"},
+                                               {"adapters", "show", "--help"},
+                                               {"adapters", "diff", "--help"},
+                                               {"adapters", "promote", "--help"},
+                                               {"adapters", "history", "--help"},
+                                               {"fetch", "--help"},
+                                               {"registry", "--help"},
+                                               {"registry", "verify", "--help"},
+                                               {"registry", "gc", "--help"},
+                                               {"registry", "backup", "--help"}}) {
+    const auto result = RunTune(args);
+    EXPECT_EQ(result.exit_code, 0) << args[0] << " " << args[1];
+    EXPECT_NE(result.out.find("Usage:"), std::string::npos) << result.out;
+  }
+  const auto result = RunTune({"adapters"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(CountLinesStartingWith(result.err, "error: "), 1) << result.err;
+}
+
 }  // namespace
 }  // namespace tune
