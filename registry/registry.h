@@ -121,7 +121,8 @@ struct VersionRecord {
 };
 
 // JSON text of a record (the lineage `tune fetch` writes as tune.json), and back. FromJson
-// throws UserError naming the first field that is missing or has the wrong type.
+// leaves missing fields at their defaults (older records still read) and throws UserError naming
+// the first field that has the wrong type.
 std::string VersionRecordToJson(const VersionRecord& record, int indent = -1);
 VersionRecord VersionRecordFromJson(std::string_view json);
 
