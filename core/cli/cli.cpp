@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli/registry_commands.h"
 #include "config/run_config.h"
 #include "generate/generate.h"
 #include "plugin_host/plugin_host.h"
@@ -267,6 +268,7 @@ int RunCli(int argc, char** argv) {
       ->check(CLI::Range(1e-9, 1.0));
   generate->add_option("--seed", sampling.seed, "Seed for sampling")->capture_default_str();
   generate->add_option("prompt", generate_prompt, "Text to continue")->required();
+  const std::unique_ptr<RegistryCommands> registry_commands = RegistryCommands::Add(app);
 
   CLI::App* train =
       app.add_subcommand("train", "Train one adapter from a run file and evaluate it");
@@ -310,6 +312,7 @@ int RunCli(int argc, char** argv) {
     if (generate->parsed()) {
       return Generate(generate_model, generate_plugin, generate_prompt, sampling);
     }
+    if (std::optional<int> code = registry_commands->Run()) return *code;
     std::cout << app.help();
     return 0;
   } catch (const UserError& e) {

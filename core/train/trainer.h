@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "config/run_config.h"
+#include "registry/registry.h"  // CurvePoint
 
 namespace tune {
 
@@ -32,12 +33,6 @@ struct StepReport {
   double grad_norm = 0.0;  // before clipping
   double tokens_per_second = 0.0;
   double elapsed_seconds = 0.0;  // training loop time of this process, resumed part included
-};
-
-struct CurvePoint {
-  int64_t step = 0;
-  double loss = 0.0;
-  double lr = 0.0;
 };
 
 struct TrainSummary {

@@ -53,13 +53,13 @@ def main():
     if not 0.0 <= a.noise <= 1.0:
         p.error(f"--noise {a.noise} must be in [0, 1]")
     rng = random.Random(a.seed)
-    words = vocabulary(rng, 120)
+    words = vocabulary(rng, 48)
     os.makedirs(a.out_dir, exist_ok=True)
 
     lines = []
     for _ in range(a.corpus_lines):
-        items = [rng.choice(words) for _ in range(rng.randint(3, 9))]
-        if rng.random() < 0.5:
+        items = [rng.choice(words) for _ in range(rng.randint(3, 7))]
+        if rng.random() < 0.3:
             lines.append(" ".join(items) + ".")
         else:
             lines.append(f"copy: {' '.join(items)} = {' '.join(items)}")

@@ -1,0 +1,437 @@
+#include "cli/registry_commands.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+#include <set>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "registry/registry.h"
+#include "util/error.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Mode = Registry::OpenMode;
+
+std::string DefaultRegistry() {
+  const char* env = std::getenv("TUNE_REGISTRY");
+  return env != nullptr && *env != '\0' ? env : ".tune/registry";
+}
+
+std::string FormatTime(int64_t unix_ms) {
+  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &utc);
+  return text;
+}
+
+std::string FormatNumber(double value) {
+  std::ostringstream out;
+  out.precision(6);
+  out << value;
+  return out.str();
+}
+
+std::string FormatParam(const ParamValue& value) {
+  return std::visit(
+      [](const auto& v) -> std::string {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, bool>) {
+          return v ? "true" : "false";
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          return v;
+        } else if constexpr (std::is_same_v<T, double>) {
+          return FormatNumber(v);
+        } else {
+          return std::to_string(v);
+        }
+      },
+      value);
+}
+
+std::string FormatBytes(int64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  std::ostringstream out;
+  out.precision(unit == 0 ? 0 : 1);
+  out << std::fixed << value << " " << units[unit];
+  return out.str();
+}
+
+std::string Ref(const VersionRecord& record) {
+  return record.name + ":" + std::to_string(record.version);
+}
+
+json RecordJson(const VersionRecord& record) { return json::parse(VersionRecordToJson(record)); }
+
+// Aliases of every adapter in `records`, by version: "rank:3" -> "production, staging".
+std::map<std::string, std::string> AliasesByRef(const Registry& registry,
+                                                const std::vector<VersionRecord>& records) {
+  std::map<std::string, std::string> by_ref;
+  std::set<std::string> names;
+  for (const VersionRecord& record : records) names.insert(record.name);
+  for (const std::string& name : names) {
+    for (const auto& [alias, version] : registry.Aliases(name)) {
+      std::string& text = by_ref[name + ":" + std::to_string(version)];
+      text += (text.empty() ? "" : ",") + alias;
+    }
+  }
+  return by_ref;
+}
+
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()));
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(widths[i] + 2 - row[i].size(), ' ');
+    }
+    std::cout << line << "\n";
+  }
+}
+
+class Commands : public RegistryCommands {
+ public:
+  explicit Commands(CLI::App& app) {
+    CLI::App* adapters = app.add_subcommand("adapters",
+                                            "List, inspect, compare and promote "
+                                            "registered adapter versions");
+    adapters->require_subcommand(1);
+
+    ls_ = adapters->add_subcommand("ls", "List versions, filtered and sorted");
+    ls_->add_option("name", ls_name_, "Only this adapter's versions");
+    ls_->add_option("--filter", filter_,
+                    "e.g. 'scores.exact_match > 0.8 and adapter.rank = 16' (= != < <= > >=, "
+                    "and, or, not, parentheses)");
+    ls_->add_option("--sort", sort_, "Key to sort by, '-' in front for descending");
+    ls_->add_flag("--json", json_, "Print the full records as a JSON array");
+
+    show_ = adapters->add_subcommand("show", "Show one version: lineage, scores, files");
+    show_->add_option("ref", ref_, "NAME, NAME:VERSION or NAME@ALIAS")->required();
+    show_->add_flag("--json", json_, "Print the record as JSON");
+
+    diff_ = adapters->add_subcommand("diff", "What differs between two versions");
+    diff_->add_option("from", ref_, "NAME, NAME:VERSION or NAME@ALIAS")->required();
+    diff_->add_option("to", other_ref_, "NAME, NAME:VERSION or NAME@ALIAS")->required();
+    diff_->add_flag("--json", json_, "Print the differences as JSON");
+
+    promote_ = adapters->add_subcommand("promote", "Point an alias at a version, atomically");
+    promote_->add_option("ref", ref_, "The version: NAME:VERSION, NAME@ALIAS or NAME")->required();
+    promote_->add_option("alias", alias_, "The alias to move, e.g. production")->required();
+    expect_option_ = promote_->add_option(
+        "--expect-version", expect_version_,
+        "Move only if the alias points at this version now (0: only if unset)");
+
+    history_ = adapters->add_subcommand("history", "Every move of an adapter's aliases");
+    history_->add_option("name", ls_name_, "Adapter name")->required();
+    history_->add_flag("--json", json_, "Print the moves as JSON");
+
+    fetch_ = app.add_subcommand(
+        "fetch", "Write a version's files and tune.json (lineage) to a folder, verifying them");
+    fetch_->add_option("ref", ref_, "NAME, NAME:VERSION or NAME@ALIAS")->required();
+    fetch_->add_option("-o,--output", out_dir_, "Folder to create (must not exist or be empty)")
+        ->required();
+
+    CLI::App* registry = app.add_subcommand("registry", "Check, clean and back up the registry");
+    registry->require_subcommand(1);
+    verify_ = registry->add_subcommand("verify", "Re-hash every stored file and check references");
+    gc_ = registry->add_subcommand("gc", "Remove stored files no version refers to");
+    gc_->add_option("--grace-hours", grace_hours_,
+                    "Keep unreferenced files younger than this (a write may be in progress)")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 1e6));
+    backup_ =
+        registry->add_subcommand("backup", "Write a consistent copy that opens as a registry");
+    backup_->add_option("dir", out_dir_, "Folder to create")->required();
+
+    registry_path_ = DefaultRegistry();
+    for (CLI::App* command :
+         {ls_, show_, diff_, promote_, history_, fetch_, verify_, gc_, backup_}) {
+      command->add_option("--registry", registry_path_,
+                          "Registry folder (default: $TUNE_REGISTRY, else .tune/registry)");
+    }
+  }
+
+  std::optional<int> Run() override {
+    if (ls_->parsed()) return List();
+    if (show_->parsed()) return Show();
+    if (diff_->parsed()) return Diff();
+    if (promote_->parsed()) return Promote();
+    if (history_->parsed()) return History();
+    if (fetch_->parsed()) return Fetch();
+    if (verify_->parsed()) return Verify();
+    if (gc_->parsed()) return Gc();
+    if (backup_->parsed()) return Backup();
+    return std::nullopt;
+  }
+
+ private:
+  std::unique_ptr<Registry> Open(Mode mode) const { return Registry::Open(registry_path_, mode); }
+
+  int List() {
+    const auto registry = Open(Mode::kReadOnly);
+    ListOptions options;
+    if (!ls_name_.empty()) options.name = ls_name_;
+    options.filter = filter_;
+    options.sort = sort_;
+    const std::vector<VersionRecord> records = registry->List(options);
+    if (json_) {
+      json out = json::array();
+      for (const VersionRecord& record : records) out.push_back(RecordJson(record));
+      std::cout << out.dump(2) << "\n";
+      return 0;
+    }
+    const std::map<std::string, std::string> aliases = AliasesByRef(*registry, records);
+    std::vector<std::vector<std::string>> rows = {
+        {"VERSION", "ALIASES", "CREATED (UTC)", "METHOD", "SIZE", "SCORES"}};
+    for (const VersionRecord& record : records) {
+      std::string scores;
+      for (const auto& [metric, value] : record.scores) {
+        scores += (scores.empty() ? "" : " ") + metric + "=" + FormatNumber(value);
+      }
+      const auto alias = aliases.find(Ref(record));
+      rows.push_back({Ref(record), alias == aliases.end() ? "-" : alias->second,
+                      FormatTime(record.created_ms), record.method.empty() ? "-" : record.method,
+                      FormatBytes(record.artifact_size_bytes), scores.empty() ? "-" : scores});
+    }
+    PrintTable(rows);
+    return 0;
+  }
+
+  int Show() {
+    const auto registry = Open(Mode::kReadOnly);
+    const VersionRecord r = registry->Resolve(ref_);
+    if (json_) {
+      std::cout << VersionRecordToJson(r, 2) << "\n";
+      return 0;
+    }
+    std::string aliases;
+    for (const auto& [alias, version] : registry->Aliases(r.name)) {
+      if (version == r.version) aliases += (aliases.empty() ? "" : ", ") + alias;
+    }
+    std::vector<std::vector<std::string>> rows = {
+        {"version", Ref(r)},
+        {"aliases", aliases.empty() ? "-" : aliases},
+        {"created", FormatTime(r.created_ms) + " UTC"},
+        {"method", r.method},
+    };
+    for (const auto& [key, value] : r.params) rows.push_back({"  " + key, FormatParam(value)});
+    rows.push_back({"dataset", r.dataset_hash + " (" + std::to_string(r.train_examples) +
+                                   " train, " + std::to_string(r.eval_examples) + " eval)"});
+    rows.push_back(
+        {"base model", r.base_model_name + " " + r.base_model_path + " " + r.base_model_hash});
+    rows.push_back({"tokenizer", r.tokenizer_hash});
+    rows.push_back({"seed", std::to_string(r.seed)});
+    for (const auto& [metric, value] : r.scores) {
+      const auto base = r.base_scores.find(metric);
+      rows.push_back(
+          {"score " + metric,
+           FormatNumber(value) + (base == r.base_scores.end()
+                                      ? std::string()
+                                      : " (base model " + FormatNumber(base->second) + ")")});
+    }
+    if (!r.curve.empty()) {
+      rows.push_back({"loss", FormatNumber(r.curve.front().loss) + " at step " +
+                                  std::to_string(r.curve.front().step) + " -> " +
+                                  FormatNumber(r.curve.back().loss) + " at step " +
+                                  std::to_string(r.curve.back().step)});
+    }
+    rows.push_back({"wall time", FormatNumber(r.wall_time_s) + " s"});
+    rows.push_back({"peak memory", FormatBytes(r.peak_memory_bytes)});
+    rows.push_back({"tokens/s", FormatNumber(r.tokens_per_second)});
+    for (const PluginRef& p : r.plugins) {
+      rows.push_back({"plugin", p.kind + " " + p.name + " " + p.version});
+    }
+    rows.push_back({"tune", r.tune_version});
+    if (r.sweep) {
+      rows.push_back({"sweep", *r.sweep + (r.trial ? " trial " + std::to_string(*r.trial) : "")});
+    }
+    if (!r.run_id.empty()) rows.push_back({"run", r.run_id});
+    rows.push_back({"artifact", "sha256:" + r.artifact_digest + " (" +
+                                    FormatBytes(r.artifact_size_bytes) + ")"});
+    for (const ManifestEntry& f : r.files) {
+      rows.push_back(
+          {"  " + f.path, "sha256:" + f.digest + " (" + FormatBytes(f.size_bytes) + ")"});
+    }
+    PrintTable(rows);
+    return 0;
+  }
+
+  int Diff() {
+    const auto registry = Open(Mode::kReadOnly);
+    const VersionDiff diff = DiffVersions(registry->Resolve(ref_), registry->Resolve(other_ref_));
+    const auto changes_json = [](const std::vector<ValueChange>& changes) {
+      json out = json::array();
+      for (const ValueChange& c : changes) {
+        out.push_back({{"key", c.key},
+                       {"from", c.from ? json(*c.from) : json(nullptr)},
+                       {"to", c.to ? json(*c.to) : json(nullptr)}});
+      }
+      return out;
+    };
+    if (json_) {
+      json scores = json::array();
+      for (const ScoreChange& s : diff.scores) {
+        scores.push_back({{"metric", s.metric},
+                          {"from", s.from ? json(*s.from) : json(nullptr)},
+                          {"to", s.to ? json(*s.to) : json(nullptr)}});
+      }
+      std::cout << json{{"from", diff.from_ref},
+                        {"to", diff.to_ref},
+                        {"attributes", changes_json(diff.attributes)},
+                        {"params", changes_json(diff.params)},
+                        {"config", changes_json(diff.config)},
+                        {"scores", scores},
+                        {"files_changed", diff.files_changed}}
+                       .dump(2)
+                << "\n";
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows = {{"", diff.from_ref, diff.to_ref}};
+    const auto text = [](const std::optional<std::string>& v) { return v.value_or("-"); };
+    for (const ValueChange& c : diff.attributes) rows.push_back({c.key, text(c.from), text(c.to)});
+    for (const ValueChange& c : diff.params) rows.push_back({c.key, text(c.from), text(c.to)});
+    // The resolved config repeats the parameters; its own prefix tells the two apart.
+    for (const ValueChange& c : diff.config) {
+      rows.push_back({"config." + c.key, text(c.from), text(c.to)});
+    }
+    for (const ScoreChange& s : diff.scores) {
+      const auto number = [](const std::optional<double>& v) {
+        return v ? FormatNumber(*v) : std::string("-");
+      };
+      std::string delta;
+      if (s.from && s.to) {
+        delta = (*s.to >= *s.from ? "+" : "") + FormatNumber(*s.to - *s.from);
+      }
+      rows.push_back({"scores." + s.metric, number(s.from), number(s.to), delta});
+    }
+    for (const std::string& file : diff.files_changed)
+      rows.push_back({"file " + file, "", "differs"});
+    PrintTable(rows);
+    return 0;
+  }
+
+  int Promote() {
+    const auto registry = Open(Mode::kReadWrite);
+    const VersionRecord record = registry->Resolve(ref_);
+    const int64_t before = registry->MoveAlias(
+        record.name, alias_, record.version,
+        expect_option_->count() > 0 ? std::optional(expect_version_) : std::nullopt);
+    std::cout << record.name << "@" << alias_ << ": "
+              << (before == 0 ? std::string("unset") : "version " + std::to_string(before))
+              << " -> version " << record.version << "\n";
+    return 0;
+  }
+
+  int History() {
+    const auto registry = Open(Mode::kReadOnly);
+    const std::vector<AliasMove> moves = registry->History(ls_name_);
+    if (json_) {
+      json out = json::array();
+      for (const AliasMove& m : moves) {
+        out.push_back({{"time_ms", m.time_ms},
+                       {"alias", m.alias},
+                       {"old_version", m.old_version == 0 ? json(nullptr) : json(m.old_version)},
+                       {"new_version", m.new_version}});
+      }
+      std::cout << out.dump(2) << "\n";
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows = {{"TIME (UTC)", "ALIAS", "FROM", "TO"}};
+    for (const AliasMove& m : moves) {
+      rows.push_back({FormatTime(m.time_ms), m.alias,
+                      m.old_version == 0 ? "-" : std::to_string(m.old_version),
+                      std::to_string(m.new_version)});
+    }
+    PrintTable(rows);
+    return 0;
+  }
+
+  int Fetch() {
+    const auto registry = Open(Mode::kReadOnly);
+    const VersionRecord record = registry->Fetch(ref_, out_dir_);
+    std::cout << "fetched " << Ref(record) << " to " << out_dir_ << ": " << record.files.size()
+              << " files, " << FormatBytes(record.artifact_size_bytes)
+              << ", every byte matches its SHA-256\n";
+    return 0;
+  }
+
+  int Verify() {
+    const auto registry = Open(Mode::kReadOnly);
+    const VerifyReport report = registry->Verify();
+    for (const std::string& problem : report.problems) std::cerr << "error: " << problem << "\n";
+    std::cout << "checked " << report.versions_checked << " versions and " << report.objects_checked
+              << " files (" << FormatBytes(report.bytes_checked) << "): "
+              << (report.problems.empty() ? std::string("sound")
+                                          : std::to_string(report.problems.size()) + " problems")
+              << "\n";
+    return report.problems.empty() ? 0 : 1;
+  }
+
+  int Gc() {
+    const auto registry = Open(Mode::kReadWrite);
+    const GcReport report = registry->Gc(
+        std::chrono::seconds(static_cast<int64_t>(std::llround(grace_hours_ * 3600.0))));
+    std::cout << "removed " << report.objects_removed << " unreferenced files ("
+              << FormatBytes(report.bytes_removed) << ") and " << report.temp_files_removed
+              << " interrupted writes; kept " << report.objects_kept << " files\n";
+    return 0;
+  }
+
+  int Backup() {
+    const auto registry = Open(Mode::kReadWrite);
+    registry->Backup(out_dir_);
+    std::cout << "backed up " << registry_path_ << " to " << out_dir_ << "\n";
+    return 0;
+  }
+
+  CLI::App* ls_ = nullptr;
+  CLI::App* show_ = nullptr;
+  CLI::App* diff_ = nullptr;
+  CLI::App* promote_ = nullptr;
+  CLI::App* history_ = nullptr;
+  CLI::App* fetch_ = nullptr;
+  CLI::App* verify_ = nullptr;
+  CLI::App* gc_ = nullptr;
+  CLI::App* backup_ = nullptr;
+
+  std::string registry_path_;
+  std::string ls_name_;
+  std::string filter_;
+  std::string sort_;
+  bool json_ = false;
+  std::string ref_;
+  std::string other_ref_;
+  std::string alias_;
+  CLI::Option* expect_option_ = nullptr;
+  int64_t expect_version_ = 0;
+  std::string out_dir_;
+  double grace_hours_ = 24.0;
+};
+
+}  // namespace
+
+std::unique_ptr<RegistryCommands> RegistryCommands::Add(CLI::App& app) {
+  return std::make_unique<Commands>(app);
+}
+
+}  // namespace tune

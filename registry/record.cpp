@@ -1,0 +1,237 @@
+// Version records as JSON, adapter references, manifests.
+#include <charconv>
+
+#include <nlohmann/json.hpp>
+
+#include "registry/registry.h"
+#include "util/names.h"
+
+namespace tune {
+namespace {
+
+using nlohmann::json;
+
+json ParamToJson(const ParamValue& value) {
+  return std::visit([](const auto& v) { return json(v); }, value);
+}
+
+ParamValue ParamFromJson(const json& value) {
+  if (value.is_boolean()) return value.get<bool>();
+  if (value.is_number_integer()) return value.get<int64_t>();
+  if (value.is_number_float()) return value.get<double>();
+  if (value.is_string()) return value.get<std::string>();
+  return value.dump();  // arrays and tables keep their JSON text
+}
+
+// Reads `key` of `object` with `read`, turning a type error into a UserError naming the key.
+// Missing keys leave `out` as it is: records written by older versions of tune still read.
+template <typename T, typename Read>
+void Field(const json& object, const char* key, T& out, Read read) {
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return;
+  try {
+    out = read(*it);
+  } catch (const json::exception& e) {
+    throw UserError(std::string("version record field '") + key + "' has the wrong type (" +
+                    e.what() + "); the registry may be damaged: run `tune registry verify`");
+  }
+}
+
+template <typename T>
+void Field(const json& object, const char* key, T& out) {
+  Field(object, key, out, [](const json& v) { return v.get<T>(); });
+}
+
+}  // namespace
+
+std::string VersionRecordToJson(const VersionRecord& r, int indent) {
+  json params = json::object();
+  for (const auto& [key, value] : r.params) params[key] = ParamToJson(value);
+  json curve = json::array();
+  for (const CurvePoint& p : r.curve)
+    curve.push_back({{"step", p.step}, {"loss", p.loss}, {"lr", p.lr}});
+  json plugins = json::array();
+  for (const PluginRef& p : r.plugins) {
+    plugins.push_back({{"kind", p.kind}, {"name", p.name}, {"version", p.version}});
+  }
+  json files = json::array();
+  for (const ManifestEntry& f : r.files) {
+    files.push_back({{"path", f.path}, {"digest", f.digest}, {"size_bytes", f.size_bytes}});
+  }
+  json j = {
+      {"name", r.name},
+      {"version", r.version},
+      {"created_ms", r.created_ms},
+      {"method", r.method},
+      {"params", std::move(params)},
+      {"config_toml", r.config_toml},
+      {"dataset",
+       {{"hash", r.dataset_hash},
+        {"train_examples", r.train_examples},
+        {"eval_examples", r.eval_examples}}},
+      {"base_model",
+       {{"name", r.base_model_name}, {"path", r.base_model_path}, {"hash", r.base_model_hash}}},
+      {"tokenizer_hash", r.tokenizer_hash},
+      {"seed", r.seed},
+      {"scores", r.scores},
+      {"base_scores", r.base_scores},
+      {"curve", std::move(curve)},
+      {"wall_time_s", r.wall_time_s},
+      {"peak_memory_bytes", r.peak_memory_bytes},
+      {"tokens_per_second", r.tokens_per_second},
+      {"plugins", std::move(plugins)},
+      {"tune_version", r.tune_version},
+      {"sweep", r.sweep ? json(*r.sweep) : json(nullptr)},
+      {"trial", r.trial ? json(*r.trial) : json(nullptr)},
+      {"run_id", r.run_id},
+      {"artifact",
+       {{"digest", r.artifact_digest},
+        {"size_bytes", r.artifact_size_bytes},
+        {"files", std::move(files)}}},
+  };
+  return j.dump(indent);
+}
+
+VersionRecord VersionRecordFromJson(std::string_view text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) {
+    throw UserError(
+        "a version record is not a JSON object; the registry may be damaged: run "
+        "`tune registry verify`");
+  }
+  VersionRecord r;
+  Field(j, "name", r.name);
+  Field(j, "version", r.version);
+  Field(j, "created_ms", r.created_ms);
+  Field(j, "method", r.method);
+  Field(j, "params", r.params, [](const json& v) {
+    std::map<std::string, ParamValue> params;
+    for (const auto& [key, value] : v.items()) params[key] = ParamFromJson(value);
+    return params;
+  });
+  Field(j, "config_toml", r.config_toml);
+  if (const auto it = j.find("dataset"); it != j.end() && it->is_object()) {
+    Field(*it, "hash", r.dataset_hash);
+    Field(*it, "train_examples", r.train_examples);
+    Field(*it, "eval_examples", r.eval_examples);
+  }
+  if (const auto it = j.find("base_model"); it != j.end() && it->is_object()) {
+    Field(*it, "name", r.base_model_name);
+    Field(*it, "path", r.base_model_path);
+    Field(*it, "hash", r.base_model_hash);
+  }
+  Field(j, "tokenizer_hash", r.tokenizer_hash);
+  Field(j, "seed", r.seed);
+  Field(j, "scores", r.scores);
+  Field(j, "base_scores", r.base_scores);
+  Field(j, "curve", r.curve, [](const json& v) {
+    std::vector<CurvePoint> curve;
+    for (const json& p : v) {
+      curve.push_back(
+          {p.at("step").get<int64_t>(), p.at("loss").get<double>(), p.at("lr").get<double>()});
+    }
+    return curve;
+  });
+  Field(j, "wall_time_s", r.wall_time_s);
+  Field(j, "peak_memory_bytes", r.peak_memory_bytes);
+  Field(j, "tokens_per_second", r.tokens_per_second);
+  Field(j, "plugins", r.plugins, [](const json& v) {
+    std::vector<PluginRef> plugins;
+    for (const json& p : v) {
+      plugins.push_back({p.at("kind").get<std::string>(), p.at("name").get<std::string>(),
+                         p.at("version").get<std::string>()});
+    }
+    return plugins;
+  });
+  Field(j, "tune_version", r.tune_version);
+  Field(j, "sweep", r.sweep, [](const json& v) { return std::optional(v.get<std::string>()); });
+  Field(j, "trial", r.trial, [](const json& v) { return std::optional(v.get<int64_t>()); });
+  Field(j, "run_id", r.run_id);
+  if (const auto it = j.find("artifact"); it != j.end() && it->is_object()) {
+    Field(*it, "digest", r.artifact_digest);
+    Field(*it, "size_bytes", r.artifact_size_bytes);
+    Field(*it, "files", r.files, [](const json& v) {
+      std::vector<ManifestEntry> files;
+      for (const json& f : v) {
+        files.push_back({f.at("path").get<std::string>(), f.at("digest").get<std::string>(),
+                         f.at("size_bytes").get<int64_t>()});
+      }
+      return files;
+    });
+  }
+  return r;
+}
+
+std::string ManifestText(const std::vector<ManifestEntry>& files) {
+  std::vector<const ManifestEntry*> sorted;
+  for (const ManifestEntry& f : files) sorted.push_back(&f);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const ManifestEntry* a, const ManifestEntry* b) { return a->path < b->path; });
+  std::string text;
+  for (const ManifestEntry* f : sorted) {
+    text += f->digest + " " + std::to_string(f->size_bytes) + " " + f->path + "\n";
+  }
+  return text;
+}
+
+AdapterRef ParseAdapterRef(std::string_view text) {
+  const auto refuse = [&](const std::string& why) {
+    throw UserError("invalid adapter reference '" + std::string(text) + "': " + why +
+                    "; write NAME, NAME:VERSION (NAME:3 or NAME:v3) or NAME@ALIAS");
+  };
+  const auto check_name = [&](std::string_view name, const char* what) {
+    if (!IsValidName(name)) {
+      refuse(std::string(what) + " '" + std::string(name) +
+             "' is not a valid name ([a-z0-9][a-z0-9._-]{0,63})");
+    }
+  };
+  AdapterRef ref;
+  const size_t at = text.find('@');
+  const size_t colon = text.find(':');
+  if (at != std::string_view::npos && colon != std::string_view::npos) {
+    refuse("it has both ':' and '@'");
+  }
+  if (at != std::string_view::npos) {
+    ref.name = text.substr(0, at);
+    check_name(ref.name, "name");
+    const std::string_view alias = text.substr(at + 1);
+    check_name(alias, "alias");
+    ref.alias = std::string(alias);
+    return ref;
+  }
+  if (colon != std::string_view::npos) {
+    ref.name = text.substr(0, colon);
+    check_name(ref.name, "name");
+    std::string_view number = text.substr(colon + 1);
+    if (!number.empty() && number[0] == 'v') number.remove_prefix(1);
+    int64_t version = 0;
+    const auto [end, error] =
+        std::from_chars(number.data(), number.data() + number.size(), version);
+    if (number.empty() || error != std::errc() || end != number.data() + number.size() ||
+        version < 1) {
+      refuse("the version '" + std::string(text.substr(colon + 1)) +
+             "' is not a whole number from 1");
+    }
+    ref.version = version;
+    return ref;
+  }
+  ref.name = text;
+  check_name(ref.name, "name");
+  return ref;
+}
+
+std::string_view RunStatusName(RunStatus status) {
+  switch (status) {
+    case RunStatus::kRunning:
+      return "running";
+    case RunStatus::kFinished:
+      return "finished";
+    case RunStatus::kFailed:
+      return "failed";
+    case RunStatus::kKilled:
+      return "killed";
+  }
+  return "unknown";
+}
+
+}  // namespace tune

@@ -1,0 +1,890 @@
+#include "registry/registry.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <rocksdb/db.h>
+#include <rocksdb/utilities/checkpoint.h>
+#include <rocksdb/write_batch.h>
+#include <nlohmann/json.hpp>
+
+#include "registry/filter.h"
+#include "registry/object_store.h"
+#include "util/names.h"
+#include "util/suggest.h"
+
+namespace tune {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using registry_internal::Filter;
+using registry_internal::ObjectStore;
+using registry_internal::Sha256Hex;
+using registry_internal::SortKey;
+
+namespace {
+
+constexpr int64_t kSchemaVersion = 1;
+constexpr const char* kSchemaKey = "tune.schema_version";
+
+// Column families. Keys join names and numbers with '/', which names cannot contain; numbers are
+// zero-padded to 20 digits so that keys sort as the numbers do.
+enum Column : size_t {
+  kDefault,       // kSchemaKey
+  kAdapters,      // NAME -> {created_ms, last_version, alias_moves}
+  kVersions,      // NAME/VERSION -> VersionRecord JSON
+  kAliases,       // NAME/ALIAS -> version
+  kAliasHistory,  // NAME/SEQUENCE -> AliasMove JSON
+  kRuns,          // RUN_ID -> RunRecord JSON
+  kRunMetrics,    // RUN_ID/STEP -> {metric: value}
+  kColumnCount,
+};
+constexpr const char* kColumnNames[kColumnCount] = {
+    "default", "adapters", "versions", "aliases", "alias_history", "runs", "run_metrics"};
+
+std::string Pad(int64_t number) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%020" PRId64, number);
+  return text;
+}
+
+std::string Key(std::string_view a, int64_t number) { return std::string(a) + "/" + Pad(number); }
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// RocksDB logs into db/LOG; a read-only open must not rotate the writer's log, so it logs nowhere.
+class NullLogger : public rocksdb::Logger {
+ public:
+  using rocksdb::Logger::Logv;
+  void Logv(const char*, va_list) override {}
+};
+
+std::string ReadSmallFile(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string CommandLineOfThisProcess() {
+  std::string cmdline = ReadSmallFile("/proc/self/cmdline");
+  std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+  while (!cmdline.empty() && cmdline.back() == ' ') cmdline.pop_back();
+  if (cmdline.size() > 120) cmdline = cmdline.substr(0, 117) + "...";
+  return cmdline;
+}
+
+std::string RandomHex(size_t digits) {
+  static thread_local std::mt19937_64 random{std::random_device{}()};
+  static const char* kHex = "0123456789abcdef";
+  std::string hex;
+  while (hex.size() < digits) {
+    uint64_t bits = random();
+    for (int i = 0; i < 16 && hex.size() < digits; ++i, bits >>= 4) hex += kHex[bits & 15];
+  }
+  return hex;
+}
+
+// A relative path with no '..', '.' or empty parts: safe to join under a fetch directory.
+bool IsSafeRelativePath(std::string_view path) {
+  if (path.empty() || path.front() == '/') return false;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    const std::string_view part = path.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+json RunToJson(const RunRecord& run) {
+  return {{"id", run.id},
+          {"name", run.info.name},
+          {"sweep", run.info.sweep ? json(*run.info.sweep) : json(nullptr)},
+          {"trial", run.info.trial ? json(*run.info.trial) : json(nullptr)},
+          {"config_toml", run.info.config_toml},
+          {"status", RunStatusName(run.status)},
+          {"started_ms", run.started_ms},
+          {"finished_ms", run.finished_ms},
+          {"error", run.error}};
+}
+
+RunRecord RunFromJson(const std::string& text) {
+  const json j = json::parse(text);
+  RunRecord run;
+  run.id = j.at("id").get<std::string>();
+  run.info.name = j.at("name").get<std::string>();
+  if (!j.at("sweep").is_null()) run.info.sweep = j.at("sweep").get<std::string>();
+  if (!j.at("trial").is_null()) run.info.trial = j.at("trial").get<int64_t>();
+  run.info.config_toml = j.at("config_toml").get<std::string>();
+  const std::string status = j.at("status").get<std::string>();
+  for (RunStatus s :
+       {RunStatus::kRunning, RunStatus::kFinished, RunStatus::kFailed, RunStatus::kKilled}) {
+    if (RunStatusName(s) == status) run.status = s;
+  }
+  run.started_ms = j.at("started_ms").get<int64_t>();
+  run.finished_ms = j.at("finished_ms").get<int64_t>();
+  run.error = j.at("error").get<std::string>();
+  return run;
+}
+
+struct AdapterEntry {
+  int64_t created_ms = 0;
+  int64_t last_version = 0;
+  int64_t alias_moves = 0;
+
+  std::string ToJson() const {
+    return json{
+        {"created_ms", created_ms}, {"last_version", last_version}, {"alias_moves", alias_moves}}
+        .dump();
+  }
+  static AdapterEntry FromJson(const std::string& text) {
+    const json j = json::parse(text);
+    return {j.at("created_ms").get<int64_t>(), j.at("last_version").get<int64_t>(),
+            j.at("alias_moves").get<int64_t>()};
+  }
+};
+
+}  // namespace
+
+class Registry::Impl {
+ public:
+  Impl(fs::path dir_in, bool read_only_in)
+      : dir(std::move(dir_in)),
+        name(dir.string()),
+        read_only(read_only_in),
+        objects(dir / "objects", name) {}
+
+  ~Impl() {
+    if (db == nullptr) return;
+    if (!read_only) {
+      std::error_code ec;
+      fs::remove(PidFile(), ec);  // while db/LOCK is still held, so no other writer's file goes
+    }
+    for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle);
+    db->Close().PermitUncheckedError();
+    delete db;
+  }
+
+  fs::path DbDir() const { return dir / "db"; }
+  fs::path PidFile() const { return DbDir() / "LOCK.pid"; }
+
+  [[noreturn]] void ThrowStatus(const rocksdb::Status& status, const std::string& doing) const {
+    throw UserError("registry " + name + ": " + doing + " failed: " + status.ToString() +
+                    "; check the disk, then run `tune registry verify`");
+  }
+
+  void Check(const rocksdb::Status& status, const std::string& doing) const {
+    if (!status.ok()) ThrowStatus(status, doing);
+  }
+
+  void RequireWritable(std::string_view what) const {
+    if (read_only) {
+      throw UserError("registry " + name + " was opened read-only, so it cannot " +
+                      std::string(what) + "; open it for writing");
+    }
+  }
+
+  std::optional<std::string> Get(Column column, const std::string& key) const {
+    std::string value;
+    const rocksdb::Status status = db->Get(rocksdb::ReadOptions(), handles[column], key, &value);
+    if (status.IsNotFound()) return std::nullopt;
+    Check(status, "reading");
+    return value;
+  }
+
+  // Every (key, value) whose key starts with `prefix`, in key order.
+  template <typename Visit>
+  void Scan(Column column, const std::string& prefix, Visit visit) const {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[column]));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      visit(it->key().ToString(), it->value().ToString());
+    }
+    Check(it->status(), "scanning");
+  }
+
+  void Commit(rocksdb::WriteBatch& batch, bool sync = true) const {
+    rocksdb::WriteOptions options;
+    options.sync = sync;
+    Check(db->Write(options, &batch), "committing");
+  }
+
+  std::vector<std::string> Names() const {
+    std::vector<std::string> names;
+    Scan(kAdapters, "", [&](const std::string& key, const std::string&) { names.push_back(key); });
+    return names;
+  }
+
+  AdapterEntry RequireAdapter(std::string_view adapter) const {
+    if (std::optional<std::string> entry = Get(kAdapters, std::string(adapter))) {
+      return AdapterEntry::FromJson(*entry);
+    }
+    const std::vector<std::string> names = Names();
+    if (names.empty()) {
+      throw UserError("no adapter named '" + std::string(adapter) + "': registry " + name +
+                      " has no adapters yet; train one, or pass --registry to use another");
+    }
+    std::string hint = DidYouMean(adapter, names);
+    if (hint.empty()) {
+      // The closest few by edit distance, so a long list still points somewhere useful.
+      std::vector<std::string> closest = names;
+      std::stable_sort(closest.begin(), closest.end(),
+                       [&](const std::string& a, const std::string& b) {
+                         return EditDistance(adapter, a) < EditDistance(adapter, b);
+                       });
+      if (closest.size() > 5) closest.resize(5);
+      hint = "; closest names: " + JoinNames(closest);
+    }
+    throw UserError("no adapter named '" + std::string(adapter) + "' in registry " + name + hint +
+                    "; `tune adapters ls` lists them");
+  }
+
+  VersionRecord GetVersion(std::string_view adapter, int64_t version) const {
+    const AdapterEntry entry = RequireAdapter(adapter);
+    std::optional<std::string> record = Get(kVersions, Key(adapter, version));
+    if (!record) {
+      throw UserError("adapter '" + std::string(adapter) + "' has no version " +
+                      std::to_string(version) + " in registry " + name + "; its versions are " +
+                      (entry.last_version == 1 ? std::string("1")
+                                               : "1 to " + std::to_string(entry.last_version)));
+    }
+    return VersionRecordFromJson(*record);
+  }
+
+  std::map<std::string, int64_t> Aliases(std::string_view adapter) const {
+    std::map<std::string, int64_t> aliases;
+    const std::string prefix = std::string(adapter) + "/";
+    Scan(kAliases, prefix, [&](const std::string& key, const std::string& value) {
+      aliases[key.substr(prefix.size())] = std::stoll(value);
+    });
+    return aliases;
+  }
+
+  fs::path dir;
+  std::string name;  // how messages name the registry: the path as given
+  bool read_only;
+  ObjectStore objects;
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  std::shared_ptr<rocksdb::Logger> null_logger;
+  // Serialises every write of this process (one process writes at a time: db/LOCK).
+  mutable std::mutex write_mutex;
+};
+
+namespace {
+
+// Identifies the process named in db/LOCK.pid, if it is still alive.
+std::pair<pid_t, std::string> LockHolder(const fs::path& pid_file) {
+  const std::string text = ReadSmallFile(pid_file);
+  const size_t newline = text.find('\n');
+  pid_t pid = 0;
+  try {
+    pid = static_cast<pid_t>(std::stol(text.substr(0, newline)));
+  } catch (const std::exception&) {
+    return {0, ""};
+  }
+  if (pid <= 0 || (::kill(pid, 0) != 0 && errno == ESRCH)) return {0, ""};
+  std::string command = newline == std::string::npos ? "" : text.substr(newline + 1);
+  while (!command.empty() && command.back() == '\n') command.pop_back();
+  return {pid, command};
+}
+
+bool IsLockError(const rocksdb::Status& status) {
+  const std::string text = status.ToString();
+  return status.IsIOError() &&
+         (text.find("/LOCK") != std::string::npos || text.find("lock hold") != std::string::npos);
+}
+
+}  // namespace
+
+std::unique_ptr<Registry> Registry::Open(const fs::path& dir, OpenMode mode) {
+  const bool read_only = mode == OpenMode::kReadOnly;
+  auto impl = std::make_unique<Impl>(dir, read_only);
+  const std::string& name = impl->name;
+  const fs::path db_dir = impl->DbDir();
+  std::error_code ec;
+  if (!fs::exists(db_dir / "CURRENT", ec)) {
+    if (mode != OpenMode::kCreate) {
+      throw UserError("no registry at " + name +
+                      (fs::exists(dir, ec) ? " (the folder has no db/ inside)" : "") +
+                      "; pass --registry PATH or set TUNE_REGISTRY to where adapters were "
+                      "registered");
+    }
+    try {
+      fs::create_directories(db_dir);
+    } catch (const fs::filesystem_error& e) {
+      throw UserError("cannot create registry at " + name + ": " + e.code().message() +
+                      "; choose a writable folder with --registry");
+    }
+  }
+  if (!read_only) impl->objects.CreateLayout();
+
+  rocksdb::DBOptions options;
+  options.create_if_missing = mode == OpenMode::kCreate;
+  options.create_missing_column_families = !read_only;
+  options.keep_log_file_num = 3;
+  options.info_log_level = rocksdb::WARN_LEVEL;
+  if (read_only) {
+    impl->null_logger = std::make_shared<NullLogger>();
+    options.info_log = impl->null_logger;
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> columns;
+  for (const char* column : kColumnNames)
+    columns.emplace_back(column, rocksdb::ColumnFamilyOptions());
+
+  rocksdb::Status status;
+  if (read_only) {
+    // A writer may be deleting obsolete files while we read the file list: retry briefly.
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      status = rocksdb::DB::OpenForReadOnly(options, db_dir.string(), columns, &impl->handles,
+                                            &impl->db);
+      if (status.ok() ||
+          !(status.IsIOError() || status.IsCorruption() || status.IsPathNotFound())) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20 << attempt));
+    }
+  } else {
+    status = rocksdb::DB::Open(options, db_dir.string(), columns, &impl->handles, &impl->db);
+  }
+  if (!status.ok()) {
+    if (!read_only && IsLockError(status)) {
+      const auto [pid, command] = LockHolder(impl->PidFile());
+      const std::string holder =
+          pid > 0 ? "PID " + std::to_string(pid) + (command.empty() ? "" : " (" + command + ")")
+                  : std::string("another process (PID unknown)");
+      throw RegistryBusy("registry at " + name + " is in use by " + holder +
+                             "; wait for it to finish or stop it (read-only commands such as "
+                             "`tune adapters ls` still work)",
+                         pid);
+    }
+    throw UserError("cannot open registry at " + name + ": " + status.ToString() +
+                    "; check the path, or restore the registry from a backup");
+  }
+
+  if (!read_only) {
+    // Names this process as the writer, for the error another would-be writer gets.
+    std::ofstream pid_file(impl->PidFile(), std::ios::trunc);
+    pid_file << ::getpid() << "\n" << CommandLineOfThisProcess() << "\n";
+  }
+
+  const std::optional<std::string> schema = impl->Get(kDefault, kSchemaKey);
+  if (!schema) {
+    if (!read_only) {
+      rocksdb::WriteBatch batch;
+      batch.Put(impl->handles[kDefault], kSchemaKey, std::to_string(kSchemaVersion));
+      impl->Commit(batch);
+    }
+  } else if (std::stoll(*schema) > kSchemaVersion) {
+    throw UserError("registry at " + name + " has schema version " + *schema +
+                    "; this tune reads " + std::to_string(kSchemaVersion) +
+                    " — upgrade tune to use it");
+  }
+  return std::unique_ptr<Registry>(new Registry(std::move(impl)));
+}
+
+Registry::Registry(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Registry::~Registry() = default;
+
+const fs::path& Registry::dir() const { return impl_->dir; }
+bool Registry::read_only() const { return impl_->read_only; }
+
+int64_t Registry::Register(std::string_view adapter, const VersionRecord& lineage,
+                           const fs::path& artifact_dir) {
+  Impl& impl = *impl_;
+  impl.RequireWritable("register adapters");
+  if (!IsValidName(adapter)) {
+    throw UserError("invalid adapter name '" + std::string(adapter) +
+                    "': names are 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit");
+  }
+  std::error_code ec;
+  if (!fs::is_directory(artifact_dir, ec)) {
+    throw UserError("adapter folder " + artifact_dir.string() +
+                    " does not exist or is not a folder; pass the folder the trainer wrote");
+  }
+  std::vector<std::pair<std::string, fs::path>> files;
+  for (const fs::directory_entry& entry : fs::recursive_directory_iterator(artifact_dir)) {
+    if (entry.is_directory()) continue;
+    const std::string relative = fs::relative(entry.path(), artifact_dir).generic_string();
+    if (!entry.is_regular_file()) {
+      throw UserError("adapter folder " + artifact_dir.string() + " holds " + relative +
+                      ", which is not a regular file; remove it");
+    }
+    if (relative == "tune.json") {
+      throw UserError("adapter folder " + artifact_dir.string() +
+                      " holds tune.json, the name `tune fetch` writes the lineage to; rename it");
+    }
+    files.emplace_back(relative, entry.path());
+  }
+  if (files.empty()) {
+    throw UserError("adapter folder " + artifact_dir.string() +
+                    " is empty; pass the folder with adapter_config.json and the weights");
+  }
+  std::sort(files.begin(), files.end());
+
+  // Held from the first object written to the commit, so Gc never sees those objects unreferenced.
+  std::lock_guard lock(impl.write_mutex);
+  VersionRecord record = lineage;
+  record.files.clear();
+  record.artifact_size_bytes = 0;
+  for (const auto& [relative, path] : files) {
+    const registry_internal::StoredObject object = impl.objects.Store(path);
+    record.files.push_back({relative, object.digest, object.size_bytes});
+    record.artifact_size_bytes += object.size_bytes;
+  }
+  record.artifact_digest = Sha256Hex(ManifestText(record.files));
+
+  AdapterEntry entry;
+  if (std::optional<std::string> text = impl.Get(kAdapters, std::string(adapter))) {
+    entry = AdapterEntry::FromJson(*text);
+  } else {
+    entry.created_ms = NowMs();
+  }
+  entry.last_version += 1;
+  record.name = std::string(adapter);
+  record.version = entry.last_version;
+  if (record.created_ms == 0) record.created_ms = NowMs();
+
+  rocksdb::WriteBatch batch;
+  batch.Put(impl.handles[kAdapters], std::string(adapter), entry.ToJson());
+  batch.Put(impl.handles[kVersions], Key(adapter, record.version), VersionRecordToJson(record));
+  impl.Commit(batch);
+  return record.version;
+}
+
+VersionRecord Registry::Resolve(std::string_view text) const {
+  const Impl& impl = *impl_;
+  const AdapterRef ref = ParseAdapterRef(text);
+  const AdapterEntry entry = impl.RequireAdapter(ref.name);
+  if (ref.alias) {
+    const std::map<std::string, int64_t> aliases = impl.Aliases(ref.name);
+    const auto it = aliases.find(*ref.alias);
+    if (it == aliases.end()) {
+      std::vector<std::string> names;
+      std::string listed;
+      for (const auto& [alias, version] : aliases) {
+        names.push_back(alias);
+        listed += (listed.empty() ? "" : ", ") + alias + " -> " + std::to_string(version);
+      }
+      throw UserError("adapter '" + ref.name + "' has no alias '" + *ref.alias + "'" +
+                      DidYouMean(*ref.alias, names) + " in registry " + impl.name +
+                      (aliases.empty() ? "; it has no aliases yet: set one with `tune adapters "
+                                         "promote " +
+                                             ref.name + ":N " + *ref.alias + "`"
+                                       : "; its aliases: " + listed));
+    }
+    return impl.GetVersion(ref.name, it->second);
+  }
+  return impl.GetVersion(ref.name, ref.version.value_or(entry.last_version));
+}
+
+VersionRecord Registry::Get(std::string_view name, int64_t version) const {
+  return impl_->GetVersion(name, version);
+}
+
+std::vector<std::string> Registry::Names() const { return impl_->Names(); }
+
+std::map<std::string, int64_t> Registry::Aliases(std::string_view name) const {
+  impl_->RequireAdapter(name);
+  return impl_->Aliases(name);
+}
+
+std::vector<VersionRecord> Registry::List(const ListOptions& options) const {
+  const Impl& impl = *impl_;
+  const Filter filter = Filter::Parse(options.filter);
+  const std::optional<SortKey> sort =
+      options.sort.empty() ? std::nullopt : std::optional(SortKey::Parse(options.sort));
+  std::string prefix;
+  if (options.name) {
+    impl.RequireAdapter(*options.name);
+    prefix = *options.name + "/";
+  }
+  std::vector<VersionRecord> all;
+  impl.Scan(kVersions, prefix, [&](const std::string&, const std::string& value) {
+    all.push_back(VersionRecordFromJson(value));
+  });
+
+  // A key no version has is most likely a typo: say so instead of listing nothing.
+  if (!all.empty()) {
+    std::vector<std::pair<std::string, size_t>> used;
+    for (const Filter::KeyUse& use : filter.keys()) used.emplace_back(use.key, use.column);
+    if (sort) used.emplace_back(sort->key, 0);
+    for (const auto& [key, column] : used) {
+      const bool somewhere = std::any_of(all.begin(), all.end(), [&](const VersionRecord& r) {
+        return registry_internal::LookupKey(r, key).has_value();
+      });
+      if (somewhere) continue;
+      std::set<std::string> known;
+      for (const VersionRecord& r : all) registry_internal::CollectKeys(r, known);
+      const std::vector<std::string> candidates(known.begin(), known.end());
+      const std::string where =
+          column > 0 ? "filter `" + options.filter + "`, column " + std::to_string(column)
+                     : "sort key '" + options.sort + "'";
+      throw UserError(where + ": no version has the key '" + key + "'" +
+                      DidYouMean(key, candidates) +
+                      "; keys are scores.METRIC, a parameter such as adapter.rank, or an "
+                      "attribute such as version or method");
+    }
+  }
+
+  std::vector<VersionRecord> matching;
+  for (VersionRecord& record : all) {
+    if (filter.Matches(record)) matching.push_back(std::move(record));
+  }
+  const SortKey by = sort.value_or(SortKey{});
+  std::stable_sort(matching.begin(), matching.end(),
+                   [&](const VersionRecord& a, const VersionRecord& b) {
+                     return registry_internal::SortBefore(by, a, b);
+                   });
+  return matching;
+}
+
+int64_t Registry::MoveAlias(std::string_view adapter, std::string_view alias, int64_t version,
+                            std::optional<int64_t> expected) {
+  Impl& impl = *impl_;
+  impl.RequireWritable("move aliases");
+  if (!IsValidName(alias)) {
+    throw UserError("invalid alias '" + std::string(alias) +
+                    "': aliases are 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit");
+  }
+  std::lock_guard lock(impl.write_mutex);
+  AdapterEntry entry = impl.RequireAdapter(adapter);
+  impl.GetVersion(adapter, version);  // refuses a version that does not exist
+  const std::string alias_key = std::string(adapter) + "/" + std::string(alias);
+  const std::optional<std::string> current_text = impl.Get(kAliases, alias_key);
+  const int64_t current = current_text ? std::stoll(*current_text) : 0;
+  if (expected && *expected != current) {
+    const auto describe = [](int64_t v) {
+      return v == 0 ? std::string("unset") : "version " + std::to_string(v);
+    };
+    throw AliasConflict("alias '" + std::string(alias) + "' of adapter '" + std::string(adapter) +
+                        "' is " + describe(current) + ", not " + describe(*expected) +
+                        " as expected: it was moved meanwhile; check `tune adapters history " +
+                        std::string(adapter) + "` and retry");
+  }
+  if (current == version) return current;
+  entry.alias_moves += 1;
+  const AliasMove move{NowMs(), std::string(alias), current, version};
+  rocksdb::WriteBatch batch;
+  batch.Put(impl.handles[kAliases], alias_key, std::to_string(version));
+  batch.Put(impl.handles[kAliasHistory], Key(adapter, entry.alias_moves),
+            json{{"time_ms", move.time_ms},
+                 {"alias", move.alias},
+                 {"old_version", move.old_version},
+                 {"new_version", move.new_version}}
+                .dump());
+  batch.Put(impl.handles[kAdapters], std::string(adapter), entry.ToJson());
+  impl.Commit(batch);
+  return current;
+}
+
+std::vector<AliasMove> Registry::History(std::string_view adapter) const {
+  impl_->RequireAdapter(adapter);
+  std::vector<AliasMove> moves;
+  impl_->Scan(
+      kAliasHistory, std::string(adapter) + "/", [&](const std::string&, const std::string& value) {
+        const json j = json::parse(value);
+        moves.push_back({j.at("time_ms").get<int64_t>(), j.at("alias").get<std::string>(),
+                         j.at("old_version").get<int64_t>(), j.at("new_version").get<int64_t>()});
+      });
+  return moves;
+}
+
+VersionRecord Registry::Fetch(std::string_view ref, const fs::path& out_dir) const {
+  const Impl& impl = *impl_;
+  const VersionRecord record = Resolve(ref);
+  const std::string label = record.name + ":" + std::to_string(record.version);
+  std::error_code ec;
+  if (fs::exists(out_dir, ec) && !(fs::is_directory(out_dir, ec) && fs::is_empty(out_dir, ec))) {
+    throw UserError("output folder " + out_dir.string() +
+                    " exists and is not empty; choose another with -o or remove it");
+  }
+  for (const ManifestEntry& file : record.files) {
+    if (!IsSafeRelativePath(file.path) || !registry_internal::IsHexDigest(file.digest)) {
+      throw UserError("version " + label + " in registry " + impl.name + " lists a file '" +
+                      file.path + "' with digest '" + file.digest +
+                      "' that cannot be fetched; the registry is damaged: run `tune registry "
+                      "verify`");
+    }
+  }
+  const fs::path target = fs::absolute(out_dir).lexically_normal();
+  const fs::path parent = target.parent_path();
+  try {
+    fs::create_directories(parent);
+  } catch (const fs::filesystem_error& e) {
+    throw UserError("cannot create " + parent.string() + ": " + e.code().message() +
+                    "; choose a writable folder with -o");
+  }
+  // Everything goes to a hidden sibling first and appears at out_dir in one rename.
+  const fs::path temp = parent / ("." + target.filename().string() + ".fetch-" + RandomHex(8));
+  try {
+    fs::create_directory(temp);
+    for (const ManifestEntry& file : record.files) {
+      const fs::path destination = temp / file.path;
+      fs::create_directories(destination.parent_path());
+      impl.objects.CopyVerified(file.digest, file.size_bytes, destination, label + " " + file.path);
+    }
+    std::ofstream lineage(temp / "tune.json", std::ios::binary);
+    lineage << VersionRecordToJson(record, 2) << "\n";
+    lineage.close();
+    if (!lineage) throw UserError("cannot write " + (temp / "tune.json").string());
+    if (fs::exists(target, ec)) fs::remove(target);  // empty, checked above
+    fs::rename(temp, target);
+  } catch (const fs::filesystem_error& e) {
+    fs::remove_all(temp, ec);
+    throw UserError("cannot write " + target.string() + ": " + e.code().message() +
+                    "; check that folder is writable and has space");
+  } catch (...) {
+    fs::remove_all(temp, ec);
+    throw;
+  }
+  return record;
+}
+
+VerifyReport Registry::Verify() const {
+  const Impl& impl = *impl_;
+  VerifyReport report;
+  std::set<std::string> good;
+  impl.objects.ForEachObject([&](const fs::path& path, const std::string& digest) {
+    if (digest.empty()) {
+      report.problems.push_back("unexpected file " + path.string() +
+                                " among the objects; move it out of the registry");
+      return;
+    }
+    ++report.objects_checked;
+    try {
+      const registry_internal::StoredObject actual = ObjectStore::HashFile(path);
+      report.bytes_checked += actual.size_bytes;
+      if (actual.digest == digest) {
+        good.insert(digest);
+      } else {
+        report.problems.push_back("object sha256:" + digest +
+                                  " is corrupted: its bytes hash to sha256:" + actual.digest +
+                                  " (" + path.string() + ")");
+      }
+    } catch (const UserError& e) {
+      report.problems.push_back(e.what());
+    }
+  });
+
+  std::map<std::string, int64_t> last_versions;
+  impl.Scan(kAdapters, "", [&](const std::string& key, const std::string& value) {
+    last_versions[key] = AdapterEntry::FromJson(value).last_version;
+  });
+  std::map<std::string, std::set<int64_t>> versions;
+  impl.Scan(kVersions, "", [&](const std::string& key, const std::string& value) {
+    ++report.versions_checked;
+    VersionRecord record;
+    try {
+      record = VersionRecordFromJson(value);
+    } catch (const UserError& e) {
+      report.problems.push_back("record " + key + ": " + e.what());
+      return;
+    }
+    const std::string label = record.name + ":" + std::to_string(record.version);
+    if (key != Key(record.name, record.version)) {
+      report.problems.push_back("record stored as " + key + " says it is " + label);
+    }
+    versions[record.name].insert(record.version);
+    if (Sha256Hex(ManifestText(record.files)) != record.artifact_digest) {
+      report.problems.push_back(label + ": its file list does not hash to its artifact digest " +
+                                record.artifact_digest);
+    }
+    for (const ManifestEntry& file : record.files) {
+      if (good.count(file.digest)) continue;
+      const bool present = fs::exists(impl.objects.PathOf(file.digest));
+      report.problems.push_back(label + " " + file.path + ": object sha256:" + file.digest +
+                                (present ? " is corrupted" : " is missing"));
+    }
+  });
+  for (const auto& [adapter, last] : last_versions) {
+    for (int64_t v = 1; v <= last; ++v) {
+      if (!versions[adapter].count(v)) {
+        report.problems.push_back(adapter + ":" + std::to_string(v) + " is missing its record");
+      }
+    }
+  }
+  impl.Scan(kAliases, "", [&](const std::string& key, const std::string& value) {
+    const std::string adapter = key.substr(0, key.find('/'));
+    if (!versions[adapter].count(std::stoll(value))) {
+      report.problems.push_back("alias " + key + " points at version " + value +
+                                ", which does not exist");
+    }
+  });
+  return report;
+}
+
+GcReport Registry::Gc(std::chrono::seconds grace) {
+  Impl& impl = *impl_;
+  impl.RequireWritable("collect garbage");
+  std::lock_guard lock(impl.write_mutex);
+  std::set<std::string> referenced;
+  impl.Scan(kVersions, "", [&](const std::string&, const std::string& value) {
+    for (const ManifestEntry& file : VersionRecordFromJson(value).files) {
+      referenced.insert(file.digest);
+    }
+  });
+  const auto cutoff = fs::file_time_type::clock::now() - grace;
+  const auto old_enough = [&](const fs::path& path) {
+    std::error_code ec;
+    const auto time = fs::last_write_time(path, ec);
+    return !ec && time <= cutoff;
+  };
+  GcReport report;
+  impl.objects.ForEachObject([&](const fs::path& path, const std::string& digest) {
+    if (digest.empty() || referenced.count(digest)) {
+      ++report.objects_kept;
+      return;
+    }
+    if (!old_enough(path)) {
+      ++report.objects_kept;
+      return;
+    }
+    std::error_code ec;
+    const auto size = static_cast<int64_t>(fs::file_size(path, ec));
+    if (fs::remove(path, ec)) {
+      ++report.objects_removed;
+      report.bytes_removed += ec ? 0 : size;
+    }
+  });
+  std::error_code ec;
+  if (fs::is_directory(impl.objects.TempDir(), ec)) {
+    for (const fs::directory_entry& entry : fs::directory_iterator(impl.objects.TempDir())) {
+      if (old_enough(entry.path()) && fs::remove(entry.path(), ec)) ++report.temp_files_removed;
+    }
+  }
+  return report;
+}
+
+void Registry::Backup(const fs::path& backup_dir) const {
+  const Impl& impl = *impl_;
+  impl.RequireWritable("be backed up (RocksDB checkpoints need the writer)");
+  std::error_code ec;
+  if (fs::exists(backup_dir, ec)) {
+    throw UserError("backup folder " + backup_dir.string() +
+                    " already exists; choose a new folder, backups never overwrite");
+  }
+  std::lock_guard lock(impl.write_mutex);
+  try {
+    fs::create_directories(backup_dir);
+    rocksdb::Checkpoint* raw = nullptr;
+    impl.Check(rocksdb::Checkpoint::Create(impl.db, &raw), "starting a checkpoint");
+    std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+    // Every object the checkpoint refers to was on disk before its record was committed.
+    impl.Check(checkpoint->CreateCheckpoint((backup_dir / "db").string()),
+               "writing a checkpoint to " + (backup_dir / "db").string());
+    ObjectStore copy(backup_dir / "objects", backup_dir.string());
+    copy.CreateLayout();
+    impl.objects.ForEachObject([&](const fs::path& path, const std::string& digest) {
+      if (digest.empty()) return;
+      const fs::path destination = copy.PathOf(digest);
+      fs::create_directories(destination.parent_path());
+      fs::copy_file(path, destination);
+    });
+  } catch (const fs::filesystem_error& e) {
+    fs::remove_all(backup_dir, ec);
+    throw UserError("cannot back up registry " + impl.name + " to " + backup_dir.string() + ": " +
+                    e.code().message() + "; check that folder is writable and has space");
+  } catch (...) {
+    fs::remove_all(backup_dir, ec);
+    throw;
+  }
+}
+
+std::string Registry::CreateRun(const RunInfo& info) {
+  Impl& impl = *impl_;
+  impl.RequireWritable("record runs");
+  RunRecord run;
+  run.id = RandomHex(16);
+  run.info = info;
+  run.started_ms = NowMs();
+  rocksdb::WriteBatch batch;
+  batch.Put(impl.handles[kRuns], run.id, RunToJson(run).dump());
+  std::lock_guard lock(impl.write_mutex);
+  impl.Commit(batch);
+  return run.id;
+}
+
+RunRecord Registry::GetRun(std::string_view run_id) const {
+  std::optional<std::string> text = impl_->Get(kRuns, std::string(run_id));
+  if (!text) {
+    throw UserError("no run '" + std::string(run_id) + "' in registry " + impl_->name +
+                    "; run ids are the 16 hex digits a trainer prints");
+  }
+  return RunFromJson(*text);
+}
+
+void Registry::LogMetrics(std::string_view run_id, int64_t step,
+                          const std::map<std::string, double>& values) {
+  Impl& impl = *impl_;
+  impl.RequireWritable("log metrics");
+  if (step < 0)
+    throw UserError("metric step " + std::to_string(step) + " is negative; steps start at 0");
+  std::lock_guard lock(impl.write_mutex);
+  GetRun(run_id);
+  const std::string key = Key(run_id, step);
+  json merged = json::object();
+  if (std::optional<std::string> existing = impl.Get(kRunMetrics, key))
+    merged = json::parse(*existing);
+  for (const auto& [metric, value] : values) merged[metric] = value;
+  rocksdb::WriteBatch batch;
+  batch.Put(impl.handles[kRunMetrics], key, merged.dump());
+  impl.Commit(batch, /*sync=*/false);  // in the WAL: survives the process, not the machine
+}
+
+void Registry::FinishRun(std::string_view run_id, RunStatus status, std::string_view error) {
+  Impl& impl = *impl_;
+  impl.RequireWritable("finish runs");
+  std::lock_guard lock(impl.write_mutex);
+  RunRecord run = GetRun(run_id);
+  run.status = status;
+  run.finished_ms = NowMs();
+  run.error = std::string(error);
+  rocksdb::WriteBatch batch;
+  batch.Put(impl.handles[kRuns], run.id, RunToJson(run).dump());
+  impl.Commit(batch);
+}
+
+std::vector<RunRecord> Registry::ListRuns() const {
+  std::vector<RunRecord> runs;
+  impl_->Scan(kRuns, "", [&](const std::string&, const std::string& value) {
+    runs.push_back(RunFromJson(value));
+  });
+  std::stable_sort(runs.begin(), runs.end(), [](const RunRecord& a, const RunRecord& b) {
+    return a.started_ms < b.started_ms;
+  });
+  return runs;
+}
+
+std::vector<MetricsAtStep> Registry::GetRunMetrics(std::string_view run_id) const {
+  GetRun(run_id);
+  std::vector<MetricsAtStep> steps;
+  const std::string prefix = std::string(run_id) + "/";
+  impl_->Scan(kRunMetrics, prefix, [&](const std::string& key, const std::string& value) {
+    MetricsAtStep at;
+    at.step = std::stoll(key.substr(prefix.size()));
+    at.values = json::parse(value).get<std::map<std::string, double>>();
+    steps.push_back(std::move(at));
+  });
+  return steps;
+}
+
+}  // namespace tune

@@ -1,0 +1,295 @@
+// Registry: adapter versions, their lineage, the aliases that point at them, and the runs that
+// produced them (DESIGN section 5). No libtorch: the web view and tools link this alone.
+//
+// On disk, under the registry directory:
+//   db/                       RocksDB: metadata in column families, a schema-version key
+//   db/LOCK.pid               PID and command line of the process that holds db/LOCK for writing
+//   objects/sha256/ab/<hex>   adapter files, named by the SHA-256 of their bytes, never changed
+//   objects/tmp/              files being written; anything left here is an interrupted write
+//
+// Errors: every refusal is a UserError (util/error.h) whose what() is one line saying what is
+// wrong, where, and how to fix it. Two refusals a caller may want to tell apart are subclasses:
+// RegistryBusy (another process writes) and AliasConflict (a compare-and-set lost).
+//
+// Threads: any number of threads may use one Registry; writes are serialised inside it.
+// Processes: one process at a time may open a registry for writing; any number may open it
+// read-only, also while a writer is active. A read-only Registry sees the registry as it was when
+// opened. Durability: a write call that returns has reached the disk (fsync), except LogMetrics,
+// which survives a crash of the process but not of the machine.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "util/error.h"
+
+namespace tune {
+
+// Another process holds the registry for writing.
+class RegistryBusy : public UserError {
+ public:
+  RegistryBusy(const std::string& message, pid_t pid) : UserError(message), pid_(pid) {}
+  pid_t pid() const { return pid_; }  // 0 when the holder could not be identified
+
+ private:
+  pid_t pid_;
+};
+
+// MoveAlias found the alias somewhere other than the caller expected.
+class AliasConflict : public UserError {
+ public:
+  using UserError::UserError;
+};
+
+// A hyper-parameter's value, as the run config wrote it: "adapter.rank" -> 16.
+using ParamValue = std::variant<bool, int64_t, double, std::string>;
+
+struct CurvePoint {
+  int64_t step = 0;
+  double loss = 0.0;
+  double lr = 0.0;
+  bool operator==(const CurvePoint&) const = default;
+};
+
+struct PluginRef {
+  std::string kind;  // dataset, model, adapter, optimizer, metric
+  std::string name;
+  std::string version;
+  bool operator==(const PluginRef&) const = default;
+};
+
+// One file of a stored artifact.
+struct ManifestEntry {
+  std::string path;    // relative, '/'-separated: "adapter_model.safetensors"
+  std::string digest;  // SHA-256 of the bytes, 64 lowercase hex digits
+  int64_t size_bytes = 0;
+  bool operator==(const ManifestEntry&) const = default;
+};
+
+// Everything known about one version: how it was made and how well it did. Register fills in
+// name, version, created_ms (when 0), artifact_digest, artifact_size_bytes and files; the caller
+// fills in the rest.
+struct VersionRecord {
+  std::string name;
+  int64_t version = 0;
+  int64_t created_ms = 0;  // unix time, milliseconds
+
+  std::string method;                        // adapter method: lora, qlora, full
+  std::map<std::string, ParamValue> params;  // "adapter.rank" -> 16, "optimizer.lr" -> 2e-4
+  std::string config_toml;                   // the full resolved run config
+
+  std::string dataset_hash;
+  int64_t train_examples = 0;
+  int64_t eval_examples = 0;
+
+  std::string base_model_name;  // e.g. the HF model id, or the folder name
+  std::string base_model_path;
+  std::string base_model_hash;
+  std::string tokenizer_hash;
+  int64_t seed = 0;
+
+  std::map<std::string, double> scores;       // eval metrics of the adapted model
+  std::map<std::string, double> base_scores;  // the same metrics of the base model alone
+  std::vector<CurvePoint> curve;              // training loss and learning rate by step
+
+  double wall_time_s = 0.0;
+  int64_t peak_memory_bytes = 0;
+  double tokens_per_second = 0.0;
+  std::vector<PluginRef> plugins;
+  std::string tune_version;
+
+  std::optional<std::string> sweep;  // the sweep and trial this version came from, if any
+  std::optional<int64_t> trial;
+  std::string run_id;
+
+  // The artifact: its files, and the SHA-256 of their manifest (ManifestText) with the total size.
+  std::string artifact_digest;
+  int64_t artifact_size_bytes = 0;
+  std::vector<ManifestEntry> files;  // sorted by path
+
+  bool operator==(const VersionRecord&) const = default;
+};
+
+// JSON text of a record (the lineage `tune fetch` writes as tune.json), and back. FromJson
+// leaves missing fields at their defaults (older records still read) and throws UserError naming
+// the first field that has the wrong type.
+std::string VersionRecordToJson(const VersionRecord& record, int indent = -1);
+VersionRecord VersionRecordFromJson(std::string_view json);
+
+// "<digest> <size_bytes> <path>\n" per file, sorted by path; artifact_digest is its SHA-256.
+std::string ManifestText(const std::vector<ManifestEntry>& files);
+
+// A parsed adapter reference: NAME@ALIAS, NAME:N, NAME:vN, or NAME (the latest version).
+struct AdapterRef {
+  std::string name;
+  std::optional<int64_t> version;
+  std::optional<std::string> alias;
+};
+// Throws UserError when `text` is not one of the four forms or a name is not a valid name.
+AdapterRef ParseAdapterRef(std::string_view text);
+
+// One move of an alias, kept forever. Version 0 means "unset".
+struct AliasMove {
+  int64_t time_ms = 0;
+  std::string alias;
+  int64_t old_version = 0;
+  int64_t new_version = 0;
+};
+
+// Which versions List returns, in what order.
+struct ListOptions {
+  std::optional<std::string> name;  // only this adapter's versions
+  // e.g. `scores.exact_match > 0.8 and adapter.rank = 16`: comparisons (= != < <= > >=) of a key
+  // with a number or a string ('x', "x" or a bare word), joined by and/or/not and parentheses.
+  // Keys: scores.M, base_scores.M, a parameter ("adapter.rank" or params.adapter.rank), or an
+  // attribute: name, version, created_ms, method, seed, dataset.hash, dataset.train_examples,
+  // dataset.eval_examples, base_model.name, base_model.path, base_model.hash, tokenizer_hash,
+  // wall_time_s, peak_memory_bytes, tokens_per_second, tune_version, sweep, trial, run_id,
+  // artifact.digest, artifact.size_bytes. A version without the key does not match.
+  std::string filter;
+  // A key as above, '-' in front for descending; ties and the default: name, then version.
+  // Versions without the key come last.
+  std::string sort;
+};
+
+// How two versions differ. Keys absent on one side have no value there.
+struct ValueChange {
+  std::string key;
+  std::optional<std::string> from;  // the value as text: 16, 0.0002, "cosine"
+  std::optional<std::string> to;
+};
+struct ScoreChange {
+  std::string metric;
+  std::optional<double> from;
+  std::optional<double> to;
+};
+struct VersionDiff {
+  std::string from_ref;  // NAME:N of each side
+  std::string to_ref;
+  std::vector<ValueChange> attributes;     // method, dataset, base model, seed, plugins, ...
+  std::vector<ValueChange> params;         // hyper-parameters
+  std::vector<ValueChange> config;         // leaves of the resolved config ("optimizer.lr")
+  std::vector<ScoreChange> scores;         // every metric either side has, changed or not
+  std::vector<std::string> files_changed;  // artifact paths whose bytes differ or exist on one side
+};
+VersionDiff DiffVersions(const VersionRecord& from, const VersionRecord& to);
+
+struct VerifyReport {
+  int64_t objects_checked = 0;
+  int64_t bytes_checked = 0;
+  int64_t versions_checked = 0;
+  std::vector<std::string> problems;  // one line each; empty when the registry is sound
+};
+
+struct GcReport {
+  int64_t objects_removed = 0;
+  int64_t bytes_removed = 0;
+  int64_t temp_files_removed = 0;
+  int64_t objects_kept = 0;
+};
+
+enum class RunStatus { kRunning, kFinished, kFailed, kKilled };
+std::string_view RunStatusName(RunStatus status);  // running, finished, failed, killed
+
+struct RunInfo {
+  std::string name;  // what the run trains: the adapter name it registers under
+  std::optional<std::string> sweep;
+  std::optional<int64_t> trial;
+  std::string config_toml;
+};
+
+struct RunRecord {
+  std::string id;
+  RunInfo info;
+  RunStatus status = RunStatus::kRunning;
+  int64_t started_ms = 0;
+  int64_t finished_ms = 0;  // 0 while running
+  std::string error;        // why it failed, if it did
+};
+
+struct MetricsAtStep {
+  int64_t step = 0;
+  std::map<std::string, double> values;
+};
+
+class Registry {
+ public:
+  enum class OpenMode {
+    kReadOnly,   // refuses writes; works while another process writes
+    kReadWrite,  // the registry must exist
+    kCreate,     // read-write, creating an empty registry when there is none
+  };
+
+  // Fails with RegistryBusy naming the PID that holds the registry for writing, and with
+  // UserError when there is no registry at `dir` (except kCreate) or its schema is newer.
+  static std::unique_ptr<Registry> Open(const std::filesystem::path& dir, OpenMode mode);
+  ~Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  const std::filesystem::path& dir() const;
+  bool read_only() const;
+
+  // Stores every file under `artifact_dir` (identical bytes are kept once) and records the next
+  // version of `name` with `record`'s lineage. Versions start at 1 and are never reused. Returns
+  // the version. Files reach the disk before the record that names them, so a crash at any
+  // moment leaves at worst unreferenced files (Gc removes them).
+  int64_t Register(std::string_view name, const VersionRecord& record,
+                   const std::filesystem::path& artifact_dir);
+
+  // The version a reference names. Unknown names get a "did you mean"; unknown versions and
+  // aliases are listed.
+  VersionRecord Resolve(std::string_view ref) const;
+  VersionRecord Get(std::string_view name, int64_t version) const;
+
+  std::vector<std::string> Names() const;  // sorted
+  std::vector<VersionRecord> List(const ListOptions& options = {}) const;
+  std::map<std::string, int64_t> Aliases(std::string_view name) const;  // alias -> version
+
+  // Points `alias` of `name` at `version`, atomically. `expected`: nullopt moves it whatever it
+  // points at; 0 requires it to be unset; N requires it to point at version N (AliasConflict
+  // otherwise). Returns the version it pointed at before (0: unset). Every move is kept.
+  int64_t MoveAlias(std::string_view name, std::string_view alias, int64_t version,
+                    std::optional<int64_t> expected = std::nullopt);
+  std::vector<AliasMove> History(std::string_view name) const;  // oldest first
+
+  // Writes the version's files and tune.json (its record) to `out_dir`, which must not exist or
+  // be empty. Every byte is checked against its SHA-256 on the way; on any mismatch nothing is
+  // left at `out_dir` and the error names the digest.
+  VersionRecord Fetch(std::string_view ref, const std::filesystem::path& out_dir) const;
+
+  // Re-hashes every object and checks every reference between records, aliases and objects.
+  VerifyReport Verify() const;
+  // Removes objects no version refers to, and interrupted writes, older than `grace`.
+  GcReport Gc(std::chrono::seconds grace);
+  // A consistent copy at `backup_dir` (which must not exist) that opens as a registry.
+  void Backup(const std::filesystem::path& backup_dir) const;
+
+  // Runs: what a trainer logs while it trains. Run ids are 16 hex digits.
+  std::string CreateRun(const RunInfo& info);
+  // Merges `values` into what step `step` already has.
+  void LogMetrics(std::string_view run_id, int64_t step,
+                  const std::map<std::string, double>& values);
+  void FinishRun(std::string_view run_id, RunStatus status, std::string_view error = "");
+  RunRecord GetRun(std::string_view run_id) const;
+  std::vector<RunRecord> ListRuns() const;                                  // oldest first
+  std::vector<MetricsAtStep> GetRunMetrics(std::string_view run_id) const;  // by step
+
+  class Impl;
+
+ private:
+  explicit Registry(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tune

@@ -1,0 +1,271 @@
+// `tune adapters ...`, `tune fetch`, `tune registry ...` run as a user runs them. There is no
+// trainer yet, so the versions are registered through the library.
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "registry/registry.h"
+#include "registry/registry_test_util.h"
+#include "support/test_support.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::CountLinesStartingWith;
+using testing::MakeArtifact;
+using testing::RunTune;
+using testing::SampleRecord;
+using testing::TempDir;
+
+class RegistryCommandsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto registry = Registry::Open(registry_, Registry::OpenMode::kCreate);
+    registry->Register("rank", SampleRecord(4, 0.5), MakeArtifact(dir_.path() / "a1", "rank 4"));
+    registry->Register("rank", SampleRecord(16, 0.875),
+                       MakeArtifact(dir_.path() / "a2", "rank 16"));
+    registry->Register("lr", SampleRecord(8, 0.25), MakeArtifact(dir_.path() / "a3", "lr"));
+    registry->MoveAlias("rank", "production", 1);
+  }
+  testing::CommandResult Tune(std::vector<std::string> args) {
+    return RunTune(args, {{"TUNE_REGISTRY", registry_.string()}, {"TUNE_PLUGIN_PATH", ""}});
+  }
+  // Exit code 1 and exactly one line, the error.
+  static void ExpectOneErrorLine(const testing::CommandResult& result, const std::string& error) {
+    EXPECT_EQ(result.exit_code, 1) << result.out;
+    EXPECT_EQ(result.err, "error: " + error + "\n");
+  }
+
+  TempDir dir_;
+  fs::path registry_ = dir_.path() / "registry";
+};
+
+TEST_F(RegistryCommandsTest, AdaptersLsListsEveryVersionWithAliasesAndScores) {
+  const auto result = Tune({"adapters", "ls"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(CountLinesStartingWith(result.out, "VERSION  ALIASES     CREATED (UTC)"), 1)
+      << result.out;
+  EXPECT_EQ(CountLinesStartingWith(result.out, "lr:1     -           "), 1) << result.out;
+  EXPECT_EQ(CountLinesStartingWith(result.out, "rank:1   production  "), 1) << result.out;
+  EXPECT_EQ(CountLinesStartingWith(result.out, "rank:2   -           "), 1) << result.out;
+  EXPECT_NE(result.out.find("exact_match=0.875 token_f1=0.975"), std::string::npos) << result.out;
+}
+
+TEST_F(RegistryCommandsTest, AdaptersLsFiltersSortsAndPrintsJson) {
+  auto result =
+      Tune({"adapters", "ls", "--filter", "scores.exact_match > 0.3 and adapter.rank >= 4",
+            "--sort", "-scores.exact_match", "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const nlohmann::json json = nlohmann::json::parse(result.out);
+  ASSERT_EQ(json.size(), 2u);
+  EXPECT_EQ(json[0]["name"], "rank");
+  EXPECT_EQ(json[0]["version"], 2);
+  EXPECT_EQ(json[0]["params"]["adapter.rank"], 16);
+  EXPECT_EQ(json[1]["version"], 1);
+  result = Tune({"adapters", "ls", "lr", "--json"});
+  EXPECT_EQ(nlohmann::json::parse(result.out).size(), 1u);
+}
+
+TEST_F(RegistryCommandsTest, AdaptersLsFilterErrorIsOneLineNamingTheColumn) {
+  ExpectOneErrorLine(
+      Tune({"adapters", "ls", "--filter", "adapter.rank >"}),
+      "filter `adapter.rank >`, column 15: expected a value after '>', found the "
+      "end; write comparisons like `scores.exact_match > 0.8 and adapter.rank = 16`");
+}
+
+TEST_F(RegistryCommandsTest, AdaptersShowPrintsTheLineageAndJsonIsTheRecord) {
+  auto result = Tune({"adapters", "show", "rank@production"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(CountLinesStartingWith(result.out, "version  "), 1) << result.out;
+  EXPECT_NE(result.out.find("rank:1"), std::string::npos);
+  EXPECT_NE(result.out.find("score exact_match"), std::string::npos);
+  EXPECT_NE(result.out.find("0.5 (base model 0.1)"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("adapter_model.safetensors"), std::string::npos);
+
+  result = Tune({"adapters", "show", "rank:2", "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  auto registry = Registry::Open(registry_, Registry::OpenMode::kReadOnly);
+  EXPECT_EQ(VersionRecordFromJson(result.out), registry->Resolve("rank:2"));
+}
+
+TEST_F(RegistryCommandsTest, UnknownNamesVersionsAndBadReferencesAreOneLine) {
+  ExpectOneErrorLine(Tune({"adapters", "show", "rnak"}),
+                     "no adapter named 'rnak' in registry " + registry_.string() +
+                         " (did you mean 'rank'?); `tune adapters ls` lists them");
+  ExpectOneErrorLine(Tune({"adapters", "show", "rank:9"}),
+                     "adapter 'rank' has no version 9 in registry " + registry_.string() +
+                         "; its versions are 1 to 2");
+  const auto result = Tune({"fetch", "rank:x", "-o", (dir_.path() / "out").string()});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(CountLinesStartingWith(result.err, "error: invalid adapter reference 'rank:x'"), 1);
+  EXPECT_FALSE(fs::exists(dir_.path() / "out"));
+}
+
+TEST_F(RegistryCommandsTest, AdaptersDiffShowsParamAndScoreChanges) {
+  auto result = Tune({"adapters", "diff", "rank:1", "rank:2"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(CountLinesStartingWith(result.out, "adapter.rank "), 1) << result.out;
+  EXPECT_EQ(CountLinesStartingWith(result.out, "config.adapter.rank "), 1) << result.out;
+  std::istringstream lines(result.out);
+  std::vector<std::string> fields;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("scores.exact_match ", 0) != 0) continue;
+    std::istringstream words(line);
+    for (std::string word; words >> word;) fields.push_back(word);
+  }
+  EXPECT_EQ(fields, (std::vector<std::string>{"scores.exact_match", "0.5", "0.875", "+0.375"}))
+      << result.out;
+  result = Tune({"adapters", "diff", "rank:1", "rank:2", "--json"});
+  const nlohmann::json json = nlohmann::json::parse(result.out);
+  EXPECT_EQ(json["from"], "rank:1");
+  EXPECT_EQ(json["params"][1]["key"], "adapter.rank");
+  EXPECT_EQ(json["params"][1]["to"], "16");
+  EXPECT_EQ(json["files_changed"], nlohmann::json::array({"adapter_model.safetensors"}));
+}
+
+TEST_F(RegistryCommandsTest, PromoteMovesTheAliasAndHistoryShowsIt) {
+  auto result = Tune({"adapters", "promote", "rank:2", "production", "--expect-version", "1"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out, "rank@production: version 1 -> version 2\n");
+  result = Tune({"adapters", "promote", "rank:1", "staging"});
+  EXPECT_EQ(result.out, "rank@staging: unset -> version 1\n");
+  result = Tune({"adapters", "history", "rank", "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const nlohmann::json moves = nlohmann::json::parse(result.out);
+  ASSERT_EQ(moves.size(), 3u);
+  EXPECT_EQ(moves[1]["alias"], "production");
+  EXPECT_EQ(moves[1]["old_version"], 1);
+  EXPECT_EQ(moves[1]["new_version"], 2);
+  EXPECT_TRUE(moves[2]["old_version"].is_null());
+  result = Tune({"adapters", "history", "rank"});
+  EXPECT_EQ(CountLinesStartingWith(result.out, "TIME (UTC)"), 1);
+  EXPECT_NE(result.out.find("production  1     2"), std::string::npos) << result.out;
+}
+
+TEST_F(RegistryCommandsTest, PromoteWithAStaleExpectedVersionIsRefused) {
+  ExpectOneErrorLine(
+      Tune({"adapters", "promote", "rank:2", "production", "--expect-version", "2"}),
+      "alias 'production' of adapter 'rank' is version 1, not version 2 as expected: it was "
+      "moved meanwhile; check `tune adapters history rank` and retry");
+  EXPECT_EQ(
+      Registry::Open(registry_, Registry::OpenMode::kReadOnly)->Resolve("rank@production").version,
+      1);
+}
+
+TEST_F(RegistryCommandsTest, PromoteWhileAnotherProcessWritesNamesItsPid) {
+  auto writer = Registry::Open(registry_, Registry::OpenMode::kReadWrite);
+  const auto result = Tune({"adapters", "promote", "rank:2", "production"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(CountLinesStartingWith(result.err, "error: registry at " + registry_.string() +
+                                                   " is in use by PID " + std::to_string(getpid()) +
+                                                   " ("),
+            1)
+      << result.err;
+  EXPECT_EQ(CountLinesStartingWith(result.err, ""), 1);
+  // Reading still works beside the writer.
+  EXPECT_EQ(Tune({"adapters", "ls"}).exit_code, 0);
+}
+
+TEST_F(RegistryCommandsTest, FetchWritesAPeftFolderWithLineage) {
+  const fs::path out = dir_.path() / "deploy";
+  const auto result = Tune({"fetch", "rank@production", "-o", out.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out, "fetched rank:1 to " + out.string() +
+                            ": 2 files, 14 B, every byte matches its SHA-256\n");
+  std::ifstream weights(out / "adapter_model.safetensors");
+  std::string text((std::istreambuf_iterator<char>(weights)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "rank 4");
+  std::ifstream lineage(out / "tune.json");
+  const nlohmann::json json = nlohmann::json::parse(lineage);
+  EXPECT_EQ(json["name"], "rank");
+  EXPECT_EQ(json["version"], 1);
+  EXPECT_EQ(json["params"]["adapter.rank"], 4);
+}
+
+TEST_F(RegistryCommandsTest, FetchOfACorruptedObjectFailsAndWritesNothing) {
+  std::string digest;
+  {
+    auto registry = Registry::Open(registry_, Registry::OpenMode::kReadOnly);
+    digest = registry->Resolve("rank:2").files[1].digest;
+  }
+  const fs::path object = registry_ / "objects" / "sha256" / digest.substr(0, 2) / digest;
+  fs::permissions(object, fs::perms::owner_write, fs::perm_options::add);
+  std::ofstream(object, std::ios::trunc) << "rank 17";
+  const fs::path out = dir_.path() / "deploy";
+  const auto result = Tune({"fetch", "rank:2", "-o", out.string()});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(CountLinesStartingWith(result.err, "error: object sha256:" + digest +
+                                                   " (rank:2 adapter_model.safetensors) in "
+                                                   "registry " +
+                                                   registry_.string() + " is corrupted"),
+            1)
+      << result.err;
+  EXPECT_FALSE(fs::exists(out));
+
+  const auto verify = Tune({"registry", "verify"});
+  EXPECT_EQ(verify.exit_code, 1);
+  EXPECT_EQ(CountLinesStartingWith(verify.err, "error: "), 2) << verify.err;
+  EXPECT_NE(verify.out.find("2 problems"), std::string::npos) << verify.out;
+}
+
+TEST_F(RegistryCommandsTest, RegistryVerifyGcAndBackup) {
+  auto result = Tune({"registry", "verify"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out, "checked 3 versions and 4 files (23 B): sound\n");
+
+  const fs::path orphan = registry_ / "objects" / "tmp" / "object-interrupted";
+  std::ofstream(orphan) << "partial";
+  fs::last_write_time(orphan, fs::file_time_type::clock::now() - std::chrono::hours(48));
+  result = Tune({"registry", "gc", "--grace-hours", "24"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out,
+            "removed 0 unreferenced files (0 B) and 1 interrupted writes; kept 4 files\n");
+  EXPECT_FALSE(fs::exists(orphan));
+
+  const fs::path backup = dir_.path() / "backup";
+  result = Tune({"registry", "backup", backup.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  result = Tune({"adapters", "ls", "--registry", backup.string(), "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(nlohmann::json::parse(result.out).size(), 3u);
+  EXPECT_EQ(Tune({"registry", "verify", "--registry", backup.string()}).exit_code, 0);
+}
+
+TEST_F(RegistryCommandsTest, RegistryOptionOverridesTheEnvironmentAndAMissingOneIsNamed) {
+  const fs::path missing = dir_.path() / "nowhere";
+  ExpectOneErrorLine(Tune({"adapters", "ls", "--registry", missing.string()}),
+                     "no registry at " + missing.string() +
+                         "; pass --registry PATH or set TUNE_REGISTRY to where adapters were "
+                         "registered");
+  const auto result = RunTune({"adapters", "ls"}, {{"TUNE_REGISTRY", missing.string()}});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.err.find("no registry at " + missing.string()), std::string::npos);
+  EXPECT_FALSE(fs::exists(missing));
+}
+
+TEST(RegistryCommands, EveryRegistryCommandHasHelp) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"adapters", "--help"},
+                                               {"adapters", "ls", "--help"},
+                                               {"adapters", "show", "--help"},
+                                               {"adapters", "diff", "--help"},
+                                               {"adapters", "promote", "--help"},
+                                               {"adapters", "history", "--help"},
+                                               {"fetch", "--help"},
+                                               {"registry", "--help"},
+                                               {"registry", "verify", "--help"},
+                                               {"registry", "gc", "--help"},
+                                               {"registry", "backup", "--help"}}) {
+    const auto result = RunTune(args);
+    EXPECT_EQ(result.exit_code, 0) << args[0] << " " << args[1];
+    EXPECT_NE(result.out.find("Usage:"), std::string::npos) << result.out;
+  }
+  const auto result = RunTune({"adapters"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(CountLinesStartingWith(result.err, "error: "), 1) << result.err;
+}
+
+}  // namespace
+}  // namespace tune

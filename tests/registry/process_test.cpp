@@ -1,0 +1,228 @@
+// The registry across processes: a second writer, readers beside a writer, a writer killed at
+// random moments, a writer that runs out of disk. The other process is registry_test_writer.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "registry/registry.h"
+#include "registry/registry_test_util.h"
+#include "support/test_support.h"
+
+extern char** environ;
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+using Mode = Registry::OpenMode;
+
+// registry_test_writer with `args`, its stdout on a pipe.
+class Writer {
+ public:
+  explicit Writer(std::vector<std::string> args) {
+    args.insert(args.begin(), TUNE_REGISTRY_TEST_WRITER);
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    const int spawned = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(fds[1]);
+    out_ = fds[0];
+    if (spawned != 0) throw std::runtime_error("cannot run " + args[0]);
+  }
+  ~Writer() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      Wait();
+    }
+    ::close(out_);
+  }
+
+  pid_t pid() const { return pid_; }
+
+  // Complete lines written so far, waiting at most `timeout_ms` for more, or until `enough`.
+  std::vector<std::string> ReadLines(int timeout_ms, size_t enough = SIZE_MAX) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            deadline - std::chrono::steady_clock::now())
+                            .count();
+      if (left <= 0) break;
+      pollfd fd{out_, POLLIN, 0};
+      if (::poll(&fd, 1, static_cast<int>(left)) <= 0) break;
+      char buffer[4096];
+      const ssize_t n = ::read(out_, buffer, sizeof buffer);
+      if (n <= 0) break;
+      pending_.append(buffer, static_cast<size_t>(n));
+      if (static_cast<size_t>(std::count(pending_.begin(), pending_.end(), '\n')) >= enough) break;
+    }
+    std::vector<std::string> lines;
+    size_t newline;
+    while ((newline = pending_.find('\n')) != std::string::npos) {
+      lines.push_back(pending_.substr(0, newline));
+      pending_.erase(0, newline + 1);
+    }
+    return lines;
+  }
+
+  void Kill() {
+    ::kill(pid_, SIGKILL);
+    Wait();
+  }
+
+  int Wait() {
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  std::string pending_;
+};
+
+TEST(RegistryProcesses, SecondWriterIsRefusedNamingPid) {
+  TempDir dir;
+  const fs::path registry = dir.path() / "registry";
+  Writer holder({"hold", registry.string()});
+  ASSERT_EQ(holder.ReadLines(20000, 1), std::vector<std::string>{"ready"});
+  try {
+    Registry::Open(registry, Mode::kReadWrite);
+    FAIL() << "a second writer opened the registry";
+  } catch (const RegistryBusy& e) {
+    EXPECT_EQ(e.pid(), holder.pid());
+    const std::string expected = "registry at " + registry.string() + " is in use by PID " +
+                                 std::to_string(holder.pid()) + " (" + TUNE_REGISTRY_TEST_WRITER +
+                                 " hold " + registry.string() +
+                                 "); wait for it to finish or stop it (read-only commands such "
+                                 "as `tune adapters ls` still work)";
+    EXPECT_EQ(std::string(e.what()), expected);
+  }
+  EXPECT_THROW(Registry::Open(registry, Mode::kCreate), RegistryBusy);
+}
+
+TEST(RegistryProcesses, ReadOnlyOpenWorksWhileAWriterHoldsTheRegistry) {
+  TempDir dir;
+  const fs::path registry = dir.path() / "registry";
+  Writer holder({"hold", registry.string()});
+  ASSERT_EQ(holder.ReadLines(20000, 1), std::vector<std::string>{"ready"});
+  auto reader = Registry::Open(registry, Mode::kReadOnly);
+  EXPECT_EQ(reader->Resolve("held").version, 1);
+  reader->Fetch("held:1", dir.path() / "out");
+  EXPECT_TRUE(fs::exists(dir.path() / "out" / "adapter_model.safetensors"));
+  EXPECT_TRUE(reader->Verify().problems.empty());
+}
+
+TEST(RegistryProcesses, AWriterThatDiedLeavesTheRegistryOpenable) {
+  TempDir dir;
+  const fs::path registry = dir.path() / "registry";
+  {
+    Writer holder({"hold", registry.string()});
+    ASSERT_EQ(holder.ReadLines(20000, 1), std::vector<std::string>{"ready"});
+    holder.Kill();
+  }
+  auto writer = Registry::Open(registry, Mode::kReadWrite);
+  EXPECT_EQ(writer->Resolve("held").version, 1);
+}
+
+// The writer is SIGKILLed at random moments; every version it reported as registered must be
+// there, with all its bytes, and no record may point at a missing object.
+TEST(RegistryProcesses, KilledWriterLosesNothingCommitted) {
+  TempDir dir;
+  const fs::path registry = dir.path() / "registry";
+  const fs::path scratch = dir.path() / "scratch";
+  fs::create_directories(scratch);
+  std::mt19937 random(12345);
+  std::map<std::string, std::string> reported;  // "name:version" -> artifact digest
+  const auto start = std::chrono::steady_clock::now();
+  int kills = 0;
+  while (kills < 40 && std::chrono::steady_clock::now() - start < std::chrono::seconds(12)) {
+    {
+      Writer writer({"loop", registry.string(), scratch.string()});
+      // The first run needs time to create the registry; later ones die anywhere.
+      for (const std::string& line : writer.ReadLines(5 + static_cast<int>(random() % 120))) {
+        std::istringstream fields(line);
+        std::string name, digest;
+        int64_t version = 0;
+        fields >> name >> version >> digest;
+        reported[name + ":" + std::to_string(version)] = digest;
+      }
+      writer.Kill();
+      ++kills;
+    }
+    if (!fs::exists(registry / "db" / "CURRENT")) continue;
+    auto opened = Registry::Open(registry, Mode::kReadWrite);
+    for (const auto& [ref, digest] : reported) {
+      const VersionRecord record = opened->Resolve(ref);
+      ASSERT_EQ(record.artifact_digest, digest) << ref << " after " << kills << " kills";
+    }
+    const VerifyReport report = opened->Verify();
+    ASSERT_TRUE(report.problems.empty()) << report.problems[0] << " after " << kills << " kills";
+  }
+  std::cout << kills << " kills, " << reported.size() << " versions reported\n";
+  EXPECT_GE(kills, 10);
+  EXPECT_GE(reported.size(), 10u) << "the writer registered too little to test anything";
+  // Orphans a kill left behind are collected, and what is referenced stays.
+  auto opened = Registry::Open(registry, Mode::kReadWrite);
+  opened->Gc(std::chrono::seconds(0));
+  EXPECT_TRUE(opened->Verify().problems.empty());
+  for (const auto& [ref, digest] : reported) {
+    opened->Fetch(ref, dir.path() / "fetched" / ref);
+  }
+}
+
+TEST(RegistryProcesses, FullDiskFailsClearlyAndKeepsEverythingCommitted) {
+  TempDir dir;
+  const fs::path registry = dir.path() / "registry";
+  {
+    auto writer = Registry::Open(registry, Mode::kCreate);
+    writer->Register("small", testing::SampleRecord(),
+                     testing::MakeArtifact(dir.path() / "small", "small weights"));
+    writer->MoveAlias("small", "production", 1);
+  }
+  const fs::path big = testing::MakeArtifact(dir.path() / "big", std::string(4 << 20, 'x'));
+  Writer filler({"fill", registry.string(), big.string(), std::to_string(1 << 20)});
+  const std::vector<std::string> lines = filler.ReadLines(20000);
+  EXPECT_EQ(filler.Wait(), 0);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].rfind("cannot store " + (big / "adapter_model.safetensors").string() +
+                               " in registry " + registry.string() + ": writing ",
+                           0),
+            0u)
+      << lines[0];
+  EXPECT_NE(lines[0].find("file size limit exceeded (EFBIG); free space on that disk and retry; "
+                          "nothing already stored was changed"),
+            std::string::npos)
+      << lines[0];
+
+  auto opened = Registry::Open(registry, Mode::kReadWrite);
+  EXPECT_EQ(opened->Names(), std::vector<std::string>{"small"});
+  EXPECT_EQ(opened->Resolve("small@production").version, 1);
+  EXPECT_TRUE(opened->Verify().problems.empty());
+  EXPECT_TRUE(fs::is_empty(registry / "objects" / "tmp"));
+  // With the space back, the same registration works.
+  EXPECT_EQ(opened->Register("big", testing::SampleRecord(), big), 1);
+}
+
+}  // namespace
+}  // namespace tune
