@@ -14,7 +14,9 @@
 #include "config/run_config.h"
 #include "generate/generate.h"
 #include "plugin_host/plugin_host.h"
+#include "registry/registry.h"
 #include "runtime/runtime_info.h"
+#include "train/lineage.h"
 #include "train/trainer.h"
 #include "tune/model.h"
 #include "util/error.h"
@@ -176,7 +178,34 @@ int TrainRun(const fs::path& file, const std::vector<std::string>& overrides,
   for (const PluginLoadFailure& failure : host.failures()) spdlog::warn("{}", failure.message);
   const RunConfig config = run_file.Resolve(host);
   if (options.run_dir.empty()) options.run_dir = fs::path(".tune/runs") / config.name;
-  const TrainSummary summary = Train(config, host, options);
+
+  // The run logs to the registry as it goes, and its adapter becomes the next version of
+  // config.name there.
+  const std::unique_ptr<Registry> registry =
+      Registry::Open(config.registry_path, Registry::OpenMode::kCreate);
+  const std::string run_id =
+      registry->CreateRun({config.name, std::nullopt, std::nullopt, config.resolved_toml});
+  options.on_step = [&](const StepReport& report) {
+    registry->LogMetrics(run_id, report.step,
+                         {{"loss", report.loss},
+                          {"lr", report.lr},
+                          {"grad_norm", report.grad_norm},
+                          {"tokens_per_second", report.tokens_per_second}});
+  };
+  options.on_eval = [&](int64_t step, double eval_loss) {
+    registry->LogMetrics(run_id, step, {{"eval_loss", eval_loss}});
+  };
+  TrainSummary summary;
+  int64_t version = 0;
+  try {
+    summary = Train(config, host, options);
+    version = registry->Register(config.name, MakeVersionRecord(config, host, summary, run_id),
+                                 summary.adapter_dir);
+  } catch (const std::exception& e) {
+    registry->FinishRun(run_id, RunStatus::kFailed, e.what());
+    throw;
+  }
+  registry->FinishRun(run_id, RunStatus::kFinished);
 
   std::printf("%-14s %12s %12s %12s\n", "metric", "base", "tuned", "gain");
   for (const auto& [name, value] : summary.scores) {
@@ -194,7 +223,8 @@ int TrainRun(const fs::path& file, const std::vector<std::string>& overrides,
       summary.curve.size(), static_cast<long long>(summary.train_examples),
       static_cast<long long>(summary.eval_examples), summary.train_seconds,
       summary.tokens_per_second, static_cast<double>(summary.peak_memory_bytes) / 1048576);
-  std::printf("adapter: %s\n", summary.adapter_dir.c_str());
+  std::printf("adapter: %s\nregistered: %s:v%lld in %s\n", summary.adapter_dir.c_str(),
+              config.name.c_str(), static_cast<long long>(version), config.registry_path.c_str());
   return 0;
 }
 

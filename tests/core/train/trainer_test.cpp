@@ -57,8 +57,9 @@ class TrainCommand : public ::testing::Test {
                           "[train]\nsteps = 30\nbatch_size = 4\nseq_len = 32\n"
                           "checkpoint_every = 5\neval_max_examples = 4\n"
                           "eval_max_new_tokens = 4\n"
-                          "[[metrics]]\nplugin = \"exact_match\"\n" +
-                          extra);
+                          "[[metrics]]\nplugin = \"exact_match\"\n"
+                          "[registry]\npath = \"" +
+                          (dir_.path() / "registry").string() + "\"\n" + extra);
   }
 
   static TempDir* shared_;
@@ -90,6 +91,38 @@ TEST_F(TrainCommand, TrainsEvaluatesAndWritesTheRunDirectory) {
   EXPECT_EQ(testing::CountLinesStartingWith(ReadBytes(run / "eval_samples.jsonl"), "{"), 4);
   EXPECT_NE(result.out.find("eval_loss"), std::string::npos);
   EXPECT_NE(result.err.find("step 30/30"), std::string::npos);
+}
+
+TEST_F(TrainCommand, RegistersTheAdapterWithItsLineage) {
+  const fs::path file = RunFile();
+  const auto result = RunTune({"train", file.string(), "-o", (dir_.path() / "run").string()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const std::string registry = (dir_.path() / "registry").string();
+  EXPECT_NE(result.out.find("registered: t:v1 in " + registry), std::string::npos) << result.out;
+  const auto show = RunTune({"adapters", "show", "t:1", "--json", "--registry", registry});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  const auto record = nlohmann::json::parse(show.out);
+  const auto summary = nlohmann::json::parse(std::ifstream(dir_.path() / "run/summary.json"));
+  EXPECT_EQ(record["method"], "lora");
+  EXPECT_EQ(record["params"]["adapter.rank"], 4);
+  EXPECT_EQ(record["params"]["optimizer.lr"], 5e-3);
+  EXPECT_EQ(record["dataset"]["hash"], summary["dataset_sha256"]);
+  EXPECT_EQ(record["scores"], summary["scores"]);
+  EXPECT_EQ(record["base_scores"], summary["base_scores"]);
+  EXPECT_EQ(record["curve"].size(), 30u);
+  EXPECT_EQ(record["base_model"]["hash"].get<std::string>().size(), 64u);
+  EXPECT_EQ(record["tokenizer_hash"].get<std::string>().size(), 64u);
+
+  const fs::path fetched = dir_.path() / "fetched";
+  const auto fetch = RunTune({"fetch", "t", "-o", fetched.string(), "--registry", registry});
+  ASSERT_EQ(fetch.exit_code, 0) << fetch.err;
+  EXPECT_EQ(ReadBytes(fetched / "adapter_model.safetensors"),
+            ReadBytes(dir_.path() / "run/adapter/adapter_model.safetensors"));
+  EXPECT_TRUE(fs::exists(fetched / "tune.json"));
+
+  // A second run of the same file is the next version.
+  ASSERT_EQ(RunTune({"train", file.string(), "-o", (dir_.path() / "run2").string()}).exit_code, 0);
+  EXPECT_EQ(RunTune({"adapters", "show", "t:2", "--registry", registry}).exit_code, 0);
 }
 
 TEST_F(TrainCommand, SameRunFileGivesBitIdenticalAdapters) {

@@ -1,0 +1,119 @@
+#include "train/lineage.h"
+
+#include <fstream>
+
+#include "plugin_host/plugin_host.h"
+#include "runtime/runtime_info.h"
+#include "util/sha256.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+
+void HashFile(Sha256& sha, const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> buffer(1 << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    sha.Update(std::string_view(buffer.data(), static_cast<size_t>(in.gcount())));
+  }
+}
+
+std::string FileSha256(const fs::path& path) {
+  Sha256 sha;
+  HashFile(sha, path);
+  return sha.FinishHex();
+}
+
+ParamValue ToParam(const OptionValue& value) {
+  return std::visit(
+      [](const auto& v) -> ParamValue {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+          std::string joined;
+          for (const std::string& item : v) {
+            if (!joined.empty()) joined += ',';
+            joined += item;
+          }
+          return joined;
+        } else if constexpr (std::is_same_v<T, std::monostate>) {
+          return std::string();
+        } else {
+          return v;
+        }
+      },
+      value);
+}
+
+}  // namespace
+
+std::string ModelDirectorySha256(const fs::path& dir) {
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_regular_file() &&
+        (name == "config.json" || name == "tokenizer.model" || name.ends_with(".safetensors"))) {
+      files.push_back(entry.path());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  Sha256 sha;
+  for (const fs::path& file : files) {
+    sha.Update(file.filename().string());
+    sha.Update(std::string_view("\0", 1));
+    HashFile(sha, file);
+  }
+  return sha.FinishHex();
+}
+
+VersionRecord MakeVersionRecord(const RunConfig& config, const PluginHost& host,
+                                const TrainSummary& summary, const std::string& run_id) {
+  VersionRecord record;
+  record.method = config.adapter.method;
+  for (const auto& [key, value] : config.adapter.options.values()) {
+    record.params["adapter." + key] = ToParam(value);
+  }
+  record.params["optimizer.plugin"] = config.optimizer.plugin;
+  record.params["optimizer.lr"] = config.optimizer.lr;
+  record.params["optimizer.weight_decay"] = config.optimizer.weight_decay;
+  record.params["optimizer.schedule"] = config.optimizer.schedule;
+  record.params["optimizer.warmup_steps"] = config.optimizer.warmup_steps;
+  record.params["train.steps"] = config.train.steps;
+  record.params["train.batch_size"] = config.train.batch_size;
+  record.params["train.gradient_accumulation"] = config.train.gradient_accumulation;
+  record.params["train.seq_len"] = config.train.seq_len;
+  record.config_toml = config.resolved_toml;
+  record.dataset_hash = summary.dataset_sha256;
+  record.train_examples = summary.train_examples;
+  record.eval_examples = summary.eval_examples;
+  record.base_model_name = config.model.path.filename().string();
+  record.base_model_path = fs::absolute(config.model.path).lexically_normal().string();
+  record.base_model_hash = ModelDirectorySha256(config.model.path);
+  if (fs::exists(config.model.path / "tokenizer.model")) {
+    record.tokenizer_hash = FileSha256(config.model.path / "tokenizer.model");
+  }
+  record.seed = config.train.seed;
+  record.scores = summary.scores;
+  record.base_scores = summary.base_scores;
+  record.curve = summary.curve;
+  record.wall_time_s = summary.wall_seconds;
+  record.peak_memory_bytes = summary.peak_memory_bytes;
+  record.tokens_per_second = summary.tokens_per_second;
+  auto add_plugin = [&](PluginKind kind, const std::string& name) {
+    if (const LoadedPlugin* plugin = host.Find(kind, name)) {
+      record.plugins.push_back(
+          {std::string(PluginKindName(kind)), plugin->info().name, plugin->info().version});
+    }
+  };
+  add_plugin(PluginKind::kModel, config.model.plugin);
+  add_plugin(PluginKind::kDataset, config.dataset.plugin);
+  add_plugin(PluginKind::kAdapter, config.adapter.method);
+  add_plugin(PluginKind::kOptimizer, config.optimizer.plugin);
+  for (const MetricConfig& metric : config.metrics) add_plugin(PluginKind::kMetric, metric.plugin);
+  record.tune_version = DescribeRuntime().tune_version;
+  record.run_id = run_id;
+  return record;
+}
+
+}  // namespace tune

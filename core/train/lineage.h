@@ -1,0 +1,26 @@
+// Lineage: the registry record of a trained adapter, from the run that made it.
+#pragma once
+
+#include <string>
+
+#include "config/run_config.h"
+#include "registry/registry.h"
+#include "train/trainer.h"
+
+namespace tune {
+
+class PluginHost;
+
+// Everything DESIGN section 5 lists that the run knows: method and hyper-parameters ("adapter.
+// rank", "optimizer.lr", "train.steps", ...), the resolved config, dataset hash and counts, base
+// model identity and content hash, tokenizer hash, seed, scores and base scores, the training
+// curve, timings, peak memory, plugin names and versions, tune's version. Reads the base model's
+// files to hash them.
+VersionRecord MakeVersionRecord(const RunConfig& config, const PluginHost& host,
+                                const TrainSummary& summary, const std::string& run_id);
+
+// SHA-256 over the model directory's config.json, tokenizer.model and weight files, each
+// preceded by its name, in name order: the base model's identity whatever its path.
+std::string ModelDirectorySha256(const std::filesystem::path& dir);
+
+}  // namespace tune
