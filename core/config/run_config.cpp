@@ -553,7 +553,9 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
              .Range(0, 1e12),
          OptionSpec::Int("eval_max_new_tokens", 64, "Tokens generated per eval example")
              .Range(1, 1 << 20),
-         OptionSpec::Int("eval_max_examples", 0, "Eval examples used; 0: all").Range(0, 1e12)});
+         OptionSpec::Int("eval_max_examples", 0, "Eval examples used; 0: all").Range(0, 1e12),
+         OptionSpec::Int("threads", 0, "CPU threads for tensor operations; 0: libtorch's default")
+             .Range(0, 4096)});
     config.train = {.steps = options.Int("steps"),
                     .batch_size = options.Int("batch_size"),
                     .seq_len = options.Int("seq_len"),
@@ -565,7 +567,8 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
                     .checkpoint_every = options.Int("checkpoint_every"),
                     .eval_every = options.Int("eval_every"),
                     .eval_max_new_tokens = options.Int("eval_max_new_tokens"),
-                    .eval_max_examples = options.Int("eval_max_examples")};
+                    .eval_max_examples = options.Int("eval_max_examples"),
+                    .threads = options.Int("threads")};
   }
 
   // [[metrics]]: an array of tables, each naming a metric plugin.

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
@@ -283,6 +284,7 @@ TrainSummary Train(const RunConfig& config, const PluginHost& host, const TrainO
   fs::create_directories(run_dir);
 
   const torch::Device device = ChooseDevice(train.device);
+  if (train.threads > 0) at::set_num_threads(static_cast<int>(train.threads));
   std::unique_ptr<Model> model =
       host.LoadModel(config.model.plugin, config.model.path, config.model.options);
   PreparedData data = PrepareData(config.dataset, host, model->tokenizer(), train.seq_len);

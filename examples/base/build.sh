@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the example base model into examples/models/base: a 1.1M-parameter Llama-architecture
+# Builds the example base model into examples/models/base: a 0.9M-parameter Llama-architecture
 # model with its own sentencepiece tokenizer, pretrained by tune itself on generated text.
 #
 #   examples/base/build.sh [--tune PATH]
@@ -29,7 +29,7 @@ echo "generating the example data in $data" >&2
 echo "initialising the base model" >&2
 rm -rf "$root/examples/models/base-init"
 "$python" "$root/tests/tools/make_tiny_llama.py" "$root/examples/models/base-init" --seed 0 \
-  --vocab 384 --hidden 128 --layers 4 --heads 4 --kv-heads 4 --intermediate 352 \
+  --vocab 320 --hidden 128 --layers 4 --heads 4 --kv-heads 4 --intermediate 352 \
   --max-positions 128 --tokenizer-text "$data/corpus.txt"
 
 echo "pretraining (a few minutes on 2 cores)" >&2

@@ -7,7 +7,7 @@ OUT_DIR gets:
   corpus.txt      plain text the base model's tokenizer and pretraining read
   pretrain.jsonl  the corpus as {"prompt": "", "completion": line} rows (everything is learned)
   task.jsonl      the task: {"prompt": "reverse: wa wb wc =", "completion": "wc wb wa"}, three
-                  operations (reverse, sort, rotate) over 3-6 words of a made-up vocabulary
+                  operations (reverse, sort, rotate) over 3-4 words of a made-up vocabulary
 
 The corpus teaches the vocabulary and the "op: words =" layout with a copy operation only, so the
 base model answers every task prompt in the right shape but with the wrong words: it scores low
@@ -31,7 +31,7 @@ def vocabulary(rng, size):
 
 
 def task_example(rng, words):
-    items = rng.sample(words, rng.randint(3, 6))
+    items = rng.sample(words, rng.randint(3, 4))
     op = rng.choice(("reverse", "sort", "rotate"))
     if op == "reverse":
         answer = items[::-1]
