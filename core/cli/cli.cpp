@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -18,6 +19,7 @@
 #include "runtime/runtime_info.h"
 #include "train/lineage.h"
 #include "train/trainer.h"
+#include "tune/adapter.h"
 #include "tune/model.h"
 #include "util/error.h"
 
@@ -143,7 +145,51 @@ int Validate(const fs::path& file, const std::vector<std::string>& overrides) {
   return 0;
 }
 
-int Generate(const fs::path& model_dir, const std::string& model_plugin, const std::string& prompt,
+// A LoRA adapter in PEFT's layout (adapter_config.json + adapter_model.safetensors), attached
+// to `model` and merged into its weights. The adapter must stay alive while the model is used.
+std::unique_ptr<Adapter> AttachPeftAdapter(const PluginHost& host, Model& model,
+                                           const fs::path& model_dir, const fs::path& dir) {
+  const fs::path config_file = dir / "adapter_config.json";
+  if (!fs::exists(config_file)) {
+    if (fs::exists(dir / "config.json")) {
+      throw UserError(dir.string() +
+                      " is a whole model (full fine-tuning); pass it as --model instead of "
+                      "--adapter");
+    }
+    throw UserError(dir.string() +
+                    " has no adapter_config.json; --adapter takes a PEFT LoRA "
+                    "directory such as tune train's adapter/ or tune fetch's output");
+  }
+  nlohmann::json peft;
+  try {
+    peft = nlohmann::json::parse(std::ifstream(config_file));
+    if (peft.value("peft_type", "") != "LORA") {
+      throw UserError(config_file.string() + ": peft_type is " + peft.value("peft_type", "?") +
+                      "; only LORA adapters can be applied");
+    }
+    Options options = PluginHost::DefaultOptions(host.Require(PluginKind::kAdapter, "lora"));
+    options.Set("rank", peft.at("r").get<int64_t>());
+    options.Set("alpha", peft.at("lora_alpha").get<double>());
+    options.Set("rslora", peft.value("use_rslora", false));
+    const nlohmann::json& targets = peft.at("target_modules");
+    if (targets.is_string()) {
+      options.Set("target_regex", targets.get<std::string>());
+    } else {
+      options.Set("targets", targets.get<std::vector<std::string>>());
+    }
+    std::unique_ptr<Adapter> adapter = host.CreateAdapter("lora", options);
+    adapter->Attach(model, model_dir);
+    adapter->Load(dir);
+    adapter->SetTraining(false);
+    adapter->Merge();
+    return adapter;
+  } catch (const nlohmann::json::exception& e) {
+    throw UserError(config_file.string() + ": not a PEFT LoRA config (" + e.what() + ")");
+  }
+}
+
+int Generate(const fs::path& model_dir, const std::string& model_plugin,
+             const fs::path& adapter_dir, const std::string& prompt,
              const SamplingOptions& sampling) {
   PluginHost host;
   LoadPlugins(host, {});
@@ -152,6 +198,8 @@ int Generate(const fs::path& model_dir, const std::string& model_plugin, const s
   const auto load_start = std::chrono::steady_clock::now();
   const std::unique_ptr<Model> model =
       host.LoadModel(model_plugin, model_dir, PluginHost::DefaultOptions(plugin));
+  std::unique_ptr<Adapter> adapter;
+  if (!adapter_dir.empty()) adapter = AttachPeftAdapter(host, *model, model_dir, adapter_dir);
   const ModelDescription description = model->Describe();
   const auto start = std::chrono::steady_clock::now();
   spdlog::info("loaded {} model {} ({:.1f}M parameters) in {:.1f} s", description.architecture,
@@ -282,6 +330,10 @@ int RunCli(int argc, char** argv) {
   SamplingOptions sampling;
   generate->add_option("--model", generate_model, "Model directory (Hugging Face layout)")
       ->required();
+  std::string generate_adapter;
+  generate->add_option("--adapter", generate_adapter,
+                       "LoRA adapter in PEFT layout to apply (tune train's adapter/, tune fetch's "
+                       "output)");
   generate->add_option("--model-plugin", generate_plugin, "Model plugin that reads the directory")
       ->capture_default_str();
   generate->add_option("--max-tokens", sampling.max_new_tokens, "Most tokens to generate")
@@ -340,7 +392,7 @@ int RunCli(int argc, char** argv) {
       return TrainRun(train_file, train_overrides, train_options);
     }
     if (generate->parsed()) {
-      return Generate(generate_model, generate_plugin, generate_prompt, sampling);
+      return Generate(generate_model, generate_plugin, generate_adapter, generate_prompt, sampling);
     }
     if (std::optional<int> code = registry_commands->Run()) return *code;
     std::cout << app.help();

@@ -125,6 +125,27 @@ TEST_F(TrainCommand, RegistersTheAdapterWithItsLineage) {
   EXPECT_EQ(RunTune({"adapters", "show", "t:2", "--registry", registry}).exit_code, 0);
 }
 
+TEST_F(TrainCommand, GenerateWithTheAdapterReproducesTheEvalOutputs) {
+  ASSERT_EQ(RunTune({"train", RunFile().string(), "-o", (dir_.path() / "run").string()}).exit_code,
+            0);
+  std::ifstream samples(dir_.path() / "run/eval_samples.jsonl");
+  std::string line;
+  ASSERT_TRUE(std::getline(samples, line));
+  const auto sample = nlohmann::json::parse(line);
+  const auto generated = RunTune({"-q", "generate", "--model", (shared_->path() / "model").string(),
+                                  "--adapter", (dir_.path() / "run/adapter").string(),
+                                  "--max-tokens", "4", sample["prompt"].get<std::string>()});
+  ASSERT_EQ(generated.exit_code, 0) << generated.err;
+  EXPECT_EQ(generated.out, sample["prediction"].get<std::string>() + "\n");
+
+  const auto full_dir = RunTune({"generate", "--model", (shared_->path() / "model").string(),
+                                 "--adapter", (shared_->path() / "model").string(), "x"});
+  EXPECT_EQ(full_dir.exit_code, 1);
+  EXPECT_EQ(full_dir.err, "error: " + (shared_->path() / "model").string() +
+                              " is a whole model (full fine-tuning); pass it as --model instead "
+                              "of --adapter\n");
+}
+
 TEST_F(TrainCommand, SameRunFileGivesBitIdenticalAdapters) {
   const fs::path file = RunFile();
   ASSERT_EQ(RunTune({"train", file.string(), "-o", (dir_.path() / "a").string()}).exit_code, 0);
