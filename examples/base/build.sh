@@ -24,12 +24,12 @@ fi
 
 echo "generating the example data in $data" >&2
 "$python" "$root/examples/tasks/generate.py" "$data"
-"$python" "$root/examples/tasks/generate.py" "$data/noisy" --task-examples 20000 --noise 0.3
+"$python" "$root/examples/tasks/generate.py" "$data/noisy" --task-examples 10000 --noise 0.3
 
 echo "initialising the base model" >&2
 rm -rf "$root/examples/models/base-init"
 "$python" "$root/tests/tools/make_tiny_llama.py" "$root/examples/models/base-init" --seed 0 \
-  --vocab 320 --hidden 128 --layers 4 --heads 4 --kv-heads 4 --intermediate 352 \
+  --vocab 448 --hidden 128 --layers 4 --heads 4 --kv-heads 4 --intermediate 352 \
   --max-positions 128 --tokenizer-text "$data/corpus.txt"
 
 echo "pretraining (a few minutes on 2 cores)" >&2

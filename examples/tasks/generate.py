@@ -47,7 +47,7 @@ def main():
     p.add_argument("out_dir")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--corpus-lines", type=int, default=20000)
-    p.add_argument("--task-examples", type=int, default=2000)
+    p.add_argument("--task-examples", type=int, default=20000)
     p.add_argument("--noise", type=float, default=0.0)
     a = p.parse_args()
     if not 0.0 <= a.noise <= 1.0:
