@@ -1,5 +1,7 @@
 #include "llama_model.h"
 
+#include "causal_attention.h"
+
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -100,6 +102,10 @@ struct AttentionImpl : torch::nn::Module {
     if (num_heads != num_kv_heads) {
       k = k.repeat_interleave(num_heads / num_kv_heads, 1);
       v = v.repeat_interleave(num_heads / num_kv_heads, 1);
+    }
+    if (past == 0 && q.is_cpu() && q.scalar_type() == torch::kFloat) {
+      const Tensor out = CausalAttention(q, k, v, 1.0 / std::sqrt(static_cast<double>(head_dim)));
+      return o_proj(out.transpose(1, 2).reshape({batch, length, num_heads * head_dim}));
     }
     Tensor scores =
         torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(head_dim));
