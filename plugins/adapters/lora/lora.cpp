@@ -57,9 +57,16 @@ class LoraLayer final : public tune::LinearExtension {
     if (merged_) return y;
     Tensor h = x.scalar_type() == a_.scalar_type() ? x : x.to(a_.scalar_type());
     if (training_ && dropout_ > 0) h = torch::dropout(h, dropout_, /*train=*/true);
-    // Scaling the rank-wide intermediate costs rank, not out, multiplications per token.
-    const Tensor delta = torch::linear(torch::linear(h, a_) * scale_, b_);
-    return y + (delta.scalar_type() == y.scalar_type() ? delta : delta.to(y.scalar_type()));
+    const Tensor down = torch::linear(h, a_);  // [..., rank]
+    if (y.scalar_type() != b_.scalar_type()) {
+      return y + (torch::linear(down, b_) * scale_).to(y.scalar_type());
+    }
+    // y + scale * down B^T as one GEMM accumulating into a copy of y: no separate passes for
+    // the scaling and the sum, forward or backward.
+    const int64_t out = y.size(-1);
+    return torch::addmm(y.reshape({-1, out}), down.reshape({-1, down.size(-1)}), b_.t(), 1.0,
+                        scale_)
+        .view(y.sizes());
   }
 
   // W += scale * B A (sign +1) or W -= scale * B A (sign -1), in W's dtype.

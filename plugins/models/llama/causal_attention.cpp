@@ -29,6 +29,31 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
               static_cast<int>(n));
 }
 
+// Rotary embedding of one head's rows [T, D] in the rotate_half layout:
+//   y[:h] = x[:h] cos[:h] - x[h:] sin[:h],  y[h:] = x[h:] cos[h:] + x[:h] sin[h:]   (h = D / 2)
+void Rope(const float* x, const float* cos, const float* sin, int64_t tokens, int64_t dim,
+          float* y) {
+  const int64_t half = dim / 2;
+  for (int64_t t = 0; t < tokens; ++t) {
+    const float *xt = x + t * dim, *c = cos + t * dim, *s = sin + t * dim;
+    float* yt = y + t * dim;
+    for (int64_t d = 0; d < half; ++d) yt[d] = xt[d] * c[d] - xt[d + half] * s[d];
+    for (int64_t d = half; d < dim; ++d) yt[d] = xt[d] * c[d] + xt[d - half] * s[d];
+  }
+}
+
+// The transpose of Rope applied to a gradient g (in place is not allowed: g and dx differ).
+void RopeBackward(const float* g, const float* cos, const float* sin, int64_t tokens, int64_t dim,
+                  float* dx) {
+  const int64_t half = dim / 2;
+  for (int64_t t = 0; t < tokens; ++t) {
+    const float *gt = g + t * dim, *c = cos + t * dim, *s = sin + t * dim;
+    float* dt = dx + t * dim;
+    for (int64_t d = 0; d < half; ++d) dt[d] = gt[d] * c[d] + gt[d + half] * s[d + half];
+    for (int64_t d = half; d < dim; ++d) dt[d] = gt[d] * c[d] - gt[d - half] * s[d - half];
+  }
+}
+
 // Row i of scores [T, T] becomes softmax over columns 0..i; columns past i become 0.
 void CausalSoftmaxRows(float* scores, int64_t tokens) {
   for (int64_t i = 0; i < tokens; ++i) {
@@ -61,16 +86,25 @@ void SoftmaxBackwardRows(const float* probs, float* grad, int64_t tokens, float 
 class CausalAttentionFunction : public torch::autograd::Function<CausalAttentionFunction> {
  public:
   static Tensor forward(AutogradContext* ctx, const Tensor& q_in, const Tensor& k_in,
-                        const Tensor& v_in, double scale) {
-    const Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
-    const int64_t heads = q.size(0) * q.size(1), tokens = q.size(2), dim = q.size(3);
+                        const Tensor& v_in, const Tensor& cos_in, const Tensor& sin_in,
+                        double scale) {
+    const Tensor q_raw = q_in.contiguous(), k_raw = k_in.contiguous(), v = v_in.contiguous();
+    const Tensor cos = cos_in.contiguous(), sin = sin_in.contiguous();
+    const int64_t heads = q_raw.size(0) * q_raw.size(1), tokens = q_raw.size(2),
+                  dim = q_raw.size(3);
+    Tensor q = torch::empty_like(q_raw), k = torch::empty_like(k_raw);  // rotated
     Tensor out = torch::empty_like(q);
     Tensor probs = torch::empty({q.size(0), q.size(1), tokens, tokens}, q.options());
-    const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
+    const float *qr = q_raw.data_ptr<float>(), *kr = k_raw.data_ptr<float>();
+    const float *cp = cos.data_ptr<float>(), *sp = sin.data_ptr<float>();
+    float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>();
+    const float* vp = v.data_ptr<float>();
     float *op = out.data_ptr<float>(), *pp = probs.data_ptr<float>();
     const int64_t block = tokens * dim, square = tokens * tokens;
     at::parallel_for(0, heads, 1, [&](int64_t begin, int64_t end) {
       for (int64_t n = begin; n < end; ++n) {
+        Rope(qr + n * block, cp, sp, tokens, dim, qp + n * block);
+        Rope(kr + n * block, cp, sp, tokens, dim, kp + n * block);
         float* p = pp + n * square;
         Gemm(false, true, tokens, tokens, dim, static_cast<float>(scale), qp + n * block,
              kp + n * block, p);
@@ -78,7 +112,7 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
         Gemm(false, false, tokens, dim, tokens, 1.0f, p, vp + n * block, op + n * block);
       }
     });
-    ctx->save_for_backward({q, k, v, probs});
+    ctx->save_for_backward({q, k, v, probs, cos, sin});
     ctx->saved_data["scale"] = scale;
     return out;
   }
@@ -86,6 +120,7 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const variable_list saved = ctx->get_saved_variables();
     const Tensor &q = saved[0], &k = saved[1], &v = saved[2], &probs = saved[3];
+    const float *cp = saved[4].data_ptr<float>(), *sp = saved[5].data_ptr<float>();
     const Tensor grad_out = grad_outputs[0].contiguous();
     const auto scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
     const int64_t heads = q.size(0) * q.size(1), tokens = q.size(2), dim = q.size(3);
@@ -96,26 +131,29 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
     const int64_t block = tokens * dim, square = tokens * tokens;
     at::parallel_for(0, heads, 1, [&](int64_t begin, int64_t end) {
       std::vector<float> ds(static_cast<size_t>(square));
+      std::vector<float> rotated(static_cast<size_t>(block));
       for (int64_t n = begin; n < end; ++n) {
         const float* p = pp + n * square;
         const float* go = gp + n * block;
         Gemm(true, false, tokens, dim, tokens, 1.0f, p, go, dvp + n * block);         // dV = P^T dO
         Gemm(false, true, tokens, tokens, dim, 1.0f, go, vp + n * block, ds.data());  // dO V^T
         SoftmaxBackwardRows(p, ds.data(), tokens, scale);
-        Gemm(false, false, tokens, dim, tokens, 1.0f, ds.data(), kp + n * block,
-             dqp + n * block);  // dQ = dS K
-        Gemm(true, false, tokens, dim, tokens, 1.0f, ds.data(), qp + n * block,
-             dkp + n * block);  // dK = dS^T Q
+        // Gradients of the rotated q and k, then through the rotation.
+        Gemm(false, false, tokens, dim, tokens, 1.0f, ds.data(), kp + n * block, rotated.data());
+        RopeBackward(rotated.data(), cp, sp, tokens, dim, dqp + n * block);
+        Gemm(true, false, tokens, dim, tokens, 1.0f, ds.data(), qp + n * block, rotated.data());
+        RopeBackward(rotated.data(), cp, sp, tokens, dim, dkp + n * block);
       }
     });
-    return {dq, dk, dv, Tensor()};
+    return {dq, dk, dv, Tensor(), Tensor(), Tensor()};
   }
 };
 
 }  // namespace
 
-Tensor CausalAttention(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
-  return CausalAttentionFunction::apply(q, k, v, scale);
+Tensor CausalAttention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cos,
+                       const Tensor& sin, double scale) {
+  return CausalAttentionFunction::apply(q, k, v, cos, sin, scale);
 }
 
 }  // namespace tune::llama

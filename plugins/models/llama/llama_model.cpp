@@ -87,6 +87,16 @@ struct AttentionImpl : torch::nn::Module {
     Tensor q = q_proj(x).view({batch, length, num_heads, head_dim}).transpose(1, 2);
     Tensor k = k_proj(x).view({batch, length, num_kv_heads, head_dim}).transpose(1, 2);
     Tensor v = v_proj(x).view({batch, length, num_kv_heads, head_dim}).transpose(1, 2);
+    if (cache == nullptr && q.is_cpu() && q.scalar_type() == torch::kFloat) {
+      // Whole sequences (training, eval loss): the fused kernel rotates q and k itself.
+      if (num_heads != num_kv_heads) {
+        k = k.repeat_interleave(num_heads / num_kv_heads, 1);
+        v = v.repeat_interleave(num_heads / num_kv_heads, 1);
+      }
+      const Tensor out =
+          CausalAttention(q, k, v, cos, sin, 1.0 / std::sqrt(static_cast<double>(head_dim)));
+      return o_proj(out.transpose(1, 2).reshape({batch, length, num_heads * head_dim}));
+    }
     q = q * cos + RotateHalf(q) * sin;
     k = k * cos + RotateHalf(k) * sin;
     int64_t past = 0;
@@ -102,10 +112,6 @@ struct AttentionImpl : torch::nn::Module {
     if (num_heads != num_kv_heads) {
       k = k.repeat_interleave(num_heads / num_kv_heads, 1);
       v = v.repeat_interleave(num_heads / num_kv_heads, 1);
-    }
-    if (past == 0 && q.is_cpu() && q.scalar_type() == torch::kFloat) {
-      const Tensor out = CausalAttention(q, k, v, 1.0 / std::sqrt(static_cast<double>(head_dim)));
-      return o_proj(out.transpose(1, 2).reshape({batch, length, num_heads * head_dim}));
     }
     Tensor scores =
         torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(head_dim));
