@@ -141,8 +141,10 @@ const PluginInfo& LoadedPlugin::info() const { return InfoOf(plugin); }
 
 std::string DescribePluginFailure(const LoadedPlugin& plugin, std::string_view action,
                                   std::string_view what) {
+  // One line: libtorch's messages continue with a C++ backtrace after the first newline.
   return std::string(PluginKindName(plugin.kind)) + " plugin '" + plugin.info().name + "' (" +
-         plugin.file.string() + ") failed " + std::string(action) + ": " + std::string(what);
+         plugin.file.string() + ") failed " + std::string(action) + ": " +
+         std::string(what.substr(0, what.find('\n')));
 }
 
 std::vector<fs::path> PluginSearchPath(const fs::path& builtin_dir,

@@ -115,12 +115,23 @@ template <typename Call>
 decltype(auto) CallPlugin(const LoadedPlugin& plugin, std::string_view action, Call&& call) {
   try {
     return call();
+  } catch (const OutOfMemory&) {
+    throw;
   } catch (const UserError& e) {
     // Built-in plugins phrase refusals of the user's input themselves (file, key, fix); the
     // plugin's file adds nothing there.
     throw UserError(std::string(PluginKindName(plugin.kind)) + " plugin '" + plugin.info().name +
                     "': " + e.what());
+  } catch (const std::bad_alloc&) {
+    throw OutOfMemory(DescribePluginFailure(plugin, action, "out of memory"));
   } catch (const std::exception& e) {
+    // libtorch reports a failed allocation as c10::Error with this text (CPU) or as
+    // c10::OutOfMemoryError "CUDA out of memory".
+    const std::string_view what = e.what();
+    if (what.find("can't allocate memory") != std::string_view::npos ||
+        what.find("out of memory") != std::string_view::npos) {
+      throw OutOfMemory(DescribePluginFailure(plugin, action, what));
+    }
     throw UserError(DescribePluginFailure(plugin, action, e.what()));
   } catch (...) {
     throw UserError(DescribePluginFailure(plugin, action, "a non-standard exception"));

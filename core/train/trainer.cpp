@@ -264,7 +264,10 @@ void TruncateMetrics(const fs::path& path, int64_t step) {
 
 }  // namespace
 
-TrainSummary Train(const RunConfig& config, const PluginHost& host, const TrainOptions& options) {
+namespace {
+
+TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
+                          const TrainOptions& options) {
   const auto wall_start = Clock::now();
   const TrainConfig& train = config.train;
   const fs::path& run_dir = options.run_dir;
@@ -287,6 +290,11 @@ TrainSummary Train(const RunConfig& config, const PluginHost& host, const TrainO
   if (train.threads > 0) at::set_num_threads(static_cast<int>(train.threads));
   std::unique_ptr<Model> model =
       host.LoadModel(config.model.plugin, config.model.path, config.model.options);
+  if (const int64_t positions = model->Describe().max_positions; train.seq_len > positions) {
+    throw UserError("train.seq_len = " + std::to_string(train.seq_len) +
+                    " is longer than the model's max_position_embeddings (" +
+                    std::to_string(positions) + "); lower train.seq_len");
+  }
   PreparedData data = PrepareData(config.dataset, host, model->tokenizer(), train.seq_len);
   ProgressLine progress(train.steps);
   if (!data.skipped.empty()) {
@@ -476,6 +484,31 @@ TrainSummary Train(const RunConfig& config, const PluginHost& host, const TrainO
                                               .dump(1) +
                                           "\n");
   return summary;
+}
+
+}  // namespace
+
+TrainSummary Train(const RunConfig& config, const PluginHost& host, const TrainOptions& options) {
+  // libtorch's errors carry a C++ backtrace and several lines; the user gets the first line of
+  // the message, what to change, and where the partial run is.
+  const std::string kept = "; " + options.run_dir.string() + " keeps what the run wrote";
+  try {
+    return TrainOrThrow(config, host, options);
+  } catch (const OutOfMemory& e) {
+    throw UserError(std::string("out of memory while training: ") + e.what() +
+                    "; lower train.batch_size or train.seq_len" + kept);
+  } catch (const std::bad_alloc&) {
+    throw UserError("out of memory while training; lower train.batch_size or train.seq_len" + kept);
+  } catch (const c10::Error& e) {
+    std::string message = e.what_without_backtrace();
+    message = message.substr(0, message.find('\n'));
+    if (message.find("can't allocate memory") != std::string::npos ||
+        message.find("out of memory") != std::string::npos) {
+      throw UserError("out of memory while training: " + message +
+                      "; lower train.batch_size or train.seq_len" + kept);
+    }
+    throw UserError("training failed in libtorch: " + message + kept);
+  }
 }
 
 }  // namespace tune

@@ -15,4 +15,11 @@ class UserError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Memory ran out (an allocation failed) while doing what the message says. Callers that know
+// which setting decides the memory use add it to the message.
+class OutOfMemory : public UserError {
+ public:
+  using UserError::UserError;
+};
+
 }  // namespace tune

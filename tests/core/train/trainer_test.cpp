@@ -251,6 +251,34 @@ at::Tensor TwoRows(std::vector<int64_t> values) {
   return at::tensor(values, at::kLong).view({2, 5});
 }
 
+TEST_F(TrainCommand, RunningOutOfMemoryIsOneLineNamingTheFix) {
+  // 2.5 GB of address space: libtorch loads, a batch of 100,000 x ~200 tokens does not fit.
+  const fs::path data = dir_.Write(
+      "long.jsonl", "{\"prompt\": \"" + std::string(150, 'a') + "\", \"completion\": \"b\"}\n");
+  const std::string run = (dir_.path() / "run").string();
+  const auto result = RunCommand({"/bin/bash", "-c", "ulimit -v 2500000; exec \"$0\" \"$@\"",
+                                  TUNE_BINARY, "train", RunFile().string(), "-o", run,
+                                  "dataset.path=" + data.string(), "dataset.eval_fraction=0",
+                                  "train.seq_len=256", "train.batch_size=100000", "train.steps=1"});
+  EXPECT_EQ(result.exit_code, 1) << result.err;
+  EXPECT_EQ(testing::CountLinesStartingWith(result.err, "error: out of memory while training"), 1)
+      << result.err;
+  EXPECT_NE(result.err.find("lower train.batch_size or train.seq_len; " + run +
+                            " keeps what the run wrote\n"),
+            std::string::npos)
+      << result.err;
+  EXPECT_EQ(result.err.find("frame #"), std::string::npos) << "no backtrace";
+}
+
+TEST_F(TrainCommand, SeqLenBeyondTheModelsPositionsIsRefused) {
+  const auto result = RunTune(
+      {"train", RunFile().string(), "-o", (dir_.path() / "run").string(), "train.seq_len=1000"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.err,
+            "error: train.seq_len = 1000 is longer than the model's max_position_embeddings (256); "
+            "lower train.seq_len\n");
+}
+
 TEST(TrainExamples, PromptTokensAreMaskedUnlessTrainOnPrompt) {
   const TokenizedExample a{{1, 10, 11, 20, 21, 2}, 3, 1};
   const TokenizedExample b{{1, 12, 30, 2}, 2, 2};
