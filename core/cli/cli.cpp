@@ -17,6 +17,7 @@
 #include "plugin_host/plugin_host.h"
 #include "registry/registry.h"
 #include "runtime/runtime_info.h"
+#include "sweep/sweep.h"
 #include "train/lineage.h"
 #include "train/trainer.h"
 #include "tune/adapter.h"
@@ -218,8 +219,8 @@ int Generate(const fs::path& model_dir, const std::string& model_plugin,
   return 0;
 }
 
-int TrainRun(const fs::path& file, const std::vector<std::string>& overrides,
-             TrainOptions options) {
+int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, TrainOptions options,
+             bool register_adapter) {
   const RunFile run_file = RunFile::Read(file, overrides);
   PluginHost host;
   LoadPlugins(host, run_file.PluginPaths());
@@ -227,6 +228,11 @@ int TrainRun(const fs::path& file, const std::vector<std::string>& overrides,
   const RunConfig config = run_file.Resolve(host);
   if (options.run_dir.empty()) options.run_dir = fs::path(".tune/runs") / config.name;
 
+  if (!register_adapter) {
+    const TrainSummary summary = Train(config, host, options);
+    std::printf("adapter: %s (not registered)\n", summary.adapter_dir.c_str());
+    return 0;
+  }
   // The run logs to the registry as it goes, and its adapter becomes the next version of
   // config.name there.
   const std::unique_ptr<Registry> registry =
@@ -367,6 +373,23 @@ int RunCli(int argc, char** argv) {
   train->add_flag("--restart", train_options.restart, "Discard the run directory and start over");
   train->add_flag("--force", train_options.force, "Resume although the config or the data changed");
   train->get_option("--resume")->excludes("--restart");
+  bool train_no_register = false;
+  train->add_flag("--no-register", train_no_register,
+                  "Leave the adapter in the run directory only (tune sweep registers its trials "
+                  "itself)");
+
+  CLI::App* sweep = app.add_subcommand(
+      "sweep", "Run a sweep's trials, register every finished adapter, print the ranking");
+  SweepOptions sweep_options;
+  std::string sweep_file;
+  sweep->add_option("file", sweep_file, "Sweep file (.toml with [sweep])")->required();
+  sweep->add_option("overrides", sweep_options.overrides,
+                    "key=value settings that replace the file's, in every trial");
+  sweep->add_flag("--resume", sweep_options.resume,
+                  "Continue the newest sweep of this name: keep finished trials, resume "
+                  "interrupted ones from their checkpoints, run the rest");
+  sweep->add_flag("--force", sweep_options.force,
+                  "Resume although the sweep file or the data changed");
 
   try {
     app.parse(argc, argv);
@@ -387,9 +410,13 @@ int RunCli(int argc, char** argv) {
     }
     if (plugins->parsed()) return ListPlugins(plugins_json);
     if (validate->parsed()) return Validate(validate_file, validate_overrides);
+    if (sweep->parsed()) {
+      sweep_options.file = sweep_file;
+      return RunSweep(sweep_options);
+    }
     if (train->parsed()) {
       train_options.run_dir = train_output;
-      return TrainRun(train_file, train_overrides, train_options);
+      return TrainRun(train_file, train_overrides, train_options, !train_no_register);
     }
     if (generate->parsed()) {
       return Generate(generate_model, generate_plugin, generate_adapter, generate_prompt, sampling);

@@ -20,12 +20,6 @@ void HashFile(Sha256& sha, const fs::path& path) {
   }
 }
 
-std::string FileSha256(const fs::path& path) {
-  Sha256 sha;
-  HashFile(sha, path);
-  return sha.FinishHex();
-}
-
 ParamValue ToParam(const OptionValue& value) {
   return std::visit(
       [](const auto& v) -> ParamValue {

@@ -488,6 +488,34 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
 
 }  // namespace
 
+TrainSummary ReadSummary(const fs::path& run_dir) {
+  const fs::path path = run_dir / "summary.json";
+  try {
+    const json j = json::parse(std::ifstream(path));
+    TrainSummary summary;
+    summary.scores = j.at("scores").get<std::map<std::string, double>>();
+    summary.base_scores = j.at("base_scores").get<std::map<std::string, double>>();
+    for (const json& p : j.at("curve")) {
+      summary.curve.push_back(
+          {p.at(0).get<int64_t>(), p.at(1).get<double>(), p.at(2).get<double>()});
+    }
+    summary.dataset_sha256 = j.at("dataset_sha256").get<std::string>();
+    summary.eval_sha256 = j.at("eval_sha256").get<std::string>();
+    summary.train_examples = j.at("train_examples").get<int64_t>();
+    summary.eval_examples = j.at("eval_examples").get<int64_t>();
+    summary.skipped_rows = j.at("skipped_rows").get<int64_t>();
+    summary.train_seconds = j.at("train_seconds").get<double>();
+    summary.wall_seconds = j.at("wall_seconds").get<double>();
+    summary.tokens_per_second = j.at("tokens_per_second").get<double>();
+    summary.peak_memory_bytes = j.at("peak_memory_bytes").get<int64_t>();
+    summary.adapter_dir = run_dir / "adapter";
+    return summary;
+  } catch (const json::exception& e) {
+    throw UserError(path.string() + " is missing or unreadable (" + e.what() +
+                    "); the run did not finish");
+  }
+}
+
 TrainSummary Train(const RunConfig& config, const PluginHost& host, const TrainOptions& options) {
   // libtorch's errors carry a C++ backtrace and several lines; the user gets the first line of
   // the message, what to change, and where the partial run is.

@@ -61,6 +61,9 @@ struct TrainOptions {
   std::function<void(int64_t step, double eval_loss)> on_eval;
 };
 
+// The summary a finished run wrote to run_dir/summary.json. Throws UserError if there is none.
+TrainSummary ReadSummary(const std::filesystem::path& run_dir);
+
 // Runs the trial. Throws UserError with one line for anything the user can fix (bad data, a run
 // directory that holds another run, a resume whose config or data changed, a plugin failure);
 // what was written so far stays in run_dir for inspection.

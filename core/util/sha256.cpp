@@ -2,7 +2,11 @@
 
 #include <openssl/evp.h>
 
+#include <fstream>
 #include <stdexcept>
+#include <vector>
+
+#include "util/error.h"
 
 namespace tune {
 
@@ -42,6 +46,18 @@ std::string Sha256::FinishHex() {
 std::string Sha256Hex(std::string_view bytes) {
   Sha256 sha;
   sha.Update(bytes);
+  return sha.FinishHex();
+}
+
+std::string FileSha256(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UserError("cannot read " + path.string());
+  Sha256 sha;
+  std::vector<char> buffer(1 << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    sha.Update(std::string_view(buffer.data(), static_cast<size_t>(in.gcount())));
+  }
   return sha.FinishHex();
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -25,5 +26,8 @@ class Sha256 {
 
 // Lower-case hex SHA-256 of `bytes`.
 std::string Sha256Hex(std::string_view bytes);
+
+// Lower-case hex SHA-256 of the file's bytes. Throws UserError if it cannot be read.
+std::string FileSha256(const std::filesystem::path& path);
 
 }  // namespace tune

@@ -1,0 +1,555 @@
+#include "sweep/sweep.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "config/run_config.h"
+#include "plugin_host/plugin_host.h"
+#include "registry/registry.h"
+#include "sweep/search.h"
+#include "train/lineage.h"
+#include "train/trainer.h"
+#include "util/error.h"
+#include "util/sha256.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+enum class TrialStatus { kPending, kRunning, kFinished, kFailed };
+
+const char* StatusName(TrialStatus status) {
+  switch (status) {
+    case TrialStatus::kPending:
+      return "pending";
+    case TrialStatus::kRunning:
+      return "running";
+    case TrialStatus::kFinished:
+      return "finished";
+    case TrialStatus::kFailed:
+      return "failed";
+  }
+  return "pending";
+}
+
+TrialStatus StatusFromName(const std::string& name) {
+  if (name == "running") return TrialStatus::kRunning;
+  if (name == "finished") return TrialStatus::kFinished;
+  if (name == "failed") return TrialStatus::kFailed;
+  return TrialStatus::kPending;
+}
+
+struct Trial {
+  int64_t number = 0;  // 1-based
+  std::vector<std::string> overrides;
+  Assignment assignment;
+  TrialStatus status = TrialStatus::kPending;
+  int64_t version = 0;
+  std::optional<double> objective;
+  std::optional<double> base_objective;
+  double wall_seconds = 0.0;
+  std::string error;
+  // While running:
+  pid_t pid = 0;
+  std::string run_id;
+  std::streamoff metrics_offset = 0;
+  std::string progress;  // the latest step line
+  Clock::time_point started;
+};
+
+struct SweepState {
+  std::string name;  // <sweep name>-<N>
+  std::string sweep_sha256;
+  std::string dataset_sha256;
+  std::vector<Trial> trials;
+};
+
+json AssignmentJson(const Assignment& assignment) {
+  json out = json::object();
+  for (const auto& [key, value] : assignment) {
+    std::visit(
+        [&](const auto& v) {
+          if constexpr (!std::is_same_v<std::decay_t<decltype(v)>, std::monostate>) out[key] = v;
+        },
+        value);
+  }
+  return out;
+}
+
+Assignment AssignmentFromJson(const json& j) {
+  Assignment out;
+  for (const auto& [key, value] : j.items()) {
+    if (value.is_boolean()) {
+      out[key] = value.get<bool>();
+    } else if (value.is_number_integer()) {
+      out[key] = value.get<int64_t>();
+    } else if (value.is_number()) {
+      out[key] = value.get<double>();
+    } else if (value.is_string()) {
+      out[key] = value.get<std::string>();
+    } else if (value.is_array()) {
+      out[key] = value.get<std::vector<std::string>>();
+    }
+  }
+  return out;
+}
+
+void SaveState(const fs::path& dir, const SweepState& state) {
+  json trials = json::array();
+  for (const Trial& t : state.trials) {
+    json j = {{"number", t.number},
+              {"overrides", t.overrides},
+              {"parameters", AssignmentJson(t.assignment)},
+              {"status", StatusName(t.status)},
+              {"version", t.version},
+              {"wall_seconds", t.wall_seconds},
+              {"error", t.error}};
+    if (t.objective) j["objective"] = *t.objective;
+    if (t.base_objective) j["base_objective"] = *t.base_objective;
+    trials.push_back(std::move(j));
+  }
+  const json root = {{"name", state.name},
+                     {"sweep_sha256", state.sweep_sha256},
+                     {"dataset_sha256", state.dataset_sha256},
+                     {"trials", trials}};
+  const fs::path temp = dir / "sweep.json.tmp";
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    out << root.dump(1) << '\n';
+    if (!out.flush()) throw UserError("cannot write " + temp.string() + " (disk full?)");
+  }
+  fs::rename(temp, dir / "sweep.json");
+}
+
+SweepState LoadState(const fs::path& dir) {
+  const fs::path path = dir / "sweep.json";
+  try {
+    const json root = json::parse(std::ifstream(path));
+    SweepState state;
+    state.name = root.at("name").get<std::string>();
+    state.sweep_sha256 = root.at("sweep_sha256").get<std::string>();
+    state.dataset_sha256 = root.at("dataset_sha256").get<std::string>();
+    for (const json& j : root.at("trials")) {
+      Trial t;
+      t.number = j.at("number").get<int64_t>();
+      t.overrides = j.at("overrides").get<std::vector<std::string>>();
+      t.assignment = AssignmentFromJson(j.at("parameters"));
+      t.status = StatusFromName(j.at("status").get<std::string>());
+      t.version = j.at("version").get<int64_t>();
+      t.wall_seconds = j.at("wall_seconds").get<double>();
+      t.error = j.at("error").get<std::string>();
+      if (j.contains("objective")) t.objective = j["objective"].get<double>();
+      if (j.contains("base_objective")) t.base_objective = j["base_objective"].get<double>();
+      state.trials.push_back(std::move(t));
+    }
+    return state;
+  } catch (const json::exception& e) {
+    throw UserError(path.string() + " is unreadable (" + e.what() +
+                    "); start a new sweep without --resume");
+  }
+}
+
+// <root>/<name>-<N> directories of this sweep name, by N.
+std::map<int64_t, fs::path> ExistingSweeps(const fs::path& root, const std::string& name) {
+  std::map<int64_t, fs::path> found;
+  if (!fs::is_directory(root)) return found;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    const std::string dir = entry.path().filename().string();
+    if (!dir.starts_with(name + "-")) continue;
+    const std::string suffix = dir.substr(name.size() + 1);
+    if (suffix.empty() || suffix.find_first_not_of("0123456789") != std::string::npos) continue;
+    found[std::stoll(suffix)] = entry.path();
+  }
+  return found;
+}
+
+std::string TrialDirName(int64_t number) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "trial-%03lld", static_cast<long long>(number));
+  return name;
+}
+
+// The last line of `path` that starts with "error: ", without the prefix.
+std::string LastErrorLine(const fs::path& path) {
+  std::ifstream in(path);
+  std::string line, last;
+  while (std::getline(in, line)) {
+    if (line.starts_with("error: ") || line.starts_with("internal error: ")) last = line;
+  }
+  return last.empty() ? "" : last.substr(last.find(": ") + 2);
+}
+
+std::string FormatDuration(double seconds) {
+  const auto total = static_cast<int64_t>(std::max(0.0, seconds) + 0.5);
+  char text[32];
+  std::snprintf(text, sizeof(text), "%lld:%02lld:%02lld", static_cast<long long>(total / 3600),
+                static_cast<long long>(total / 60 % 60), static_cast<long long>(total % 60));
+  return text;
+}
+
+std::string ParameterText(const Trial& trial) {
+  std::string text;
+  for (const auto& [key, value] : trial.assignment) {
+    if (!text.empty()) text += ' ';
+    text += OverrideText(key, value);
+  }
+  return text;
+}
+
+pid_t SpawnTrial(const std::vector<std::string>& argv, const fs::path& log) {
+  const pid_t pid = fork();
+  if (pid < 0) throw UserError("cannot start a trial process: fork failed");
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, STDOUT_FILENO);
+      dup2(fd, STDERR_FILENO);
+      close(fd);
+    }
+    std::vector<char*> args;
+    for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+}  // namespace
+
+int RunSweep(const SweepOptions& options) {
+  const auto sweep_start = Clock::now();
+  const RunFile run_file = RunFile::Read(options.file, options.overrides);
+  PluginHost host;
+  host.Load(PluginSearchPath(BuiltinPluginDir(),
+                             std::getenv("TUNE_PLUGIN_PATH") ? std::getenv("TUNE_PLUGIN_PATH") : "",
+                             run_file.PluginPaths()));
+  const RunConfig config = run_file.Resolve(host);
+  if (!config.sweep) {
+    throw UserError(options.file.string() +
+                    " has no [sweep] section; run one trial with tune train, or add [sweep]");
+  }
+  const SweepConfig& sweep = *config.sweep;
+  const std::string sweep_sha256 = Sha256Hex(config.resolved_toml);
+  std::string dataset_sha256 = FileSha256(config.dataset.path);
+  if (config.dataset.eval_path) dataset_sha256 += FileSha256(*config.dataset.eval_path);
+
+  // Which sweep directory.
+  const std::map<int64_t, fs::path> existing = ExistingSweeps(options.root, config.name);
+  fs::path dir;
+  SweepState state;
+  if (options.resume) {
+    if (existing.empty()) {
+      throw UserError("no sweep named " + config.name + " under " + options.root.string() +
+                      " to resume; run without --resume to start one");
+    }
+    dir = existing.rbegin()->second;
+    state = LoadState(dir);
+    if (!options.force && state.sweep_sha256 != sweep_sha256) {
+      throw UserError(dir.string() + ": " + options.file.string() +
+                      " (or its overrides) changed since this sweep started; resuming would mix "
+                      "two sweeps (use --force to resume anyway, or start a new sweep)");
+    }
+    if (!options.force && state.dataset_sha256 != dataset_sha256) {
+      throw UserError(dir.string() +
+                      ": the dataset changed since this sweep started; use --force "
+                      "to resume anyway, or start a new sweep");
+    }
+    std::printf("resuming sweep %s in %s\n", state.name.c_str(), dir.c_str());
+  } else {
+    const int64_t number = existing.empty() ? 1 : existing.rbegin()->first + 1;
+    state.name = config.name + "-" + std::to_string(number);
+    dir = options.root / state.name;
+    fs::create_directories(dir);
+    state.sweep_sha256 = sweep_sha256;
+    state.dataset_sha256 = dataset_sha256;
+    if (!existing.empty()) {
+      std::printf("starting a new sweep %s (the earlier %s continues with --resume)\n",
+                  state.name.c_str(), existing.rbegin()->second.filename().c_str());
+    } else {
+      std::printf("starting sweep %s in %s\n", state.name.c_str(), dir.c_str());
+    }
+  }
+  if (sweep.early_stop != "none") {
+    std::printf(
+        "warning: sweep.early_stop = \"%s\" is not implemented yet; trials run to the end\n",
+        sweep.early_stop.c_str());
+  }
+
+  const bool maximize = sweep.objective_goal == MetricGoal::kMaximize;
+  const auto seed = static_cast<uint64_t>(config.train.seed);
+  const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  const int64_t parallel = std::min<int64_t>(sweep.parallel, sweep.max_trials);
+  // Threads per trial so that parallel trials share the cores, unless the run file sets them.
+  const int64_t threads = std::max<int64_t>(1, cores / parallel);
+
+  // The trial list: the whole grid up front; random and tpe one at a time as slots free up.
+  if (state.trials.empty() && sweep.method == "grid") {
+    for (Assignment& assignment : GridTrials(sweep)) {
+      Trial trial;
+      trial.number = static_cast<int64_t>(state.trials.size()) + 1;
+      trial.assignment = std::move(assignment);
+      state.trials.push_back(std::move(trial));
+    }
+  }
+  auto next_assignment = [&](int64_t index) {
+    if (sweep.method == "random") return RandomTrial(sweep, seed, index);
+    std::vector<FinishedTrial> finished;
+    for (const Trial& t : state.trials) {
+      if (t.status == TrialStatus::kFinished && t.objective) {
+        finished.push_back({t.assignment, maximize ? *t.objective : -*t.objective});
+      }
+    }
+    return TpeTrial(sweep, seed, index, finished);
+  };
+  for (Trial& trial : state.trials) {
+    trial.overrides.clear();
+    for (const auto& [key, value] : trial.assignment) {
+      trial.overrides.push_back(OverrideText(key, value));
+    }
+  }
+  SaveState(dir, state);
+
+  const std::unique_ptr<Registry> registry =
+      Registry::Open(config.registry_path, Registry::OpenMode::kCreate);
+  char self[4096];
+  const ssize_t self_length = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (self_length <= 0) throw UserError("cannot find the tune executable (/proc/self/exe)");
+  const std::string tune_binary(self, static_cast<size_t>(self_length));
+
+  auto launch = [&](Trial& trial) {
+    const fs::path trial_dir = dir / TrialDirName(trial.number);
+    std::vector<std::string> argv = {tune_binary, "train", options.file.string()};
+    argv.insert(argv.end(), options.overrides.begin(), options.overrides.end());
+    argv.insert(argv.end(), trial.overrides.begin(), trial.overrides.end());
+    if (config.train.threads == 0) argv.push_back("train.threads=" + std::to_string(threads));
+    argv.insert(argv.end(), {"-o", trial_dir.string(), "--no-register"});
+    // An interrupted trial continues from its checkpoint; anything else starts clean.
+    const bool has_checkpoint =
+        fs::is_directory(trial_dir / "checkpoints") && !fs::is_empty(trial_dir / "checkpoints");
+    argv.push_back(has_checkpoint ? "--resume" : "--restart");
+    trial.pid = SpawnTrial(argv, dir / (TrialDirName(trial.number) + ".log"));
+    trial.status = TrialStatus::kRunning;
+    trial.started = Clock::now();
+    trial.metrics_offset = 0;
+    trial.run_id =
+        registry->CreateRun({config.name, state.name, trial.number,
+                             config.resolved_toml + "\n# trial: " + ParameterText(trial) + "\n"});
+    std::printf("trial %lld started: %s\n", static_cast<long long>(trial.number),
+                ParameterText(trial).c_str());
+    SaveState(dir, state);
+  };
+
+  // Forwards new per-step metrics lines to the registry; keeps the latest as progress text.
+  auto forward_metrics = [&](Trial& trial) {
+    std::ifstream in(dir / TrialDirName(trial.number) / "metrics.jsonl");
+    if (!in) return;
+    in.seekg(trial.metrics_offset);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (in.eof()) break;  // a line still being written
+      trial.metrics_offset = in.tellg();
+      const json j = json::parse(line, nullptr, false);
+      if (!j.is_object() || !j.contains("step")) continue;
+      std::map<std::string, double> values;
+      for (const auto& [key, value] : j.items()) {
+        if (key != "step" && value.is_number()) values[key] = value.get<double>();
+      }
+      registry->LogMetrics(trial.run_id, j["step"].get<int64_t>(), values);
+      if (j.contains("loss")) {
+        char text[128];
+        std::snprintf(text, sizeof(text), "step %lld/%lld loss %.4f %.0f tok/s",
+                      static_cast<long long>(j["step"].get<int64_t>()),
+                      static_cast<long long>(config.train.steps), j["loss"].get<double>(),
+                      j.value("tokens_per_second", 0.0));
+        trial.progress = text;
+      }
+    }
+  };
+
+  auto finish = [&](Trial& trial, int status) {
+    forward_metrics(trial);
+    trial.pid = 0;
+    trial.wall_seconds = std::chrono::duration<double>(Clock::now() - trial.started).count();
+    const fs::path trial_dir = dir / TrialDirName(trial.number);
+    const fs::path log = dir / (TrialDirName(trial.number) + ".log");
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      try {
+        std::vector<std::string> trial_overrides = options.overrides;
+        trial_overrides.insert(trial_overrides.end(), trial.overrides.begin(),
+                               trial.overrides.end());
+        const RunConfig trial_config = RunFile::Read(options.file, trial_overrides).Resolve(host);
+        const TrainSummary summary = ReadSummary(trial_dir);
+        VersionRecord record = MakeVersionRecord(trial_config, host, summary, trial.run_id);
+        record.sweep = state.name;
+        record.trial = trial.number;
+        trial.version = registry->Register(config.name, record, summary.adapter_dir);
+        const auto score = summary.scores.find(sweep.objective_metric);
+        if (score != summary.scores.end()) trial.objective = score->second;
+        const auto base = summary.base_scores.find(sweep.objective_metric);
+        if (base != summary.base_scores.end()) trial.base_objective = base->second;
+        trial.status = TrialStatus::kFinished;
+        registry->FinishRun(trial.run_id, RunStatus::kFinished);
+      } catch (const UserError& e) {
+        trial.status = TrialStatus::kFailed;
+        trial.error = e.what();
+        registry->FinishRun(trial.run_id, RunStatus::kFailed, trial.error);
+      }
+    } else {
+      trial.status = TrialStatus::kFailed;
+      trial.error = WIFSIGNALED(status)
+                        ? std::string("killed by signal ") + std::to_string(WTERMSIG(status)) +
+                              (WTERMSIG(status) == SIGKILL ? " (out of memory?)" : "")
+                        : LastErrorLine(log);
+      if (trial.error.empty())
+        trial.error = "exited with status " + std::to_string(WEXITSTATUS(status));
+      registry->FinishRun(
+          trial.run_id, WIFSIGNALED(status) ? RunStatus::kKilled : RunStatus::kFailed, trial.error);
+    }
+    if (trial.status == TrialStatus::kFinished) {
+      std::printf("trial %lld finished in %s: %s = %s -> registered %s:v%lld\n",
+                  static_cast<long long>(trial.number), FormatDuration(trial.wall_seconds).c_str(),
+                  sweep.objective_metric.c_str(),
+                  trial.objective ? std::to_string(*trial.objective).c_str() : "?",
+                  config.name.c_str(), static_cast<long long>(trial.version));
+    } else {
+      std::printf("trial %lld failed: %s (log: %s)\n", static_cast<long long>(trial.number),
+                  trial.error.c_str(), log.c_str());
+    }
+    SaveState(dir, state);
+  };
+
+  auto best = [&]() -> const Trial* {
+    const Trial* found = nullptr;
+    for (const Trial& t : state.trials) {
+      if (t.status != TrialStatus::kFinished || !t.objective) continue;
+      if (found == nullptr ||
+          (maximize ? *t.objective > *found->objective : *t.objective < *found->objective)) {
+        found = &t;
+      }
+    }
+    return found;
+  };
+
+  // The scheduling loop: keep `parallel` trials running, report every few seconds.
+  auto last_report = Clock::now();
+  while (true) {
+    int64_t running = 0;
+    for (const Trial& t : state.trials) running += t.pid != 0;
+    // Interrupted trials (status running without a process: the sweep was killed) go first.
+    for (Trial& t : state.trials) {
+      if (running >= parallel) break;
+      if (t.pid == 0 && (t.status == TrialStatus::kRunning || t.status == TrialStatus::kPending)) {
+        launch(t);
+        ++running;
+      }
+    }
+    while (running < parallel && static_cast<int64_t>(state.trials.size()) < sweep.max_trials &&
+           sweep.method != "grid") {
+      Trial trial;
+      trial.number = static_cast<int64_t>(state.trials.size()) + 1;
+      trial.assignment = next_assignment(trial.number - 1);
+      for (const auto& [key, value] : trial.assignment) {
+        trial.overrides.push_back(OverrideText(key, value));
+      }
+      state.trials.push_back(std::move(trial));
+      launch(state.trials.back());
+      ++running;
+    }
+    if (running == 0) break;
+
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    for (Trial& t : state.trials) {
+      if (t.pid == 0) continue;
+      int status = 0;
+      const pid_t done = waitpid(t.pid, &status, WNOHANG);
+      if (done == t.pid) {
+        finish(t, status);
+      } else {
+        forward_metrics(t);
+      }
+    }
+    if (Clock::now() - last_report > std::chrono::seconds(5)) {
+      last_report = Clock::now();
+      int64_t finished = 0, failed = 0, active = 0;
+      for (const Trial& t : state.trials) {
+        finished += t.status == TrialStatus::kFinished;
+        failed += t.status == TrialStatus::kFailed;
+        active += t.pid != 0;
+      }
+      const Trial* leader = best();
+      const double elapsed = std::chrono::duration<double>(Clock::now() - sweep_start).count();
+      const int64_t done = finished + failed;
+      const double eta = done > 0 ? elapsed / static_cast<double>(done) *
+                                        static_cast<double>(sweep.max_trials - done)
+                                  : 0.0;
+      std::printf(
+          "sweep %s: %lld/%lld done, %lld running, %lld failed, best %s %s, elapsed %s, "
+          "ETA %s\n",
+          state.name.c_str(), static_cast<long long>(finished),
+          static_cast<long long>(sweep.max_trials), static_cast<long long>(active),
+          static_cast<long long>(failed), sweep.objective_metric.c_str(),
+          leader ? (std::to_string(*leader->objective) + " (trial " +
+                    std::to_string(leader->number) + ")")
+                       .c_str()
+                 : "-",
+          FormatDuration(elapsed).c_str(), done > 0 ? FormatDuration(eta).c_str() : "?");
+      for (const Trial& t : state.trials) {
+        if (t.pid != 0) {
+          std::printf("  trial %lld: %s\n", static_cast<long long>(t.number),
+                      t.progress.empty() ? "starting" : t.progress.c_str());
+        }
+      }
+      std::fflush(stdout);
+    }
+  }
+
+  // The table, best first.
+  std::vector<const Trial*> order;
+  for (const Trial& t : state.trials) order.push_back(&t);
+  std::stable_sort(order.begin(), order.end(), [&](const Trial* a, const Trial* b) {
+    if (a->objective.has_value() != b->objective.has_value()) return a->objective.has_value();
+    if (!a->objective) return false;
+    return maximize ? *a->objective > *b->objective : *a->objective < *b->objective;
+  });
+  std::printf("\n%-6s %-9s %-12s %10s %10s %9s  %s\n", "trial", "status", "version",
+              sweep.objective_metric.c_str(), "gain", "wall", "parameters");
+  int failed = 0;
+  for (const Trial* t : order) {
+    failed += t->status == TrialStatus::kFailed;
+    const std::string version =
+        t->version > 0 ? config.name + ":v" + std::to_string(t->version) : "-";
+    char score[32] = "-", gain[32] = "-";
+    if (t->objective) std::snprintf(score, sizeof(score), "%.4f", *t->objective);
+    if (t->objective && t->base_objective) {
+      std::snprintf(gain, sizeof(gain), "%+.4f", *t->objective - *t->base_objective);
+    }
+    std::printf("%-6lld %-9s %-12s %10s %10s %9s  %s\n", static_cast<long long>(t->number),
+                StatusName(t->status), version.c_str(), score, gain,
+                FormatDuration(t->wall_seconds).c_str(), ParameterText(*t).c_str());
+  }
+  if (const Trial* leader = best()) {
+    std::printf("\nbest: %s:v%lld (trial %lld, %s = %.4f)\n", config.name.c_str(),
+                static_cast<long long>(leader->version), static_cast<long long>(leader->number),
+                sweep.objective_metric.c_str(), *leader->objective);
+  }
+  std::printf("sweep %s: %s\n", state.name.c_str(), dir.c_str());
+  return failed > 0 ? 1 : 0;
+}
+
+}  // namespace tune

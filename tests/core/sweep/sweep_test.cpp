@@ -1,0 +1,161 @@
+// tune sweep end to end on a tiny random model: every trial registered with its sweep and trial,
+// a failing trial fails alone, a killed sweep resumes, a second run starts a new sweep.
+#include "sweep/sweep.h"
+
+#include <fstream>
+#include <set>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/test_support.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::RunCommand;
+using testing::RunTune;
+using testing::TempDir;
+
+class SweepCommand : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    shared_ = new TempDir();
+    testing::MakeTinyLlama(shared_->path() / "model", {"--seed", "6"});
+    std::string rows;
+    for (int i = 0; i < 80; ++i) {
+      rows += "{\"prompt\": \"twice " + std::to_string(i) + " =\", \"completion\": \"" +
+              std::to_string(2 * i) + "\"}\n";
+    }
+    shared_->Write("data.jsonl", rows);
+  }
+  static void TearDownTestSuite() { delete shared_; }
+
+  // A grid over `values` of adapter.rank (and a tied alpha), `steps` steps per trial, and any
+  // `extra` parameter lines.
+  fs::path SweepFile(const std::string& values, int steps, int parallel = 1,
+                     const std::string& extra = "") {
+    return dir_.Write(
+        "sweep.toml",
+        "name = \"s\"\n[model]\npath = \"" + (shared_->path() / "model").string() +
+            "\"\n[dataset]\npath = \"" + (shared_->path() / "data.jsonl").string() +
+            "\"\neval_fraction = 0.1\n[adapter]\nmethod = \"lora\"\n[optimizer]\nlr = 5e-3\n"
+            "[train]\nsteps = " +
+            std::to_string(steps) +
+            "\nbatch_size = 4\nseq_len = 32\ncheckpoint_every = 5\neval_max_examples = 4\n"
+            "eval_max_new_tokens = 4\n[[metrics]]\nplugin = \"exact_match\"\n"
+            "[registry]\npath = \"" +
+            (dir_.path() / "registry").string() +
+            "\"\n[sweep]\nmethod = \"grid\"\nobjective = { metric = \"eval_loss\", goal = "
+            "\"minimize\" }\nparallel = " +
+            std::to_string(parallel) + "\n[sweep.parameters]\n\"adapter.rank\" = " + values +
+            "\n\"adapter.alpha\" = \"2 * adapter.rank\"\n" + extra);
+  }
+
+  testing::CommandResult Sweep(const std::vector<std::string>& extra) {
+    std::vector<std::string> argv = {
+        "/bin/bash", "-c",    "cd \"$0\" && exec \"$@\"",           dir_.path().string(),
+        TUNE_BINARY, "sweep", (dir_.path() / "sweep.toml").string()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return RunCommand(argv);
+  }
+
+  nlohmann::json State(const std::string& sweep) {
+    return nlohmann::json::parse(
+        std::ifstream(dir_.path() / ".tune/sweeps" / sweep / "sweep.json"));
+  }
+
+  static TempDir* shared_;
+  TempDir dir_;
+};
+TempDir* SweepCommand::shared_ = nullptr;
+
+TEST_F(SweepCommand, RegistersEveryTrialAndRanksThem) {
+  SweepFile("[2, 4, 8]", 10, 2);
+  const auto result = Sweep({});
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+  EXPECT_NE(result.out.find("best: s:v"), std::string::npos) << result.out;
+  for (const char* params : {"adapter.alpha=4 adapter.rank=2", "adapter.alpha=8 adapter.rank=4",
+                             "adapter.alpha=16 adapter.rank=8"}) {
+    EXPECT_NE(result.out.find(params), std::string::npos) << params << "\n" << result.out;
+  }
+  const std::string registry = (dir_.path() / "registry").string();
+  const auto listed = RunTune({"adapters", "ls", "s", "--json", "--registry", registry});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  const auto versions = nlohmann::json::parse(listed.out);
+  ASSERT_EQ(versions.size(), 3u);
+  std::set<int64_t> trials;
+  for (const auto& v : versions) {
+    EXPECT_EQ(v["sweep"], "s-1");
+    trials.insert(v["trial"].get<int64_t>());
+    EXPECT_EQ(v["params"]["adapter.alpha"].get<int64_t>(),
+              2 * v["params"]["adapter.rank"].get<int64_t>());
+    EXPECT_EQ(v["curve"].size(), 10u);
+  }
+  EXPECT_EQ(trials, (std::set<int64_t>{1, 2, 3}));
+
+  // Again without --resume: a new sweep, and it says so.
+  SweepFile("[2]", 10);
+  const auto again = Sweep({});
+  ASSERT_EQ(again.exit_code, 0) << again.out << again.err;
+  EXPECT_NE(again.out.find("starting a new sweep s-2 (the earlier s-1 continues with --resume)"),
+            std::string::npos)
+      << again.out;
+}
+
+TEST_F(SweepCommand, AFailingTrialFailsAloneAndIsReported) {
+  // seq_len 4 leaves no example short enough: that trial stops with a bad-row error.
+  SweepFile("[2]", 5, 1, "\"train.seq_len\" = [32, 4]\n");
+  const auto result = Sweep({});
+  EXPECT_EQ(result.exit_code, 1) << result.out << result.err;
+  const auto state = State("s-1");
+  EXPECT_EQ(state["trials"][0]["status"], "finished");
+  EXPECT_EQ(state["trials"][1]["status"], "failed");
+  EXPECT_NE(state["trials"][1]["error"].get<std::string>().find("more than train.seq_len = 4"),
+            std::string::npos)
+      << state["trials"][1]["error"];
+  EXPECT_NE(result.out.find("trial 2 failed: "), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("best: s:v1"), std::string::npos) << result.out;
+}
+
+TEST_F(SweepCommand, KilledSweepResumesAndRunsOnlyWhatIsMissing) {
+  SweepFile("[2, 4]", 60);
+  // SIGKILL the sweep (and its trial) once trial 1 has a checkpoint.
+  const std::string script =
+      "cd \"$0\" && \"$1\" sweep sweep.toml >/dev/null 2>&1 & pid=$!\n"
+      "until [ -d \"$0/.tune/sweeps/s-1/trial-001/checkpoints/step-000000010\" ]; do\n"
+      "  kill -0 $pid 2>/dev/null || exit 3; sleep 0.01; done\n"
+      "pkill -9 -P $pid; kill -9 $pid; wait $pid; exit 0\n";
+  const auto kill = RunCommand({"/bin/bash", "-c", script, dir_.path().string(), TUNE_BINARY});
+  ASSERT_EQ(kill.exit_code, 0) << "the sweep ended before it could be killed";
+  EXPECT_EQ(State("s-1")["trials"][0]["status"], "running");
+
+  const auto resumed = Sweep({"--resume"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+  EXPECT_NE(resumed.out.find("resuming sweep s-1"), std::string::npos);
+  const auto state = State("s-1");
+  ASSERT_EQ(state["trials"].size(), 2u);
+  for (const auto& trial : state["trials"]) EXPECT_EQ(trial["status"], "finished");
+  // Trial 1 continued from its checkpoint rather than starting over.
+  std::ifstream log(dir_.path() / ".tune/sweeps/s-1/trial-001.log");
+  const std::string text((std::istreambuf_iterator<char>(log)), {});
+  EXPECT_NE(text.find("resuming"), std::string::npos) << text;
+
+  // Nothing is missing now: resuming again runs no trial.
+  const auto idle = Sweep({"--resume"});
+  ASSERT_EQ(idle.exit_code, 0);
+  EXPECT_EQ(idle.out.find("started"), std::string::npos) << idle.out;
+}
+
+TEST_F(SweepCommand, ResumeAfterTheSweepFileChangedIsRefused) {
+  SweepFile("[2]", 5);
+  ASSERT_EQ(Sweep({}).exit_code, 0);
+  SweepFile("[2]", 6);
+  const auto refused = Sweep({"--resume"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("changed since this sweep started"), std::string::npos) << refused.err;
+}
+
+}  // namespace
+}  // namespace tune
