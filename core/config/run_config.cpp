@@ -669,7 +669,7 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
           {table,
            "sweep.early_stop",
            {OptionSpec::String("type", table ? "asha" : "none", "Early-stopping rule")
-                .Choices({"none", "asha", "hyperband"}),
+                .Choices({"none", "asha"}),
             OptionSpec::Int("min_steps", 20, "Steps before the first pruning decision")
                 .Range(1, 1e12),
             OptionSpec::Int("eta", 3, "Keep the best 1/eta of trials at each rung").Range(2, 100)},

@@ -93,7 +93,7 @@ struct SweepConfig {
   int64_t max_trials = 0;
   int64_t parallel = 0;
   std::vector<SweepParameter> parameters;
-  std::string early_stop;  // none | asha | hyperband
+  std::string early_stop;  // none | asha
   int64_t early_stop_min_steps = 0;
   int64_t early_stop_eta = 0;
 };

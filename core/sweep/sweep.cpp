@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -31,7 +32,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-enum class TrialStatus { kPending, kRunning, kFinished, kFailed };
+enum class TrialStatus { kPending, kRunning, kFinished, kFailed, kPruned };
 
 const char* StatusName(TrialStatus status) {
   switch (status) {
@@ -43,6 +44,8 @@ const char* StatusName(TrialStatus status) {
       return "finished";
     case TrialStatus::kFailed:
       return "failed";
+    case TrialStatus::kPruned:
+      return "pruned";
   }
   return "pending";
 }
@@ -51,6 +54,7 @@ TrialStatus StatusFromName(const std::string& name) {
   if (name == "running") return TrialStatus::kRunning;
   if (name == "finished") return TrialStatus::kFinished;
   if (name == "failed") return TrialStatus::kFailed;
+  if (name == "pruned") return TrialStatus::kPruned;
   return TrialStatus::kPending;
 }
 
@@ -64,6 +68,8 @@ struct Trial {
   std::optional<double> base_objective;
   double wall_seconds = 0.0;
   std::string error;
+  int64_t pruned_at = 0;                  // step at which early stopping ended it
+  std::map<int64_t, double> rung_losses;  // eval loss at each early-stopping rung it reached
   // While running:
   pid_t pid = 0;
   std::string run_id;
@@ -118,7 +124,11 @@ void SaveState(const fs::path& dir, const SweepState& state) {
               {"status", StatusName(t.status)},
               {"version", t.version},
               {"wall_seconds", t.wall_seconds},
-              {"error", t.error}};
+              {"error", t.error},
+              {"pruned_at", t.pruned_at}};
+    json rungs = json::object();
+    for (const auto& [step, loss] : t.rung_losses) rungs[std::to_string(step)] = loss;
+    j["rung_losses"] = rungs;
     if (t.objective) j["objective"] = *t.objective;
     if (t.base_objective) j["base_objective"] = *t.base_objective;
     trials.push_back(std::move(j));
@@ -153,6 +163,12 @@ SweepState LoadState(const fs::path& dir) {
       t.version = j.at("version").get<int64_t>();
       t.wall_seconds = j.at("wall_seconds").get<double>();
       t.error = j.at("error").get<std::string>();
+      t.pruned_at = j.value("pruned_at", int64_t{0});
+      if (j.contains("rung_losses")) {
+        for (const auto& [step, loss] : j["rung_losses"].items()) {
+          t.rung_losses[std::stoll(step)] = loss.get<double>();
+        }
+      }
       if (j.contains("objective")) t.objective = j["objective"].get<double>();
       if (j.contains("base_objective")) t.base_objective = j["base_objective"].get<double>();
       state.trials.push_back(std::move(t));
@@ -285,10 +301,14 @@ int RunSweep(const SweepOptions& options) {
       std::printf("starting sweep %s in %s\n", state.name.c_str(), dir.c_str());
     }
   }
-  if (sweep.early_stop != "none") {
-    std::printf(
-        "warning: sweep.early_stop = \"%s\" is not implemented yet; trials run to the end\n",
-        sweep.early_stop.c_str());
+  // ASHA (Li et al. 2020): rungs at min_steps * eta^k steps; a trial that reaches a rung
+  // continues only if its eval loss there is among the best 1/eta of all trials that reached it.
+  std::vector<int64_t> rungs;
+  if (sweep.early_stop == "asha") {
+    for (int64_t step = sweep.early_stop_min_steps; step < config.train.steps;
+         step *= sweep.early_stop_eta) {
+      rungs.push_back(step);
+    }
   }
 
   const bool maximize = sweep.objective_goal == MetricGoal::kMaximize;
@@ -338,6 +358,9 @@ int RunSweep(const SweepOptions& options) {
     argv.insert(argv.end(), options.overrides.begin(), options.overrides.end());
     argv.insert(argv.end(), trial.overrides.begin(), trial.overrides.end());
     if (config.train.threads == 0) argv.push_back("train.threads=" + std::to_string(threads));
+    if (!rungs.empty() && config.train.eval_every == 0) {
+      argv.push_back("train.eval_every=" + std::to_string(sweep.early_stop_min_steps));
+    }
     argv.insert(argv.end(), {"-o", trial_dir.string(), "--no-register"});
     // An interrupted trial continues from its checkpoint; anything else starts clean.
     const bool has_checkpoint =
@@ -371,6 +394,20 @@ int RunSweep(const SweepOptions& options) {
         if (key != "step" && value.is_number()) values[key] = value.get<double>();
       }
       registry->LogMetrics(trial.run_id, j["step"].get<int64_t>(), values);
+      const int64_t step = j["step"].get<int64_t>();
+      if (j.contains("eval_loss") && std::find(rungs.begin(), rungs.end(), step) != rungs.end()) {
+        trial.rung_losses[step] = j["eval_loss"].get<double>();
+        std::vector<double> at_rung;
+        for (const Trial& other : state.trials) {
+          if (const auto it = other.rung_losses.find(step); it != other.rung_losses.end()) {
+            at_rung.push_back(it->second);
+          }
+        }
+        std::sort(at_rung.begin(), at_rung.end());
+        const size_t kept = static_cast<size_t>(std::ceil(
+            static_cast<double>(at_rung.size()) / static_cast<double>(sweep.early_stop_eta)));
+        if (trial.rung_losses[step] > at_rung[kept - 1]) trial.pruned_at = step;
+      }
       if (j.contains("loss")) {
         char text[128];
         std::snprintf(text, sizeof(text), "step %lld/%lld loss %.4f %.0f tok/s",
@@ -480,21 +517,36 @@ int RunSweep(const SweepOptions& options) {
       const pid_t done = waitpid(t.pid, &status, WNOHANG);
       if (done == t.pid) {
         finish(t, status);
-      } else {
-        forward_metrics(t);
+        continue;
+      }
+      forward_metrics(t);
+      if (t.pruned_at > 0) {
+        kill(t.pid, SIGKILL);
+        waitpid(t.pid, &status, 0);
+        t.pid = 0;
+        t.status = TrialStatus::kPruned;
+        t.wall_seconds = std::chrono::duration<double>(Clock::now() - t.started).count();
+        char reason[96];
+        std::snprintf(reason, sizeof(reason), "pruned at step %lld (eval_loss %.4f)",
+                      static_cast<long long>(t.pruned_at), t.rung_losses[t.pruned_at]);
+        t.error = reason;
+        registry->FinishRun(t.run_id, RunStatus::kKilled, t.error);
+        std::printf("trial %lld %s\n", static_cast<long long>(t.number), reason);
+        SaveState(dir, state);
       }
     }
     if (Clock::now() - last_report > std::chrono::seconds(5)) {
       last_report = Clock::now();
-      int64_t finished = 0, failed = 0, active = 0;
+      int64_t finished = 0, failed = 0, active = 0, pruned = 0;
       for (const Trial& t : state.trials) {
         finished += t.status == TrialStatus::kFinished;
         failed += t.status == TrialStatus::kFailed;
+        pruned += t.status == TrialStatus::kPruned;
         active += t.pid != 0;
       }
       const Trial* leader = best();
       const double elapsed = std::chrono::duration<double>(Clock::now() - sweep_start).count();
-      const int64_t done = finished + failed;
+      const int64_t done = finished + failed + pruned;
       const double eta = done > 0 ? elapsed / static_cast<double>(done) *
                                         static_cast<double>(sweep.max_trials - done)
                                   : 0.0;

@@ -148,6 +148,24 @@ TEST_F(SweepCommand, KilledSweepResumesAndRunsOnlyWhatIsMissing) {
   EXPECT_EQ(idle.out.find("started"), std::string::npos) << idle.out;
 }
 
+TEST_F(SweepCommand, AshaPrunesATrialWhoseEvalLossTrailsAtARung) {
+  // Trial 1 learns (lr 5e-3); trial 2 barely moves (lr 1e-7), so at the first rung (step 5) its
+  // eval loss is not among the best half of the trials that reached it.
+  SweepFile("[4]", 20, 1,
+            "\"optimizer.lr\" = [5e-3, 1e-7]\n[sweep.early_stop]\ntype = \"asha\"\nmin_steps = "
+            "5\neta = 2\n");
+  const auto result = Sweep({});
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+  const auto state = State("s-1");
+  EXPECT_EQ(state["trials"][0]["status"], "finished");
+  EXPECT_EQ(state["trials"][1]["status"], "pruned");
+  EXPECT_EQ(state["trials"][1]["pruned_at"], 5);
+  EXPECT_NE(result.out.find("trial 2 pruned at step 5"), std::string::npos) << result.out;
+  const auto listed =
+      RunTune({"adapters", "ls", "s", "--json", "--registry", (dir_.path() / "registry").string()});
+  EXPECT_EQ(nlohmann::json::parse(listed.out).size(), 1u);
+}
+
 TEST_F(SweepCommand, ResumeAfterTheSweepFileChangedIsRefused) {
   SweepFile("[2]", 5);
   ASSERT_EQ(Sweep({}).exit_code, 0);
