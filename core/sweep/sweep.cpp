@@ -22,6 +22,7 @@
 #include "sweep/search.h"
 #include "train/lineage.h"
 #include "train/trainer.h"
+#include "util/duration.h"
 #include "util/error.h"
 #include "util/sha256.h"
 
@@ -208,14 +209,6 @@ std::string LastErrorLine(const fs::path& path) {
     if (line.starts_with("error: ") || line.starts_with("internal error: ")) last = line;
   }
   return last.empty() ? "" : last.substr(last.find(": ") + 2);
-}
-
-std::string FormatDuration(double seconds) {
-  const auto total = static_cast<int64_t>(std::max(0.0, seconds) + 0.5);
-  char text[32];
-  std::snprintf(text, sizeof(text), "%lld:%02lld:%02lld", static_cast<long long>(total / 3600),
-                static_cast<long long>(total / 60 % 60), static_cast<long long>(total % 60));
-  return text;
 }
 
 std::string ParameterText(const Trial& trial) {

@@ -23,6 +23,7 @@
 #include "tune/metric.h"
 #include "tune/model.h"
 #include "tune/optimizer.h"
+#include "util/duration.h"
 #include "util/error.h"
 #include "util/sha256.h"
 
@@ -68,14 +69,6 @@ torch::Device ChooseDevice(const std::string& wanted) {
         "\"auto\"");
   }
   return wanted != "cpu" && cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-}
-
-std::string FormatDuration(double seconds) {
-  const auto total = static_cast<int64_t>(std::max(0.0, seconds) + 0.5);
-  char text[32];
-  std::snprintf(text, sizeof(text), "%lld:%02lld:%02lld", static_cast<long long>(total / 3600),
-                static_cast<long long>(total / 60 % 60), static_cast<long long>(total % 60));
-  return text;
 }
 
 // One updating line on a terminal; a plain line every `plain_every` steps otherwise.

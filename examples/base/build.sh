@@ -24,7 +24,9 @@ fi
 
 echo "generating the example data in $data" >&2
 "$python" "$root/examples/tasks/generate.py" "$data"
+"$python" "$root/examples/tasks/generate.py" "$data/clean" --task-examples 1000
 "$python" "$root/examples/tasks/generate.py" "$data/noisy" --task-examples 10000 --noise 0.3
+"$python" "$root/examples/tasks/generate.py" "$data/heldout" --task-examples 500 --task-skip 20000
 
 echo "initialising the base model" >&2
 rm -rf "$root/examples/models/base-init"

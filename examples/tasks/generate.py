@@ -11,8 +11,9 @@ OUT_DIR gets:
 
 The corpus teaches the vocabulary and the "op: words =" layout with a copy operation only, so the
 base model answers every task prompt in the right shape but with the wrong words: it scores low
-until it is fine-tuned. --noise F replaces a share F of task completions with random words, for
-the dataset-quality comparison. Everything is a pure function of the arguments.
+until it is fine-tuned. --noise F replaces a share F of task completions with random words, and
+--task-skip N starts the task N examples further on, for the dataset-quality comparison (a small
+clean set, a large noisy one, and a clean eval set neither contains). Everything is a pure function of the arguments.
 """
 import argparse
 import json
@@ -49,6 +50,8 @@ def main():
     p.add_argument("--corpus-lines", type=int, default=20000)
     p.add_argument("--task-examples", type=int, default=20000)
     p.add_argument("--noise", type=float, default=0.0)
+    p.add_argument("--task-skip", type=int, default=0,
+                   help="skip this many task examples first (a held-out set beyond the others)")
     a = p.parse_args()
     if not 0.0 <= a.noise <= 1.0:
         p.error(f"--noise {a.noise} must be in [0, 1]")
@@ -72,6 +75,8 @@ def main():
     task_rng = random.Random(a.seed + 1)  # the task does not depend on the corpus size
     noise_rng = random.Random(a.seed + 2)
     with open(os.path.join(a.out_dir, "task.jsonl"), "w", encoding="utf-8") as f:
+        for _ in range(a.task_skip):
+            task_example(task_rng, words)
         for _ in range(a.task_examples):
             row = task_example(task_rng, words)
             if noise_rng.random() < a.noise:
