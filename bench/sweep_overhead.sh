@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sweep overhead: a 16-trial grid sweep of short LoRA trials on a small random model, run with
-# parallel = 1 and parallel = 2. Prints, for each, the sweep's wall time, the sum of the trials'
-# training-loop times (summary.json train_seconds) and their ratio (1.0: no overhead at all;
-# what is above is process start, model load, evaluation, registration), and the speed-up of
+# parallel = 1 and parallel = 2. Prints, for each, the sweep's wall time against the sum of the
+# trials' training-loop times (summary.json train_seconds; above 1.0 is process start, model
+# load, evaluation of base and adapter, registration) and against the trials' whole processes
+# (summary.json wall_seconds; above 1.0 is what the sweep itself adds), and the speed-up of
 # parallel = 2.
 #
 #   bench/sweep_overhead.sh BUILD_DIR [STEPS_PER_TRIAL]
@@ -59,13 +60,15 @@ TOML
   start=$(date +%s.%N)
   (cd "$dir" && "$build_dir/bin/tune" sweep sweep.toml >/dev/null)
   end=$(date +%s.%N)
-  local train
+  local train trials
   train=$(cat "$dir"/.tune/sweeps/overhead-1/trial-*/summary.json |
           sed -nE 's/.*"train_seconds": ([0-9.e+-]+).*/\1/p' | awk '{s += $1} END {print s}')
+  trials=$(cat "$dir"/.tune/sweeps/overhead-1/trial-*/summary.json |
+           sed -nE 's/.*"wall_seconds": ([0-9.e+-]+).*/\1/p' | awk '{s += $1} END {print s}')
   local wall
   wall=$(awk -v a="$start" -v b="$end" 'BEGIN {print b - a}')
-  awk -v w="$wall" -v t="$train" -v p="$parallel" \
-    'BEGIN {printf "parallel %d: wall %.1f s, sum of training loops %.1f s, wall / training %.3f\n", p, w, t, w / t}'
+  awk -v w="$wall" -v t="$train" -v r="$trials" -v p="$parallel" \
+    'BEGIN {printf "parallel %d: wall %.1f s, sum of training loops %.1f s (wall / training %.3f), sum of trial processes %.1f s (wall x parallel / trials %.3f)\n", p, w, t, w / t, r, w * p / r}'
   echo "$wall" > "$work/wall$parallel"
 }
 run_sweep 1
