@@ -251,15 +251,26 @@ at::Tensor TwoRows(std::vector<int64_t> values) {
   return at::tensor(values, at::kLong).view({2, 5});
 }
 
+// Makes allocations past ~2 GB fail in the command that follows. AddressSanitizer reserves
+// terabytes of address space, so a sanitized build caps single allocations through ASan instead
+// of limiting the address space.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr char kLimitMemory[] =
+    "export "
+    "ASAN_OPTIONS=\"$ASAN_OPTIONS:max_allocation_size_mb=2000:allocator_may_return_null=1\"; ";
+#else
+constexpr char kLimitMemory[] = "ulimit -v 2500000; ";
+#endif
+
 TEST_F(TrainCommand, RunningOutOfMemoryIsOneLineNamingTheFix) {
   // 2.5 GB of address space: libtorch loads, a batch of 100,000 x ~200 tokens does not fit.
   const fs::path data = dir_.Write(
       "long.jsonl", "{\"prompt\": \"" + std::string(150, 'a') + "\", \"completion\": \"b\"}\n");
   const std::string run = (dir_.path() / "run").string();
-  const auto result = RunCommand({"/bin/bash", "-c", "ulimit -v 2500000; exec \"$0\" \"$@\"",
-                                  TUNE_BINARY, "train", RunFile().string(), "-o", run,
-                                  "dataset.path=" + data.string(), "dataset.eval_fraction=0",
-                                  "train.seq_len=256", "train.batch_size=100000", "train.steps=1"});
+  const auto result = RunCommand(
+      {"/bin/bash", "-c", std::string(kLimitMemory) + "exec \"$0\" \"$@\"", TUNE_BINARY, "train",
+       RunFile().string(), "-o", run, "dataset.path=" + data.string(), "dataset.eval_fraction=0",
+       "train.seq_len=256", "train.batch_size=100000", "train.steps=1"});
   EXPECT_EQ(result.exit_code, 1) << result.err;
   EXPECT_EQ(testing::CountLinesStartingWith(result.err, "error: out of memory while training"), 1)
       << result.err;
