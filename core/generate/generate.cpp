@@ -59,7 +59,7 @@ std::vector<int32_t> GenerateTokens(Model& model, std::span<const int32_t> promp
   while (static_cast<int64_t>(generated.size()) < options.max_new_tokens) {
     const at::Tensor input = at::tensor(ids, at::kLong).unsqueeze(0);
     const at::Tensor logits =
-        model.Forward(input, cache.get()).select(1, -1).squeeze(0).contiguous();
+        model.Forward(input, cache.get()).select(1, -1).squeeze(0).to(at::kCPU).contiguous();
     const int32_t next =
         PickToken(std::span<const float>(logits.data_ptr<float>(), logits.numel()), options, rng);
     if (next == eos) break;

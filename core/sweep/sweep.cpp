@@ -19,6 +19,7 @@
 #include "config/run_config.h"
 #include "plugin_host/plugin_host.h"
 #include "registry/registry.h"
+#include "runtime/runtime_info.h"
 #include "sweep/search.h"
 #include "train/lineage.h"
 #include "train/trainer.h"
@@ -73,6 +74,7 @@ struct Trial {
   std::map<int64_t, double> rung_losses;  // eval loss at each early-stopping rung it reached
   // While running:
   pid_t pid = 0;
+  int gpu = -1;  // slot of the GPU it runs on, -1 on CPU
   std::string run_id;
   std::streamoff metrics_offset = 0;
   std::string progress;  // the latest step line
@@ -220,7 +222,9 @@ std::string ParameterText(const Trial& trial) {
   return text;
 }
 
-pid_t SpawnTrial(const std::vector<std::string>& argv, const fs::path& log) {
+// `cuda_visible_devices`: the value the child sees, or empty to leave the variable alone.
+pid_t SpawnTrial(const std::vector<std::string>& argv, const fs::path& log,
+                 const std::string& cuda_visible_devices) {
   const pid_t pid = fork();
   if (pid < 0) throw UserError("cannot start a trial process: fork failed");
   if (pid == 0) {
@@ -230,6 +234,8 @@ pid_t SpawnTrial(const std::vector<std::string>& argv, const fs::path& log) {
       dup2(fd, STDERR_FILENO);
       close(fd);
     }
+    if (!cuda_visible_devices.empty())
+      setenv("CUDA_VISIBLE_DEVICES", cuda_visible_devices.c_str(), 1);
     std::vector<char*> args;
     for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
     args.push_back(nullptr);
@@ -307,7 +313,25 @@ int RunSweep(const SweepOptions& options) {
   const bool maximize = sweep.objective_goal == MetricGoal::kMaximize;
   const auto seed = static_cast<uint64_t>(config.train.seed);
   const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
-  const int64_t parallel = std::min<int64_t>(sweep.parallel, sweep.max_trials);
+  // On CUDA each running trial gets a GPU of its own (CUDA_VISIBLE_DEVICES), so at most one trial
+  // per visible GPU runs at once.
+  std::vector<std::string> gpus;
+  if (config.train.device != "cpu") {
+    const int64_t count = DescribeRuntime().cuda_devices;
+    const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+    std::string list = visible ? visible : "";
+    for (int64_t i = 0; i < count; ++i) {
+      if (visible == nullptr) {
+        gpus.push_back(std::to_string(i));
+        continue;
+      }
+      const size_t comma = list.find(',');
+      gpus.push_back(list.substr(0, comma));
+      list = comma == std::string::npos ? "" : list.substr(comma + 1);
+    }
+  }
+  int64_t parallel = std::min<int64_t>(sweep.parallel, sweep.max_trials);
+  if (!gpus.empty()) parallel = std::min<int64_t>(parallel, static_cast<int64_t>(gpus.size()));
   // Threads per trial so that parallel trials share the cores, unless the run file sets them.
   const int64_t threads = std::max<int64_t>(1, cores / parallel);
 
@@ -359,15 +383,24 @@ int RunSweep(const SweepOptions& options) {
     const bool has_checkpoint =
         fs::is_directory(trial_dir / "checkpoints") && !fs::is_empty(trial_dir / "checkpoints");
     argv.push_back(has_checkpoint ? "--resume" : "--restart");
-    trial.pid = SpawnTrial(argv, dir / (TrialDirName(trial.number) + ".log"));
+    std::string device;
+    if (!gpus.empty()) {
+      std::vector<bool> used(gpus.size(), false);
+      for (const Trial& other : state.trials) {
+        if (other.pid != 0 && other.gpu >= 0) used[static_cast<size_t>(other.gpu)] = true;
+      }
+      trial.gpu = static_cast<int>(std::find(used.begin(), used.end(), false) - used.begin());
+      device = gpus[static_cast<size_t>(trial.gpu)];
+    }
+    trial.pid = SpawnTrial(argv, dir / (TrialDirName(trial.number) + ".log"), device);
     trial.status = TrialStatus::kRunning;
     trial.started = Clock::now();
     trial.metrics_offset = 0;
     trial.run_id =
         registry->CreateRun({config.name, state.name, trial.number,
                              config.resolved_toml + "\n# trial: " + ParameterText(trial) + "\n"});
-    std::printf("trial %lld started: %s\n", static_cast<long long>(trial.number),
-                ParameterText(trial).c_str());
+    std::printf("trial %lld started%s: %s\n", static_cast<long long>(trial.number),
+                device.empty() ? "" : (" on GPU " + device).c_str(), ParameterText(trial).c_str());
     SaveState(dir, state);
   };
 

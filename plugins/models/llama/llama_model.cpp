@@ -117,7 +117,8 @@ struct AttentionImpl : torch::nn::Module {
         torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(head_dim));
     if (length > 1) {
       // Query i (absolute position past + i) sees keys 0 .. past + i.
-      const Tensor future = torch::ones({length, past + length}, torch::kBool).triu(past + 1);
+      const Tensor future =
+          torch::ones({length, past + length}, scores.options().dtype(torch::kBool)).triu(past + 1);
       scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
     }
     const Tensor probs = torch::softmax(scores.to(torch::kFloat), -1).to(q.scalar_type());
@@ -229,7 +230,7 @@ class LlamaModel final : public Model {
                       " tokens is longer than max_position_embeddings (" +
                       std::to_string(config_.max_positions) + ")");
     }
-    const Tensor ids = input_ids.to(torch::kLong);
+    const Tensor ids = input_ids.to(net_->model->embed_tokens->weight.device(), torch::kLong);
     if (ids.numel() > 0 &&
         (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= config_.vocab_size)) {
       throw UserError("token ids must be in [0, " + std::to_string(config_.vocab_size) + ")");
@@ -238,8 +239,9 @@ class LlamaModel final : public Model {
     const Tensor positions = torch::arange(past, past + length, torch::kDouble);
     const Tensor angles = torch::outer(positions, inv_freq_);
     const Tensor both = torch::cat({angles, angles}, -1);
-    const Tensor cos = both.cos().to(weight.scalar_type());
-    const Tensor sin = both.sin().to(weight.scalar_type());
+    // Angles in float64 on the CPU (exact for long contexts), then moved to the weights.
+    const Tensor cos = both.cos().to(weight.device(), weight.scalar_type());
+    const Tensor sin = both.sin().to(weight.device(), weight.scalar_type());
 
     Tensor h = net_->model->embed_tokens(ids);
     const auto& layers = *net_->model->layers;
