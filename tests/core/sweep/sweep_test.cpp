@@ -121,12 +121,15 @@ TEST_F(SweepCommand, AFailingTrialFailsAloneAndIsReported) {
 
 TEST_F(SweepCommand, KilledSweepResumesAndRunsOnlyWhatIsMissing) {
   SweepFile("[2, 4]", 60);
-  // SIGKILL the sweep (and its trial) once trial 1 has a checkpoint.
+  // SIGKILL the sweep and its trial together (one process group, so the sweep cannot start
+  // another trial in between) once trial 1 has a checkpoint.
   const std::string script =
-      "cd \"$0\" && \"$1\" sweep sweep.toml >/dev/null 2>&1 & pid=$!\n"
+      "cd \"$0\" || exit 4\n"
+      "setsid \"$1\" sweep sweep.toml >/dev/null 2>&1 & pid=$!\n"
       "until [ -d \"$0/.tune/sweeps/s-1/trial-001/checkpoints/step-000000010\" ]; do\n"
       "  kill -0 $pid 2>/dev/null || exit 3; sleep 0.01; done\n"
-      "pkill -9 -P $pid; kill -9 $pid; wait $pid; exit 0\n";
+      "kill -9 -- -$pid; wait $pid\n"
+      "while pgrep -g $pid >/dev/null; do sleep 0.01; done; exit 0\n";
   const auto kill = RunCommand({"/bin/bash", "-c", script, dir_.path().string(), TUNE_BINARY});
   ASSERT_EQ(kill.exit_code, 0) << "the sweep ended before it could be killed";
   EXPECT_EQ(State("s-1")["trials"][0]["status"], "running");
