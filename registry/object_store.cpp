@@ -63,6 +63,24 @@ ssize_t ReadSome(int fd, char* buffer, size_t size) {
   }
 }
 
+// Reads `fd` to its end in chunks, hashing every byte and handing each chunk to `each` (which
+// may be empty). A read error throws the UserError `read_error` makes of errno's text. Returns
+// the number of bytes read.
+int64_t HashAll(int fd, Sha256& hash,
+                const std::function<std::string(const std::string& reason)>& read_error,
+                const std::function<void(const char* data, size_t size)>& each) {
+  std::vector<char> buffer(kBufferBytes);
+  int64_t size = 0;
+  for (;;) {
+    const ssize_t n = ReadSome(fd, buffer.data(), buffer.size());
+    if (n < 0) throw UserError(read_error(ErrnoText(errno)));
+    if (n == 0) return size;
+    hash.Update(std::string_view(buffer.data(), static_cast<size_t>(n)));
+    if (each) each(buffer.data(), static_cast<size_t>(n));
+    size += n;
+  }
+}
+
 // Writes all of `size` bytes; returns 0 or an errno value.
 int WriteAll(int fd, const char* data, size_t size) {
   while (size > 0) {
@@ -136,23 +154,14 @@ StoredObject ObjectStore::Store(const fs::path& file) const {
   } remove_temp{temp, keep_temp};
 
   Sha256 hash;
-  std::vector<char> buffer(kBufferBytes);
-  int64_t size = 0;
-  for (;;) {
-    const ssize_t n = ReadSome(in.get(), buffer.data(), buffer.size());
-    if (n < 0) {
-      const int error = errno;
-      throw UserError("cannot read " + file.string() + ": " + ErrnoText(error) +
-                      "; check the file is readable");
-    }
-    if (n == 0) break;
-    hash.Update(
-        std::string_view(reinterpret_cast<const char*>(buffer.data()), static_cast<size_t>(n)));
-    if (const int error = WriteAll(out.get(), buffer.data(), static_cast<size_t>(n))) {
-      fail("writing " + temp.string(), error);
-    }
-    size += n;
-  }
+  const int64_t size = HashAll(
+      in.get(), hash,
+      [&](const std::string& reason) {
+        return "cannot read " + file.string() + ": " + reason + "; check the file is readable";
+      },
+      [&](const char* data, size_t n) {
+        if (const int error = WriteAll(out.get(), data, n)) fail("writing " + temp.string(), error);
+      });
   if (::fsync(out.get()) != 0) fail("syncing " + temp.string(), errno);
   if (out.Close() != 0) fail("closing " + temp.string(), errno);
 
@@ -193,24 +202,16 @@ void ObjectStore::CopyVerified(std::string_view digest, int64_t size_bytes, cons
                     "; check that folder is writable");
   }
   Sha256 hash;
-  std::vector<char> buffer(kBufferBytes);
-  int64_t size = 0;
-  for (;;) {
-    const ssize_t n = ReadSome(in.get(), buffer.data(), buffer.size());
-    if (n < 0) {
-      const int error = errno;
-      throw UserError(object_name + " cannot be read: " + ErrnoText(error) + fix);
-    }
-    if (n == 0) break;
-    hash.Update(
-        std::string_view(reinterpret_cast<const char*>(buffer.data()), static_cast<size_t>(n)));
-    if (const int error = WriteAll(dest.get(), buffer.data(), static_cast<size_t>(n))) {
-      throw UserError("cannot write " + out.string() + ": " + ErrnoText(error) +
-                      (IsDiskFull(error) ? "; free space on that disk and retry"
-                                         : "; check that folder is writable"));
-    }
-    size += n;
-  }
+  const int64_t size = HashAll(
+      in.get(), hash,
+      [&](const std::string& reason) { return object_name + " cannot be read: " + reason + fix; },
+      [&](const char* data, size_t n) {
+        if (const int error = WriteAll(dest.get(), data, n)) {
+          throw UserError("cannot write " + out.string() + ": " + ErrnoText(error) +
+                          (IsDiskFull(error) ? "; free space on that disk and retry"
+                                             : "; check that folder is writable"));
+        }
+      });
   if (dest.Close() != 0) {
     const int error = errno;
     throw UserError("cannot write " + out.string() + ": " + ErrnoText(error) +
@@ -234,20 +235,12 @@ StoredObject ObjectStore::HashFile(const fs::path& file) {
                     "; check it exists and is readable");
   }
   Sha256 hash;
-  std::vector<char> buffer(kBufferBytes);
-  int64_t size = 0;
-  for (;;) {
-    const ssize_t n = ReadSome(in.get(), buffer.data(), buffer.size());
-    if (n < 0) {
-      const int error = errno;
-      throw UserError("cannot read " + file.string() + ": " + ErrnoText(error) +
-                      "; check the file is readable");
-    }
-    if (n == 0) break;
-    hash.Update(
-        std::string_view(reinterpret_cast<const char*>(buffer.data()), static_cast<size_t>(n)));
-    size += n;
-  }
+  const int64_t size = HashAll(in.get(), hash,
+                               [&](const std::string& reason) {
+                                 return "cannot read " + file.string() + ": " + reason +
+                                        "; check the file is readable";
+                               },
+                               {});
   return {hash.FinishHex(), size, true};
 }
 

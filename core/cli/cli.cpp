@@ -31,8 +31,7 @@ namespace fs = std::filesystem;
 
 // Loads the built-in plugins, TUNE_PLUGIN_PATH, and `config_paths`; reports refusals.
 void LoadPlugins(PluginHost& host, const std::vector<fs::path>& config_paths) {
-  const char* env = std::getenv("TUNE_PLUGIN_PATH");
-  host.Load(PluginSearchPath(BuiltinPluginDir(), env ? env : "", config_paths));
+  host.Load(PluginSearchPathOfThisProcess(config_paths));
 }
 
 std::string OptionValueText(const OptionValue& value) {

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <system_error>
 
 #include <boost/dll/shared_library.hpp>
@@ -145,6 +146,11 @@ std::string DescribePluginFailure(const LoadedPlugin& plugin, std::string_view a
   return std::string(PluginKindName(plugin.kind)) + " plugin '" + plugin.info().name + "' (" +
          plugin.file.string() + ") failed " + std::string(action) + ": " +
          std::string(what.substr(0, what.find('\n')));
+}
+
+std::vector<fs::path> PluginSearchPathOfThisProcess(const std::vector<fs::path>& config_paths) {
+  const char* env = std::getenv("TUNE_PLUGIN_PATH");
+  return PluginSearchPath(BuiltinPluginDir(), env ? env : "", config_paths);
 }
 
 std::vector<fs::path> PluginSearchPath(const fs::path& builtin_dir,

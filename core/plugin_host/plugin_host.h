@@ -40,6 +40,10 @@ std::vector<std::filesystem::path> PluginSearchPath(
     const std::filesystem::path& builtin_dir, std::string_view env_plugin_path,
     const std::vector<std::filesystem::path>& config_paths);
 
+// PluginSearchPath for the running tune: its built-in folder, $TUNE_PLUGIN_PATH, `config_paths`.
+std::vector<std::filesystem::path> PluginSearchPathOfThisProcess(
+    const std::vector<std::filesystem::path>& config_paths);
+
 // The built-in plugin folder of the running tune: <prefix>/lib/tune/plugins, where the
 // executable is <prefix>/bin/tune (the build tree has the same layout).
 std::filesystem::path BuiltinPluginDir();

@@ -251,9 +251,7 @@ int RunSweep(const SweepOptions& options) {
   const auto sweep_start = Clock::now();
   const RunFile run_file = RunFile::Read(options.file, options.overrides);
   PluginHost host;
-  host.Load(PluginSearchPath(BuiltinPluginDir(),
-                             std::getenv("TUNE_PLUGIN_PATH") ? std::getenv("TUNE_PLUGIN_PATH") : "",
-                             run_file.PluginPaths()));
+  host.Load(PluginSearchPathOfThisProcess(run_file.PluginPaths()));
   const RunConfig config = run_file.Resolve(host);
   if (!config.sweep) {
     throw UserError(options.file.string() +

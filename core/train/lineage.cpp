@@ -1,7 +1,5 @@
 #include "train/lineage.h"
 
-#include <fstream>
-
 #include "plugin_host/plugin_host.h"
 #include "runtime/runtime_info.h"
 #include "util/sha256.h"
@@ -10,15 +8,6 @@ namespace tune {
 namespace {
 
 namespace fs = std::filesystem;
-
-void HashFile(Sha256& sha, const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> buffer(1 << 20);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    sha.Update(std::string_view(buffer.data(), static_cast<size_t>(in.gcount())));
-  }
-}
 
 ParamValue ToParam(const OptionValue& value) {
   return std::visit(
@@ -56,7 +45,7 @@ std::string ModelDirectorySha256(const fs::path& dir) {
   for (const fs::path& file : files) {
     sha.Update(file.filename().string());
     sha.Update(std::string_view("\0", 1));
-    HashFile(sha, file);
+    sha.UpdateFromFile(file);
   }
   return sha.FinishHex();
 }

@@ -22,6 +22,17 @@ void Sha256::Update(std::string_view bytes) {
   }
 }
 
+void Sha256::UpdateFromFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UserError("cannot read " + path.string() + "; check it exists and is readable");
+  std::vector<char> buffer(1 << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    Update(std::string_view(buffer.data(), static_cast<size_t>(in.gcount())));
+  }
+  if (in.bad()) throw UserError("cannot read " + path.string() + "; check the file is readable");
+}
+
 Sha256::Digest Sha256::Finish() {
   Digest digest;
   unsigned int size = 0;
@@ -50,14 +61,8 @@ std::string Sha256Hex(std::string_view bytes) {
 }
 
 std::string FileSha256(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError("cannot read " + path.string());
   Sha256 sha;
-  std::vector<char> buffer(1 << 20);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    sha.Update(std::string_view(buffer.data(), static_cast<size_t>(in.gcount())));
-  }
+  sha.UpdateFromFile(path);
   return sha.FinishHex();
 }
 

@@ -17,6 +17,8 @@ class Sha256 {
 
   Sha256();
   void Update(std::string_view bytes);
+  // Hashes the file's bytes. Throws UserError if it cannot be read.
+  void UpdateFromFile(const std::filesystem::path& path);
   Digest Finish();          // once; the object is spent afterwards
   std::string FinishHex();  // lower-case hex of Finish()
 
