@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include <toml++/toml.h>
+#include <nlohmann/json.hpp>
 
 #include "plugin_host/plugin_host.h"
 #include "util/error.h"
@@ -818,6 +819,28 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
   out << resolved;
   config.resolved_toml = out.str() + "\n";
   return config;
+}
+
+std::string OverrideText(const std::string& key, const OptionValue& value) {
+  std::string text = key + "=";
+  std::visit(
+      [&](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, bool>) {
+          text += v ? "true" : "false";
+        } else if constexpr (std::is_same_v<T, int64_t>) {
+          text += std::to_string(v);
+        } else if constexpr (std::is_same_v<T, double>) {
+          text += nlohmann::json(v).dump();  // shortest text that reads back as the same double
+          if (text.find_first_of(".eE", key.size() + 1) == std::string::npos) text += ".0";
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          text += nlohmann::json(v).dump();
+        } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+          text += nlohmann::json(v).dump();
+        }
+      },
+      value);
+  return text;
 }
 
 }  // namespace tune

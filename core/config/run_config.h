@@ -114,6 +114,10 @@ struct RunConfig {
   std::string resolved_toml;
 };
 
+// The "key=value" override that sets `value`, as RunFile::Read reads it back (TOML syntax:
+// strings quoted, lists bracketed, floats with a point, doubles in their shortest exact form).
+std::string OverrideText(const std::string& key, const OptionValue& value);
+
 class RunFile {
  public:
   // Parses `file` and applies each "key=value" override (the value is read as TOML, or as a

@@ -5,8 +5,6 @@
 #include <numbers>
 #include <random>
 
-#include <nlohmann/json.hpp>
-
 #include "util/error.h"
 
 namespace tune {
@@ -202,28 +200,6 @@ double CategoricalDensity(double x, const std::vector<double>& points, size_t n)
 }
 
 }  // namespace
-
-std::string OverrideText(const std::string& key, const OptionValue& value) {
-  std::string text = key + "=";
-  std::visit(
-      [&](const auto& v) {
-        using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, bool>) {
-          text += v ? "true" : "false";
-        } else if constexpr (std::is_same_v<T, int64_t>) {
-          text += std::to_string(v);
-        } else if constexpr (std::is_same_v<T, double>) {
-          text += nlohmann::json(v).dump();  // shortest text that reads back as the same double
-          if (text.find_first_of(".eE", key.size() + 1) == std::string::npos) text += ".0";
-        } else if constexpr (std::is_same_v<T, std::string>) {
-          text += nlohmann::json(v).dump();
-        } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
-          text += nlohmann::json(v).dump();
-        }
-      },
-      value);
-  return text;
-}
 
 double EvaluateExpression(const std::string& expression, const Assignment& assignment) {
   return ExpressionParser(expression, assignment).Parse();

@@ -21,9 +21,6 @@ namespace tune {
 
 using Assignment = std::map<std::string, OptionValue>;
 
-// The "key=value" override that sets `value` (TOML syntax: strings quoted, lists bracketed).
-std::string OverrideText(const std::string& key, const OptionValue& value);
-
 // Every grid trial, at most max_trials. Throws UserError if a parameter is a distribution.
 std::vector<Assignment> GridTrials(const SweepConfig& sweep);
 

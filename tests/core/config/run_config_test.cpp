@@ -114,6 +114,26 @@ class RunConfigTest : public ::testing::Test {
   PluginHost host_;
 };
 
+TEST_F(RunConfigTest, OverrideTextReadsBackAsTheSameValue) {
+  EXPECT_EQ(OverrideText("adapter.rank", int64_t{16}), "adapter.rank=16");
+  EXPECT_EQ(OverrideText("optimizer.lr", 0.0003), "optimizer.lr=0.0003");
+  EXPECT_EQ(OverrideText("optimizer.lr", 2.0), "optimizer.lr=2.0");
+  EXPECT_EQ(OverrideText("optimizer.schedule", std::string("cosine")),
+            "optimizer.schedule=\"cosine\"");
+  EXPECT_EQ(OverrideText("adapter.targets", std::vector<std::string>{"q_proj", "v_proj"}),
+            "adapter.targets=[\"q_proj\",\"v_proj\"]");
+  const RunConfig config = Resolve(
+      kRunFile, {OverrideText("adapter.rank", int64_t{16}), OverrideText("adapter.alpha", 2.0),
+                 OverrideText("optimizer.lr", 0.1 + 0.2),
+                 OverrideText("adapter.targets", std::vector<std::string>{"o_proj"}),
+                 OverrideText("optimizer.schedule", std::string("linear"))});
+  EXPECT_EQ(config.adapter.options.Int("rank"), 16);
+  EXPECT_EQ(config.adapter.options.Float("alpha"), 2.0);
+  EXPECT_EQ(config.optimizer.lr, 0.1 + 0.2);  // bit for bit
+  EXPECT_EQ(config.adapter.options.StringList("targets"), std::vector<std::string>{"o_proj"});
+  EXPECT_EQ(config.optimizer.schedule, "linear");
+}
+
 TEST_F(RunConfigTest, ResolvesTheDesignExampleIntoTypedSections) {
   const RunConfig config = Resolve(kRunFile);
   EXPECT_EQ(config.name, "rank");

@@ -128,16 +128,5 @@ TEST(SweepSearch, ExpressionsComputeAndNameWhatTheyCannotUse) {
   EXPECT_THROW(EvaluateExpression("2 * (adapter.rank", values), UserError);
 }
 
-TEST(SweepSearch, OverridesReadBackAsTheSameValues) {
-  EXPECT_EQ(OverrideText("adapter.rank", int64_t{16}), "adapter.rank=16");
-  EXPECT_EQ(OverrideText("optimizer.lr", 0.0003), "optimizer.lr=0.0003");
-  EXPECT_EQ(OverrideText("optimizer.lr", 2.0), "optimizer.lr=2.0");
-  EXPECT_EQ(OverrideText("optimizer.schedule", std::string("cosine")),
-            "optimizer.schedule=\"cosine\"");
-  EXPECT_EQ(OverrideText("adapter.rslora", true), "adapter.rslora=true");
-  EXPECT_EQ(OverrideText("adapter.targets", std::vector<std::string>{"q_proj", "v_proj"}),
-            "adapter.targets=[\"q_proj\",\"v_proj\"]");
-}
-
 }  // namespace
 }  // namespace tune
