@@ -1,6 +1,7 @@
 #include "generate/generate.h"
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 
 #include <ATen/ATen.h>
@@ -68,6 +69,55 @@ std::vector<int32_t> GenerateTokens(Model& model, std::span<const int32_t> promp
     ids.assign(1, next);
   }
   return generated;
+}
+
+std::vector<std::vector<int32_t>> GenerateGreedyBatched(
+    Model& model, const std::vector<std::vector<int32_t>>& prompts, int64_t max_new_tokens,
+    int64_t batch_size) {
+  if (max_new_tokens < 0) throw UserError("max_new_tokens must be >= 0");
+  if (batch_size < 1) throw UserError("the generation batch size must be >= 1");
+  at::NoGradGuard no_grad;
+  const int32_t eos = model.tokenizer().eos_id();
+  const int64_t max_positions = model.Describe().max_positions;
+  std::map<size_t, std::vector<size_t>> by_length;  // prompt length -> prompt indices
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    if (prompts[i].empty()) throw UserError("cannot generate from an empty prompt");
+    by_length[prompts[i].size()].push_back(i);
+  }
+  std::vector<std::vector<int32_t>> outputs(prompts.size());
+  for (const auto& [length, members] : by_length) {
+    const int64_t budget = std::min(max_new_tokens, max_positions - static_cast<int64_t>(length));
+    for (size_t begin = 0; begin < members.size(); begin += static_cast<size_t>(batch_size)) {
+      const size_t rows = std::min(members.size() - begin, static_cast<size_t>(batch_size));
+      std::vector<int64_t> ids;
+      for (size_t r = 0; r < rows; ++r) {
+        const std::vector<int32_t>& prompt = prompts[members[begin + r]];
+        ids.insert(ids.end(), prompt.begin(), prompt.end());
+      }
+      at::Tensor input = at::tensor(ids, at::kLong)
+                             .reshape({static_cast<int64_t>(rows), static_cast<int64_t>(length)});
+      const std::unique_ptr<KvCache> cache = model.NewCache();
+      std::vector<bool> done(rows, false);
+      size_t remaining = rows;
+      for (int64_t step = 0; step < budget && remaining > 0; ++step) {
+        // Greedy: the first maximum, as PickToken takes it.
+        const at::Tensor next =
+            model.Forward(input, cache.get()).select(1, -1).argmax(-1).to(at::kCPU).contiguous();
+        const int64_t* picked = next.data_ptr<int64_t>();
+        for (size_t r = 0; r < rows; ++r) {
+          if (done[r]) continue;
+          if (picked[r] == eos) {
+            done[r] = true;
+            --remaining;
+          } else {
+            outputs[members[begin + r]].push_back(static_cast<int32_t>(picked[r]));
+          }
+        }
+        input = next.reshape({static_cast<int64_t>(rows), 1});
+      }
+    }
+  }
+  return outputs;
 }
 
 std::string GenerateText(Model& model, std::string_view prompt, const SamplingOptions& options,

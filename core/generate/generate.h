@@ -30,6 +30,15 @@ std::vector<int32_t> GenerateTokens(Model& model, std::span<const int32_t> promp
                                     const SamplingOptions& options,
                                     const std::function<void(int32_t)>& on_token = {});
 
+// Greedy continuations of many prompts, as GenerateTokens with temperature 0 gives for each, but
+// decoded together: prompts of equal length share a batch of at most `batch_size` rows, so
+// positions line up without padding. Batched matrix products may round differently from one
+// row's, so a near-tie can resolve the other way. Each prompt gets at most `max_new_tokens`, and
+// no more than max_positions allows.
+std::vector<std::vector<int32_t>> GenerateGreedyBatched(
+    Model& model, const std::vector<std::vector<int32_t>>& prompts, int64_t max_new_tokens,
+    int64_t batch_size);
+
 // Encodes `prompt` (with the model's BOS, if it has one), generates, and decodes. `on_text` sees
 // the text as it grows, one piece per token.
 std::string GenerateText(Model& model, std::string_view prompt, const SamplingOptions& options,

@@ -31,24 +31,24 @@ double EvalLoss(Model& model, const std::vector<TokenizedExample>& examples, int
 }
 
 GenerationEval EvalGeneration(Model& model, const std::vector<TextExample>& examples,
-                              const std::vector<NamedMetric>& metrics, int64_t max_new_tokens) {
-  at::NoGradGuard no_grad;
-  GenerationEval eval;
-  std::vector<MetricExample> scored;
+                              const std::vector<NamedMetric>& metrics, int64_t max_new_tokens,
+                              int64_t batch_size) {
   const Tokenizer& tokenizer = model.tokenizer();
-  const int64_t max_positions = model.Describe().max_positions;
-  SamplingOptions greedy;
+  std::vector<std::vector<int32_t>> prompts;
   for (const TextExample& example : examples) {
     std::vector<int32_t> prompt;
     if (tokenizer.bos_id() >= 0) prompt.push_back(tokenizer.bos_id());
     const std::vector<int32_t> encoded = tokenizer.Encode(example.prompt);
     prompt.insert(prompt.end(), encoded.begin(), encoded.end());
-    greedy.max_new_tokens =
-        std::min<int64_t>(max_new_tokens, max_positions - static_cast<int64_t>(prompt.size()));
-    std::vector<int32_t> output;
-    if (greedy.max_new_tokens > 0) output = GenerateTokens(model, prompt, greedy);
-    eval.predictions.push_back(tokenizer.Decode(output));
-    scored.push_back({example.prompt, eval.predictions.back(), {example.completion}});
+    prompts.push_back(std::move(prompt));
+  }
+  const std::vector<std::vector<int32_t>> outputs =
+      GenerateGreedyBatched(model, prompts, max_new_tokens, batch_size);
+  GenerationEval eval;
+  std::vector<MetricExample> scored;
+  for (size_t i = 0; i < examples.size(); ++i) {
+    eval.predictions.push_back(tokenizer.Decode(outputs[i]));
+    scored.push_back({examples[i].prompt, eval.predictions.back(), {examples[i].completion}});
   }
   for (const NamedMetric& metric : metrics) {
     eval.scores[metric.name] = metric.metric->Score(scored).value;

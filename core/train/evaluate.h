@@ -28,9 +28,11 @@ struct GenerationEval {
   std::vector<std::string> predictions;  // greedy output per example, in order
 };
 
-// Greedy-decodes each example's prompt (at most `max_new_tokens`, stopping at EOS) and scores
-// the outputs against the completions with every metric.
+// Greedy-decodes each example's prompt (at most `max_new_tokens`, stopping at EOS; prompts of
+// equal length `batch_size` at a time) and scores the outputs against the completions with every
+// metric.
 GenerationEval EvalGeneration(Model& model, const std::vector<TextExample>& examples,
-                              const std::vector<NamedMetric>& metrics, int64_t max_new_tokens);
+                              const std::vector<NamedMetric>& metrics, int64_t max_new_tokens,
+                              int64_t batch_size);
 
 }  // namespace tune

@@ -51,7 +51,8 @@ std::string ModelDirectorySha256(const fs::path& dir) {
 }
 
 VersionRecord MakeVersionRecord(const RunConfig& config, const PluginHost& host,
-                                const TrainSummary& summary, const std::string& run_id) {
+                                const TrainSummary& summary, const std::string& run_id,
+                                const std::string& base_model_sha256) {
   VersionRecord record;
   record.method = config.adapter.method;
   for (const auto& [key, value] : config.adapter.options.values()) {
@@ -72,7 +73,7 @@ VersionRecord MakeVersionRecord(const RunConfig& config, const PluginHost& host,
   record.eval_examples = summary.eval_examples;
   record.base_model_name = config.model.path.filename().string();
   record.base_model_path = fs::absolute(config.model.path).lexically_normal().string();
-  record.base_model_hash = ModelDirectorySha256(config.model.path);
+  record.base_model_hash = base_model_sha256;
   if (fs::exists(config.model.path / "tokenizer.model")) {
     record.tokenizer_hash = FileSha256(config.model.path / "tokenizer.model");
   }

@@ -14,10 +14,12 @@ class PluginHost;
 // Everything DESIGN section 5 lists that the run knows: method and hyper-parameters ("adapter.
 // rank", "optimizer.lr", "train.steps", ...), the resolved config, dataset hash and counts, base
 // model identity and content hash, tokenizer hash, seed, scores and base scores, the training
-// curve, timings, peak memory, plugin names and versions, tune's version. Reads the base model's
-// files to hash them.
+// curve, timings, peak memory, plugin names and versions, tune's version. `base_model_sha256` is
+// ModelDirectorySha256 of config.model.path, which the caller computes once per model: a sweep
+// registers many trials of one base, and hashing gigabytes for each would dominate.
 VersionRecord MakeVersionRecord(const RunConfig& config, const PluginHost& host,
-                                const TrainSummary& summary, const std::string& run_id);
+                                const TrainSummary& summary, const std::string& run_id,
+                                const std::string& base_model_sha256);
 
 // SHA-256 over the model directory's config.json, tokenizer.model and weight files, each
 // preceded by its name, in name order: the base model's identity whatever its path.

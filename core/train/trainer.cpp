@@ -3,16 +3,19 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 
 #include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include "data/dataset_identity.h"
 #include "plugin_host/plugin_host.h"
 #include "safetensors/torch_io.h"
 #include "train/evaluate.h"
@@ -255,13 +258,90 @@ void TruncateMetrics(const fs::path& path, int64_t step) {
   WriteText(path, kept);
 }
 
+// What the base model's scores depend on, one "key=value" line each: the model's files (name,
+// size, modification time), how it is loaded and on which device, the adapter method (a
+// quantising method changes the base), the exact eval examples, the metrics and the generation
+// budget. Two runs with the same identity get the same base scores.
+std::string BaseEvalIdentity(const RunConfig& config, const PreparedData& data,
+                             const torch::Device& device) {
+  std::string text;
+  auto add = [&](const std::string& key, const OptionValue& value) {
+    text += OverrideText(key, value);
+    text += '\n';
+  };
+  add("model.plugin", config.model.plugin);
+  add("model.path", fs::absolute(config.model.path).lexically_normal().string());
+  std::vector<std::string> files;
+  for (const auto& entry : fs::directory_iterator(config.model.path)) {
+    if (!entry.is_regular_file()) continue;
+    files.push_back(entry.path().filename().string() + " " + std::to_string(entry.file_size()) +
+                    " " + std::to_string(entry.last_write_time().time_since_epoch().count()));
+  }
+  std::sort(files.begin(), files.end());
+  add("model.files", files);
+  for (const auto& [key, value] : config.model.options.values()) add("model." + key, value);
+  add("adapter.method", config.adapter.method);
+  add("train.device", device.str());
+  add("train.train_on_prompt", config.train.train_on_prompt);
+  add("train.eval_max_new_tokens", config.train.eval_max_new_tokens);
+  add("eval.examples_sha256", DatasetSha256(data.eval_text));
+  for (size_t i = 0; i < config.metrics.size(); ++i) {
+    const std::string prefix = "metrics." + std::to_string(i) + ".";
+    add(prefix + "plugin", config.metrics[i].plugin);
+    for (const auto& [key, value] : config.metrics[i].options.values()) add(prefix + key, value);
+  }
+  return text;
+}
+
+fs::path BaseScoresFile(const fs::path& dir, const std::string& identity) {
+  return dir / (Sha256Hex(identity).substr(0, 32) + ".json");
+}
+
+// The stored scores for `identity`, or nullopt when none are stored (or the file is unreadable,
+// which only costs a new measurement).
+std::optional<std::map<std::string, double>> ReadBaseScores(const fs::path& dir,
+                                                            const std::string& identity) {
+  std::ifstream in(BaseScoresFile(dir, identity));
+  if (!in) return std::nullopt;
+  const json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || j.value("identity", "") != identity || !j.contains("scores")) {
+    return std::nullopt;
+  }
+  try {
+    return j.at("scores").get<std::map<std::string, double>>();
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
+}
+
+// Stores atomically (temporary file, then rename), so concurrent runs that measured the same
+// identity leave one whole file. A folder that cannot be written only costs later runs a new
+// measurement, so failures are ignored.
+void StoreBaseScores(const fs::path& dir, const std::string& identity,
+                     const std::map<std::string, double>& scores) {
+  std::error_code error;
+  fs::create_directories(dir, error);
+  const fs::path file = BaseScoresFile(dir, identity);
+  const fs::path temp = file.string() + ".tmp-" + std::to_string(getpid());
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    out << json{{"identity", identity}, {"scores", scores}}.dump(1) << '\n';
+    if (!out.flush()) {
+      out.close();
+      fs::remove(temp, error);
+      return;
+    }
+  }
+  fs::rename(temp, file, error);
+}
+
 }  // namespace
 
 namespace {
 
 TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
                           const TrainOptions& options) {
-  const auto wall_start = Clock::now();
+  auto wall_start = Clock::now();
   const TrainConfig& train = config.train;
   const fs::path& run_dir = options.run_dir;
   const std::string config_sha256 = Sha256Hex(config.resolved_toml);
@@ -300,6 +380,11 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
     data.eval.resize(train.eval_max_examples);
   }
 
+  if (options.wait_for_turn) {
+    const auto waiting = Clock::now();
+    options.wait_for_turn();
+    wall_start += Clock::now() - waiting;
+  }
   model->module().to(device);
   torch::manual_seed(static_cast<uint64_t>(train.seed));
   std::unique_ptr<Adapter> adapter =
@@ -325,8 +410,8 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
     scores["eval_loss"] = loss;
     scores["perplexity"] = std::exp(loss);
     if (!metrics.empty()) {
-      GenerationEval generated =
-          EvalGeneration(*model, data.eval_text, metrics, train.eval_max_new_tokens);
+      GenerationEval generated = EvalGeneration(*model, data.eval_text, metrics,
+                                                train.eval_max_new_tokens, train.batch_size);
       for (const auto& [name, value] : generated.scores) scores[name] = value;
       if (outputs != nullptr) *outputs = std::move(generated.predictions);
     }
@@ -353,9 +438,20 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
   } else {
     state.config_sha256 = config_sha256;
     state.dataset_sha256 = data.dataset_sha256;
-    progress.Say("evaluating the base model on " + std::to_string(data.eval.size()) +
-                 " eval examples");
-    evaluate(state.base_scores, nullptr);
+    const std::string identity =
+        options.base_scores_dir.empty() ? std::string() : BaseEvalIdentity(config, data, device);
+    std::optional<std::map<std::string, double>> stored;
+    if (!identity.empty()) stored = ReadBaseScores(options.base_scores_dir, identity);
+    if (stored) {
+      state.base_scores = std::move(*stored);
+      progress.Say("base model scores from " +
+                   BaseScoresFile(options.base_scores_dir, identity).string());
+    } else {
+      progress.Say("evaluating the base model on " + std::to_string(data.eval.size()) +
+                   " eval examples");
+      evaluate(state.base_scores, nullptr);
+      if (!identity.empty()) StoreBaseScores(options.base_scores_dir, identity, state.base_scores);
+    }
     WriteText(run_dir / "run.toml", config.resolved_toml);
   }
 

@@ -7,6 +7,7 @@
 //   eval_samples.jsonl    prompt, reference and generated output of each eval example
 //   adapter/              the deployable result (Adapter::Save), written last
 //   summary.json          scores, base scores, timings, lineage
+// and, with TrainOptions::base_scores_dir, base-model scores shared between runs.
 // On CPU, the same config and data give bit-identical results, and a run killed at any moment
 // and resumed gives the same adapter as one that was never interrupted.
 #pragma once
@@ -56,6 +57,16 @@ struct TrainOptions {
   bool resume = false;   // continue from the last checkpoint in run_dir
   bool restart = false;  // delete what run_dir holds and start over
   bool force = false;    // resume although the config or data changed
+  // When set, runs share base-model scores through this folder: a run whose base model (files,
+  // plugin, options, adapter method, device), eval examples, metrics and generation budget match
+  // a stored measurement reads it instead of evaluating the base model again, and a run that
+  // measures stores what it found. tune sweep gives all its trials one folder.
+  std::filesystem::path base_scores_dir;
+  // Called once the run is prepared (plugins, model and data loaded on the CPU) and before it
+  // touches the device or evaluates anything; the run goes on when it returns. tune sweep starts
+  // the next trial this way while the current one trains, so loading is off the critical path.
+  // Its waiting time is not counted in the summary's wall_seconds.
+  std::function<void()> wait_for_turn;
   // Called after every step and every intermediate eval (when train.eval_every is set).
   std::function<void(const StepReport&)> on_step;
   std::function<void(int64_t step, double eval_loss)> on_eval;

@@ -2,6 +2,9 @@
 // refusals, masking and batching.
 #include "train/trainer.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -144,6 +147,56 @@ TEST_F(TrainCommand, GenerateWithTheAdapterReproducesTheEvalOutputs) {
   EXPECT_EQ(full_dir.err, "error: " + (shared_->path() / "model").string() +
                               " is a whole model (full fine-tuning); pass it as --model instead "
                               "of --adapter\n");
+}
+
+TEST_F(TrainCommand, BaseScoresAreMeasuredOnceAndSharedByMatchingRuns) {
+  const fs::path file = RunFile();
+  const std::string shared = (dir_.path() / "base-scores").string();
+  auto train = [&](const std::string& run, std::vector<std::string> overrides) {
+    std::vector<std::string> args = {"train", file.string()};
+    args.insert(args.end(), overrides.begin(), overrides.end());
+    args.insert(args.end(),
+                {"-o", (dir_.path() / run).string(), "--no-register", "--base-scores", shared});
+    const auto result = RunTune(args);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    return result;
+  };
+  auto base_scores = [&](const std::string& run) {
+    return nlohmann::json::parse(std::ifstream(dir_.path() / run / "summary.json"))["base_scores"];
+  };
+  const auto first = train("a", {});
+  EXPECT_NE(first.err.find("evaluating the base model"), std::string::npos) << first.err;
+  ASSERT_EQ(std::distance(fs::directory_iterator(shared), fs::directory_iterator()), 1);
+  const fs::path stored = fs::directory_iterator(shared)->path();
+
+  // A run that differs only in what it trains reads the stored scores: mark them to be sure.
+  auto marked = nlohmann::json::parse(std::ifstream(stored));
+  marked["scores"]["exact_match"] = 0.125;
+  std::ofstream(stored) << marked.dump();
+  const auto second = train("b", {"adapter.rank=2", "optimizer.lr=1e-3"});
+  EXPECT_NE(second.err.find("base model scores from " + stored.string()), std::string::npos)
+      << second.err;
+  EXPECT_EQ(base_scores("b")["exact_match"], 0.125);
+  EXPECT_EQ(base_scores("b")["eval_loss"], base_scores("a")["eval_loss"]);
+
+  // Another generation budget or eval set is another measurement.
+  train("c", {"train.eval_max_new_tokens=2"});
+  train("d", {"train.eval_max_examples=3"});
+  EXPECT_NE(base_scores("d")["eval_loss"], base_scores("a")["eval_loss"]);
+  EXPECT_EQ(std::distance(fs::directory_iterator(shared), fs::directory_iterator()), 3);
+}
+
+TEST_F(TrainCommand, StartFdHoldsTheRunUntilItsTurnAndEndsItIfClosed) {
+  int sockets[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sockets), 0);
+  close(sockets[0]);  // the sweep is gone before the trial's turn
+  const auto result = RunTune({"train", RunFile().string(), "-o", (dir_.path() / "run").string(),
+                               "--no-register", "--start-fd", std::to_string(sockets[1])});
+  close(sockets[1]);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.err,
+            "error: the sweep that started this trial has ended; resume the sweep with --resume\n");
+  EXPECT_FALSE(fs::exists(dir_.path() / "run" / "metrics.jsonl"));
 }
 
 TEST_F(TrainCommand, SameRunFileGivesBitIdenticalAdapters) {

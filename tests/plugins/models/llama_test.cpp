@@ -149,6 +149,25 @@ TEST_F(LlamaPlugin, GreedyGenerationMatchesTheReferenceTokenForToken) {
   EXPECT_EQ(GenerateTokens(*model, prompt, greedy), expected);
 }
 
+TEST_F(LlamaPlugin, BatchedGreedyGenerationMatchesOnePromptAtATime) {
+  const auto model = Load(MakeCheckpoint(dir_, "model", {"--seed", "6"}));
+  // Three lengths, one of them shared by three prompts, so a length group spans two batches.
+  const std::vector<std::vector<int32_t>> prompts = {{1, 5, 9},        {1, 7},      {1, 3, 4},
+                                                     {1, 8, 2, 6, 11}, {1, 10, 12}, {1, 2}};
+  const std::vector<std::vector<int32_t>> batched =
+      GenerateGreedyBatched(*model, prompts, 16, /*batch_size=*/2);
+  ASSERT_EQ(batched.size(), prompts.size());
+  SamplingOptions greedy;
+  greedy.max_new_tokens = 16;
+  size_t generated = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(batched[i], GenerateTokens(*model, prompts[i], greedy)) << "prompt " << i;
+    generated += batched[i].size();
+  }
+  EXPECT_GT(generated, prompts.size());  // not all stopped at once
+  EXPECT_THROW(GenerateGreedyBatched(*model, {{}}, 4, 2), UserError);
+}
+
 TEST_F(LlamaPlugin, StreamedTextJoinsToTheWholeContinuation) {
   const auto model = Load(MakeCheckpoint(dir_, "model", {"--seed", "12"}));
   SamplingOptions sampling;
