@@ -1,5 +1,9 @@
 #include "cli/cli.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -218,6 +222,19 @@ int Generate(const fs::path& model_dir, const std::string& model_plugin,
   return 0;
 }
 
+// The trial's side of tune sweep's control socket (--start-fd): waits for the sweep's next byte,
+// which means go on. The sweep stops a trial by killing it, so a closed socket (or `fd` < 0, a
+// failed report) means the sweep itself is gone.
+void AwaitSweep(int fd) {
+  char go = 0;
+  ssize_t got = -1;
+  while (fd >= 0 && (got = read(fd, &go, 1)) < 0 && errno == EINTR) {
+  }
+  if (got != 1) {
+    throw UserError("the sweep that started this trial has ended; resume the sweep with --resume");
+  }
+}
+
 int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, TrainOptions options,
              bool register_adapter) {
   const RunFile run_file = RunFile::Read(file, overrides);
@@ -245,15 +262,18 @@ int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, Tr
                           {"grad_norm", report.grad_norm},
                           {"tokens_per_second", report.tokens_per_second}});
   };
-  options.on_eval = [&](int64_t step, double eval_loss) {
+  options.on_eval = [&, also = options.on_eval](int64_t step, double eval_loss) {
     registry->LogMetrics(run_id, step, {{"eval_loss", eval_loss}});
+    if (also) also(step, eval_loss);
   };
   TrainSummary summary;
   int64_t version = 0;
   try {
     summary = Train(config, host, options);
-    version = registry->Register(config.name, MakeVersionRecord(config, host, summary, run_id),
-                                 summary.adapter_dir);
+    version = registry->Register(
+        config.name,
+        MakeVersionRecord(config, host, summary, run_id, ModelDirectorySha256(config.model.path)),
+        summary.adapter_dir);
   } catch (const std::exception& e) {
     registry->FinishRun(run_id, RunStatus::kFailed, e.what());
     throw;
@@ -372,6 +392,14 @@ int RunCli(int argc, char** argv) {
   train->add_flag("--restart", train_options.restart, "Discard the run directory and start over");
   train->add_flag("--force", train_options.force, "Resume although the config or the data changed");
   train->get_option("--resume")->excludes("--restart");
+  train->add_option("--base-scores", train_options.base_scores_dir,
+                    "Folder of base-model scores shared between runs: reuse a matching "
+                    "measurement instead of evaluating the base model again (tune sweep passes "
+                    "one per sweep)");
+  int train_start_fd = -1;
+  train->add_option("--start-fd", train_start_fd,
+                    "A socket from tune sweep: prepare, wait for its go before training, and "
+                    "after each intermediate eval report it and wait again (early stopping)");
   bool train_no_register = false;
   train->add_flag("--no-register", train_no_register,
                   "Leave the adapter in the run directory only (tune sweep registers its trials "
@@ -415,6 +443,17 @@ int RunCli(int argc, char** argv) {
     }
     if (train->parsed()) {
       train_options.run_dir = train_output;
+      if (train_start_fd >= 0) {
+        train_options.wait_for_turn = [train_start_fd] { AwaitSweep(train_start_fd); };
+        train_options.on_eval = [train_start_fd](int64_t step, double) {
+          const std::string report = std::to_string(step) + "\n";  // the loss is in metrics.jsonl
+          if (send(train_start_fd, report.data(), report.size(), MSG_NOSIGNAL) !=
+              static_cast<ssize_t>(report.size())) {
+            AwaitSweep(-1);
+          }
+          AwaitSweep(train_start_fd);
+        };
+      }
       return TrainRun(train_file, train_overrides, train_options, !train_no_register);
     }
     if (generate->parsed()) {

@@ -1,7 +1,10 @@
 #include "sweep/sweep.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -74,7 +77,12 @@ struct Trial {
   std::map<int64_t, double> rung_losses;  // eval loss at each early-stopping rung it reached
   // While running:
   pid_t pid = 0;
-  int gpu = -1;  // slot of the GPU it runs on, -1 on CPU
+  int pidfd = -1;  // readable once pid has exited; -1 where the kernel has no pidfd_open
+  // Our end of its control socket (tune train --start-fd): one byte lets it start, or go on after
+  // an intermediate eval it reported there.
+  int control_fd = -1;
+  bool standby = false;  // started and prepared, waiting for its first byte
+  int gpu = -1;          // slot of the GPU it runs on, -1 on CPU
   std::string run_id;
   std::streamoff metrics_offset = 0;
   std::string progress;  // the latest step line
@@ -223,11 +231,13 @@ std::string ParameterText(const Trial& trial) {
 }
 
 // `cuda_visible_devices`: the value the child sees, or empty to leave the variable alone.
+// `start_fd` (close-on-exec in the parent) stays open in the child.
 pid_t SpawnTrial(const std::vector<std::string>& argv, const fs::path& log,
-                 const std::string& cuda_visible_devices) {
+                 const std::string& cuda_visible_devices, int start_fd) {
   const pid_t pid = fork();
   if (pid < 0) throw UserError("cannot start a trial process: fork failed");
   if (pid == 0) {
+    fcntl(start_fd, F_SETFD, 0);
     const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       dup2(fd, STDOUT_FILENO);
@@ -243,6 +253,50 @@ pid_t SpawnTrial(const std::vector<std::string>& argv, const fs::path& log,
     _exit(127);
   }
   return pid;
+}
+
+// Reaps the trial's process if it has exited (with `block`, once it exits) and releases its
+// pidfd; returns its wait status, or nullopt while it still runs.
+std::optional<int> Reap(Trial& trial, bool block) {
+  int status = 0;
+  if (waitpid(trial.pid, &status, block ? 0 : WNOHANG) != trial.pid) return std::nullopt;
+  if (trial.pidfd >= 0) close(trial.pidfd);
+  if (trial.control_fd >= 0) close(trial.control_fd);
+  trial.pid = 0;
+  trial.pidfd = -1;
+  trial.control_fd = -1;
+  trial.standby = false;
+  return status;
+}
+
+// Sleeps until a trial exits or reports an intermediate eval, or `timeout` passes, so the sweep
+// answers at once rather than at its next poll.
+void WaitForTrials(const std::vector<Trial>& trials, std::chrono::milliseconds timeout) {
+  std::vector<pollfd> fds;
+  for (const Trial& t : trials) {
+    if (t.pid == 0) continue;
+    fds.push_back({t.pidfd, POLLIN, 0});  // poll skips negative descriptors
+    if (!t.standby) fds.push_back({t.control_fd, POLLIN, 0});
+  }
+  poll(fds.data(), fds.size(), static_cast<int>(timeout.count()));
+}
+
+// Sends the byte that lets the trial start or go on.
+void LetTrialGoOn(const Trial& trial) {
+  const char byte = 1;
+  // MSG_NOSIGNAL: a trial that already died is reaped and failed by the loop, not by SIGPIPE.
+  send(trial.control_fd, &byte, 1, MSG_NOSIGNAL);
+}
+
+// How many intermediate evals the trial has reported since the last call (one line each).
+int64_t TakeEvalReports(const Trial& trial) {
+  int64_t reports = 0;
+  char buffer[256];
+  ssize_t got;
+  while ((got = recv(trial.control_fd, buffer, sizeof(buffer), MSG_DONTWAIT)) > 0) {
+    reports += std::count(buffer, buffer + got, '\n');
+  }
+  return reports;
 }
 
 }  // namespace
@@ -367,8 +421,34 @@ int RunSweep(const SweepOptions& options) {
   if (self_length <= 0) throw UserError("cannot find the tune executable (/proc/self/exe)");
   const std::string tune_binary(self, static_cast<size_t>(self_length));
 
-  auto launch = [&](Trial& trial) {
+  auto create_run = [&](const Trial& trial) {
+    return registry->CreateRun(
+        {config.name, state.name, trial.number,
+         config.resolved_toml + "\n# trial: " + ParameterText(trial) + "\n"});
+  };
+
+  // Tells a started trial to train: it leaves standby and takes a slot.
+  auto go = [&](Trial& trial) {
+    LetTrialGoOn(trial);
+    trial.standby = false;
+    trial.status = TrialStatus::kRunning;
+    trial.started = Clock::now();
+    trial.metrics_offset = 0;
+    trial.run_id = create_run(trial);
+    const std::string device = trial.gpu >= 0 ? gpus[static_cast<size_t>(trial.gpu)] : "";
+    std::printf("trial %lld started%s: %s\n", static_cast<long long>(trial.number),
+                device.empty() ? "" : (" on GPU " + device).c_str(), ParameterText(trial).c_str());
+    SaveState(dir, state);
+  };
+
+  // Starts the trial's process. It loads plugins, model and data, then waits for go(); a
+  // `standby` trial is readied while the slots are still busy, so that work overlaps training.
+  auto launch = [&](Trial& trial, bool standby) {
     const fs::path trial_dir = dir / TrialDirName(trial.number);
+    int sockets[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sockets) != 0) {
+      throw UserError("cannot start a trial process: socketpair failed");
+    }
     std::vector<std::string> argv = {tune_binary, "train", options.file.string()};
     argv.insert(argv.end(), options.overrides.begin(), options.overrides.end());
     argv.insert(argv.end(), trial.overrides.begin(), trial.overrides.end());
@@ -376,7 +456,9 @@ int RunSweep(const SweepOptions& options) {
     if (!rungs.empty() && config.train.eval_every == 0) {
       argv.push_back("train.eval_every=" + std::to_string(sweep.early_stop_min_steps));
     }
-    argv.insert(argv.end(), {"-o", trial_dir.string(), "--no-register"});
+    argv.insert(argv.end(),
+                {"-o", trial_dir.string(), "--no-register", "--base-scores",
+                 (dir / "base-scores").string(), "--start-fd", std::to_string(sockets[1])});
     // An interrupted trial continues from its checkpoint; anything else starts clean.
     const bool has_checkpoint =
         fs::is_directory(trial_dir / "checkpoints") && !fs::is_empty(trial_dir / "checkpoints");
@@ -390,16 +472,13 @@ int RunSweep(const SweepOptions& options) {
       trial.gpu = static_cast<int>(std::find(used.begin(), used.end(), false) - used.begin());
       device = gpus[static_cast<size_t>(trial.gpu)];
     }
-    trial.pid = SpawnTrial(argv, dir / (TrialDirName(trial.number) + ".log"), device);
-    trial.status = TrialStatus::kRunning;
+    trial.pid = SpawnTrial(argv, dir / (TrialDirName(trial.number) + ".log"), device, sockets[1]);
+    close(sockets[1]);
+    trial.pidfd = static_cast<int>(syscall(SYS_pidfd_open, trial.pid, 0));
+    trial.control_fd = sockets[0];
+    trial.standby = true;
     trial.started = Clock::now();
-    trial.metrics_offset = 0;
-    trial.run_id =
-        registry->CreateRun({config.name, state.name, trial.number,
-                             config.resolved_toml + "\n# trial: " + ParameterText(trial) + "\n"});
-    std::printf("trial %lld started%s: %s\n", static_cast<long long>(trial.number),
-                device.empty() ? "" : (" on GPU " + device).c_str(), ParameterText(trial).c_str());
-    SaveState(dir, state);
+    if (!standby) go(trial);
   };
 
   // Forwards new per-step metrics lines to the registry; keeps the latest as progress text.
@@ -443,9 +522,12 @@ int RunSweep(const SweepOptions& options) {
     }
   };
 
+  // Base model hashes by directory, computed at the first registration of a trial on each.
+  std::map<fs::path, std::string> model_sha256s;
+  // `trial` has exited with `status` and been reaped.
   auto finish = [&](Trial& trial, int status) {
+    if (trial.run_id.empty()) trial.run_id = create_run(trial);  // a standby that failed
     forward_metrics(trial);
-    trial.pid = 0;
     trial.wall_seconds = std::chrono::duration<double>(Clock::now() - trial.started).count();
     const fs::path trial_dir = dir / TrialDirName(trial.number);
     const fs::path log = dir / (TrialDirName(trial.number) + ".log");
@@ -456,7 +538,13 @@ int RunSweep(const SweepOptions& options) {
                                trial.overrides.end());
         const RunConfig trial_config = RunFile::Read(options.file, trial_overrides).Resolve(host);
         const TrainSummary summary = ReadSummary(trial_dir);
-        VersionRecord record = MakeVersionRecord(trial_config, host, summary, trial.run_id);
+        const fs::path model_path = fs::absolute(trial_config.model.path).lexically_normal();
+        auto model_sha256 = model_sha256s.find(model_path);
+        if (model_sha256 == model_sha256s.end()) {
+          model_sha256 = model_sha256s.emplace(model_path, ModelDirectorySha256(model_path)).first;
+        }
+        VersionRecord record =
+            MakeVersionRecord(trial_config, host, summary, trial.run_id, model_sha256->second);
         record.sweep = state.name;
         record.trial = trial.number;
         trial.version = registry->Register(config.name, record, summary.adapter_dir);
@@ -511,17 +599,26 @@ int RunSweep(const SweepOptions& options) {
   auto last_report = Clock::now();
   while (true) {
     int64_t running = 0;
-    for (const Trial& t : state.trials) running += t.pid != 0;
-    // Interrupted trials (status running without a process: the sweep was killed) go first.
+    Trial* standby = nullptr;
+    for (Trial& t : state.trials) {
+      running += t.pid != 0 && !t.standby;
+      if (t.pid != 0 && t.standby) standby = &t;
+    }
+    // A free slot takes the readied trial, then interrupted trials (status running without a
+    // process: the sweep was killed), then pending ones, then new ones.
+    if (standby != nullptr && running < parallel) {
+      go(*standby);
+      standby = nullptr;
+      ++running;
+    }
     for (Trial& t : state.trials) {
       if (running >= parallel) break;
       if (t.pid == 0 && (t.status == TrialStatus::kRunning || t.status == TrialStatus::kPending)) {
-        launch(t);
+        launch(t, /*standby=*/false);
         ++running;
       }
     }
-    while (running < parallel && static_cast<int64_t>(state.trials.size()) < sweep.max_trials &&
-           sweep.method != "grid") {
+    auto new_trial = [&]() -> Trial& {
       Trial trial;
       trial.number = static_cast<int64_t>(state.trials.size()) + 1;
       trial.assignment = next_assignment(trial.number - 1);
@@ -529,25 +626,48 @@ int RunSweep(const SweepOptions& options) {
         trial.overrides.push_back(OverrideText(key, value));
       }
       state.trials.push_back(std::move(trial));
-      launch(state.trials.back());
+      return state.trials.back();
+    };
+    while (running < parallel && static_cast<int64_t>(state.trials.size()) < sweep.max_trials &&
+           sweep.method != "grid") {
+      launch(new_trial(), /*standby=*/false);
       ++running;
     }
     if (running == 0) break;
+    // Ready the next trial while every slot trains. Grid and random trials are known ahead; a TPE
+    // trial waits for the results before it, and on CUDA the next GPU is not known yet.
+    if (standby == nullptr && running == parallel && gpus.empty() && sweep.method != "tpe") {
+      for (Trial& t : state.trials) {
+        if (t.pid == 0 &&
+            (t.status == TrialStatus::kRunning || t.status == TrialStatus::kPending)) {
+          standby = &t;
+          break;
+        }
+      }
+      if (standby == nullptr && sweep.method == "random" &&
+          static_cast<int64_t>(state.trials.size()) < sweep.max_trials) {
+        standby = &new_trial();
+      }
+      if (standby != nullptr) launch(*standby, /*standby=*/true);
+    }
 
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    WaitForTrials(state.trials, std::chrono::milliseconds(200));
     for (Trial& t : state.trials) {
       if (t.pid == 0) continue;
-      int status = 0;
-      const pid_t done = waitpid(t.pid, &status, WNOHANG);
-      if (done == t.pid) {
-        finish(t, status);
+      if (const std::optional<int> status = Reap(t, /*block=*/false)) {
+        finish(t, *status);
         continue;
       }
+      if (t.standby) continue;
+      // A reported eval is in metrics.jsonl already, and its trial waits for the verdict: the
+      // early-stopping decision is made at exactly the rung's step.
+      const int64_t reports = TakeEvalReports(t);
       forward_metrics(t);
-      if (t.pruned_at > 0) {
+      if (t.pruned_at == 0) {
+        for (int64_t i = 0; i < reports; ++i) LetTrialGoOn(t);
+      } else {
         kill(t.pid, SIGKILL);
-        waitpid(t.pid, &status, 0);
-        t.pid = 0;
+        Reap(t, /*block=*/true);
         t.status = TrialStatus::kPruned;
         t.wall_seconds = std::chrono::duration<double>(Clock::now() - t.started).count();
         char reason[96];
@@ -566,7 +686,7 @@ int RunSweep(const SweepOptions& options) {
         finished += t.status == TrialStatus::kFinished;
         failed += t.status == TrialStatus::kFailed;
         pruned += t.status == TrialStatus::kPruned;
-        active += t.pid != 0;
+        active += t.pid != 0 && !t.standby;
       }
       const Trial* leader = best();
       const double elapsed = std::chrono::duration<double>(Clock::now() - sweep_start).count();
@@ -586,7 +706,7 @@ int RunSweep(const SweepOptions& options) {
                  : "-",
           FormatDuration(elapsed).c_str(), done > 0 ? FormatDuration(eta).c_str() : "?");
       for (const Trial& t : state.trials) {
-        if (t.pid != 0) {
+        if (t.pid != 0 && !t.standby) {
           std::printf("  trial %lld: %s\n", static_cast<long long>(t.number),
                       t.progress.empty() ? "starting" : t.progress.c_str());
         }

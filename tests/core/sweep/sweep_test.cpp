@@ -94,6 +94,16 @@ TEST_F(SweepCommand, RegistersEveryTrialAndRanksThem) {
     EXPECT_EQ(v["curve"].size(), 10u);
   }
   EXPECT_EQ(trials, (std::set<int64_t>{1, 2, 3}));
+  // The base model is measured by the first trials only; trial 3 reads their scores.
+  const fs::path sweep_dir = dir_.path() / ".tune/sweeps/s-1";
+  EXPECT_EQ(
+      std::distance(fs::directory_iterator(sweep_dir / "base-scores"), fs::directory_iterator()),
+      1);
+  std::ifstream log(sweep_dir / "trial-003.log");
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("base model scores from .tune/sweeps/s-1/base-scores/"), std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("evaluating the base model"), std::string::npos) << text;
 
   // Again without --resume: a new sweep, and it says so.
   SweepFile("[2]", 10);
@@ -152,8 +162,9 @@ TEST_F(SweepCommand, KilledSweepResumesAndRunsOnlyWhatIsMissing) {
 }
 
 TEST_F(SweepCommand, AshaPrunesATrialWhoseEvalLossTrailsAtARung) {
-  // Trial 1 learns (lr 5e-3); trial 2 barely moves (lr 1e-7), so at a rung (step 5 or 10) its
-  // eval loss is not among the best half of the trials that reached it.
+  // Trial 1 learns (lr 5e-3); trial 2 barely moves (lr 1e-7), so at the first rung (step 5) its
+  // eval loss is not among the best half of the trials that reached it. A trial waits for the
+  // verdict at each rung, so it stops at exactly that step however fast it trains.
   SweepFile("[4]", 20, 1,
             "\"optimizer.lr\" = [5e-3, 1e-7]\n[sweep.early_stop]\ntype = \"asha\"\nmin_steps = "
             "5\neta = 2\n");
@@ -162,11 +173,14 @@ TEST_F(SweepCommand, AshaPrunesATrialWhoseEvalLossTrailsAtARung) {
   const auto state = State("s-1");
   EXPECT_EQ(state["trials"][0]["status"], "finished");
   EXPECT_EQ(state["trials"][1]["status"], "pruned");
-  const int64_t pruned_at = state["trials"][1]["pruned_at"].get<int64_t>();
-  EXPECT_TRUE(pruned_at == 5 || pruned_at == 10) << pruned_at;
-  EXPECT_NE(result.out.find("trial 2 pruned at step " + std::to_string(pruned_at)),
-            std::string::npos)
-      << result.out;
+  EXPECT_EQ(state["trials"][1]["pruned_at"].get<int64_t>(), 5);
+  EXPECT_NE(result.out.find("trial 2 pruned at step 5"), std::string::npos) << result.out;
+  std::ifstream metrics(dir_.path() / ".tune/sweeps/s-1/trial-002/metrics.jsonl");
+  int64_t last_step = 0;
+  for (std::string line; std::getline(metrics, line);) {
+    last_step = nlohmann::json::parse(line)["step"].get<int64_t>();
+  }
+  EXPECT_EQ(last_step, 5);
   const auto listed =
       RunTune({"adapters", "ls", "s", "--json", "--registry", (dir_.path() / "registry").string()});
   EXPECT_EQ(nlohmann::json::parse(listed.out).size(), 1u);
