@@ -2,7 +2,6 @@
 // it. Prints one JSON line; bench/llama_forward.sh runs it against the Python eager peer.
 //
 //   bench_llama_forward MODEL_DIR [--seq T] [--iters N] [--threads K]
-#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -11,6 +10,7 @@
 #include <string>
 
 #include "plugin_host/plugin_host.h"
+#include "runtime/threads.h"
 #include "tune/model.h"
 
 int main(int argc, char** argv) {
@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  at::set_num_threads(static_cast<int>(threads));
+  tune::SetComputeThreads(threads);
   try {
     tune::PluginHost host;
     host.Load({tune::BuiltinPluginDir()});

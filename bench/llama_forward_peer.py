@@ -22,7 +22,7 @@ def main():
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    llama_reference.set_compute_threads(args.threads)
     cfg, weights = llama_reference.load(args.model_dir)
     w = llama_reference.to_torch(weights, torch.float32)
     parameters = sum(t.numel() for t in w.values())

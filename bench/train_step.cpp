@@ -5,7 +5,6 @@
 //
 //   bench_train_step MODEL_DIR [--method lora|full] [--rank R] [--batch B] [--seq T]
 //                    [--iters N] [--threads K]
-#include <ATen/Parallel.h>
 #include <sys/resource.h>
 #include <torch/torch.h>
 
@@ -15,6 +14,7 @@
 #include <string>
 
 #include "plugin_host/plugin_host.h"
+#include "runtime/threads.h"
 #include "train/step.h"
 #include "tune/adapter.h"
 #include "tune/model.h"
@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  at::set_num_threads(static_cast<int>(threads));
+  tune::SetComputeThreads(threads);
   try {
     tune::PluginHost host;
     host.Load({tune::BuiltinPluginDir()});

@@ -1,7 +1,7 @@
 """The peer for bench_train_step: the same training step in Python eager PyTorch, written the way
 Hugging Face transformers + PEFT do it (nn.Linear layers, LoRA as lora_B(lora_A(dropout(x))) *
 scaling added to the frozen layer, cross-entropy with ignore_index, clip_grad_norm_,
-torch.optim.AdamW), same shapes, same thread count.
+torch.optim.AdamW), same shapes, same thread count and policy (llama_reference.set_compute_threads).
 
     /usr/bin/python3 bench/train_step_peer.py MODEL_DIR [--method lora|full] [--rank R]
         [--batch B] [--seq T] [--iters N] [--threads K]
@@ -131,7 +131,7 @@ def main():
     p.add_argument("--iters", type=int, default=30)
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
+    llama_reference.set_compute_threads(a.threads)
     cfg, weights = llama_reference.load(a.model_dir)
     model = CausalLm(cfg, llama_reference.to_torch(weights, torch.float32))
     torch.manual_seed(0)

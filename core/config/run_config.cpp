@@ -555,7 +555,7 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
          OptionSpec::Int("eval_max_new_tokens", 64, "Tokens generated per eval example")
              .Range(1, 1 << 20),
          OptionSpec::Int("eval_max_examples", 0, "Eval examples used; 0: all").Range(0, 1e12),
-         OptionSpec::Int("threads", 0, "CPU threads for tensor operations; 0: libtorch's default")
+         OptionSpec::Int("threads", 0, "CPU threads for tensor operations; 0: one per core")
              .Range(0, 4096)});
     config.train = {.steps = options.Int("steps"),
                     .batch_size = options.Int("batch_size"),

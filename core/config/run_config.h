@@ -64,8 +64,8 @@ struct TrainConfig {
   int64_t eval_every = 0;             // steps between eval-loss checks; 0: only at the end
   int64_t eval_max_new_tokens = 0;    // generation budget per eval example
   int64_t eval_max_examples = 0;      // 0: the whole eval split
-  // Intra-op threads; 0 keeps libtorch's default (one per core). Small models train faster on
-  // one thread (bench/train_step.sh), and parallel trials must share the cores.
+  // CPU threads the run computes with (SetComputeThreads); 0: one per core. Parallel trials
+  // share the cores (tune sweep sets it per trial).
   int64_t threads = 0;
 };
 

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <fstream>
 #include <optional>
+#include <thread>
 
 #include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
@@ -17,6 +18,7 @@
 
 #include "data/dataset_identity.h"
 #include "plugin_host/plugin_host.h"
+#include "runtime/threads.h"
 #include "safetensors/torch_io.h"
 #include "train/evaluate.h"
 #include "train/examples.h"
@@ -360,7 +362,8 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
   fs::create_directories(run_dir);
 
   const torch::Device device = ChooseDevice(train.device);
-  if (train.threads > 0) at::set_num_threads(static_cast<int>(train.threads));
+  SetComputeThreads(train.threads > 0 ? train.threads
+                                      : std::max<int64_t>(1, std::thread::hardware_concurrency()));
   std::unique_ptr<Model> model =
       host.LoadModel(config.model.plugin, config.model.path, config.model.options);
   if (const int64_t positions = model->Describe().max_positions; train.seq_len > positions) {

@@ -14,6 +14,7 @@ Every step recomputes the whole sequence (no KV cache). Needs torch, numpy (and 
              "dtype": "float32"|"float64"}
 """
 import argparse
+import ctypes
 import json
 import math
 import os
@@ -31,6 +32,17 @@ class InputError(Exception):
 
 
 # ---------------------------------------------------------------- checkpoint reading
+
+def set_compute_threads(threads):
+    """tune's thread policy (core/runtime/threads.h), for peers that are timed against it: with
+    OpenBLAS the matrix products get the threads and torch's intra-op pool one, whose spinning
+    OpenMP workers would otherwise take the cores from OpenBLAS's."""
+    try:
+        ctypes.CDLL("libblas.so.3").openblas_set_num_threads(threads)
+        torch.set_num_threads(1)
+    except (OSError, AttributeError):
+        torch.set_num_threads(threads)
+
 
 def read_safetensors(path):
     """{name: float32 numpy array} from one safetensors file, checking the header against the file."""
