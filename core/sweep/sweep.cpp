@@ -301,6 +301,21 @@ int64_t TakeEvalReports(const Trial& trial) {
 
 }  // namespace
 
+std::vector<std::string> TrialGpus(int64_t count, const char* cuda_visible_devices) {
+  std::vector<std::string> gpus;
+  std::string list = cuda_visible_devices != nullptr ? cuda_visible_devices : "";
+  for (int64_t i = 0; i < count; ++i) {
+    if (cuda_visible_devices == nullptr) {
+      gpus.push_back(std::to_string(i));
+      continue;
+    }
+    const size_t comma = list.find(',');
+    gpus.push_back(list.substr(0, comma));
+    list = comma == std::string::npos ? "" : list.substr(comma + 1);
+  }
+  return gpus;
+}
+
 int RunSweep(const SweepOptions& options) {
   const auto sweep_start = Clock::now();
   const RunFile run_file = RunFile::Read(options.file, options.overrides);
@@ -367,21 +382,10 @@ int RunSweep(const SweepOptions& options) {
   const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
   // On CUDA each running trial gets a GPU of its own (CUDA_VISIBLE_DEVICES), so at most one trial
   // per visible GPU runs at once.
-  std::vector<std::string> gpus;
-  if (config.train.device != "cpu") {
-    const int64_t count = DescribeRuntime().cuda_devices;
-    const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
-    std::string list = visible ? visible : "";
-    for (int64_t i = 0; i < count; ++i) {
-      if (visible == nullptr) {
-        gpus.push_back(std::to_string(i));
-        continue;
-      }
-      const size_t comma = list.find(',');
-      gpus.push_back(list.substr(0, comma));
-      list = comma == std::string::npos ? "" : list.substr(comma + 1);
-    }
-  }
+  const std::vector<std::string> gpus =
+      config.train.device == "cpu"
+          ? std::vector<std::string>()
+          : TrialGpus(DescribeRuntime().cuda_devices, std::getenv("CUDA_VISIBLE_DEVICES"));
   int64_t parallel = std::min<int64_t>(sweep.parallel, sweep.max_trials);
   if (!gpus.empty()) parallel = std::min<int64_t>(parallel, static_cast<int64_t>(gpus.size()));
   // Threads per trial so that parallel trials share the cores, unless the run file sets them.

@@ -195,5 +195,13 @@ TEST_F(SweepCommand, ResumeAfterTheSweepFileChangedIsRefused) {
   EXPECT_NE(refused.err.find("changed since this sweep started"), std::string::npos) << refused.err;
 }
 
+TEST(SweepGpus, EachTrialGetsOneOfTheVisibleGpusByTheNameTheSweepSees) {
+  EXPECT_EQ(TrialGpus(2, nullptr), (std::vector<std::string>{"0", "1"}));
+  // Under CUDA_VISIBLE_DEVICES=3,5 device 0 is physical GPU 3: a trial must be told "3".
+  EXPECT_EQ(TrialGpus(2, "3,5"), (std::vector<std::string>{"3", "5"}));
+  EXPECT_EQ(TrialGpus(1, "GPU-8f2c,7"), (std::vector<std::string>{"GPU-8f2c"}));
+  EXPECT_TRUE(TrialGpus(0, "0,1").empty());  // libtorch sees no GPU: the trials run on the CPU
+}
+
 }  // namespace
 }  // namespace tune
