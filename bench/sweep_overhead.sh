@@ -6,7 +6,7 @@
 # (summary.json wall_seconds; above 1.0 is what the sweep itself adds), and the speed-up of
 # parallel = 2.
 #
-#   bench/sweep_overhead.sh BUILD_DIR [STEPS_PER_TRIAL]
+#   bench/sweep_overhead.sh BUILD_DIR [STEPS_PER_TRIAL]   (default 200)
 set -euo pipefail
 build_dir=$(realpath "$1")
 steps=${2:-200}
