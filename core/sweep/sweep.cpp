@@ -299,6 +299,29 @@ int64_t TakeEvalReports(const Trial& trial) {
   return reports;
 }
 
+// What the kernel can give without swapping (/proc/meminfo MemAvailable), in bytes; -1 if unknown.
+int64_t AvailableMemoryBytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key, unit;
+  int64_t kib = 0;
+  while (in >> key >> kib) {
+    std::getline(in, unit);
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return -1;
+}
+
+// The size of a model directory's weight files: about what a readied trial holds beside the
+// running ones.
+int64_t ModelWeightBytes(const fs::path& dir) {
+  int64_t bytes = 0;
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(dir, error)) {
+    if (entry.path().extension() == ".safetensors") bytes += entry.file_size(error);
+  }
+  return bytes;
+}
+
 }  // namespace
 
 std::vector<std::string> TrialGpus(int64_t count, const char* cuda_visible_devices) {
@@ -599,6 +622,8 @@ int RunSweep(const SweepOptions& options) {
     return found;
   };
 
+  const int64_t model_weight_bytes = ModelWeightBytes(config.model.path);
+
   // The scheduling loop: keep `parallel` trials running, report every few seconds.
   auto last_report = Clock::now();
   while (true) {
@@ -639,8 +664,11 @@ int RunSweep(const SweepOptions& options) {
     }
     if (running == 0) break;
     // Ready the next trial while every slot trains. Grid and random trials are known ahead; a TPE
-    // trial waits for the results before it, and on CUDA the next GPU is not known yet.
-    if (standby == nullptr && running == parallel && gpus.empty() && sweep.method != "tpe") {
+    // trial waits for the results before it, and on CUDA the next GPU is not known yet. The
+    // readied process holds a second copy of the model, so only with room for two more (the
+    // running trials may still grow).
+    if (standby == nullptr && running == parallel && gpus.empty() && sweep.method != "tpe" &&
+        AvailableMemoryBytes() > 2 * model_weight_bytes) {
       for (Trial& t : state.trials) {
         if (t.pid == 0 &&
             (t.status == TrialStatus::kRunning || t.status == TrialStatus::kPending)) {
