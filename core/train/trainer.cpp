@@ -384,6 +384,7 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
   }
 
   if (options.wait_for_turn) {
+    progress.Say("prepared; waiting for the sweep to start this trial");
     const auto waiting = Clock::now();
     options.wait_for_turn();
     wall_start += Clock::now() - waiting;

@@ -186,7 +186,42 @@ TEST_F(TrainCommand, BaseScoresAreMeasuredOnceAndSharedByMatchingRuns) {
   EXPECT_EQ(std::distance(fs::directory_iterator(shared), fs::directory_iterator()), 3);
 }
 
-TEST_F(TrainCommand, StartFdHoldsTheRunUntilItsTurnAndEndsItIfClosed) {
+TEST_F(TrainCommand, StartFdHoldsTheRunUntilItsTurnAndAtEachEval) {
+  // The sweep's side of the control socket, in Python: wait until the trial is prepared, check
+  // that it has not started, let it go, then answer each intermediate eval it reports.
+  const std::string sweep_side = R"(
+import os, socket, subprocess, sys, time
+tune, run_file, run_dir = sys.argv[1:4]
+ours, theirs = socket.socketpair()
+log = open(run_dir + ".log", "w")
+trial = subprocess.Popen([tune, "train", run_file, "train.eval_every=10", "-o", run_dir,
+                          "--no-register", "--start-fd", str(theirs.fileno())],
+                         pass_fds=[theirs.fileno()], stdout=log, stderr=log)
+theirs.close()
+while "waiting for the sweep" not in open(run_dir + ".log").read():
+    if trial.poll() is not None: sys.exit("the trial ended before waiting")
+    time.sleep(0.01)
+time.sleep(0.3)
+if os.path.exists(os.path.join(run_dir, "metrics.jsonl")): sys.exit("it trained before its turn")
+ours.sendall(b"g")
+reports = b""
+deadline = time.time() + 120
+while trial.poll() is None:
+    if time.time() > deadline: trial.kill(); sys.exit("the trial hangs: reports " + repr(reports))
+    ours.settimeout(0.05)
+    try: got = ours.recv(64)
+    except socket.timeout: continue
+    reports += got
+    for _ in range(got.count(b"\n")): ours.sendall(b"g")
+print(trial.wait(), reports.decode().split())
+)";
+  const auto result = RunCommand({"/usr/bin/python3", "-c", sweep_side, TUNE_BINARY,
+                                  RunFile().string(), (dir_.path() / "run").string()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out, "0 ['10', '20']\n");  // evals at 10 and 20 of 30 steps; the end is not one
+}
+
+TEST_F(TrainCommand, StartFdEndsTheRunIfTheSweepIsGone) {
   int sockets[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sockets), 0);
   close(sockets[0]);  // the sweep is gone before the trial's turn
@@ -195,6 +230,7 @@ TEST_F(TrainCommand, StartFdHoldsTheRunUntilItsTurnAndEndsItIfClosed) {
   close(sockets[1]);
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_EQ(result.err,
+            "prepared; waiting for the sweep to start this trial\n"
             "error: the sweep that started this trial has ended; resume the sweep with --resume\n");
   EXPECT_FALSE(fs::exists(dir_.path() / "run" / "metrics.jsonl"));
 }
