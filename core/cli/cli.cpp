@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -444,6 +445,11 @@ int RunCli(int argc, char** argv) {
     if (train->parsed()) {
       train_options.run_dir = train_output;
       if (train_start_fd >= 0) {
+        if (fcntl(train_start_fd, F_GETFD) == -1) {
+          throw UserError("--start-fd " + std::to_string(train_start_fd) +
+                          " is not an open file descriptor; the option is for the trials tune "
+                          "sweep starts, leave it out");
+        }
         train_options.wait_for_turn = [train_start_fd] { AwaitSweep(train_start_fd); };
         train_options.on_eval = [train_start_fd](int64_t step, double) {
           const std::string report = std::to_string(step) + "\n";  // the loss is in metrics.jsonl

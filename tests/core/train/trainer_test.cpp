@@ -233,6 +233,12 @@ TEST_F(TrainCommand, StartFdEndsTheRunIfTheSweepIsGone) {
             "prepared; waiting for the sweep to start this trial\n"
             "error: the sweep that started this trial has ended; resume the sweep with --resume\n");
   EXPECT_FALSE(fs::exists(dir_.path() / "run" / "metrics.jsonl"));
+
+  const auto closed = RunTune({"train", RunFile().string(), "--start-fd", "987"});
+  EXPECT_EQ(closed.exit_code, 1);
+  EXPECT_EQ(closed.err,
+            "error: --start-fd 987 is not an open file descriptor; the option is for the trials "
+            "tune sweep starts, leave it out\n");
 }
 
 TEST_F(TrainCommand, SameRunFileGivesBitIdenticalAdapters) {
