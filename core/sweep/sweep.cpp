@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -232,11 +233,16 @@ std::string ParameterText(const Trial& trial) {
 
 // `cuda_visible_devices`: the value the child sees, or empty to leave the variable alone.
 // `start_fd` (close-on-exec in the parent) stays open in the child.
+// A trial dies with the sweep (SIGKILL when the sweep exits, however it exits): without its sweep
+// nobody registers it, and a resumed sweep would race it for its directory.
 pid_t SpawnTrial(const std::vector<std::string>& argv, const fs::path& log,
                  const std::string& cuda_visible_devices, int start_fd) {
+  const pid_t sweep = getpid();
   const pid_t pid = fork();
   if (pid < 0) throw UserError("cannot start a trial process: fork failed");
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != sweep) _exit(127);  // the sweep died before prctl took effect
     fcntl(start_fd, F_SETFD, 0);
     const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {

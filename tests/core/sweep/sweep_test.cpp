@@ -130,18 +130,22 @@ TEST_F(SweepCommand, AFailingTrialFailsAloneAndIsReported) {
 }
 
 TEST_F(SweepCommand, KilledSweepResumesAndRunsOnlyWhatIsMissing) {
-  SweepFile("[2, 4]", 60);
-  // SIGKILL the sweep and its trial together (one process group, so the sweep cannot start
-  // another trial in between) once trial 1 has a checkpoint.
+  // Long enough that trial 1 would still be training a second after the kill.
+  SweepFile("[2, 4]", 1000, 1, "\"train.checkpoint_every\" = [100]\n");
+  // SIGKILL the sweep process alone once trial 1 has a checkpoint: its trials (the running one
+  // and the readied one) must not outlive it, or they would train on with nobody to register
+  // them and race the resumed sweep for their directories.
   const std::string script =
       "cd \"$0\" || exit 4\n"
       "setsid \"$1\" sweep sweep.toml >/dev/null 2>&1 & pid=$!\n"
-      "until [ -d \"$0/.tune/sweeps/s-1/trial-001/checkpoints/step-000000010\" ]; do\n"
+      "until [ -d \"$0/.tune/sweeps/s-1/trial-001/checkpoints/step-000000100\" ]; do\n"
       "  kill -0 $pid 2>/dev/null || exit 3; sleep 0.01; done\n"
-      "kill -9 -- -$pid; wait $pid\n"
-      "while pgrep -g $pid >/dev/null; do sleep 0.01; done; exit 0\n";
+      "kill -9 $pid; wait $pid\n"
+      "alive() { ps -o stat= -g $pid | grep -qv '^Z'; }  # zombies wait for init to reap them\n"
+      "for i in $(seq 100); do alive || exit 0; sleep 0.01; done; exit 5\n";
   const auto kill = RunCommand({"/bin/bash", "-c", script, dir_.path().string(), TUNE_BINARY});
-  ASSERT_EQ(kill.exit_code, 0) << "the sweep ended before it could be killed";
+  ASSERT_NE(kill.exit_code, 3) << "the sweep ended before it could be killed";
+  ASSERT_EQ(kill.exit_code, 0) << "a trial outlived its sweep by more than 1 s";
   EXPECT_EQ(State("s-1")["trials"][0]["status"], "running");
 
   const auto resumed = Sweep({"--resume"});
