@@ -733,20 +733,23 @@ int RunSweep(const SweepOptions& options) {
                                         static_cast<double>(sweep.max_trials - done)
                                   : 0.0;
       std::printf(
-          "sweep %s: %lld/%lld done, %lld running, %lld failed, best %s %s, elapsed %s, "
-          "ETA %s\n",
+          "sweep %s: %lld/%lld done, %lld running, %lld failed, %lld pruned, best %s %s, elapsed "
+          "%s, ETA %s\n",
           state.name.c_str(), static_cast<long long>(finished),
           static_cast<long long>(sweep.max_trials), static_cast<long long>(active),
-          static_cast<long long>(failed), sweep.objective_metric.c_str(),
+          static_cast<long long>(failed), static_cast<long long>(pruned),
+          sweep.objective_metric.c_str(),
           leader ? (std::to_string(*leader->objective) + " (trial " +
                     std::to_string(leader->number) + ")")
                        .c_str()
                  : "-",
           FormatDuration(elapsed).c_str(), done > 0 ? FormatDuration(eta).c_str() : "?");
       for (const Trial& t : state.trials) {
-        if (t.pid != 0 && !t.standby) {
+        if (t.pid != 0) {
           std::printf("  trial %lld: %s\n", static_cast<long long>(t.number),
-                      t.progress.empty() ? "starting" : t.progress.c_str());
+                      t.standby            ? "next: loads now, starts when a slot frees"
+                      : t.progress.empty() ? "starting"
+                                           : t.progress.c_str());
         }
       }
       std::fflush(stdout);
