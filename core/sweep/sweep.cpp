@@ -16,6 +16,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -72,6 +73,7 @@ struct Trial {
   int64_t version = 0;
   std::optional<double> objective;
   std::optional<double> base_objective;
+  std::map<std::string, double> scores;  // every score of a finished trial, objective included
   double wall_seconds = 0.0;
   std::string error;
   int64_t pruned_at = 0;                  // step at which early stopping ended it
@@ -143,6 +145,7 @@ void SaveState(const fs::path& dir, const SweepState& state) {
     j["rung_losses"] = rungs;
     if (t.objective) j["objective"] = *t.objective;
     if (t.base_objective) j["base_objective"] = *t.base_objective;
+    j["scores"] = t.scores;
     trials.push_back(std::move(j));
   }
   const json root = {{"name", state.name},
@@ -183,6 +186,7 @@ SweepState LoadState(const fs::path& dir) {
       }
       if (j.contains("objective")) t.objective = j["objective"].get<double>();
       if (j.contains("base_objective")) t.base_objective = j["base_objective"].get<double>();
+      t.scores = j.value("scores", std::map<std::string, double>());
       state.trials.push_back(std::move(t));
     }
     return state;
@@ -581,6 +585,7 @@ int RunSweep(const SweepOptions& options) {
         record.sweep = state.name;
         record.trial = trial.number;
         trial.version = registry->Register(config.name, record, summary.adapter_dir);
+        trial.scores = summary.scores;
         const auto score = summary.scores.find(sweep.objective_metric);
         if (score != summary.scores.end()) trial.objective = score->second;
         const auto base = summary.base_scores.find(sweep.objective_metric);
@@ -764,8 +769,18 @@ int RunSweep(const SweepOptions& options) {
     if (!a->objective) return false;
     return maximize ? *a->objective > *b->objective : *a->objective < *b->objective;
   });
-  std::printf("\n%-6s %-9s %-12s %10s %10s %9s  %s\n", "trial", "status", "version",
-              sweep.objective_metric.c_str(), "gain", "wall", "parameters");
+  // Columns: the objective and its gain over the base model, then every other score.
+  std::set<std::string> other_scores;
+  for (const Trial& t : state.trials) {
+    for (const auto& [name, value] : t.scores) {
+      if (name != sweep.objective_metric) other_scores.insert(name);
+    }
+  }
+  auto column = [](const std::string& name) { return std::max(10, static_cast<int>(name.size())); };
+  std::printf("\n%-6s %-9s %-12s %10s %10s", "trial", "status", "version",
+              sweep.objective_metric.c_str(), "gain");
+  for (const std::string& name : other_scores) std::printf(" %*s", column(name), name.c_str());
+  std::printf(" %9s  %s\n", "wall", "parameters");
   int failed = 0;
   for (const Trial* t : order) {
     failed += t->status == TrialStatus::kFailed;
@@ -776,9 +791,16 @@ int RunSweep(const SweepOptions& options) {
     if (t->objective && t->base_objective) {
       std::snprintf(gain, sizeof(gain), "%+.4f", *t->objective - *t->base_objective);
     }
-    std::printf("%-6lld %-9s %-12s %10s %10s %9s  %s\n", static_cast<long long>(t->number),
-                StatusName(t->status), version.c_str(), score, gain,
-                FormatDuration(t->wall_seconds).c_str(), ParameterText(*t).c_str());
+    std::printf("%-6lld %-9s %-12s %10s %10s", static_cast<long long>(t->number),
+                StatusName(t->status), version.c_str(), score, gain);
+    for (const std::string& name : other_scores) {
+      char value[32] = "-";
+      if (const auto it = t->scores.find(name); it != t->scores.end()) {
+        std::snprintf(value, sizeof(value), "%.4f", it->second);
+      }
+      std::printf(" %*s", column(name), value);
+    }
+    std::printf(" %9s  %s\n", FormatDuration(t->wall_seconds).c_str(), ParameterText(*t).c_str());
   }
   if (const Trial* leader = best()) {
     std::printf("\nbest: %s:v%lld (trial %lld, %s = %.4f)\n", config.name.c_str(),

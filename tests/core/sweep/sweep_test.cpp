@@ -76,6 +76,15 @@ TEST_F(SweepCommand, RegistersEveryTrialAndRanksThem) {
   const auto result = Sweep({});
   ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
   EXPECT_NE(result.out.find("best: s:v"), std::string::npos) << result.out;
+  // The table: the objective and its gain, then the other scores, of every trial.
+  EXPECT_NE(result.out.find("trial  status    version       eval_loss       gain exact_match "
+                            "perplexity      wall  parameters"),
+            std::string::npos)
+      << result.out;
+  for (const auto& trial : State("s-1")["trials"]) {
+    EXPECT_EQ(trial["scores"]["eval_loss"], trial["objective"]);
+    EXPECT_TRUE(trial["scores"].contains("exact_match")) << trial;
+  }
   for (const char* params : {"adapter.alpha=4 adapter.rank=2", "adapter.alpha=8 adapter.rank=4",
                              "adapter.alpha=16 adapter.rank=8"}) {
     EXPECT_NE(result.out.find(params), std::string::npos) << params << "\n" << result.out;
