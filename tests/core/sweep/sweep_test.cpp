@@ -81,7 +81,8 @@ TEST_F(SweepCommand, RegistersEveryTrialAndRanksThem) {
                             "perplexity      wall  parameters"),
             std::string::npos)
       << result.out;
-  for (const auto& trial : State("s-1")["trials"]) {
+  const auto finished = State("s-1");
+  for (const auto& trial : finished["trials"]) {
     EXPECT_EQ(trial["scores"]["eval_loss"], trial["objective"]);
     EXPECT_TRUE(trial["scores"].contains("exact_match")) << trial;
   }
