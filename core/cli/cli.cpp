@@ -223,17 +223,19 @@ int Generate(const fs::path& model_dir, const std::string& model_plugin,
   return 0;
 }
 
-// The trial's side of tune sweep's control socket (--start-fd): waits for the sweep's next byte,
-// which means go on. The sweep stops a trial by killing it, so a closed socket (or `fd` < 0, a
-// failed report) means the sweep itself is gone.
+// The trial's side of tune sweep's control socket (--start-fd). The sweep stops a trial by
+// killing it, so a socket that closes or fails means the sweep itself is gone.
+UserError SweepGone() {
+  return UserError("the sweep that started this trial has ended; resume the sweep with --resume");
+}
+
+// Waits for the sweep's next byte, which means go on.
 void AwaitSweep(int fd) {
   char go = 0;
-  ssize_t got = -1;
-  while (fd >= 0 && (got = read(fd, &go, 1)) < 0 && errno == EINTR) {
+  ssize_t got;
+  while ((got = read(fd, &go, 1)) < 0 && errno == EINTR) {
   }
-  if (got != 1) {
-    throw UserError("the sweep that started this trial has ended; resume the sweep with --resume");
-  }
+  if (got != 1) throw SweepGone();
 }
 
 int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, TrainOptions options,
@@ -455,7 +457,7 @@ int RunCli(int argc, char** argv) {
           const std::string report = std::to_string(step) + "\n";  // the loss is in metrics.jsonl
           if (send(train_start_fd, report.data(), report.size(), MSG_NOSIGNAL) !=
               static_cast<ssize_t>(report.size())) {
-            AwaitSweep(-1);
+            throw SweepGone();
           }
           AwaitSweep(train_start_fd);
         };

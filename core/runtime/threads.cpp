@@ -2,11 +2,15 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
+#include <thread>
+
 #include <ATen/Parallel.h>
 
 namespace tune {
 
 void SetComputeThreads(int64_t threads) {
+  if (threads <= 0) threads = std::max<int64_t>(1, std::thread::hardware_concurrency());
   using SetBlasThreads = void (*)(int);
   // Looked up rather than linked: present only when the BLAS libtorch loaded is OpenBLAS.
   const auto set_blas_threads =

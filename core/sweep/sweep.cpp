@@ -71,9 +71,8 @@ struct Trial {
   Assignment assignment;
   TrialStatus status = TrialStatus::kPending;
   int64_t version = 0;
-  std::optional<double> objective;
-  std::optional<double> base_objective;
-  std::map<std::string, double> scores;  // every score of a finished trial, objective included
+  std::map<std::string, double> scores;  // every score of a finished trial, the objective's too
+  std::optional<double> base_objective;  // the base model's score on the objective
   double wall_seconds = 0.0;
   std::string error;
   int64_t pruned_at = 0;                  // step at which early stopping ended it
@@ -143,7 +142,6 @@ void SaveState(const fs::path& dir, const SweepState& state) {
     json rungs = json::object();
     for (const auto& [step, loss] : t.rung_losses) rungs[std::to_string(step)] = loss;
     j["rung_losses"] = rungs;
-    if (t.objective) j["objective"] = *t.objective;
     if (t.base_objective) j["base_objective"] = *t.base_objective;
     j["scores"] = t.scores;
     trials.push_back(std::move(j));
@@ -184,7 +182,6 @@ SweepState LoadState(const fs::path& dir) {
           t.rung_losses[std::stoll(step)] = loss.get<double>();
         }
       }
-      if (j.contains("objective")) t.objective = j["objective"].get<double>();
       if (j.contains("base_objective")) t.base_objective = j["base_objective"].get<double>();
       t.scores = j.value("scores", std::map<std::string, double>());
       state.trials.push_back(std::move(t));
@@ -411,6 +408,12 @@ int RunSweep(const SweepOptions& options) {
   }
 
   const bool maximize = sweep.objective_goal == MetricGoal::kMaximize;
+  // A trial's score on the objective; none unless it finished and measured it.
+  auto objective = [&](const Trial& t) -> std::optional<double> {
+    const auto it = t.scores.find(sweep.objective_metric);
+    if (it == t.scores.end()) return std::nullopt;
+    return it->second;
+  };
   const auto seed = static_cast<uint64_t>(config.train.seed);
   const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
   // On CUDA each running trial gets a GPU of its own (CUDA_VISIBLE_DEVICES), so at most one trial
@@ -437,8 +440,9 @@ int RunSweep(const SweepOptions& options) {
     if (sweep.method == "random") return RandomTrial(sweep, seed, index);
     std::vector<FinishedTrial> finished;
     for (const Trial& t : state.trials) {
-      if (t.status == TrialStatus::kFinished && t.objective) {
-        finished.push_back({t.assignment, maximize ? *t.objective : -*t.objective});
+      if (const std::optional<double> score = objective(t);
+          t.status == TrialStatus::kFinished && score) {
+        finished.push_back({t.assignment, maximize ? *score : -*score});
       }
     }
     return TpeTrial(sweep, seed, index, finished);
@@ -586,8 +590,6 @@ int RunSweep(const SweepOptions& options) {
         record.trial = trial.number;
         trial.version = registry->Register(config.name, record, summary.adapter_dir);
         trial.scores = summary.scores;
-        const auto score = summary.scores.find(sweep.objective_metric);
-        if (score != summary.scores.end()) trial.objective = score->second;
         const auto base = summary.base_scores.find(sweep.objective_metric);
         if (base != summary.base_scores.end()) trial.base_objective = base->second;
         trial.status = TrialStatus::kFinished;
@@ -612,7 +614,7 @@ int RunSweep(const SweepOptions& options) {
       std::printf("trial %lld finished in %s: %s = %s -> registered %s:v%lld\n",
                   static_cast<long long>(trial.number), FormatDuration(trial.wall_seconds).c_str(),
                   sweep.objective_metric.c_str(),
-                  trial.objective ? std::to_string(*trial.objective).c_str() : "?",
+                  objective(trial) ? std::to_string(*objective(trial)).c_str() : "?",
                   config.name.c_str(), static_cast<long long>(trial.version));
     } else {
       std::printf("trial %lld failed: %s (log: %s)\n", static_cast<long long>(trial.number),
@@ -624,9 +626,10 @@ int RunSweep(const SweepOptions& options) {
   auto best = [&]() -> const Trial* {
     const Trial* found = nullptr;
     for (const Trial& t : state.trials) {
-      if (t.status != TrialStatus::kFinished || !t.objective) continue;
+      const std::optional<double> score = objective(t);
+      if (t.status != TrialStatus::kFinished || !score) continue;
       if (found == nullptr ||
-          (maximize ? *t.objective > *found->objective : *t.objective < *found->objective)) {
+          (maximize ? *score > *objective(*found) : *score < *objective(*found))) {
         found = &t;
       }
     }
@@ -744,7 +747,7 @@ int RunSweep(const SweepOptions& options) {
           static_cast<long long>(sweep.max_trials), static_cast<long long>(active),
           static_cast<long long>(failed), static_cast<long long>(pruned),
           sweep.objective_metric.c_str(),
-          leader ? (std::to_string(*leader->objective) + " (trial " +
+          leader ? (std::to_string(*objective(*leader)) + " (trial " +
                     std::to_string(leader->number) + ")")
                        .c_str()
                  : "-",
@@ -765,9 +768,10 @@ int RunSweep(const SweepOptions& options) {
   std::vector<const Trial*> order;
   for (const Trial& t : state.trials) order.push_back(&t);
   std::stable_sort(order.begin(), order.end(), [&](const Trial* a, const Trial* b) {
-    if (a->objective.has_value() != b->objective.has_value()) return a->objective.has_value();
-    if (!a->objective) return false;
-    return maximize ? *a->objective > *b->objective : *a->objective < *b->objective;
+    const std::optional<double> x = objective(*a), y = objective(*b);
+    if (x.has_value() != y.has_value()) return x.has_value();
+    if (!x) return false;
+    return maximize ? *x > *y : *x < *y;
   });
   // Columns: the objective and its gain over the base model, then every other score.
   std::set<std::string> other_scores;
@@ -787,9 +791,9 @@ int RunSweep(const SweepOptions& options) {
     const std::string version =
         t->version > 0 ? config.name + ":v" + std::to_string(t->version) : "-";
     char score[32] = "-", gain[32] = "-";
-    if (t->objective) std::snprintf(score, sizeof(score), "%.4f", *t->objective);
-    if (t->objective && t->base_objective) {
-      std::snprintf(gain, sizeof(gain), "%+.4f", *t->objective - *t->base_objective);
+    if (const std::optional<double> x = objective(*t)) {
+      std::snprintf(score, sizeof(score), "%.4f", *x);
+      if (t->base_objective) std::snprintf(gain, sizeof(gain), "%+.4f", *x - *t->base_objective);
     }
     std::printf("%-6lld %-9s %-12s %10s %10s", static_cast<long long>(t->number),
                 StatusName(t->status), version.c_str(), score, gain);
@@ -805,7 +809,7 @@ int RunSweep(const SweepOptions& options) {
   if (const Trial* leader = best()) {
     std::printf("\nbest: %s:v%lld (trial %lld, %s = %.4f)\n", config.name.c_str(),
                 static_cast<long long>(leader->version), static_cast<long long>(leader->number),
-                sweep.objective_metric.c_str(), *leader->objective);
+                sweep.objective_metric.c_str(), *objective(*leader));
   }
   std::printf("sweep %s: %s\n", state.name.c_str(), dir.c_str());
   return failed > 0 ? 1 : 0;

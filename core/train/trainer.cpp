@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <fstream>
 #include <optional>
-#include <thread>
 
 #include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
@@ -321,20 +320,16 @@ std::optional<std::map<std::string, double>> ReadBaseScores(const fs::path& dir,
 // measurement, so failures are ignored.
 void StoreBaseScores(const fs::path& dir, const std::string& identity,
                      const std::map<std::string, double>& scores) {
-  std::error_code error;
-  fs::create_directories(dir, error);
   const fs::path file = BaseScoresFile(dir, identity);
   const fs::path temp = file.string() + ".tmp-" + std::to_string(getpid());
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out << json{{"identity", identity}, {"scores", scores}}.dump(1) << '\n';
-    if (!out.flush()) {
-      out.close();
-      fs::remove(temp, error);
-      return;
-    }
+  std::error_code error;
+  try {
+    fs::create_directories(dir, error);
+    WriteText(temp, json{{"identity", identity}, {"scores", scores}}.dump(1) + "\n");
+    fs::rename(temp, file, error);
+  } catch (const UserError&) {
+    fs::remove(temp, error);
   }
-  fs::rename(temp, file, error);
 }
 
 }  // namespace
@@ -362,8 +357,7 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
   fs::create_directories(run_dir);
 
   const torch::Device device = ChooseDevice(train.device);
-  SetComputeThreads(train.threads > 0 ? train.threads
-                                      : std::max<int64_t>(1, std::thread::hardware_concurrency()));
+  SetComputeThreads(train.threads);
   std::unique_ptr<Model> model =
       host.LoadModel(config.model.plugin, config.model.path, config.model.options);
   if (const int64_t positions = model->Describe().max_positions; train.seq_len > positions) {
