@@ -13,7 +13,7 @@ packages=(
   libtomlplusplus-dev libsentencepiece-dev
   libboost-dev libboost-filesystem-dev
   libgtest-dev libgmock-dev
-  libcli11-dev nlohmann-json3-dev libspdlog-dev libssl-dev
+  libcli11-dev nlohmann-json3-dev libssl-dev
 )
 
 missing=()

@@ -11,8 +11,6 @@
 #include <fstream>
 #include <iostream>
 
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -28,6 +26,7 @@
 #include "tune/adapter.h"
 #include "tune/model.h"
 #include "util/error.h"
+#include "util/log.h"
 
 namespace tune {
 namespace {
@@ -124,11 +123,11 @@ int ListPlugins(bool as_json) {
           plugin->file.string());
     }
     for (const LoadedPlugin* plugin : host.plugins()) {
-      spdlog::debug("{} {}: {}", PluginKindName(plugin->kind), plugin->info().name,
-                    plugin->info().description);
+      LogDebug(std::string(PluginKindName(plugin->kind)) + " " + plugin->info().name + ": " +
+               plugin->info().description);
       for (const OptionSpec& spec : plugin->info().options) {
-        spdlog::debug("  {} ({}, default {}): {}", spec.name, OptionTypeName(spec.type),
-                      OptionValueText(spec.default_value), spec.help);
+        LogDebug("  " + spec.name + " (" + std::string(OptionTypeName(spec.type)) + ", default " +
+                 OptionValueText(spec.default_value) + "): " + spec.help);
       }
     }
   }
@@ -143,7 +142,7 @@ int Validate(const fs::path& file, const std::vector<std::string>& overrides) {
   PluginHost host;
   LoadPlugins(host, run_file.PluginPaths());
   for (const PluginLoadFailure& failure : host.failures()) {
-    spdlog::warn("{}", failure.message);
+    LogWarning(failure.message);
   }
   const RunConfig config = run_file.Resolve(host);
   std::cout << config.resolved_toml;
@@ -198,7 +197,7 @@ int Generate(const fs::path& model_dir, const std::string& model_plugin,
              const SamplingOptions& sampling) {
   PluginHost host;
   LoadPlugins(host, {});
-  for (const PluginLoadFailure& failure : host.failures()) spdlog::warn("{}", failure.message);
+  for (const PluginLoadFailure& failure : host.failures()) LogWarning(failure.message);
   const LoadedPlugin& plugin = host.Require(PluginKind::kModel, model_plugin);
   const auto load_start = std::chrono::steady_clock::now();
   const std::unique_ptr<Model> model =
@@ -207,9 +206,10 @@ int Generate(const fs::path& model_dir, const std::string& model_plugin,
   if (!adapter_dir.empty()) adapter = AttachPeftAdapter(host, *model, model_dir, adapter_dir);
   const ModelDescription description = model->Describe();
   const auto start = std::chrono::steady_clock::now();
-  spdlog::info("loaded {} model {} ({:.1f}M parameters) in {:.1f} s", description.architecture,
-               model_dir.string(), static_cast<double>(description.num_parameters) / 1e6,
-               std::chrono::duration<double>(start - load_start).count());
+  LogInfo(Format("loaded %s model %s (%.1fM parameters) in %.1f s",
+                 description.architecture.c_str(), model_dir.c_str(),
+                 static_cast<double>(description.num_parameters) / 1e6,
+                 std::chrono::duration<double>(start - load_start).count()));
   int64_t tokens = 0;
   GenerateText(*model, prompt, sampling, [&](std::string_view piece) {
     ++tokens;
@@ -218,8 +218,8 @@ int Generate(const fs::path& model_dir, const std::string& model_plugin,
   std::cout << "\n";
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  spdlog::info("{} tokens in {:.2f} s ({:.1f} tokens/s)", tokens, seconds,
-               seconds > 0 ? static_cast<double>(tokens) / seconds : 0.0);
+  LogInfo(Format("%lld tokens in %.2f s (%.1f tokens/s)", static_cast<long long>(tokens), seconds,
+                 seconds > 0 ? static_cast<double>(tokens) / seconds : 0.0));
   return 0;
 }
 
@@ -243,7 +243,7 @@ int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, Tr
   const RunFile run_file = RunFile::Read(file, overrides);
   PluginHost host;
   LoadPlugins(host, run_file.PluginPaths());
-  for (const PluginLoadFailure& failure : host.failures()) spdlog::warn("{}", failure.message);
+  for (const PluginLoadFailure& failure : host.failures()) LogWarning(failure.message);
   const RunConfig config = run_file.Resolve(host);
   if (options.run_dir.empty()) options.run_dir = fs::path(".tune/runs") / config.name;
 
@@ -295,10 +295,15 @@ int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, Tr
   }
   std::printf(
       "trained %zu steps on %lld examples (%lld held out) in %.1f s, %.0f tokens/s, "
-      "peak memory %.0f MiB\n",
+      "peak memory %.0f MiB%s\n",
       summary.curve.size(), static_cast<long long>(summary.train_examples),
       static_cast<long long>(summary.eval_examples), summary.train_seconds,
-      summary.tokens_per_second, static_cast<double>(summary.peak_memory_bytes) / 1048576);
+      summary.tokens_per_second, static_cast<double>(summary.peak_memory_bytes) / 1048576,
+      summary.peak_gpu_memory_bytes > 0
+          ? Format(", peak GPU memory %.0f MiB",
+                   static_cast<double>(summary.peak_gpu_memory_bytes) / 1048576)
+                .c_str()
+          : "");
   std::printf("adapter: %s\nregistered: %s:v%lld in %s\n", summary.adapter_dir.c_str(),
               config.name.c_str(), static_cast<long long>(version), config.registry_path.c_str());
   return 0;
@@ -316,12 +321,9 @@ void PrintVersion() {
 }
 
 void ConfigureLogging(int verbosity) {
-  auto logger = spdlog::stderr_color_st("tune");
-  logger->set_pattern("%^%l%$: %v");
-  logger->set_level(verbosity > 0   ? spdlog::level::debug
-                    : verbosity < 0 ? spdlog::level::err
-                                    : spdlog::level::info);
-  spdlog::set_default_logger(logger);
+  SetLogLevel(verbosity > 0   ? LogLevel::kDebug
+              : verbosity < 0 ? LogLevel::kError
+                              : LogLevel::kInfo);
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 #include <numeric>
 
 #include <ATen/ATen.h>
-#include <ATen/core/grad_mode.h>
+#include <c10/core/GradMode.h>
 
 #include "tune/model.h"
 #include "util/error.h"
@@ -51,7 +51,7 @@ std::vector<int32_t> GenerateTokens(Model& model, std::span<const int32_t> promp
                                     const std::function<void(int32_t)>& on_token) {
   if (prompt_ids.empty()) throw UserError("cannot generate from an empty prompt");
   if (options.max_new_tokens < 0) throw UserError("max_new_tokens must be >= 0");
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   std::mt19937_64 rng(options.seed);
   const std::unique_ptr<KvCache> cache = model.NewCache();
   const int32_t eos = model.tokenizer().eos_id();
@@ -76,7 +76,7 @@ std::vector<std::vector<int32_t>> GenerateGreedyBatched(
     int64_t batch_size) {
   if (max_new_tokens < 0) throw UserError("max_new_tokens must be >= 0");
   if (batch_size < 1) throw UserError("the generation batch size must be >= 1");
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const int32_t eos = model.tokenizer().eos_id();
   const int64_t max_positions = model.Describe().max_positions;
   std::map<size_t, std::vector<size_t>> by_length;  // prompt length -> prompt indices

@@ -1,6 +1,7 @@
 #include "train/evaluate.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include "generate/generate.h"
 #include "tune/metric.h"
@@ -10,7 +11,7 @@ namespace tune {
 
 double EvalLoss(Model& model, const std::vector<TokenizedExample>& examples, int64_t batch_size,
                 bool train_on_prompt) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   double loss_sum = 0.0;
   int64_t targets = 0;
   for (size_t begin = 0; begin < examples.size(); begin += batch_size) {

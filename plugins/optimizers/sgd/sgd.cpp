@@ -3,6 +3,7 @@
 // b = g on the first step, then b = momentum * b + g; g = g + momentum * b (Nesterov) or b;
 // p -= lr * g.
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <stdexcept>
 
@@ -24,7 +25,7 @@ class Sgd final : public tune::Optimizer {
   }
 
   void Step(double lr) override {
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     for (size_t i = 0; i < parameters_.size(); ++i) {
       at::Tensor& p = parameters_[i];
       if (!p.grad().defined()) continue;
