@@ -13,16 +13,17 @@ shift $(( $# >= 2 ? 2 : 1 ))
 [ "${1:-}" = "--" ] && shift
 bench_flags=${BENCH_FLAGS:---seq 128 --iters 20 --threads 2}
 source_dir=$(cd "$(dirname "$0")/.." && pwd)
+python=$("$source_dir/scripts/find-python" torch numpy sentencepiece)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-/usr/bin/python3 "$source_dir/tests/tools/make_tiny_llama.py" "$work/model" "$@" >/dev/null
+"$python" "$source_dir/tests/tools/make_tiny_llama.py" "$work/model" "$@" >/dev/null
 tune_rates=() peer_rates=()
 for round in $(seq "$rounds"); do
   # shellcheck disable=SC2086
   tune_line=$("$build_dir/bin/bench_llama_forward" "$work/model" $bench_flags)
   # shellcheck disable=SC2086
-  peer_line=$(/usr/bin/python3 "$source_dir/bench/llama_forward_peer.py" "$work/model" $bench_flags)
+  peer_line=$("$python" "$source_dir/bench/llama_forward_peer.py" "$work/model" $bench_flags)
   echo "round $round: $tune_line"
   echo "round $round: $peer_line"
   tune_rates+=("$(sed -E 's/.*"tokens_per_second": ([0-9.e+]+).*/\1/' <<<"$tune_line")")

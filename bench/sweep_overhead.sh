@@ -11,12 +11,13 @@ set -euo pipefail
 build_dir=$(realpath "$1")
 steps=${2:-200}
 source_dir=$(cd "$(dirname "$0")/.." && pwd)
+python=$("$source_dir/scripts/find-python" torch numpy sentencepiece)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-/usr/bin/python3 "$source_dir/tests/tools/make_tiny_llama.py" "$work/model" --hidden 128 \
+"$python" "$source_dir/tests/tools/make_tiny_llama.py" "$work/model" --hidden 128 \
   --layers 4 --heads 4 --kv-heads 4 --intermediate 352 --vocab 512 >/dev/null
-/usr/bin/python3 - "$work/data.jsonl" <<'PY'
+"$python" - "$work/data.jsonl" <<'PY'
 import json, random, sys
 r = random.Random(0)
 with open(sys.argv[1], "w") as f:

@@ -12,12 +12,13 @@ model_dir=$(realpath "$2")
 rounds=${3:-5}
 shift $(( $# >= 3 ? 3 : 2 ))
 source_dir=$(cd "$(dirname "$0")/.." && pwd)
+python=$("$source_dir/scripts/find-python" torch numpy sentencepiece)
 field() { sed -E "s/.*\"$1\": ([0-9.e+]+).*/\1/" <<<"$2"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 tune_rates=() peer_rates=() tune_rss=() peer_rss=()
 for round in $(seq "$rounds"); do
   tune_line=$("$build_dir/bin/bench_train_step" "$model_dir" "$@")
-  peer_line=$(/usr/bin/python3 "$source_dir/bench/train_step_peer.py" "$model_dir" "$@")
+  peer_line=$("$python" "$source_dir/bench/train_step_peer.py" "$model_dir" "$@")
   echo "round $round: $tune_line"
   echo "round $round: $peer_line"
   tune_rates+=("$(field tokens_per_second "$tune_line")")

@@ -10,7 +10,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 tune=$root/build/release/bin/tune
 [ "${1:-}" = --tune ] && tune=$2
-python=/usr/bin/python3  # Debian's, with python3-numpy and python3-sentencepiece
+python=$("$root/scripts/find-python" numpy sentencepiece)
 out=$root/examples/models/base
 data=$root/examples/data
 

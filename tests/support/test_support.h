@@ -39,9 +39,9 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
 CommandResult RunTune(const std::vector<std::string>& args,
                       const std::map<std::string, std::string>& env = {});
 
-// Debian's Python, which has python3-torch and python3-sentencepiece (the `python3` on PATH may
-// not).
-inline constexpr const char* kPython = "/usr/bin/python3";
+// The Python with torch, numpy and sentencepiece that the build found (scripts/find-python); the
+// first `python3` on PATH may have none of them.
+inline constexpr const char* kPython = TUNE_PYTHON;
 
 // Writes a random Llama-family checkpoint in Hugging Face layout to `dir` with
 // tests/tools/make_tiny_llama.py `flags` (e.g. {"--seed", "3", "--kv-heads", "2"}) and returns

@@ -3,8 +3,8 @@
 # one-line refusals for bad input, timings, then the numeric checks in selfcheck_reference.py.
 # Usage: tests/tools/selfcheck.sh        (exit code 0: all passed)
 set -u
-PY=/usr/bin/python3  # Debian's python with python3-torch; a pyenv python3 on PATH has no torch
 HERE=$(cd "$(dirname "$0")" && pwd)
+PY=$("$HERE/../../scripts/find-python" torch numpy sentencepiece) || exit 1
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 FAILED=0
@@ -14,11 +14,6 @@ fail() { echo "FAIL $*"; FAILED=1; }
 now() { echo "$EPOCHREALTIME"; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fs", b - a }'; }
 
-if ! $PY -c 'import torch, numpy, sentencepiece' 2>/dev/null; then
-  echo "error: $PY lacks torch, numpy or sentencepiece;" \
-       "apt-get install -y python3-torch python3-numpy python3-sentencepiece" >&2
-  exit 1
-fi
 
 # Same arguments, different folders: every file must be byte-identical (no paths or times stored).
 for args in "" "--model-type qwen2 --tie --shards 3 --seed 5" "--model-type mistral --vocab 1000 --layers 3"; do

@@ -50,7 +50,7 @@ TEST(DatasetSha256, CanonicalFormMatchesPythonJsonDumpsByteForByte) {
 }
 
 TEST(DatasetSha256, MatchesAValueComputedIndependentlyWithPython) {
-  // /usr/bin/python3:
+  // Python 3:
   //   canon = "".join(json.dumps([p, c], ensure_ascii=False, separators=(",", ":")) + "\n"
   //                   for p, c in examples).encode("utf-8")
   //   hashlib.sha256(canon).hexdigest()

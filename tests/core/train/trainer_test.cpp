@@ -19,6 +19,7 @@ namespace tune {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::kPython;
 using testing::RunCommand;
 using testing::RunTune;
 using testing::TempDir;
@@ -215,7 +216,7 @@ while trial.poll() is None:
     for _ in range(got.count(b"\n")): ours.sendall(b"g")
 print(trial.wait(), reports.decode().split())
 )";
-  const auto result = RunCommand({"/usr/bin/python3", "-c", sweep_side, TUNE_BINARY,
+  const auto result = RunCommand({kPython, "-c", sweep_side, TUNE_BINARY,
                                   RunFile().string(), (dir_.path() / "run").string()});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(result.out, "0 ['10', '20']\n");  // evals at 10 and 20 of 30 steps; the end is not one
