@@ -1,10 +1,12 @@
 // Training-step throughput of tune's trainer step (core/train/step.h) with the lora or full
 // adapter and adamw, loaded through the plugin host as `tune train` loads them. Prints one JSON
-// line with tokens/s and the process's peak resident memory; bench/train_step.sh runs it
-// against the Python eager peer.
+// line with tokens/s, the process's peak resident memory and (on a GPU) peak GPU memory;
+// bench/train_step.sh runs it against the Python eager peer on the CPU, bench/gpu_train_step.sh
+// against transformers + PEFT on a GPU.
 //
 //   bench_train_step MODEL_DIR [--method lora|full] [--rank R] [--batch B] [--seq T]
-//                    [--iters N] [--threads K]
+//                    [--iters N] [--threads K] [--device cpu|cuda] [--dtype auto|float32|bfloat16]
+//                    [--checkpointing 0|1]
 #include <sys/resource.h>
 #include <torch/torch.h>
 
@@ -14,6 +16,7 @@
 #include <string>
 
 #include "plugin_host/plugin_host.h"
+#include "runtime/runtime_info.h"
 #include "runtime/threads.h"
 #include "train/step.h"
 #include "tune/adapter.h"
@@ -23,11 +26,12 @@
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::cerr << "usage: bench_train_step MODEL_DIR [--method lora|full] [--rank R] [--batch B] "
-                 "[--seq T] [--iters N] [--threads K]\n";
+                 "[--seq T] [--iters N] [--threads K] [--device cpu|cuda] "
+                 "[--dtype auto|float32|bfloat16] [--checkpointing 0|1]\n";
     return 1;
   }
-  std::string method = "lora";
-  int64_t rank = 16, batch = 16, seq = 64, iters = 30, threads = 2;
+  std::string method = "lora", device_name = "cpu", dtype = "auto";
+  int64_t rank = 16, batch = 16, seq = 64, iters = 30, threads = 2, checkpointing = 0;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     const int64_t value = std::atoll(argv[i + 1]);
@@ -43,6 +47,12 @@ int main(int argc, char** argv) {
       iters = value;
     } else if (flag == "--threads") {
       threads = value;
+    } else if (flag == "--device") {
+      device_name = argv[i + 1];
+    } else if (flag == "--dtype") {
+      dtype = argv[i + 1];
+    } else if (flag == "--checkpointing") {
+      checkpointing = value;
     } else {
       std::cerr << "error: unknown flag " << flag << "\n";
       return 1;
@@ -52,9 +62,12 @@ int main(int argc, char** argv) {
   try {
     tune::PluginHost host;
     host.Load({tune::BuiltinPluginDir()});
-    const auto model = host.LoadModel(
-        "llama", argv[1],
-        tune::PluginHost::DefaultOptions(host.Require(tune::PluginKind::kModel, "llama")));
+    const c10::Device device(device_name);
+    tune::Options model_options =
+        tune::PluginHost::DefaultOptions(host.Require(tune::PluginKind::kModel, "llama"));
+    model_options.Set("dtype", dtype);
+    const auto model = host.LoadModel("llama", argv[1], model_options, device);
+    model->SetGradientCheckpointing(checkpointing != 0);
     tune::Options adapter_options =
         tune::PluginHost::DefaultOptions(host.Require(tune::PluginKind::kAdapter, method));
     if (method == "lora") {
@@ -81,14 +94,14 @@ int main(int argc, char** argv) {
     step_batch.tokens = batch * seq;
     step_batch.target_tokens = batch * (seq - seq / 2);
     const std::vector<tune::Batch> batches = {step_batch};
-    const c10::Device device(c10::kCPU);
-    for (int i = 0; i < 3; ++i) {
-      tune::TrainStep(*model, parameters, *optimizer, batches, 1e-4, 1.0, device);  // warm-up
-    }
+    // Each step is read back as the trainer reads it, so the clock sees finished device work.
+    auto step = [&] {
+      tune::ReadStepNumbers(
+          tune::TrainStep(*model, parameters, *optimizer, batches, 1e-4, 1.0, device));
+    };
+    for (int i = 0; i < 3; ++i) step();  // warm-up
     const auto start = std::chrono::steady_clock::now();
-    for (int64_t i = 0; i < iters; ++i) {
-      tune::TrainStep(*model, parameters, *optimizer, batches, 1e-4, 1.0, device);
-    }
+    for (int64_t i = 0; i < iters; ++i) step();
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     rusage usage{};
@@ -96,7 +109,11 @@ int main(int argc, char** argv) {
     std::cout << "{\"impl\": \"tune\", \"method\": \"" << method << "\", \"batch\": " << batch
               << ", \"seq\": " << seq << ", \"threads\": " << threads
               << ", \"tokens_per_second\": " << static_cast<double>(batch * seq * iters) / seconds
-              << ", \"peak_rss_mib\": " << static_cast<double>(usage.ru_maxrss) / 1024.0 << "}\n";
+              << ", \"peak_rss_mib\": " << static_cast<double>(usage.ru_maxrss) / 1024.0
+              << ", \"device\": \"" << device.str() << "\", \"checkpointing\": " << checkpointing
+              << ", \"parameters\": " << model->Describe().num_parameters
+              << ", \"peak_gpu_mib\": "
+              << static_cast<double>(tune::PeakCudaMemoryBytes()) / 1048576.0 << "}\n";
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -40,6 +40,7 @@ constexpr const char* kAttributes[] = {"name",
                                        "tokenizer_hash",
                                        "wall_time_s",
                                        "peak_memory_bytes",
+                                       "peak_gpu_memory_bytes",
                                        "tokens_per_second",
                                        "tune_version",
                                        "sweep",
@@ -63,6 +64,7 @@ std::optional<FilterValue> Attribute(const VersionRecord& r, std::string_view ke
   if (key == "tokenizer_hash") return r.tokenizer_hash;
   if (key == "wall_time_s") return r.wall_time_s;
   if (key == "peak_memory_bytes") return Number(r.peak_memory_bytes);
+  if (key == "peak_gpu_memory_bytes") return Number(r.peak_gpu_memory_bytes);
   if (key == "tokens_per_second") return r.tokens_per_second;
   if (key == "tune_version") return r.tune_version;
   if (key == "sweep") return r.sweep ? std::optional<FilterValue>(*r.sweep) : std::nullopt;

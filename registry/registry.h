@@ -103,7 +103,8 @@ struct VersionRecord {
   std::vector<CurvePoint> curve;              // training loss and learning rate by step
 
   double wall_time_s = 0.0;
-  int64_t peak_memory_bytes = 0;
+  int64_t peak_memory_bytes = 0;      // peak resident set of the training process
+  int64_t peak_gpu_memory_bytes = 0;  // peak GPU memory held for tensors; 0 when trained on a CPU
   double tokens_per_second = 0.0;
   std::vector<PluginRef> plugins;
   std::string tune_version;
@@ -154,7 +155,7 @@ struct ListOptions {
   // Keys: scores.M, base_scores.M, a parameter ("adapter.rank" or params.adapter.rank), or an
   // attribute: name, version, created_ms, method, seed, dataset.hash, dataset.train_examples,
   // dataset.eval_examples, base_model.name, base_model.path, base_model.hash, tokenizer_hash,
-  // wall_time_s, peak_memory_bytes, tokens_per_second, tune_version, sweep, trial, run_id,
+  // wall_time_s, peak_memory_bytes, peak_gpu_memory_bytes, tokens_per_second, tune_version, sweep, trial, run_id,
   // artifact.digest, artifact.size_bytes. A version without the key does not match.
   std::string filter;
   // A key as above, '-' in front for descending; ties and the default: name, then version.

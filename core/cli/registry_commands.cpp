@@ -257,6 +257,9 @@ class Commands : public RegistryCommands {
     }
     rows.push_back({"wall time", FormatNumber(r.wall_time_s) + " s"});
     rows.push_back({"peak memory", FormatBytes(r.peak_memory_bytes)});
+    if (r.peak_gpu_memory_bytes > 0) {
+      rows.push_back({"peak GPU memory", FormatBytes(r.peak_gpu_memory_bytes)});
+    }
     rows.push_back({"tokens/s", FormatNumber(r.tokens_per_second)});
     for (const PluginRef& p : r.plugins) {
       rows.push_back({"plugin", p.kind + " " + p.name + " " + p.version});

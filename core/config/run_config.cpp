@@ -548,6 +548,9 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
          OptionSpec::Float("max_grad_norm", 1.0, "Clip the gradient's L2 norm; 0: no clipping")
              .Range(0, 1e9),
          OptionSpec::Bool("train_on_prompt", false, "Also learn the prompt tokens"),
+         OptionSpec::Bool("gradient_checkpointing", false,
+                          "Recompute each decoder layer in the backward pass: less memory, "
+                          "one more forward pass"),
          OptionSpec::Int("checkpoint_every", 100, "Steps between checkpoints; 0: none")
              .Range(0, 1e12),
          OptionSpec::Int("eval_every", 0, "Steps between eval-loss checks; 0: only at the end")
@@ -565,6 +568,7 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
                     .gradient_accumulation = options.Int("gradient_accumulation"),
                     .max_grad_norm = options.Float("max_grad_norm"),
                     .train_on_prompt = options.Bool("train_on_prompt"),
+                    .gradient_checkpointing = options.Bool("gradient_checkpointing"),
                     .checkpoint_every = options.Int("checkpoint_every"),
                     .eval_every = options.Int("eval_every"),
                     .eval_max_new_tokens = options.Int("eval_max_new_tokens"),

@@ -60,6 +60,7 @@ struct TrainConfig {
   int64_t gradient_accumulation = 1;  // micro-batches of batch_size per optimizer step
   double max_grad_norm = 0.0;         // 0: no clipping
   bool train_on_prompt = false;       // false: the loss covers completion tokens only
+  bool gradient_checkpointing = false;  // Model::SetGradientCheckpointing
   int64_t checkpoint_every = 0;       // steps; 0: none
   int64_t eval_every = 0;             // steps between eval-loss checks; 0: only at the end
   int64_t eval_max_new_tokens = 0;    // generation budget per eval example

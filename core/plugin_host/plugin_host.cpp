@@ -457,6 +457,10 @@ class GuardedModel final : public Model {
     CallPlugin(plugin_, "while installing an adapter",
                [&] { model_->SetLinearExtension(name, std::move(extension)); });
   }
+  void SetGradientCheckpointing(bool enabled) override {
+    CallPlugin(plugin_, "while setting gradient checkpointing",
+               [&] { model_->SetGradientCheckpointing(enabled); });
+  }
 
  private:
   const LoadedPlugin& plugin_;
@@ -467,11 +471,12 @@ class GuardedModel final : public Model {
 }  // namespace
 
 std::unique_ptr<Model> PluginHost::LoadModel(std::string_view name, const fs::path& dir,
-                                             const Options& options) const {
+                                             const Options& options,
+                                             const c10::Device& device) const {
   const LoadedPlugin& plugin = Require(PluginKind::kModel, name);
   const auto& model_plugin = std::get<ModelPlugin>(plugin.plugin);
-  std::unique_ptr<Model> model = CallPlugin(plugin, "while loading " + dir.string(),
-                                            [&] { return model_plugin.create(dir, options); });
+  std::unique_ptr<Model> model = CallPlugin(
+      plugin, "while loading " + dir.string(), [&] { return model_plugin.create(dir, options, device); });
   if (model == nullptr) {
     throw UserError(DescribePluginFailure(plugin, "while loading", "it returned no model"));
   }

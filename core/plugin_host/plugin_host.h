@@ -83,10 +83,12 @@ class PluginHost {
   // UserError naming the plugin and its file. Throws UserError if `name` is not loaded.
   std::unique_ptr<Metric> CreateMetric(std::string_view name, const Options& options) const;
 
-  // Loads the model in `dir` with the model plugin `name`. The returned model and its tokenizer
-  // report exceptions from the plugin as UserErrors naming the plugin and its file.
+  // Loads the model in `dir` with the model plugin `name` onto `device` (ModelFactory). The
+  // returned model and its tokenizer report exceptions from the plugin as UserErrors naming the
+  // plugin and its file.
   std::unique_ptr<Model> LoadModel(std::string_view name, const std::filesystem::path& dir,
-                                   const Options& options) const;
+                                   const Options& options,
+                                   const c10::Device& device = c10::Device(c10::kCPU)) const;
 
   // Creates an optimizer over `parameters`. The returned object reports exceptions from the
   // plugin as UserErrors naming the plugin.

@@ -2,6 +2,7 @@
 // adapter version. Kept free of libtorch so that callers do not compile against it.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace tune {
@@ -16,5 +17,9 @@ struct RuntimeInfo {
 };
 
 RuntimeInfo DescribeRuntime();
+
+// The most GPU memory libtorch's CUDA allocator has held for tensors at once in this process, on
+// the current CUDA device; 0 when libtorch has no CUDA or no tensor was ever put on a GPU.
+int64_t PeakCudaMemoryBytes();
 
 }  // namespace tune

@@ -87,6 +87,12 @@ class File {
   // The tensor's bytes inside the mapping. `info` must come from this file's header();
   // std::out_of_range if its range does not lie inside the data buffer.
   std::span<const std::byte> Bytes(const TensorInfo& info) const;
+  // Gives back the memory of the whole pages inside the tensor's bytes (madvise MADV_DONTNEED):
+  // the next access reads them from the file again. Anything written into those pages through a
+  // view of this File is lost, so call it only for bytes that were read and not written, such as
+  // weights just copied to their parameters. Loading a model this way keeps host memory near one
+  // tensor's size rather than growing to the whole file.
+  void Evict(const TensorInfo& info) const;
 
  private:
   File(std::filesystem::path path, std::byte* mapping, size_t size_bytes, Header header);

@@ -83,6 +83,7 @@ VersionRecord MakeVersionRecord(const RunConfig& config, const PluginHost& host,
   record.curve = summary.curve;
   record.wall_time_s = summary.wall_seconds;
   record.peak_memory_bytes = summary.peak_memory_bytes;
+  record.peak_gpu_memory_bytes = summary.peak_gpu_memory_bytes;
   record.tokens_per_second = summary.tokens_per_second;
   auto add_plugin = [&](PluginKind kind, const std::string& name) {
     if (const LoadedPlugin* plugin = host.Find(kind, name)) {

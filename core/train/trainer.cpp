@@ -11,12 +11,12 @@
 #include <optional>
 
 #include <ATen/Parallel.h>
-#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
 #include "data/dataset_identity.h"
 #include "plugin_host/plugin_host.h"
+#include "runtime/runtime_info.h"
 #include "runtime/threads.h"
 #include "safetensors/torch_io.h"
 #include "train/evaluate.h"
@@ -169,8 +169,20 @@ std::optional<fs::path> LatestCheckpoint(const fs::path& run_dir) {
   return latest;
 }
 
+// The random generators a run draws from: the CPU's, and the device's when it trains on one
+// (dropout and initialisation on a GPU draw from the GPU's generator).
+std::vector<std::pair<std::string, at::Generator>> Generators(const torch::Device& device) {
+  std::vector<std::pair<std::string, at::Generator>> generators = {
+      {"rng/cpu", at::globalContext().defaultGenerator(torch::kCPU)}};
+  if (!device.is_cpu()) {
+    generators.emplace_back("rng/" + torch::Device(device.type()).str(),
+                            at::globalContext().defaultGenerator(device));
+  }
+  return generators;
+}
+
 void SaveCheckpoint(const fs::path& run_dir, const RunState& state, const NamedTensors& trainable,
-                    const OptimizerState& optimizer_state) {
+                    const OptimizerState& optimizer_state, const torch::Device& device) {
   const fs::path dir = run_dir / kCheckpoints;
   fs::create_directories(dir);
   const fs::path final_dir = dir / StepDirName(state.step);
@@ -187,7 +199,9 @@ void SaveCheckpoint(const fs::path& run_dir, const RunState& state, const NamedT
     tensors.emplace_back(std::string("optim/") + index + "/" + optimizer_state[i].first,
                          optimizer_state[i].second);
   }
-  tensors.emplace_back("rng/cpu", at::detail::getDefaultCPUGenerator().get_state());
+  for (const auto& [name, generator] : Generators(device)) {
+    tensors.emplace_back(name, generator.get_state());
+  }
   safetensors::Save(temp_dir / kTensorsFile, tensors, {});
   WriteText(temp_dir / kStateFile, StateToJson(state).dump(1));
   {
@@ -210,7 +224,8 @@ void SaveCheckpoint(const fs::path& run_dir, const RunState& state, const NamedT
   for (size_t i = 0; i + kCheckpointsKept < all.size(); ++i) fs::remove_all(all[i]);
 }
 
-RunState LoadCheckpoint(const fs::path& dir, NamedTensors& trainable, Optimizer& optimizer) {
+RunState LoadCheckpoint(const fs::path& dir, NamedTensors& trainable, Optimizer& optimizer,
+                        const torch::Device& device) {
   RunState state;
   try {
     state = StateFromJson(json::parse(std::ifstream(dir / kStateFile)));
@@ -235,10 +250,15 @@ RunState LoadCheckpoint(const fs::path& dir, NamedTensors& trainable, Optimizer&
     }
   }
   optimizer.LoadState(optimizer_state);
-  auto rng = tensors.find("rng/cpu");
-  if (rng == tensors.end()) throw UserError((dir / kTensorsFile).string() + ": no RNG state");
-  at::Generator generator = at::detail::getDefaultCPUGenerator();
-  generator.set_state(rng->second.clone());
+  for (auto& [name, generator] : Generators(device)) {
+    auto rng = tensors.find(name);
+    if (rng == tensors.end()) {
+      throw UserError((dir / kTensorsFile).string() + ": no '" + name +
+                      "' random state; the checkpoint was written on another device "
+                      "(resume with the same train.device)");
+    }
+    generator.set_state(rng->second.clone());
+  }
   return state;
 }
 
@@ -359,7 +379,8 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
   const torch::Device device = ChooseDevice(train.device);
   SetComputeThreads(train.threads);
   std::unique_ptr<Model> model =
-      host.LoadModel(config.model.plugin, config.model.path, config.model.options);
+      host.LoadModel(config.model.plugin, config.model.path, config.model.options, device);
+  model->SetGradientCheckpointing(train.gradient_checkpointing);
   if (const int64_t positions = model->Describe().max_positions; train.seq_len > positions) {
     throw UserError("train.seq_len = " + std::to_string(train.seq_len) +
                     " is longer than the model's max_position_embeddings (" +
@@ -383,7 +404,6 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
     options.wait_for_turn();
     wall_start += Clock::now() - waiting;
   }
-  model->module().to(device);
   torch::manual_seed(static_cast<uint64_t>(train.seed));
   std::unique_ptr<Adapter> adapter =
       host.CreateAdapter(config.adapter.method, config.adapter.options);
@@ -419,7 +439,7 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
   RunState state;
   const fs::path metrics_path = run_dir / "metrics.jsonl";
   if (checkpoint) {
-    state = LoadCheckpoint(*checkpoint, trainable, *optimizer);
+    state = LoadCheckpoint(*checkpoint, trainable, *optimizer, device);
     if (!options.force && state.config_sha256 != config_sha256) {
       throw UserError(run_dir.string() +
                       ": the run config changed since this run started; resuming would mix two "
@@ -478,8 +498,7 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
     tokens_this_process += stats.tokens;
     state.tokens += stats.tokens;
     ++state.step;
-    const double loss = stats.loss;
-    const double grad_norm = stats.grad_norm;
+    const auto [loss, grad_norm] = ReadStepNumbers(stats);
     if (!std::isfinite(loss)) {
       throw UserError("the loss became " + std::to_string(loss) + " at step " +
                       std::to_string(state.step) +
@@ -509,7 +528,7 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
     }
     if (train.checkpoint_every > 0 &&
         (state.step % train.checkpoint_every == 0 || state.step == train.steps)) {
-      SaveCheckpoint(run_dir, state, trainable, optimizer->State());
+      SaveCheckpoint(run_dir, state, trainable, optimizer->State(), device);
     }
   }
 
@@ -549,6 +568,7 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
   summary.tokens_per_second =
       state.train_seconds > 0 ? static_cast<double>(state.tokens) / state.train_seconds : 0.0;
   summary.peak_memory_bytes = PeakResidentBytes();
+  summary.peak_gpu_memory_bytes = PeakCudaMemoryBytes();
   summary.adapter_dir = adapter_dir;
 
   json curve = json::array();
@@ -566,6 +586,7 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
                                            {"wall_seconds", summary.wall_seconds},
                                            {"tokens_per_second", summary.tokens_per_second},
                                            {"peak_memory_bytes", summary.peak_memory_bytes},
+                                           {"peak_gpu_memory_bytes", summary.peak_gpu_memory_bytes},
                                            {"config_sha256", config_sha256},
                                            {"curve", curve}}
                                               .dump(1) +
@@ -595,6 +616,7 @@ TrainSummary ReadSummary(const fs::path& run_dir) {
     summary.wall_seconds = j.at("wall_seconds").get<double>();
     summary.tokens_per_second = j.at("tokens_per_second").get<double>();
     summary.peak_memory_bytes = j.at("peak_memory_bytes").get<int64_t>();
+    summary.peak_gpu_memory_bytes = j.value("peak_gpu_memory_bytes", int64_t{0});
     summary.adapter_dir = run_dir / "adapter";
     return summary;
   } catch (const json::exception& e) {

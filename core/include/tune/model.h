@@ -56,6 +56,11 @@ class LinearExtension {
 };
 
 // Forward may not be called concurrently on one model.
+//
+// Device: every weight lives on the device the model was loaded onto (ModelFactory), and every
+// tensor Forward makes (positions, masks, caches) is made there too. Inputs may be on the CPU or
+// that device; Forward moves them. Forward does not synchronise with the device: it reads nothing
+// back to the host, so token ids are checked by the caller (they come from the tokenizer).
 class Model {
  public:
   virtual ~Model() = default;
@@ -63,9 +68,10 @@ class Model {
   virtual const Tokenizer& tokenizer() const = 0;
   virtual ModelDescription Describe() const = 0;
 
-  // Logits (float32, [batch, new, vocab]) for `input_ids` (int64, [batch, new]). With a cache the
-  // ids continue the sequence it holds and are appended to it; without one they start at
-  // position 0. Refuses sequences longer than max_positions.
+  // Logits (float32, [batch, new, vocab]) for `input_ids` (int64, [batch, new], each in
+  // [0, vocab_size)) on the model's device. With a cache the ids continue the sequence it holds
+  // and are appended to it; without one they start at position 0. Refuses sequences longer than
+  // max_positions.
   virtual at::Tensor Forward(const at::Tensor& input_ids, KvCache* cache) = 0;
   virtual std::unique_ptr<KvCache> NewCache() const = 0;
 
@@ -79,6 +85,12 @@ class Model {
   // UserError if no layer has that name.
   virtual void SetLinearExtension(const std::string& name,
                                   std::shared_ptr<LinearExtension> extension) = 0;
+
+  // With `enabled`, Forward without a cache keeps only each decoder layer's input while grad
+  // mode is on, and the backward pass recomputes the layer (with the same dropout draws) to get
+  // its gradients: the same gradients for much less activation memory, at the cost of a second
+  // forward pass through each layer. Throws UserError when the model cannot.
+  virtual void SetGradientCheckpointing(bool enabled) = 0;
 };
 
 }  // namespace tune

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include <c10/core/Device.h>
 #include <torch/version.h>
 #include <boost/dll/alias.hpp>
 
@@ -60,10 +61,12 @@ struct DatasetPlugin {
   PluginInfo info;
   Factory<Dataset> create;
 };
-// A model is loaded from a directory (Hugging Face layout) and its plugin options. The factory
-// throws with a message naming the file and key it cannot serve.
-using ModelFactory =
-    std::function<std::unique_ptr<Model>(const std::filesystem::path& dir, const Options& options)>;
+// A model is loaded from a directory (Hugging Face layout) and its plugin options straight onto
+// `device`: every weight is created there in its final dtype and filled from the file, with no
+// whole-model copy on the host in between. The factory throws with a message naming the file and
+// key it cannot serve.
+using ModelFactory = std::function<std::unique_ptr<Model>(
+    const std::filesystem::path& dir, const Options& options, const c10::Device& device)>;
 struct ModelPlugin {
   PluginInfo info;
   ModelFactory create;

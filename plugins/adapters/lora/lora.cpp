@@ -45,8 +45,8 @@ class LoraLayer final : public tune::LinearExtension {
   LoraLayer(const tune::LinearLayer& base, int64_t rank, double scale, double dropout)
       : weight_(base.weight), scale_(scale), dropout_(dropout) {
     // Adapter weights are float32 whatever the base's dtype, so small updates are not rounded
-    // away in bfloat16.
-    const auto f32 = torch::TensorOptions().dtype(torch::kFloat);
+    // away in bfloat16, and live on the base weight's device.
+    const auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(base.weight.device());
     a_ = torch::empty({rank, base.weight.size(1)}, f32);
     torch::nn::init::kaiming_uniform_(a_, std::sqrt(5.0));
     a_.set_requires_grad(true);

@@ -7,7 +7,9 @@
 #include <map>
 #include <set>
 
+#include <ATen/Context.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 #include <nlohmann/json.hpp>
 
 #include "safetensors/torch_io.h"
@@ -21,9 +23,12 @@ namespace fs = std::filesystem;
 using torch::Tensor;
 using torch::indexing::Slice;
 
+// Every parameter is made uninitialised, in its final dtype and on its final device
+// (`options`), and filled from the checkpoint: loading never holds a second copy of the model.
+
 struct RmsNormImpl : torch::nn::Module {
-  RmsNormImpl(int64_t dim, double eps) : eps(eps) {
-    weight = register_parameter("weight", torch::ones({dim}));
+  RmsNormImpl(int64_t dim, double eps, const torch::TensorOptions& options) : eps(eps) {
+    weight = register_parameter("weight", torch::empty({dim}, options));
   }
   // Normalised in float32 whatever the weights' dtype, as the reference does.
   Tensor forward(const Tensor& x) {
@@ -36,16 +41,11 @@ struct RmsNormImpl : torch::nn::Module {
 };
 TORCH_MODULE(RmsNorm);
 
-torch::nn::Linear MakeLinear(int64_t in, int64_t out, bool bias) {
-  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
-}
-
-// A projection an adapter may extend. Parameter names and initialisation are torch::nn::Linear's.
+// A projection an adapter may extend; parameter names are torch::nn::Linear's.
 struct ProjectionImpl : torch::nn::Module {
-  ProjectionImpl(int64_t in, int64_t out, bool has_bias) {
-    torch::nn::Linear init = MakeLinear(in, out, has_bias);
-    weight = register_parameter("weight", init->weight.detach().clone());
-    if (has_bias) bias = register_parameter("bias", init->bias.detach().clone());
+  ProjectionImpl(int64_t in, int64_t out, bool has_bias, const torch::TensorOptions& options) {
+    weight = register_parameter("weight", torch::empty({out, in}, options));
+    if (has_bias) bias = register_parameter("bias", torch::empty({out}, options));
   }
   Tensor forward(const Tensor& x) {
     Tensor y = torch::nn::functional::linear(x, weight, bias);
@@ -55,6 +55,49 @@ struct ProjectionImpl : torch::nn::Module {
   std::shared_ptr<LinearExtension> extension;  // shared with the adapter that installed it
 };
 TORCH_MODULE(Projection);
+
+struct EmbeddingImpl : torch::nn::Module {
+  EmbeddingImpl(int64_t vocab, int64_t dim, const torch::TensorOptions& options) {
+    weight = register_parameter("weight", torch::empty({vocab, dim}, options));
+  }
+  Tensor forward(const Tensor& ids) { return torch::embedding(weight, ids); }
+  Tensor weight;
+};
+TORCH_MODULE(Embedding);
+
+// Each key/value head `times` over, next to itself ([b, kv, t, d] -> [b, kv * times, t, d]):
+// repeat_interleave over dimension 1, written as a broadcast, which every backend has.
+Tensor RepeatKvHeads(const Tensor& x, int64_t times) {
+  if (times == 1) return x;
+  const int64_t b = x.size(0), heads = x.size(1), t = x.size(2), d = x.size(3);
+  return x.unsqueeze(2).expand({b, heads, times, t, d}).reshape({b, heads * times, t, d});
+}
+
+// Softmax attention of q over k and v ([batch, heads, tokens, head_dim], k and v with as many
+// heads as q), query i seeing keys 0 .. past + i.
+Tensor Attend(const Tensor& q, const Tensor& k, const Tensor& v, int64_t past) {
+  const int64_t length = q.size(2);
+#if TORCH_VERSION_MAJOR >= 2
+  // Flash or memory-efficient kernels where the device has them. is_causal aligns the mask to
+  // the top left, which is right only without past positions; one new query needs no mask.
+  if (past == 0 || length == 1) {
+    return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0,
+                                            /*is_causal=*/past == 0 && length > 1);
+  }
+  const Tensor visible = torch::ones({length, past + length}, q.options().dtype(torch::kBool))
+                             .tril(past);  // true: may attend
+  return at::scaled_dot_product_attention(q, k, v, visible);
+#else
+  Tensor scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
+  if (length > 1) {
+    const Tensor future =
+        torch::ones({length, past + length}, scores.options().dtype(torch::kBool)).triu(past + 1);
+    scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+  }
+  const Tensor probs = torch::softmax(scores.to(torch::kFloat), -1).to(q.scalar_type());
+  return torch::matmul(probs, v);
+#endif
+}
 
 // [x1, x2] -> [-x2, x1] over the last dimension's two halves.
 Tensor RotateHalf(const Tensor& x) {
@@ -70,15 +113,16 @@ struct LayerCache {
 };
 
 struct AttentionImpl : torch::nn::Module {
-  explicit AttentionImpl(const LlamaConfig& c)
+  AttentionImpl(const LlamaConfig& c, const torch::TensorOptions& o)
       : num_heads(c.num_heads), num_kv_heads(c.num_kv_heads), head_dim(c.head_dim) {
-    q_proj = register_module("q_proj",
-                             Projection(c.hidden_size, c.num_heads * c.head_dim, c.attention_bias));
+    q_proj = register_module(
+        "q_proj", Projection(c.hidden_size, c.num_heads * c.head_dim, c.attention_bias, o));
     k_proj = register_module(
-        "k_proj", Projection(c.hidden_size, c.num_kv_heads * c.head_dim, c.attention_bias));
+        "k_proj", Projection(c.hidden_size, c.num_kv_heads * c.head_dim, c.attention_bias, o));
     v_proj = register_module(
-        "v_proj", Projection(c.hidden_size, c.num_kv_heads * c.head_dim, c.attention_bias));
-    o_proj = register_module("o_proj", Projection(c.num_heads * c.head_dim, c.hidden_size, false));
+        "v_proj", Projection(c.hidden_size, c.num_kv_heads * c.head_dim, c.attention_bias, o));
+    o_proj =
+        register_module("o_proj", Projection(c.num_heads * c.head_dim, c.hidden_size, false, o));
   }
 
   // `cos`/`sin`: [new, head_dim] for the new positions. `past`: positions already in `cache`.
@@ -89,10 +133,8 @@ struct AttentionImpl : torch::nn::Module {
     Tensor v = v_proj(x).view({batch, length, num_kv_heads, head_dim}).transpose(1, 2);
     if (cache == nullptr && q.is_cpu() && q.scalar_type() == torch::kFloat) {
       // Whole sequences (training, eval loss): the fused kernel rotates q and k itself.
-      if (num_heads != num_kv_heads) {
-        k = k.repeat_interleave(num_heads / num_kv_heads, 1);
-        v = v.repeat_interleave(num_heads / num_kv_heads, 1);
-      }
+      k = RepeatKvHeads(k, num_heads / num_kv_heads);
+      v = RepeatKvHeads(v, num_heads / num_kv_heads);
       const Tensor out =
           CausalAttention(q, k, v, cos, sin, 1.0 / std::sqrt(static_cast<double>(head_dim)));
       return o_proj(out.transpose(1, 2).reshape({batch, length, num_heads * head_dim}));
@@ -109,21 +151,10 @@ struct AttentionImpl : torch::nn::Module {
       cache->keys = k;
       cache->values = v;
     }
-    if (num_heads != num_kv_heads) {
-      k = k.repeat_interleave(num_heads / num_kv_heads, 1);
-      v = v.repeat_interleave(num_heads / num_kv_heads, 1);
-    }
-    Tensor scores =
-        torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(head_dim));
-    if (length > 1) {
-      // Query i (absolute position past + i) sees keys 0 .. past + i.
-      const Tensor future =
-          torch::ones({length, past + length}, scores.options().dtype(torch::kBool)).triu(past + 1);
-      scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
-    }
-    const Tensor probs = torch::softmax(scores.to(torch::kFloat), -1).to(q.scalar_type());
+    k = RepeatKvHeads(k, num_heads / num_kv_heads);
+    v = RepeatKvHeads(v, num_heads / num_kv_heads);
     const Tensor out =
-        torch::matmul(probs, v).transpose(1, 2).reshape({batch, length, num_heads * head_dim});
+        Attend(q, k, v, past).transpose(1, 2).reshape({batch, length, num_heads * head_dim});
     return o_proj(out);
   }
 
@@ -133,10 +164,12 @@ struct AttentionImpl : torch::nn::Module {
 TORCH_MODULE(Attention);
 
 struct MlpImpl : torch::nn::Module {
-  explicit MlpImpl(const LlamaConfig& c) {
-    gate_proj = register_module("gate_proj", Projection(c.hidden_size, c.intermediate_size, false));
-    up_proj = register_module("up_proj", Projection(c.hidden_size, c.intermediate_size, false));
-    down_proj = register_module("down_proj", Projection(c.intermediate_size, c.hidden_size, false));
+  MlpImpl(const LlamaConfig& c, const torch::TensorOptions& o) {
+    gate_proj =
+        register_module("gate_proj", Projection(c.hidden_size, c.intermediate_size, false, o));
+    up_proj = register_module("up_proj", Projection(c.hidden_size, c.intermediate_size, false, o));
+    down_proj =
+        register_module("down_proj", Projection(c.intermediate_size, c.hidden_size, false, o));
   }
   Tensor forward(const Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
   Projection gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
@@ -144,12 +177,13 @@ struct MlpImpl : torch::nn::Module {
 TORCH_MODULE(Mlp);
 
 struct DecoderLayerImpl : torch::nn::Module {
-  explicit DecoderLayerImpl(const LlamaConfig& c) {
-    input_layernorm = register_module("input_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps));
-    self_attn = register_module("self_attn", Attention(c));
+  DecoderLayerImpl(const LlamaConfig& c, const torch::TensorOptions& o) {
+    input_layernorm =
+        register_module("input_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps, o));
+    self_attn = register_module("self_attn", Attention(c, o));
     post_attention_layernorm =
-        register_module("post_attention_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps));
-    mlp = register_module("mlp", Mlp(c));
+        register_module("post_attention_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps, o));
+    mlp = register_module("mlp", Mlp(c, o));
   }
   Tensor forward(const Tensor& x, const Tensor& cos, const Tensor& sin, LayerCache* cache) {
     const Tensor h = x + self_attn(input_layernorm(x), cos, sin, cache);
@@ -161,30 +195,79 @@ struct DecoderLayerImpl : torch::nn::Module {
 };
 TORCH_MODULE(DecoderLayer);
 
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Activation checkpointing of one decoder layer, as torch.utils.checkpoint does it with
+// use_reentrant=True: the forward keeps only the layer's input; the backward runs the layer again
+// with grad on, from the random generators' states of the first run (so dropout draws the same
+// masks), and back-propagates through it, which also accumulates its parameters' gradients.
+class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+ public:
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& cos,
+                        const Tensor& sin, DecoderLayerImpl* layer) {
+    ctx->saved_data["layer"] = reinterpret_cast<int64_t>(layer);
+    ctx->saved_data["rng"] = GeneratorStates(x.device());
+    ctx->save_for_backward({x, cos, sin});
+    return layer->forward(x, cos, sin, nullptr);  // autograd runs this with grad mode off
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const variable_list saved = ctx->get_saved_variables();
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
+    const Tensor x = saved[0].detach().requires_grad_(true);
+    const std::vector<Tensor> now = GeneratorStates(x.device()).vec();
+    SetGeneratorStates(x.device(), ctx->saved_data["rng"].toTensorList().vec());
+    Tensor out;
+    {
+      torch::AutoGradMode grad(true);
+      out = layer->forward(x, saved[1], saved[2], nullptr);
+    }
+    SetGeneratorStates(x.device(), now);
+    torch::autograd::backward({out}, {grad_outputs[0]});
+    return {x.grad(), Tensor(), Tensor(), Tensor()};
+  }
+
+ private:
+  // The CPU generator's state, and the device's when the layer runs on another device.
+  static c10::List<Tensor> GeneratorStates(const torch::Device& device) {
+    c10::List<Tensor> states;
+    states.push_back(at::globalContext().defaultGenerator(torch::kCPU).get_state());
+    if (!device.is_cpu()) states.push_back(at::globalContext().defaultGenerator(device).get_state());
+    return states;
+  }
+  static void SetGeneratorStates(const torch::Device& device, const std::vector<Tensor>& states) {
+    at::Generator cpu = at::globalContext().defaultGenerator(torch::kCPU);  // a handle
+    cpu.set_state(states[0]);
+    if (device.is_cpu()) return;
+    at::Generator accelerator = at::globalContext().defaultGenerator(device);
+    accelerator.set_state(states[1]);
+  }
+};
+
 // The part HF calls "model": embeddings, layers, final norm.
 struct BackboneImpl : torch::nn::Module {
-  explicit BackboneImpl(const LlamaConfig& c) {
-    embed_tokens =
-        register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  BackboneImpl(const LlamaConfig& c, const torch::TensorOptions& o) {
+    embed_tokens = register_module("embed_tokens", Embedding(c.vocab_size, c.hidden_size, o));
     layers = register_module("layers", torch::nn::ModuleList());
-    for (int64_t i = 0; i < c.num_layers; ++i) layers->push_back(DecoderLayer(c));
-    norm = register_module("norm", RmsNorm(c.hidden_size, c.rms_norm_eps));
+    for (int64_t i = 0; i < c.num_layers; ++i) layers->push_back(DecoderLayer(c, o));
+    norm = register_module("norm", RmsNorm(c.hidden_size, c.rms_norm_eps, o));
   }
-  torch::nn::Embedding embed_tokens{nullptr};
+  Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
   RmsNorm norm{nullptr};
 };
 TORCH_MODULE(Backbone);
 
 struct CausalLmImpl : torch::nn::Module {
-  explicit CausalLmImpl(const LlamaConfig& c) {
-    model = register_module("model", Backbone(c));
+  CausalLmImpl(const LlamaConfig& c, const torch::TensorOptions& o) {
+    model = register_module("model", Backbone(c, o));
     if (!c.tie_word_embeddings) {
-      lm_head = register_module("lm_head", MakeLinear(c.hidden_size, c.vocab_size, false));
+      lm_head = register_module("lm_head", Projection(c.hidden_size, c.vocab_size, false, o));
     }
   }
   Backbone model{nullptr};
-  torch::nn::Linear lm_head{nullptr};
+  Projection lm_head{nullptr};  // never extended: adapters target LinearLayers() only
 };
 TORCH_MODULE(CausalLm);
 
@@ -199,8 +282,9 @@ class LlamaCache final : public KvCache {
 
 class LlamaModel final : public Model {
  public:
-  LlamaModel(LlamaConfig config, std::unique_ptr<SentencePieceTokenizer> tokenizer)
-      : config_(std::move(config)), tokenizer_(std::move(tokenizer)), net_(config_) {
+  LlamaModel(LlamaConfig config, std::unique_ptr<SentencePieceTokenizer> tokenizer,
+             const torch::TensorOptions& options)
+      : config_(std::move(config)), tokenizer_(std::move(tokenizer)), net_(config_, options) {
     const Tensor exponents = torch::arange(0, config_.head_dim, 2, torch::kDouble) /
                              static_cast<double>(config_.head_dim);
     inv_freq_ = torch::pow(config_.rope_theta, exponents).reciprocal();
@@ -230,29 +314,40 @@ class LlamaModel final : public Model {
                       " tokens is longer than max_position_embeddings (" +
                       std::to_string(config_.max_positions) + ")");
     }
-    const Tensor ids = input_ids.to(net_->model->embed_tokens->weight.device(), torch::kLong);
-    if (ids.numel() > 0 &&
-        (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= config_.vocab_size)) {
-      throw UserError("token ids must be in [0, " + std::to_string(config_.vocab_size) + ")");
-    }
     const Tensor weight = net_->model->embed_tokens->weight;
-    const Tensor positions = torch::arange(past, past + length, torch::kDouble);
-    const Tensor angles = torch::outer(positions, inv_freq_);
-    const Tensor both = torch::cat({angles, angles}, -1);
-    // Angles in float64 on the CPU (exact for long contexts), then moved to the weights.
-    const Tensor cos = both.cos().to(weight.device(), weight.scalar_type());
-    const Tensor sin = both.sin().to(weight.device(), weight.scalar_type());
+    // Ids still on the host are checked here for free; ids already on the device are not, as
+    // reading them back would wait for the device (the contract puts them in range).
+    if (input_ids.is_cpu() && input_ids.numel() > 0) {
+      const Tensor ids = input_ids.to(torch::kLong);
+      if (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= config_.vocab_size) {
+        throw UserError("token ids must be in [0, " + std::to_string(config_.vocab_size) + ")");
+      }
+    }
+    const Tensor ids = input_ids.to(weight.device(), torch::kLong);
+    const Tensor cos = RopeTable(cos_, past + length).narrow(0, past, length);
+    const Tensor sin = RopeTable(sin_, past + length).narrow(0, past, length);
 
     Tensor h = net_->model->embed_tokens(ids);
+    const bool checkpoint = gradient_checkpointing_ && llama_cache == nullptr &&
+                            torch::GradMode::is_enabled();
+    // The checkpointed layers pass gradients only to an input that wants them; with frozen
+    // embeddings (LoRA) nothing would reach the adapters inside.
+    if (checkpoint && !h.requires_grad()) h = h.detach().requires_grad_(true);
     const auto& layers = *net_->model->layers;
     for (size_t i = 0; i < layers.size(); ++i) {
-      LayerCache* layer_cache = llama_cache ? &llama_cache->layers[i] : nullptr;
-      h = layers[i]->as<DecoderLayerImpl>()->forward(h, cos, sin, layer_cache);
+      auto* layer = layers[i]->as<DecoderLayerImpl>();
+      if (checkpoint) {
+        h = CheckpointedLayer::apply(h, cos, sin, layer);
+      } else {
+        h = layer->forward(h, cos, sin, llama_cache ? &llama_cache->layers[i] : nullptr);
+      }
     }
     h = net_->model->norm(h);
     const Tensor logits = net_->lm_head ? net_->lm_head(h) : torch::matmul(h, weight.t());
     return logits.to(torch::kFloat);
   }
+
+  void SetGradientCheckpointing(bool enabled) override { gradient_checkpointing_ = enabled; }
 
   std::unique_ptr<KvCache> NewCache() const override {
     return std::make_unique<LlamaCache>(config_.num_layers);
@@ -286,10 +381,29 @@ class LlamaModel final : public Model {
   const LlamaConfig& config() const { return config_; }
 
  private:
+  // `table` (cos_ or sin_) holding at least `positions` rows, on the weights' device and in their
+  // dtype. Angles are computed in float64 on the host (exact for long contexts) and moved once:
+  // the tables grow by doubling, so a forward pass copies nothing to the device but its ids.
+  const Tensor& RopeTable(const Tensor& table, int64_t positions) {
+    if (!cos_.defined() || cos_.size(0) < positions) {
+      int64_t rows = 64;
+      while (rows < positions) rows *= 2;
+      rows = std::min(rows, std::max(positions, config_.max_positions));
+      const Tensor angles = torch::outer(torch::arange(rows, torch::kDouble), inv_freq_);
+      const Tensor both = torch::cat({angles, angles}, -1);
+      const Tensor& weight = net_->model->embed_tokens->weight;
+      cos_ = both.cos().to(weight.device(), weight.scalar_type());
+      sin_ = both.sin().to(weight.device(), weight.scalar_type());
+    }
+    return &table == &cos_ ? cos_ : sin_;
+  }
+
   LlamaConfig config_;
   std::unique_ptr<SentencePieceTokenizer> tokenizer_;
   CausalLm net_;
   Tensor inv_freq_;  // float64 [head_dim / 2]: 1 / rope_theta^(2i / head_dim)
+  Tensor cos_, sin_;  // [positions, head_dim] rotary tables (RopeTable)
+  bool gradient_checkpointing_ = false;
 };
 
 // The safetensors files holding the weights: model.safetensors, or the shards an index names.
@@ -325,7 +439,8 @@ std::vector<fs::path> WeightFiles(const fs::path& dir) {
 
 }  // namespace
 
-std::unique_ptr<Model> LoadLlamaModel(const fs::path& dir, const Options& options) {
+std::unique_ptr<Model> LoadLlamaModel(const fs::path& dir, const Options& options,
+                                      const torch::Device& device) {
   LlamaConfig config = ReadLlamaConfig(dir);
   auto tokenizer = SentencePieceTokenizer::Load(dir, config.bos_token_id, config.eos_token_id);
   if (tokenizer->vocab_size() > config.vocab_size) {
@@ -334,7 +449,11 @@ std::unique_ptr<Model> LoadLlamaModel(const fs::path& dir, const Options& option
                     " tokens but config.json's vocab_size is " + std::to_string(config.vocab_size) +
                     "; they belong to different models");
   }
-  auto model = std::make_unique<LlamaModel>(config, std::move(tokenizer));
+  const std::string dtype = options.String("dtype");
+  const bool bf16 = dtype == "bfloat16" || (dtype == "auto" && !device.is_cpu());
+  auto model = std::make_unique<LlamaModel>(
+      config, std::move(tokenizer),
+      torch::TensorOptions().dtype(bf16 ? torch::kBFloat16 : torch::kFloat).device(device));
 
   std::map<std::string, Tensor> parameters;
   for (const auto& item : model->module().named_parameters()) parameters[item.key()] = item.value();
@@ -359,7 +478,8 @@ std::unique_ptr<Model> LoadLlamaModel(const fs::path& dir, const Options& option
                         c10::str(value.sizes()) + " but config.json implies " +
                         c10::str(parameter->second.sizes()));
       }
-      parameter->second.copy_(value);
+      parameter->second.copy_(value);  // converts to the parameter's dtype on its device
+      weights->Evict(info);
       if (!loaded.insert(info.name).second) {
         throw UserError(file.string() + ": tensor '" + info.name + "' appears in two shards");
       }
@@ -371,7 +491,6 @@ std::unique_ptr<Model> LoadLlamaModel(const fs::path& dir, const Options& option
                       "', which config.json implies");
     }
   }
-  if (options.String("dtype") == "bfloat16") model->module().to(torch::kBFloat16);
   return model;
 }
 

@@ -9,9 +9,11 @@ void Register(tune::Registrar& registrar) {
                .version = "1.0.0",
                .description = "Llama-family decoders (llama, mistral, qwen2) from config.json, "
                               "safetensors weights and a sentencepiece tokenizer.model.",
-               .options = {tune::OptionSpec::String("dtype", "float32",
-                                                    "Weights' dtype in memory; bfloat16 halves it")
-                               .Choices({"float32", "bfloat16"})}},
+               .options = {tune::OptionSpec::String(
+                               "dtype", "auto",
+                               "Base weights' dtype in memory; bfloat16 halves it; auto: "
+                               "bfloat16 on a GPU, float32 on the CPU")
+                               .Choices({"auto", "float32", "bfloat16"})}},
       .create = &tune::llama::LoadLlamaModel});
 }
 
