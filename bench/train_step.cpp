@@ -111,8 +111,7 @@ int main(int argc, char** argv) {
               << ", \"tokens_per_second\": " << static_cast<double>(batch * seq * iters) / seconds
               << ", \"peak_rss_mib\": " << static_cast<double>(usage.ru_maxrss) / 1024.0
               << ", \"device\": \"" << device.str() << "\", \"checkpointing\": " << checkpointing
-              << ", \"parameters\": " << model->Describe().num_parameters
-              << ", \"peak_gpu_mib\": "
+              << ", \"parameters\": " << model->Describe().num_parameters << ", \"peak_gpu_mib\": "
               << static_cast<double>(tune::PeakCudaMemoryBytes()) / 1048576.0 << "}\n";
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

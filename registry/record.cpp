@@ -135,7 +135,8 @@ VersionRecord VersionRecordFromJson(std::string_view text) {
   });
   Field(j, "wall_time_s", r.wall_time_s);
   Field(j, "peak_memory_bytes", r.peak_memory_bytes);
-  if (j.contains("peak_gpu_memory_bytes")) Field(j, "peak_gpu_memory_bytes", r.peak_gpu_memory_bytes);
+  if (j.contains("peak_gpu_memory_bytes"))
+    Field(j, "peak_gpu_memory_bytes", r.peak_gpu_memory_bytes);
   Field(j, "tokens_per_second", r.tokens_per_second);
   Field(j, "plugins", r.plugins, [](const json& v) {
     std::vector<PluginRef> plugins;

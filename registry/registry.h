@@ -155,8 +155,8 @@ struct ListOptions {
   // Keys: scores.M, base_scores.M, a parameter ("adapter.rank" or params.adapter.rank), or an
   // attribute: name, version, created_ms, method, seed, dataset.hash, dataset.train_examples,
   // dataset.eval_examples, base_model.name, base_model.path, base_model.hash, tokenizer_hash,
-  // wall_time_s, peak_memory_bytes, peak_gpu_memory_bytes, tokens_per_second, tune_version, sweep, trial, run_id,
-  // artifact.digest, artifact.size_bytes. A version without the key does not match.
+  // wall_time_s, peak_memory_bytes, peak_gpu_memory_bytes, tokens_per_second, tune_version, sweep,
+  // trial, run_id, artifact.digest, artifact.size_bytes. A version without the key does not match.
   std::string filter;
   // A key as above, '-' in front for descending; ties and the default: name, then version.
   // Versions without the key come last.

@@ -56,15 +56,15 @@ struct TrainConfig {
   int64_t batch_size = 0;
   int64_t seq_len = 0;  // tokens per example, prompt and completion together
   int64_t seed = 0;
-  std::string device;                 // auto | cpu | cuda
-  int64_t gradient_accumulation = 1;  // micro-batches of batch_size per optimizer step
-  double max_grad_norm = 0.0;         // 0: no clipping
-  bool train_on_prompt = false;       // false: the loss covers completion tokens only
+  std::string device;                   // auto | cpu | cuda
+  int64_t gradient_accumulation = 1;    // micro-batches of batch_size per optimizer step
+  double max_grad_norm = 0.0;           // 0: no clipping
+  bool train_on_prompt = false;         // false: the loss covers completion tokens only
   bool gradient_checkpointing = false;  // Model::SetGradientCheckpointing
-  int64_t checkpoint_every = 0;       // steps; 0: none
-  int64_t eval_every = 0;             // steps between eval-loss checks; 0: only at the end
-  int64_t eval_max_new_tokens = 0;    // generation budget per eval example
-  int64_t eval_max_examples = 0;      // 0: the whole eval split
+  int64_t checkpoint_every = 0;         // steps; 0: none
+  int64_t eval_every = 0;               // steps between eval-loss checks; 0: only at the end
+  int64_t eval_max_new_tokens = 0;      // generation budget per eval example
+  int64_t eval_max_examples = 0;        // 0: the whole eval split
   // CPU threads the run computes with (SetComputeThreads); 0: one per core. Parallel trials
   // share the cores (tune sweep sets it per trial).
   int64_t threads = 0;

@@ -475,8 +475,9 @@ std::unique_ptr<Model> PluginHost::LoadModel(std::string_view name, const fs::pa
                                              const c10::Device& device) const {
   const LoadedPlugin& plugin = Require(PluginKind::kModel, name);
   const auto& model_plugin = std::get<ModelPlugin>(plugin.plugin);
-  std::unique_ptr<Model> model = CallPlugin(
-      plugin, "while loading " + dir.string(), [&] { return model_plugin.create(dir, options, device); });
+  std::unique_ptr<Model> model = CallPlugin(plugin, "while loading " + dir.string(), [&] {
+    return model_plugin.create(dir, options, device);
+  });
   if (model == nullptr) {
     throw UserError(DescribePluginFailure(plugin, "while loading", "it returned no model"));
   }

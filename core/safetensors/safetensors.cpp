@@ -531,7 +531,7 @@ void File::Evict(const TensorInfo& info) const {
   const std::span<const std::byte> bytes = Bytes(info);
   const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   const auto begin = reinterpret_cast<uintptr_t>(bytes.data());
-  const uintptr_t first = (begin + page - 1) / page * page;      // pages wholly inside only:
+  const uintptr_t first = (begin + page - 1) / page * page;     // pages wholly inside only:
   const uintptr_t last = (begin + bytes.size()) / page * page;  // neighbours keep theirs
   if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }

@@ -43,7 +43,8 @@ StepStats TrainStep(Model& model, const std::vector<at::Tensor>& parameters, Opt
     parameter.mutable_grad() = at::Tensor();
   }
   StepStats stats;
-  at::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
+  at::Tensor loss_sum =
+      torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
   for (const Batch& batch : batches) {
     stats.tokens += batch.tokens;
     if (batch.target_tokens == 0) continue;

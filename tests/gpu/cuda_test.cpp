@@ -24,9 +24,9 @@ using testing::RunCommand;
 using testing::RunTune;
 using testing::TempDir;
 
-#define SKIP_WITHOUT_CUDA()                                                 \
-  if (!torch::cuda::is_available()) {                                      \
-    GTEST_SKIP() << "no CUDA device visible to this libtorch";             \
+#define SKIP_WITHOUT_CUDA()                                    \
+  if (!torch::cuda::is_available()) {                          \
+    GTEST_SKIP() << "no CUDA device visible to this libtorch"; \
   }
 
 const c10::Device kCuda(c10::kCUDA, 0);
@@ -66,17 +66,17 @@ class Cuda : public ::testing::Test {
 
   // A run file for `tune train` on the tiny model and 120 additions, on the GPU.
   fs::path RunFile(const TempDir& dir, const std::string& extra = "") {
-    return dir.Write("run.toml", "name = \"g\"\n[model]\npath = \"" + ModelDir().string() +
-                                     "\"\n[dataset]\npath = \"" +
-                                     (dir_->path() / "data.jsonl").string() +
-                                     "\"\neval_fraction = 0.1\n"
-                                     "[adapter]\nmethod = \"lora\"\nrank = 4\ndropout = 0.1\n"
-                                     "[optimizer]\nlr = 5e-3\nwarmup_steps = 3\n"
-                                     "[train]\nsteps = 60\nbatch_size = 4\nseq_len = 32\n"
-                                     "device = \"cuda\"\ncheckpoint_every = 5\n"
-                                     "eval_max_examples = 4\neval_max_new_tokens = 4\n"
-                                     "[[metrics]]\nplugin = \"exact_match\"\n[registry]\npath = \"" +
-                                     (dir.path() / "registry").string() + "\"\n" + extra);
+    return dir.Write("run.toml",
+                     "name = \"g\"\n[model]\npath = \"" + ModelDir().string() +
+                         "\"\n[dataset]\npath = \"" + (dir_->path() / "data.jsonl").string() +
+                         "\"\neval_fraction = 0.1\n"
+                         "[adapter]\nmethod = \"lora\"\nrank = 4\ndropout = 0.1\n"
+                         "[optimizer]\nlr = 5e-3\nwarmup_steps = 3\n"
+                         "[train]\nsteps = 60\nbatch_size = 4\nseq_len = 32\n"
+                         "device = \"cuda\"\ncheckpoint_every = 5\n"
+                         "eval_max_examples = 4\neval_max_new_tokens = 4\n"
+                         "[[metrics]]\nplugin = \"exact_match\"\n[registry]\npath = \"" +
+                         (dir.path() / "registry").string() + "\"\n" + extra);
   }
 
   static PluginHost* host_;
@@ -122,8 +122,7 @@ TEST_F(Cuda, OneLoraStepHasTheCpusGradients) {
     const std::vector<TokenizedExample> examples = {{{1, 17, 42, 99, 3, 250, 8, 64}, 3, 1},
                                                     {{1, 128, 5, 77, 31, 9}, 2, 2}};
     ReadStepNumbers(TrainStep(*model, parameters, *optimizer,
-                              {MakeBatch({&examples[0], &examples[1]}, false)}, 0.0, 0.0,
-                              device));
+                              {MakeBatch({&examples[0], &examples[1]}, false)}, 0.0, 0.0, device));
     grads.emplace_back();
     for (const at::Tensor& p : parameters) grads.back().push_back(p.grad().cpu());
   }
@@ -170,8 +169,8 @@ TEST_F(Cuda, TuneTrainRegistersAVersionWithPeakGpuMemory) {
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const auto summary = nlohmann::json::parse(std::ifstream(dir.path() / "run" / "summary.json"));
   EXPECT_GT(summary.at("peak_gpu_memory_bytes").get<int64_t>(), 0);
-  const auto shown = RunTune({"adapters", "show", "g:1", "--json", "--registry",
-                              (dir.path() / "registry").string()});
+  const auto shown = RunTune(
+      {"adapters", "show", "g:1", "--json", "--registry", (dir.path() / "registry").string()});
   ASSERT_EQ(shown.exit_code, 0) << shown.err;
   EXPECT_GT(nlohmann::json::parse(shown.out).at("peak_gpu_memory_bytes").get<int64_t>(), 0);
 }
@@ -206,14 +205,15 @@ TEST_F(Cuda, AKilledRunResumesToTheEnd) {
 TEST_F(Cuda, ASweepOfFourRanksRegistersFourVersions) {
   SKIP_WITHOUT_CUDA();
   TempDir dir;
-  const fs::path file = RunFile(dir, "[sweep]\nmethod = \"grid\"\n"
-                                     "objective = { metric = \"eval_loss\", goal = \"minimize\" }\n"
-                                     "[sweep.parameters]\n\"adapter.rank\" = [2, 4, 8, 16]\n");
+  const fs::path file = RunFile(dir,
+                                "[sweep]\nmethod = \"grid\"\n"
+                                "objective = { metric = \"eval_loss\", goal = \"minimize\" }\n"
+                                "[sweep.parameters]\n\"adapter.rank\" = [2, 4, 8, 16]\n");
   const auto result = RunCommand({"/bin/bash", "-c", "cd \"$0\" && exec \"$@\"",
                                   dir.path().string(), TUNE_BINARY, "sweep", file.string()});
   ASSERT_EQ(result.exit_code, 0) << result.err;
-  const auto listed = RunTune({"adapters", "ls", "g", "--json", "--registry",
-                               (dir.path() / "registry").string()});
+  const auto listed =
+      RunTune({"adapters", "ls", "g", "--json", "--registry", (dir.path() / "registry").string()});
   ASSERT_EQ(listed.exit_code, 0) << listed.err;
   EXPECT_EQ(nlohmann::json::parse(listed.out).size(), 4u);
 }

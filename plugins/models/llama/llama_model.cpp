@@ -88,7 +88,8 @@ Tensor Attend(const Tensor& q, const Tensor& k, const Tensor& v, int64_t past) {
                              .tril(past);  // true: may attend
   return at::scaled_dot_product_attention(q, k, v, visible);
 #else
-  Tensor scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
+  Tensor scores =
+      torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
   if (length > 1) {
     const Tensor future =
         torch::ones({length, past + length}, scores.options().dtype(torch::kBool)).triu(past + 1);
@@ -178,8 +179,7 @@ TORCH_MODULE(Mlp);
 
 struct DecoderLayerImpl : torch::nn::Module {
   DecoderLayerImpl(const LlamaConfig& c, const torch::TensorOptions& o) {
-    input_layernorm =
-        register_module("input_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps, o));
+    input_layernorm = register_module("input_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps, o));
     self_attn = register_module("self_attn", Attention(c, o));
     post_attention_layernorm =
         register_module("post_attention_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps, o));
@@ -204,8 +204,8 @@ using torch::autograd::variable_list;
 // masks), and back-propagates through it, which also accumulates its parameters' gradients.
 class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
  public:
-  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& cos,
-                        const Tensor& sin, DecoderLayerImpl* layer) {
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& cos, const Tensor& sin,
+                        DecoderLayerImpl* layer) {
     ctx->saved_data["layer"] = reinterpret_cast<int64_t>(layer);
     ctx->saved_data["rng"] = GeneratorStates(x.device());
     ctx->save_for_backward({x, cos, sin});
@@ -233,7 +233,8 @@ class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   static c10::List<Tensor> GeneratorStates(const torch::Device& device) {
     c10::List<Tensor> states;
     states.push_back(at::globalContext().defaultGenerator(torch::kCPU).get_state());
-    if (!device.is_cpu()) states.push_back(at::globalContext().defaultGenerator(device).get_state());
+    if (!device.is_cpu())
+      states.push_back(at::globalContext().defaultGenerator(device).get_state());
     return states;
   }
   static void SetGeneratorStates(const torch::Device& device, const std::vector<Tensor>& states) {
@@ -328,8 +329,8 @@ class LlamaModel final : public Model {
     const Tensor sin = RopeTable(sin_, past + length).narrow(0, past, length);
 
     Tensor h = net_->model->embed_tokens(ids);
-    const bool checkpoint = gradient_checkpointing_ && llama_cache == nullptr &&
-                            torch::GradMode::is_enabled();
+    const bool checkpoint =
+        gradient_checkpointing_ && llama_cache == nullptr && torch::GradMode::is_enabled();
     // The checkpointed layers pass gradients only to an input that wants them; with frozen
     // embeddings (LoRA) nothing would reach the adapters inside.
     if (checkpoint && !h.requires_grad()) h = h.detach().requires_grad_(true);
@@ -401,7 +402,7 @@ class LlamaModel final : public Model {
   LlamaConfig config_;
   std::unique_ptr<SentencePieceTokenizer> tokenizer_;
   CausalLm net_;
-  Tensor inv_freq_;  // float64 [head_dim / 2]: 1 / rope_theta^(2i / head_dim)
+  Tensor inv_freq_;   // float64 [head_dim / 2]: 1 / rope_theta^(2i / head_dim)
   Tensor cos_, sin_;  // [positions, head_dim] rotary tables (RopeTable)
   bool gradient_checkpointing_ = false;
 };

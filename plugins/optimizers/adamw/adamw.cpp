@@ -62,8 +62,8 @@ class AdamW final : public tune::Optimizer {
     if (params.empty()) return false;
     if (device_steps_.empty()) {
       for (const int64_t step : steps_) {
-        device_steps_.push_back(at::full({}, static_cast<double>(step),
-                                         params[0].options().dtype(at::kFloat)));
+        device_steps_.push_back(
+            at::full({}, static_cast<double>(step), params[0].options().dtype(at::kFloat)));
       }
     }
     at::_foreach_add_(device_steps_, 1);

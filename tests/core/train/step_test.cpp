@@ -71,8 +71,8 @@ class TrainStepTest : public ::testing::Test {
   // Two rows of different lengths (padding and ignored targets included), on the CPU as the
   // trainer makes them.
   static std::vector<Batch> Batches() {
-    const std::vector<TokenizedExample> examples = {
-        {{1, 17, 42, 99, 3, 250, 8, 64}, 3, 1}, {{1, 128, 5, 77, 31, 9}, 2, 2}};
+    const std::vector<TokenizedExample> examples = {{{1, 17, 42, 99, 3, 250, 8, 64}, 3, 1},
+                                                    {{1, 128, 5, 77, 31, 9}, 2, 2}};
     return {MakeBatch({&examples[0], &examples[1]}, false)};
   }
 
@@ -94,8 +94,8 @@ TEST_F(TrainStepTest, EveryTensorOfAStepIsMadeOnTheModelsDevice) {
       Run run = Make(method, meta, checkpointing);
       for (const at::Tensor& p : run.model->module().parameters()) ASSERT_EQ(p.device(), meta);
       StepStats stats;
-      ASSERT_NO_THROW(stats = TrainStep(*run.model, run.parameters, *run.optimizer, Batches(),
-                                        1e-3, 1.0, meta));
+      ASSERT_NO_THROW(stats = TrainStep(*run.model, run.parameters, *run.optimizer, Batches(), 1e-3,
+                                        1.0, meta));
       EXPECT_EQ(stats.loss.device(), meta);
       EXPECT_EQ(stats.grad_norm.device(), meta);
       for (const auto& [name, tensor] : run.adapter->TrainableParameters()) {
@@ -126,13 +126,12 @@ TEST_F(TrainStepTest, GradientCheckpointingGivesThePlainBackwardsGradients) {
     Run checkpointed = Make(method, c10::Device(c10::kCPU), true);
     // The same dropout draws in both: checkpointing must replay them when it recomputes.
     torch::manual_seed(5);
-    const StepNumbers a = ReadStepNumbers(TrainStep(*plain.model, plain.parameters,
-                                                    *plain.optimizer, Batches(), 0.0, 0.0,
-                                                    c10::kCPU));
+    const StepNumbers a = ReadStepNumbers(TrainStep(
+        *plain.model, plain.parameters, *plain.optimizer, Batches(), 0.0, 0.0, c10::kCPU));
     torch::manual_seed(5);
-    const StepNumbers b = ReadStepNumbers(TrainStep(*checkpointed.model, checkpointed.parameters,
-                                                    *checkpointed.optimizer, Batches(), 0.0, 0.0,
-                                                    c10::kCPU));
+    const StepNumbers b =
+        ReadStepNumbers(TrainStep(*checkpointed.model, checkpointed.parameters,
+                                  *checkpointed.optimizer, Batches(), 0.0, 0.0, c10::kCPU));
     EXPECT_DOUBLE_EQ(a.loss, b.loss);
     EXPECT_NEAR(a.grad_norm, b.grad_norm, 1e-6 * a.grad_norm);
     ASSERT_EQ(plain.parameters.size(), checkpointed.parameters.size());
@@ -143,8 +142,7 @@ TEST_F(TrainStepTest, GradientCheckpointingGivesThePlainBackwardsGradients) {
       ASSERT_EQ(g.defined(), h.defined()) << i;
       if (!g.defined()) continue;
       with_gradient += g.abs().max().item<double>() > 0;
-      EXPECT_LT((g - h).abs().max().item<double>(), 1e-5 * (1 + g.abs().max().item<double>()))
-          << i;
+      EXPECT_LT((g - h).abs().max().item<double>(), 1e-5 * (1 + g.abs().max().item<double>())) << i;
     }
     EXPECT_EQ(with_gradient, static_cast<int64_t>(plain.parameters.size()));
   }

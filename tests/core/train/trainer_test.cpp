@@ -216,8 +216,8 @@ while trial.poll() is None:
     for _ in range(got.count(b"\n")): ours.sendall(b"g")
 print(trial.wait(), reports.decode().split())
 )";
-  const auto result = RunCommand({kPython, "-c", sweep_side, TUNE_BINARY,
-                                  RunFile().string(), (dir_.path() / "run").string()});
+  const auto result = RunCommand(
+      {kPython, "-c", sweep_side, TUNE_BINARY, RunFile().string(), (dir_.path() / "run").string()});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(result.out, "0 ['10', '20']\n");  // evals at 10 and 20 of 30 steps; the end is not one
 }
