@@ -197,7 +197,9 @@ TEST_F(Cuda, AKilledRunResumesToTheEnd) {
   std::set<int64_t> steps;
   for (std::string line; std::getline(metrics, line);) {
     const auto j = nlohmann::json::parse(line);
-    if (j.contains("loss")) EXPECT_TRUE(steps.insert(j.at("step").get<int64_t>()).second);
+    if (j.contains("loss")) {
+      EXPECT_TRUE(steps.insert(j.at("step").get<int64_t>()).second);
+    }
   }
   EXPECT_EQ(steps.size(), 200u);
 }

@@ -104,7 +104,9 @@ TEST_F(TrainStepTest, EveryTensorOfAStepIsMadeOnTheModelsDevice) {
         EXPECT_EQ(tensor.grad().device(), meta) << name;
       }
       for (const auto& [name, tensor] : run.optimizer->State()) {
-        if (tensor.dim() > 0) EXPECT_EQ(tensor.device(), meta) << name;
+        if (tensor.dim() > 0) {
+          EXPECT_EQ(tensor.device(), meta) << name;
+        }
       }
     }
   }
