@@ -65,6 +65,17 @@ struct EmbeddingImpl : torch::nn::Module {
 };
 TORCH_MODULE(Embedding);
 
+// lm_head: a linear layer that is not a Projection, so adapters do not target it (PEFT's
+// "all-linear" leaves the output layer out too).
+struct OutputHeadImpl : torch::nn::Module {
+  OutputHeadImpl(int64_t vocab, int64_t dim, const torch::TensorOptions& options) {
+    weight = register_parameter("weight", torch::empty({vocab, dim}, options));
+  }
+  Tensor forward(const Tensor& x) { return torch::nn::functional::linear(x, weight); }
+  Tensor weight;
+};
+TORCH_MODULE(OutputHead);
+
 // Each key/value head `times` over, next to itself ([b, kv, t, d] -> [b, kv * times, t, d]):
 // repeat_interleave over dimension 1, written as a broadcast, which every backend has.
 Tensor RepeatKvHeads(const Tensor& x, int64_t times) {
@@ -264,11 +275,11 @@ struct CausalLmImpl : torch::nn::Module {
   CausalLmImpl(const LlamaConfig& c, const torch::TensorOptions& o) {
     model = register_module("model", Backbone(c, o));
     if (!c.tie_word_embeddings) {
-      lm_head = register_module("lm_head", Projection(c.hidden_size, c.vocab_size, false, o));
+      lm_head = register_module("lm_head", OutputHead(c.vocab_size, c.hidden_size, o));
     }
   }
   Backbone model{nullptr};
-  Projection lm_head{nullptr};  // never extended: adapters target LinearLayers() only
+  OutputHead lm_head{nullptr};
 };
 TORCH_MODULE(CausalLm);
 
