@@ -240,18 +240,19 @@ class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   }
 
  private:
-  // The CPU generator's state, and the device's when the layer runs on another device.
+  // The CPU generator's state, and the GPU's when the layer runs on one. Other devices tune runs on
+  // (meta, in tests) have no generator of their own.
   static c10::List<Tensor> GeneratorStates(const torch::Device& device) {
     c10::List<Tensor> states;
     states.push_back(at::globalContext().defaultGenerator(torch::kCPU).get_state());
-    if (!device.is_cpu())
+    if (device.is_cuda())
       states.push_back(at::globalContext().defaultGenerator(device).get_state());
     return states;
   }
   static void SetGeneratorStates(const torch::Device& device, const std::vector<Tensor>& states) {
     at::Generator cpu = at::globalContext().defaultGenerator(torch::kCPU);  // a handle
     cpu.set_state(states[0]);
-    if (device.is_cpu()) return;
+    if (!device.is_cuda()) return;
     at::Generator accelerator = at::globalContext().defaultGenerator(device);
     accelerator.set_state(states[1]);
   }

@@ -82,6 +82,70 @@ class TrainStepTest : public ::testing::Test {
 PluginHost* TrainStepTest::host_ = nullptr;
 TempDir* TrainStepTest::dir_ = nullptr;
 
+// libtorch 1.13's C++ library has no Meta kernels for a few operators (Python adds them in
+// torch/_meta_registrations.py). These shape-only kernels fill the gaps, each registered only where
+// the linked libtorch has none, so the meta test below runs on every libtorch.
+void EmbeddingDenseBackwardMeta(const c10::OperatorHandle&, torch::jit::Stack* stack) {
+  const at::Tensor grad = (*stack)[0].toTensor();
+  const c10::IValue& rows = (*stack)[2];
+  const int64_t num_weights = rows.isInt() ? rows.toInt() : rows.toSymInt().expect_int();
+  torch::jit::drop(*stack, 5);
+  torch::jit::push(*stack, at::empty({num_weights, grad.size(-1)}, grad.options()));
+}
+
+void RegisterMissingMetaKernels() {
+  static torch::Library* library = nullptr;
+  if (library != nullptr) return;
+  library =
+      new torch::Library(torch::Library::IMPL, "aten", c10::DispatchKey::Meta, __FILE__, __LINE__);
+  const auto missing = [](const char* name) {
+    const auto op = c10::Dispatcher::singleton().findOp({name, ""});
+    return op.has_value() && !op->hasKernelForDispatchKey(c10::DispatchKey::Meta);
+  };
+  if (missing("aten::index_select")) {
+    library->impl("index_select", [](const at::Tensor& self, int64_t dim, const at::Tensor& index) {
+      std::vector<int64_t> sizes = self.sizes().vec();
+      sizes[c10::maybe_wrap_dim(dim, self.dim())] = index.numel();
+      return at::empty(sizes, self.options());
+    });
+  }
+  if (missing("aten::embedding_dense_backward")) {  // boxed: num_weights' type varies by version
+    library->impl("embedding_dense_backward",
+                  torch::CppFunction::makeFromBoxedFunction<&EmbeddingDenseBackwardMeta>());
+  }
+}
+
+// The meta device holds shapes and no data: a tensor made on the CPU by mistake anywhere in the
+// forward pass, the loss, the backward pass, clipping or the optimizer meets the model's meta
+// tensors and fails, or is left behind on the CPU and is caught below. What a GPU run needs,
+// checked without a GPU.
+TEST_F(TrainStepTest, EveryTensorOfAStepIsMadeOnTheModelsDevice) {
+  RegisterMissingMetaKernels();
+  const c10::Device meta(c10::kMeta);
+  for (const std::string method : {"lora", "full"}) {
+    for (const bool checkpointing : {false, true}) {
+      SCOPED_TRACE(method + (checkpointing ? " with gradient checkpointing" : ""));
+      Run run = Make(method, meta, checkpointing);
+      for (const at::Tensor& p : run.model->module().parameters()) ASSERT_EQ(p.device(), meta);
+      StepStats stats;
+      ASSERT_NO_THROW(stats = TrainStep(*run.model, run.parameters, *run.optimizer, Batches(), 1e-3,
+                                        1.0, meta));
+      EXPECT_EQ(stats.loss.device(), meta);
+      EXPECT_EQ(stats.grad_norm.device(), meta);
+      for (const auto& [name, tensor] : run.adapter->TrainableParameters()) {
+        EXPECT_EQ(tensor.device(), meta) << name;
+        ASSERT_TRUE(tensor.grad().defined()) << name;
+        EXPECT_EQ(tensor.grad().device(), meta) << name;
+      }
+      for (const auto& [name, tensor] : run.optimizer->State()) {
+        if (tensor.dim() > 0) {
+          EXPECT_EQ(tensor.device(), meta) << name;
+        }
+      }
+    }
+  }
+}
+
 TEST_F(TrainStepTest, ReadStepNumbersGivesTheLossAndNormOnTheHost) {
   Run run = Make("lora", c10::Device(c10::kCPU), false);
   const StepNumbers numbers = ReadStepNumbers(
