@@ -43,6 +43,8 @@ def parse_args(argv):
     p.add_argument("--kv-heads", type=int, default=2)
     p.add_argument("--tie", action="store_true", help="tie_word_embeddings: no lm_head.weight")
     p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="stored dtype of the weights (bfloat16: rounded to nearest even)")
     p.add_argument("--rms-eps", type=float, default=None, help="default: 1e-5 (1e-6 for qwen2)")
     p.add_argument("--rope-theta", type=float, default=None, help="default: 10000 (1e6 for qwen2)")
     p.add_argument("--max-positions", type=int, default=256)
@@ -85,7 +87,7 @@ def make_config(a):
         "hidden_act": "silu",
         "bos_token_id": BOS_ID,
         "eos_token_id": EOS_ID,
-        "torch_dtype": "float32",
+        "torch_dtype": a.dtype,
         "initializer_range": 0.02,
         "attention_dropout": 0.0,
         "use_cache": True,
@@ -140,13 +142,22 @@ def make_weights(cfg, seed):
     return w
 
 
-def safetensors_bytes(tensors):
+def bfloat16_bytes(arr):
+    """float32 to bfloat16 (the high 16 bits), rounded to nearest even; weights are finite."""
+    bits = np.ascontiguousarray(arr, dtype="<f4").view("<u4")
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("<u2").tobytes()
+
+
+def safetensors_bytes(tensors, dtype):
     """The safetensors format: u64 little-endian header length N, N bytes of JSON (padded with spaces
     so the data starts 8-aligned), then the raw little-endian data; offsets are relative to the data."""
     header, chunks, offset = {"__metadata__": {"format": "pt"}}, [], 0
     for name, arr in sorted(tensors):
-        data = np.ascontiguousarray(arr, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
+        if dtype == "bfloat16":
+            data, tag = bfloat16_bytes(arr), "BF16"
+        else:
+            data, tag = np.ascontiguousarray(arr, dtype="<f4").tobytes(), "F32"
+        header[name] = {"dtype": tag, "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
         chunks.append(data)
         offset += len(data)
     text = json.dumps(header, separators=(",", ":")).encode()
@@ -154,10 +165,10 @@ def safetensors_bytes(tensors):
     return struct.pack("<Q", len(text)) + text + b"".join(chunks)
 
 
-def write_weights(out_dir, weights, shards):
+def write_weights(out_dir, weights, shards, dtype):
     if shards == 1:
         with open(os.path.join(out_dir, "model.safetensors"), "wb") as f:
-            f.write(safetensors_bytes(weights))
+            f.write(safetensors_bytes(weights, dtype))
         return
     # Contiguous groups in model order: a tensor goes to shard k while its midpoint lies before
     # k+1 K-ths of the total; every shard gets at least one tensor, the last takes the rest.
@@ -175,9 +186,10 @@ def write_weights(out_dir, weights, shards):
     for k, group in enumerate(groups):
         fname = f"model-{k + 1:05d}-of-{shards:05d}.safetensors"
         with open(os.path.join(out_dir, fname), "wb") as f:
-            f.write(safetensors_bytes(group))
+            f.write(safetensors_bytes(group, dtype))
         weight_map.update({name: fname for name, _ in group})
-    index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
+    stored_total = total // 2 if dtype == "bfloat16" else total
+    index = {"metadata": {"total_size": stored_total}, "weight_map": dict(sorted(weight_map.items()))}
     write_json(os.path.join(out_dir, "model.safetensors.index.json"), index)
 
 
@@ -239,7 +251,8 @@ def write_json(path, obj):
 
 
 def make(a):
-    """Writes the whole checkpoint; returns (config, [(name, array)]) for in-process callers."""
+    """Writes the whole checkpoint; returns (config, [(name, float32 array)]) for in-process callers
+    (the arrays before any rounding to --dtype)."""
     check_args(a)
     os.makedirs(a.out_dir, exist_ok=True)
     cfg = make_config(a)
@@ -252,7 +265,7 @@ def make(a):
             "tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False,
             "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
             "model_max_length": a.max_positions})
-    write_weights(a.out_dir, weights, a.shards)
+    write_weights(a.out_dir, weights, a.shards, a.dtype)
     write_json(os.path.join(a.out_dir, "config.json"), cfg)
     write_json(os.path.join(a.out_dir, "generation_config.json"),
                {"_from_model_config": True, "bos_token_id": BOS_ID, "eos_token_id": EOS_ID})
