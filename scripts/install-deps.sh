@@ -11,6 +11,9 @@ packages=(
   librocksdb-dev
   libcivetweb-dev civetweb  # civetweb's CMake config refers to the civetweb binary
   libtomlplusplus-dev libsentencepiece-dev
+  libpcre2-dev libutf8proc-dev  # tokenizer.json: split regexes, Unicode normalisation
+  python3-regex  # tests: the tokenizer.json files they make
+  python3-jinja2  # tests: chat templates rendered as transformers renders them
   libboost-dev libboost-filesystem-dev
   libgtest-dev libgmock-dev
   libcli11-dev nlohmann-json3-dev libssl-dev
@@ -21,11 +24,22 @@ for package in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)
   [ "$status" = installed ] || missing+=("$package")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# The tests' JavaScript references run on node; a node from elsewhere (nodesource) brings npm.
+command -v npm >/dev/null || missing+=(nodejs npm)
 
-as_root=()
-[ "$(id -u)" -eq 0 ] || as_root=(sudo)
-echo "installing: ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-"${as_root[@]}" apt-get update -qq >/dev/null
-"${as_root[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  as_root=()
+  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  "${as_root[@]}" apt-get update -qq >/dev/null
+  "${as_root[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The JavaScript references the tests compare against (tests/tools/js), pinned by its lock file.
+js=$(cd "$(dirname "$0")/../tests/tools/js" && pwd)
+if [ ! -f "$js/node_modules/.package-lock.json" ] ||
+   [ "$js/package-lock.json" -nt "$js/node_modules/.package-lock.json" ]; then
+  echo "installing the tests' JavaScript references in $js" >&2
+  (cd "$js" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi

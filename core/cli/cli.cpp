@@ -17,6 +17,7 @@
 #include "cli/registry_commands.h"
 #include "config/run_config.h"
 #include "generate/generate.h"
+#include "generate/generation_config.h"
 #include "plugin_host/plugin_host.h"
 #include "registry/registry.h"
 #include "runtime/runtime_info.h"
@@ -90,6 +91,10 @@ nlohmann::json PluginJson(const LoadedPlugin& plugin) {
       {"file", plugin.file.string()},        {"options", std::move(options)}};
   if (const auto* metric = std::get_if<MetricPlugin>(&plugin.plugin)) {
     json["goal"] = metric->goal == MetricGoal::kMaximize ? "maximize" : "minimize";
+  }
+  if (const auto* tokenizer = std::get_if<TokenizerPlugin>(&plugin.plugin)) {
+    json["reads"] = tokenizer->file;  // the model folder's file it reads
+    json["priority"] = tokenizer->priority;
   }
   return json;
 }
@@ -192,9 +197,24 @@ std::unique_ptr<Adapter> AttachPeftAdapter(const PluginHost& host, Model& model,
   }
 }
 
+// `sampling` holds the flags' values; the model's generation_config.json gives the defaults of
+// those not on the command line (`given`), and the ids that end generation.
+struct GivenSamplingFlags {
+  bool max_new_tokens = false;
+  bool temperature = false;
+  bool top_p = false;
+};
+
 int Generate(const fs::path& model_dir, const std::string& model_plugin,
-             const fs::path& adapter_dir, const std::string& prompt,
-             const SamplingOptions& sampling) {
+             const fs::path& adapter_dir, const std::string& prompt, const SamplingOptions& flags,
+             const GivenSamplingFlags& given) {
+  const GenerationConfig generation_config = ReadGenerationConfig(model_dir);
+  SamplingOptions sampling;
+  ApplyGenerationConfig(generation_config, sampling);
+  if (given.max_new_tokens) sampling.max_new_tokens = flags.max_new_tokens;
+  if (given.temperature) sampling.temperature = flags.temperature;
+  if (given.top_p) sampling.top_p = flags.top_p;
+  sampling.seed = flags.seed;
   PluginHost host;
   LoadPlugins(host, {});
   for (const PluginLoadFailure& failure : host.failures()) LogWarning(failure.message);
@@ -210,6 +230,7 @@ int Generate(const fs::path& model_dir, const std::string& model_plugin,
                  description.architecture.c_str(), model_dir.c_str(),
                  static_cast<double>(description.num_parameters) / 1e6,
                  std::chrono::duration<double>(start - load_start).count()));
+  sampling.end_ids = EndIds(generation_config, model->tokenizer());
   int64_t tokens = 0;
   GenerateText(*model, prompt, sampling, [&](std::string_view piece) {
     ++tokens;
@@ -220,6 +241,36 @@ int Generate(const fs::path& model_dir, const std::string& model_plugin,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   LogInfo(Format("%lld tokens in %.2f s (%.1f tokens/s)", static_cast<long long>(tokens), seconds,
                  seconds > 0 ? static_cast<double>(tokens) / seconds : 0.0));
+  return 0;
+}
+
+// Prints the ids and vocabulary strings of `text` under the tokenizer of `model_dir`: one
+// "id<TAB>token" line each and a count, or with `json` one object {"ids": [...], "pieces": [...]}.
+int Tokenize(const fs::path& model_dir, const std::string& text, bool json) {
+  PluginHost host;
+  LoadPlugins(host, {});
+  for (const PluginLoadFailure& failure : host.failures()) LogWarning(failure.message);
+  const std::shared_ptr<const Tokenizer> tokenizer = host.LoadTokenizer(model_dir);
+  const std::vector<int32_t> ids = tokenizer->Encode(text);
+  std::vector<std::string> pieces;
+  for (const int32_t id : ids) pieces.push_back(tokenizer->TokenText(id));
+  if (json) {
+    std::cout << nlohmann::json{{"ids", ids}, {"pieces", pieces}}.dump(
+                     -1, ' ', false, nlohmann::json::error_handler_t::replace)
+              << "\n";
+    return 0;
+  }
+  for (size_t i = 0; i < ids.size(); ++i) std::cout << ids[i] << "\t" << pieces[i] << "\n";
+  std::cout << ids.size() << (ids.size() == 1 ? " token" : " tokens");
+  if (tokenizer->bos_id() >= 0) {
+    std::cout << "; the model's sequences start with " << tokenizer->TokenText(tokenizer->bos_id())
+              << " (" << tokenizer->bos_id() << ")";
+  }
+  if (tokenizer->eos_id() >= 0) {
+    std::cout << "; they end with " << tokenizer->TokenText(tokenizer->eos_id()) << " ("
+              << tokenizer->eos_id() << ")";
+  }
+  std::cout << "\n";
   return 0;
 }
 
@@ -352,6 +403,16 @@ int RunCli(int argc, char** argv) {
   validate->add_option("overrides", validate_overrides,
                        "key=value settings that replace the file's");
 
+  CLI::App* tokenize = app.add_subcommand(
+      "tokenize", "Print the token ids and pieces of a text under a model folder's tokenizer");
+  std::string tokenize_model;
+  std::string tokenize_text;
+  bool tokenize_json = false;
+  tokenize->add_option("--model", tokenize_model, "Model directory (Hugging Face layout)")
+      ->required();
+  tokenize->add_flag("--json", tokenize_json, "Print one JSON object with ids and pieces");
+  tokenize->add_option("text", tokenize_text, "Text to tokenize")->required();
+
   CLI::App* generate =
       app.add_subcommand("generate", "Continue a prompt with a base model (greedy by default)");
   std::string generate_model;
@@ -366,18 +427,24 @@ int RunCli(int argc, char** argv) {
                        "output)");
   generate->add_option("--model-plugin", generate_plugin, "Model plugin that reads the directory")
       ->capture_default_str();
-  generate->add_option("--max-tokens", sampling.max_new_tokens, "Most tokens to generate")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
-  generate->add_option("--temperature", sampling.temperature, "0 for greedy; higher is more random")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 100.0));
-  generate
-      ->add_option("--top-p", sampling.top_p,
-                   "Sample from the smallest set of tokens with this "
-                   "much probability")
-      ->capture_default_str()
-      ->check(CLI::Range(1e-9, 1.0));
+  CLI::Option* max_tokens_flag =
+      generate
+          ->add_option("--max-tokens", sampling.max_new_tokens,
+                       "Most tokens to generate (default: the model's generation_config.json, "
+                       "else 128)")
+          ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  CLI::Option* temperature_flag =
+      generate
+          ->add_option("--temperature", sampling.temperature,
+                       "0 for greedy; higher is more random (default: the model's "
+                       "generation_config.json, else greedy)")
+          ->check(CLI::Range(0.0, 100.0));
+  CLI::Option* top_p_flag =
+      generate
+          ->add_option("--top-p", sampling.top_p,
+                       "Sample from the smallest set of tokens with this much probability "
+                       "(default: the model's generation_config.json, else 1)")
+          ->check(CLI::Range(1e-9, 1.0));
   generate->add_option("--seed", sampling.seed, "Seed for sampling")->capture_default_str();
   generate->add_option("prompt", generate_prompt, "Text to continue")->required();
   const std::unique_ptr<RegistryCommands> registry_commands = RegistryCommands::Add(app);
@@ -466,8 +533,13 @@ int RunCli(int argc, char** argv) {
       }
       return TrainRun(train_file, train_overrides, train_options, !train_no_register);
     }
+    if (tokenize->parsed()) return Tokenize(tokenize_model, tokenize_text, tokenize_json);
     if (generate->parsed()) {
-      return Generate(generate_model, generate_plugin, generate_adapter, generate_prompt, sampling);
+      const GivenSamplingFlags given{.max_new_tokens = max_tokens_flag->count() > 0,
+                                     .temperature = temperature_flag->count() > 0,
+                                     .top_p = top_p_flag->count() > 0};
+      return Generate(generate_model, generate_plugin, generate_adapter, generate_prompt, sampling,
+                      given);
     }
     if (std::optional<int> code = registry_commands->Run()) return *code;
     std::cout << app.help();

@@ -11,6 +11,20 @@
 #include "util/error.h"
 
 namespace tune {
+namespace {
+
+// `end_ids`, or the tokenizer's EOS when it is empty.
+std::vector<int32_t> EndIdsOr(std::span<const int32_t> end_ids, const Model& model) {
+  if (!end_ids.empty()) return {end_ids.begin(), end_ids.end()};
+  const int32_t eos = model.tokenizer().eos_id();
+  return eos >= 0 ? std::vector<int32_t>{eos} : std::vector<int32_t>{};
+}
+
+bool Contains(const std::vector<int32_t>& ids, int64_t id) {
+  return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+
+}  // namespace
 
 int32_t PickToken(std::span<const float> logits, const SamplingOptions& options,
                   std::mt19937_64& rng) {
@@ -54,7 +68,7 @@ std::vector<int32_t> GenerateTokens(Model& model, std::span<const int32_t> promp
   c10::NoGradGuard no_grad;
   std::mt19937_64 rng(options.seed);
   const std::unique_ptr<KvCache> cache = model.NewCache();
-  const int32_t eos = model.tokenizer().eos_id();
+  const std::vector<int32_t> end_ids = EndIdsOr(options.end_ids, model);
   std::vector<int64_t> ids(prompt_ids.begin(), prompt_ids.end());
   std::vector<int32_t> generated;
   while (static_cast<int64_t>(generated.size()) < options.max_new_tokens) {
@@ -63,7 +77,7 @@ std::vector<int32_t> GenerateTokens(Model& model, std::span<const int32_t> promp
         model.Forward(input, cache.get()).select(1, -1).squeeze(0).to(at::kCPU).contiguous();
     const int32_t next =
         PickToken(std::span<const float>(logits.data_ptr<float>(), logits.numel()), options, rng);
-    if (next == eos) break;
+    if (Contains(end_ids, next)) break;
     generated.push_back(next);
     if (on_token) on_token(next);
     ids.assign(1, next);
@@ -73,11 +87,11 @@ std::vector<int32_t> GenerateTokens(Model& model, std::span<const int32_t> promp
 
 std::vector<std::vector<int32_t>> GenerateGreedyBatched(
     Model& model, const std::vector<std::vector<int32_t>>& prompts, int64_t max_new_tokens,
-    int64_t batch_size) {
+    int64_t batch_size, std::span<const int32_t> end_ids_or_empty) {
   if (max_new_tokens < 0) throw UserError("max_new_tokens must be >= 0");
   if (batch_size < 1) throw UserError("the generation batch size must be >= 1");
   c10::NoGradGuard no_grad;
-  const int32_t eos = model.tokenizer().eos_id();
+  const std::vector<int32_t> end_ids = EndIdsOr(end_ids_or_empty, model);
   const int64_t max_positions = model.Describe().max_positions;
   std::map<size_t, std::vector<size_t>> by_length;  // prompt length -> prompt indices
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -106,7 +120,7 @@ std::vector<std::vector<int32_t>> GenerateGreedyBatched(
         const int64_t* picked = next.data_ptr<int64_t>();
         for (size_t r = 0; r < rows; ++r) {
           if (done[r]) continue;
-          if (picked[r] == eos) {
+          if (Contains(end_ids, picked[r])) {
             done[r] = true;
             --remaining;
           } else {

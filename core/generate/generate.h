@@ -18,14 +18,16 @@ struct SamplingOptions {
   double temperature = 0.0;  // 0: greedy (argmax, ties to the lowest id)
   double top_p = 1.0;        // nucleus: sample from the smallest set of tokens with this much mass
   uint64_t seed = 0;         // same seed, model and prompt: same tokens
+  // The ids that end generation (EndIds in generation_config.h); empty: the tokenizer's EOS.
+  std::vector<int32_t> end_ids = {};
 };
 
 // Picks the next token from one position's logits. Throws UserError for options out of range.
 int32_t PickToken(std::span<const float> logits, const SamplingOptions& options,
                   std::mt19937_64& rng);
 
-// Continues `prompt_ids` and returns the new tokens, stopping after max_new_tokens or when the
-// model's EOS is produced (EOS is not returned). `on_token` sees each new token as it is made.
+// Continues `prompt_ids` and returns the new tokens, stopping after max_new_tokens or when an end
+// id is produced (it is not returned). `on_token` sees each new token as it is made.
 std::vector<int32_t> GenerateTokens(Model& model, std::span<const int32_t> prompt_ids,
                                     const SamplingOptions& options,
                                     const std::function<void(int32_t)>& on_token = {});
@@ -34,10 +36,10 @@ std::vector<int32_t> GenerateTokens(Model& model, std::span<const int32_t> promp
 // decoded together: prompts of equal length share a batch of at most `batch_size` rows, so
 // positions line up without padding. Batched matrix products may round differently from one
 // row's, so a near-tie can resolve the other way. Each prompt gets at most `max_new_tokens`, and
-// no more than max_positions allows.
+// no more than max_positions allows; each stops at any of `end_ids` (empty: the tokenizer's EOS).
 std::vector<std::vector<int32_t>> GenerateGreedyBatched(
     Model& model, const std::vector<std::vector<int32_t>>& prompts, int64_t max_new_tokens,
-    int64_t batch_size);
+    int64_t batch_size, std::span<const int32_t> end_ids = {});
 
 // Encodes `prompt` (with the model's BOS, if it has one), generates, and decodes. `on_text` sees
 // the text as it grows, one piece per token.

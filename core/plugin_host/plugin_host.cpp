@@ -39,6 +39,7 @@ PluginKind KindOf(const AnyPlugin& plugin) {
         if constexpr (std::is_same_v<T, AdapterPlugin>) return PluginKind::kAdapter;
         if constexpr (std::is_same_v<T, OptimizerPlugin>) return PluginKind::kOptimizer;
         if constexpr (std::is_same_v<T, MetricPlugin>) return PluginKind::kMetric;
+        if constexpr (std::is_same_v<T, TokenizerPlugin>) return PluginKind::kTokenizer;
       },
       plugin);
 }
@@ -59,6 +60,7 @@ class StagingRegistrar final : public Registrar {
   void Add(AdapterPlugin plugin) override { staged.emplace_back(std::move(plugin)); }
   void Add(OptimizerPlugin plugin) override { staged.emplace_back(std::move(plugin)); }
   void Add(MetricPlugin plugin) override { staged.emplace_back(std::move(plugin)); }
+  void Add(TokenizerPlugin plugin) override { staged.emplace_back(std::move(plugin)); }
 
   std::vector<AnyPlugin> staged;
 };
@@ -91,6 +93,13 @@ std::string CheckRegistration(const AnyPlugin& plugin) {
   if (info.version.empty())
     return "registers " + who + " without a version; set PluginInfo.version";
   if (!HasFactory(plugin)) return "registers " + who + " without a create function";
+  if (const auto* tokenizer = std::get_if<TokenizerPlugin>(&plugin);
+      tokenizer != nullptr &&
+      (tokenizer->file.empty() || tokenizer->file.find('/') != std::string::npos)) {
+    return "registers " + who + " whose file '" + tokenizer->file +
+           "' is not a file name; set TokenizerPlugin.file to the name it reads "
+           "(\"tokenizer.json\")";
+  }
   std::vector<std::string> option_names;
   for (const OptionSpec& spec : info.options) {
     const std::string where = who + " option '" + spec.name + "'";
@@ -134,6 +143,8 @@ std::string_view PluginKindName(PluginKind kind) {
       return "optimizer";
     case PluginKind::kMetric:
       return "metric";
+    case PluginKind::kTokenizer:
+      return "tokenizer";
   }
   return "?";
 }
@@ -412,31 +423,34 @@ namespace {
 
 class GuardedTokenizer final : public Tokenizer {
  public:
-  GuardedTokenizer(const LoadedPlugin& plugin, const Tokenizer& tokenizer)
-      : plugin_(plugin), tokenizer_(tokenizer) {}
+  GuardedTokenizer(const LoadedPlugin& plugin, std::unique_ptr<Tokenizer> tokenizer)
+      : plugin_(plugin), tokenizer_(std::move(tokenizer)) {}
 
   std::vector<int32_t> Encode(std::string_view text) const override {
-    return CallPlugin(plugin_, "while encoding text", [&] { return tokenizer_.Encode(text); });
+    return CallPlugin(plugin_, "while encoding text", [&] { return tokenizer_->Encode(text); });
   }
   std::string Decode(std::span<const int32_t> ids) const override {
-    return CallPlugin(plugin_, "while decoding tokens", [&] { return tokenizer_.Decode(ids); });
+    return CallPlugin(plugin_, "while decoding tokens", [&] { return tokenizer_->Decode(ids); });
   }
-  int32_t vocab_size() const override { return tokenizer_.vocab_size(); }
-  int32_t bos_id() const override { return tokenizer_.bos_id(); }
-  int32_t eos_id() const override { return tokenizer_.eos_id(); }
+  std::string TokenText(int32_t id) const override {
+    return CallPlugin(plugin_, "while naming a token", [&] { return tokenizer_->TokenText(id); });
+  }
+  int32_t vocab_size() const override { return tokenizer_->vocab_size(); }
+  int32_t bos_id() const override { return tokenizer_->bos_id(); }
+  int32_t eos_id() const override { return tokenizer_->eos_id(); }
 
  private:
   const LoadedPlugin& plugin_;
-  const Tokenizer& tokenizer_;
+  std::unique_ptr<Tokenizer> tokenizer_;
 };
 
 // Forwards to the plugin's model, reporting its exceptions with the plugin's name.
 class GuardedModel final : public Model {
  public:
   GuardedModel(const LoadedPlugin& plugin, std::unique_ptr<Model> model)
-      : plugin_(plugin), model_(std::move(model)), tokenizer_(plugin, model_->tokenizer()) {}
+      : plugin_(plugin), model_(std::move(model)) {}
 
-  const Tokenizer& tokenizer() const override { return tokenizer_; }
+  const Tokenizer& tokenizer() const override { return model_->tokenizer(); }
   ModelDescription Describe() const override {
     return CallPlugin(plugin_, "while describing the model", [&] { return model_->Describe(); });
   }
@@ -465,18 +479,54 @@ class GuardedModel final : public Model {
  private:
   const LoadedPlugin& plugin_;
   std::unique_ptr<Model> model_;
-  GuardedTokenizer tokenizer_;
 };
 
 }  // namespace
+
+const LoadedPlugin& PluginHost::ChooseTokenizer(const fs::path& dir) const {
+  const LoadedPlugin* chosen = nullptr;
+  std::string readable;
+  for (const LoadedPlugin& plugin : plugins_) {
+    const auto* tokenizer = std::get_if<TokenizerPlugin>(&plugin.plugin);
+    if (tokenizer == nullptr) continue;
+    readable += std::string(readable.empty() ? "" : ", ") + tokenizer->file +
+                " (tokenizer plugin '" + plugin.info().name + "')";
+    std::error_code error;
+    if (!fs::is_regular_file(dir / tokenizer->file, error)) continue;
+    if (chosen == nullptr ||
+        tokenizer->priority > std::get<TokenizerPlugin>(chosen->plugin).priority) {
+      chosen = &plugin;
+    }
+  }
+  if (chosen == nullptr) {
+    throw UserError(
+        dir.string() + " has no tokenizer file tune can read; it reads " +
+        (readable.empty() ? std::string("none: no tokenizer plugin is loaded") : readable) +
+        "; copy the tokenizer files from the model's original download");
+  }
+  return *chosen;
+}
+
+std::shared_ptr<const Tokenizer> PluginHost::LoadTokenizer(const fs::path& dir) const {
+  const LoadedPlugin& plugin = ChooseTokenizer(dir);
+  const auto& tokenizer_plugin = std::get<TokenizerPlugin>(plugin.plugin);
+  std::unique_ptr<Tokenizer> tokenizer =
+      CallPlugin(plugin, "while reading " + (dir / tokenizer_plugin.file).string(),
+                 [&] { return tokenizer_plugin.create(dir); });
+  if (tokenizer == nullptr) {
+    throw UserError(DescribePluginFailure(plugin, "while reading", "it returned no tokenizer"));
+  }
+  return std::make_shared<GuardedTokenizer>(plugin, std::move(tokenizer));
+}
 
 std::unique_ptr<Model> PluginHost::LoadModel(std::string_view name, const fs::path& dir,
                                              const Options& options,
                                              const c10::Device& device) const {
   const LoadedPlugin& plugin = Require(PluginKind::kModel, name);
   const auto& model_plugin = std::get<ModelPlugin>(plugin.plugin);
+  std::shared_ptr<const Tokenizer> tokenizer = LoadTokenizer(dir);
   std::unique_ptr<Model> model = CallPlugin(plugin, "while loading " + dir.string(), [&] {
-    return model_plugin.create(dir, options, device);
+    return model_plugin.create(dir, tokenizer, options, device);
   });
   if (model == nullptr) {
     throw UserError(DescribePluginFailure(plugin, "while loading", "it returned no model"));

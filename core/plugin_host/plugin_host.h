@@ -22,7 +22,9 @@ std::string_view PluginKindName(PluginKind kind);  // "dataset", "model", ...
 struct LoadedPlugin {
   PluginKind kind;
   std::filesystem::path file;
-  std::variant<DatasetPlugin, ModelPlugin, AdapterPlugin, OptimizerPlugin, MetricPlugin> plugin;
+  std::variant<DatasetPlugin, ModelPlugin, AdapterPlugin, OptimizerPlugin, MetricPlugin,
+               TokenizerPlugin>
+      plugin;
 
   const PluginInfo& info() const;
 };
@@ -53,6 +55,7 @@ class Dataset;
 class Metric;
 class Model;
 class Optimizer;
+class Tokenizer;
 
 class PluginHost {
  public:
@@ -83,9 +86,14 @@ class PluginHost {
   // UserError naming the plugin and its file. Throws UserError if `name` is not loaded.
   std::unique_ptr<Metric> CreateMetric(std::string_view name, const Options& options) const;
 
-  // Loads the model in `dir` with the model plugin `name` onto `device` (ModelFactory). The
-  // returned model and its tokenizer report exceptions from the plugin as UserErrors naming the
-  // plugin and its file.
+  // Reads the tokenizer of model folder `dir` with the tokenizer plugin its files choose
+  // (TokenizerPlugin). The tokenizer reports exceptions from the plugin as UserErrors naming the
+  // plugin and its file. Throws UserError listing the files tune reads when `dir` has none.
+  std::shared_ptr<const Tokenizer> LoadTokenizer(const std::filesystem::path& dir) const;
+
+  // Loads the model in `dir` with the model plugin `name` onto `device` (ModelFactory), with the
+  // folder's tokenizer (LoadTokenizer). The returned model and its tokenizer report exceptions
+  // from their plugins as UserErrors naming the plugin and its file.
   std::unique_ptr<Model> LoadModel(std::string_view name, const std::filesystem::path& dir,
                                    const Options& options,
                                    const c10::Device& device = c10::Device(c10::kCPU)) const;
@@ -105,6 +113,7 @@ class PluginHost {
 
  private:
   void LoadLibrary(const std::filesystem::path& file);
+  const LoadedPlugin& ChooseTokenizer(const std::filesystem::path& dir) const;
 
   std::vector<std::filesystem::path> seen_;
   std::vector<LoadedPlugin> plugins_;

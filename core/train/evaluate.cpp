@@ -33,7 +33,7 @@ double EvalLoss(Model& model, const std::vector<TokenizedExample>& examples, int
 
 GenerationEval EvalGeneration(Model& model, const std::vector<TextExample>& examples,
                               const std::vector<NamedMetric>& metrics, int64_t max_new_tokens,
-                              int64_t batch_size) {
+                              int64_t batch_size, std::span<const int32_t> end_ids) {
   const Tokenizer& tokenizer = model.tokenizer();
   std::vector<std::vector<int32_t>> prompts;
   for (const TextExample& example : examples) {
@@ -44,7 +44,7 @@ GenerationEval EvalGeneration(Model& model, const std::vector<TextExample>& exam
     prompts.push_back(std::move(prompt));
   }
   const std::vector<std::vector<int32_t>> outputs =
-      GenerateGreedyBatched(model, prompts, max_new_tokens, batch_size);
+      GenerateGreedyBatched(model, prompts, max_new_tokens, batch_size, end_ids);
   GenerationEval eval;
   std::vector<MetricExample> scored;
   for (size_t i = 0; i < examples.size(); ++i) {

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -28,11 +29,11 @@ struct GenerationEval {
   std::vector<std::string> predictions;  // greedy output per example, in order
 };
 
-// Greedy-decodes each example's prompt (at most `max_new_tokens`, stopping at EOS; prompts of
-// equal length `batch_size` at a time) and scores the outputs against the completions with every
-// metric.
+// Greedy-decodes each example's prompt (at most `max_new_tokens`, stopping at any of `end_ids`;
+// prompts of equal length `batch_size` at a time) and scores the outputs against the completions
+// with every metric.
 GenerationEval EvalGeneration(Model& model, const std::vector<TextExample>& examples,
                               const std::vector<NamedMetric>& metrics, int64_t max_new_tokens,
-                              int64_t batch_size);
+                              int64_t batch_size, std::span<const int32_t> end_ids);
 
 }  // namespace tune

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/dataset_identity.h"
+#include "generate/generation_config.h"
 #include "plugin_host/plugin_host.h"
 #include "runtime/runtime_info.h"
 #include "runtime/threads.h"
@@ -387,6 +388,8 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
                     std::to_string(positions) + "); lower train.seq_len");
   }
   PreparedData data = PrepareData(config.dataset, host, model->tokenizer(), train.seq_len);
+  const std::vector<int32_t> end_ids =
+      EndIds(ReadGenerationConfig(config.model.path), model->tokenizer());
   ProgressLine progress(train.steps);
   if (!data.skipped.empty()) {
     progress.Say("skipped " + std::to_string(data.skipped.size()) +
@@ -428,8 +431,8 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
     scores["eval_loss"] = loss;
     scores["perplexity"] = std::exp(loss);
     if (!metrics.empty()) {
-      GenerationEval generated = EvalGeneration(*model, data.eval_text, metrics,
-                                                train.eval_max_new_tokens, train.batch_size);
+      GenerationEval generated = EvalGeneration(
+          *model, data.eval_text, metrics, train.eval_max_new_tokens, train.batch_size, end_ids);
       for (const auto& [name, value] : generated.scores) scores[name] = value;
       if (outputs != nullptr) *outputs = std::move(generated.predictions);
     }

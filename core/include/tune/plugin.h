@@ -35,7 +35,7 @@ class Tensor;  // libtorch's; only optimizer.h and model.h need it complete
 
 namespace tune {
 
-enum class PluginKind { kDataset, kModel, kAdapter, kOptimizer, kMetric };
+enum class PluginKind { kDataset, kModel, kAdapter, kOptimizer, kMetric, kTokenizer };
 
 // What a user sees in `tune plugins` and writes in a run file (`plugin = "exact_match"`).
 struct PluginInfo {
@@ -50,6 +50,7 @@ class Model;
 class Adapter;
 class Optimizer;
 class Metric;
+class Tokenizer;
 enum class MetricGoal;
 
 // Factories receive the resolved options (every declared option present, typed) and return a
@@ -63,10 +64,13 @@ struct DatasetPlugin {
 };
 // A model is loaded from a directory (Hugging Face layout) and its plugin options straight onto
 // `device`: every weight is created there in its final dtype and filled from the file, with no
-// whole-model copy on the host in between. The factory throws with a message naming the file and
-// key it cannot serve.
+// whole-model copy on the host in between. `tokenizer` is the folder's tokenizer, read by a
+// tokenizer plugin; the model keeps it, returns it from tokenizer(), and refuses it if it does not
+// fit (ids beyond the embeddings). The factory throws with a message naming the file and key it
+// cannot serve.
 using ModelFactory = std::function<std::unique_ptr<Model>(
-    const std::filesystem::path& dir, const Options& options, const c10::Device& device)>;
+    const std::filesystem::path& dir, std::shared_ptr<const Tokenizer> tokenizer,
+    const Options& options, const c10::Device& device)>;
 struct ModelPlugin {
   PluginInfo info;
   ModelFactory create;
@@ -89,6 +93,19 @@ struct MetricPlugin {
   Factory<Metric> create;
 };
 
+// A tokenizer is read from a model folder `dir` (Hugging Face layout). The host chooses the plugin
+// by the folder's files: of the tokenizer plugins whose `file` is in the folder, the one with the
+// highest `priority` (the built-in ones: tokenizer.json 20, what transformers reads first, then
+// sentencepiece's tokenizer.model 10). The factory throws naming the file and key it cannot read.
+using TokenizerFactory =
+    std::function<std::unique_ptr<Tokenizer>(const std::filesystem::path& dir)>;
+struct TokenizerPlugin {
+  PluginInfo info;
+  std::string file;  // the file in the model folder it reads: "tokenizer.json"
+  int priority = 0;
+  TokenizerFactory create;
+};
+
 // Implemented by the host and valid only during the registration call.
 class Registrar {
  public:
@@ -97,6 +114,7 @@ class Registrar {
   virtual void Add(AdapterPlugin plugin) = 0;
   virtual void Add(OptimizerPlugin plugin) = 0;
   virtual void Add(MetricPlugin plugin) = 0;
+  virtual void Add(TokenizerPlugin plugin) = 0;
 
  protected:
   ~Registrar() = default;

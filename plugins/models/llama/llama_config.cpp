@@ -121,8 +121,6 @@ LlamaConfig ReadLlamaConfig(const std::filesystem::path& dir) {
   config.rope_theta = read.PositiveNumber("rope_theta", 10000.0);
   config.tie_word_embeddings = read.Bool("tie_word_embeddings", false);
   config.attention_bias = config.model_type == "qwen2" || read.Bool("attention_bias", false);
-  config.bos_token_id = read.TokenId("bos_token_id");
-  config.eos_token_id = read.TokenId("eos_token_id");
 
   if (const json* act = read.Find("hidden_act"); act != nullptr && *act != "silu") {
     read.Fail("'hidden_act' = " + act->dump() + " is not supported; the llama plugin uses silu");

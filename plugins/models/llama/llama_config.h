@@ -22,8 +22,6 @@ struct LlamaConfig {
   double rope_theta = 10000.0;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q, k and v projections have biases (Qwen2)
-  int32_t bos_token_id = -1;
-  int32_t eos_token_id = -1;
 };
 
 // Reads dir/config.json. Throws UserError naming the file and key for anything the plugin would

@@ -13,7 +13,6 @@
 #include <nlohmann/json.hpp>
 
 #include "safetensors/torch_io.h"
-#include "sentencepiece_tokenizer.h"
 #include "util/error.h"
 
 namespace tune::llama {
@@ -295,7 +294,7 @@ class LlamaCache final : public KvCache {
 
 class LlamaModel final : public Model {
  public:
-  LlamaModel(LlamaConfig config, std::unique_ptr<SentencePieceTokenizer> tokenizer,
+  LlamaModel(LlamaConfig config, std::shared_ptr<const Tokenizer> tokenizer,
              const torch::TensorOptions& options)
       : config_(std::move(config)), tokenizer_(std::move(tokenizer)), net_(config_, options) {
     const Tensor exponents = torch::arange(0, config_.head_dim, 2, torch::kDouble) /
@@ -412,7 +411,7 @@ class LlamaModel final : public Model {
   }
 
   LlamaConfig config_;
-  std::unique_ptr<SentencePieceTokenizer> tokenizer_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
   CausalLm net_;
   Tensor inv_freq_;   // float64 [head_dim / 2]: 1 / rope_theta^(2i / head_dim)
   Tensor cos_, sin_;  // [positions, head_dim] rotary tables (RopeTable)
@@ -452,12 +451,12 @@ std::vector<fs::path> WeightFiles(const fs::path& dir) {
 
 }  // namespace
 
-std::unique_ptr<Model> LoadLlamaModel(const fs::path& dir, const Options& options,
-                                      const torch::Device& device) {
+std::unique_ptr<Model> LoadLlamaModel(const fs::path& dir,
+                                      std::shared_ptr<const Tokenizer> tokenizer,
+                                      const Options& options, const torch::Device& device) {
   LlamaConfig config = ReadLlamaConfig(dir);
-  auto tokenizer = SentencePieceTokenizer::Load(dir, config.bos_token_id, config.eos_token_id);
   if (tokenizer->vocab_size() > config.vocab_size) {
-    throw UserError((dir / "tokenizer.model").string() + " has " +
+    throw UserError(dir.string() + ": the tokenizer has " +
                     std::to_string(tokenizer->vocab_size()) +
                     " tokens but config.json's vocab_size is " + std::to_string(config.vocab_size) +
                     "; they belong to different models");

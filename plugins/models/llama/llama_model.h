@@ -17,11 +17,13 @@
 
 namespace tune::llama {
 
-// Loads config.json, tokenizer.model and the safetensors weights (single file or sharded index)
-// in `dir` onto `device`, tensor by tensor from the memory-mapped files. Options: "dtype" (auto:
-// bfloat16 on an accelerator, float32 on the CPU | float32 | bfloat16). Throws UserError naming
-// the file and tensor or key it cannot serve.
-std::unique_ptr<Model> LoadLlamaModel(const std::filesystem::path& dir, const Options& options,
-                                      const c10::Device& device);
+// Loads config.json and the safetensors weights (single file or sharded index) in `dir` onto
+// `device`, tensor by tensor from the memory-mapped files, with the folder's `tokenizer` (whose
+// ids must fit the embeddings). Options: "dtype" (auto: bfloat16 on an accelerator, float32 on
+// the CPU | float32 | bfloat16). Throws UserError naming the file and tensor or key it cannot
+// serve.
+std::unique_ptr<Model> LoadLlamaModel(const std::filesystem::path& dir,
+                                      std::shared_ptr<const Tokenizer> tokenizer,
+                                      const Options& options, const c10::Device& device);
 
 }  // namespace tune::llama

@@ -8,7 +8,7 @@ void Register(tune::Registrar& registrar) {
       .info = {.name = "llama",
                .version = "1.0.0",
                .description = "Llama-family decoders (llama, mistral, qwen2) from config.json, "
-                              "safetensors weights and a sentencepiece tokenizer.model.",
+                              "safetensors weights, with the folder's tokenizer.",
                .options = {tune::OptionSpec::String(
                                "dtype", "auto",
                                "Base weights' dtype in memory; bfloat16 halves it; auto: "

@@ -29,14 +29,15 @@ TEST(Cli, PluginsListsEveryBuiltinPluginWithKindVersionAndFile) {
   const auto result = RunTune({"plugins"}, kNoPluginPath);
   EXPECT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(result.err, "");
-  // Columns: KIND padded to 11, NAME to the longest name + 2 ("exact_match" -> 13), VERSION.
+  // Columns: KIND padded to 11, NAME to the longest name + 2 ("tokenizer-json" -> 16), VERSION.
   for (const char* row :
-       {"dataset    alpaca       1.0.0    /", "dataset    chat         1.0.0    /",
-        "dataset    jsonl        1.0.0    /", "model      llama        1.0.0    /",
-        "adapter    full         1.0.0    /", "adapter    lora         1.0.0    /",
-        "optimizer  adamw        1.0.0    /", "optimizer  sgd          1.0.0    /",
-        "metric     bleu         1.0.0    /", "metric     exact_match  1.0.0    /",
-        "metric     rouge_l      1.0.0    /", "metric     token_f1     1.0.0    /"}) {
+       {"dataset    alpaca          1.0.0    /", "dataset    chat            1.0.0    /",
+        "dataset    jsonl           1.0.0    /", "model      llama           1.0.0    /",
+        "adapter    full            1.0.0    /", "adapter    lora            1.0.0    /",
+        "optimizer  adamw           1.0.0    /", "optimizer  sgd             1.0.0    /",
+        "metric     bleu            1.0.0    /", "metric     exact_match     1.0.0    /",
+        "metric     rouge_l         1.0.0    /", "metric     token_f1        1.0.0    /",
+        "tokenizer  sentencepiece   1.0.0    /", "tokenizer  tokenizer-json  1.0.0    /"}) {
     EXPECT_EQ(CountLinesStartingWith(result.out, row), 1) << row << "\n" << result.out;
   }
 }
@@ -45,7 +46,7 @@ TEST(Cli, PluginsJsonCarriesKindNameVersionFileAndOptions) {
   const auto result = RunTune({"plugins", "--json"}, kNoPluginPath);
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const nlohmann::json json = nlohmann::json::parse(result.out);
-  ASSERT_EQ(json["plugins"].size(), 12u);
+  ASSERT_EQ(json["plugins"].size(), 14u);
   const auto named = [&](const std::string& name) {
     for (const nlohmann::json& plugin : json["plugins"]) {
       if (plugin["name"] == name) return plugin;
@@ -54,6 +55,10 @@ TEST(Cli, PluginsJsonCarriesKindNameVersionFileAndOptions) {
   };
   EXPECT_EQ(named("llama")["kind"], "model");
   EXPECT_EQ(named("jsonl")["kind"], "dataset");
+  EXPECT_EQ(named("tokenizer-json")["kind"], "tokenizer");
+  EXPECT_EQ(named("tokenizer-json")["file"].get<std::string>().ends_with(".so"), true);
+  EXPECT_EQ(named("tokenizer-json")["reads"], "tokenizer.json");
+  EXPECT_EQ(named("sentencepiece")["reads"], "tokenizer.model");
   const nlohmann::json exact = named("exact_match");
   EXPECT_EQ(exact["kind"], "metric");
   EXPECT_EQ(exact["name"], "exact_match");
@@ -190,6 +195,36 @@ TEST(Cli, EveryCommandHasHelp) {
     EXPECT_EQ(result.exit_code, 0) << args[0];
     EXPECT_NE(result.out.find("Usage:"), std::string::npos) << result.out;
   }
+}
+
+TEST(Cli, TokenizePrintsTheIdsAndPiecesOfTheFoldersTokenizer) {
+  TempDir dir;
+  const auto made =
+      testing::RunCommand({testing::kPython, TUNE_SOURCE_DIR "/tests/tools/make_tokenizer_json.py",
+                           dir.path().string(), "--style", "llama3"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string text = "Hi<|eot_id|>";
+  const auto as_json =
+      RunTune({"tokenize", "--model", dir.path().string(), "--json", text}, kNoPluginPath);
+  ASSERT_EQ(as_json.exit_code, 0) << as_json.err;
+  const nlohmann::json parsed = nlohmann::json::parse(as_json.out);
+  const auto pieces = parsed["pieces"].get<std::vector<std::string>>();
+  ASSERT_EQ(parsed["ids"].size(), pieces.size());
+  EXPECT_EQ(pieces, (std::vector<std::string>{"H", "i", "<|eot_id|>"}));
+
+  const auto table = RunTune({"tokenize", "--model", dir.path().string(), text}, kNoPluginPath);
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_EQ(CountLinesStartingWith(table.out, parsed["ids"][2].dump() + "\t<|eot_id|>"), 1)
+      << table.out;
+  EXPECT_NE(table.out.find("3 tokens; the model's sequences start with <|begin_of_text|>"),
+            std::string::npos)
+      << table.out;
+
+  TempDir empty;
+  const auto refused = RunTune({"tokenize", "--model", empty.path().string(), text}, kNoPluginPath);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_EQ(CountLinesStartingWith(refused.err, "error: "), 1) << refused.err;
+  EXPECT_NE(refused.err.find("has no tokenizer file tune can read"), std::string::npos);
 }
 
 }  // namespace

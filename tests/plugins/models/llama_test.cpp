@@ -335,12 +335,26 @@ TEST_F(LlamaPlugin, RefusesASlidingWindowShorterThanTheContext) {
             std::string::npos);
 }
 
-TEST_F(LlamaPlugin, RefusesADirectoryWithOnlyTokenizerJson) {
-  const fs::path checkpoint = MakeCheckpoint(dir_, "model", {"--seed", "10"});
-  fs::rename(checkpoint / "tokenizer.model", checkpoint / "tokenizer.json");
+// Llama 3 and Qwen2 folders ship tokenizer.json and no tokenizer.model.
+TEST_F(LlamaPlugin, LoadsAFolderWithOnlyTokenizerJson) {
+  const fs::path checkpoint =
+      MakeCheckpoint(dir_, "model", {"--seed", "10", "--vocab", "640", "--no-tokenizer"});
+  const auto made = RunCommand({kPython, TUNE_SOURCE_DIR "/tests/tools/make_tokenizer_json.py",
+                                checkpoint.string(), "--style", "llama3"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const auto model = Load(checkpoint);
+  const Tokenizer& tokenizer = model->tokenizer();
+  EXPECT_EQ(tokenizer.TokenText(tokenizer.bos_id()), "<|begin_of_text|>");
+  EXPECT_EQ(tokenizer.TokenText(tokenizer.eos_id()), "<|eot_id|>");
+  std::vector<int64_t> ids = {tokenizer.bos_id()};
+  for (const int32_t id : tokenizer.Encode("Hello world<|eot_id|>")) ids.push_back(id);
+  EXPECT_EQ(ids.back(), tokenizer.eos_id());
+  EXPECT_EQ(Logits(*model, ids).size(0), static_cast<int64_t>(ids.size()));
+
+  SetConfigKey(checkpoint, "vocab_size", 300);  // fewer embeddings than the tokenizer has ids
   EXPECT_NE(LoadError(checkpoint)
-                .find("no tokenizer.model (tokenizer.json, a byte-level BPE "
-                      "tokenizer, is not supported yet)"),
+                .find("the tokenizer has " + std::to_string(tokenizer.vocab_size()) +
+                      " tokens but config.json's vocab_size is 300"),
             std::string::npos);
 }
 

@@ -1,4 +1,4 @@
-// The tokenizer of Llama-family models that ship tokenizer.model: a sentencepiece BPE model.
+// The tokenizer of models that ship a sentencepiece tokenizer.model (Llama 2, Mistral): BPE.
 //
 // Implemented here rather than with libsentencepiece: Debian's libsentencepiece carries its own
 // copy of protobuf 3.14, whose symbols libtorch's protobuf 3.21 overrides in one process, and
@@ -14,19 +14,19 @@
 
 #include "tune/tokenizer.h"
 
-namespace tune::llama {
+namespace tune::sentencepiece {
 
 class SentencePieceTokenizer final : public Tokenizer {
  public:
-  // Loads dir/tokenizer.model. BOS and EOS come from config.json when it names them (ids >= 0),
-  // otherwise from the model file. Throws UserError naming the file for anything it cannot
-  // reproduce exactly (unigram models, normalisation rules other than identity); a directory
-  // with only tokenizer.json is refused with the list of supported tokenizer files.
-  static std::unique_ptr<SentencePieceTokenizer> Load(const std::filesystem::path& dir,
-                                                      int32_t config_bos_id, int32_t config_eos_id);
+  // Loads dir/tokenizer.model. BOS and EOS come from dir/config.json when it names them
+  // (bos_token_id, eos_token_id: an id or a list whose first id counts), otherwise from the model
+  // file. Throws UserError naming the file for anything it cannot reproduce exactly (unigram
+  // models, normalisation rules other than identity).
+  static std::unique_ptr<SentencePieceTokenizer> Load(const std::filesystem::path& dir);
 
   std::vector<int32_t> Encode(std::string_view text) const override;
   std::string Decode(std::span<const int32_t> ids) const override;
+  std::string TokenText(int32_t id) const override;
   int32_t vocab_size() const override { return static_cast<int32_t>(pieces_.size()); }
   int32_t bos_id() const override { return bos_id_; }
   int32_t eos_id() const override { return eos_id_; }
@@ -63,4 +63,4 @@ class SentencePieceTokenizer final : public Tokenizer {
   bool remove_extra_whitespaces_ = true;
 };
 
-}  // namespace tune::llama
+}  // namespace tune::sentencepiece

@@ -6,9 +6,11 @@
 #include <queue>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "util/error.h"
 
-namespace tune::llama {
+namespace tune::sentencepiece {
 namespace {
 
 // "▁" (U+2581), sentencepiece's visible space.
@@ -125,20 +127,35 @@ void AppendUtf8OrReplacement(std::string& out, std::string_view bytes) {
   }
 }
 
+// config.json's `key` ("eos_token_id"): an id, or a list whose first id counts; -1 when the
+// file or the key is absent.
+int32_t ConfigTokenId(const std::filesystem::path& dir, const char* key) {
+  const std::filesystem::path file = dir / "config.json";
+  std::ifstream in(file);
+  if (!in) return -1;
+  nlohmann::json config;
+  try {
+    config = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw UserError(file.string() + ": not valid JSON (" + e.what() + ")");
+  }
+  if (!config.is_object() || !config.contains(key) || config[key].is_null()) return -1;
+  nlohmann::json value = config[key];
+  if (value.is_array() && !value.empty()) value = value[0];
+  if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() > INT32_MAX) {
+    throw UserError(file.string() + ": '" + key + "' = " + config[key].dump() +
+                    " is not a token id");
+  }
+  return value.get<int32_t>();
+}
+
 }  // namespace
 
 std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::Load(
-    const std::filesystem::path& dir, int32_t config_bos_id, int32_t config_eos_id) {
+    const std::filesystem::path& dir) {
   const std::filesystem::path file = dir / "tokenizer.model";
-  std::error_code ec;
-  if (!std::filesystem::exists(file, ec)) {
-    const bool has_json = std::filesystem::exists(dir / "tokenizer.json", ec);
-    throw UserError(
-        dir.string() + ": no tokenizer.model" +
-        (has_json ? " (tokenizer.json, a byte-level BPE tokenizer, is not supported yet)" : "") +
-        "; the llama plugin reads sentencepiece tokenizers (tokenizer.model)");
-  }
   std::ifstream in(file, std::ios::binary);
+  if (!in) throw UserError(file.string() + ": cannot read; check that it exists and is readable");
   std::stringstream buffer;
   buffer << in.rdbuf();
   const std::string bytes = buffer.str();
@@ -213,12 +230,11 @@ std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::Load(
     throw UserError(file.string() + ": the sentencepiece model has no pieces");
   if (model_type != 2) {
     throw UserError(file.string() + ": sentencepiece model type " + std::to_string(model_type) +
-                    " is not supported; the llama plugin reads BPE models (type 2), as Llama and "
-                    "Mistral ship");
+                    " is not supported; tune reads BPE models (type 2), as Llama and Mistral ship");
   }
   if (has_charsmap || (normalizer != "identity" && !normalizer.empty())) {
     throw UserError(file.string() + ": normalisation rule '" + normalizer +
-                    "' is not supported; the llama plugin reads models with the identity rule");
+                    "' is not supported; tune reads sentencepiece models with the identity rule");
   }
   if (whitespace_as_suffix) {
     throw UserError(file.string() + ": treat_whitespace_as_suffix is not supported");
@@ -241,6 +257,8 @@ std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::Load(
     throw UserError(file.string() + ": unk_id " + std::to_string(t->unk_id_) +
                     " is outside the vocabulary");
   }
+  const int32_t config_bos_id = ConfigTokenId(dir, "bos_token_id");
+  const int32_t config_eos_id = ConfigTokenId(dir, "eos_token_id");
   t->bos_id_ = config_bos_id >= 0 ? config_bos_id : (bos < count ? bos : -1);
   t->eos_id_ = config_eos_id >= 0 ? config_eos_id : (eos < count ? eos : -1);
   return t;
@@ -352,6 +370,14 @@ std::vector<int32_t> SentencePieceTokenizer::Encode(std::string_view text) const
   return ids;
 }
 
+std::string SentencePieceTokenizer::TokenText(int32_t id) const {
+  if (id < 0 || id >= vocab_size()) {
+    throw UserError(file_.string() + ": token id " + std::to_string(id) +
+                    " is outside the vocabulary (0.." + std::to_string(vocab_size() - 1) + ")");
+  }
+  return pieces_[static_cast<size_t>(id)].text;
+}
+
 std::string SentencePieceTokenizer::Decode(std::span<const int32_t> ids) const {
   std::string text;
   std::string bytes;  // consecutive <0xXX> pieces, turned into text together
@@ -392,4 +418,4 @@ std::string SentencePieceTokenizer::Decode(std::span<const int32_t> ids) const {
   return out;
 }
 
-}  // namespace tune::llama
+}  // namespace tune::sentencepiece

@@ -1,0 +1,203 @@
+// The tokenizer-json plugin against @huggingface/tokenizers (pure JavaScript, tests/tools/js) on
+// tokenizer.json files laid out as Llama 3, Qwen2, GPT-2, Mistral v0.3 and Llama 2 publish them
+// (tests/tools/make_tokenizer_json.py), and its refusals of what it cannot read.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "plugin_host/plugin_host.h"
+#include "support/test_support.h"
+#include "tune/tokenizer.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using testing::RunCommand;
+using testing::TempDir;
+
+// Multilingual text with emoji, CJK, digits, contractions (any case), runs of spaces and
+// newlines, a decomposed accent that NFC composes, special tokens inline, and edge cases.
+const std::vector<std::string>& Texts() {
+  static const std::vector<std::string> texts = {
+      "Hello world",
+      "It's 12345 o'clock!  Two  spaces\n\nnew   lines\t tab",
+      "IT'S WE'VE THEY'LL i'M",
+      "Emoji \xF0\x9F\x98\x80\xF0\x9F\x8E\x89 and \xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x92\xBB CJK "
+      "\xE4\xBD\xA0\xE5\xA5\xBD\xEF\xBC\x8C\xE4\xB8\x96\xE7\x95\x8C \xE6\x97\xA5\xE6\x9C\xAC\xE8"
+      "\xAA\x9E",
+      "Cafe\xCC\x81 vs caf\xC3\xA9, na\xC3\xAFve, \xC3\x9C"
+      "ber, \xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2"
+      "\xD0\xB5\xD1\x82",
+      "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>",
+      "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nHi",
+      "<s>[INST] hello [/INST] sure</s>",
+      "  leading and trailing  ",
+      "\r\n\r\nwindows lines\r\n",
+      "digits 3.14159 2026-11-30 $19.99 1000000",
+      "x",
+      "",
+      "\xC7\x85 \xC7\x84 x\xC2\xB2\xC2\xB3 \xE2\x91\xA0 \xEF\xAC\x81",
+      "def f(x):\n    return x ** 2  # square\n",
+  };
+  return texts;
+}
+
+class TokenizerJsonTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  static void SetUpTestSuite() {
+    host_ = new PluginHost();
+    host_->Load({TUNE_BUILTIN_PLUGIN_DIR});
+    dir_ = new TempDir();
+  }
+  static void TearDownTestSuite() {
+    delete host_;
+    delete dir_;
+  }
+
+  // A folder with the tokenizer files of `style` (make_tokenizer_json.py).
+  static fs::path MakeFolder(const std::string& style, const fs::path& where) {
+    const auto made =
+        RunCommand({testing::kPython, TUNE_SOURCE_DIR "/tests/tools/make_tokenizer_json.py",
+                    where.string(), "--style", style});
+    EXPECT_EQ(made.exit_code, 0) << made.err;
+    return where;
+  }
+
+  // What @huggingface/tokenizers makes of Texts() under `folder`.
+  static json Reference(const fs::path& folder) {
+    const fs::path texts = dir_->Write("texts.json", json(Texts()).dump());
+    const auto result = RunCommand({TUNE_NODE, TUNE_SOURCE_DIR "/tests/tools/js/tokenize.mjs",
+                                    folder.string(), texts.string()});
+    EXPECT_EQ(result.exit_code, 0)
+        << result.err << "(the references are installed by scripts/install-deps.sh)";
+    return json::parse(result.out);
+  }
+
+  static PluginHost* host_;
+  static TempDir* dir_;
+};
+PluginHost* TokenizerJsonTest::host_ = nullptr;
+TempDir* TokenizerJsonTest::dir_ = nullptr;
+
+TEST_P(TokenizerJsonTest, EncodesAndDecodesAsHuggingFaceTokenizers) {
+  const fs::path folder = MakeFolder(GetParam(), dir_->path() / GetParam());
+  const json expected = Reference(folder);
+  const std::shared_ptr<const Tokenizer> tokenizer = host_->LoadTokenizer(folder);
+  for (size_t i = 0; i < Texts().size(); ++i) {
+    const std::string& text = Texts()[i];
+    const std::vector<int32_t> ids = tokenizer->Encode(text);
+    EXPECT_EQ(ids, expected["ids"][i].get<std::vector<int32_t>>()) << "text: " << json(text);
+    // What the model sees: BOS (when the post-processor adds one) and the ids.
+    std::vector<int32_t> with_special = ids;
+    if (tokenizer->bos_id() >= 0) with_special.insert(with_special.begin(), tokenizer->bos_id());
+    EXPECT_EQ(with_special, expected["ids_with_special"][i].get<std::vector<int32_t>>())
+        << "text: " << json(text);
+    EXPECT_EQ(tokenizer->Decode(ids), expected["decoded"][i].get<std::string>())
+        << "text: " << json(text);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(PublishedLayouts, TokenizerJsonTest,
+                         ::testing::Values("llama3", "qwen2", "gpt2", "mistral", "llama2"));
+
+// Rewrites `folder`'s tokenizer.json with `edit` applied.
+void EditTokenizerJson(const fs::path& folder, const std::function<void(json&)>& edit) {
+  json doc = json::parse(std::ifstream(folder / "tokenizer.json"));
+  edit(doc);
+  std::ofstream(folder / "tokenizer.json") << doc.dump();
+}
+
+class TokenizerJsonRefusal : public TokenizerJsonTest {};
+
+TEST_F(TokenizerJsonRefusal, NamesTheFileAndKeyOfWhatItCannotRead) {
+  struct Case {
+    std::string what;
+    std::function<void(json&)> edit;
+    std::string expected;  // in the message, beside the file's path
+  };
+  const std::vector<Case> cases = {
+      {"unigram", [](json& d) { d["model"]["type"] = "Unigram"; }, "model.type 'Unigram'"},
+      {"wordpiece prefix", [](json& d) { d["model"]["continuing_subword_prefix"] = "##"; },
+       "model.continuing_subword_prefix"},
+      {"bad merge", [](json& d) { d["model"]["merges"][0] = "nope nada"; }, "model.merges[0]"},
+      {"pre-tokenizer",
+       [](json& d) {
+         d["pre_tokenizer"]["pretokenizers"][0] = {{"type", "Digits"}};
+       },
+       "pre_tokenizer.pretokenizers[0]: pre_tokenizer type 'Digits'"},
+      {"regex",
+       [](json& d) { d["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "(?<x"; },
+       "pre_tokenizer.pretokenizers[0].pattern: the regex does not compile"},
+      {"normalizer",
+       [](json& d) {
+         d["normalizer"] = {{"type", "BertNormalizer"}};
+       },
+       "normalizer type 'BertNormalizer'"},
+      {"decoder",
+       [](json& d) {
+         d["decoder"] = {{"type", "WordPiece"}};
+       },
+       "decoder type 'WordPiece'"},
+      {"added token", [](json& d) { d["added_tokens"][0].erase("content"); }, "added_tokens[0]"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    const fs::path folder = MakeFolder("llama3", dir_->path() / ("refuse-" + c.what));
+    EditTokenizerJson(folder, c.edit);
+    try {
+      host_->LoadTokenizer(folder);
+      ADD_FAILURE() << "loaded";
+    } catch (const UserError& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find((folder / "tokenizer.json").string()), std::string::npos) << message;
+      EXPECT_NE(message.find(c.expected), std::string::npos) << message;
+      EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    }
+  }
+  const fs::path broken = MakeFolder("qwen2", dir_->path() / "broken-json");
+  std::ofstream(broken / "tokenizer.json") << "{\"model\": ";
+  EXPECT_THROW(
+      {
+        try {
+          host_->LoadTokenizer(broken);
+        } catch (const UserError& e) {
+          EXPECT_NE(std::string(e.what()).find("not valid JSON"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      UserError);
+}
+
+TEST_F(TokenizerJsonRefusal, AFolderWithoutTokenizerFilesListsTheFilesTuneReads) {
+  TempDir empty;
+  try {
+    host_->LoadTokenizer(empty.path());
+    ADD_FAILURE() << "loaded";
+  } catch (const UserError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("tokenizer.json (tokenizer plugin 'tokenizer-json')"), std::string::npos)
+        << message;
+    EXPECT_NE(message.find("tokenizer.model (tokenizer plugin 'sentencepiece')"), std::string::npos)
+        << message;
+  }
+}
+
+// Mistral v0.3 folders ship both files; transformers reads tokenizer.json, and so does tune.
+TEST_F(TokenizerJsonRefusal, TokenizerJsonIsPreferredOverTokenizerModel) {
+  const fs::path folder = MakeFolder("mistral", dir_->path() / "both");
+  testing::MakeTinyLlama(dir_->path() / "spm", {"--seed", "1"});
+  fs::copy_file(dir_->path() / "spm" / "tokenizer.model", folder / "tokenizer.model");
+  const auto tokenizer = host_->LoadTokenizer(folder);
+  const json reference = Reference(folder);
+  EXPECT_EQ(tokenizer->Encode(Texts()[0]), reference["ids"][0].get<std::vector<int32_t>>());
+  fs::remove(folder / "tokenizer.json");
+  EXPECT_EQ(host_->LoadTokenizer(folder)->vocab_size(),
+            host_->LoadTokenizer(dir_->path() / "spm")->vocab_size());
+}
+
+}  // namespace
+}  // namespace tune
