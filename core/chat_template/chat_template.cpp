@@ -1,0 +1,158 @@
+#include "chat_template/chat_template.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "util/error.h"
+
+namespace tune {
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+namespace {
+
+std::string ReadFile(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw UserError(file.string() + ": cannot read; check its permissions");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+json ReadJson(const fs::path& file) {
+  try {
+    return json::parse(ReadFile(file));
+  } catch (const json::parse_error& e) {
+    throw UserError(file.string() + ": not valid JSON (" + e.what() + ")");
+  }
+}
+
+}  // namespace
+
+jinja::Value JsonToValue(const json& j) {
+  if (j.is_null()) return jinja::Value(jinja::None{});
+  if (j.is_boolean()) return jinja::Value(j.get<bool>());
+  if (j.is_number_integer()) return jinja::Value(j.get<int64_t>());
+  if (j.is_number()) return jinja::Value(j.get<double>());
+  if (j.is_string()) return jinja::Value(j.get<std::string>());
+  if (j.is_array()) {
+    jinja::List list;
+    for (const json& item : j) list.push_back(JsonToValue(item));
+    return jinja::Value(std::move(list));
+  }
+  jinja::Object object;
+  for (const auto& [key, value] : j.items()) object.Set(key, JsonToValue(value));
+  return jinja::Value(std::move(object));
+}
+
+namespace {
+
+// tokenizer_config.json's special tokens (bos_token, eos_token, unk_token, pad_token, ...): a
+// string, or an AddedToken object whose "content" is the string.
+jinja::Object SpecialTokens(const json& config) {
+  jinja::Object variables;
+  if (!config.is_object()) return variables;
+  for (const auto& [key, value] : config.items()) {
+    if (!key.ends_with("_token")) continue;
+    if (value.is_string()) {
+      variables.Set(key, jinja::Value(value.get<std::string>()));
+    } else if (value.is_object() && value.contains("content") && value["content"].is_string()) {
+      variables.Set(key, jinja::Value(value["content"].get<std::string>()));
+    }
+  }
+  return variables;
+}
+
+}  // namespace
+
+std::optional<ChatTemplate> ChatTemplate::Load(const fs::path& dir) {
+  const fs::path config_file = dir / "tokenizer_config.json";
+  std::error_code error;
+  const json config = fs::exists(config_file, error) ? ReadJson(config_file) : json();
+  jinja::Object variables = SpecialTokens(config);
+  if (const fs::path file = dir / "chat_template.jinja"; fs::exists(file, error)) {
+    return ChatTemplate(ReadFile(file), std::move(variables), file.string());
+  }
+  json source;
+  std::string where;
+  if (const fs::path file = dir / "chat_template.json"; fs::exists(file, error)) {
+    source = ReadJson(file).value("chat_template", json());
+    where = file.string() + ": chat_template";
+  } else if (config.is_object() && config.contains("chat_template")) {
+    source = config["chat_template"];
+    where = config_file.string() + ": chat_template";
+  }
+  if (source.is_null()) return std::nullopt;
+  if (source.is_array()) {  // [{"name": "default", "template": "..."}, {"name": "tool_use", ...}]
+    json chosen;
+    for (const json& entry : source) {
+      if (entry.is_object() && entry.value("name", "") == "default")
+        chosen = entry.value("template", json());
+    }
+    if (!chosen.is_string()) {
+      throw UserError(where + " is a list without a template named \"default\"");
+    }
+    source = chosen;
+    where += "[default]";
+  }
+  if (!source.is_string()) throw UserError(where + " is neither a string nor a list of templates");
+  return ChatTemplate(source.get<std::string>(), std::move(variables), where);
+}
+
+ChatTemplate::ChatTemplate(std::string_view source, jinja::Object variables, std::string where)
+    : variables_(std::move(variables)), where_(std::move(where)) {
+  try {
+    template_ = std::make_shared<const jinja::Template>(source);
+  } catch (const jinja::TemplateError& e) {
+    throw UserError(where_ + ", " + e.what());
+  }
+}
+
+std::string ChatTemplate::Render(const std::vector<ChatMessage>& messages,
+                                 bool add_generation_prompt) const {
+  jinja::Object context = variables_;
+  jinja::List list;
+  for (const ChatMessage& message : messages) {
+    jinja::Object m;
+    m.Set("role", jinja::Value(message.role));
+    m.Set("content", jinja::Value(message.content));
+    list.emplace_back(std::move(m));
+  }
+  context.Set("messages", jinja::Value(std::move(list)));
+  context.Set("add_generation_prompt", jinja::Value(add_generation_prompt));
+  context.Set("tools", jinja::Value(jinja::None{}));
+  context.Set("documents", jinja::Value(jinja::None{}));
+  try {
+    return template_->Render(context);
+  } catch (const jinja::TemplateError& e) {
+    throw UserError(where_ + ", " + e.what());
+  }
+}
+
+RenderedChat ChatTemplate::RenderWithAssistantSpans(
+    const std::vector<ChatMessage>& messages) const {
+  RenderedChat chat;
+  chat.text = Render(messages, false);
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (messages[i].role != "assistant") continue;
+    const std::vector<ChatMessage> before(messages.begin(), messages.begin() + i);
+    const std::vector<ChatMessage> through(messages.begin(), messages.begin() + i + 1);
+    const std::string prompt = Render(before, true);
+    const std::string turn = Render(through, false);
+    if (!turn.starts_with(prompt) || !chat.text.starts_with(turn) ||
+        (!chat.assistant_spans.empty() && prompt.size() < chat.assistant_spans.back().second)) {
+      throw UserError(where_ +
+                      " renders the conversation's earlier turns differently once later "
+                      "turns follow (message " +
+                      std::to_string(i + 1) +
+                      "), so its assistant turns cannot be marked for training; keep one "
+                      "assistant turn per conversation");
+    }
+    chat.assistant_spans.emplace_back(prompt.size(), turn.size());
+  }
+  return chat;
+}
+
+}  // namespace tune

@@ -1,0 +1,66 @@
+// A model's own chat template, rendered as transformers' apply_chat_template renders it, and the
+// spans of the rendered text that are the assistant's (what fine-tuning trains on).
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "chat_template/jinja.h"
+
+namespace tune {
+
+struct ChatMessage {
+  std::string role;  // "system", "user", "assistant", ...
+  std::string content;
+};
+
+// A conversation rendered whole, with the [begin, end) byte ranges the assistant's messages
+// became (each ends where the template ends the turn, e.g. after <|eot_id|> or <|im_end|>).
+struct RenderedChat {
+  std::string text;
+  std::vector<std::pair<size_t, size_t>> assistant_spans;
+};
+
+class ChatTemplate {
+ public:
+  // The folder's template: chat_template.jinja, else chat_template.json's "chat_template", else
+  // tokenizer_config.json's "chat_template" (a string, or a list of {name, template} of which
+  // "default" is used). std::nullopt when the folder has none. The special tokens the template
+  // sees (bos_token, eos_token, ...) are tokenizer_config.json's. Throws UserError naming the file
+  // and the template's line for a template tune cannot parse.
+  static std::optional<ChatTemplate> Load(const std::filesystem::path& dir);
+
+  // `source` with the variables every render sees besides the messages (special tokens);
+  // `where` names the template in errors ("DIR/tokenizer_config.json: chat_template").
+  ChatTemplate(std::string_view source, jinja::Object variables, std::string where);
+
+  // apply_chat_template(messages, tokenize=False, add_generation_prompt=...): tools and
+  // documents are none. Throws UserError naming the template and line (a raise_exception in the
+  // template included: it says why the conversation does not fit).
+  std::string Render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
+
+  // The whole conversation and where each assistant message is in it: the assistant turn at
+  // message i spans from the end of the conversation up to i rendered with the generation prompt
+  // to the end of the conversation up to and including i. Throws UserError when the template
+  // renders earlier turns differently once later ones follow, so no such spans exist.
+  RenderedChat RenderWithAssistantSpans(const std::vector<ChatMessage>& messages) const;
+
+  const std::string& where() const { return where_; }
+
+ private:
+  std::shared_ptr<const jinja::Template> template_;
+  jinja::Object variables_;
+  std::string where_;
+};
+
+// JSON as a template value; objects keep their key order, as Python's dicts do.
+jinja::Value JsonToValue(const nlohmann::ordered_json& json);
+
+}  // namespace tune
