@@ -135,6 +135,7 @@ RenderedChat ChatTemplate::RenderWithAssistantSpans(
     const std::vector<ChatMessage>& messages) const {
   RenderedChat chat;
   chat.text = Render(messages, false);
+  // Each assistant turn, while every earlier rendering is a prefix of the whole.
   for (size_t i = 0; i < messages.size(); ++i) {
     if (messages[i].role != "assistant") continue;
     const std::vector<ChatMessage> before(messages.begin(), messages.begin() + i);
@@ -143,15 +144,45 @@ RenderedChat ChatTemplate::RenderWithAssistantSpans(
     const std::string turn = Render(through, false);
     if (!turn.starts_with(prompt) || !chat.text.starts_with(turn) ||
         (!chat.assistant_spans.empty() && prompt.size() < chat.assistant_spans.back().second)) {
-      throw UserError(where_ +
-                      " renders the conversation's earlier turns differently once later "
-                      "turns follow (message " +
-                      std::to_string(i + 1) +
-                      "), so its assistant turns cannot be marked for training; keep one "
-                      "assistant turn per conversation");
+      chat.assistant_spans.clear();
+      break;
     }
     chat.assistant_spans.emplace_back(prompt.size(), turn.size());
   }
+  if (!chat.assistant_spans.empty()) return chat;
+  return LastTurnAsAtInference(messages);
+}
+
+RenderedChat ChatTemplate::LastTurnAsAtInference(const std::vector<ChatMessage>& messages) const {
+  if (messages.empty() || messages.back().role != "assistant") {
+    throw UserError(where_ + ": the conversation does not end with an assistant message");
+  }
+  // The last message's text as the template writes it, found by a marker in its place: what the
+  // template puts after it (the end of turn), and the white space it puts before it that the
+  // generation prompt does not end with.
+  static constexpr std::string_view kMarker = "\x01tune-assistant-message\x01";
+  std::vector<ChatMessage> marked = messages;
+  marked.back().content = std::string(kMarker);
+  const std::string with_marker = Render(marked, false);
+  const size_t at = with_marker.find(kMarker);
+  if (at == std::string::npos || with_marker.find(kMarker, at + 1) != std::string::npos) {
+    throw UserError(where_ +
+                    " does not write the last assistant message once, as given, so it "
+                    "cannot be marked for training");
+  }
+  const std::vector<ChatMessage> history(messages.begin(), messages.end() - 1);
+  RenderedChat chat;
+  chat.text = Render(history, true);
+  const auto blank = [](char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; };
+  size_t before = 0, ended = 0;
+  while (before < at && blank(with_marker[at - 1 - before])) ++before;
+  while (ended < chat.text.size() && blank(chat.text[chat.text.size() - 1 - ended])) ++ended;
+  const size_t begin = at - (before > ended ? before - ended : 0);
+  const size_t prompt_size = chat.text.size();
+  chat.text += with_marker.substr(begin, at - begin);
+  chat.text += messages.back().content;
+  chat.text += with_marker.substr(at + kMarker.size());
+  chat.assistant_spans.emplace_back(prompt_size, chat.text.size());
   return chat;
 }
 

@@ -13,13 +13,9 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "chat_template/jinja.h"
+#include "tune/chat.h"
 
 namespace tune {
-
-struct ChatMessage {
-  std::string role;  // "system", "user", "assistant", ...
-  std::string content;
-};
 
 // A conversation rendered whole, with the [begin, end) byte ranges the assistant's messages
 // became (each ends where the template ends the turn, e.g. after <|eot_id|> or <|im_end|>).
@@ -48,13 +44,19 @@ class ChatTemplate {
 
   // The whole conversation and where each assistant message is in it: the assistant turn at
   // message i spans from the end of the conversation up to i rendered with the generation prompt
-  // to the end of the conversation up to and including i. Throws UserError when the template
-  // renders earlier turns differently once later ones follow, so no such spans exist.
+  // to the end of the conversation up to and including i. A template that renders earlier turns
+  // differently once later ones follow (Mistral v0.3 writes the system message into the last user
+  // turn only, and drops it when an assistant message ends the conversation) gets the last turn
+  // as at inference instead: the history rendered with the generation prompt, then the last
+  // message as the template writes it, which alone is learned. Throws UserError when the
+  // conversation does not end with an assistant message.
   RenderedChat RenderWithAssistantSpans(const std::vector<ChatMessage>& messages) const;
 
   const std::string& where() const { return where_; }
 
  private:
+  RenderedChat LastTurnAsAtInference(const std::vector<ChatMessage>& messages) const;
+
   std::shared_ptr<const jinja::Template> template_;
   jinja::Object variables_;
   std::string where_;

@@ -20,11 +20,25 @@ std::vector<int32_t> EndIdsOr(std::span<const int32_t> end_ids, const Model& mod
   return eos >= 0 ? std::vector<int32_t>{eos} : std::vector<int32_t>{};
 }
 
+// The logits of the ids the tokenizer has: models may pad their embeddings past the vocabulary
+// (Qwen2.5: 152,064 rows for 151,665 tokens), and those rows are no tokens to emit.
+at::Tensor TokenLogits(const at::Tensor& logits, const Model& model) {
+  const int64_t tokens = model.tokenizer().vocab_size();
+  return tokens < logits.size(-1) ? logits.narrow(-1, 0, tokens) : logits;
+}
+
 bool Contains(const std::vector<int32_t>& ids, int64_t id) {
   return std::find(ids.begin(), ids.end(), id) != ids.end();
 }
 
 }  // namespace
+
+std::vector<int32_t> EncodeWithBos(const Tokenizer& tokenizer, std::string_view text) {
+  std::vector<int32_t> ids = tokenizer.Encode(text);
+  const int32_t bos = tokenizer.bos_id();
+  if (bos >= 0 && (ids.empty() || ids.front() != bos)) ids.insert(ids.begin(), bos);
+  return ids;
+}
 
 int32_t PickToken(std::span<const float> logits, const SamplingOptions& options,
                   std::mt19937_64& rng) {
@@ -74,7 +88,9 @@ std::vector<int32_t> GenerateTokens(Model& model, std::span<const int32_t> promp
   while (static_cast<int64_t>(generated.size()) < options.max_new_tokens) {
     const at::Tensor input = at::tensor(ids, at::kLong).unsqueeze(0);
     const at::Tensor logits =
-        model.Forward(input, cache.get()).select(1, -1).squeeze(0).to(at::kCPU).contiguous();
+        TokenLogits(model.Forward(input, cache.get()).select(1, -1).squeeze(0), model)
+            .to(at::kCPU)
+            .contiguous();
     const int32_t next =
         PickToken(std::span<const float>(logits.data_ptr<float>(), logits.numel()), options, rng);
     if (Contains(end_ids, next)) break;
@@ -115,8 +131,10 @@ std::vector<std::vector<int32_t>> GenerateGreedyBatched(
       size_t remaining = rows;
       for (int64_t step = 0; step < budget && remaining > 0; ++step) {
         // Greedy: the first maximum, as PickToken takes it.
-        const at::Tensor next =
-            model.Forward(input, cache.get()).select(1, -1).argmax(-1).to(at::kCPU).contiguous();
+        const at::Tensor next = TokenLogits(model.Forward(input, cache.get()).select(1, -1), model)
+                                    .argmax(-1)
+                                    .to(at::kCPU)
+                                    .contiguous();
         const int64_t* picked = next.data_ptr<int64_t>();
         for (size_t r = 0; r < rows; ++r) {
           if (done[r]) continue;
@@ -137,10 +155,7 @@ std::vector<std::vector<int32_t>> GenerateGreedyBatched(
 std::string GenerateText(Model& model, std::string_view prompt, const SamplingOptions& options,
                          const std::function<void(std::string_view)>& on_text) {
   const Tokenizer& tokenizer = model.tokenizer();
-  std::vector<int32_t> prompt_ids;
-  if (tokenizer.bos_id() >= 0) prompt_ids.push_back(tokenizer.bos_id());
-  const std::vector<int32_t> encoded = tokenizer.Encode(prompt);
-  prompt_ids.insert(prompt_ids.end(), encoded.begin(), encoded.end());
+  const std::vector<int32_t> prompt_ids = EncodeWithBos(tokenizer, prompt);
   // Decoding the whole continuation each time keeps text that spans tokens right (the bytes of
   // one character, sentencepiece's leading spaces). A trailing U+FFFD may be a character whose
   // remaining bytes are still to come, so it is held back until the next token settles it.

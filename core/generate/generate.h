@@ -12,6 +12,11 @@
 namespace tune {
 
 class Model;
+class Tokenizer;
+
+// `text`'s ids after the tokenizer's BOS, when it has one and the text does not already begin
+// with it (a chat template's rendering often does).
+std::vector<int32_t> EncodeWithBos(const Tokenizer& tokenizer, std::string_view text);
 
 struct SamplingOptions {
   int64_t max_new_tokens = 128;
@@ -27,7 +32,8 @@ int32_t PickToken(std::span<const float> logits, const SamplingOptions& options,
                   std::mt19937_64& rng);
 
 // Continues `prompt_ids` and returns the new tokens, stopping after max_new_tokens or when an end
-// id is produced (it is not returned). `on_token` sees each new token as it is made.
+// id is produced (it is not returned). Generation picks only ids the tokenizer has, also where the
+// model's embeddings are padded beyond them. `on_token` sees each new token as it is made.
 std::vector<int32_t> GenerateTokens(Model& model, std::span<const int32_t> prompt_ids,
                                     const SamplingOptions& options,
                                     const std::function<void(int32_t)>& on_token = {});

@@ -37,11 +37,7 @@ GenerationEval EvalGeneration(Model& model, const std::vector<TextExample>& exam
   const Tokenizer& tokenizer = model.tokenizer();
   std::vector<std::vector<int32_t>> prompts;
   for (const TextExample& example : examples) {
-    std::vector<int32_t> prompt;
-    if (tokenizer.bos_id() >= 0) prompt.push_back(tokenizer.bos_id());
-    const std::vector<int32_t> encoded = tokenizer.Encode(example.prompt);
-    prompt.insert(prompt.end(), encoded.begin(), encoded.end());
-    prompts.push_back(std::move(prompt));
+    prompts.push_back(EncodeWithBos(tokenizer, example.prompt));
   }
   const std::vector<std::vector<int32_t>> outputs =
       GenerateGreedyBatched(model, prompts, max_new_tokens, batch_size, end_ids);

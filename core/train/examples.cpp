@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include <ATen/ATen.h>
 
+#include "chat_template/chat_template.h"
 #include "config/run_config.h"
 #include "data/dataset_identity.h"
+#include "generate/generate.h"
 #include "plugin_host/plugin_host.h"
 #include "tune/tokenizer.h"
 #include "util/error.h"
@@ -20,13 +23,41 @@ namespace fs = std::filesystem;
 TokenizedExample Tokenize(const TextExample& example, const Tokenizer& tokenizer) {
   TokenizedExample out;
   out.line = example.line;
-  if (tokenizer.bos_id() >= 0) out.ids.push_back(tokenizer.bos_id());
-  const std::vector<int32_t> prompt = tokenizer.Encode(example.prompt);
-  out.ids.insert(out.ids.end(), prompt.begin(), prompt.end());
-  out.prompt_tokens = static_cast<int64_t>(out.ids.size());
+  out.ids = EncodeWithBos(tokenizer, example.prompt);
+  const auto begin = static_cast<int64_t>(out.ids.size());
   const std::vector<int32_t> completion = tokenizer.Encode(example.completion);
   out.ids.insert(out.ids.end(), completion.begin(), completion.end());
   if (tokenizer.eos_id() >= 0) out.ids.push_back(tokenizer.eos_id());
+  out.trained.emplace_back(begin, static_cast<int64_t>(out.ids.size()));
+  return out;
+}
+
+// `example`'s conversation rendered with `chat_template`: the text between assistant turns and
+// each turn encoded in order, the turns marked trained (the template writes the end of turn). The
+// example's prompt and completion become the last turn's, for generation metrics.
+TokenizedExample TokenizeChat(TextExample& example, const ChatTemplate& chat_template,
+                              const Tokenizer& tokenizer) {
+  const RenderedChat chat = chat_template.RenderWithAssistantSpans(example.messages);
+  TokenizedExample out;
+  out.line = example.line;
+  size_t at = 0;
+  const auto append = [&](size_t end) {
+    const std::string_view text = std::string_view(chat.text).substr(at, end - at);
+    const std::vector<int32_t> ids =
+        out.ids.empty() ? EncodeWithBos(tokenizer, text) : tokenizer.Encode(text);
+    out.ids.insert(out.ids.end(), ids.begin(), ids.end());
+    at = end;
+  };
+  for (const auto& [begin, end] : chat.assistant_spans) {
+    append(begin);
+    const auto first = static_cast<int64_t>(out.ids.size());
+    append(end);
+    out.trained.emplace_back(first, static_cast<int64_t>(out.ids.size()));
+  }
+  if (at < chat.text.size()) append(chat.text.size());
+  const std::vector<ChatMessage> history(example.messages.begin(), example.messages.end() - 1);
+  example.prompt = chat_template.Render(history, true);
+  example.completion = example.messages.back().content;
   return out;
 }
 
@@ -35,15 +66,29 @@ struct ReadFile {
   std::vector<TokenizedExample> tokens;
 };
 
-// Reads `path`, tokenizes, and appends every bad row to `bad` as "path:line: reason".
+// Reads `path`, tokenizes, and appends every bad row to `bad` as "path:line: reason". The chat
+// template of `model_dir` is read the first time a conversation needs it.
 ReadFile ReadAndTokenize(const Dataset& dataset, const fs::path& path, const Tokenizer& tokenizer,
-                         int64_t seq_len, std::vector<std::string>& bad) {
+                         const fs::path& model_dir, int64_t seq_len,
+                         std::optional<std::optional<ChatTemplate>>& chat_template,
+                         std::vector<std::string>& bad) {
   DatasetRows rows = dataset.Read(path);
   std::vector<std::pair<int64_t, std::string>> problems;
   for (const BadRow& row : rows.bad_rows) problems.emplace_back(row.line, row.reason);
   ReadFile out;
   for (TextExample& example : rows.examples) {
-    TokenizedExample tokens = Tokenize(example, tokenizer);
+    if (!example.messages.empty() && !chat_template) chat_template = ChatTemplate::Load(model_dir);
+    TokenizedExample tokens;
+    if (!example.messages.empty() && *chat_template) {
+      try {
+        tokens = TokenizeChat(example, **chat_template, tokenizer);
+      } catch (const UserError& e) {  // the template refuses this conversation
+        problems.emplace_back(example.line, e.what());
+        continue;
+      }
+    } else {
+      tokens = Tokenize(example, tokenizer);
+    }
     const auto length = static_cast<int64_t>(tokens.ids.size());
     if (length > seq_len) {
       problems.emplace_back(
@@ -64,13 +109,16 @@ ReadFile ReadAndTokenize(const Dataset& dataset, const fs::path& path, const Tok
 }  // namespace
 
 PreparedData PrepareData(const DatasetConfig& config, const PluginHost& host,
-                         const Tokenizer& tokenizer, int64_t seq_len) {
+                         const Tokenizer& tokenizer, const fs::path& model_dir, int64_t seq_len) {
   const std::unique_ptr<Dataset> dataset = host.CreateDataset(config.plugin, config.options);
   std::vector<std::string> bad;
-  ReadFile train = ReadAndTokenize(*dataset, config.path, tokenizer, seq_len, bad);
+  std::optional<std::optional<ChatTemplate>> chat_template;  // outer: read yet; inner: has one
+  ReadFile train =
+      ReadAndTokenize(*dataset, config.path, tokenizer, model_dir, seq_len, chat_template, bad);
   ReadFile eval;
   if (config.eval_path) {
-    eval = ReadAndTokenize(*dataset, *config.eval_path, tokenizer, seq_len, bad);
+    eval = ReadAndTokenize(*dataset, *config.eval_path, tokenizer, model_dir, seq_len,
+                           chat_template, bad);
   }
   if (!bad.empty() && !config.skip_bad_rows) {
     std::string message = bad.front();
@@ -121,9 +169,13 @@ Batch MakeBatch(const std::vector<const TokenizedExample*>& examples, bool train
   for (int64_t b = 0; b < rows; ++b) {
     const std::vector<int32_t>& ids = examples[b]->ids;
     const auto n = static_cast<int64_t>(ids.size());
+    const auto& trained = examples[b]->trained;
     for (int64_t t = 0; t + 1 < n; ++t) {
       in[b][t] = ids[t];
-      if (train_on_prompt || t + 1 >= examples[b]->prompt_tokens) {
+      const bool learned = std::any_of(trained.begin(), trained.end(), [&](const auto& span) {
+        return t + 1 >= span.first && t + 1 < span.second;
+      });
+      if (train_on_prompt || learned) {
         out[b][t] = ids[t + 1];
         ++batch.target_tokens;
       }

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -16,12 +18,16 @@ class PluginHost;
 class Tokenizer;
 
 // One example as the model sees it: BOS (when the model has one), the prompt's tokens, the
-// completion's tokens, EOS. Prompt and completion are encoded separately, as at generation
-// time, where the prompt is encoded alone and the model continues it.
+// completion's tokens, EOS; or a conversation rendered with the model's chat template, its text
+// and assistant turns encoded in turn. Prompt and completion (each assistant turn) are encoded
+// separately, as at generation time, where the prompt is encoded alone and the model continues it.
 struct TokenizedExample {
   std::vector<int32_t> ids;
-  int64_t prompt_tokens = 0;  // leading ids (BOS included) that belong to the prompt
-  int64_t line = 0;           // in the source file
+  // [begin, end) ranges of `ids` the model learns to produce: the completion with EOS, or each
+  // assistant turn up to the template's end of turn. The rest is prompt, left out of the loss
+  // unless train.train_on_prompt.
+  std::vector<std::pair<int64_t, int64_t>> trained;
+  int64_t line = 0;  // in the source file
 };
 
 // The data of one run: text for generation-based metrics, tokens for loss, identity for lineage.
@@ -33,12 +39,17 @@ struct PreparedData {
   std::vector<std::string> skipped;           // "file:line: reason", when skipping bad rows
 };
 
-// Reads, tokenizes and splits the run's data. Rows the plugin refuses and examples longer than
-// `seq_len` tokens are bad rows: each is reported by file and line, and the run stops (UserError
-// naming the first and counting the rest) unless config.skip_bad_rows. Throws UserError if no
-// training example remains, or no eval example when the split is by fraction > 0.
+// Reads, tokenizes and splits the run's data. Conversations (TextExample::messages) are rendered
+// with the chat template of `model_dir` when it has one (ChatTemplate); the example's prompt then
+// becomes the conversation before its last assistant message, with the generation prompt, and its
+// completion that message, for generation metrics. Rows the plugin refuses, conversations the
+// template refuses and examples longer than `seq_len` tokens are bad rows: each is reported by
+// file and line, and the run stops (UserError naming the first and counting the rest) unless
+// config.skip_bad_rows. Throws UserError if no training example remains, or no eval example when
+// the split is by fraction > 0.
 PreparedData PrepareData(const DatasetConfig& config, const PluginHost& host,
-                         const Tokenizer& tokenizer, int64_t seq_len);
+                         const Tokenizer& tokenizer, const std::filesystem::path& model_dir,
+                         int64_t seq_len);
 
 // Next-token inputs and targets for `examples`, right-padded to the longest: inputs[b, t] is
 // ids[t], targets[b, t] is ids[t + 1], or -100 (ignored) past the end and, unless

@@ -1,5 +1,7 @@
 #include "train/lineage.h"
 
+#include <functional>
+
 #include "plugin_host/plugin_host.h"
 #include "runtime/runtime_info.h"
 #include "util/sha256.h"
@@ -29,14 +31,20 @@ ParamValue ToParam(const OptionValue& value) {
       value);
 }
 
-}  // namespace
+// The files of a model folder that make its tokenizer: the tokenizer files either plugin reads,
+// the special tokens and chat template, and the template's own files.
+bool IsTokenizerFile(const std::string& name) {
+  return name == "tokenizer.json" || name == "tokenizer.model" || name == "tokenizer_config.json" ||
+         name == "chat_template.jinja" || name == "chat_template.json";
+}
 
-std::string ModelDirectorySha256(const fs::path& dir) {
+// SHA-256 over the files of `dir` that `wanted` names, by name order: each file's name, a NUL,
+// and its bytes.
+std::string FilesSha256(const fs::path& dir,
+                        const std::function<bool(const std::string&)>& wanted) {
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(dir)) {
-    const std::string name = entry.path().filename().string();
-    if (entry.is_regular_file() &&
-        (name == "config.json" || name == "tokenizer.model" || name.ends_with(".safetensors"))) {
+    if (entry.is_regular_file() && wanted(entry.path().filename().string())) {
       files.push_back(entry.path());
     }
   }
@@ -48,6 +56,15 @@ std::string ModelDirectorySha256(const fs::path& dir) {
     sha.UpdateFromFile(file);
   }
   return sha.FinishHex();
+}
+
+}  // namespace
+
+std::string ModelDirectorySha256(const fs::path& dir) {
+  return FilesSha256(dir, [](const std::string& name) {
+    return name == "config.json" || name == "generation_config.json" || IsTokenizerFile(name) ||
+           name.ends_with(".safetensors");
+  });
 }
 
 VersionRecord MakeVersionRecord(const RunConfig& config, const PluginHost& host,
@@ -74,9 +91,7 @@ VersionRecord MakeVersionRecord(const RunConfig& config, const PluginHost& host,
   record.base_model_name = config.model.path.filename().string();
   record.base_model_path = fs::absolute(config.model.path).lexically_normal().string();
   record.base_model_hash = base_model_sha256;
-  if (fs::exists(config.model.path / "tokenizer.model")) {
-    record.tokenizer_hash = FileSha256(config.model.path / "tokenizer.model");
-  }
+  record.tokenizer_hash = FilesSha256(config.model.path, IsTokenizerFile);
   record.seed = config.train.seed;
   record.scores = summary.scores;
   record.base_scores = summary.base_scores;

@@ -21,8 +21,10 @@ VersionRecord MakeVersionRecord(const RunConfig& config, const PluginHost& host,
                                 const TrainSummary& summary, const std::string& run_id,
                                 const std::string& base_model_sha256);
 
-// SHA-256 over the model directory's config.json, tokenizer.model and weight files, each
-// preceded by its name, in name order: the base model's identity whatever its path.
+// SHA-256 over the model directory's config.json, generation_config.json, tokenizer files
+// (tokenizer.json, tokenizer.model, tokenizer_config.json, chat_template.*) and weight files, each
+// preceded by its name, in name order: the base model's identity whatever its path. The version
+// record's tokenizer_hash is the same over the tokenizer files alone.
 std::string ModelDirectorySha256(const std::filesystem::path& dir);
 
 }  // namespace tune

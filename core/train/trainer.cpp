@@ -387,7 +387,8 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
                     " is longer than the model's max_position_embeddings (" +
                     std::to_string(positions) + "); lower train.seq_len");
   }
-  PreparedData data = PrepareData(config.dataset, host, model->tokenizer(), train.seq_len);
+  PreparedData data =
+      PrepareData(config.dataset, host, model->tokenizer(), config.model.path, train.seq_len);
   const std::vector<int32_t> end_ids =
       EndIds(ReadGenerationConfig(config.model.path), model->tokenizer());
   ProgressLine progress(train.steps);

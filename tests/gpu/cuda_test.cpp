@@ -119,8 +119,8 @@ TEST_F(Cuda, OneLoraStepHasTheCpusGradients) {
     const auto optimizer = host_->CreateOptimizer(
         "adamw", parameters, 0.0,
         PluginHost::DefaultOptions(host_->Require(PluginKind::kOptimizer, "adamw")));
-    const std::vector<TokenizedExample> examples = {{{1, 17, 42, 99, 3, 250, 8, 64}, 3, 1},
-                                                    {{1, 128, 5, 77, 31, 9}, 2, 2}};
+    const std::vector<TokenizedExample> examples = {{{1, 17, 42, 99, 3, 250, 8, 64}, {{3, 8}}, 1},
+                                                    {{1, 128, 5, 77, 31, 9}, {{2, 6}}, 2}};
     ReadStepNumbers(TrainStep(*model, parameters, *optimizer,
                               {MakeBatch({&examples[0], &examples[1]}, false)}, 0.0, 0.0, device));
     grads.emplace_back();

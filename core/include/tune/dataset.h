@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "tune/chat.h"
 #include "tune/plugin.h"
 
 namespace tune {
@@ -17,6 +18,11 @@ struct TextExample {
   std::string prompt;      // context the model is given; masked out of the loss by default
   std::string completion;  // what the model should learn to produce
   int64_t line = 0;        // 1-based line (or record) in the source file, for error messages
+  // The conversation itself, from datasets that read conversations, ending with an assistant
+  // message. When set and the model folder has a chat template, the host renders the
+  // conversation with that template and trains on every assistant turn; prompt and completion
+  // (the dataset's own rendering) are used only when the folder has none.
+  std::vector<ChatMessage> messages = {};
 };
 
 // A record the plugin could not turn into an example.

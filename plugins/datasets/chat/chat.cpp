@@ -1,7 +1,10 @@
 // chat: JSONL of {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}]}.
 //
-// The prompt is every message before the last one rendered with the chosen template, ending with
-// the assistant header; the completion is the last message, which must be the assistant's. The
+// With template "auto" (the default) every example also carries its messages: the host renders
+// the conversation with the model folder's own chat template when it has one, and learns every
+// assistant turn. Otherwise, and with a named template, the prompt is every message before the
+// last one rendered with the built-in template, ending with the assistant header; the completion
+// is the last message, which must be the assistant's ("auto" falls back to chatml). The built-in
 // templates follow the models' published chat formats:
 //   chatml  <|im_start|>{role}\n{content}<|im_end|>\n ... <|im_start|>assistant\n
 //           (completion ends with <|im_end|>, the turn end the model must learn to emit)
@@ -80,7 +83,9 @@ std::string RenderPrompt(Template format, const std::vector<Message>& history) {
 
 class ChatDataset final : public tune::Dataset {
  public:
-  explicit ChatDataset(Template format) : format_(format) {}
+  // `keep_messages`: template "auto", which lets the model's own template render the messages.
+  ChatDataset(Template format, bool keep_messages)
+      : format_(format), keep_messages_(keep_messages) {}
 
   tune::DatasetRows Read(const std::filesystem::path& path) const override {
     return tune::datasets::ReadJsonLines(
@@ -139,6 +144,10 @@ class ChatDataset final : public tune::Dataset {
       return std::nullopt;
     }
     tune::TextExample example;
+    if (keep_messages_) {
+      for (const Message& message : history)
+        example.messages.push_back({message.role, message.content});
+    }
     example.completion = std::move(history.back().content);
     history.pop_back();
     example.prompt = RenderPrompt(format_, history);
@@ -147,23 +156,27 @@ class ChatDataset final : public tune::Dataset {
   }
 
   Template format_;
+  bool keep_messages_;
 };
 
 void Register(tune::Registrar& registrar) {
   registrar.Add(tune::DatasetPlugin{
       .info = {.name = "chat",
                .version = "1.0.0",
-               .description = "JSONL of {\"messages\": [{\"role\", \"content\"}]}; learns the last "
-                              "assistant message, rendered with a chat template.",
-               .options = {tune::OptionSpec::String("template", "chatml",
-                                                    "Chat template the prompt is rendered with")
-                               .Choices({"chatml", "llama2", "zephyr"})}},
+               .description = "JSONL of {\"messages\": [{\"role\", \"content\"}]}, rendered with "
+                              "the model's own chat template (every assistant turn learned) or a "
+                              "built-in one (the last assistant message learned).",
+               .options = {tune::OptionSpec::String(
+                               "template", "auto",
+                               "auto: the model folder's chat_template, else chatml; or a "
+                               "built-in template")
+                               .Choices({"auto", "chatml", "llama2", "zephyr"})}},
       .create = [](const tune::Options& options) -> std::unique_ptr<tune::Dataset> {
         const std::string& name = options.String("template");
         const Template format = name == "llama2"   ? Template::kLlama2
                                 : name == "zephyr" ? Template::kZephyr
                                                    : Template::kChatml;
-        return std::make_unique<ChatDataset>(format);
+        return std::make_unique<ChatDataset>(format, name == "auto");
       }});
 }
 

@@ -71,8 +71,8 @@ class TrainStepTest : public ::testing::Test {
   // Two rows of different lengths (padding and ignored targets included), on the CPU as the
   // trainer makes them.
   static std::vector<Batch> Batches() {
-    const std::vector<TokenizedExample> examples = {{{1, 17, 42, 99, 3, 250, 8, 64}, 3, 1},
-                                                    {{1, 128, 5, 77, 31, 9}, 2, 2}};
+    const std::vector<TokenizedExample> examples = {{{1, 17, 42, 99, 3, 250, 8, 64}, {{3, 8}}, 1},
+                                                    {{1, 128, 5, 77, 31, 9}, {{2, 6}}, 2}};
     return {MakeBatch({&examples[0], &examples[1]}, false)};
   }
 
@@ -98,8 +98,11 @@ void RegisterMissingMetaKernels() {
   if (library != nullptr) return;
   library =
       new torch::Library(torch::Library::IMPL, "aten", c10::DispatchKey::Meta, __FILE__, __LINE__);
-  const auto missing = [](const char* name) {
-    const auto op = c10::Dispatcher::singleton().findOp({name, ""});
+  const auto missing = [](std::string_view full_name) {
+    const size_t dot = full_name.find('.');
+    const std::string name(full_name.substr(0, dot));
+    const std::string overload(dot == std::string_view::npos ? "" : full_name.substr(dot + 1));
+    const auto op = c10::Dispatcher::singleton().findOp({name, overload});
     return op.has_value() && !op->hasKernelForDispatchKey(c10::DispatchKey::Meta);
   };
   if (missing("aten::index_select")) {
@@ -108,6 +111,14 @@ void RegisterMissingMetaKernels() {
       sizes[c10::maybe_wrap_dim(dim, self.dim())] = index.numel();
       return at::empty(sizes, self.options());
     });
+  }
+  if (missing("aten::where.self")) {  // libtorch 2.x
+    library->impl("where.self",
+                  [](const at::Tensor& condition, const at::Tensor& self, const at::Tensor& other) {
+                    const std::vector<int64_t> sizes = at::infer_size(
+                        at::infer_size(condition.sizes(), self.sizes()), other.sizes());
+                    return at::empty(sizes, self.options().dtype(at::result_type(self, other)));
+                  });
   }
   if (missing("aten::embedding_dense_backward")) {  // boxed: num_weights' type varies by version
     library->impl("embedding_dense_backward",

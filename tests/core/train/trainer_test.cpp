@@ -387,8 +387,8 @@ TEST_F(TrainCommand, SeqLenBeyondTheModelsPositionsIsRefused) {
 }
 
 TEST(TrainExamples, PromptTokensAreMaskedUnlessTrainOnPrompt) {
-  const TokenizedExample a{{1, 10, 11, 20, 21, 2}, 3, 1};
-  const TokenizedExample b{{1, 12, 30, 2}, 2, 2};
+  const TokenizedExample a{{1, 10, 11, 20, 21, 2}, {{3, 6}}, 1};
+  const TokenizedExample b{{1, 12, 30, 2}, {{2, 4}}, 2};
   const Batch masked = MakeBatch({&a, &b}, false);
   EXPECT_TRUE(masked.inputs.equal(TwoRows({1, 10, 11, 20, 21, 1, 12, 30, 0, 0})));
   EXPECT_TRUE(masked.targets.equal(TwoRows({-100, -100, 20, 21, 2, -100, 30, 2, -100, -100})));

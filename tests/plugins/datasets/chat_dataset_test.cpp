@@ -26,12 +26,27 @@ const std::string kConversation =
     "{\"role\": \"user\", \"content\": \"2+2?\"}, "
     "{\"role\": \"assistant\", \"content\": \"4\"}]}\n";
 
-TEST_F(ChatDataset, DeclaresTheTemplateOptionWithChatmlByDefault) {
+TEST_F(ChatDataset, DeclaresTheTemplateOptionWithTheModelsOwnByDefault) {
   const std::vector<OptionSpec>& options = loaded_->info().options;
   ASSERT_EQ(options.size(), 1u);
   EXPECT_EQ(options[0].name, "template");
-  EXPECT_EQ(std::get<std::string>(options[0].default_value), "chatml");
-  EXPECT_EQ(options[0].choices, (std::vector<std::string>{"chatml", "llama2", "zephyr"}));
+  EXPECT_EQ(std::get<std::string>(options[0].default_value), "auto");
+  EXPECT_EQ(options[0].choices, (std::vector<std::string>{"auto", "chatml", "llama2", "zephyr"}));
+}
+
+// "auto" keeps the conversation for the model's own template, and renders chatml for folders
+// without one; a named template renders only its own.
+TEST_F(ChatDataset, AutoKeepsTheMessagesForTheModelsTemplate) {
+  const DatasetRows automatic = Read(kConversation);
+  ASSERT_EQ(automatic.examples.size(), 1u);
+  const std::vector<ChatMessage>& messages = automatic.examples[0].messages;
+  ASSERT_EQ(messages.size(), 5u);
+  EXPECT_EQ(messages[0].role, "system");
+  EXPECT_EQ(messages[4].role, "assistant");
+  EXPECT_EQ(messages[4].content, "4");
+  EXPECT_EQ(automatic.examples[0].prompt,
+            Read(kConversation, {{"template", "chatml"}}).examples[0].prompt);
+  EXPECT_TRUE(Read(kConversation, {{"template", "chatml"}}).examples[0].messages.empty());
 }
 
 TEST_F(ChatDataset, RendersChatmlEndingWithTheAssistantHeaderAndLearnsTheTurnEnd) {
