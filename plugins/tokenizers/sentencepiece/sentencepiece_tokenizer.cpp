@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "normalizer.h"
 #include "util/error.h"
 
 namespace tune::sentencepiece {
@@ -164,8 +165,7 @@ std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::Load(
   t->file_ = file;
   int model_type = 1;  // sentencepiece's default: unigram
   bool whitespace_as_suffix = false;
-  std::string normalizer = "nmt_nfkc";
-  bool has_charsmap = false;
+  NormalizerSettings normalizer;
   int32_t bos = 1, eos = 2;
   WireReader model(bytes, file);
   while (!model.done()) {
@@ -211,14 +211,14 @@ std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::Load(
       WireReader spec(model.Bytes(), file);
       while (!spec.done()) {
         const auto [f, w] = spec.Tag();
-        if (f == 1 && w == 2)
-          normalizer = std::string(spec.Bytes());
-        else if (f == 2 && w == 2)
-          has_charsmap = !spec.Bytes().empty();
+        if (f == 2 && w == 2)
+          normalizer.precompiled_charsmap = std::string(spec.Bytes());
         else if (f == 3 && w == 0)
-          t->add_dummy_prefix_ = spec.Varint() != 0;
+          normalizer.add_dummy_prefix = spec.Varint() != 0;
         else if (f == 4 && w == 0)
-          t->remove_extra_whitespaces_ = spec.Varint() != 0;
+          normalizer.remove_extra_whitespaces = spec.Varint() != 0;
+        else if (f == 5 && w == 0)
+          normalizer.escape_whitespaces = spec.Varint() != 0;
         else
           spec.Skip(w);
       }
@@ -228,14 +228,11 @@ std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::Load(
   }
   if (t->pieces_.empty())
     throw UserError(file.string() + ": the sentencepiece model has no pieces");
-  if (model_type != 2) {
+  if (model_type != 1 && model_type != 2) {
     throw UserError(file.string() + ": sentencepiece model type " + std::to_string(model_type) +
-                    " is not supported; tune reads BPE models (type 2), as Llama and Mistral ship");
+                    " (word or char) is not supported; tune reads unigram (1) and BPE (2) models");
   }
-  if (has_charsmap || (normalizer != "identity" && !normalizer.empty())) {
-    throw UserError(file.string() + ": normalisation rule '" + normalizer +
-                    "' is not supported; tune reads sentencepiece models with the identity rule");
-  }
+  t->unigram_ = model_type == 1;
   if (whitespace_as_suffix) {
     throw UserError(file.string() + ": treat_whitespace_as_suffix is not supported");
   }
@@ -253,6 +250,19 @@ std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::Load(
   }
   std::sort(t->user_defined_.begin(), t->user_defined_.end(),
             [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  normalizer.user_defined = t->user_defined_;
+  t->normalizer_ = std::make_unique<Normalizer>(std::move(normalizer), file);
+  bool any_normal = false;
+  for (const Piece& p : t->pieces_) {
+    if (p.type != PieceType::kNormal) continue;
+    t->min_score_ = any_normal ? std::min(t->min_score_, p.score) : p.score;
+    t->max_score_ = any_normal ? std::max(t->max_score_, p.score) : p.score;
+    t->longest_piece_ = std::max(t->longest_piece_, p.text.size());
+    any_normal = true;
+  }
+  for (const std::string& user : t->user_defined_) {
+    t->longest_piece_ = std::max(t->longest_piece_, user.size());
+  }
   if (t->unk_id_ < 0 || t->unk_id_ >= count) {
     throw UserError(file.string() + ": unk_id " + std::to_string(t->unk_id_) +
                     " is outside the vocabulary");
@@ -269,34 +279,77 @@ int32_t SentencePieceTokenizer::IdOf(std::string_view piece) const {
   return it == ids_.end() ? unk_id_ : it->second;
 }
 
-std::vector<int32_t> SentencePieceTokenizer::Encode(std::string_view text) const {
-  // Normalise: optionally drop leading, trailing and repeated spaces; add the dummy prefix;
-  // spaces become "▁".
-  std::string spaced;
-  if (remove_extra_whitespaces_) {
-    bool pending_space = false;
-    for (char c : text) {
-      if (c == ' ') {
-        pending_space = !spaced.empty();
-        continue;
-      }
-      if (pending_space) spaced.push_back(' ');
-      pending_space = false;
-      spaced.push_back(c);
-    }
-  } else {
-    spaced = text;
-  }
-  if (spaced.empty()) return {};
-  std::string normalized = add_dummy_prefix_ ? std::string(kSpace) : std::string();
-  for (char c : spaced) {
-    if (c == ' ') {
-      normalized += kSpace;
-    } else {
-      normalized.push_back(c);
-    }
-  }
+SentencePieceTokenizer::~SentencePieceTokenizer() = default;
 
+std::vector<int32_t> SentencePieceTokenizer::Encode(std::string_view text) const {
+  const std::string normalized = normalizer_->Normalize(text);
+  if (normalized.empty()) return {};
+  return unigram_ ? EncodeUnigram(normalized) : EncodeBpe(normalized);
+}
+
+void SentencePieceTokenizer::AppendPiece(std::string_view piece, int32_t id,
+                                         std::vector<int32_t>& ids) const {
+  if (id == unk_id_ && byte_fallback_) {
+    for (const char byte : piece) ids.push_back(byte_ids_[static_cast<unsigned char>(byte)]);
+  } else if (!(id == unk_id_ && !ids.empty() && ids.back() == unk_id_)) {
+    ids.push_back(id);  // a run of unknown pieces is one, as sentencepiece gives it
+  }
+}
+
+// sentencepiece's unigram_model.cc EncodeOptimized: the segmentation with the highest total
+// score (Viterbi over the pieces that match at each character), user-defined pieces preferred
+// (length x the best score - 0.1), an unmatched character one unknown piece at the lowest score
+// - 10.
+std::vector<int32_t> SentencePieceTokenizer::EncodeUnigram(const std::string& normalized) const {
+  struct Best {
+    int32_t id = -1;
+    float score = 0;
+    int64_t starts_at = -1;
+  };
+  constexpr float kUnknownPenalty = 10.0f;
+  const auto size = static_cast<int64_t>(normalized.size());
+  std::vector<Best> best(static_cast<size_t>(size) + 1);
+  for (int64_t start = 0; start < size;) {
+    const float so_far = best[static_cast<size_t>(start)].score;
+    const auto char_length = static_cast<int64_t>(std::min<size_t>(
+        Utf8Length(normalized[static_cast<size_t>(start)]), static_cast<size_t>(size - start)));
+    bool single_character = false;
+    const auto offer = [&](int64_t end, int32_t id, float score) {
+      Best& target = best[static_cast<size_t>(end)];
+      if (target.starts_at == -1 || so_far + score > target.score) {
+        target = {id, so_far + score, start};
+      }
+    };
+    for (int64_t length = 1;
+         length <= static_cast<int64_t>(longest_piece_) && start + length <= size; ++length) {
+      const auto it =
+          ids_.find(normalized.substr(static_cast<size_t>(start), static_cast<size_t>(length)));
+      if (it == ids_.end()) continue;
+      const Piece& piece = pieces_[static_cast<size_t>(it->second)];
+      if (piece.type != PieceType::kNormal && piece.type != PieceType::kUserDefined) continue;
+      offer(start + length, it->second,
+            piece.type == PieceType::kUserDefined ? static_cast<float>(length) * max_score_ - 0.1f
+                                                  : piece.score);
+      single_character = single_character || length == char_length;
+    }
+    if (!single_character) offer(start + char_length, unk_id_, min_score_ - kUnknownPenalty);
+    start += char_length;
+  }
+  std::vector<std::pair<std::string_view, int32_t>> path;
+  for (int64_t end = size; end > 0;) {
+    const Best& node = best[static_cast<size_t>(end)];
+    path.emplace_back(
+        std::string_view(normalized)
+            .substr(static_cast<size_t>(node.starts_at), static_cast<size_t>(end - node.starts_at)),
+        node.id);
+    end = node.starts_at;
+  }
+  std::vector<int32_t> ids;
+  for (auto it = path.rbegin(); it != path.rend(); ++it) AppendPiece(it->first, it->second, ids);
+  return ids;
+}
+
+std::vector<int32_t> SentencePieceTokenizer::EncodeBpe(const std::string& normalized) const {
   // Symbols: user-defined pieces whole, otherwise one UTF-8 character each.
   struct Symbol {
     size_t begin, length;
@@ -360,12 +413,7 @@ std::vector<int32_t> SentencePieceTokenizer::Encode(std::string_view text) const
   for (int i = 0; i >= 0; i = symbols[static_cast<size_t>(i)].next) {
     const Symbol& symbol = symbols[static_cast<size_t>(i)];
     const std::string_view piece(normalized.data() + symbol.begin, symbol.length);
-    const int32_t id = IdOf(piece);
-    if (id == unk_id_ && byte_fallback_) {
-      for (char byte : piece) ids.push_back(byte_ids_[static_cast<unsigned char>(byte)]);
-    } else {
-      ids.push_back(id);
-    }
+    AppendPiece(piece, IdOf(piece), ids);
   }
   return ids;
 }

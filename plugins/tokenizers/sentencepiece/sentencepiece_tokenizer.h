@@ -1,4 +1,5 @@
-// The tokenizer of models that ship a sentencepiece tokenizer.model (Llama 2, Mistral): BPE.
+// The tokenizer of models that ship a sentencepiece tokenizer.model (Llama 2, Mistral, T5-style
+// unigram models): BPE and unigram, with the model's normalisation rule (normalizer.h).
 //
 // Implemented here rather than with libsentencepiece: Debian's libsentencepiece carries its own
 // copy of protobuf 3.14, whose symbols libtorch's protobuf 3.21 overrides in one process, and
@@ -16,13 +17,16 @@
 
 namespace tune::sentencepiece {
 
+class Normalizer;
+
 class SentencePieceTokenizer final : public Tokenizer {
  public:
   // Loads dir/tokenizer.model. BOS and EOS come from dir/config.json when it names them
   // (bos_token_id, eos_token_id: an id or a list whose first id counts), otherwise from the model
-  // file. Throws UserError naming the file for anything it cannot reproduce exactly (unigram
-  // models, normalisation rules other than identity).
+  // file. Throws UserError naming the file for anything it cannot reproduce exactly (word and char
+  // models, whitespace as a suffix).
   static std::unique_ptr<SentencePieceTokenizer> Load(const std::filesystem::path& dir);
+  ~SentencePieceTokenizer() override;
 
   std::vector<int32_t> Encode(std::string_view text) const override;
   std::string Decode(std::span<const int32_t> ids) const override;
@@ -49,6 +53,11 @@ class SentencePieceTokenizer final : public Tokenizer {
  private:
   SentencePieceTokenizer() = default;
   int32_t IdOf(std::string_view piece) const;  // unk_id_ when absent
+  std::vector<int32_t> EncodeBpe(const std::string& normalized) const;
+  std::vector<int32_t> EncodeUnigram(const std::string& normalized) const;
+  // `id`, or with byte fallback the <0xXX> pieces of an unknown piece's bytes; an unknown piece
+  // right after another adds nothing.
+  void AppendPiece(std::string_view piece, int32_t id, std::vector<int32_t>& ids) const;
 
   std::filesystem::path file_;
   std::vector<Piece> pieces_;
@@ -59,8 +68,11 @@ class SentencePieceTokenizer final : public Tokenizer {
   int32_t eos_id_ = -1;
   int32_t byte_ids_[256] = {};  // <0xXX> pieces; valid when byte_fallback_
   bool byte_fallback_ = false;
-  bool add_dummy_prefix_ = true;
-  bool remove_extra_whitespaces_ = true;
+  bool unigram_ = false;
+  std::unique_ptr<Normalizer> normalizer_;
+  float min_score_ = 0;  // over normal pieces (unigram's unknown and user-defined scores)
+  float max_score_ = 0;
+  size_t longest_piece_ = 0;  // in bytes
 };
 
 }  // namespace tune::sentencepiece
