@@ -170,7 +170,8 @@ void TokenizerJson::ReadSpecialIds(const fs::path& dir) {
   }
   const fs::path model_config = dir / "config.json";
   if (fs::exists(model_config)) {
-    const json& eos = Member(ReadJson(model_config), "eos_token_id");
+    const json config = ReadJson(model_config);
+    const json& eos = Member(config, "eos_token_id");
     if (eos.is_number_integer()) eos_id_ = eos.get<int32_t>();
     if (eos.is_array() && !eos.empty() && eos[0].is_number_integer())
       eos_id_ = eos[0].get<int32_t>();
