@@ -16,9 +16,9 @@ uint32_t Value(uint32_t unit) { return unit & ((1U << 31) - 1); }
 uint32_t Label(uint32_t unit) { return unit & ((1U << 31) | 0xFF); }
 uint32_t Offset(uint32_t unit) { return (unit >> 10) << ((unit & (1U << 9)) >> 6); }
 
-// Length of the valid UTF-8 character at the start of `s`, or 0 (sentencepiece's
-// IsValidDecodeUTF8: no overlong forms, no surrogates, at most U+10FFFF).
-size_t ValidCharLength(std::string_view s) {
+}  // namespace
+
+size_t ValidUtf8Length(std::string_view s) {
   const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
   if (s.empty()) return 0;
   if (b(0) < 0x80) return 1;
@@ -33,8 +33,6 @@ size_t ValidCharLength(std::string_view s) {
   if (code < kSmallest[n] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return 0;
   return n;
 }
-
-}  // namespace
 
 Normalizer::Normalizer(NormalizerSettings settings, const std::filesystem::path& file)
     : settings_(std::move(settings)) {
@@ -78,7 +76,7 @@ std::pair<std::string_view, size_t> Normalizer::NormalizePrefix(std::string_view
   if (longest > 0 && value < normalized_.size()) {
     return {std::string_view(normalized_.c_str() + value), longest};
   }
-  const size_t length = ValidCharLength(input);
+  const size_t length = ValidUtf8Length(input);
   if (length == 0) return {kReplacement, 1};
   return {input.substr(0, length), length};
 }

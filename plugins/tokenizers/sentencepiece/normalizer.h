@@ -14,6 +14,10 @@
 
 namespace tune::sentencepiece {
 
+// Length of the valid UTF-8 character at the start of `s` (RFC 3629: no overlong forms, no
+// surrogates, at most U+10FFFF), or 0 if it does not start with one.
+size_t ValidUtf8Length(std::string_view s);
+
 struct NormalizerSettings {
   std::string precompiled_charsmap;  // empty: the identity rule
   bool add_dummy_prefix = true;

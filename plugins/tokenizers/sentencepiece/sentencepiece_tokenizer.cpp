@@ -96,23 +96,6 @@ size_t Utf8Length(char first) {
   return 1;  // a stray continuation byte stands alone, as in sentencepiece
 }
 
-// Length of the valid UTF-8 character at the start of `s` (RFC 3629: no overlong forms, no
-// surrogates, at most U+10FFFF), or 0 if it does not start with one.
-size_t ValidUtf8Length(std::string_view s) {
-  const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
-  const size_t length = Utf8Length(s[0]);
-  if (length == 1) return byte(0) < 0x80 ? 1 : 0;
-  if (s.size() < length) return 0;
-  uint32_t code = byte(0) & (0xFF >> (length + 1));
-  for (size_t i = 1; i < length; ++i) {
-    if ((byte(i) & 0xC0) != 0x80) return 0;
-    code = (code << 6) | (byte(i) & 0x3F);
-  }
-  static constexpr uint32_t kSmallest[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (code < kSmallest[length] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return 0;
-  return length;
-}
-
 // Appends `bytes`, each byte that does not belong to a valid UTF-8 character replaced by U+FFFD,
 // as sentencepiece decodes byte pieces.
 void AppendUtf8OrReplacement(std::string& out, std::string_view bytes) {

@@ -10,6 +10,7 @@
 
 #include "generate/generate.h"
 #include "plugin_host/plugin_host.h"
+#include "support/builtin_plugins.h"
 #include "support/test_support.h"
 #include "tune/model.h"
 #include "util/error.h"
@@ -64,23 +65,13 @@ TEST(GenerationConfig, RefusesBadValuesNamingTheFileAndKey) {
   }
 }
 
-class EndIdsTest : public ::testing::Test {
+class EndIdsTest : public testing::WithBuiltinPlugins<> {
  protected:
   static void SetUpTestSuite() {
-    host_ = new PluginHost();
-    host_->Load({TUNE_BUILTIN_PLUGIN_DIR});
-    dir_ = new TempDir();
+    WithBuiltinPlugins::SetUpTestSuite();
     testing::MakeTinyLlama(dir_->path() / "model", {"--seed", "4"});
   }
-  static void TearDownTestSuite() {
-    delete host_;
-    delete dir_;
-  }
-  static PluginHost* host_;
-  static TempDir* dir_;
 };
-PluginHost* EndIdsTest::host_ = nullptr;
-TempDir* EndIdsTest::dir_ = nullptr;
 
 TEST_F(EndIdsTest, GenerationStopsAtEveryEndIdTheConfigNames) {
   const fs::path model_dir = dir_->path() / "model";

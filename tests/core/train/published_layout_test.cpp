@@ -12,6 +12,7 @@
 
 #include "config/run_config.h"
 #include "plugin_host/plugin_host.h"
+#include "support/builtin_plugins.h"
 #include "support/test_support.h"
 #include "train/examples.h"
 #include "tune/tokenizer.h"
@@ -72,12 +73,10 @@ std::string ReadText(const fs::path& file) {
   return text.str();
 }
 
-class PublishedLayout : public ::testing::TestWithParam<Layout> {
+class PublishedLayout : public testing::WithBuiltinPlugins<::testing::TestWithParam<Layout>> {
  protected:
   static void SetUpTestSuite() {
-    host_ = new PluginHost();
-    host_->Load({TUNE_BUILTIN_PLUGIN_DIR});
-    dir_ = new TempDir();
+    WithBuiltinPlugins::SetUpTestSuite();
     // Two-turn conversations with a system message, and one-turn ones.
     std::string rows;
     for (int i = 0; i < 24; ++i) {
@@ -94,10 +93,6 @@ class PublishedLayout : public ::testing::TestWithParam<Layout> {
       rows += json{{"messages", messages}}.dump() + "\n";
     }
     dir_->Write("chat.jsonl", rows);
-  }
-  static void TearDownTestSuite() {
-    delete host_;
-    delete dir_;
   }
 
   // The folder of `layout`, made once.
@@ -130,12 +125,7 @@ class PublishedLayout : public ::testing::TestWithParam<Layout> {
         {"top_p", 0.9}}.dump();
     return folder;
   }
-
-  static PluginHost* host_;
-  static TempDir* dir_;
 };
-PluginHost* PublishedLayout::host_ = nullptr;
-TempDir* PublishedLayout::dir_ = nullptr;
 
 TEST_P(PublishedLayout, EveryAssistantTurnIsLearnedUpToTheTemplatesEndOfTurn) {
   const Layout& layout = GetParam();

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "plugin_host/plugin_host.h"
+#include "support/builtin_plugins.h"
 #include "support/test_support.h"
 #include "tune/tokenizer.h"
 
@@ -46,22 +47,9 @@ const std::vector<std::string>& Texts() {
   return texts;
 }
 
-class SentencepieceTest : public ::testing::TestWithParam<Model> {
+class SentencepieceTest : public testing::WithBuiltinPlugins<::testing::TestWithParam<Model>> {
  protected:
-  static void SetUpTestSuite() {
-    host_ = new PluginHost();
-    host_->Load({TUNE_BUILTIN_PLUGIN_DIR});
-    dir_ = new TempDir();
-  }
-  static void TearDownTestSuite() {
-    delete host_;
-    delete dir_;
-  }
-  static PluginHost* host_;
-  static TempDir* dir_;
 };
-PluginHost* SentencepieceTest::host_ = nullptr;
-TempDir* SentencepieceTest::dir_ = nullptr;
 
 TEST_P(SentencepieceTest, EncodesAndDecodesAsSentencepieceDoes) {
   const Model& m = GetParam();

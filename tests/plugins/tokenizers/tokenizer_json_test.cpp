@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "plugin_host/plugin_host.h"
+#include "support/builtin_plugins.h"
 #include "support/test_support.h"
 #include "tune/tokenizer.h"
 
@@ -46,18 +47,9 @@ const std::vector<std::string>& Texts() {
   return texts;
 }
 
-class TokenizerJsonTest : public ::testing::TestWithParam<std::string> {
+class TokenizerJsonTest
+    : public testing::WithBuiltinPlugins<::testing::TestWithParam<std::string>> {
  protected:
-  static void SetUpTestSuite() {
-    host_ = new PluginHost();
-    host_->Load({TUNE_BUILTIN_PLUGIN_DIR});
-    dir_ = new TempDir();
-  }
-  static void TearDownTestSuite() {
-    delete host_;
-    delete dir_;
-  }
-
   // A folder with the tokenizer files of `style` (make_tokenizer_json.py).
   static fs::path MakeFolder(const std::string& style, const fs::path& where) {
     const auto made =
@@ -76,12 +68,7 @@ class TokenizerJsonTest : public ::testing::TestWithParam<std::string> {
         << result.err << "(the references are installed by scripts/install-deps.sh)";
     return json::parse(result.out);
   }
-
-  static PluginHost* host_;
-  static TempDir* dir_;
 };
-PluginHost* TokenizerJsonTest::host_ = nullptr;
-TempDir* TokenizerJsonTest::dir_ = nullptr;
 
 TEST_P(TokenizerJsonTest, EncodesAndDecodesAsHuggingFaceTokenizers) {
   const fs::path folder = MakeFolder(GetParam(), dir_->path() / GetParam());
