@@ -82,7 +82,8 @@ class TrainStepTest : public ::testing::Test {
 PluginHost* TrainStepTest::host_ = nullptr;
 TempDir* TrainStepTest::dir_ = nullptr;
 
-// libtorch 1.13's C++ library has no Meta kernels for a few operators (Python adds them in
+// libtorch's C++ library has no Meta kernels for a few operators (index_select and
+// embedding_dense_backward in 1.13, where.self in 2.6; Python adds them in
 // torch/_meta_registrations.py). These shape-only kernels fill the gaps, each registered only where
 // the linked libtorch has none, so the meta test below runs on every libtorch.
 void EmbeddingDenseBackwardMeta(const c10::OperatorHandle&, torch::jit::Stack* stack) {
