@@ -267,6 +267,9 @@ using ExprPtr = std::unique_ptr<Expr>;
 
 namespace {
 
+// Templates come with model folders, so nesting is bounded rather than left to the stack.
+constexpr int kMaxNesting = 256;
+
 ExprPtr MakeExpr(Expr::Kind kind, int line) {
   auto e = std::make_unique<Expr>();
   e->kind = kind;
@@ -307,6 +310,7 @@ class ExprParser {
 
   // `a if cond else b`, without the ternary when `allow_if` is false (a for loop's filter).
   ExprPtr Conditional(bool allow_if = true) {
+    const Nested nested(*this);
     ExprPtr value = Or();
     if (!allow_if || !IsName("if")) return value;
     Next();
@@ -321,6 +325,21 @@ class ExprParser {
   }
 
  private:
+  // Counts the nesting of an expression being parsed, and refuses it past kMaxNesting.
+  class Nested {
+   public:
+    explicit Nested(ExprParser& parser) : parser_(parser) {
+      if (++parser_.depth_ > kMaxNesting) {
+        Fail(parser_.line_,
+             "an expression nested deeper than " + std::to_string(kMaxNesting) + " levels");
+      }
+    }
+    ~Nested() { --parser_.depth_; }
+
+   private:
+    ExprParser& parser_;
+  };
+
   ExprPtr Or() {
     ExprPtr left = And();
     while (IsName("or")) {
@@ -345,6 +364,7 @@ class ExprParser {
   }
   ExprPtr Not() {
     if (IsName("not")) {
+      const Nested nested(*this);
       Next();
       auto e = MakeExpr(Expr::Kind::kNot, line_);
       e->args.push_back(Not());
@@ -416,6 +436,7 @@ class ExprParser {
   }
   ExprPtr Unary() {
     if (IsOp("-")) {
+      const Nested nested(*this);
       Next();
       auto e = MakeExpr(Expr::Kind::kNeg, line_);
       e->args.push_back(Unary());
@@ -595,6 +616,7 @@ class ExprParser {
   std::vector<Token> tokens_;
   size_t at_ = 0;
   int line_;
+  int depth_ = 0;
 };
 
 }  // namespace
@@ -634,6 +656,15 @@ class StatementParser {
   // Parses nodes into `body` until a statement whose keyword is in `stops`; returns that keyword
   // (its parser is left at the statement's remaining tokens) or "" at the end of the template.
   std::string ParseBody(NodeList& body, const std::vector<std::string>& stops) {
+    if (++depth_ > kMaxNesting) {
+      Fail(last_line_, "blocks nested deeper than " + std::to_string(kMaxNesting) + " levels");
+    }
+    const std::string end = ParseParts(body, stops);
+    --depth_;
+    return end;
+  }
+
+  std::string ParseParts(NodeList& body, const std::vector<std::string>& stops) {
     while (at_ < parts_.size()) {
       const Part& part = parts_[at_++];
       last_line_ = part.line;
@@ -753,6 +784,7 @@ class StatementParser {
   std::vector<Part> parts_;
   size_t at_ = 0;
   int last_line_ = 1;
+  int depth_ = 0;
   std::unique_ptr<ExprParser> current_;  // the parser of the statement that ended a body
 };
 

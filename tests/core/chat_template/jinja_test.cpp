@@ -203,7 +203,18 @@ TEST(Jinja, RefusesWhatItDoesNotSupportNamingTheConstructAndLine) {
            {"\n{% for x in y %}", "the template ends before 'endfor'"},
            {"{{ 'abc' }", "line 1: a tag opened here is never closed"},
            {"{% endif %}", "line 1: 'endif' without its opening tag"},
-           {"{{ x is frobnicated }}", "line 1: test 'frobnicated' is not supported"}}) {
+           {"{{ x is frobnicated }}", "line 1: test 'frobnicated' is not supported"},
+           {"{{ " + std::string(10000, '(') + "1" + std::string(10000, ')') + " }}",
+            "line 1: an expression nested deeper than 256 levels"},
+           {"{{ " + std::string(10000, '[') + std::string(10000, ']') + " }}",
+            "nested deeper than 256 levels"},
+           {"{{ " + std::string(5000, '-') + "1 }}", "nested deeper than 256 levels"},
+           {[] {
+              std::string deep;
+              for (int i = 0; i < 5000; ++i) deep += "{% if x %}";
+              return deep;
+            }(),
+            "blocks nested deeper than 256 levels"}}) {
     SCOPED_TRACE(source);
     try {
       jinja::Template(source).Render({});
