@@ -83,7 +83,7 @@ PluginHost* TrainStepTest::host_ = nullptr;
 TempDir* TrainStepTest::dir_ = nullptr;
 
 // libtorch's C++ library has no Meta kernels for a few operators (index_select and
-// embedding_dense_backward in 1.13, where.self in 2.6; Python adds them in
+// embedding_dense_backward in 1.13, where in 2.6; Python adds them in
 // torch/_meta_registrations.py). These shape-only kernels fill the gaps, each registered only where
 // the linked libtorch has none, so the meta test below runs on every libtorch.
 void EmbeddingDenseBackwardMeta(const c10::OperatorHandle&, torch::jit::Stack* stack) {
@@ -119,6 +119,15 @@ void RegisterMissingMetaKernels() {
                     const std::vector<int64_t> sizes = at::infer_size(
                         at::infer_size(condition.sizes(), self.sizes()), other.sizes());
                     return at::empty(sizes, self.options().dtype(at::result_type(self, other)));
+                  });
+  }
+  if (missing("aten::where.self_out")) {  // libtorch 2.x
+    library->impl("where.self_out",
+                  [](const at::Tensor& condition, const at::Tensor& self, const at::Tensor& other,
+                     at::Tensor& out) -> at::Tensor& {
+                    out.resize_(at::infer_size(at::infer_size(condition.sizes(), self.sizes()),
+                                               other.sizes()));
+                    return out;
                   });
   }
   if (missing("aten::embedding_dense_backward")) {  // boxed: num_weights' type varies by version
