@@ -238,6 +238,27 @@ std::string ParameterText(const Trial& trial) {
 // nobody registers it, and a resumed sweep would race it for its directory.
 pid_t SpawnTrial(const std::vector<std::string>& argv, const fs::path& log,
                  const std::string& cuda_visible_devices, int start_fd) {
+  // Everything the child needs is made before fork: between fork and exec a child of a
+  // multithreaded process may only make async-signal-safe calls (no allocation: another thread
+  // may have held the allocator's lock at the fork).
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  std::vector<std::string> environment;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    if (!cuda_visible_devices.empty() &&
+        std::string_view(*entry).starts_with("CUDA_VISIBLE_DEVICES=")) {
+      continue;
+    }
+    environment.emplace_back(*entry);
+  }
+  if (!cuda_visible_devices.empty())
+    environment.push_back("CUDA_VISIBLE_DEVICES=" + cuda_visible_devices);
+  std::vector<char*> envp;
+  for (std::string& entry : environment) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  const std::string log_path = log.string();
+
   const pid_t sweep = getpid();
   const pid_t pid = fork();
   if (pid < 0) throw UserError("cannot start a trial process: fork failed");
@@ -245,18 +266,13 @@ pid_t SpawnTrial(const std::vector<std::string>& argv, const fs::path& log,
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != sweep) _exit(127);  // the sweep died before prctl took effect
     fcntl(start_fd, F_SETFD, 0);
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       dup2(fd, STDOUT_FILENO);
       dup2(fd, STDERR_FILENO);
       close(fd);
     }
-    if (!cuda_visible_devices.empty())
-      setenv("CUDA_VISIBLE_DEVICES", cuda_visible_devices.c_str(), 1);
-    std::vector<char*> args;
-    for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
+    execve(args[0], args.data(), envp.data());
     _exit(127);
   }
   return pid;
