@@ -116,9 +116,18 @@ void CollectKeys(const VersionRecord& record, std::set<std::string>& keys) {
 //   unary   := "not" unary | "(" or ")" | key op value
 class FilterParser {
  public:
+  // Filters come from command lines and, through the web view, from any browser: their size and
+  // nesting are bounded rather than left to memory and the stack.
+  static constexpr size_t kMaxLength = 4096;
+  static constexpr int kMaxNesting = 64;
+
   explicit FilterParser(std::string_view text) : text_(text) {}
 
   Filter Parse() {
+    if (text_.size() > kMaxLength) {
+      Fail(kMaxLength, "the filter is " + std::to_string(text_.size()) + " bytes long, over the " +
+                           std::to_string(kMaxLength) + " a filter may have");
+    }
     filter_.text_ = std::string(text_);
     SkipSpace();
     if (pos_ == text_.size()) return std::move(filter_);
@@ -129,9 +138,15 @@ class FilterParser {
   }
 
  private:
+  // The filter as error messages quote it: at most 80 characters.
+  std::string Quoted() const {
+    std::string quoted(text_.substr(0, 80));
+    if (text_.size() > 80) quoted.append("...");
+    return quoted;
+  }
+
   [[noreturn]] void Fail(size_t at, const std::string& why) const {
-    throw UserError("filter `" + std::string(text_) + "`, column " + std::to_string(at + 1) + ": " +
-                    why +
+    throw UserError("filter `" + Quoted() + "`, column " + std::to_string(at + 1) + ": " + why +
                     "; write comparisons like `scores.exact_match > 0.8 and adapter.rank = 16`");
   }
 
@@ -201,6 +216,16 @@ class FilterParser {
 
   int ParseUnary() {
     SkipSpace();
+    if (++depth_ > kMaxNesting) {
+      Fail(pos_,
+           "parentheses and 'not' nest deeper than " + std::to_string(kMaxNesting) + " levels");
+    }
+    const int node = ParseNested();
+    --depth_;
+    return node;
+  }
+
+  int ParseNested() {
     if (TakeKeyword("not")) {
       Filter::Node node;
       node.kind = Filter::Node::Kind::kNot;
@@ -294,6 +319,7 @@ class FilterParser {
 
   std::string_view text_;
   size_t pos_ = 0;
+  int depth_ = 0;
   Filter filter_;
 };
 

@@ -124,6 +124,24 @@ TEST(RegistryFilter, ParseErrorsPointAtTheColumn) {
       "filter `3 > a`, column 1: expected a key such as scores.exact_match, found '3 > a'" + hint);
 }
 
+// The web view takes this language from any browser: depth and size are bounded, and errors
+// quote at most 80 characters of the filter.
+TEST(RegistryFilter, DeepNestingAndLongFiltersAreRefusedWithOneLine) {
+  const std::string deep = std::string(10000, '(') + "a = 1" + std::string(10000, ')');
+  EXPECT_NE(ParseError(deep.substr(0, 4000)).find("nest deeper than 64 levels"), std::string::npos);
+  EXPECT_NE(ParseError(deep).find("the filter is 20005 bytes long, over the 4096"),
+            std::string::npos);
+  std::string nots;
+  for (int i = 0; i < 1000; ++i) nots += "not ";
+  EXPECT_NE(ParseError(nots + "a = 1").find("nest deeper than 64 levels"), std::string::npos);
+  const std::string message = ParseError(deep.substr(0, 4000));
+  EXPECT_NE(message.find("filter `" + std::string(80, '(') + "...`"), std::string::npos) << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos);
+  std::string nested = "a = 1";
+  for (int i = 0; i < 63; ++i) nested = "(" + nested + ")";
+  EXPECT_NO_THROW(Filter::Parse(nested));
+}
+
 TEST(RegistrySort, OrdersByKeyWithMissingValuesLastThenByNameAndVersion) {
   using registry_internal::SortBefore;
   using registry_internal::SortKey;
