@@ -562,8 +562,18 @@ int64_t Registry::MoveAlias(std::string_view adapter, std::string_view alias, in
   Impl& impl = *impl_;
   impl.RequireWritable("move aliases");
   if (!IsValidName(alias)) {
-    throw UserError("invalid alias '" + std::string(alias) +
-                    "': aliases are 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit");
+    throw UserError("invalid alias '" + std::string(alias.substr(0, 64)) +
+                    (alias.size() > 64 ? "...'" : "'") +
+                    ": aliases are 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit");
+  }
+  // NAME:3 and NAME:v3 are versions, so an alias may not read as one: NAME@v3 and NAME:v3 would
+  // name different versions.
+  const std::string_view digits = alias.starts_with('v') ? alias.substr(1) : alias;
+  if (!digits.empty() &&
+      std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    throw UserError("invalid alias '" + std::string(alias) + "': it reads as a version (" +
+                    std::string(adapter) + ":" + std::string(alias) +
+                    "); choose a word such as production or staging");
   }
   std::lock_guard lock(impl.write_mutex);
   AdapterEntry entry = impl.RequireAdapter(adapter);

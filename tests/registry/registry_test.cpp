@@ -241,6 +241,22 @@ TEST_F(RegistryTest, PromoteMovesAliasAtomically) {
   EXPECT_EQ(registry->History("rank").size(), 2u);
 }
 
+TEST_F(RegistryTest, AliasesThatReadAsVersionsAreRefused) {
+  auto registry = Open();
+  registry->Register("rank", SampleRecord(), Artifact("1"));
+  for (const char* alias : {"3", "v3", "v12", "007"}) {
+    try {
+      registry->MoveAlias("rank", alias, 1);
+      ADD_FAILURE() << alias << " was accepted";
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("it reads as a version"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(registry->MoveAlias("rank", "v3-candidate", 1), 0);  // words with digits are fine
+  EXPECT_EQ(registry->MoveAlias("rank", "v", 1), 0);
+  EXPECT_TRUE(registry->History("rank").size() == 2u);
+}
+
 TEST_F(RegistryTest, MoveAliasRefusesStaleExpectedVersion) {
   auto registry = Open();
   for (int i = 0; i < 3; ++i)
