@@ -20,6 +20,7 @@
 #include "generate/generation_config.h"
 #include "plugin_host/plugin_host.h"
 #include "registry/registry.h"
+#include "runtime/interrupt.h"
 #include "runtime/runtime_info.h"
 #include "sweep/sweep.h"
 #include "train/lineage.h"
@@ -297,6 +298,7 @@ int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, Tr
   for (const PluginLoadFailure& failure : host.failures()) LogWarning(failure.message);
   const RunConfig config = run_file.Resolve(host);
   if (options.run_dir.empty()) options.run_dir = fs::path(".tune/runs") / config.name;
+  const InterruptScope interrupts;  // SIGINT/SIGTERM: checkpoint at the step, then stop
 
   if (!register_adapter) {
     const TrainSummary summary = Train(config, host, options);
@@ -544,6 +546,9 @@ int RunCli(int argc, char** argv) {
     if (std::optional<int> code = registry_commands->Run()) return *code;
     std::cout << app.help();
     return 0;
+  } catch (const Interrupted& e) {
+    std::cerr << "tune: " << e.what() << "\n";
+    return 128 + e.signal();
   } catch (const UserError& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -17,6 +17,7 @@
 #include "data/dataset_identity.h"
 #include "generate/generation_config.h"
 #include "plugin_host/plugin_host.h"
+#include "runtime/interrupt.h"
 #include "runtime/runtime_info.h"
 #include "runtime/threads.h"
 #include "safetensors/torch_io.h"
@@ -530,9 +531,20 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
       AppendJsonLine(metrics_path, {{"step", state.step}, {"eval_loss", eval_loss}});
       if (options.on_eval) options.on_eval(state.step, eval_loss);
     }
+    const bool interrupted = InterruptRequested() != 0 && state.step < train.steps;
     if (train.checkpoint_every > 0 &&
-        (state.step % train.checkpoint_every == 0 || state.step == train.steps)) {
+        (state.step % train.checkpoint_every == 0 || state.step == train.steps || interrupted)) {
       SaveCheckpoint(run_dir, state, trainable, optimizer->State(), device);
+    }
+    if (interrupted) {
+      throw Interrupted(InterruptRequested(),
+                        "interrupted at step " + std::to_string(state.step) + " of " +
+                            std::to_string(train.steps) +
+                            (train.checkpoint_every > 0
+                                 ? " (checkpoint in " + run_dir.string() +
+                                       "); continue with the same tune train command and --resume"
+                                 : "; train.checkpoint_every is 0, so no checkpoint was written "
+                                   "and a rerun starts over"));
     }
   }
 

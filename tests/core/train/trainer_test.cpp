@@ -286,6 +286,44 @@ TEST_F(TrainCommand, ResumeAfterSigkillGivesTheUninterruptedAdapterBitForBit) {
   EXPECT_EQ(lines, 200);
 }
 
+// SIGTERM is how clusters preempt jobs: the run checkpoints the step it is at, says where it
+// stopped, exits with 128 + 15, and --resume finishes it with the uninterrupted run's bytes.
+TEST_F(TrainCommand, SigtermCheckpointsTheCurrentStepAndResumesToTheSameAdapter) {
+  const fs::path file = RunFile();
+  const std::string straight = (dir_.path() / "straight").string();
+  ASSERT_EQ(RunTune({"train", file.string(), "-o", straight, "train.steps=200"}).exit_code, 0);
+
+  const fs::path stopped = dir_.path() / "stopped";
+  const std::string script =
+      "\"$0\" train \"$1\" -o \"$2\" train.steps=200 train.checkpoint_every=1000 2>\"$3\" & "
+      "pid=$!\n"
+      "until [ -f \"$2/metrics.jsonl\" ] && [ $(wc -l < \"$2/metrics.jsonl\") -ge 20 ]; do\n"
+      "  kill -0 $pid 2>/dev/null || exit 3; sleep 0.002; done\n"
+      "kill -TERM $pid; wait $pid; echo $?\n";
+  const fs::path err = dir_.path() / "stopped.err";
+  const auto run = RunCommand(
+      {"/bin/bash", "-c", script, TUNE_BINARY, file.string(), stopped.string(), err.string()});
+  ASSERT_EQ(run.exit_code, 0) << "the run ended before it could be stopped";
+  EXPECT_EQ(run.out, "143\n");
+  const std::string stderr_text = ReadBytes(err);
+  const size_t at = stderr_text.find("tune: interrupted at step ");
+  ASSERT_NE(at, std::string::npos) << stderr_text;
+  const int step =
+      std::stoi(stderr_text.substr(at + std::string("tune: interrupted at step ").size()));
+  EXPECT_NE(stderr_text.find("continue with the same tune train command and --resume"),
+            std::string::npos);
+  char checkpoint[32];
+  std::snprintf(checkpoint, sizeof(checkpoint), "step-%09d", step);
+  EXPECT_TRUE(fs::exists(stopped / "checkpoints" / checkpoint)) << checkpoint;
+  ASSERT_FALSE(fs::exists(stopped / "adapter"));
+
+  const auto resumed = RunTune({"train", file.string(), "-o", stopped.string(), "train.steps=200",
+                                "train.checkpoint_every=1000", "--resume"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(ReadBytes(fs::path(straight) / "adapter/adapter_model.safetensors"),
+            ReadBytes(stopped / "adapter/adapter_model.safetensors"));
+}
+
 TEST_F(TrainCommand, ResumeWithAChangedConfigIsRefusedUnlessForced) {
   const fs::path file = RunFile();
   const std::string run = (dir_.path() / "run").string();
