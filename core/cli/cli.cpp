@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -305,6 +306,33 @@ int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, Tr
     std::printf("adapter: %s (not registered)\n", summary.adapter_dir.c_str());
     return 0;
   }
+  // A finished run remembers the version it became (run_dir/registered.json), so --resume on it
+  // with the same config registers nothing a second time (a changed config is refused, or with
+  // --force trained on, by Train).
+  const fs::path registered_file = options.run_dir / "registered.json";
+  const auto same_config = [&] {
+    std::ifstream in(options.run_dir / "run.toml", std::ios::binary);
+    if (!in) return false;
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str() == config.resolved_toml;
+  };
+  if (options.resume && fs::exists(registered_file) && same_config()) {
+    try {
+      const nlohmann::json registered = nlohmann::json::parse(std::ifstream(registered_file));
+      std::printf(
+          "%s finished already and was registered as %s:v%lld in %s; nothing to resume "
+          "(--restart trains it again)\n",
+          options.run_dir.c_str(), registered.at("name").get<std::string>().c_str(),
+          static_cast<long long>(registered.at("version").get<int64_t>()),
+          registered.at("registry").get<std::string>().c_str());
+      return 0;
+    } catch (const nlohmann::json::exception& e) {
+      throw UserError(registered_file.string() + ": unreadable (" + e.what() +
+                      "); check `tune adapters ls " + config.name +
+                      "` for the version this run became, then delete the file");
+    }
+  }
   // The run logs to the registry as it goes, and its adapter becomes the next version of
   // config.name there.
   const std::unique_ptr<Registry> registry =
@@ -335,6 +363,15 @@ int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, Tr
     throw;
   }
   registry->FinishRun(run_id, RunStatus::kFinished);
+  {
+    std::ofstream out(registered_file, std::ios::trunc);
+    out << nlohmann::json{{"name", config.name},
+                          {"version", version},
+                          {"registry", config.registry_path}}
+               .dump()
+        << "\n";
+    if (!out.flush()) throw UserError("cannot write " + registered_file.string() + " (disk full?)");
+  }
 
   std::printf("%-14s %12s %12s %12s\n", "metric", "base", "tuned", "gain");
   for (const auto& [name, value] : summary.scores) {

@@ -324,6 +324,23 @@ TEST_F(TrainCommand, SigtermCheckpointsTheCurrentStepAndResumesToTheSameAdapter)
             ReadBytes(stopped / "adapter/adapter_model.safetensors"));
 }
 
+TEST_F(TrainCommand, ResumingAFinishedRunSaysWhichVersionItBecameAndRegistersNothing) {
+  const fs::path file = RunFile();
+  const std::string run = (dir_.path() / "run").string();
+  ASSERT_EQ(RunTune({"train", file.string(), "-o", run}).exit_code, 0);
+  for (int again = 0; again < 2; ++again) {
+    const auto resumed = RunTune({"train", file.string(), "-o", run, "--resume"});
+    ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+    EXPECT_NE(resumed.out.find(run + " finished already and was registered as t:v1 in "),
+              std::string::npos)
+        << resumed.out;
+  }
+  const auto versions =
+      RunTune({"adapters", "ls", "t", "--json", "--registry", (dir_.path() / "registry").string()});
+  ASSERT_EQ(versions.exit_code, 0) << versions.err;
+  EXPECT_EQ(nlohmann::json::parse(versions.out).size(), 1u) << versions.out;
+}
+
 TEST_F(TrainCommand, ResumeWithAChangedConfigIsRefusedUnlessForced) {
   const fs::path file = RunFile();
   const std::string run = (dir_.path() / "run").string();
