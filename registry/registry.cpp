@@ -817,6 +817,15 @@ void Registry::Backup(const fs::path& backup_dir) const {
     fs::remove_all(backup_dir, ec);
     throw;
   }
+  // The copy is checked as `tune registry verify` checks a registry: a missing or corrupted
+  // object in the source is one in the copy too. The copy stays, with everything that was whole.
+  const VerifyReport report = Open(backup_dir, OpenMode::kReadOnly)->Verify();
+  if (!report.problems.empty()) {
+    throw UserError("registry " + impl.name + " was backed up to " + backup_dir.string() +
+                    " with " + std::to_string(report.problems.size()) +
+                    (report.problems.size() == 1 ? " problem" : " problems") + ", first: " +
+                    report.problems.front() + "; the source has them too (tune registry verify)");
+  }
 }
 
 std::string Registry::CreateRun(const RunInfo& info) {

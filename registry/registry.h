@@ -273,7 +273,9 @@ class Registry {
   VerifyReport Verify() const;
   // Removes objects no version refers to, and interrupted writes, older than `grace`.
   GcReport Gc(std::chrono::seconds grace);
-  // A consistent copy at `backup_dir` (which must not exist) that opens as a registry.
+  // A consistent copy at `backup_dir` (which must not exist) that opens as a registry, verified
+  // once written: throws UserError naming the count and the first problem when an object was
+  // missing or corrupted in the source (the copy is kept, whole but for those).
   void Backup(const std::filesystem::path& backup_dir) const;
 
   // Runs: what a trainer logs while it trains. Run ids are 16 hex digits.

@@ -413,6 +413,23 @@ TEST_F(RegistryTest, VerifyPassesASoundRegistryAndNamesEachProblem) {
             "rank:2 adapter_model.safetensors: object sha256:" + second + " is missing");
 }
 
+TEST_F(RegistryTest, BackupOfADamagedRegistrySaysWhatItCouldNotCopy) {
+  auto registry = Open();
+  registry->Register("rank", SampleRecord(), Artifact("first"));
+  registry->Register("rank", SampleRecord(), Artifact("second"));
+  const std::string first = registry->Resolve("rank:1").files[1].digest;
+  const std::string second = registry->Resolve("rank:2").files[1].digest;
+  Corrupt(RegistryDir() / "objects" / "sha256" / first.substr(0, 2) / first, "fIrst");
+  fs::remove(RegistryDir() / "objects" / "sha256" / second.substr(0, 2) / second);
+  const fs::path backup = dir_.path() / "backup";
+  const std::string message = ErrorOf([&] { registry->Backup(backup); });
+  EXPECT_NE(message.find("was backed up to " + backup.string() + " with 3 problems, first: "),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("is corrupted"), std::string::npos) << message;
+  EXPECT_TRUE(fs::exists(backup / "db"));  // what was whole is kept
+}
+
 TEST_F(RegistryTest, GcRemovesOnlyUnreferencedObjectsOlderThanTheGracePeriod) {
   auto registry = Open();
   registry->Register("rank", SampleRecord(), Artifact("kept"));
