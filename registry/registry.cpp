@@ -22,6 +22,7 @@
 
 #include "registry/filter.h"
 #include "registry/object_store.h"
+#include "util/counted.h"
 #include "util/names.h"
 #include "util/suggest.h"
 

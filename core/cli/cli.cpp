@@ -28,6 +28,7 @@
 #include "train/trainer.h"
 #include "tune/adapter.h"
 #include "tune/model.h"
+#include "util/counted.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -263,7 +264,7 @@ int Tokenize(const fs::path& model_dir, const std::string& text, bool json) {
     return 0;
   }
   for (size_t i = 0; i < ids.size(); ++i) std::cout << ids[i] << "\t" << pieces[i] << "\n";
-  std::cout << ids.size() << (ids.size() == 1 ? " token" : " tokens");
+  std::cout << Counted(static_cast<int64_t>(ids.size()), "token");
   if (tokenizer->bos_id() >= 0) {
     std::cout << "; the model's sequences start with " << tokenizer->TokenText(tokenizer->bos_id())
               << " (" << tokenizer->bos_id() << ")";

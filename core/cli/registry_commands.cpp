@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "registry/registry.h"
+#include "util/counted.h"
 #include "util/error.h"
 
 namespace tune {
@@ -372,9 +373,9 @@ class Commands : public RegistryCommands {
   int Fetch() {
     const auto registry = Open(Mode::kReadOnly);
     const VersionRecord record = registry->Fetch(ref_, out_dir_);
-    std::cout << "fetched " << Ref(record) << " to " << out_dir_ << ": " << record.files.size()
-              << " files, " << FormatBytes(record.artifact_size_bytes)
-              << ", every byte matches its SHA-256\n";
+    std::cout << "fetched " << Ref(record) << " to " << out_dir_ << ": "
+              << Counted(static_cast<int64_t>(record.files.size()), "file") << ", "
+              << FormatBytes(record.artifact_size_bytes) << ", every byte matches its SHA-256\n";
     return 0;
   }
 
@@ -382,10 +383,12 @@ class Commands : public RegistryCommands {
     const auto registry = Open(Mode::kReadOnly);
     const VerifyReport report = registry->Verify();
     for (const std::string& problem : report.problems) std::cerr << "error: " << problem << "\n";
-    std::cout << "checked " << report.versions_checked << " versions and " << report.objects_checked
-              << " files (" << FormatBytes(report.bytes_checked) << "): "
-              << (report.problems.empty() ? std::string("sound")
-                                          : std::to_string(report.problems.size()) + " problems")
+    std::cout << "checked " << Counted(report.versions_checked, "version") << " and "
+              << Counted(report.objects_checked, "file") << " ("
+              << FormatBytes(report.bytes_checked) << "): "
+              << (report.problems.empty()
+                      ? std::string("sound")
+                      : Counted(static_cast<int64_t>(report.problems.size()), "problem"))
               << "\n";
     return report.problems.empty() ? 0 : 1;
   }
@@ -394,9 +397,10 @@ class Commands : public RegistryCommands {
     const auto registry = Open(Mode::kReadWrite);
     const GcReport report = registry->Gc(
         std::chrono::seconds(static_cast<int64_t>(std::llround(grace_hours_ * 3600.0))));
-    std::cout << "removed " << report.objects_removed << " unreferenced files ("
-              << FormatBytes(report.bytes_removed) << ") and " << report.temp_files_removed
-              << " interrupted writes; kept " << report.objects_kept << " files\n";
+    std::cout << "removed " << Counted(report.objects_removed, "unreferenced file") << " ("
+              << FormatBytes(report.bytes_removed) << ") and "
+              << Counted(report.temp_files_removed, "interrupted write") << "; kept "
+              << Counted(report.objects_kept, "file") << "\n";
     return 0;
   }
 

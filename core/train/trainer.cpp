@@ -29,6 +29,7 @@
 #include "tune/metric.h"
 #include "tune/model.h"
 #include "tune/optimizer.h"
+#include "util/counted.h"
 #include "util/duration.h"
 #include "util/error.h"
 #include "util/sha256.h"
@@ -394,8 +395,8 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
       EndIds(ReadGenerationConfig(config.model.path), model->tokenizer());
   ProgressLine progress(train.steps);
   if (!data.skipped.empty()) {
-    progress.Say("skipped " + std::to_string(data.skipped.size()) +
-                 " bad rows (dataset.on_bad_row = \"skip\"), first: " + data.skipped.front());
+    progress.Say("skipped " + Counted(static_cast<int64_t>(data.skipped.size()), "bad row") +
+                 " (dataset.on_bad_row = \"skip\"), first: " + data.skipped.front());
   }
   if (data.eval_text.size() > static_cast<size_t>(train.eval_max_examples) &&
       train.eval_max_examples > 0) {

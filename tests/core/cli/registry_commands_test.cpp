@@ -222,7 +222,7 @@ TEST_F(RegistryCommandsTest, RegistryVerifyGcAndBackup) {
   result = Tune({"registry", "gc", "--grace-hours", "24"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(result.out,
-            "removed 0 unreferenced files (0 B) and 1 interrupted writes; kept 4 files\n");
+            "removed 0 unreferenced files (0 B) and 1 interrupted write; kept 4 files\n");
   EXPECT_FALSE(fs::exists(orphan));
 
   const fs::path backup = dir_.path() / "backup";
