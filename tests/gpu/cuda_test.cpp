@@ -180,14 +180,10 @@ TEST_F(Cuda, AKilledRunResumesToTheEnd) {
   TempDir dir;
   const fs::path file = RunFile(dir, "");
   const fs::path killed = dir.path() / "killed";
-  const std::string script =
-      "\"$0\" train \"$1\" -o \"$2\" train.steps=200 & pid=$!\n"
-      "until [ -d \"$2/checkpoints/step-000000010\" ]; do\n"
-      "  kill -0 $pid 2>/dev/null || exit 3; sleep 0.01; done\n"
-      "kill -9 $pid; wait $pid; exit 0\n";
-  const auto kill =
-      RunCommand({"/bin/bash", "-c", script, TUNE_BINARY, file.string(), killed.string()});
-  ASSERT_EQ(kill.exit_code, 0) << "the run ended before it could be killed: " << kill.err;
+  const auto kill = testing::SignalTuneWhen(
+      {"train", file.string(), "-o", killed.string(), "train.steps=200"},
+      "[ -d '" + (killed / "checkpoints/step-000000010").string() + "' ]", "KILL");
+  ASSERT_EQ(kill.exit_code, 128 + 9) << "the run ended before it could be killed: " << kill.err;
   ASSERT_FALSE(fs::exists(killed / "adapter"));
   const auto resumed =
       RunTune({"train", file.string(), "-o", killed.string(), "train.steps=200", "--resume"});

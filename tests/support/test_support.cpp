@@ -103,6 +103,26 @@ CommandResult RunTune(const std::vector<std::string>& args,
   return RunCommand(argv, env);
 }
 
+CommandResult SignalTuneWhen(const std::vector<std::string>& args, const std::string& ready,
+                             const std::string& signal) {
+  const TempDir scratch;
+  const fs::path err = scratch.path() / "stderr";
+  const std::string script = "\"$0\" \"$@\" >/dev/null 2>\"" + err.string() + "\" & pid=$!\n" +
+                             "until " + ready + "; do\n" +
+                             "  kill -0 $pid 2>/dev/null || exit 3; sleep 0.002; done\n" +
+                             "kill -" + signal + " $pid; wait $pid; echo $?\n";
+  std::vector<std::string> argv = {"/bin/bash", "-c", script, TUNE_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const CommandResult shell = RunCommand(argv);
+  CommandResult run;
+  std::ifstream in(err);
+  std::stringstream text;
+  text << in.rdbuf();
+  run.err = text.str();
+  run.exit_code = shell.exit_code == 0 ? std::stoi(shell.out) : -1;
+  return run;
+}
+
 fs::path MakeTinyLlama(const fs::path& dir, const std::vector<std::string>& flags) {
   std::vector<std::string> argv = {
       kPython, (fs::path(TUNE_SOURCE_DIR) / "tests/tools/make_tiny_llama.py").string(),

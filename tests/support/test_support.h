@@ -39,6 +39,13 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
 CommandResult RunTune(const std::vector<std::string>& args,
                       const std::map<std::string, std::string>& env = {});
 
+// Runs the built `tune` with `args` in the background and sends it `signal` ("KILL", "TERM") as
+// soon as the bash condition `ready` holds (e.g. `[ -d run/checkpoints/step-000000010 ]`), then
+// waits for it. exit_code is the run's status as bash reports it (128 + the signal when the signal
+// ended it), or -1 when the run ended before `ready` held; err is the run's stderr.
+CommandResult SignalTuneWhen(const std::vector<std::string>& args, const std::string& ready,
+                             const std::string& signal);
+
 // The Python with torch, numpy and sentencepiece that the build found (scripts/find-python); the
 // first `python3` on PATH may have none of them.
 inline constexpr const char* kPython = TUNE_PYTHON;

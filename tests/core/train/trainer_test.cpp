@@ -262,14 +262,10 @@ TEST_F(TrainCommand, ResumeAfterSigkillGivesTheUninterruptedAdapterBitForBit) {
 
   // Kill the second run with SIGKILL as soon as it has written its second checkpoint.
   const fs::path killed = dir_.path() / "killed";
-  const std::string script =
-      "\"$0\" train \"$1\" -o \"$2\" train.steps=200 2>/dev/null & pid=$!\n"
-      "until [ -d \"$2/checkpoints/step-000000010\" ]; do\n"
-      "  kill -0 $pid 2>/dev/null || exit 3; sleep 0.002; done\n"
-      "kill -9 $pid; wait $pid; exit 0\n";
-  const auto kill =
-      RunCommand({"/bin/bash", "-c", script, TUNE_BINARY, file.string(), killed.string()});
-  ASSERT_EQ(kill.exit_code, 0) << "the run ended before it could be killed: " << kill.err;
+  const auto kill = testing::SignalTuneWhen(
+      {"train", file.string(), "-o", killed.string(), "train.steps=200"},
+      "[ -d '" + (killed / "checkpoints/step-000000010").string() + "' ]", "KILL");
+  ASSERT_EQ(kill.exit_code, 128 + 9) << "the run ended before it could be killed: " << kill.err;
   ASSERT_FALSE(fs::exists(killed / "adapter"));
 
   const auto resumed =
@@ -294,18 +290,14 @@ TEST_F(TrainCommand, SigtermCheckpointsTheCurrentStepAndResumesToTheSameAdapter)
   ASSERT_EQ(RunTune({"train", file.string(), "-o", straight, "train.steps=200"}).exit_code, 0);
 
   const fs::path stopped = dir_.path() / "stopped";
-  const std::string script =
-      "\"$0\" train \"$1\" -o \"$2\" train.steps=200 train.checkpoint_every=1000 2>\"$3\" & "
-      "pid=$!\n"
-      "until [ -f \"$2/metrics.jsonl\" ] && [ $(wc -l < \"$2/metrics.jsonl\") -ge 20 ]; do\n"
-      "  kill -0 $pid 2>/dev/null || exit 3; sleep 0.002; done\n"
-      "kill -TERM $pid; wait $pid; echo $?\n";
-  const fs::path err = dir_.path() / "stopped.err";
-  const auto run = RunCommand(
-      {"/bin/bash", "-c", script, TUNE_BINARY, file.string(), stopped.string(), err.string()});
-  ASSERT_EQ(run.exit_code, 0) << "the run ended before it could be stopped";
-  EXPECT_EQ(run.out, "143\n");
-  const std::string stderr_text = ReadBytes(err);
+  const std::string metrics = (stopped / "metrics.jsonl").string();
+  const auto run = testing::SignalTuneWhen(
+      {"train", file.string(), "-o", stopped.string(), "train.steps=200",
+       "train.checkpoint_every=1000"},
+      "[ -f '" + metrics + "' ] && [ $(wc -l < '" + metrics + "') -ge 20 ]", "TERM");
+  ASSERT_NE(run.exit_code, -1) << "the run ended before it could be stopped";
+  EXPECT_EQ(run.exit_code, 128 + 15);
+  const std::string& stderr_text = run.err;
   const size_t at = stderr_text.find("tune: interrupted at step ");
   ASSERT_NE(at, std::string::npos) << stderr_text;
   const int step =
