@@ -1,6 +1,7 @@
 #include "registry/object_store.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -144,6 +145,10 @@ StoredObject ObjectStore::Store(const fs::path& file) const {
   const fs::path temp = TempDir() / ("object-" + RandomSuffix());
   Fd out(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
   if (out.get() < 0) fail("creating " + temp.string(), errno);
+  // Locked through its own file description until the rename, so RemoveUnusedTemp leaves it be.
+  Fd in_use(::open(temp.c_str(), O_RDONLY | O_CLOEXEC));
+  if (in_use.get() < 0 || ::flock(in_use.get(), LOCK_EX) != 0)
+    fail("locking " + temp.string(), errno);
   bool keep_temp = false;
   struct RemoveTemp {
     const fs::path& path;
@@ -182,6 +187,13 @@ StoredObject ObjectStore::Store(const fs::path& file) const {
   keep_temp = true;  // it is the object now
   SyncDirectory(shard);
   return object;
+}
+
+bool ObjectStore::RemoveUnusedTemp(const fs::path& temp) const {
+  Fd file(::open(temp.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (file.get() >= 0 && ::flock(file.get(), LOCK_EX | LOCK_NB) != 0)
+    return false;  // being written
+  return ::unlink(temp.c_str()) == 0;
 }
 
 void ObjectStore::CopyVerified(std::string_view digest, int64_t size_bytes, const fs::path& out,

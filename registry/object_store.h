@@ -40,6 +40,9 @@ class ObjectStore {
   // full disk; the temp file is removed then.
   StoredObject Store(const std::filesystem::path& file) const;
 
+  // Removes a file of TempDir() unless a Store is still writing it. True when it was removed.
+  bool RemoveUnusedTemp(const std::filesystem::path& temp) const;
+
   // Copies the object to `out` (which must not exist), hashing every byte. Throws UserError
   // naming the digest and `what` when the object is missing, has another size, or other bytes.
   void CopyVerified(std::string_view digest, int64_t size_bytes, const std::filesystem::path& out,

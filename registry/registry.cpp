@@ -164,29 +164,20 @@ struct AdapterEntry {
   }
 };
 
-}  // namespace
-
-class Registry::Impl {
+// An open RocksDB with the registry's column families, and the reads of records through it. A
+// read-only Db sees the database as it was when opened; a writable one holds db/LOCK until it is
+// destroyed, so a write reads what it changes through the handle it commits with.
+class Db {
  public:
-  Impl(fs::path dir_in, bool read_only_in)
-      : dir(std::move(dir_in)),
-        name(dir.string()),
-        read_only(read_only_in),
-        objects(dir / "objects", name) {}
-
-  ~Impl() {
+  explicit Db(std::string registry_name) : name(std::move(registry_name)) {}
+  ~Db() {
     if (db == nullptr) return;
-    if (!read_only) {
-      std::error_code ec;
-      fs::remove(PidFile(), ec);  // while db/LOCK is still held, so no other writer's file goes
-    }
     for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle);
     db->Close().PermitUncheckedError();
     delete db;
   }
-
-  fs::path DbDir() const { return dir / "db"; }
-  fs::path PidFile() const { return DbDir() / "LOCK.pid"; }
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
 
   [[noreturn]] void ThrowStatus(const rocksdb::Status& status, const std::string& doing) const {
     throw UserError("registry " + name + ": " + doing + " failed: " + status.ToString() +
@@ -195,13 +186,6 @@ class Registry::Impl {
 
   void Check(const rocksdb::Status& status, const std::string& doing) const {
     if (!status.ok()) ThrowStatus(status, doing);
-  }
-
-  void RequireWritable(std::string_view what) const {
-    if (read_only) {
-      throw UserError("registry " + name + " was opened read-only, so it cannot " +
-                      std::string(what) + "; open it for writing");
-    }
   }
 
   std::optional<std::string> Get(Column column, const std::string& key) const {
@@ -222,7 +206,7 @@ class Registry::Impl {
     Check(it->status(), "scanning");
   }
 
-  void Commit(rocksdb::WriteBatch& batch, bool sync = true) const {
+  void Commit(rocksdb::WriteBatch& batch, bool sync) const {
     rocksdb::WriteOptions options;
     options.sync = sync;
     Check(db->Write(options, &batch), "committing");
@@ -279,18 +263,20 @@ class Registry::Impl {
     return aliases;
   }
 
-  fs::path dir;
+  RunRecord GetRun(std::string_view run_id) const {
+    std::optional<std::string> text = Get(kRuns, std::string(run_id));
+    if (!text) {
+      throw UserError("no run '" + std::string(run_id) + "' in registry " + name +
+                      "; run ids are the 16 hex digits a trainer prints");
+    }
+    return RunFromJson(*text);
+  }
+
   std::string name;  // how messages name the registry: the path as given
-  bool read_only;
-  ObjectStore objects;
   rocksdb::DB* db = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  std::shared_ptr<rocksdb::Logger> null_logger;
-  // Serialises every write of this process (one process writes at a time: db/LOCK).
-  mutable std::mutex write_mutex;
+  std::shared_ptr<rocksdb::Logger> logger;
 };
-
-namespace {
 
 // Identifies the process named in db/LOCK.pid, if it is still alive.
 std::pair<pid_t, std::string> LockHolder(const fs::path& pid_file) {
@@ -314,87 +300,256 @@ bool IsLockError(const rocksdb::Status& status) {
          (text.find("/LOCK") != std::string::npos || text.find("lock hold") != std::string::npos);
 }
 
+// What a reader may see while a writer replaces the file list under it: worth another try.
+bool IsTransientReadError(const rocksdb::Status& status) {
+  return status.IsIOError() || status.IsCorruption() || status.IsPathNotFound();
+}
+
+constexpr auto kMetricsFlushInterval = std::chrono::seconds(2);
+
 }  // namespace
 
-std::unique_ptr<Registry> Registry::Open(const fs::path& dir, OpenMode mode) {
-  const bool read_only = mode == OpenMode::kReadOnly;
-  auto impl = std::make_unique<Impl>(dir, read_only);
-  const std::string& name = impl->name;
-  const fs::path db_dir = impl->DbDir();
-  std::error_code ec;
-  if (!fs::exists(db_dir / "CURRENT", ec)) {
-    if (mode != OpenMode::kCreate) {
-      throw UserError("no registry at " + name +
-                      (fs::exists(dir, ec) ? " (the folder has no db/ inside)" : "") +
-                      "; pass --registry PATH or set TUNE_REGISTRY to where adapters were "
-                      "registered");
-    }
+class Registry::Impl {
+ public:
+  Impl(fs::path dir_in, bool read_only_in, std::chrono::milliseconds write_wait_in)
+      : dir(std::move(dir_in)),
+        name(dir.string()),
+        read_only(read_only_in),
+        write_wait(write_wait_in),
+        objects(dir / "objects", name) {}
+
+  // Metrics still buffered reach the disk if the registry lets us write within write_wait.
+  ~Impl() {
     try {
-      fs::create_directories(db_dir);
-    } catch (const fs::filesystem_error& e) {
-      throw UserError("cannot create registry at " + name + ": " + e.code().message() +
-                      "; choose a writable folder with --registry");
-    }
-  }
-  if (!read_only) impl->objects.CreateLayout();
-
-  rocksdb::DBOptions options;
-  options.create_if_missing = mode == OpenMode::kCreate;
-  options.create_missing_column_families = !read_only;
-  options.keep_log_file_num = 3;
-  options.info_log_level = rocksdb::WARN_LEVEL;
-  if (read_only) {
-    impl->null_logger = std::make_shared<NullLogger>();
-    options.info_log = impl->null_logger;
-  }
-  std::vector<rocksdb::ColumnFamilyDescriptor> columns;
-  for (const char* column : kColumnNames)
-    columns.emplace_back(column, rocksdb::ColumnFamilyOptions());
-
-  rocksdb::Status status;
-  if (read_only) {
-    // A writer may be deleting obsolete files while we read the file list: retry briefly.
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      status = rocksdb::DB::OpenForReadOnly(options, db_dir.string(), columns, &impl->handles,
-                                            &impl->db);
-      if (status.ok() ||
-          !(status.IsIOError() || status.IsCorruption() || status.IsPathNotFound())) {
-        break;
+      if (HasPendingMetrics()) {
+        Lease lease = Write(write_wait);
+        lease.CommitMetrics();
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20 << attempt));
+    } catch (const std::exception&) {
+      // Nowhere to report from a destructor; the run folder's metrics.jsonl has them.
     }
-  } else {
-    status = rocksdb::DB::Open(options, db_dir.string(), columns, &impl->handles, &impl->db);
   }
-  if (!status.ok()) {
-    if (!read_only && IsLockError(status)) {
-      const auto [pid, command] = LockHolder(impl->PidFile());
-      const std::string holder =
-          pid > 0 ? "PID " + std::to_string(pid) + (command.empty() ? "" : " (" + command + ")")
-                  : std::string("another process (PID unknown)");
-      throw RegistryBusy("registry at " + name + " is in use by " + holder +
-                             "; wait for it to finish or stop it (read-only commands such as "
-                             "`tune adapters ls` still work)",
-                         pid);
+
+  fs::path DbDir() const { return dir / "db"; }
+  fs::path PidFile() const { return DbDir() / "LOCK.pid"; }
+  // The RocksDB sequence number after the last write, for readers to notice it.
+  fs::path StampFile() const { return DbDir() / "LAST_WRITE.seq"; }
+
+  void RequireWritable(std::string_view what) const {
+    if (read_only) {
+      throw UserError("registry " + name + " was opened read-only, so it cannot " +
+                      std::string(what) + "; open it for writing");
     }
+  }
+
+  // One attempt at opening the database; the caller decides what a failure means.
+  std::unique_ptr<Db> TryOpenDb(bool writable, bool create, rocksdb::Status& status) const {
+    auto opened = std::make_unique<Db>(name);
+    rocksdb::DBOptions options;
+    options.create_if_missing = create;
+    options.create_missing_column_families = writable;
+    options.keep_log_file_num = 3;
+    options.info_log_level = rocksdb::WARN_LEVEL;
+    if (!writable) {
+      // A read-only open must not rotate the writer's db/LOG, so it logs nowhere.
+      opened->logger = std::make_shared<NullLogger>();
+      options.info_log = opened->logger;
+    }
+    std::vector<rocksdb::ColumnFamilyDescriptor> columns;
+    for (const char* column : kColumnNames) {
+      columns.emplace_back(column, rocksdb::ColumnFamilyOptions());
+    }
+    status = writable ? rocksdb::DB::Open(options, DbDir().string(), columns, &opened->handles,
+                                          &opened->db)
+                      : rocksdb::DB::OpenForReadOnly(options, DbDir().string(), columns,
+                                                     &opened->handles, &opened->db);
+    if (!status.ok()) return nullptr;
+    return opened;
+  }
+
+  [[noreturn]] void ThrowOpenFailure(const rocksdb::Status& status) const {
     throw UserError("cannot open registry at " + name + ": " + status.ToString() +
                     "; check the path, or restore the registry from a backup");
   }
 
-  if (!read_only) {
-    // Names this process as the writer, for the error another would-be writer gets.
-    std::ofstream pid_file(impl->PidFile(), std::ios::trunc);
-    pid_file << ::getpid() << "\n" << CommandLineOfThisProcess() << "\n";
+  // The registry as of now: the view is reopened when a write (of any process) has happened
+  // since it was opened. The stamp is read before opening, so a view is never older than it.
+  std::shared_ptr<const Db> Reader() const {
+    const std::string stamp = ReadSmallFile(StampFile());
+    std::lock_guard lock(view_mutex);
+    if (view != nullptr && stamp == view_stamp && !view_stale) return view;
+    rocksdb::Status status;
+    std::unique_ptr<Db> opened;
+    // A writer may be replacing the file list while we read it: retry for about two seconds.
+    for (int attempt = 0; attempt < 24; ++attempt) {
+      opened = TryOpenDb(/*writable=*/false, /*create=*/false, status);
+      if (opened != nullptr || !IsTransientReadError(status)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5 << attempt, 100)));
+    }
+    if (opened == nullptr) ThrowOpenFailure(status);
+    view = std::move(opened);
+    view_stamp = stamp;
+    view_stale = false;
+    return view;
   }
 
-  const std::optional<std::string> schema = impl->Get(kDefault, kSchemaKey);
-  if (!schema) {
-    if (!read_only) {
-      rocksdb::WriteBatch batch;
-      batch.Put(impl->handles[kDefault], kSchemaKey, std::to_string(kSchemaVersion));
-      impl->Commit(batch);
+  // Holds the registry for one write: this process's write mutex and db/LOCK, for as long as it
+  // lives. Commit what the write changes before it ends.
+  class Lease {
+   public:
+    Lease(Impl& impl, std::unique_lock<std::mutex> lock, std::unique_ptr<Db> db)
+        : impl_(impl), lock_(std::move(lock)), db_(std::move(db)) {}
+    ~Lease() {
+      if (committed_) {
+        std::ofstream(impl_.StampFile(), std::ios::trunc)
+            << db_->db->GetLatestSequenceNumber() << "\n";
+        std::lock_guard lock(impl_.view_mutex);
+        impl_.view_stale = true;
+      }
+      std::error_code ec;
+      fs::remove(impl_.PidFile(), ec);  // while db/LOCK is still held, so no other writer's file
     }
-  } else if (std::stoll(*schema) > kSchemaVersion) {
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+
+    const Db& db() const { return *db_; }
+    rocksdb::ColumnFamilyHandle* column(Column c) const { return db_->handles[c]; }
+
+    void Commit(rocksdb::WriteBatch& batch, bool sync = true) {
+      db_->Commit(batch, sync);
+      committed_ = true;
+    }
+
+    // Writes the metrics buffered so far, merged into what their steps already have.
+    void CommitMetrics() {
+      std::lock_guard lock(impl_.metrics_mutex);
+      if (impl_.pending_metrics.empty()) return;
+      rocksdb::WriteBatch batch;
+      for (const auto& [key, values] : impl_.pending_metrics) {
+        json merged = json::object();
+        if (std::optional<std::string> existing = db_->Get(kRunMetrics, key)) {
+          merged = json::parse(*existing);
+        }
+        for (const auto& [metric, value] : values) merged[metric] = value;
+        batch.Put(column(kRunMetrics), key, merged.dump());
+      }
+      Commit(batch, /*sync=*/false);  // the run folder's metrics.jsonl is the durable copy
+      impl_.pending_metrics.clear();
+      impl_.last_metrics_commit = std::chrono::steady_clock::now();
+    }
+
+   private:
+    Impl& impl_;
+    std::unique_lock<std::mutex> lock_;
+    std::unique_ptr<Db> db_;
+    bool committed_ = false;
+  };
+
+  // Takes the registry for one write, waiting up to `wait` for another process's write to end.
+  Lease Write(std::chrono::milliseconds wait, bool create = false) {
+    std::unique_lock lock(write_mutex);
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    auto pause = std::chrono::milliseconds(1);
+    for (;;) {
+      rocksdb::Status status;
+      std::unique_ptr<Db> opened = TryOpenDb(/*writable=*/true, create, status);
+      if (opened != nullptr) {
+        // Names this process as the writer, for the error another would-be writer gets.
+        std::ofstream(PidFile(), std::ios::trunc) << ::getpid() << "\n"
+                                                  << CommandLineOfThisProcess() << "\n";
+        return Lease(*this, std::move(lock), std::move(opened));
+      }
+      if (!IsLockError(status)) ThrowOpenFailure(status);
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) ThrowBusy(wait);
+      std::this_thread::sleep_for(
+          std::min<std::chrono::steady_clock::duration>(pause, deadline - now));
+      pause = std::min(pause * 2, std::chrono::milliseconds(50));
+    }
+  }
+
+  [[noreturn]] void ThrowBusy(std::chrono::milliseconds waited) const {
+    const auto [pid, command] = LockHolder(PidFile());
+    const std::string holder =
+        pid > 0 ? "PID " + std::to_string(pid) + (command.empty() ? "" : " (" + command + ")")
+                : std::string("another process (PID unknown)");
+    throw RegistryBusy("registry at " + name + " is in use by " + holder + ", which has held it " +
+                           "for a write for more than " + FormatWait(waited) +
+                           "; if it is stuck, stop it (read-only commands such as `tune "
+                           "adapters ls` still work)",
+                       pid);
+  }
+
+  static std::string FormatWait(std::chrono::milliseconds wait) {
+    if (wait.count() % 1000 == 0) return Counted(wait.count() / 1000, "second");
+    return std::to_string(wait.count()) + " ms";
+  }
+
+  bool HasPendingMetrics() const {
+    std::lock_guard lock(metrics_mutex);
+    return !pending_metrics.empty();
+  }
+
+  fs::path dir;
+  std::string name;  // how messages name the registry: the path as given
+  bool read_only;
+  std::chrono::milliseconds write_wait;
+  ObjectStore objects;
+
+  mutable std::mutex view_mutex;
+  mutable std::shared_ptr<const Db> view;
+  mutable std::string view_stamp;
+  mutable bool view_stale = false;
+
+  // Serialises this process's writes; db/LOCK serialises them between processes.
+  std::mutex write_mutex;
+
+  mutable std::mutex metrics_mutex;
+  std::map<std::string, std::map<std::string, double>> pending_metrics;  // RUN_ID/STEP -> values
+  std::set<std::string> known_runs;  // run ids LogMetrics has checked exist
+  std::chrono::steady_clock::time_point last_metrics_commit = std::chrono::steady_clock::now();
+};
+
+std::unique_ptr<Registry> Registry::Open(const fs::path& dir, OpenMode mode,
+                                         std::chrono::milliseconds write_wait) {
+  const bool read_only = mode == OpenMode::kReadOnly;
+  auto impl = std::make_unique<Impl>(dir, read_only, write_wait);
+  const std::string& name = impl->name;
+  const fs::path db_dir = impl->DbDir();
+  std::error_code ec;
+  const bool exists = fs::exists(db_dir / "CURRENT", ec);
+  if (!exists && mode != OpenMode::kCreate) {
+    throw UserError("no registry at " + name +
+                    (fs::exists(dir, ec) ? " (the folder has no db/ inside)" : "") +
+                    "; pass --registry PATH or set TUNE_REGISTRY to where adapters were "
+                    "registered");
+  }
+  if (!read_only) {
+    try {
+      fs::create_directories(db_dir);
+      impl->objects.CreateLayout();
+    } catch (const fs::filesystem_error& e) {
+      throw UserError("cannot " + std::string(exists ? "write to" : "create") + " registry at " +
+                      name + ": " + e.code().message() +
+                      (exists ? "; fix its permissions, or use read-only commands such as "
+                                "`tune adapters ls`"
+                              : "; choose a writable folder with --registry"));
+    }
+  }
+
+  std::optional<std::string> schema;
+  if (read_only) {
+    schema = impl->Reader()->Get(kDefault, kSchemaKey);
+  } else {
+    Impl::Lease lease = impl->Write(write_wait, /*create=*/mode == OpenMode::kCreate);
+    schema = lease.db().Get(kDefault, kSchemaKey);
+    if (!schema) {
+      rocksdb::WriteBatch batch;
+      batch.Put(lease.column(kDefault), kSchemaKey, std::to_string(kSchemaVersion));
+      lease.Commit(batch);
+    }
+  }
+  if (schema && std::stoll(*schema) > kSchemaVersion) {
     throw UserError("registry at " + name + " has schema version " + *schema +
                     "; this tune reads " + std::to_string(kSchemaVersion) +
                     " — upgrade tune to use it");
@@ -441,8 +596,8 @@ int64_t Registry::Register(std::string_view adapter, const VersionRecord& lineag
   }
   std::sort(files.begin(), files.end());
 
-  // Held from the first object written to the commit, so Gc never sees those objects unreferenced.
-  std::lock_guard lock(impl.write_mutex);
+  // The objects are stored before the registry is taken, so a large artifact does not hold up
+  // other writers.
   VersionRecord record = lineage;
   record.files.clear();
   record.artifact_size_bytes = 0;
@@ -453,8 +608,17 @@ int64_t Registry::Register(std::string_view adapter, const VersionRecord& lineag
   }
   record.artifact_digest = Sha256Hex(ManifestText(record.files));
 
+  Impl::Lease lease = impl.Write(impl.write_wait);
+  // A Gc (which holds the registry while it removes) may have taken an object that had the same
+  // bytes and no reference since we stored it: store those again before the record names them.
+  for (size_t i = 0; i < files.size(); ++i) {
+    std::error_code ec;
+    if (!fs::exists(impl.objects.PathOf(record.files[i].digest), ec)) {
+      impl.objects.Store(files[i].second);
+    }
+  }
   AdapterEntry entry;
-  if (std::optional<std::string> text = impl.Get(kAdapters, std::string(adapter))) {
+  if (std::optional<std::string> text = lease.db().Get(kAdapters, std::string(adapter))) {
     entry = AdapterEntry::FromJson(*text);
   } else {
     entry.created_ms = NowMs();
@@ -465,18 +629,18 @@ int64_t Registry::Register(std::string_view adapter, const VersionRecord& lineag
   if (record.created_ms == 0) record.created_ms = NowMs();
 
   rocksdb::WriteBatch batch;
-  batch.Put(impl.handles[kAdapters], std::string(adapter), entry.ToJson());
-  batch.Put(impl.handles[kVersions], Key(adapter, record.version), VersionRecordToJson(record));
-  impl.Commit(batch);
+  batch.Put(lease.column(kAdapters), std::string(adapter), entry.ToJson());
+  batch.Put(lease.column(kVersions), Key(adapter, record.version), VersionRecordToJson(record));
+  lease.Commit(batch);
   return record.version;
 }
 
 VersionRecord Registry::Resolve(std::string_view text) const {
-  const Impl& impl = *impl_;
   const AdapterRef ref = ParseAdapterRef(text);
-  const AdapterEntry entry = impl.RequireAdapter(ref.name);
+  const std::shared_ptr<const Db> db = impl_->Reader();
+  const AdapterEntry entry = db->RequireAdapter(ref.name);
   if (ref.alias) {
-    const std::map<std::string, int64_t> aliases = impl.Aliases(ref.name);
+    const std::map<std::string, int64_t> aliases = db->Aliases(ref.name);
     const auto it = aliases.find(*ref.alias);
     if (it == aliases.end()) {
       std::vector<std::string> names;
@@ -486,40 +650,41 @@ VersionRecord Registry::Resolve(std::string_view text) const {
         listed += (listed.empty() ? "" : ", ") + alias + " -> " + std::to_string(version);
       }
       throw UserError("adapter '" + ref.name + "' has no alias '" + *ref.alias + "'" +
-                      DidYouMean(*ref.alias, names) + " in registry " + impl.name +
+                      DidYouMean(*ref.alias, names) + " in registry " + impl_->name +
                       (aliases.empty() ? "; it has no aliases yet: set one with `tune adapters "
                                          "promote " +
                                              ref.name + ":N " + *ref.alias + "`"
                                        : "; its aliases: " + listed));
     }
-    return impl.GetVersion(ref.name, it->second);
+    return db->GetVersion(ref.name, it->second);
   }
-  return impl.GetVersion(ref.name, ref.version.value_or(entry.last_version));
+  return db->GetVersion(ref.name, ref.version.value_or(entry.last_version));
 }
 
 VersionRecord Registry::Get(std::string_view name, int64_t version) const {
-  return impl_->GetVersion(name, version);
+  return impl_->Reader()->GetVersion(name, version);
 }
 
-std::vector<std::string> Registry::Names() const { return impl_->Names(); }
+std::vector<std::string> Registry::Names() const { return impl_->Reader()->Names(); }
 
 std::map<std::string, int64_t> Registry::Aliases(std::string_view name) const {
-  impl_->RequireAdapter(name);
-  return impl_->Aliases(name);
+  const std::shared_ptr<const Db> db = impl_->Reader();
+  db->RequireAdapter(name);
+  return db->Aliases(name);
 }
 
 std::vector<VersionRecord> Registry::List(const ListOptions& options) const {
-  const Impl& impl = *impl_;
+  const std::shared_ptr<const Db> db = impl_->Reader();
   const Filter filter = Filter::Parse(options.filter);
   const std::optional<SortKey> sort =
       options.sort.empty() ? std::nullopt : std::optional(SortKey::Parse(options.sort));
   std::string prefix;
   if (options.name) {
-    impl.RequireAdapter(*options.name);
+    db->RequireAdapter(*options.name);
     prefix = *options.name + "/";
   }
   std::vector<VersionRecord> all;
-  impl.Scan(kVersions, prefix, [&](const std::string&, const std::string& value) {
+  db->Scan(kVersions, prefix, [&](const std::string&, const std::string& value) {
     all.push_back(VersionRecordFromJson(value));
   });
 
@@ -576,11 +741,11 @@ int64_t Registry::MoveAlias(std::string_view adapter, std::string_view alias, in
                     std::string(adapter) + ":" + std::string(alias) +
                     "); choose a word such as production or staging");
   }
-  std::lock_guard lock(impl.write_mutex);
-  AdapterEntry entry = impl.RequireAdapter(adapter);
-  impl.GetVersion(adapter, version);  // refuses a version that does not exist
+  Impl::Lease lease = impl.Write(impl.write_wait);
+  AdapterEntry entry = lease.db().RequireAdapter(adapter);
+  lease.db().GetVersion(adapter, version);  // refuses a version that does not exist
   const std::string alias_key = std::string(adapter) + "/" + std::string(alias);
-  const std::optional<std::string> current_text = impl.Get(kAliases, alias_key);
+  const std::optional<std::string> current_text = lease.db().Get(kAliases, alias_key);
   const int64_t current = current_text ? std::stoll(*current_text) : 0;
   if (expected && *expected != current) {
     const auto describe = [](int64_t v) {
@@ -595,22 +760,23 @@ int64_t Registry::MoveAlias(std::string_view adapter, std::string_view alias, in
   entry.alias_moves += 1;
   const AliasMove move{NowMs(), std::string(alias), current, version};
   rocksdb::WriteBatch batch;
-  batch.Put(impl.handles[kAliases], alias_key, std::to_string(version));
-  batch.Put(impl.handles[kAliasHistory], Key(adapter, entry.alias_moves),
+  batch.Put(lease.column(kAliases), alias_key, std::to_string(version));
+  batch.Put(lease.column(kAliasHistory), Key(adapter, entry.alias_moves),
             json{{"time_ms", move.time_ms},
                  {"alias", move.alias},
                  {"old_version", move.old_version},
                  {"new_version", move.new_version}}
                 .dump());
-  batch.Put(impl.handles[kAdapters], std::string(adapter), entry.ToJson());
-  impl.Commit(batch);
+  batch.Put(lease.column(kAdapters), std::string(adapter), entry.ToJson());
+  lease.Commit(batch);
   return current;
 }
 
 std::vector<AliasMove> Registry::History(std::string_view adapter) const {
-  impl_->RequireAdapter(adapter);
+  const std::shared_ptr<const Db> db = impl_->Reader();
+  db->RequireAdapter(adapter);
   std::vector<AliasMove> moves;
-  impl_->Scan(
+  db->Scan(
       kAliasHistory, std::string(adapter) + "/", [&](const std::string&, const std::string& value) {
         const json j = json::parse(value);
         moves.push_back({j.at("time_ms").get<int64_t>(), j.at("alias").get<std::string>(),
@@ -672,6 +838,8 @@ VersionRecord Registry::Fetch(std::string_view ref, const fs::path& out_dir) con
 
 VerifyReport Registry::Verify() const {
   const Impl& impl = *impl_;
+  // Taken before the objects are read, so every record it holds had its objects stored already.
+  const std::shared_ptr<const Db> db = impl.Reader();
   VerifyReport report;
   std::set<std::string> good;
   impl.objects.ForEachObject([&](const fs::path& path, const std::string& digest) {
@@ -692,16 +860,21 @@ VerifyReport Registry::Verify() const {
                                   " (" + path.string() + ")");
       }
     } catch (const UserError& e) {
+      std::error_code ec;
+      if (!fs::exists(path, ec)) {  // collected meanwhile by a Gc: it was unreferenced
+        --report.objects_checked;
+        return;
+      }
       report.problems.push_back(e.what());
     }
   });
 
   std::map<std::string, int64_t> last_versions;
-  impl.Scan(kAdapters, "", [&](const std::string& key, const std::string& value) {
+  db->Scan(kAdapters, "", [&](const std::string& key, const std::string& value) {
     last_versions[key] = AdapterEntry::FromJson(value).last_version;
   });
   std::map<std::string, std::set<int64_t>> versions;
-  impl.Scan(kVersions, "", [&](const std::string& key, const std::string& value) {
+  db->Scan(kVersions, "", [&](const std::string& key, const std::string& value) {
     ++report.versions_checked;
     VersionRecord record;
     try {
@@ -733,7 +906,7 @@ VerifyReport Registry::Verify() const {
       }
     }
   }
-  impl.Scan(kAliases, "", [&](const std::string& key, const std::string& value) {
+  db->Scan(kAliases, "", [&](const std::string& key, const std::string& value) {
     const std::string adapter = key.substr(0, key.find('/'));
     if (!versions[adapter].count(std::stoll(value))) {
       report.problems.push_back("alias " + key + " points at version " + value +
@@ -746,9 +919,11 @@ VerifyReport Registry::Verify() const {
 GcReport Registry::Gc(std::chrono::seconds grace) {
   Impl& impl = *impl_;
   impl.RequireWritable("collect garbage");
-  std::lock_guard lock(impl.write_mutex);
+  // Held while objects are removed, so no registration can name one in between (Register checks
+  // its objects under the lease).
+  Impl::Lease lease = impl.Write(impl.write_wait);
   std::set<std::string> referenced;
-  impl.Scan(kVersions, "", [&](const std::string&, const std::string& value) {
+  lease.db().Scan(kVersions, "", [&](const std::string&, const std::string& value) {
     for (const ManifestEntry& file : VersionRecordFromJson(value).files) {
       referenced.insert(file.digest);
     }
@@ -779,37 +954,50 @@ GcReport Registry::Gc(std::chrono::seconds grace) {
   std::error_code ec;
   if (fs::is_directory(impl.objects.TempDir(), ec)) {
     for (const fs::directory_entry& entry : fs::directory_iterator(impl.objects.TempDir())) {
-      if (old_enough(entry.path()) && fs::remove(entry.path(), ec)) ++report.temp_files_removed;
+      if (old_enough(entry.path()) && impl.objects.RemoveUnusedTemp(entry.path())) {
+        ++report.temp_files_removed;
+      }
     }
   }
   return report;
 }
 
 void Registry::Backup(const fs::path& backup_dir) const {
-  const Impl& impl = *impl_;
+  Impl& impl = *impl_;
   impl.RequireWritable("be backed up (RocksDB checkpoints need the writer)");
   std::error_code ec;
   if (fs::exists(backup_dir, ec)) {
     throw UserError("backup folder " + backup_dir.string() +
                     " already exists; choose a new folder, backups never overwrite");
   }
-  std::lock_guard lock(impl.write_mutex);
   try {
     fs::create_directories(backup_dir);
-    rocksdb::Checkpoint* raw = nullptr;
-    impl.Check(rocksdb::Checkpoint::Create(impl.db, &raw), "starting a checkpoint");
-    std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
-    // Every object the checkpoint refers to was on disk before its record was committed.
-    impl.Check(checkpoint->CreateCheckpoint((backup_dir / "db").string()),
-               "writing a checkpoint to " + (backup_dir / "db").string());
+    // The registry is held only for the checkpoint (hard links): every object a record in it
+    // refers to was on disk before the record was committed, and no object a record refers to
+    // is ever removed, so the objects are copied afterwards.
+    std::set<std::string> referenced;
+    {
+      Impl::Lease lease = impl.Write(impl.write_wait);
+      rocksdb::Checkpoint* raw = nullptr;
+      lease.db().Check(rocksdb::Checkpoint::Create(lease.db().db, &raw), "starting a checkpoint");
+      std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+      lease.db().Check(checkpoint->CreateCheckpoint((backup_dir / "db").string()),
+                       "writing a checkpoint to " + (backup_dir / "db").string());
+      lease.db().Scan(kVersions, "", [&](const std::string&, const std::string& value) {
+        for (const ManifestEntry& file : VersionRecordFromJson(value).files) {
+          referenced.insert(file.digest);
+        }
+      });
+    }
     ObjectStore copy(backup_dir / "objects", backup_dir.string());
     copy.CreateLayout();
-    impl.objects.ForEachObject([&](const fs::path& path, const std::string& digest) {
-      if (digest.empty()) return;
+    for (const std::string& digest : referenced) {
+      const fs::path source = impl.objects.PathOf(digest);
+      if (!registry_internal::IsHexDigest(digest) || !fs::exists(source, ec)) continue;
       const fs::path destination = copy.PathOf(digest);
       fs::create_directories(destination.parent_path());
-      fs::copy_file(path, destination);
-    });
+      fs::copy_file(source, destination);
+    }
   } catch (const fs::filesystem_error& e) {
     fs::remove_all(backup_dir, ec);
     throw UserError("cannot back up registry " + impl.name + " to " + backup_dir.string() + ": " +
@@ -823,9 +1011,9 @@ void Registry::Backup(const fs::path& backup_dir) const {
   const VerifyReport report = Open(backup_dir, OpenMode::kReadOnly)->Verify();
   if (!report.problems.empty()) {
     throw UserError("registry " + impl.name + " was backed up to " + backup_dir.string() +
-                    " with " + std::to_string(report.problems.size()) +
-                    (report.problems.size() == 1 ? " problem" : " problems") + ", first: " +
-                    report.problems.front() + "; the source has them too (tune registry verify)");
+                    " with " + Counted(static_cast<int64_t>(report.problems.size()), "problem") +
+                    ", first: " + report.problems.front() +
+                    "; the source has them too (tune registry verify)");
   }
 }
 
@@ -836,20 +1024,17 @@ std::string Registry::CreateRun(const RunInfo& info) {
   run.id = RandomHex(16);
   run.info = info;
   run.started_ms = NowMs();
+  Impl::Lease lease = impl.Write(impl.write_wait);
   rocksdb::WriteBatch batch;
-  batch.Put(impl.handles[kRuns], run.id, RunToJson(run).dump());
-  std::lock_guard lock(impl.write_mutex);
-  impl.Commit(batch);
+  batch.Put(lease.column(kRuns), run.id, RunToJson(run).dump());
+  lease.Commit(batch);
+  std::lock_guard lock(impl.metrics_mutex);
+  impl.known_runs.insert(run.id);
   return run.id;
 }
 
 RunRecord Registry::GetRun(std::string_view run_id) const {
-  std::optional<std::string> text = impl_->Get(kRuns, std::string(run_id));
-  if (!text) {
-    throw UserError("no run '" + std::string(run_id) + "' in registry " + impl_->name +
-                    "; run ids are the 16 hex digits a trainer prints");
-  }
-  return RunFromJson(*text);
+  return impl_->Reader()->GetRun(run_id);
 }
 
 void Registry::LogMetrics(std::string_view run_id, int64_t step,
@@ -858,34 +1043,48 @@ void Registry::LogMetrics(std::string_view run_id, int64_t step,
   impl.RequireWritable("log metrics");
   if (step < 0)
     throw UserError("metric step " + std::to_string(step) + " is negative; steps start at 0");
-  std::lock_guard lock(impl.write_mutex);
-  GetRun(run_id);
-  const std::string key = Key(run_id, step);
-  json merged = json::object();
-  if (std::optional<std::string> existing = impl.Get(kRunMetrics, key))
-    merged = json::parse(*existing);
-  for (const auto& [metric, value] : values) merged[metric] = value;
-  rocksdb::WriteBatch batch;
-  batch.Put(impl.handles[kRunMetrics], key, merged.dump());
-  impl.Commit(batch, /*sync=*/false);  // in the WAL: survives the process, not the machine
+  bool known = false;
+  {
+    std::lock_guard lock(impl.metrics_mutex);
+    known = impl.known_runs.count(std::string(run_id)) > 0;
+  }
+  if (!known) GetRun(run_id);  // refuses an unknown run
+  bool due = false;
+  {
+    std::lock_guard lock(impl.metrics_mutex);
+    impl.known_runs.insert(std::string(run_id));
+    std::map<std::string, double>& merged = impl.pending_metrics[Key(run_id, step)];
+    for (const auto& [metric, value] : values) merged[metric] = value;
+    due = std::chrono::steady_clock::now() - impl.last_metrics_commit >= kMetricsFlushInterval;
+  }
+  if (!due) return;
+  try {
+    // Training does not wait for the registry: a busy registry takes them at the next chance.
+    Impl::Lease lease = impl.Write(std::chrono::milliseconds(0));
+    lease.CommitMetrics();
+  } catch (const RegistryBusy&) {
+    std::lock_guard lock(impl.metrics_mutex);
+    impl.last_metrics_commit = std::chrono::steady_clock::now();
+  }
 }
 
 void Registry::FinishRun(std::string_view run_id, RunStatus status, std::string_view error) {
   Impl& impl = *impl_;
   impl.RequireWritable("finish runs");
-  std::lock_guard lock(impl.write_mutex);
-  RunRecord run = GetRun(run_id);
+  Impl::Lease lease = impl.Write(impl.write_wait);
+  lease.CommitMetrics();
+  RunRecord run = lease.db().GetRun(run_id);
   run.status = status;
   run.finished_ms = NowMs();
   run.error = std::string(error);
   rocksdb::WriteBatch batch;
-  batch.Put(impl.handles[kRuns], run.id, RunToJson(run).dump());
-  impl.Commit(batch);
+  batch.Put(lease.column(kRuns), run.id, RunToJson(run).dump());
+  lease.Commit(batch);
 }
 
 std::vector<RunRecord> Registry::ListRuns() const {
   std::vector<RunRecord> runs;
-  impl_->Scan(kRuns, "", [&](const std::string&, const std::string& value) {
+  impl_->Reader()->Scan(kRuns, "", [&](const std::string&, const std::string& value) {
     runs.push_back(RunFromJson(value));
   });
   std::stable_sort(runs.begin(), runs.end(), [](const RunRecord& a, const RunRecord& b) {
@@ -895,15 +1094,26 @@ std::vector<RunRecord> Registry::ListRuns() const {
 }
 
 std::vector<MetricsAtStep> Registry::GetRunMetrics(std::string_view run_id) const {
-  GetRun(run_id);
-  std::vector<MetricsAtStep> steps;
+  const std::shared_ptr<const Db> db = impl_->Reader();
+  db->GetRun(run_id);
   const std::string prefix = std::string(run_id) + "/";
-  impl_->Scan(kRunMetrics, prefix, [&](const std::string& key, const std::string& value) {
-    MetricsAtStep at;
-    at.step = std::stoll(key.substr(prefix.size()));
-    at.values = json::parse(value).get<std::map<std::string, double>>();
-    steps.push_back(std::move(at));
+  std::map<int64_t, std::map<std::string, double>> by_step;
+  db->Scan(kRunMetrics, prefix, [&](const std::string& key, const std::string& value) {
+    by_step[std::stoll(key.substr(prefix.size()))] =
+        json::parse(value).get<std::map<std::string, double>>();
   });
+  {
+    // What this process logged and has not written yet.
+    std::lock_guard lock(impl_->metrics_mutex);
+    for (auto it = impl_->pending_metrics.lower_bound(prefix);
+         it != impl_->pending_metrics.end() && it->first.starts_with(prefix); ++it) {
+      for (const auto& [metric, value] : it->second) {
+        by_step[std::stoll(it->first.substr(prefix.size()))][metric] = value;
+      }
+    }
+  }
+  std::vector<MetricsAtStep> steps;
+  for (auto& [step, values] : by_step) steps.push_back({step, std::move(values)});
   return steps;
 }
 

@@ -4,6 +4,7 @@
 // On disk, under the registry directory:
 //   db/                       RocksDB: metadata in column families, a schema-version key
 //   db/LOCK.pid               PID and command line of the process that holds db/LOCK for writing
+//   db/LAST_WRITE.seq         RocksDB sequence number after the last write, for readers to notice
 //   objects/sha256/ab/<hex>   adapter files, named by the SHA-256 of their bytes, never changed
 //   objects/tmp/              files being written; anything left here is an interrupted write
 //
@@ -12,10 +13,14 @@
 // RegistryBusy (another process writes) and AliasConflict (a compare-and-set lost).
 //
 // Threads: any number of threads may use one Registry; writes are serialised inside it.
-// Processes: one process at a time may open a registry for writing; any number may open it
-// read-only, also while a writer is active. A read-only Registry sees the registry as it was when
-// opened. Durability: a write call that returns has reached the disk (fsync), except LogMetrics,
-// which survives a crash of the process but not of the machine.
+// Processes: any number may open a registry, for reading or writing, at once. Each write holds
+// db/LOCK only for its own transaction (milliseconds; a Gc for as long as it removes files) and
+// waits up to `write_wait` for another process's to end; reads never wait for writes. Every call
+// sees every write that returned before the call began, in this process or another.
+// Durability: a write call that returns has reached the disk (fsync), except LogMetrics: it
+// buffers, and what it was given is written at least every 2 seconds (as soon as the registry is
+// free), at FinishRun, and when the Registry is destroyed. A crash loses at most what was logged
+// since the last of those; reads through the same Registry see it at once.
 #pragma once
 
 #include <sys/types.h>
@@ -35,7 +40,7 @@
 
 namespace tune {
 
-// Another process holds the registry for writing.
+// Another process held the registry for one write for longer than the caller would wait.
 class RegistryBusy : public UserError {
  public:
   RegistryBusy(const std::string& message, pid_t pid) : UserError(message), pid_(pid) {}
@@ -231,9 +236,14 @@ class Registry {
     kCreate,     // read-write, creating an empty registry when there is none
   };
 
-  // Fails with RegistryBusy naming the PID that holds the registry for writing, and with
-  // UserError when there is no registry at `dir` (except kCreate) or its schema is newer.
-  static std::unique_ptr<Registry> Open(const std::filesystem::path& dir, OpenMode mode);
+  // How long a write waits for another process's write to end before it fails with RegistryBusy.
+  static constexpr std::chrono::milliseconds kWriteWait{60'000};
+
+  // Fails with RegistryBusy naming the PID that held the registry longer than `write_wait` (a
+  // writable open writes the schema), and with UserError when there is no registry at `dir`
+  // (except kCreate) or its schema is newer.
+  static std::unique_ptr<Registry> Open(const std::filesystem::path& dir, OpenMode mode,
+                                        std::chrono::milliseconds write_wait = kWriteWait);
   ~Registry();
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;

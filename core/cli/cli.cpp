@@ -359,6 +359,9 @@ int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, Tr
         config.name,
         MakeVersionRecord(config, host, summary, run_id, ModelDirectorySha256(config.model.path)),
         summary.adapter_dir);
+  } catch (const Interrupted& e) {
+    registry->FinishRun(run_id, RunStatus::kKilled, e.what());
+    throw;
   } catch (const std::exception& e) {
     registry->FinishRun(run_id, RunStatus::kFailed, e.what());
     throw;

@@ -513,19 +513,32 @@ TEST_F(RegistryTest, OpeningAMissingRegistryNamesThePath) {
   EXPECT_FALSE(fs::exists(RegistryDir()));
 }
 
-TEST_F(RegistryTest, SecondWriterInTheSameProcessIsRefused) {
+TEST_F(RegistryTest, TwoWritersInOneProcessTakeTurnsAndSeeEachOther) {
+  auto first = Open();
+  auto second = Open(Mode::kReadWrite);
+  auto reader = Open(Mode::kReadOnly);
+  EXPECT_EQ(first->Register("rank", SampleRecord(), Artifact("1")), 1);
+  EXPECT_EQ(second->Register("rank", SampleRecord(), Artifact("2")), 2);
+  EXPECT_EQ(first->MoveAlias("rank", "production", 2, 0), 0);
+  EXPECT_EQ(second->Resolve("rank@production").version, 2);
+  EXPECT_EQ(reader->Resolve("rank").version, 2);  // opened before either wrote
+  EXPECT_THROW(second->MoveAlias("rank", "production", 1, 0), AliasConflict);
+}
+
+TEST_F(RegistryTest, LoggedMetricsAreBatchedAndMergedAcrossWrites) {
   auto writer = Open();
-  try {
-    Open(Mode::kReadWrite);
-    FAIL() << "a second writer opened the registry";
-  } catch (const RegistryBusy& e) {
-    EXPECT_EQ(e.pid(), getpid());
-    EXPECT_NE(std::string(e.what()).find("is in use by PID " + std::to_string(getpid())),
-              std::string::npos)
-        << e.what();
-  }
-  writer->Register("rank", SampleRecord(), Artifact("1"));
-  EXPECT_EQ(Open(Mode::kReadOnly)->Resolve("rank").version, 1);
+  auto reader = Open(Mode::kReadOnly);
+  const std::string id = writer->CreateRun({"rank", std::nullopt, std::nullopt, ""});
+  writer->LogMetrics(id, 10, {{"loss", 1.5}});
+  EXPECT_EQ(writer->GetRunMetrics(id).size(), 1u);  // its own logging, at once
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  writer->LogMetrics(id, 11, {{"loss", 1.25}});  // over 2 s since the last write: both go now
+  EXPECT_EQ(reader->GetRunMetrics(id).size(), 2u);
+  writer->LogMetrics(id, 10, {{"eval_loss", 2.0}});
+  writer.reset();  // what is still buffered is written when the Registry goes
+  const std::vector<MetricsAtStep> metrics = reader->GetRunMetrics(id);
+  ASSERT_EQ(metrics.size(), 2u);
+  EXPECT_EQ(metrics[0].values, (std::map<std::string, double>{{"eval_loss", 2.0}, {"loss", 1.5}}));
 }
 
 TEST_F(RegistryTest, RunsLogMetricsByStepAndFinish) {

@@ -1,21 +1,26 @@
-// A writer process for the registry tests that need a second process: one that holds the
-// registry, one that registers versions until it is killed, one that runs out of disk.
+// A writer process for the registry tests that need a second process: one stuck in the middle
+// of a write, one that registers versions until it is killed, one that runs out of disk.
 //
-//   registry_test_writer hold DIR             register one version, print "ready", wait to be
-//   killed registry_test_writer loop DIR SCRATCH     register versions forever; print "NAME VERSION
-//   DIGEST"
-//                                             after each Register returns
+//   registry_test_writer hold DIR
+//       register one version, then hold db/LOCK as a writer stuck mid-write would (RocksDB opened
+//       for writing, db/LOCK.pid naming this process); print "ready"; wait to be killed
+//   registry_test_writer loop DIR SCRATCH
+//       register versions forever; print "NAME VERSION DIGEST" after each Register returns
 //   registry_test_writer fill DIR ARTIFACT LIMIT_BYTES
-//                                             with files capped at LIMIT_BYTES (RLIMIT_FSIZE),
-//                                             register ARTIFACT; print the error; exit 0 if refused
+//       with files capped at LIMIT_BYTES (RLIMIT_FSIZE), register ARTIFACT; print the error;
+//       exit 0 if refused
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <random>
 #include <string>
+#include <vector>
+
+#include <rocksdb/db.h>
 
 #include "registry/registry.h"
 #include "registry/registry_test_util.h"
@@ -25,10 +30,19 @@ namespace {
 namespace fs = std::filesystem;
 using tune::Registry;
 
-int Hold(const fs::path& dir) {
-  auto registry = Registry::Open(dir, Registry::OpenMode::kCreate);
-  registry->Register("held", tune::testing::SampleRecord(),
-                     tune::testing::MakeArtifact(dir.parent_path() / "held-artifact", "held"));
+int Hold(const fs::path& dir, const std::string& command_line) {
+  Registry::Open(dir, Registry::OpenMode::kCreate)
+      ->Register("held", tune::testing::SampleRecord(),
+                 tune::testing::MakeArtifact(dir.parent_path() / "held-artifact", "held"));
+  const std::string db_dir = (dir / "db").string();
+  std::vector<std::string> names;
+  if (!rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), db_dir, &names).ok()) return 2;
+  std::vector<rocksdb::ColumnFamilyDescriptor> columns;
+  for (const std::string& name : names) columns.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  if (!rocksdb::DB::Open(rocksdb::DBOptions(), db_dir, columns, &handles, &db).ok()) return 2;
+  std::ofstream(dir / "db" / "LOCK.pid") << getpid() << "\n" << command_line << "\n";
   std::cout << "ready" << std::endl;
   for (;;) pause();
 }
@@ -81,7 +95,9 @@ int Fill(const fs::path& dir, const fs::path& artifact, long limit_bytes) {
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   try {
-    if (mode == "hold" && argc == 3) return Hold(argv[2]);
+    if (mode == "hold" && argc == 3) {
+      return Hold(argv[2], std::string(argv[0]) + " hold " + argv[2]);
+    }
     if (mode == "loop" && argc == 4) return Loop(argv[2], argv[3]);
     if (mode == "fill" && argc == 5) return Fill(argv[2], argv[3], std::stol(argv[4]));
   } catch (const std::exception& e) {

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "registry/registry.h"
 #include "support/test_support.h"
 #include "train/examples.h"
 
@@ -314,6 +315,49 @@ TEST_F(TrainCommand, SigtermCheckpointsTheCurrentStepAndResumesToTheSameAdapter)
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_EQ(ReadBytes(fs::path(straight) / "adapter/adapter_model.safetensors"),
             ReadBytes(stopped / "adapter/adapter_model.safetensors"));
+}
+
+// A run holds the registry only for its own writes: while it trains (days, on a real model),
+// a promotion, a gc, a backup and a second run's registration all go through.
+TEST_F(TrainCommand, OtherCommandsUseTheRegistryWhileARunTrains) {
+  const fs::path file = RunFile();
+  const std::string registry = (dir_.path() / "registry").string();
+  ASSERT_EQ(
+      RunTune({"train", file.string(), "-o", (dir_.path() / "first").string(), "train.steps=5"})
+          .exit_code,
+      0);
+  const fs::path long_run = dir_.path() / "long";
+  const std::string metrics = (long_run / "metrics.jsonl").string();
+  const std::string tune = std::string("\"") + TUNE_BINARY + "\" ";
+  const std::string script =
+      tune + "train '" + file.string() + "' -o '" + long_run.string() +
+      "' train.steps=1000000 train.checkpoint_every=0 >/dev/null 2>&1 & pid=$!\n" + "until [ -f '" +
+      metrics + "' ] && [ $(wc -l < '" + metrics + "') -ge 3 ]; do\n" +
+      "  kill -0 $pid 2>/dev/null || exit 3; sleep 0.01; done\n" + tune +
+      "adapters promote t:1 production --registry '" + registry + "' || exit 10\n" + tune +
+      "registry gc --registry '" + registry + "' || exit 11\n" + tune + "registry backup '" +
+      (dir_.path() / "backup").string() + "' --registry '" + registry + "' || exit 12\n" + tune +
+      "train '" + file.string() + "' -o '" + (dir_.path() / "second").string() +
+      "' train.steps=5 || exit 13\n" + "kill -0 $pid || exit 4\n" +
+      "kill -TERM $pid; wait $pid; echo $?\n";
+  const auto result = RunCommand({"/bin/bash", "-c", script});
+  ASSERT_EQ(result.exit_code, 0) << "step " << result.exit_code << " failed:\n" << result.err;
+  EXPECT_EQ(result.out.substr(result.out.rfind('\n', result.out.size() - 2) + 1), "143\n");
+
+  const auto reader = Registry::Open(registry, Registry::OpenMode::kReadOnly);
+  EXPECT_EQ(reader->Resolve("t@production").version, 1);
+  EXPECT_EQ(reader->Resolve("t").version, 2);  // the second run, registered beside the first
+  EXPECT_EQ(Registry::Open(dir_.path() / "backup", Registry::OpenMode::kReadOnly)
+                ->Resolve("t@production")
+                .version,
+            1);
+  // The interrupted run's metrics reached the registry as it trained, and its end was recorded.
+  const std::vector<RunRecord> runs = reader->ListRuns();
+  ASSERT_EQ(runs.size(), 3u);
+  const RunRecord& interrupted = runs[1];
+  EXPECT_EQ(interrupted.status, RunStatus::kKilled);
+  EXPECT_NE(interrupted.error.find("interrupted"), std::string::npos) << interrupted.error;
+  EXPECT_GE(reader->GetRunMetrics(interrupted.id).size(), 3u);
 }
 
 TEST_F(TrainCommand, ResumingAFinishedRunSaysWhichVersionItBecameAndRegistersNothing) {
