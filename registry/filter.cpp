@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "util/echo.h"
 #include "util/error.h"
 
 namespace tune::registry_internal {
@@ -138,15 +139,8 @@ class FilterParser {
   }
 
  private:
-  // The filter as error messages quote it: at most 80 characters.
-  std::string Quoted() const {
-    std::string quoted(text_.substr(0, 80));
-    if (text_.size() > 80) quoted.append("...");
-    return quoted;
-  }
-
   [[noreturn]] void Fail(size_t at, const std::string& why) const {
-    throw UserError("filter `" + Quoted() + "`, column " + std::to_string(at + 1) + ": " + why +
+    throw UserError("filter `" + Echo(text_) + "`, column " + std::to_string(at + 1) + ": " + why +
                     "; write comparisons like `scores.exact_match > 0.8 and adapter.rank = 16`");
   }
 
@@ -154,11 +148,9 @@ class FilterParser {
   // reports a false -Wrestrict for "'" + std::string + "'".
   std::string Found() const {
     if (pos_ >= text_.size()) return "the end";
+    // Appended, not "'" + ...: GCC 12 reports a false -Wrestrict for that.
     std::string found = "'";
-    found.append(text_.substr(pos_, 12));
-    if (pos_ + 12 < text_.size()) found.append("...");
-    found.append("'");
-    return found;
+    return found.append(Echo(text_.substr(pos_), 12)).append("'");
   }
 
   void SkipSpace() {
@@ -258,7 +250,7 @@ class FilterParser {
     Filter::Node node;
     node.key = std::string(text_.substr(key_start, pos_ - key_start));
     if (node.key == "and" || node.key == "or") {
-      Fail(key_start, "expected a key before '" + node.key + "'");
+      Fail(key_start, "expected a key before '" + Echo(node.key, 40) + "'");
     }
     filter_.keys_.push_back({node.key, key_start + 1});
 
@@ -280,7 +272,8 @@ class FilterParser {
     } else if (next(0) == '>') {
       node.op = Filter::Op::kGt, pos_ += 1;
     } else {
-      Fail(op_start, "expected one of = != < <= > >= after '" + node.key + "', found " + Found());
+      Fail(op_start,
+           "expected one of = != < <= > >= after '" + Echo(node.key, 40) + "', found " + Found());
     }
     const std::string op_text(text_.substr(op_start, pos_ - op_start));
 
@@ -307,7 +300,7 @@ class FilterParser {
       if (numeric_start && error == std::errc() && end == word.data() + word.size()) {
         node.value = number;
       } else if (numeric_start && ((c >= '0' && c <= '9') || c == '-' || c == '+')) {
-        Fail(value_start, "'" + std::string(word) + "' is not a number");
+        Fail(value_start, "'" + Echo(word, 40) + "' is not a number");
       } else {
         node.value = std::string(word);
       }

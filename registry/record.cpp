@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "registry/registry.h"
+#include "util/echo.h"
 #include "util/names.h"
 
 namespace tune {
@@ -179,12 +180,12 @@ std::string ManifestText(const std::vector<ManifestEntry>& files) {
 
 AdapterRef ParseAdapterRef(std::string_view text) {
   const auto refuse = [&](const std::string& why) {
-    throw UserError("invalid adapter reference '" + std::string(text) + "': " + why +
+    throw UserError("invalid adapter reference '" + Echo(text) + "': " + why +
                     "; write NAME, NAME:VERSION (NAME:3 or NAME:v3) or NAME@ALIAS");
   };
   const auto check_name = [&](std::string_view name, const char* what) {
     if (!IsValidName(name)) {
-      refuse(std::string(what) + " '" + std::string(name) +
+      refuse(std::string(what) + " '" + Echo(name, 40) +
              "' is not a valid name ([a-z0-9][a-z0-9._-]{0,63})");
     }
   };
@@ -212,8 +213,7 @@ AdapterRef ParseAdapterRef(std::string_view text) {
         std::from_chars(number.data(), number.data() + number.size(), version);
     if (number.empty() || error != std::errc() || end != number.data() + number.size() ||
         version < 1) {
-      refuse("the version '" + std::string(text.substr(colon + 1)) +
-             "' is not a whole number from 1");
+      refuse("the version '" + Echo(text.substr(colon + 1), 40) + "' is not a whole number from 1");
     }
     ref.version = version;
     return ref;

@@ -23,6 +23,7 @@
 #include "registry/filter.h"
 #include "registry/object_store.h"
 #include "util/counted.h"
+#include "util/echo.h"
 #include "util/names.h"
 #include "util/suggest.h"
 
@@ -702,9 +703,9 @@ std::vector<VersionRecord> Registry::List(const ListOptions& options) const {
       for (const VersionRecord& r : all) registry_internal::CollectKeys(r, known);
       const std::vector<std::string> candidates(known.begin(), known.end());
       const std::string where =
-          column > 0 ? "filter `" + options.filter + "`, column " + std::to_string(column)
-                     : "sort key '" + options.sort + "'";
-      throw UserError(where + ": no version has the key '" + key + "'" +
+          column > 0 ? "filter `" + Echo(options.filter) + "`, column " + std::to_string(column)
+                     : "sort key '" + Echo(options.sort, 40) + "'";
+      throw UserError(where + ": no version has the key '" + Echo(key, 40) + "'" +
                       DidYouMean(key, candidates) +
                       "; keys are scores.METRIC, a parameter such as adapter.rank, or an "
                       "attribute such as version or method");
@@ -728,8 +729,7 @@ int64_t Registry::MoveAlias(std::string_view adapter, std::string_view alias, in
   Impl& impl = *impl_;
   impl.RequireWritable("move aliases");
   if (!IsValidName(alias)) {
-    throw UserError("invalid alias '" + std::string(alias.substr(0, 64)) +
-                    (alias.size() > 64 ? "...'" : "'") +
+    throw UserError("invalid alias '" + Echo(alias, 64) + "'" +
                     ": aliases are 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit");
   }
   // NAME:3 and NAME:v3 are versions, so an alias may not read as one: NAME@v3 and NAME:v3 would

@@ -2,9 +2,11 @@
 // tensors lie inside the input, or be refused with a one-line UserError. Anything else (a crash,
 // a sanitizer report, another exception, a huge allocation) is a bug.
 //
+// With clang and libFuzzer (coverage-guided):
 //   CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DTUNE_FUZZ=ON
 //   cmake --build build/fuzz --target safetensors_header_fuzz
-//   build/fuzz/bin/safetensors_header_fuzz -max_len=4096 -rss_limit_mb=512
+//   build/fuzz/bin/safetensors_header_fuzz tests/fuzz/corpus/safetensors_header_fuzz -max_len=4096
+// With any compiler, ctest runs it for a bounded time through tests/fuzz/fuzz_driver.cpp.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

@@ -142,6 +142,12 @@ TEST(RegistryFilter, DeepNestingAndLongFiltersAreRefusedWithOneLine) {
   EXPECT_NO_THROW(Filter::Parse(nested));
 }
 
+TEST(RegistryFilter, ControlCharactersInAFilterAreEscapedInTheError) {
+  EXPECT_EQ(ParseError("a = 1 and\nb"),
+            "filter `a = 1 and\\nb`, column 10: expected a key such as scores.exact_match, found "
+            "'\\nb'; write comparisons like `scores.exact_match > 0.8 and adapter.rank = 16`");
+}
+
 TEST(RegistrySort, OrdersByKeyWithMissingValuesLastThenByNameAndVersion) {
   using registry_internal::SortBefore;
   using registry_internal::SortKey;
