@@ -129,6 +129,12 @@ json RunToJson(const RunRecord& run) {
           {"error", run.error}};
 }
 
+// A run's error comes from anywhere (a plugin, a dataset row): bytes that are not UTF-8 become
+// U+FFFD rather than failing the write.
+std::string RunText(const RunRecord& run) {
+  return RunToJson(run).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 RunRecord RunFromJson(const std::string& text) {
   const json j = json::parse(text);
   RunRecord run;
@@ -1026,7 +1032,7 @@ std::string Registry::CreateRun(const RunInfo& info) {
   run.started_ms = NowMs();
   Impl::Lease lease = impl.Write(impl.write_wait);
   rocksdb::WriteBatch batch;
-  batch.Put(lease.column(kRuns), run.id, RunToJson(run).dump());
+  batch.Put(lease.column(kRuns), run.id, RunText(run));
   lease.Commit(batch);
   std::lock_guard lock(impl.metrics_mutex);
   impl.known_runs.insert(run.id);
@@ -1078,7 +1084,7 @@ void Registry::FinishRun(std::string_view run_id, RunStatus status, std::string_
   run.finished_ms = NowMs();
   run.error = std::string(error);
   rocksdb::WriteBatch batch;
-  batch.Put(lease.column(kRuns), run.id, RunToJson(run).dump());
+  batch.Put(lease.column(kRuns), run.id, RunText(run));
   lease.Commit(batch);
 }
 

@@ -13,6 +13,7 @@
 #include "generate/generate.h"
 #include "plugin_host/plugin_host.h"
 #include "tune/tokenizer.h"
+#include "util/echo.h"
 #include "util/error.h"
 
 namespace tune {
@@ -74,7 +75,8 @@ ReadFile ReadAndTokenize(const Dataset& dataset, const fs::path& path, const Tok
                          std::vector<std::string>& bad) {
   DatasetRows rows = dataset.Read(path);
   std::vector<std::pair<int64_t, std::string>> problems;
-  for (const BadRow& row : rows.bad_rows) problems.emplace_back(row.line, row.reason);
+  // A plugin's reason may quote the row, which may be long or not UTF-8.
+  for (const BadRow& row : rows.bad_rows) problems.emplace_back(row.line, Echo(row.reason, 200));
   ReadFile out;
   for (TextExample& example : rows.examples) {
     if (!example.messages.empty() && !chat_template) chat_template = ChatTemplate::Load(model_dir);

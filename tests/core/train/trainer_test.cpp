@@ -360,6 +360,20 @@ TEST_F(TrainCommand, OtherCommandsUseTheRegistryWhileARunTrains) {
   EXPECT_GE(reader->GetRunMetrics(interrupted.id).size(), 3u);
 }
 
+TEST_F(TrainCommand, ARowThatIsNotUtf8IsABadRowWithFileAndLine) {
+  std::string rows = ReadBytes(shared_->path() / "data.jsonl");
+  rows.insert(rows.find('\n', rows.find('\n', rows.find('\n') + 1) + 1) + 1,
+              "{\"prompt\": \"caf\xe9\", \"completion\": \"1\"}\n");
+  const fs::path data = dir_.Write("latin1.jsonl", rows);
+  const auto result = RunTune({"train", RunFile().string(), "-o", (dir_.path() / "run").string(),
+                               "dataset.path=" + data.string()});
+  EXPECT_EQ(result.exit_code, 1) << result.err;
+  EXPECT_EQ(result.err.rfind("error: " + data.string() + ":4: not JSON: ", 0), 0u) << result.err;
+  EXPECT_NE(result.err.find("ill-formed UTF-8"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("caf\\xe9"), std::string::npos) << result.err;
+  EXPECT_EQ(testing::CountLinesStartingWith(result.err, ""), 1) << result.err;
+}
+
 TEST_F(TrainCommand, ResumingAFinishedRunSaysWhichVersionItBecameAndRegistersNothing) {
   const fs::path file = RunFile();
   const std::string run = (dir_.path() / "run").string();

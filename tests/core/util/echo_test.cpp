@@ -17,5 +17,11 @@ TEST(Echo, CutsLongTextAtACharacterBoundaryAndMarksIt) {
   EXPECT_EQ(Echo("xxxxxxxxx\xc3\xa9yyy", 10), "xxxxxxxxx...");
 }
 
+TEST(Echo, EscapesBytesThatAreNotUtf8) {
+  EXPECT_EQ(Echo("caf\xe9 \xff\xc3\xa9"), "caf\\xe9 \\xff\xc3\xa9");
+  EXPECT_EQ(Echo("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // a UTF-16 surrogate, encoded
+  EXPECT_EQ(Echo("\xe0\x80\xaf"), "\\xe0\\x80\\xaf");  // an overlong '/'
+}
+
 }  // namespace
 }  // namespace tune
