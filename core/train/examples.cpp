@@ -13,6 +13,7 @@
 #include "generate/generate.h"
 #include "plugin_host/plugin_host.h"
 #include "tune/tokenizer.h"
+#include "util/counted.h"
 #include "util/echo.h"
 #include "util/error.h"
 
@@ -62,6 +63,25 @@ TokenizedExample TokenizeChat(TextExample& example, const ChatTemplate& chat_tem
   return out;
 }
 
+// More text bytes than `tokenizer` can cover with `seq_len` tokens: no token stands for more
+// bytes than its longest vocabulary entry, and normalisation (NFKC) shrinks text at most 3-fold,
+// so 4x leaves room. A row longer than this cannot fit and is refused without being tokenized (a
+// 50 MB row would take seconds and gigabytes to find that out). What this cannot see: a
+// normaliser that drops characters (long runs of whitespace) could make such a row fit.
+int64_t MaxRowBytes(const Tokenizer& tokenizer, int64_t seq_len) {
+  size_t longest = 1;
+  for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
+    longest = std::max(longest, tokenizer.TokenText(id).size());
+  }
+  return 4 * seq_len * static_cast<int64_t>(longest);
+}
+
+int64_t TextBytes(const TextExample& example) {
+  size_t bytes = example.prompt.size() + example.completion.size();
+  for (const ChatMessage& message : example.messages) bytes += message.content.size();
+  return static_cast<int64_t>(bytes);
+}
+
 struct ReadFile {
   std::vector<TextExample> text;
   std::vector<TokenizedExample> tokens;
@@ -70,7 +90,7 @@ struct ReadFile {
 // Reads `path`, tokenizes, and appends every bad row to `bad` as "path:line: reason". The chat
 // template of `model_dir` is read the first time a conversation needs it.
 ReadFile ReadAndTokenize(const Dataset& dataset, const fs::path& path, const Tokenizer& tokenizer,
-                         const fs::path& model_dir, int64_t seq_len,
+                         const fs::path& model_dir, int64_t seq_len, int64_t max_row_bytes,
                          std::optional<std::optional<ChatTemplate>>& chat_template,
                          std::vector<std::string>& bad) {
   DatasetRows rows = dataset.Read(path);
@@ -79,6 +99,12 @@ ReadFile ReadAndTokenize(const Dataset& dataset, const fs::path& path, const Tok
   for (const BadRow& row : rows.bad_rows) problems.emplace_back(row.line, Echo(row.reason, 200));
   ReadFile out;
   for (TextExample& example : rows.examples) {
+    if (const int64_t bytes = TextBytes(example); bytes > max_row_bytes) {
+      problems.emplace_back(example.line, Counted(bytes, "byte") + " of text, more than " +
+                                              std::to_string(seq_len) +
+                                              " tokens (train.seq_len) can hold");
+      continue;
+    }
     if (!example.messages.empty() && !chat_template) chat_template = ChatTemplate::Load(model_dir);
     TokenizedExample tokens;
     if (!example.messages.empty() && *chat_template) {
@@ -115,12 +141,13 @@ PreparedData PrepareData(const DatasetConfig& config, const PluginHost& host,
   const std::unique_ptr<Dataset> dataset = host.CreateDataset(config.plugin, config.options);
   std::vector<std::string> bad;
   std::optional<std::optional<ChatTemplate>> chat_template;  // outer: read yet; inner: has one
-  ReadFile train =
-      ReadAndTokenize(*dataset, config.path, tokenizer, model_dir, seq_len, chat_template, bad);
+  const int64_t max_row_bytes = MaxRowBytes(tokenizer, seq_len);
+  ReadFile train = ReadAndTokenize(*dataset, config.path, tokenizer, model_dir, seq_len,
+                                   max_row_bytes, chat_template, bad);
   ReadFile eval;
   if (config.eval_path) {
     eval = ReadAndTokenize(*dataset, *config.eval_path, tokenizer, model_dir, seq_len,
-                           chat_template, bad);
+                           max_row_bytes, chat_template, bad);
   }
   if (!bad.empty() && !config.skip_bad_rows) {
     std::string message = bad.front();

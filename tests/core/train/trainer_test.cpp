@@ -374,6 +374,23 @@ TEST_F(TrainCommand, ARowThatIsNotUtf8IsABadRowWithFileAndLine) {
   EXPECT_EQ(testing::CountLinesStartingWith(result.err, ""), 1) << result.err;
 }
 
+// A huge row is refused by its size before it is tokenized: the reason counts bytes, not tokens.
+TEST_F(TrainCommand, ARowTooLongForSeqLenIsRefusedByItsSizeBeforeTokenizing) {
+  std::string rows = ReadBytes(shared_->path() / "data.jsonl");
+  rows.insert(rows.find('\n') + 1,
+              "{\"prompt\": \"add\", \"completion\": \"" + std::string(4 << 20, '7') + "\"}\n");
+  const fs::path data = dir_.Write("huge.jsonl", rows);
+  const auto result = RunTune({"train", RunFile().string(), "-o", (dir_.path() / "run").string(),
+                               "dataset.path=" + data.string()});
+  EXPECT_EQ(result.exit_code, 1) << result.err;
+  EXPECT_EQ(result.err.rfind("error: " + data.string() +
+                                 ":2: 4194307 bytes of text, more than 32 "
+                                 "tokens (train.seq_len) can hold; fix the data",
+                             0),
+            0u)
+      << result.err;
+}
+
 TEST_F(TrainCommand, ResumingAFinishedRunSaysWhichVersionItBecameAndRegistersNothing) {
   const fs::path file = RunFile();
   const std::string run = (dir_.path() / "run").string();
