@@ -231,15 +231,29 @@ const toml::table* SubTable(const toml::table& parent, std::string_view key,
   return node->as_table();
 }
 
-// Refuses a path the user wrote that does not exist, pointing at where it was written.
-void RequireExists(const toml::table& document, const std::string& section, const std::string& key,
-                   const fs::path& resolved, const fs::path& file) {
+enum class PathIs { kFolder, kFile };
+
+// Refuses a path the user wrote that does not exist or is the wrong kind, pointing at where it
+// was written.
+void RequirePath(const toml::table& document, const std::string& dotted, const fs::path& resolved,
+                 PathIs kind, const fs::path& file) {
+  const toml::node* node = document.at_path(dotted).node();
+  const std::string where = Where(node ? node->source() : toml::source_region{}, file) + ": '" +
+                            dotted + "' names " + resolved.string();
   std::error_code ec;
-  if (fs::exists(resolved, ec)) return;
-  const toml::node* node = document.at_path(section + "." + key).node();
-  throw UserError(Where(node ? node->source() : toml::source_region{}, file) + ": '" + section +
-                  "." + key + "' names " + resolved.string() +
-                  ", which does not exist; paths are relative to the file's folder");
+  const fs::file_status status = fs::status(resolved, ec);
+  if (!fs::exists(status)) {
+    throw UserError(where +
+                    ", which does not exist; paths written in the file are relative to its "
+                    "folder, paths given as key=value to the current folder");
+  }
+  if (kind == PathIs::kFolder && !fs::is_directory(status)) {
+    throw UserError(where + ", which is a file; give the folder that holds it (" +
+                    resolved.parent_path().string() + ")");
+  }
+  if (kind == PathIs::kFile && fs::is_directory(status)) {
+    throw UserError(where + ", which is a folder; give the data file itself (a .jsonl file)");
+  }
 }
 
 // The dotted names (section.key, at least one dot) an expression refers to, such as
@@ -283,8 +297,14 @@ struct RunFile::Impl {
   fs::path file;
   toml::table document;
 
-  fs::path Resolve(const std::string& path) const {
-    return fs::path(path).is_absolute() ? fs::path(path) : file.parent_path() / path;
+  // The path `dotted` holds: relative to the run file's folder when written in the file, to the
+  // current folder when given as key=value on the command line.
+  fs::path ResolvePath(const std::string& dotted, const std::string& path) const {
+    if (fs::path(path).is_absolute()) return path;
+    const toml::node* node = document.at_path(dotted).node();
+    const bool typed = node != nullptr && node->source().path &&
+                       std::string_view(*node->source().path).starts_with(kOverrideSource);
+    return typed ? fs::absolute(path).lexically_normal() : file.parent_path() / path;
   }
 };
 
@@ -374,7 +394,9 @@ std::vector<fs::path> RunFile::PluginPaths() const {
        {}},
       impl_->file, section ? section->source() : toml::source_region{}, scratch);
   std::vector<fs::path> paths;
-  for (const std::string& path : options.StringList("paths")) paths.push_back(impl_->Resolve(path));
+  for (const std::string& path : options.StringList("paths")) {
+    paths.push_back(impl_->ResolvePath("plugins.paths", path));
+  }
   return paths;
 }
 
@@ -488,9 +510,10 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
     auto [options, info] = top_level_section(
         "model", PluginKind::kModel, "plugin", "llama",
         {OptionSpec::String("path", {}, "Model directory in Hugging Face layout").Required()});
-    config.model = {std::string(info->name), impl_->Resolve(options.String("path")),
+    config.model = {std::string(info->name),
+                    impl_->ResolvePath("model.path", options.String("path")),
                     PluginOptions(options, *info)};
-    RequireExists(document, "model", "path", config.model.path, file);
+    RequirePath(document, "model.path", config.model.path, PathIs::kFolder, file);
   }
   {
     auto [options, info] = top_level_section(
@@ -503,15 +526,16 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
                             "A malformed or over-long row stops the run, or is counted and skipped")
              .Choices({"stop", "skip"})});
     config.dataset.plugin = info->name;
-    config.dataset.path = impl_->Resolve(options.String("path"));
+    config.dataset.path = impl_->ResolvePath("dataset.path", options.String("path"));
     if (!options.String("eval_path").empty()) {
-      config.dataset.eval_path = impl_->Resolve(options.String("eval_path"));
+      config.dataset.eval_path =
+          impl_->ResolvePath("dataset.eval_path", options.String("eval_path"));
     }
     config.dataset.eval_fraction = options.Float("eval_fraction");
     config.dataset.skip_bad_rows = options.String("on_bad_row") == "skip";
-    RequireExists(document, "dataset", "path", config.dataset.path, file);
+    RequirePath(document, "dataset.path", config.dataset.path, PathIs::kFile, file);
     if (config.dataset.eval_path) {
-      RequireExists(document, "dataset", "eval_path", *config.dataset.eval_path, file);
+      RequirePath(document, "dataset.eval_path", *config.dataset.eval_path, PathIs::kFile, file);
     }
     config.dataset.options = PluginOptions(options, *info);
   }
@@ -804,10 +828,11 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
     const Options options = section(
         "registry", {OptionSpec::String("path", ".tune/registry", "Where adapters are stored")});
     const toml::table* table = SubTable(document, "registry", "registry", file);
-    // Written in the file: relative to the file. Defaulted: relative to where tune runs.
-    config.registry_path = table && table->get("path")
-                               ? impl_->Resolve(options.String("path")).string()
-                               : options.String("path");
+    // Written in the file: relative to the file. Typed or defaulted: to where tune runs.
+    config.registry_path =
+        table && table->get("path")
+            ? impl_->ResolvePath("registry.path", options.String("path")).string()
+            : options.String("path");
   }
   config.plugin_paths = PluginPaths();
   {
@@ -823,6 +848,11 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
   out << resolved;
   config.resolved_toml = out.str() + "\n";
   return config;
+}
+
+bool IsPathKey(std::string_view dotted) {
+  return dotted == "model.path" || dotted == "dataset.path" || dotted == "dataset.eval_path" ||
+         dotted == "registry.path" || dotted == "plugins.paths";
 }
 
 std::string OverrideText(const std::string& key, const OptionValue& value) {

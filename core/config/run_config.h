@@ -12,6 +12,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tune/metric.h"
@@ -114,6 +115,10 @@ struct RunConfig {
   // The whole configuration as TOML, overrides applied and every default filled in.
   std::string resolved_toml;
 };
+
+// Whether `dotted` ("dataset.path") holds a path: relative to the run file's folder when written
+// in the file, to the current folder when given as key=value on the command line.
+bool IsPathKey(std::string_view dotted);
 
 // The "key=value" override that sets `value`, as RunFile::Read reads it back (TOML syntax:
 // strings quoted, lists bracketed, floats with a point, doubles in their shortest exact form).

@@ -223,6 +223,19 @@ std::string LastErrorLine(const fs::path& path) {
   return last.empty() ? "" : last.substr(last.find(": ") + 2);
 }
 
+// The override a trial process is given for one parameter. A path the sweep chose is relative to
+// the run file's folder, as written there; on the command line it would be read relative to the
+// current folder, so it is passed as an absolute path.
+std::string TrialOverride(const std::string& key, const OptionValue& value,
+                          const fs::path& run_file) {
+  const auto* path = std::get_if<std::string>(&value);
+  if (!IsPathKey(key) || path == nullptr || fs::path(*path).is_absolute()) {
+    return OverrideText(key, value);
+  }
+  return OverrideText(key,
+                      fs::absolute(run_file.parent_path() / *path).lexically_normal().string());
+}
+
 std::string ParameterText(const Trial& trial) {
   std::string text;
   for (const auto& [key, value] : trial.assignment) {
@@ -466,7 +479,7 @@ int RunSweep(const SweepOptions& options) {
   for (Trial& trial : state.trials) {
     trial.overrides.clear();
     for (const auto& [key, value] : trial.assignment) {
-      trial.overrides.push_back(OverrideText(key, value));
+      trial.overrides.push_back(TrialOverride(key, value, options.file));
     }
   }
   SaveState(dir, state);
@@ -682,7 +695,7 @@ int RunSweep(const SweepOptions& options) {
       trial.number = static_cast<int64_t>(state.trials.size()) + 1;
       trial.assignment = next_assignment(trial.number - 1);
       for (const auto& [key, value] : trial.assignment) {
-        trial.overrides.push_back(OverrideText(key, value));
+        trial.overrides.push_back(TrialOverride(key, value, options.file));
       }
       state.trials.push_back(std::move(trial));
       return state.trials.back();

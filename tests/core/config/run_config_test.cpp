@@ -268,6 +268,37 @@ TEST_F(RunConfigTest, PathThatDoesNotExistIsRefusedWhereItIsWritten) {
   EXPECT_NE(message.find("models/huge, which does not exist"), std::string::npos) << message;
 }
 
+TEST_F(RunConfigTest, APathOfTheWrongKindSaysWhatToGiveInstead) {
+  std::string message = ErrorOf(Edit("models/tiny", "data/task.jsonl"));
+  EXPECT_EQ(message, "FILE:5:8: 'model.path' names " + (dir_.path() / "data/task.jsonl").string() +
+                         ", which is a file; give the folder that holds it (" +
+                         (dir_.path() / "data").string() + ")");
+  message = ErrorOf(Edit("data/task.jsonl", "models"));
+  EXPECT_NE(message.find("'dataset.path' names " + (dir_.path() / "models").string() +
+                         ", which is a folder; give the data file itself"),
+            std::string::npos)
+      << message;
+}
+
+// People type key=value paths relative to where they are, not to where the run file is.
+TEST_F(RunConfigTest, PathsGivenAsKeyValueAreRelativeToTheCurrentFolder) {
+  const TempDir elsewhere;
+  elsewhere.Write("other.jsonl", "{}\n");
+  const fs::path before = fs::current_path();
+  fs::current_path(elsewhere.path());
+  RunConfig config;
+  try {
+    config = Resolve(kRunFile, {"dataset.path=other.jsonl", "registry.path=reg"});
+  } catch (...) {
+    fs::current_path(before);
+    throw;
+  }
+  fs::current_path(before);
+  EXPECT_EQ(config.dataset.path, elsewhere.path() / "other.jsonl");
+  EXPECT_EQ(config.registry_path, (elsewhere.path() / "reg").string());
+  EXPECT_EQ(config.model.path, dir_.path() / "models/tiny");  // written in the file
+}
+
 TEST_F(RunConfigTest, InvalidNameIsRefused) {
   EXPECT_EQ(ErrorOf(Edit("name = \"rank\"", "name = \"Rank Sweep\"")),
             "FILE:1:8: 'name' = \"Rank Sweep\" is not a valid adapter name; use lower-case "
