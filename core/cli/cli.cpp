@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli/option_checks.h"
 #include "cli/registry_commands.h"
 #include "config/run_config.h"
 #include "generate/generate.h"
@@ -29,8 +30,10 @@
 #include "tune/adapter.h"
 #include "tune/model.h"
 #include "util/counted.h"
+#include "util/echo.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/suggest.h"
 
 namespace tune {
 namespace {
@@ -414,6 +417,51 @@ void PrintVersion() {
             << "\n";
 }
 
+// The commands named on the command line, as far as they are commands: "tune adapters ls".
+// Sets `unknown` to a word that stands where a command must and names none.
+std::string CommandPath(CLI::App& app, int argc, char** argv, std::string& unknown) {
+  std::string path = "tune";
+  CLI::App* at = &app;
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word.starts_with("-")) continue;
+    const std::vector<CLI::App*> commands = at->get_subcommands([](CLI::App*) { return true; });
+    if (commands.empty()) break;
+    const auto named = std::find_if(commands.begin(), commands.end(),
+                                    [&](CLI::App* command) { return command->get_name() == word; });
+    if (named == commands.end()) {
+      if (at->get_options([](const CLI::Option* o) { return o->get_positional(); }).empty()) {
+        unknown = word;
+      }
+      break;
+    }
+    at = *named;
+    path += " " + word;
+  }
+  return path;
+}
+
+// One line for a command line CLI11 refused, pointing at the help of the command it was for.
+std::string ParseErrorText(CLI::App& app, const CLI::ParseError& error, int argc, char** argv) {
+  std::string unknown;
+  const std::string path = CommandPath(app, argc, argv, unknown);
+  if (!unknown.empty()) {
+    CLI::App* at = &app;
+    std::string rest = path;
+    std::vector<std::string> names;
+    for (size_t space; (space = rest.find(' ')) != std::string::npos;) {
+      rest.erase(0, space + 1);
+      at = at->get_subcommand(rest.substr(0, rest.find(' ')));
+    }
+    for (const CLI::App* command : at->get_subcommands([](CLI::App*) { return true; })) {
+      names.push_back(command->get_name());
+    }
+    return "unknown command '" + Echo(unknown, 40) + "'" + DidYouMean(unknown, names) + "; see `" +
+           path + " --help`";
+  }
+  return std::string(error.what()) + "; see `" + path + " --help`";
+}
+
 void ConfigureLogging(int verbosity) {
   SetLogLevel(verbosity > 0   ? LogLevel::kDebug
               : verbosity < 0 ? LogLevel::kError
@@ -422,9 +470,12 @@ void ConfigureLogging(int verbosity) {
 
 }  // namespace
 
+constexpr const char* kModelFolder = "the model's folder (the one with config.json)";
+
 int RunCli(int argc, char** argv) {
   CLI::App app{"tune: fine-tune language models, track experiments, version adapters", "tune"};
   app.require_subcommand(0, 1);
+  app.fallthrough();  // -q, -v after a command: `tune train run.toml -q`
   bool show_version = false;
   int verbose = 0;
   bool quiet = false;
@@ -452,7 +503,8 @@ int RunCli(int argc, char** argv) {
   std::string tokenize_text;
   bool tokenize_json = false;
   tokenize->add_option("--model", tokenize_model, "Model directory (Hugging Face layout)")
-      ->required();
+      ->required()
+      ->check(cli::ExistingFolder(kModelFolder));
   tokenize->add_flag("--json", tokenize_json, "Print one JSON object with ids and pieces");
   tokenize->add_option("text", tokenize_text, "Text to tokenize")->required();
 
@@ -463,11 +515,14 @@ int RunCli(int argc, char** argv) {
   std::string generate_prompt;
   SamplingOptions sampling;
   generate->add_option("--model", generate_model, "Model directory (Hugging Face layout)")
-      ->required();
+      ->required()
+      ->check(cli::ExistingFolder(kModelFolder));
   std::string generate_adapter;
-  generate->add_option("--adapter", generate_adapter,
-                       "LoRA adapter in PEFT layout to apply (tune train's adapter/, tune fetch's "
-                       "output)");
+  generate
+      ->add_option("--adapter", generate_adapter,
+                   "LoRA adapter in PEFT layout to apply (tune train's adapter/, tune fetch's "
+                   "output)")
+      ->check(cli::ExistingFolder("the adapter's folder (the one with adapter_config.json)"));
   generate->add_option("--model-plugin", generate_plugin, "Model plugin that reads the directory")
       ->capture_default_str();
   CLI::Option* max_tokens_flag =
@@ -481,13 +536,13 @@ int RunCli(int argc, char** argv) {
           ->add_option("--temperature", sampling.temperature,
                        "0 for greedy; higher is more random (default: the model's "
                        "generation_config.json, else greedy)")
-          ->check(CLI::Range(0.0, 100.0));
+          ->check(cli::FiniteIn(0.0, 100.0));
   CLI::Option* top_p_flag =
       generate
           ->add_option("--top-p", sampling.top_p,
                        "Sample from the smallest set of tokens with this much probability "
                        "(default: the model's generation_config.json, else 1)")
-          ->check(CLI::Range(1e-9, 1.0));
+          ->check(cli::FiniteIn(1e-9, 1.0));
   generate->add_option("--seed", sampling.seed, "Seed for sampling")->capture_default_str();
   generate->add_option("prompt", generate_prompt, "Text to continue")->required();
   const std::unique_ptr<RegistryCommands> registry_commands = RegistryCommands::Add(app);
@@ -500,25 +555,33 @@ int RunCli(int argc, char** argv) {
   TrainOptions train_options;
   train->add_option("file", train_file, "Run file (.toml)")->required();
   train->add_option("overrides", train_overrides, "key=value settings that replace the file's");
-  train->add_option("-o,--output", train_output,
-                    "Run directory for checkpoints, metrics and the adapter (default "
-                    ".tune/runs/NAME)");
+  train
+      ->add_option("-o,--output", train_output,
+                   "Run directory for checkpoints, metrics and the adapter (default "
+                   ".tune/runs/NAME)")
+      ->check(cli::FolderToWrite());
   train->add_flag("--resume", train_options.resume, "Continue from the last checkpoint");
   train->add_flag("--restart", train_options.restart, "Discard the run directory and start over");
   train->add_flag("--force", train_options.force, "Resume although the config or the data changed");
   train->get_option("--resume")->excludes("--restart");
-  train->add_option("--base-scores", train_options.base_scores_dir,
-                    "Folder of base-model scores shared between runs: reuse a matching "
-                    "measurement instead of evaluating the base model again (tune sweep passes "
-                    "one per sweep)");
+  train
+      ->add_option("--base-scores", train_options.base_scores_dir,
+                   "Folder of base-model scores shared between runs: reuse a matching "
+                   "measurement instead of evaluating the base model again (tune sweep passes "
+                   "one per sweep)")
+      ->check(cli::FolderToWrite());
   int train_start_fd = -1;
-  train->add_option("--start-fd", train_start_fd,
-                    "A socket from tune sweep: prepare, wait for its go before training, and "
-                    "after each intermediate eval report it and wait again (early stopping)");
+  train
+      ->add_option("--start-fd", train_start_fd,
+                   "A socket from tune sweep: prepare, wait for its go before training, and "
+                   "after each intermediate eval report it and wait again (early stopping)")
+      ->group("");  // tune sweep's, not a person's: left out of --help
   bool train_no_register = false;
-  train->add_flag("--no-register", train_no_register,
-                  "Leave the adapter in the run directory only (tune sweep registers its trials "
-                  "itself)");
+  train
+      ->add_flag("--no-register", train_no_register,
+                 "Leave the adapter in the run directory only (tune sweep registers its trials "
+                 "itself)")
+      ->group("");
 
   CLI::App* sweep = app.add_subcommand(
       "sweep", "Run a sweep's trials, register every finished adapter, print the ranking");
@@ -540,7 +603,7 @@ int RunCli(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "error: " << e.what() << "; see `tune --help`\n";
+    std::cerr << "error: " << ParseErrorText(app, e, argc, argv) << "\n";
     return 1;
   }
 

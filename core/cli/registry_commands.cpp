@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli/option_checks.h"
 #include "registry/registry.h"
 #include "util/counted.h"
 #include "util/error.h"
@@ -150,7 +151,8 @@ class Commands : public RegistryCommands {
         "fetch", "Write a version's files and tune.json (lineage) to a folder, verifying them");
     fetch_->add_option("ref", ref_, "NAME, NAME:VERSION or NAME@ALIAS")->required();
     fetch_->add_option("-o,--output", out_dir_, "Folder to create (must not exist or be empty)")
-        ->required();
+        ->required()
+        ->check(cli::FolderToWrite());
 
     CLI::App* registry = app.add_subcommand("registry", "Check, clean and back up the registry");
     registry->require_subcommand(1);
@@ -159,16 +161,20 @@ class Commands : public RegistryCommands {
     gc_->add_option("--grace-hours", grace_hours_,
                     "Keep unreferenced files younger than this (a write may be in progress)")
         ->capture_default_str()
-        ->check(CLI::Range(0.0, 1e6));
+        ->check(cli::FiniteIn(0.0, 1e6));
     backup_ =
         registry->add_subcommand("backup", "Write a consistent copy that opens as a registry");
-    backup_->add_option("dir", out_dir_, "Folder to create")->required();
+    backup_->add_option("dir", out_dir_, "Folder to create")
+        ->required()
+        ->check(cli::FolderToWrite());
 
     registry_path_ = DefaultRegistry();
     for (CLI::App* command :
          {ls_, show_, diff_, promote_, history_, fetch_, verify_, gc_, backup_}) {
-      command->add_option("--registry", registry_path_,
-                          "Registry folder (default: $TUNE_REGISTRY, else .tune/registry)");
+      command
+          ->add_option("--registry", registry_path_,
+                       "Registry folder (default: $TUNE_REGISTRY, else .tune/registry)")
+          ->check(cli::FolderToWrite());
     }
   }
 

@@ -32,6 +32,7 @@
 #include "util/counted.h"
 #include "util/duration.h"
 #include "util/error.h"
+#include "util/log.h"
 #include "util/sha256.h"
 
 namespace tune {
@@ -78,14 +79,17 @@ torch::Device ChooseDevice(const std::string& wanted) {
   return wanted != "cpu" && cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
 }
 
-// One updating line on a terminal; a plain line every `plain_every` steps otherwise.
+// One updating line on a terminal; a plain line every `plain_every` steps otherwise; nothing
+// with -q (log level below info).
 class ProgressLine {
  public:
   explicit ProgressLine(int64_t total_steps)
       : terminal_(isatty(fileno(stderr)) != 0),
+        quiet_(!LogEnabled(LogLevel::kInfo)),
         plain_every_(std::max<int64_t>(1, total_steps / 20)) {}
 
   void Step(const StepReport& r, int64_t resumed_at) {
+    if (quiet_) return;
     const double rate = r.elapsed_seconds > 0 ? (r.step - resumed_at) / r.elapsed_seconds : 0.0;
     const double eta = rate > 0 ? (r.total_steps - r.step) / rate : 0.0;
     char line[256];
@@ -105,12 +109,14 @@ class ProgressLine {
 
   // A message between steps: ends the updating line first.
   void Say(const std::string& message) {
+    if (quiet_) return;
     std::fprintf(stderr, "%s%s\n", terminal_ ? "\r\033[K" : "", message.c_str());
     std::fflush(stderr);
   }
 
  private:
   bool terminal_;
+  bool quiet_;
   int64_t plain_every_;
 };
 
@@ -471,8 +477,10 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
       progress.Say("base model scores from " +
                    BaseScoresFile(options.base_scores_dir, identity).string());
     } else {
-      progress.Say("evaluating the base model on " + std::to_string(data.eval.size()) +
-                   " eval examples");
+      if (!data.eval.empty()) {
+        progress.Say("evaluating the base model on " +
+                     Counted(static_cast<int64_t>(data.eval.size()), "eval example"));
+      }
       evaluate(state.base_scores, nullptr);
       if (!identity.empty()) StoreBaseScores(options.base_scores_dir, identity, state.base_scores);
     }
@@ -552,7 +560,7 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
   TrainSummary summary;
   summary.base_scores = state.base_scores;
   std::vector<std::string> predictions;
-  progress.Say("evaluating the trained adapter");
+  if (!data.eval.empty()) progress.Say("evaluating the trained adapter");
   evaluate(summary.scores, &predictions);
   {
     std::ofstream samples(run_dir / "eval_samples.jsonl", std::ios::trunc);

@@ -186,6 +186,64 @@ TEST(Cli, UnknownCommandExitsOneWithAHint) {
   EXPECT_NE(result.err.find("tune --help"), std::string::npos);
 }
 
+TEST(Cli, AMistypedCommandGetsTheClosestOne) {
+  auto result = RunTune({"trian", "run.toml"}, kNoPluginPath);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.err,
+            "error: unknown command 'trian' (did you mean 'train'?); see `tune --help`\n");
+  result = RunTune({"adapters", "lss"}, kNoPluginPath);
+  EXPECT_EQ(result.err,
+            "error: unknown command 'lss' (did you mean 'ls'?); see `tune adapters --help`\n");
+}
+
+TEST(Cli, ACommandMissingItsArgumentsPointsToItsOwnHelp) {
+  EXPECT_EQ(RunTune({"train"}, kNoPluginPath).err,
+            "error: file is required; see `tune train --help`\n");
+  EXPECT_EQ(RunTune({"registry"}, kNoPluginPath).err,
+            "error: A subcommand is required; see `tune registry --help`\n");
+}
+
+TEST(Cli, GlobalFlagsWorkAfterTheCommand) {
+  EXPECT_EQ(RunTune({"plugins", "-q"}, kNoPluginPath).exit_code, 0);
+  EXPECT_EQ(RunTune({"plugins", "--verbose"}, kNoPluginPath).exit_code, 0);
+}
+
+TEST(Cli, HelpLeavesOutTheOptionsOnlyTuneSweepPasses) {
+  const auto result = RunTune({"train", "--help"}, kNoPluginPath);
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.out.find("--start-fd"), std::string::npos) << result.out;
+  EXPECT_EQ(result.out.find("--no-register"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("--resume"), std::string::npos) << result.out;
+}
+
+// Numbers are finite and in range, paths are not empty and of the right kind: one line each.
+TEST(Cli, BadNumbersAndPathsInOptionsAreRefusedWithOneLine) {
+  const TempDir dir;
+  const std::string file = dir.Write("a-file", "x").string();
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"generate", "--model", dir.path().string(), "--temperature", "nan", "hi"},
+       "error: --temperature: 'nan' is not a number in [0, 100]; see `tune generate --help`"},
+      {{"registry", "gc", "--grace-hours", "inf"},
+       "error: --grace-hours: 'inf' is not a number in [0, 1e+06]; see `tune registry gc --help`"},
+      {{"train", "run.toml", "-o", ""},
+       "error: --output: empty path; give a folder; see `tune train --help`"},
+      {{"train", "run.toml", "-o", file},
+       "error: --output: " + file + " is a file; give a folder; see `tune train --help`"},
+      {{"tokenize", "--model", file, "hi"},
+       "error: --model: " + file + " is a file (did you mean '" + dir.path().string() +
+           "'?); give the model's folder (the one with config.json); see `tune tokenize --help`"},
+      {{"adapters", "ls", "--registry", ""},
+       "error: --registry: empty path; give a folder; see `tune adapters ls --help`"},
+      {{"registry", "backup", file},
+       "error: dir: " + file + " is a file; give a folder; see `tune registry backup --help`"},
+  };
+  for (const auto& [args, expected] : cases) {
+    const auto result = RunTune(args, kNoPluginPath);
+    EXPECT_EQ(result.exit_code, 1) << args[0];
+    EXPECT_EQ(result.err, expected + "\n");
+  }
+}
+
 TEST(Cli, EveryCommandHasHelp) {
   for (const std::vector<std::string>& args : {std::vector<std::string>{"--help"},
                                                {"plugins", "--help"},

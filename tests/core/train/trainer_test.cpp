@@ -391,6 +391,14 @@ TEST_F(TrainCommand, ARowTooLongForSeqLenIsRefusedByItsSizeBeforeTokenizing) {
       << result.err;
 }
 
+TEST_F(TrainCommand, QuietAfterTheRunFileLeavesOnlyTheResults) {
+  const auto result = RunTune(
+      {"train", RunFile().string(), "-o", (dir_.path() / "run").string(), "train.steps=5", "-q"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.err, "");
+  EXPECT_NE(result.out.find("registered: t:v1"), std::string::npos) << result.out;
+}
+
 TEST_F(TrainCommand, ResumingAFinishedRunSaysWhichVersionItBecameAndRegistersNothing) {
   const fs::path file = RunFile();
   const std::string run = (dir_.path() / "run").string();

@@ -1,0 +1,66 @@
+// Checks of command-line values, as CLI11 validators: each returns "" for a good value and
+// otherwise the reason, which CLI11 prefixes with the option's name ("--model: ...").
+// Header-only; used by cli.cpp and registry_commands.cpp.
+#pragma once
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "util/echo.h"
+
+namespace tune::cli {
+
+// A number in [low, high]; NaN and infinities are refused (CLI::Range lets NaN through).
+inline CLI::Validator FiniteIn(double low, double high) {
+  return CLI::Validator(
+      [low, high](std::string& text) -> std::string {
+        double value = 0;
+        if (!CLI::detail::lexical_cast(text, value) || !std::isfinite(value) || value < low ||
+            value > high) {
+          return "'" + Echo(text, 40) + "' is not a number in [" + CLI::detail::to_string(low) +
+                 ", " + CLI::detail::to_string(high) + "]";
+        }
+        return "";
+      },
+      "FINITE in [" + CLI::detail::to_string(low) + ", " + CLI::detail::to_string(high) + "]");
+}
+
+// A folder that exists: `what` names it in the message ("the model's folder").
+inline CLI::Validator ExistingFolder(const std::string& what) {
+  return CLI::Validator(
+      [what](std::string& text) -> std::string {
+        namespace fs = std::filesystem;
+        if (text.empty()) return "empty path; give " + what;
+        std::error_code ec;
+        const fs::file_status status = fs::status(text, ec);
+        if (!fs::exists(status)) return Echo(text) + " does not exist; give " + what;
+        if (!fs::is_directory(status)) {
+          const std::string parent = fs::path(text).parent_path().string();
+          return Echo(text) + " is a file" +
+                 (parent.empty() ? std::string() : " (did you mean '" + Echo(parent) + "'?)") +
+                 "; give " + what;
+        }
+        return "";
+      },
+      "FOLDER");
+}
+
+// A folder tune will create or write into: not empty, and not an existing file.
+inline CLI::Validator FolderToWrite() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        namespace fs = std::filesystem;
+        if (text.empty()) return "empty path; give a folder";
+        std::error_code ec;
+        if (fs::exists(text, ec) && !fs::is_directory(text, ec)) {
+          return Echo(text) + " is a file; give a folder";
+        }
+        return "";
+      },
+      "FOLDER");
+}
+
+}  // namespace tune::cli
