@@ -9,8 +9,10 @@
 #include <nlohmann/json.hpp>
 
 #include "plugin_host/plugin_host.h"
+#include "sweep/search.h"
 #include "util/error.h"
 #include "util/names.h"
+#include "util/number_text.h"
 #include "util/suggest.h"
 
 namespace tune {
@@ -63,18 +65,6 @@ std::string TypeOf(const toml::node& node) {
     default:
       return "date/time";
   }
-}
-
-std::string FormatNumber(double value) {
-  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
-  std::ostringstream out;
-  out << value;
-  return out.str();
-}
-
-std::string RangeText(const OptionSpec& spec) {
-  return std::string(spec.min_exclusive ? "(" : "[") + FormatNumber(spec.min) + ", " +
-         FormatNumber(spec.max) + (spec.max_exclusive ? ")" : "]");
 }
 
 std::string ArticleFor(OptionType type) {
@@ -714,11 +704,13 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
       std::vector<std::string> paths;
       for (const auto& [path, spec] : specs_by_path) paths.push_back(path);
       toml::table out;
+      std::map<std::string, std::string> wheres;  // parameter -> where the file sets it
       for (const auto& [key, node] : *table) {
         SweepParameter parameter;
         parameter.path = std::string(key.str());
         const std::string where =
             Where(key.source().begin.line ? key.source() : node.source(), file);
+        wheres[parameter.path] = where;
         const auto target = specs_by_path.find(parameter.path);
         if (target == specs_by_path.end()) {
           throw UserError(where + ": sweep parameter '" + parameter.path +
@@ -805,8 +797,8 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
                      (spec.max_exclusive ? v < spec.max : v <= spec.max);
             };
             if (!in_range(parameter.min) || !in_range(parameter.max)) {
-              throw UserError(where + ": '" + label + "' spans [" + FormatNumber(parameter.min) +
-                              ", " + FormatNumber(parameter.max) + "], outside the range of '" +
+              throw UserError(where + ": '" + label + "' spans [" + NumberText(parameter.min) +
+                              ", " + NumberText(parameter.max) + "], outside the range of '" +
                               parameter.path + "', " + RangeText(spec));
             }
           }
@@ -820,6 +812,22 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
         sweep.parameters.push_back(std::move(parameter));
       }
       sweep_out.insert_or_assign("parameters", std::move(out));
+      // What `tune sweep` would stop on, refused here, before anything is created.
+      for (const SweepParameter& parameter : sweep.parameters) {
+        if (parameter.kind != SweepParameter::Kind::kExpression) continue;
+        try {
+          CheckTiedParameter(sweep, parameter, specs_by_path.at(parameter.path));
+        } catch (const UserError& e) {
+          throw UserError(wheres.at(parameter.path) + ": " + e.what());
+        }
+      }
+      if (sweep.method == "grid") {
+        try {
+          GridTrials(sweep);
+        } catch (const UserError& e) {
+          throw UserError(Where(sweep_table->source(), file) + ": " + e.what());
+        }
+      }
     }
     config.sweep = std::move(sweep);
   }
@@ -848,6 +856,11 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
   out << resolved;
   config.resolved_toml = out.str() + "\n";
   return config;
+}
+
+std::string RangeText(const OptionSpec& spec) {
+  return std::string(spec.min_exclusive ? "(" : "[") + NumberText(spec.min) + ", " +
+         NumberText(spec.max) + (spec.max_exclusive ? ")" : "]");
 }
 
 bool IsPathKey(std::string_view dotted) {

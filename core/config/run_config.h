@@ -116,6 +116,9 @@ struct RunConfig {
   std::string resolved_toml;
 };
 
+// The range a numeric option takes, as errors state it: "[1, 65536]", "(0, 10]".
+std::string RangeText(const OptionSpec& spec);
+
 // Whether `dotted` ("dataset.path") holds a path: relative to the run file's folder when written
 // in the file, to the current folder when given as key=value on the command line.
 bool IsPathKey(std::string_view dotted);

@@ -5,7 +5,9 @@
 #include <numbers>
 #include <random>
 
+#include "util/echo.h"
 #include "util/error.h"
+#include "util/number_text.h"
 
 namespace tune {
 namespace {
@@ -43,8 +45,12 @@ class ExpressionParser {
     return false;
   }
   [[noreturn]] void Fail(const std::string& what) const {
-    throw UserError("sweep expression \"" + text_ + "\", column " + std::to_string(pos_ + 1) +
+    throw UserError("sweep expression \"" + Echo(text_) + "\", column " + std::to_string(pos_ + 1) +
                     ": " + what);
+  }
+  // Bounds the recursion, so that "((((..." is an error and not a stack overflow.
+  void Nest() {
+    if (++depth_ > 64) Fail("parentheses and '-' nest deeper than 64 levels");
   }
   double Sum() {
     double value = Product();
@@ -70,12 +76,19 @@ class ExpressionParser {
       }
     }
   }
-  double Unary() { return Eat('-') ? -Unary() : Atom(); }
+  double Unary() {
+    Nest();
+    const double value = Eat('-') ? -Unary() : Atom();
+    --depth_;
+    return value;
+  }
   double Atom() {
     Skip();
     if (Eat('(')) {
+      Nest();
       const double value = Sum();
       if (!Eat(')')) Fail("missing ')'");
+      --depth_;
       return value;
     }
     const size_t start = pos_;
@@ -97,16 +110,17 @@ class ExpressionParser {
       } catch (const std::exception&) {
         used = 0;
       }
-      if (used != word.size()) Fail("'" + word + "' is not a number");
+      if (used != word.size()) Fail("'" + Echo(word, 40) + "' is not a number");
       return value;
     }
     const auto it = values_.find(word);
     pos_ = start;  // errors about the word point at its start
     if (it == values_.end()) {
-      Fail("'" + word + "' is not a swept parameter; tied parameters refer to swept keys");
+      Fail("'" + Echo(word, 40) +
+           "' is not a swept parameter; tied parameters refer to swept keys");
     }
     const double value = AsNumber(it->second);
-    if (std::isnan(value)) Fail("'" + word + "' is not a number");
+    if (std::isnan(value)) Fail("'" + Echo(word, 40) + "' is not a number");
     pos_ = start + word.size();
     return value;
   }
@@ -114,6 +128,7 @@ class ExpressionParser {
   const std::string& text_;
   const Assignment& values_;
   size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 // Rounds to a multiple of q when set; integers for integer keys.
@@ -203,6 +218,89 @@ double CategoricalDensity(double x, const std::vector<double>& points, size_t n)
 
 double EvaluateExpression(const std::string& expression, const Assignment& assignment) {
   return ExpressionParser(expression, assignment).Parse();
+}
+
+namespace {
+
+// Whether `expression` names `key` as a whole word.
+bool Mentions(const std::string& expression, const std::string& key) {
+  const auto is_name = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.';
+  };
+  for (size_t at = expression.find(key); at != std::string::npos;
+       at = expression.find(key, at + 1)) {
+    const size_t end = at + key.size();
+    if ((at == 0 || !is_name(expression[at - 1])) &&
+        (end == expression.size() || !is_name(expression[end]))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// The values a parameter can take that a check tries: each listed value, each end of a range.
+std::vector<OptionValue> ValuesToTry(const SweepParameter& p) {
+  if (p.kind == SweepParameter::Kind::kValues || p.distribution == "categorical") return p.values;
+  const bool integer = p.distribution == "int_uniform";
+  return {Finish(p, p.min, integer), Finish(p, p.max, integer)};
+}
+
+std::string AssignmentText(const Assignment& assignment) {
+  std::string text;
+  for (const auto& [key, value] : assignment) {
+    text += (text.empty() ? "" : ", ") + key + " = " + NumberText(AsNumber(value));
+  }
+  return text;
+}
+
+}  // namespace
+
+void CheckTiedParameter(const SweepConfig& sweep, const SweepParameter& tied,
+                        const OptionSpec& target) {
+  std::vector<const SweepParameter*> referenced;
+  for (const SweepParameter& p : sweep.parameters) {
+    if (!Mentions(tied.expression, p.path)) continue;
+    if (p.kind == SweepParameter::Kind::kExpression) {
+      throw UserError(
+          "sweep expression \"" + Echo(tied.expression) + "\" refers to '" + p.path + "', " +
+          (&p == &tied ? std::string("the key it sets") : std::string("which is tied itself")) +
+          "; tied parameters refer to listed or sampled parameters only");
+    }
+    referenced.push_back(&p);
+  }
+  // Every combination of the referenced parameters' values to try, at most 256 of them.
+  std::vector<Assignment> assignments = {{}};
+  for (const SweepParameter* p : referenced) {
+    std::vector<Assignment> next;
+    for (const Assignment& partial : assignments) {
+      for (const OptionValue& value : ValuesToTry(*p)) {
+        if (next.size() == 256) break;
+        Assignment extended = partial;
+        extended[p->path] = value;
+        next.push_back(std::move(extended));
+      }
+    }
+    assignments = std::move(next);
+  }
+  for (const Assignment& assignment : assignments) {
+    const double value = EvaluateExpression(tied.expression, assignment);
+    const std::string gives = "sweep expression \"" + Echo(tied.expression) + "\" gives " +
+                              NumberText(value) +
+                              (assignment.empty() ? "" : " at " + AssignmentText(assignment));
+    if (!std::isfinite(value)) throw UserError(gives + "; it must give a finite number");
+    if (target.type == OptionType::kInt && std::floor(value) != value) {
+      throw UserError(gives + ", but '" + tied.path + "' takes integers");
+    }
+    if (target.type != OptionType::kInt && target.type != OptionType::kFloat) {
+      throw UserError("sweep expression \"" + Echo(tied.expression) + "\" sets '" + tied.path +
+                      "', which is not a number; give a list of values instead");
+    }
+    const bool in_range = (target.min_exclusive ? value > target.min : value >= target.min) &&
+                          (target.max_exclusive ? value < target.max : value <= target.max);
+    if (!in_range) {
+      throw UserError(gives + ", outside the range of '" + tied.path + "', " + RangeText(target));
+    }
+  }
 }
 
 std::vector<Assignment> GridTrials(const SweepConfig& sweep) {

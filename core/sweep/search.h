@@ -37,6 +37,14 @@ struct FinishedTrial {
 Assignment TpeTrial(const SweepConfig& sweep, uint64_t seed, int64_t index,
                     const std::vector<FinishedTrial>& finished, int64_t startup = 5);
 
+// Checks a tied parameter before anything runs: it refers only to listed or sampled parameters
+// (not to itself or another tied one), parses, and gives a finite number that `target` (the spec
+// of the key it sets) takes, at every combination of the listed values and range ends of what it
+// refers to (the first 256). Throws UserError naming the expression and the values. What it
+// cannot see: a value inside a sampled range that breaks the rule while both ends keep it.
+void CheckTiedParameter(const SweepConfig& sweep, const SweepParameter& tied,
+                        const OptionSpec& target);
+
 // Evaluates `expression` (numbers, + - * /, parentheses, swept keys) with the values in
 // `assignment`. Throws UserError naming the expression if it refers to a key that is not swept
 // or is not a number, or does not parse.

@@ -394,6 +394,16 @@ int RunSweep(const SweepOptions& options) {
   const std::map<int64_t, fs::path> existing = ExistingSweeps(options.root, config.name);
   fs::path dir;
   SweepState state;
+  // A new sweep that fails before its scheduling loop starts leaves no folder behind (a later
+  // --resume would find it and have nothing to resume).
+  struct RemoveIfNotStarted {
+    fs::path dir;
+    bool started = false;
+    ~RemoveIfNotStarted() {
+      std::error_code ec;
+      if (!started && !dir.empty()) fs::remove_all(dir, ec);
+    }
+  } new_sweep;
   if (options.resume) {
     if (existing.empty()) {
       throw UserError("no sweep named " + config.name + " under " + options.root.string() +
@@ -417,6 +427,7 @@ int RunSweep(const SweepOptions& options) {
     state.name = config.name + "-" + std::to_string(number);
     dir = options.root / state.name;
     fs::create_directories(dir);
+    new_sweep.dir = dir;
     state.sweep_sha256 = sweep_sha256;
     state.dataset_sha256 = dataset_sha256;
     if (!existing.empty()) {
@@ -668,6 +679,7 @@ int RunSweep(const SweepOptions& options) {
   const int64_t model_weight_bytes = ModelWeightBytes(config.model.path);
 
   // The scheduling loop: keep `parallel` trials running, report every few seconds.
+  new_sweep.started = true;
   auto last_report = Clock::now();
   while (true) {
     int64_t running = 0;

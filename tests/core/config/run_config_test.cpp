@@ -53,7 +53,7 @@ plugin = "token_f1"
 strip_articles = false
 
 [sweep]
-method = "grid"
+method = "random"
 objective = { metric = "exact_match", goal = "maximize" }
 max_trials = 8
 parallel = 1
@@ -297,6 +297,31 @@ TEST_F(RunConfigTest, PathsGivenAsKeyValueAreRelativeToTheCurrentFolder) {
   EXPECT_EQ(config.dataset.path, elsewhere.path() / "other.jsonl");
   EXPECT_EQ(config.registry_path, (elsewhere.path() / "reg").string());
   EXPECT_EQ(config.model.path, dir_.path() / "models/tiny");  // written in the file
+}
+
+// What `tune sweep` would stop on is refused by `tune validate`, where the file sets it.
+TEST_F(RunConfigTest, TiedParametersAreCheckedBeforeAnythingRuns) {
+  const std::string tied = "\"adapter.alpha\" = \"2 * adapter.rank\"";
+  EXPECT_EQ(
+      ErrorOf(Edit("\"adapter.rank\" = [2, 4, 8, 16]", "\"adapter.rank\" = \"adapter.alpha\"")),
+      "FILE:48:1: sweep expression \"2 * adapter.rank\" refers to 'adapter.rank', which is tied "
+      "itself; tied parameters refer to listed or sampled parameters only");
+  EXPECT_EQ(ErrorOf(Edit(tied, "\"adapter.alpha\" = \"2 * * adapter.rank\"")),
+            "FILE:48:1: sweep expression \"2 * * adapter.rank\", column 5: expected a number or a "
+            "key");
+  EXPECT_EQ(ErrorOf(Edit(tied, "\"adapter.alpha\" = \"adapter.rank / (adapter.rank - 4) + 2\"")),
+            "FILE:48:1: sweep expression \"adapter.rank / (adapter.rank - 4) + 2\" gives inf at "
+            "adapter.rank = 4; it must give a finite number");
+  EXPECT_EQ(ErrorOf(Edit(tied, "\"adapter.alpha\" = \"adapter.rank - 10\"")),
+            "FILE:48:1: sweep expression \"adapter.rank - 10\" gives -8 at adapter.rank = 2, "
+            "outside the range of 'adapter.alpha', (0, 1000000]");
+  EXPECT_EQ(ErrorOf(Edit(tied, tied + "\n\"train.steps\" = \"adapter.rank / 3 + 10\"")),
+            "FILE:49:1: sweep expression \"adapter.rank / 3 + 10\" gives 10.666666666666666 at "
+            "adapter.rank = 2, but 'train.steps' takes integers");
+  EXPECT_EQ(ErrorOf(Edit("method = \"random\"", "method = \"grid\"")),
+            "FILE:40:1: sweep parameter 'optimizer.lr' is a log_uniform distribution, which a grid "
+            "cannot enumerate; give a list of values, or use sweep.method = \"random\" or "
+            "\"tpe\"");
 }
 
 TEST_F(RunConfigTest, InvalidNameIsRefused) {

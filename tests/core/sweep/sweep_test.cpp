@@ -209,6 +209,27 @@ TEST_F(SweepCommand, ResumeAfterTheSweepFileChangedIsRefused) {
   EXPECT_NE(refused.err.find("changed since this sweep started"), std::string::npos) << refused.err;
 }
 
+// A sweep that fails before its first trial leaves no folder that --resume would then trip on:
+// neither when the file is refused (a tie that refers to itself) nor when the registry is.
+TEST_F(SweepCommand, ASweepThatFailsBeforeItsFirstTrialLeavesNothingBehind) {
+  SweepFile("[2]", 5, 1, "\"train.steps\" = \"train.steps\"\n");
+  auto result = Sweep({});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.err.find("refers to 'train.steps', the key it sets"), std::string::npos)
+      << result.err;
+  EXPECT_FALSE(fs::exists(dir_.path() / ".tune/sweeps"));
+
+  SweepFile("[2]", 5);
+  dir_.Write("registry", "a file where the registry folder should be");
+  result = Sweep({});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.err.find("registry"), std::string::npos) << result.err;
+  EXPECT_TRUE(fs::is_empty(dir_.path() / ".tune/sweeps")) << "the sweep folder was left behind";
+  EXPECT_EQ(Sweep({"--resume"}).err,
+            "error: no sweep named s under .tune/sweeps to resume; run without --resume to start "
+            "one\n");
+}
+
 TEST(SweepGpus, EachTrialGetsOneOfTheVisibleGpusByTheNameTheSweepSees) {
   EXPECT_EQ(TrialGpus(2, nullptr), (std::vector<std::string>{"0", "1"}));
   // Under CUDA_VISIBLE_DEVICES=3,5 device 0 is physical GPU 3: a trial must be told "3".
