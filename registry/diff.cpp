@@ -5,6 +5,7 @@
 #include <toml++/toml.h>
 
 #include "registry/registry.h"
+#include "util/toml_text.h"
 
 namespace tune {
 namespace {
@@ -18,9 +19,7 @@ std::string ParamText(const ParamValue& value) {
         } else if constexpr (std::is_same_v<T, std::string>) {
           return "\"" + v + "\"";
         } else if constexpr (std::is_same_v<T, double>) {
-          std::ostringstream out;
-          out << v;
-          return out.str();
+          return TomlValueText(toml::value<double>(v));
         } else {
           return std::to_string(v);
         }
@@ -37,9 +36,7 @@ void Flatten(const toml::table& table, const std::string& prefix,
     if (const toml::table* inner = node.as_table()) {
       Flatten(*inner, path, out);
     } else {
-      std::ostringstream text;
-      node.visit([&](const auto& leaf) { text << leaf; });
-      out[path] = text.str();
+      out[path] = TomlValueText(node);  // 0.003 whichever tune wrote the record
     }
   }
 }

@@ -319,7 +319,7 @@ int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, Tr
     if (!in) return false;
     std::stringstream text;
     text << in.rdbuf();
-    return text.str() == config.resolved_toml;
+    return SameResolvedConfig(text.str(), config.resolved_toml);
   };
   if (options.resume && fs::exists(registered_file) && same_config()) {
     try {

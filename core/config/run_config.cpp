@@ -14,6 +14,7 @@
 #include "util/names.h"
 #include "util/number_text.h"
 #include "util/suggest.h"
+#include "util/toml_text.h"
 
 namespace tune {
 namespace fs = std::filesystem;
@@ -852,10 +853,17 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
     resolved.insert_or_assign("plugins", std::move(out));
   }
 
-  std::ostringstream out;
-  out << resolved;
-  config.resolved_toml = out.str() + "\n";
+  config.resolved_toml = TomlText(resolved);
   return config;
+}
+
+bool SameResolvedConfig(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  try {
+    return toml::parse(a) == toml::parse(b);
+  } catch (const toml::parse_error&) {
+    return false;
+  }
 }
 
 std::string RangeText(const OptionSpec& spec) {

@@ -116,6 +116,10 @@ struct RunConfig {
   std::string resolved_toml;
 };
 
+// Whether two resolved configs (RunConfig::resolved_toml, as this or an earlier tune wrote it)
+// hold the same values, whatever their layout or float formatting.
+bool SameResolvedConfig(const std::string& a, const std::string& b);
+
 // The range a numeric option takes, as errors state it: "[1, 65536]", "(0, 10]".
 std::string RangeText(const OptionSpec& spec);
 

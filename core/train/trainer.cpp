@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <fstream>
 #include <optional>
+#include <sstream>
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -53,6 +54,14 @@ int64_t PeakResidentBytes() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+// The whole file, or "" when it cannot be read.
+std::string ReadText(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 void WriteText(const fs::path& path, const std::string& text) {
@@ -452,7 +461,10 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
   const fs::path metrics_path = run_dir / "metrics.jsonl";
   if (checkpoint) {
     state = LoadCheckpoint(*checkpoint, trainable, *optimizer, device);
-    if (!options.force && state.config_sha256 != config_sha256) {
+    // The run folder's run.toml decides when the hash differs: an older tune wrote the same
+    // config with other float digits.
+    if (!options.force && state.config_sha256 != config_sha256 &&
+        !SameResolvedConfig(ReadText(run_dir / "run.toml"), config.resolved_toml)) {
       throw UserError(run_dir.string() +
                       ": the run config changed since this run started; resuming would mix two "
                       "configurations (use --force to resume anyway, or --restart)");

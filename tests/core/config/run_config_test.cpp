@@ -324,6 +324,14 @@ TEST_F(RunConfigTest, TiedParametersAreCheckedBeforeAnythingRuns) {
             "\"tpe\"");
 }
 
+// A run folder's run.toml from an older tune (17-digit floats, other layout) is the same config.
+TEST(SameResolvedConfig, ComparesValuesNotText) {
+  EXPECT_TRUE(SameResolvedConfig("[optimizer]\nlr = 0.0030000000000000001\nbeta1 = 0.9\n",
+                                 "[optimizer]\nbeta1 = 0.9\nlr = 0.003\n"));
+  EXPECT_FALSE(SameResolvedConfig("[optimizer]\nlr = 0.003\n", "[optimizer]\nlr = 0.004\n"));
+  EXPECT_FALSE(SameResolvedConfig("not toml [", "[optimizer]\nlr = 0.003\n"));
+}
+
 TEST_F(RunConfigTest, InvalidNameIsRefused) {
   EXPECT_EQ(ErrorOf(Edit("name = \"rank\"", "name = \"Rank Sweep\"")),
             "FILE:1:8: 'name' = \"Rank Sweep\" is not a valid adapter name; use lower-case "
