@@ -821,23 +821,32 @@ int RunSweep(const SweepOptions& options) {
       if (name != sweep.objective_metric) other_scores.insert(name);
     }
   }
+  // Every column as wide as its longest entry, so long names and metrics keep the table aligned.
   auto column = [](const std::string& name) { return std::max(10, static_cast<int>(name.size())); };
-  std::printf("\n%-6s %-9s %-12s %10s %10s", "trial", "status", "version",
-              sweep.objective_metric.c_str(), "gain");
+  auto version_text = [&](const Trial& t) {
+    return t.version > 0 ? config.name + ":v" + std::to_string(t.version) : std::string("-");
+  };
+  int version_width = 7;
+  for (const Trial& t : state.trials) {
+    version_width = std::max(version_width, static_cast<int>(version_text(t).size()));
+  }
+  const int objective_width = column(sweep.objective_metric);
+  std::printf("\n%-6s %-9s %-*s %*s %10s", "trial", "status", version_width, "version",
+              objective_width, sweep.objective_metric.c_str(), "gain");
   for (const std::string& name : other_scores) std::printf(" %*s", column(name), name.c_str());
   std::printf(" %9s  %s\n", "wall", "parameters");
   int failed = 0;
   for (const Trial* t : order) {
     failed += t->status == TrialStatus::kFailed;
-    const std::string version =
-        t->version > 0 ? config.name + ":v" + std::to_string(t->version) : "-";
+    const std::string version = version_text(*t);
     char score[32] = "-", gain[32] = "-";
     if (const std::optional<double> x = objective(*t)) {
       std::snprintf(score, sizeof(score), "%.4f", *x);
       if (t->base_objective) std::snprintf(gain, sizeof(gain), "%+.4f", *x - *t->base_objective);
     }
-    std::printf("%-6lld %-9s %-12s %10s %10s", static_cast<long long>(t->number),
-                StatusName(t->status), version.c_str(), score, gain);
+    std::printf("%-6lld %-9s %-*s %*s %10s", static_cast<long long>(t->number),
+                StatusName(t->status), version_width, version.c_str(), objective_width, score,
+                gain);
     for (const std::string& name : other_scores) {
       char value[32] = "-";
       if (const auto it = t->scores.find(name); it != t->scores.end()) {

@@ -33,7 +33,7 @@ class WireReader {
   uint64_t Varint() {
     uint64_t value = 0;
     for (int shift = 0; shift < 64; shift += 7) {
-      if (at_ >= bytes_.size()) Corrupt();
+      if (at_ >= bytes_.size()) Truncated();
       const uint8_t byte = static_cast<uint8_t>(bytes_[at_++]);
       value |= static_cast<uint64_t>(byte & 0x7F) << shift;
       if ((byte & 0x80) == 0) return value;
@@ -42,13 +42,13 @@ class WireReader {
   }
   std::string_view Bytes() {
     const uint64_t size = Varint();
-    if (size > bytes_.size() - at_) Corrupt();
+    if (size > bytes_.size() - at_) Truncated();
     const std::string_view out = bytes_.substr(at_, size);
     at_ += size;
     return out;
   }
   float Fixed32Float() {
-    if (bytes_.size() - at_ < 4) Corrupt();
+    if (bytes_.size() - at_ < 4) Truncated();
     float value;
     std::memcpy(&value, bytes_.data() + at_, 4);
     at_ += 4;
@@ -72,6 +72,13 @@ class WireReader {
         Corrupt();
     }
   }
+  // A record that runs past the end: most likely a download cut short.
+  [[noreturn]] void Truncated() const {
+    throw UserError(file_.string() + ": the file ends inside a record (" +
+                    std::to_string(bytes_.size()) +
+                    " bytes): it is truncated; copy tokenizer.model again from the model's "
+                    "download");
+  }
   [[noreturn]] void Corrupt() const {
     throw UserError(file_.string() + ": not a sentencepiece model (malformed protobuf at byte " +
                     std::to_string(at_) + ")");
@@ -79,7 +86,7 @@ class WireReader {
 
  private:
   void Advance(size_t n) {
-    if (bytes_.size() - at_ < n) Corrupt();
+    if (bytes_.size() - at_ < n) Truncated();
     at_ += n;
   }
   std::string_view bytes_;

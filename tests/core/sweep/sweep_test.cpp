@@ -2,6 +2,7 @@
 // a failing trial fails alone, a killed sweep resumes, a second run starts a new sweep.
 #include "sweep/sweep.h"
 
+#include <cctype>
 #include <fstream>
 #include <set>
 
@@ -228,6 +229,29 @@ TEST_F(SweepCommand, ASweepThatFailsBeforeItsFirstTrialLeavesNothingBehind) {
   EXPECT_EQ(Sweep({"--resume"}).err,
             "error: no sweep named s under .tune/sweeps to resume; run without --resume to start "
             "one\n");
+}
+
+// A long adapter name widens the version column: the header's columns end where the row's do.
+TEST_F(SweepCommand, TheRankingStaysAlignedWithALongName) {
+  SweepFile("[2]", 2);
+  const auto result = Sweep({"name=a-rather-long-adapter-name"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const size_t header = result.out.find("\ntrial ");
+  ASSERT_NE(header, std::string::npos) << result.out;
+  const std::string header_line =
+      result.out.substr(header + 1, result.out.find('\n', header + 1) - header - 1);
+  const size_t row = result.out.find('\n', header + 1) + 1;
+  const std::string row_line = result.out.substr(row, result.out.find('\n', row) - row);
+  EXPECT_EQ(row_line.find("a-rather-long-adapter-name:v1 "), header_line.find("version"))
+      << header_line << "\n"
+      << row_line;
+  // The objective's value is right-aligned under its name.
+  const size_t objective_end = header_line.find("eval_loss") + std::string("eval_loss").size();
+  ASSERT_LT(objective_end, row_line.size()) << row_line;
+  EXPECT_TRUE(std::isdigit(static_cast<unsigned char>(row_line[objective_end - 1])))
+      << header_line << "\n"
+      << row_line;
+  EXPECT_EQ(row_line[objective_end], ' ') << header_line << "\n" << row_line;
 }
 
 TEST(SweepGpus, EachTrialGetsOneOfTheVisibleGpusByTheNameTheSweepSees) {

@@ -2,6 +2,8 @@
 // models it trains: BPE and unigram, the identity and NFKC rules (nmt_nfkc, nfkc: the model's
 // precompiled character map), with and without byte fallback and extra-whitespace removal, and
 // with user-defined symbols.
+#include <fstream>
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -82,6 +84,30 @@ TEST_P(SentencepieceTest, EncodesAndDecodesAsSentencepieceDoes) {
     EXPECT_EQ(ids, expected["ids"][i].get<std::vector<int32_t>>()) << "text: " << json(Texts()[i]);
     EXPECT_EQ(tokenizer->Decode(ids), expected["decoded"][i].get<std::string>())
         << "text: " << json(Texts()[i]);
+  }
+}
+
+class SentencepieceFile : public testing::WithBuiltinPlugins<::testing::Test> {};
+
+// A download cut short is named as one, not as an unsupported or malformed model.
+TEST_F(SentencepieceFile, ATruncatedModelSaysItIsTruncated) {
+  const fs::path whole = dir_->path() / "whole";
+  const auto made =
+      RunCommand({testing::kPython, TUNE_SOURCE_DIR "/tests/tools/make_sentencepiece.py",
+                  whole.string(), "--model-type", "bpe"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  std::ifstream in(whole / "tokenizer.model", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const fs::path cut = dir_->Write("cut/tokenizer.model", bytes.substr(0, bytes.size() / 2));
+  try {
+    host_->LoadTokenizer(cut.parent_path());
+    FAIL() << "a truncated tokenizer.model loaded";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find(cut.string() + ": the file ends inside a record (" +
+                                         std::to_string(bytes.size() / 2) +
+                                         " bytes): it is truncated; copy tokenizer.model again"),
+              std::string::npos)
+        << e.what();
   }
 }
 
