@@ -78,7 +78,7 @@ TEST_F(SweepCommand, RegistersEveryTrialAndRanksThem) {
   ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
   EXPECT_NE(result.out.find("best: s:v"), std::string::npos) << result.out;
   // The table: the objective and its gain, then the other scores, of every trial.
-  EXPECT_NE(result.out.find("trial  status    version       eval_loss       gain exact_match "
+  EXPECT_NE(result.out.find("trial  status    version  eval_loss       gain exact_match "
                             "perplexity      wall  parameters"),
             std::string::npos)
       << result.out;
@@ -236,7 +236,7 @@ TEST_F(SweepCommand, TheRankingStaysAlignedWithALongName) {
   SweepFile("[2]", 2);
   const auto result = Sweep({"name=a-rather-long-adapter-name"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
-  const size_t header = result.out.find("\ntrial ");
+  const size_t header = result.out.find("\ntrial  status");
   ASSERT_NE(header, std::string::npos) << result.out;
   const std::string header_line =
       result.out.substr(header + 1, result.out.find('\n', header + 1) - header - 1);
