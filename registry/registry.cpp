@@ -867,6 +867,13 @@ VersionRecord Registry::Fetch(std::string_view ref, const fs::path& out_dir) con
   return record;
 }
 
+fs::path Registry::ObjectPath(std::string_view digest) const {
+  if (!registry_internal::IsHexDigest(digest)) {
+    throw UserError("'" + Echo(digest) + "' is not a SHA-256 digest (64 lowercase hex digits)");
+  }
+  return impl_->objects.PathOf(digest);
+}
+
 VerifyReport Registry::Verify() const {
   const Impl& impl = *impl_;
   // Taken before the objects are read, so every record it holds had its objects stored already.

@@ -279,6 +279,10 @@ class Registry {
   // left at `out_dir` and the error names the digest.
   VersionRecord Fetch(std::string_view ref, const std::filesystem::path& out_dir) const;
 
+  // Where the object with `digest` (64 lowercase hex digits, checked: UserError otherwise) is
+  // stored, for a server to send; it may be missing if the registry is damaged.
+  std::filesystem::path ObjectPath(std::string_view digest) const;
+
   // Re-hashes every object and checks every reference between records, aliases and objects.
   VerifyReport Verify() const;
   // Removes objects no version refers to, and interrupted writes, older than `grace`.

@@ -1,8 +1,13 @@
 #include "cli/registry_commands.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
+#include <fstream>
 #include <iostream>
 #include <set>
 #include <sstream>
@@ -14,6 +19,7 @@
 #include "registry/registry.h"
 #include "util/counted.h"
 #include "util/error.h"
+#include "util/number_text.h"
 
 namespace tune {
 namespace {
@@ -36,13 +42,6 @@ std::string FormatTime(int64_t unix_ms) {
   return text;
 }
 
-std::string FormatNumber(double value) {
-  std::ostringstream out;
-  out.precision(6);
-  out << value;
-  return out.str();
-}
-
 std::string FormatParam(const ParamValue& value) {
   return std::visit(
       [](const auto& v) -> std::string {
@@ -52,7 +51,7 @@ std::string FormatParam(const ParamValue& value) {
         } else if constexpr (std::is_same_v<T, std::string>) {
           return v;
         } else if constexpr (std::is_same_v<T, double>) {
-          return FormatNumber(v);
+          return NumberText(v);
         } else {
           return std::to_string(v);
         }
@@ -168,9 +167,20 @@ class Commands : public RegistryCommands {
         ->required()
         ->check(cli::FolderToWrite());
 
+    serve_ = app.add_subcommand(
+        "serve", "Serve the registry in a browser: browse, compare, promote, download");
+    serve_->add_option("--host", serve_host_, "Address to bind (other machines: 0.0.0.0)")
+        ->capture_default_str();
+    serve_->add_option("--port", serve_port_, "Port to listen on (0: any free port)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 65535));
+    serve_->add_option("--token-file", serve_token_file_,
+                       "File holding the token promotions need (default: $TUNE_SERVE_TOKEN, else "
+                       "a new random token, printed)");
+
     registry_path_ = DefaultRegistry();
     for (CLI::App* command :
-         {ls_, show_, diff_, promote_, history_, fetch_, verify_, gc_, backup_}) {
+         {ls_, show_, diff_, promote_, history_, fetch_, verify_, gc_, backup_, serve_}) {
       command
           ->add_option("--registry", registry_path_,
                        "Registry folder (default: $TUNE_REGISTRY, else .tune/registry)")
@@ -188,11 +198,38 @@ class Commands : public RegistryCommands {
     if (verify_->parsed()) return Verify();
     if (gc_->parsed()) return Gc();
     if (backup_->parsed()) return Backup();
+    if (serve_->parsed()) return Serve();
     return std::nullopt;
   }
 
  private:
   std::unique_ptr<Registry> Open(Mode mode) const { return Registry::Open(registry_path_, mode); }
+
+  // The server is its own executable, tune-serve beside this one: libtorch's thread-local
+  // storage does not fit in the small stacks CivetWeb gives its threads, and the web view needs
+  // no libtorch. It replaces this process and runs until SIGINT or SIGTERM.
+  int Serve() {
+    char self[4096];
+    const ssize_t length = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (length <= 0) throw UserError("cannot find the tune executable (/proc/self/exe)");
+    const fs::path server =
+        fs::path(std::string(self, static_cast<size_t>(length))).parent_path() / "tune-serve";
+    std::vector<std::string> args = {server.string(),
+                                     "--registry",
+                                     registry_path_,
+                                     "--host",
+                                     serve_host_,
+                                     "--port",
+                                     std::to_string(serve_port_)};
+    if (!serve_token_file_.empty()) args.insert(args.end(), {"--token-file", serve_token_file_});
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    std::fflush(stdout);
+    ::execv(server.c_str(), argv.data());
+    throw UserError("cannot run " + server.string() + ": " + std::strerror(errno) +
+                    "; tune serve needs tune-serve installed beside tune");
+  }
 
   int List() {
     const auto registry = Open(Mode::kReadOnly);
@@ -213,7 +250,7 @@ class Commands : public RegistryCommands {
     for (const VersionRecord& record : records) {
       std::string scores;
       for (const auto& [metric, value] : record.scores) {
-        scores += (scores.empty() ? "" : " ") + metric + "=" + FormatNumber(value);
+        scores += (scores.empty() ? "" : " ") + metric + "=" + NumberText(value);
       }
       const auto alias = aliases.find(Ref(record));
       rows.push_back({Ref(record), alias == aliases.end() ? "-" : alias->second,
@@ -252,22 +289,22 @@ class Commands : public RegistryCommands {
       const auto base = r.base_scores.find(metric);
       rows.push_back(
           {"score " + metric,
-           FormatNumber(value) + (base == r.base_scores.end()
-                                      ? std::string()
-                                      : " (base model " + FormatNumber(base->second) + ")")});
+           NumberText(value) + (base == r.base_scores.end()
+                                    ? std::string()
+                                    : " (base model " + NumberText(base->second) + ")")});
     }
     if (!r.curve.empty()) {
-      rows.push_back({"loss", FormatNumber(r.curve.front().loss) + " at step " +
+      rows.push_back({"loss", NumberText(r.curve.front().loss) + " at step " +
                                   std::to_string(r.curve.front().step) + " -> " +
-                                  FormatNumber(r.curve.back().loss) + " at step " +
+                                  NumberText(r.curve.back().loss) + " at step " +
                                   std::to_string(r.curve.back().step)});
     }
-    rows.push_back({"wall time", FormatNumber(r.wall_time_s) + " s"});
+    rows.push_back({"wall time", NumberText(r.wall_time_s) + " s"});
     rows.push_back({"peak memory", FormatBytes(r.peak_memory_bytes)});
     if (r.peak_gpu_memory_bytes > 0) {
       rows.push_back({"peak GPU memory", FormatBytes(r.peak_gpu_memory_bytes)});
     }
-    rows.push_back({"tokens/s", FormatNumber(r.tokens_per_second)});
+    rows.push_back({"tokens/s", NumberText(r.tokens_per_second)});
     for (const PluginRef& p : r.plugins) {
       rows.push_back({"plugin", p.kind + " " + p.name + " " + p.version});
     }
@@ -326,11 +363,11 @@ class Commands : public RegistryCommands {
     }
     for (const ScoreChange& s : diff.scores) {
       const auto number = [](const std::optional<double>& v) {
-        return v ? FormatNumber(*v) : std::string("-");
+        return v ? NumberText(*v) : std::string("-");
       };
       std::string delta;
       if (s.from && s.to) {
-        delta = (*s.to >= *s.from ? "+" : "") + FormatNumber(*s.to - *s.from);
+        delta = (*s.to >= *s.from ? "+" : "") + NumberText(*s.to - *s.from);
       }
       rows.push_back({"scores." + s.metric, number(s.from), number(s.to), delta});
     }
@@ -426,6 +463,10 @@ class Commands : public RegistryCommands {
   CLI::App* verify_ = nullptr;
   CLI::App* gc_ = nullptr;
   CLI::App* backup_ = nullptr;
+  CLI::App* serve_ = nullptr;
+  std::string serve_host_ = "127.0.0.1";
+  int serve_port_ = 8080;
+  std::string serve_token_file_;
 
   std::string registry_path_;
   std::string ls_name_;

@@ -1,0 +1,310 @@
+// `tune serve` over real sockets: the API against a running server on a temporary registry,
+// promotions with their token, Host and Origin checks, path traversal, body caps, downloads
+// with Range, and the server living beside writers in other processes.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "registry/registry.h"
+#include "registry/registry_test_util.h"
+#include "support/test_support.h"
+#include "util/sha256.h"
+
+extern char** environ;
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using testing::TempDir;
+
+struct HttpResult {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // names in lower case
+  std::string body;
+};
+
+// One HTTP/1.1 request on a fresh connection to 127.0.0.1:port; `target` is sent as written
+// (already percent-encoded).
+HttpResult Http(int port, const std::string& method, const std::string& target,
+                const std::map<std::string, std::string>& headers = {},
+                const std::string& body = "") {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    ::close(fd);
+    return {};
+  }
+  std::string request = method + " " + target + " HTTP/1.1\r\n";
+  if (!headers.count("Host"))
+    request.append("Host: 127.0.0.1:").append(std::to_string(port)).append("\r\n");
+  for (const auto& [name, value] : headers) request += name + ": " + value + "\r\n";
+  if (!body.empty() || method == "POST") {
+    request.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+  }
+  request += "Connection: close\r\n\r\n" + body;
+  for (size_t sent = 0; sent < request.size();) {
+    const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<size_t>(n);
+  }
+  std::string response;
+  char buffer[65536];
+  for (ssize_t n; (n = ::recv(fd, buffer, sizeof(buffer), 0)) > 0;) {
+    response.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  HttpResult result;
+  const size_t end = response.find("\r\n\r\n");
+  if (end == std::string::npos || response.size() < 12) return result;
+  result.status = std::stoi(response.substr(9, 3));
+  size_t line = response.find("\r\n") + 2;
+  while (line < end) {
+    const size_t next = response.find("\r\n", line);
+    const std::string header = response.substr(line, next - line);
+    const size_t colon = header.find(':');
+    std::string name = header.substr(0, colon);
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    result.headers[name] = header.substr(header.find_first_not_of(' ', colon + 1));
+    line = next + 2;
+  }
+  result.body = response.substr(end + 4);
+  return result;
+}
+
+// `tune serve` on a free port, stopped with SIGTERM when destroyed.
+class Server {
+ public:
+  Server(const fs::path& registry, const std::vector<std::string>& extra = {}) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+    std::vector<std::string> args = {TUNE_BINARY,       "serve",  "--registry",
+                                     registry.string(), "--port", "0"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+    posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(fds[1]);
+    // The first two lines: "serving registry ... at http://127.0.0.1:PORT", then the token.
+    std::string out;
+    char c;
+    int lines = 0;
+    pollfd fd{fds[0], POLLIN, 0};
+    while (lines < 2 && ::poll(&fd, 1, 20000) > 0 && ::read(fds[0], &c, 1) == 1) {
+      out += c;
+      lines += c == '\n';
+    }
+    ::close(fds[0]);
+    const size_t colon = out.rfind(':', out.find('\n'));
+    if (colon != std::string::npos) port_ = std::atoi(out.c_str() + colon + 1);
+    const size_t token = out.find("token for promotions: ");
+    if (token != std::string::npos) {
+      token_ = out.substr(token + 22, out.find('\n', token) - token - 22);
+    }
+    first_lines_ = out;
+  }
+  ~Server() {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+  }
+  int port() const { return port_; }
+  const std::string& token() const { return token_; }
+  const std::string& first_lines() const { return first_lines_; }
+  std::string origin() const {
+    return std::string("http://127.0.0.1:").append(std::to_string(port_));
+  }
+  std::map<std::string, std::string> Auth() const {
+    return {{"Authorization", "Bearer " + token_}, {"Origin", origin()}};
+  }
+
+ private:
+  pid_t pid_ = 0;
+  int port_ = 0;
+  std::string token_;
+  std::string first_lines_;
+};
+
+class ServeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    registry_ = Registry::Open(RegistryDir(), Registry::OpenMode::kCreate);
+    for (int i = 1; i <= 3; ++i) {
+      registry_->Register(
+          "rank", testing::SampleRecord(2 << i, 0.1 * i),
+          testing::MakeArtifact(dir_.path() / std::string("a").append(std::to_string(i)),
+                                std::string("weights ").append(std::to_string(i))));
+    }
+  }
+  fs::path RegistryDir() const { return dir_.path() / "registry"; }
+
+  TempDir dir_;
+  std::unique_ptr<Registry> registry_;
+};
+
+TEST_F(ServeTest, ServesHealthVersionsFilteredAndSortedAndOneRecord) {
+  const Server server(RegistryDir());
+  ASSERT_GT(server.port(), 0) << server.first_lines();
+  EXPECT_EQ(Http(server.port(), "GET", "/api/health").status, 200);
+
+  HttpResult list = Http(server.port(), "GET",
+                         "/api/versions?sort=-scores.exact_match&filter=adapter.rank%20%3E%204");
+  ASSERT_EQ(list.status, 200) << list.body;
+  json page = json::parse(list.body);
+  EXPECT_EQ(page["total"], 2);
+  EXPECT_EQ(page["versions"][0]["version"], 3);
+  EXPECT_EQ(page["versions"][1]["version"], 2);
+  EXPECT_FALSE(page["versions"][0].contains("config_toml"));
+
+  list = Http(server.port(), "GET", "/api/versions?filter=scores.nope%20%3E%201");
+  EXPECT_EQ(list.status, 400);
+  EXPECT_NE(json::parse(list.body)["error"].get<std::string>().find("no version has the key"),
+            std::string::npos);
+
+  const HttpResult record = Http(server.port(), "GET", "/api/adapters/rank/versions/2");
+  ASSERT_EQ(record.status, 200);
+  EXPECT_EQ(json::parse(record.body)["params"]["adapter.rank"], 8);
+  EXPECT_EQ(Http(server.port(), "GET", "/api/adapters/rank/versions/9").status, 404);
+  EXPECT_EQ(Http(server.port(), "GET", "/api/adapters/nope/versions/1").status, 404);
+  EXPECT_EQ(Http(server.port(), "GET", "/api/adapters/rank/versions/01").status, 400);
+}
+
+TEST_F(ServeTest, PagesAndScriptsComeWithAContentSecurityPolicy) {
+  const Server server(RegistryDir());
+  HttpResult page = Http(server.port(), "GET", "/");
+  ASSERT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("<script src=\"/app.js\""), std::string::npos);
+  EXPECT_NE(page.headers["content-security-policy"].find("script-src 'self'"), std::string::npos);
+  EXPECT_EQ(page.headers["x-content-type-options"], "nosniff");
+  EXPECT_EQ(page.headers.count("access-control-allow-origin"), 0u);
+  EXPECT_EQ(Http(server.port(), "GET", "/app.js").status, 200);
+  EXPECT_EQ(Http(server.port(), "GET", "/nothing.html").status, 404);
+}
+
+// A version another process registers shows within 2 seconds; a backup runs while serving.
+TEST_F(ServeTest, AVersionRegisteredElsewhereAppearsWithinTwoSeconds) {
+  const Server server(RegistryDir());
+  ASSERT_EQ(json::parse(Http(server.port(), "GET", "/api/versions").body)["total"], 3);
+  auto writer = Registry::Open(RegistryDir(), Registry::OpenMode::kReadWrite);
+  writer->Register("other", testing::SampleRecord(), testing::MakeArtifact(dir_.path() / "o", "o"));
+  const auto start = std::chrono::steady_clock::now();
+  int total = 0;
+  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(2)) {
+    total = json::parse(Http(server.port(), "GET", "/api/versions").body)["total"].get<int>();
+    if (total == 4) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(total, 4);
+  const auto backup = testing::RunTune({"registry", "backup", (dir_.path() / "backup").string(),
+                                        "--registry", RegistryDir().string()});
+  EXPECT_EQ(backup.exit_code, 0) << backup.err;
+  EXPECT_EQ(Http(server.port(), "GET", "/api/health").status, 200);
+}
+
+TEST_F(ServeTest, APromotionNeedsTheTokenAndThisServersHostAndOrigin) {
+  const Server server(RegistryDir());
+  ASSERT_FALSE(server.token().empty()) << server.first_lines();
+  const std::string target = "/api/adapters/rank/aliases/production";
+  const std::string body = R"({"version": 2, "expect_version": 0})";
+  EXPECT_EQ(Http(server.port(), "POST", target, {}, body).status, 401);
+  EXPECT_EQ(Http(server.port(), "POST", target, {{"Authorization", "Bearer wrong"}}, body).status,
+            403);
+  auto foreign = server.Auth();
+  foreign["Origin"] = "http://evil.example";
+  EXPECT_EQ(Http(server.port(), "POST", target, foreign, body).status, 403);
+  auto rebound = server.Auth();
+  rebound["Host"] = std::string("evil.example:").append(std::to_string(server.port()));
+  EXPECT_EQ(Http(server.port(), "POST", target, rebound, body).status, 403);
+  EXPECT_EQ(Http(server.port(), "POST", target, server.Auth(), "{\"version\": \"2\"}").status, 400);
+  EXPECT_THROW(registry_->Resolve("rank@production"), UserError);  // nothing moved so far
+
+  const HttpResult moved = Http(server.port(), "POST", target, server.Auth(), body);
+  ASSERT_EQ(moved.status, 200) << moved.body;
+  EXPECT_EQ(registry_->Resolve("rank@production").version, 2);
+  EXPECT_EQ(Http(server.port(), "POST", target, server.Auth(), body).status, 409);
+}
+
+TEST_F(ServeTest, OfConcurrentPromotionsExactlyOneWins) {
+  const Server server(RegistryDir());
+  std::atomic<int> won{0}, lost{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      const HttpResult result =
+          Http(server.port(), "POST", "/api/adapters/rank/aliases/staging", server.Auth(),
+               std::string("{\"version\": ")
+                   .append(std::to_string(1 + i % 3))
+                   .append(", \"expect_version\": 0}"));
+      (result.status == 200 ? won : lost) += result.status == 200 || result.status == 409;
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(won.load(), 1);
+  EXPECT_EQ(lost.load(), 7);
+  EXPECT_EQ(registry_->History("rank").size(), 1u);
+}
+
+TEST_F(ServeTest, PathTraversalAndOversizedBodiesAreRefusedAndTheServerGoesOn) {
+  const Server server(RegistryDir());
+  for (const char* target :
+       {"/api/adapters/%2e%2e/versions/1", "/api/adapters/..%2f..%2fetc/versions/1",
+        "/api/adapters/%252e%252e/versions/1", "/api/adapters/a%5cb/versions/1",
+        "/api/adapters/a%00b/versions/1",
+        "/api/adapters/rank/versions/1/files/..%2f..%2fdb%2fCURRENT",
+        "/api/adapters/rank/versions/1/files/%2e%2e/%2e%2e/db/CURRENT",
+        "/api/adapters/rank/versions/1/files/%2fetc%2fpasswd", "/api/runs/..%2f..",
+        "/../../etc/passwd", "/api/adapters/rank/versions/1%00/files/x"}) {
+    const HttpResult result = Http(server.port(), "GET", target);
+    // Refused, or (a NUL ends CivetWeb's decoded path) the API resource before the NUL.
+    EXPECT_TRUE(result.status == 400 || result.status == 404 ||
+                (result.status == 200 && result.body.starts_with("{")))
+        << target << " " << result.status;
+    EXPECT_EQ(result.body.find("MANIFEST"), std::string::npos) << target;
+    EXPECT_EQ(result.body.find("root:"), std::string::npos) << target;
+  }
+  const HttpResult big = Http(server.port(), "POST", "/api/adapters/rank/aliases/production",
+                              server.Auth(), std::string(100 * 1024, 'x'));
+  EXPECT_EQ(big.status, 413);
+  EXPECT_EQ(Http(server.port(), "GET", "/api/health").status, 200);
+}
+
+TEST_F(ServeTest, ADownloadCarriesItsSha256AndHonoursRange) {
+  const Server server(RegistryDir());
+  const VersionRecord record = registry_->Resolve("rank:1");
+  const ManifestEntry& weights = record.files[1];
+  ASSERT_EQ(weights.path, "adapter_model.safetensors");
+  const std::string target = "/api/adapters/rank/versions/1/files/adapter_model.safetensors";
+  HttpResult whole = Http(server.port(), "GET", target);
+  ASSERT_EQ(whole.status, 200);
+  EXPECT_EQ(whole.headers["x-content-sha256"], weights.digest);
+  EXPECT_EQ(Sha256Hex(whole.body), weights.digest);
+  const HttpResult part = Http(server.port(), "GET", target, {{"Range", "bytes=2-5"}});
+  EXPECT_EQ(part.status, 206);
+  EXPECT_EQ(part.body, whole.body.substr(2, 4));
+}
+
+}  // namespace
+}  // namespace tune

@@ -1,0 +1,325 @@
+#include "web/api.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include <nlohmann/json.hpp>
+
+#include "registry/registry.h"
+#include "util/echo.h"
+#include "util/names.h"
+
+namespace tune {
+namespace {
+
+using nlohmann::json;
+
+// JSON of any text: bytes that are not UTF-8 (a model's output may hold any) become U+FFFD.
+std::string Dump(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+HttpResponse JsonResponse(const json& value, int status = 200) {
+  HttpResponse response;
+  response.status = status;
+  response.body = Dump(value);
+  return response;
+}
+
+std::vector<std::string> Split(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t start = 1;  // after the leading '/'
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    parts.push_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  return parts;
+}
+
+// A version number as a path segment or query value: 1 to 18 digits, no sign, no leading zero.
+std::optional<int64_t> ParseVersion(const std::string& text) {
+  if (text.empty() || text.size() > 18 || text[0] == '0') return std::nullopt;
+  int64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<int64_t> QueryInt(const HttpRequest& request, const std::string& key,
+                                int64_t fallback, int64_t max) {
+  const auto it = request.query.find(key);
+  if (it == request.query.end()) return fallback;
+  if (it->second == "0") return 0;
+  const std::optional<int64_t> value = ParseVersion(it->second);
+  if (!value || *value > max) return std::nullopt;
+  return value;
+}
+
+bool IsRunId(const std::string& text) {
+  return text.size() == 16 && std::all_of(text.begin(), text.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+bool SameSecret(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char differ = 0;
+  for (size_t i = 0; i < a.size(); ++i) differ |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return differ == 0;
+}
+
+// What a list shows of a version: the record without its config, curve and files.
+json Summary(const VersionRecord& record, const std::map<std::string, int64_t>& aliases) {
+  json summary = json::parse(VersionRecordToJson(record));
+  summary.erase("config_toml");
+  summary.erase("curve");
+  summary.erase("files");
+  json pointing = json::array();
+  for (const auto& [alias, version] : aliases) {
+    if (version == record.version) pointing.push_back(alias);
+  }
+  summary["aliases"] = pointing;
+  return summary;
+}
+
+}  // namespace
+
+HttpResponse ErrorResponse(int status, const std::string& message) {
+  return JsonResponse({{"error", message}}, status);
+}
+
+Api::Api(Registry& registry, std::string token, std::vector<std::string> origins)
+    : registry_(registry), token_(std::move(token)), origins_(std::move(origins)) {}
+
+HttpResponse Api::Handle(const HttpRequest& request) const {
+  if (!request.path.starts_with("/api/")) return ErrorResponse(404, "no such page");
+  const std::vector<std::string> parts = Split(request.path.substr(4));
+  try {
+    if (request.method == "GET" || request.method == "HEAD") return Get(request, parts);
+    if (request.method == "POST") return Post(request, parts);
+    return ErrorResponse(405, "method " + Echo(request.method, 16) + " is not allowed");
+  } catch (const AliasConflict& e) {
+    return ErrorResponse(409, e.what());
+  } catch (const RegistryBusy& e) {
+    return ErrorResponse(503, e.what());
+  } catch (const UserError& e) {
+    return ErrorResponse(400, e.what());
+  }
+}
+
+HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>& parts) const {
+  const auto not_found = [&] {
+    return ErrorResponse(404, "no such resource: " + Echo(request.path));
+  };
+  if (parts.size() == 1 && parts[0] == "health") {
+    return JsonResponse({{"status", "ok"}, {"registry", registry_.dir().string()}});
+  }
+  if (parts.size() == 1 && parts[0] == "adapters") {
+    json adapters = json::array();
+    for (const std::string& name : registry_.Names()) {
+      const VersionRecord latest = registry_.Resolve(name);
+      adapters.push_back({{"name", name},
+                          {"versions", latest.version},
+                          {"latest", Summary(latest, registry_.Aliases(name))},
+                          {"aliases", registry_.Aliases(name)}});
+    }
+    return JsonResponse(adapters);
+  }
+  if (parts.size() == 1 && parts[0] == "versions") {
+    ListOptions options;
+    if (const auto it = request.query.find("name"); it != request.query.end()) {
+      if (!IsValidName(it->second)) return ErrorResponse(400, "invalid adapter name");
+      const std::vector<std::string> names = registry_.Names();
+      if (std::find(names.begin(), names.end(), it->second) == names.end()) return not_found();
+      options.name = it->second;
+    }
+    if (const auto it = request.query.find("filter"); it != request.query.end()) {
+      options.filter = it->second;
+    }
+    if (const auto it = request.query.find("sort"); it != request.query.end()) {
+      options.sort = it->second;
+    }
+    const std::optional<int64_t> offset = QueryInt(request, "offset", 0, int64_t{1} << 40);
+    const std::optional<int64_t> limit = QueryInt(request, "limit", 50, 1000);
+    if (!offset || !limit) {
+      return ErrorResponse(400, "offset and limit are whole numbers (limit at most 1000)");
+    }
+    const std::vector<VersionRecord> versions = registry_.List(options);
+    std::map<std::string, std::map<std::string, int64_t>> aliases;
+    json page = json::array();
+    for (size_t i = static_cast<size_t>(*offset);
+         i < versions.size() && i < static_cast<size_t>(*offset + *limit); ++i) {
+      const VersionRecord& record = versions[i];
+      if (!aliases.count(record.name)) aliases[record.name] = registry_.Aliases(record.name);
+      page.push_back(Summary(record, aliases[record.name]));
+    }
+    return JsonResponse({{"total", versions.size()}, {"offset", *offset}, {"versions", page}});
+  }
+  if (parts.size() >= 2 && parts[0] == "adapters") {
+    const std::string& name = parts[1];
+    if (!IsValidName(name)) return ErrorResponse(400, "invalid adapter name");
+    const std::vector<std::string> names = registry_.Names();
+    if (std::find(names.begin(), names.end(), name) == names.end()) return not_found();
+    if (parts.size() == 3 && parts[2] == "history") {
+      json moves = json::array();
+      for (const AliasMove& move : registry_.History(name)) {
+        moves.push_back({{"time_ms", move.time_ms},
+                         {"alias", move.alias},
+                         {"old_version", move.old_version},
+                         {"new_version", move.new_version}});
+      }
+      return JsonResponse(moves);
+    }
+    if (parts.size() >= 4 && parts[2] == "versions") {
+      const std::optional<int64_t> version = ParseVersion(parts[3]);
+      if (!version) return ErrorResponse(400, "invalid version: versions are 1, 2, 3, ...");
+      const VersionRecord latest = registry_.Resolve(name);
+      if (*version > latest.version) return not_found();
+      const VersionRecord record = registry_.Get(name, *version);
+      if (parts.size() == 4) {
+        json full = json::parse(VersionRecordToJson(record));
+        full["aliases"] = Summary(record, registry_.Aliases(name))["aliases"];
+        return JsonResponse(full);
+      }
+      if (parts.size() >= 6 && parts[4] == "files") {
+        // The rest of the path names a file of the manifest, compared as text: it never
+        // reaches the file system; the object is found by its digest.
+        std::string file = parts[5];
+        for (size_t i = 6; i < parts.size(); ++i) file += "/" + parts[i];
+        for (const ManifestEntry& entry : record.files) {
+          if (entry.path != file) continue;
+          HttpResponse response;
+          response.file = registry_.ObjectPath(entry.digest);
+          response.content_type = "application/octet-stream";
+          response.headers.push_back({"X-Content-SHA256", entry.digest});
+          std::string base = file.substr(file.rfind('/') + 1);
+          for (char& c : base) {
+            if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) c = '_';
+          }
+          response.headers.push_back(
+              {"Content-Disposition", "attachment; filename=\"" + base + "\""});
+          return response;
+        }
+        return not_found();
+      }
+    }
+    return not_found();
+  }
+  if (parts.size() == 1 && parts[0] == "diff") {
+    const auto from = request.query.find("from");
+    const auto to = request.query.find("to");
+    if (from == request.query.end() || to == request.query.end()) {
+      return ErrorResponse(400, "diff needs from=REF and to=REF (NAME:N or NAME@ALIAS)");
+    }
+    const VersionDiff diff =
+        DiffVersions(registry_.Resolve(from->second), registry_.Resolve(to->second));
+    const auto changes = [](const std::vector<ValueChange>& list) {
+      json out = json::array();
+      for (const ValueChange& c : list) {
+        out.push_back({{"key", c.key},
+                       {"from", c.from ? json(*c.from) : json(nullptr)},
+                       {"to", c.to ? json(*c.to) : json(nullptr)}});
+      }
+      return out;
+    };
+    json scores = json::array();
+    for (const ScoreChange& c : diff.scores) {
+      scores.push_back({{"metric", c.metric},
+                        {"from", c.from ? json(*c.from) : json(nullptr)},
+                        {"to", c.to ? json(*c.to) : json(nullptr)}});
+    }
+    return JsonResponse({{"from", diff.from_ref},
+                         {"to", diff.to_ref},
+                         {"attributes", changes(diff.attributes)},
+                         {"params", changes(diff.params)},
+                         {"config", changes(diff.config)},
+                         {"scores", scores},
+                         {"files_changed", diff.files_changed}});
+  }
+  if (parts.size() == 2 && parts[0] == "runs") {
+    if (!IsRunId(parts[1])) return ErrorResponse(400, "invalid run id: 16 hex digits");
+    const std::vector<RunRecord> runs = registry_.ListRuns();
+    const auto run = std::find_if(runs.begin(), runs.end(),
+                                  [&](const RunRecord& r) { return r.id == parts[1]; });
+    if (run == runs.end()) return not_found();
+    json metrics = json::array();
+    for (const MetricsAtStep& at : registry_.GetRunMetrics(run->id)) {
+      metrics.push_back({{"step", at.step}, {"values", at.values}});
+    }
+    return JsonResponse({{"id", run->id},
+                         {"name", run->info.name},
+                         {"status", RunStatusName(run->status)},
+                         {"started_ms", run->started_ms},
+                         {"finished_ms", run->finished_ms},
+                         {"error", run->error},
+                         {"metrics", metrics}});
+  }
+  return not_found();
+}
+
+std::optional<HttpResponse> Api::RefuseMutation(const HttpRequest& request) const {
+  const auto header = [&](const std::string& name) -> std::string {
+    const auto it = request.headers.find(name);
+    return it == request.headers.end() ? std::string() : it->second;
+  };
+  // Host names this server (a page of another site resolved to 127.0.0.1 sends its own name:
+  // DNS rebinding); Origin, when the browser sends one, is this server's (cross-site requests).
+  const std::string host = header("host");
+  const bool host_ok = std::any_of(origins_.begin(), origins_.end(), [&](const std::string& o) {
+    return o.substr(o.find("://") + 3) == host;
+  });
+  if (!host_ok) return ErrorResponse(403, "Host '" + Echo(host, 64) + "' is not this server");
+  const std::string origin = header("origin");
+  if (!origin.empty() && std::find(origins_.begin(), origins_.end(), origin) == origins_.end()) {
+    return ErrorResponse(403, "Origin '" + Echo(origin, 64) + "' is not this server");
+  }
+  const std::string authorization = header("authorization");
+  if (authorization.empty()) {
+    return ErrorResponse(401,
+                         "changes need the token `tune serve` printed: send it as "
+                         "Authorization: Bearer TOKEN");
+  }
+  if (!authorization.starts_with("Bearer ") || !SameSecret(authorization.substr(7), token_)) {
+    return ErrorResponse(403, "wrong token: use the one `tune serve` printed");
+  }
+  return std::nullopt;
+}
+
+HttpResponse Api::Post(const HttpRequest& request, const std::vector<std::string>& parts) const {
+  if (std::optional<HttpResponse> refused = RefuseMutation(request)) return *refused;
+  if (request.body.size() > kMaxBodyBytes) {
+    return ErrorResponse(413, "request body over " + std::to_string(kMaxBodyBytes) + " bytes");
+  }
+  if (parts.size() != 4 || parts[0] != "adapters" || parts[2] != "aliases") {
+    return ErrorResponse(404, "no such resource: " + Echo(request.path));
+  }
+  const std::string& name = parts[1];
+  const std::string& alias = parts[3];
+  if (!IsValidName(name)) return ErrorResponse(400, "invalid adapter name");
+  if (!IsValidName(alias)) return ErrorResponse(400, "invalid alias");
+  const json body = json::parse(request.body, nullptr, false);
+  if (!body.is_object() || !body.contains("version") || !body["version"].is_number_integer()) {
+    return ErrorResponse(400,
+                         "the body is JSON {\"version\": N} with an optional "
+                         "\"expect_version\": M (0: the alias must be unset)");
+  }
+  std::optional<int64_t> expected;
+  if (body.contains("expect_version")) {
+    if (!body["expect_version"].is_number_integer()) {
+      return ErrorResponse(400, "expect_version is a whole number");
+    }
+    expected = body["expect_version"].get<int64_t>();
+  }
+  const std::vector<std::string> names = registry_.Names();
+  if (std::find(names.begin(), names.end(), name) == names.end()) {
+    return ErrorResponse(404, "no adapter named '" + name + "'");
+  }
+  const int64_t version = body["version"].get<int64_t>();
+  const int64_t previous = registry_.MoveAlias(name, alias, version, expected);
+  return JsonResponse(
+      {{"name", name}, {"alias", alias}, {"version", version}, {"previous", previous}});
+}
+
+}  // namespace tune

@@ -1,0 +1,75 @@
+// The JSON API of `tune serve` (DESIGN section 6), apart from HTTP: a request in, a response out.
+// server.cpp carries requests between CivetWeb and Api; tests drive the whole over sockets.
+//
+//   GET  /api/health
+//   GET  /api/adapters                                   names, version counts, aliases
+//   GET  /api/versions?name=&filter=&sort=&offset=&limit= a page of version summaries
+//   GET  /api/adapters/NAME/versions/N                   one version's full record
+//   GET  /api/adapters/NAME/versions/N/files/PATH        a file of the version, by its digest
+//   GET  /api/adapters/NAME/history                      alias moves, oldest first
+//   GET  /api/diff?from=REF&to=REF                       what differs between two versions
+//   GET  /api/runs/ID                                    a run and its metrics by step
+//   POST /api/adapters/NAME/aliases/ALIAS                {"version": N, "expect_version": M}
+//
+// Every path segment and query value is checked by grammar before any lookup (names, aliases,
+// versions, run ids); files are found through the version's manifest, never by a path on disk.
+// Errors are JSON {"error": "..."} with 400, 401, 403, 404, 409 or 413.
+//
+// Threads: Handle may be called from any number of threads at once (the registry serialises
+// writes). Security: a POST needs the token (Authorization: Bearer TOKEN) and a Host, and an
+// Origin if the browser sent one, naming this server; reads are open.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tune {
+
+class Registry;
+
+struct HttpRequest {
+  std::string method;  // GET, POST, ...
+  std::string path;    // percent-decoded, without the query: /api/adapters/rank/versions/3
+  std::map<std::string, std::string> query;    // decoded
+  std::map<std::string, std::string> headers;  // names in lower case
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  // A file to send instead of `body` (the server handles Range requests for it).
+  std::optional<std::filesystem::path> file;
+};
+
+class Api {
+ public:
+  // `registry` must outlive the Api. `origins` are the scheme://host:port a browser may send as
+  // Origin for a POST; their host:port parts are the Hosts accepted.
+  Api(Registry& registry, std::string token, std::vector<std::string> origins);
+
+  HttpResponse Handle(const HttpRequest& request) const;
+
+  static constexpr size_t kMaxBodyBytes = 64 * 1024;
+
+ private:
+  HttpResponse Get(const HttpRequest& request, const std::vector<std::string>& parts) const;
+  HttpResponse Post(const HttpRequest& request, const std::vector<std::string>& parts) const;
+  std::optional<HttpResponse> RefuseMutation(const HttpRequest& request) const;
+
+  Registry& registry_;
+  std::string token_;
+  std::vector<std::string> origins_;
+};
+
+// A JSON error response: {"error": message}.
+HttpResponse ErrorResponse(int status, const std::string& message);
+
+}  // namespace tune
