@@ -17,6 +17,7 @@ packages=(
   libboost-dev libboost-filesystem-dev
   libgtest-dev libgmock-dev
   libcli11-dev nlohmann-json3-dev libssl-dev
+  chromium  # tests: the web view in a real browser, driven by playwright-core (tests/tools/js)
 )
 
 missing=()

@@ -75,7 +75,7 @@ json Summary(const VersionRecord& record, const std::map<std::string, int64_t>& 
   json summary = json::parse(VersionRecordToJson(record));
   summary.erase("config_toml");
   summary.erase("curve");
-  summary.erase("files");
+  summary["artifact"].erase("files");
   json pointing = json::array();
   for (const auto& [alias, version] : aliases) {
     if (version == record.version) pointing.push_back(alias);

@@ -306,5 +306,42 @@ TEST_F(ServeTest, ADownloadCarriesItsSha256AndHonoursRange) {
   EXPECT_EQ(part.body, whole.body.substr(2, 4));
 }
 
+// The UI in Debian's chromium (playwright-core): it lists and sorts the versions, shows what a
+// model or a person wrote as text (a config and a metric name holding markup), highlights the
+// differing key between two versions, and promotes with the token (then visible in the registry).
+TEST_F(ServeTest, TheUiListsComparesAndPromotesInARealBrowser) {
+  VersionRecord hostile = testing::SampleRecord(16, 0.7);
+  hostile.config_toml =
+      "name = \"<script>window.__xss=1</script>\"\nnote = '\"><img src=x "
+      "onerror=window.__xss=1>'\n";
+  hostile.scores["<img src=x onerror=window.__xss=1>"] = 0.5;
+  registry_->Register("rank", hostile, testing::MakeArtifact(dir_.path() / "a4", "weights 4"));
+  const Server server(RegistryDir());
+  const fs::path shots = dir_.path() / "shots";
+  fs::create_directories(shots);
+  const auto run = testing::RunCommand({TUNE_NODE, TUNE_SOURCE_DIR "/tests/tools/js/browser.mjs",
+                                        server.origin(), server.token(), shots.string()});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const json seen = json::parse(run.out);
+  ASSERT_FALSE(seen.contains("error")) << seen.dump(2);
+  EXPECT_EQ(seen["listed"].size(), 4u) << seen.dump(2);
+  EXPECT_EQ(seen["sorted"][0], "rank:1") << seen.dump(2);
+  EXPECT_EQ(seen["dialogs"].size(), 0u);
+  EXPECT_FALSE(seen["xss"].get<bool>());
+  EXPECT_EQ(seen["injected_nodes"], 0);
+  EXPECT_NE(seen["config_text"].get<std::string>().find("<script>window.__xss=1</script>"),
+            std::string::npos);
+  const std::vector<std::string> headers = seen["headers"];
+  EXPECT_NE(std::find(headers.begin(), headers.end(), "<img src=x onerror=window.__xss=1>"),
+            headers.end())
+      << seen["headers"].dump();
+  const std::vector<std::string> changed = seen["changed_keys"];
+  EXPECT_NE(std::find(changed.begin(), changed.end(), "adapter.rank"), changed.end())
+      << seen["changed_keys"].dump();
+  EXPECT_EQ(seen["promote_message"], "production -> rank:2");
+  EXPECT_EQ(registry_->Resolve("rank@production").version, 2);
+  EXPECT_TRUE(fs::exists(shots / "compare.png"));
+}
+
 }  // namespace
 }  // namespace tune

@@ -136,7 +136,7 @@ async function showAdapters() {
                 el('td', {class: 'num ' + (gain > 0 ? 'gain-up' : gain < 0 ? 'gain-down' : '')},
                    gain === undefined ? '-' : (gain >= 0 ? '+' : '') + gain.toFixed(4))];
       }),
-      el('td', {}, el('code', {}, (v.dataset_hash || '').slice(0, 12))),
+      el('td', {}, el('code', {}, v.dataset.hash.slice(0, 12))),
       el('td', {}, v.aliases.map(a => el('span', {class: 'badge'}, a))),
       el('td', {}, new Date(v.created_ms).toISOString().replace('T', ' ').slice(0, 19))));
     table.replaceChildren(head, ...rows);
@@ -151,10 +151,10 @@ async function showVersion(name, version) {
   const record = await api(`adapters/${encodeURIComponent(name)}/versions/${version}`);
   const lineage = [
     ['method', record.method], ['sweep', record.sweep ? `${record.sweep} trial ${record.trial}` : '-'],
-    ['dataset', `${record.dataset_hash} (${record.train_examples} train, ${record.eval_examples} eval)`],
-    ['base model', `${record.base_model_name} (${record.base_model_path})`],
+    ['dataset', `${record.dataset.hash} (${record.dataset.train_examples} train, ${record.dataset.eval_examples} eval)`],
+    ['base model', `${record.base_model.name} (${record.base_model.path})`],
     ['seed', record.seed], ['run', record.run_id], ['tokens/s', fmt(record.tokens_per_second)],
-    ['artifact', `${record.artifact_digest} (${record.artifact_size_bytes} bytes)`]];
+    ['artifact', `${record.artifact.digest} (${record.artifact.size_bytes} bytes)`]];
   const metrics = Object.keys(record.scores).sort();
   const scores = el('table', {id: 'scores'},
     el('tr', {}, el('th', {}, 'metric'), el('th', {class: 'num'}, 'base'),
@@ -182,7 +182,7 @@ async function showVersion(name, version) {
         aliasMessage.className = 'error';
       }
     }}, `point it at ${name}:${record.version}`), aliasMessage);
-  const files = el('ul', {}, record.files.map(f => el('li', {},
+  const files = el('ul', {}, record.artifact.files.map(f => el('li', {},
     el('a', {href: `/api/adapters/${encodeURIComponent(name)}/versions/${record.version}/files/${f.path.split('/').map(encodeURIComponent).join('/')}`},
        f.path), ` ${f.size_bytes} bytes, sha256 ${f.digest.slice(0, 12)}`)));
   main.replaceChildren(
