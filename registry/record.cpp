@@ -90,6 +90,10 @@ std::string VersionRecordToJson(const VersionRecord& r, int indent) {
        {{"digest", r.artifact_digest},
         {"size_bytes", r.artifact_size_bytes},
         {"files", std::move(files)}}},
+      {"eval_samples", r.eval_samples ? json{{"path", r.eval_samples->path},
+                                             {"digest", r.eval_samples->digest},
+                                             {"size_bytes", r.eval_samples->size_bytes}}
+                                      : json(nullptr)},
   };
   return j.dump(indent);
 }
@@ -162,6 +166,13 @@ VersionRecord VersionRecordFromJson(std::string_view text) {
       }
       return files;
     });
+  }
+  if (const auto it = j.find("eval_samples"); it != j.end() && it->is_object()) {
+    ManifestEntry samples;
+    Field(*it, "path", samples.path);
+    Field(*it, "digest", samples.digest);
+    Field(*it, "size_bytes", samples.size_bytes);
+    r.eval_samples = samples;
   }
   return r;
 }

@@ -314,6 +314,13 @@ bool IsTransientReadError(const rocksdb::Status& status) {
 
 constexpr auto kMetricsFlushInterval = std::chrono::seconds(2);
 
+// Every object a version refers to: its artifact's files and its evaluation outputs.
+std::vector<ManifestEntry> ObjectsOf(const VersionRecord& record) {
+  std::vector<ManifestEntry> objects = record.files;
+  if (record.eval_samples) objects.push_back(*record.eval_samples);
+  return objects;
+}
+
 }  // namespace
 
 class Registry::Impl {
@@ -596,7 +603,7 @@ const fs::path& Registry::dir() const { return impl_->dir; }
 bool Registry::read_only() const { return impl_->read_only; }
 
 int64_t Registry::Register(std::string_view adapter, const VersionRecord& lineage,
-                           const fs::path& artifact_dir) {
+                           const fs::path& artifact_dir, const fs::path& eval_samples) {
   Impl& impl = *impl_;
   impl.RequireWritable("register adapters");
   if (!IsValidName(adapter)) {
@@ -639,15 +646,21 @@ int64_t Registry::Register(std::string_view adapter, const VersionRecord& lineag
     record.artifact_size_bytes += object.size_bytes;
   }
   record.artifact_digest = Sha256Hex(ManifestText(record.files));
+  record.eval_samples.reset();
+  if (!eval_samples.empty()) {
+    const registry_internal::StoredObject object = impl.objects.Store(eval_samples);
+    record.eval_samples = ManifestEntry{"eval_samples.jsonl", object.digest, object.size_bytes};
+    files.emplace_back("eval_samples.jsonl", eval_samples);  // for the check below
+  }
 
   Impl::Lease lease = impl.Write(impl.write_wait);
   // A Gc (which holds the registry while it removes) may have taken an object that had the same
   // bytes and no reference since we stored it: store those again before the record names them.
   for (size_t i = 0; i < files.size(); ++i) {
+    const std::string& digest =
+        i < record.files.size() ? record.files[i].digest : record.eval_samples->digest;
     std::error_code ec;
-    if (!fs::exists(impl.objects.PathOf(record.files[i].digest), ec)) {
-      impl.objects.Store(files[i].second);
-    }
+    if (!fs::exists(impl.objects.PathOf(digest), ec)) impl.objects.Store(files[i].second);
   }
   AdapterEntry entry;
   if (std::optional<std::string> text = lease.db().Get(kAdapters, std::string(adapter))) {
@@ -930,7 +943,7 @@ VerifyReport Registry::Verify() const {
       report.problems.push_back(label + ": its file list does not hash to its artifact digest " +
                                 record.artifact_digest);
     }
-    for (const ManifestEntry& file : record.files) {
+    for (const ManifestEntry& file : ObjectsOf(record)) {
       if (good.count(file.digest)) continue;
       const bool present = fs::exists(impl.objects.PathOf(file.digest));
       report.problems.push_back(label + " " + file.path + ": object sha256:" + file.digest +
@@ -962,7 +975,7 @@ GcReport Registry::Gc(std::chrono::seconds grace) {
   Impl::Lease lease = impl.Write(impl.write_wait);
   std::set<std::string> referenced;
   lease.db().Scan(kVersions, "", [&](const std::string&, const std::string& value) {
-    for (const ManifestEntry& file : VersionRecordFromJson(value).files) {
+    for (const ManifestEntry& file : ObjectsOf(VersionRecordFromJson(value))) {
       referenced.insert(file.digest);
     }
   });
@@ -1022,7 +1035,7 @@ void Registry::Backup(const fs::path& backup_dir) const {
       lease.db().Check(checkpoint->CreateCheckpoint((backup_dir / "db").string()),
                        "writing a checkpoint to " + (backup_dir / "db").string());
       lease.db().Scan(kVersions, "", [&](const std::string&, const std::string& value) {
-        for (const ManifestEntry& file : VersionRecordFromJson(value).files) {
+        for (const ManifestEntry& file : ObjectsOf(VersionRecordFromJson(value))) {
           referenced.insert(file.digest);
         }
       });

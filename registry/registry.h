@@ -123,6 +123,10 @@ struct VersionRecord {
   int64_t artifact_size_bytes = 0;
   std::vector<ManifestEntry> files;  // sorted by path
 
+  // The evaluation outputs (eval_samples.jsonl: prompt, reference and prediction per example),
+  // stored beside the artifact but not in it: `tune fetch` does not write them. Set by Register.
+  std::optional<ManifestEntry> eval_samples;
+
   bool operator==(const VersionRecord&) const = default;
 };
 
@@ -251,12 +255,14 @@ class Registry {
   const std::filesystem::path& dir() const;
   bool read_only() const;
 
-  // Stores every file under `artifact_dir` (identical bytes are kept once) and records the next
-  // version of `name` with `record`'s lineage. Versions start at 1 and are never reused. Returns
-  // the version. Files reach the disk before the record that names them, so a crash at any
-  // moment leaves at worst unreferenced files (Gc removes them).
+  // Stores every file under `artifact_dir` (identical bytes are kept once), and `eval_samples`
+  // when given (a JSONL file of evaluation outputs), and records the next version of `name` with
+  // `record`'s lineage. Versions start at 1 and are never reused. Returns the version. Files
+  // reach the disk before the record that names them, so a crash at any moment leaves at worst
+  // unreferenced files (Gc removes them).
   int64_t Register(std::string_view name, const VersionRecord& record,
-                   const std::filesystem::path& artifact_dir);
+                   const std::filesystem::path& artifact_dir,
+                   const std::filesystem::path& eval_samples = {});
 
   // The version a reference names. Unknown names get a "did you mean"; unknown versions and
   // aliases are listed.

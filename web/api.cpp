@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -182,6 +183,18 @@ HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>
         json full = json::parse(VersionRecordToJson(record));
         full["aliases"] = Summary(record, registry_.Aliases(name))["aliases"];
         return JsonResponse(full);
+      }
+      if (parts.size() == 5 && parts[4] == "eval") {
+        // The evaluation outputs, one object per example: line, prompt, reference, prediction.
+        json samples = json::array();
+        if (record.eval_samples) {
+          std::ifstream in(registry_.ObjectPath(record.eval_samples->digest), std::ios::binary);
+          for (std::string line; std::getline(in, line);) {
+            json sample = json::parse(line, nullptr, /*allow_exceptions=*/false);
+            if (sample.is_object()) samples.push_back(std::move(sample));
+          }
+        }
+        return JsonResponse(samples);
       }
       if (parts.size() >= 6 && parts[4] == "files") {
         // The rest of the path names a file of the manifest, compared as text: it never

@@ -6,6 +6,8 @@
 //   GET  /api/versions?name=&filter=&sort=&offset=&limit= a page of version summaries
 //   GET  /api/adapters/NAME/versions/N                   one version's full record
 //   GET  /api/adapters/NAME/versions/N/files/PATH        a file of the version, by its digest
+//   GET  /api/adapters/NAME/versions/N/eval              its evaluation outputs (prompt,
+//                                                        reference, prediction per example)
 //   GET  /api/adapters/NAME/history                      alias moves, oldest first
 //   GET  /api/diff?from=REF&to=REF                       what differs between two versions
 //   GET  /api/runs/ID                                    a run and its metrics by step

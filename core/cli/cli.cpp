@@ -361,7 +361,7 @@ int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, Tr
     version = registry->Register(
         config.name,
         MakeVersionRecord(config, host, summary, run_id, ModelDirectorySha256(config.model.path)),
-        summary.adapter_dir);
+        summary.adapter_dir, EvalSamplesFile(summary));
   } catch (const Interrupted& e) {
     registry->FinishRun(run_id, RunStatus::kKilled, e.what());
     throw;

@@ -628,7 +628,8 @@ int RunSweep(const SweepOptions& options) {
             MakeVersionRecord(trial_config, host, summary, trial.run_id, model_sha256->second);
         record.sweep = state.name;
         record.trial = trial.number;
-        trial.version = registry->Register(config.name, record, summary.adapter_dir);
+        trial.version =
+            registry->Register(config.name, record, summary.adapter_dir, EvalSamplesFile(summary));
         trial.scores = summary.scores;
         const auto base = summary.base_scores.find(sweep.objective_metric);
         if (base != summary.base_scores.end()) trial.base_objective = base->second;

@@ -116,4 +116,10 @@ VersionRecord MakeVersionRecord(const RunConfig& config, const PluginHost& host,
   return record;
 }
 
+std::filesystem::path EvalSamplesFile(const TrainSummary& summary) {
+  const std::filesystem::path file = summary.adapter_dir.parent_path() / "eval_samples.jsonl";
+  std::error_code ec;
+  return std::filesystem::is_regular_file(file, ec) ? file : std::filesystem::path();
+}
+
 }  // namespace tune

@@ -27,4 +27,8 @@ VersionRecord MakeVersionRecord(const RunConfig& config, const PluginHost& host,
 // record's tokenizer_hash is the same over the tokenizer files alone.
 std::string ModelDirectorySha256(const std::filesystem::path& dir);
 
+// The run's evaluation outputs (eval_samples.jsonl beside the adapter folder) for
+// Registry::Register, or an empty path when the run wrote none.
+std::filesystem::path EvalSamplesFile(const TrainSummary& summary);
+
 }  // namespace tune

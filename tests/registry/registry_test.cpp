@@ -513,6 +513,27 @@ TEST_F(RegistryTest, OpeningAMissingRegistryNamesThePath) {
   EXPECT_FALSE(fs::exists(RegistryDir()));
 }
 
+// Evaluation outputs are kept with the version, counted by gc, verify and backup, but are not
+// part of the artifact a deployment fetches.
+TEST_F(RegistryTest, EvalSamplesAreStoredBesideTheArtifactNotInIt) {
+  auto registry = Open();
+  const std::string text = "{\"prompt\": \"p\"}\n";
+  const fs::path samples = dir_.Write("eval_samples.jsonl", text);
+  registry->Register("rank", SampleRecord(), Artifact("1"), samples);
+  const VersionRecord record = registry->Resolve("rank");
+  ASSERT_TRUE(record.eval_samples.has_value());
+  EXPECT_EQ(record.eval_samples->digest, registry_internal::Sha256Hex(text));
+  EXPECT_EQ(record.artifact_digest, registry_internal::Sha256Hex(ManifestText(record.files)));
+  registry->Gc(std::chrono::seconds(0));
+  EXPECT_TRUE(fs::exists(registry->ObjectPath(record.eval_samples->digest)));
+  EXPECT_TRUE(registry->Verify().problems.empty());
+  registry->Fetch("rank", dir_.path() / "out");
+  EXPECT_FALSE(fs::exists(dir_.path() / "out" / "eval_samples.jsonl"));
+  registry->Backup(dir_.path() / "backup");  // verifies the copy, eval samples included
+  fs::remove(registry->ObjectPath(record.eval_samples->digest));
+  EXPECT_EQ(registry->Verify().problems.size(), 1u);
+}
+
 TEST_F(RegistryTest, TwoWritersInOneProcessTakeTurnsAndSeeEachOther) {
   auto first = Open();
   auto second = Open(Mode::kReadWrite);

@@ -153,10 +153,18 @@ class ServeTest : public ::testing::Test {
   void SetUp() override {
     registry_ = Registry::Open(RegistryDir(), Registry::OpenMode::kCreate);
     for (int i = 1; i <= 3; ++i) {
+      // Version 2 answered with markup, as a model may.
+      const std::string prediction = i == 2 ? "<img src=x onerror=window.__xss=1>" : "3";
+      const fs::path samples = dir_.Write(
+          std::string("eval-").append(std::to_string(i)),
+          json{{"line", 1}, {"prompt", "add 1 2 ="}, {"reference", "3"}, {"prediction", prediction}}
+              .dump()
+              .append("\n"));
       registry_->Register(
           "rank", testing::SampleRecord(2 << i, 0.1 * i),
           testing::MakeArtifact(dir_.path() / std::string("a").append(std::to_string(i)),
-                                std::string("weights ").append(std::to_string(i))));
+                                std::string("weights ").append(std::to_string(i))),
+          samples);
     }
   }
   fs::path RegistryDir() const { return dir_.path() / "registry"; }
@@ -190,6 +198,9 @@ TEST_F(ServeTest, ServesHealthVersionsFilteredAndSortedAndOneRecord) {
   EXPECT_EQ(Http(server.port(), "GET", "/api/adapters/rank/versions/9").status, 404);
   EXPECT_EQ(Http(server.port(), "GET", "/api/adapters/nope/versions/1").status, 404);
   EXPECT_EQ(Http(server.port(), "GET", "/api/adapters/rank/versions/01").status, 400);
+  const HttpResult eval = Http(server.port(), "GET", "/api/adapters/rank/versions/2/eval");
+  ASSERT_EQ(eval.status, 200);
+  EXPECT_EQ(json::parse(eval.body)[0]["prediction"], "<img src=x onerror=window.__xss=1>");
 }
 
 TEST_F(ServeTest, PagesAndScriptsComeWithAContentSecurityPolicy) {
@@ -338,6 +349,11 @@ TEST_F(ServeTest, TheUiListsComparesAndPromotesInARealBrowser) {
   const std::vector<std::string> changed = seen["changed_keys"];
   EXPECT_NE(std::find(changed.begin(), changed.end(), "adapter.rank"), changed.end())
       << seen["changed_keys"].dump();
+  const std::vector<std::string> outputs = seen["output_cells"];
+  EXPECT_NE(std::find(outputs.begin(), outputs.end(), "<img src=x onerror=window.__xss=1>"),
+            outputs.end())
+      << seen["output_cells"].dump();
+  EXPECT_EQ(seen["injected_nodes_compare"], 0);
   EXPECT_EQ(seen["promote_message"], "production -> rank:2");
   EXPECT_EQ(registry_->Resolve("rank@production").version, 2);
   EXPECT_TRUE(fs::exists(shots / "compare.png"));

@@ -207,6 +207,8 @@ async function showCompare(refs) {
     return api(`adapters/${encodeURIComponent(name)}/versions/${version}`);
   }));
   const diff = await api(`diff?from=${encodeURIComponent(refs[0])}&to=${encodeURIComponent(refs[1])}`);
+  const outputs = await Promise.all(records.map(r =>
+    api(`adapters/${encodeURIComponent(r.name)}/versions/${r.version}/eval`)));
   const changed = new Set(diff.config.map(c => c.key));
   const rows = diff.config.map(c => el('tr', {class: 'changed', 'data-key': c.key},
     el('td', {}, c.key), el('td', {}, c.from ?? '-'), el('td', {}, c.to ?? '-')));
@@ -224,7 +226,25 @@ async function showCompare(refs) {
         records.map(r => el('td', {class: 'num'}, fmt(r.scores[m])))))),
     chart(records.map(r => ({name: `${r.name}:${r.version}`, points: r.curve.map(p => [p.step, p.loss])})),
           'loss by step'),
-    el('p', {}, `${changed.size} config keys differ`));
+    el('p', {}, `${changed.size} config keys differ`),
+    el('h3', {}, 'outputs on the same eval prompts'),
+    outputTable(refs, outputs));
+}
+
+// One row per eval prompt (matched by prompt text): reference, then each version's output.
+function outputTable(refs, outputs) {
+  const byPrompt = new Map();
+  outputs.forEach((samples, i) => samples.forEach(sample => {
+    if (!byPrompt.has(sample.prompt)) byPrompt.set(sample.prompt, {reference: sample.reference, outputs: []});
+    byPrompt.get(sample.prompt).outputs[i] = sample.prediction;
+  }));
+  if (byPrompt.size === 0) return el('p', {}, 'no evaluation outputs were stored with these versions');
+  return el('table', {id: 'outputs'},
+    el('tr', {}, el('th', {}, 'prompt'), el('th', {}, 'reference'), refs.map(ref => el('th', {}, ref))),
+    [...byPrompt].map(([prompt, row]) => el('tr', {},
+      el('td', {class: 'output'}, prompt), el('td', {class: 'output'}, row.reference ?? ''),
+      refs.map((ref, i) => el('td', {class: 'output' + (row.outputs[i] === row.reference ? ' gain-up' : '')},
+                              row.outputs[i] ?? '-')))));
 }
 
 async function route() {

@@ -44,6 +44,9 @@ try {
   await page.goto(url + '/#/compare/rank:1,rank:2');
   await page.waitForSelector('#config-diff');
   result.changed_keys = await page.$$eval('#config-diff tr.changed', rows => rows.map(r => r.dataset.key));
+  await page.waitForSelector('#outputs');
+  result.output_cells = await page.$$eval('#outputs td', cells => cells.map(c => c.textContent));
+  result.injected_nodes_compare = await page.$$eval('main img, main script', nodes => nodes.length);
   await shot('compare');
 
   // Promote from the UI with the token.
