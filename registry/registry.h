@@ -18,9 +18,9 @@
 // waits up to `write_wait` for another process's to end; reads never wait for writes. Every call
 // sees every write that returned before the call began, in this process or another.
 // Durability: a write call that returns has reached the disk (fsync), except LogMetrics: it
-// buffers, and what it was given is written at least every 2 seconds (as soon as the registry is
-// free), at FinishRun, and when the Registry is destroyed. A crash loses at most what was logged
-// since the last of those; reads through the same Registry see it at once.
+// buffers, and writes what it holds when it is called 2 seconds or more after the last such write
+// (if the registry is free then), at FinishRun, and when the Registry is destroyed. A crash loses
+// at most what was logged since the last of those; reads through the same Registry see it at once.
 #pragma once
 
 #include <sys/types.h>

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -251,6 +252,14 @@ HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>
                          {"scores", scores},
                          {"files_changed", diff.files_changed}});
   }
+  if (parts[0] == "sweeps" && parts.size() <= 2) {
+    if (parts.size() == 2 && !IsValidName(parts[1]))
+      return ErrorResponse(400, "invalid sweep name");
+    const json sweeps = Sweeps(parts.size() == 2 ? parts[1] : std::string());
+    if (parts.size() == 1) return JsonResponse(sweeps);
+    if (sweeps.empty()) return not_found();
+    return JsonResponse(sweeps[0]);
+  }
   if (parts.size() == 2 && parts[0] == "runs") {
     if (!IsRunId(parts[1])) return ErrorResponse(400, "invalid run id: 16 hex digits");
     const std::vector<RunRecord> runs = registry_.ListRuns();
@@ -270,6 +279,63 @@ HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>
                          {"metrics", metrics}});
   }
   return not_found();
+}
+
+json Api::Sweeps(const std::string& only) const {
+  // A sweep, as the registry knows it: the runs of its trials (live: their metrics arrive every
+  // 2 seconds) and the versions its finished trials became.
+  std::map<std::string, std::map<int64_t, json>> trials;  // sweep -> trial -> its row
+  for (const RunRecord& run : registry_.ListRuns()) {
+    if (!run.info.sweep || !run.info.trial || (!only.empty() && *run.info.sweep != only)) continue;
+    json row = {{"trial", *run.info.trial},
+                {"run_id", run.id},
+                {"status", RunStatusName(run.status)},
+                {"started_ms", run.started_ms},
+                {"finished_ms", run.finished_ms},
+                {"error", run.error}};
+    // The parameters: the "# trial: key=value ..." line the sweep appends to the run's config.
+    const size_t at = run.info.config_toml.rfind("# trial: ");
+    json params = json::object();
+    if (at != std::string::npos) {
+      std::istringstream words(
+          run.info.config_toml.substr(at + 9, run.info.config_toml.find('\n', at) - at - 9));
+      for (std::string word; words >> word;) {
+        const size_t equals = word.find('=');
+        if (equals == std::string::npos) continue;
+        const json value = json::parse(word.substr(equals + 1), nullptr, false);
+        params[word.substr(0, equals)] =
+            value.is_discarded() ? json(word.substr(equals + 1)) : value;
+      }
+    }
+    row["params"] = params;
+    const std::vector<MetricsAtStep> metrics = registry_.GetRunMetrics(run.id);
+    for (auto it = metrics.rbegin(); it != metrics.rend(); ++it) {
+      if (const auto loss = it->values.find("loss"); loss != it->values.end()) {
+        row["step"] = it->step;
+        row["loss"] = loss->second;
+        break;
+      }
+    }
+    // A resumed trial has a run per attempt: the latest one speaks for it.
+    trials[*run.info.sweep][*run.info.trial] = row;
+  }
+  ListOptions options;
+  for (const VersionRecord& record : registry_.List(options)) {
+    if (!record.sweep || !record.trial) continue;
+    const auto sweep = trials.find(*record.sweep);
+    if (sweep == trials.end()) continue;
+    json& row = sweep->second[*record.trial];
+    row["version"] = record.name + ":" + std::to_string(record.version);
+    row["scores"] = record.scores;
+    row["base_scores"] = record.base_scores;
+  }
+  json out = json::array();
+  for (const auto& [name, rows] : trials) {
+    json list = json::array();
+    for (const auto& [trial, row] : rows) list.push_back(row);
+    out.push_back({{"name", name}, {"trials", list}});
+  }
+  return out;
 }
 
 std::optional<HttpResponse> Api::RefuseMutation(const HttpRequest& request) const {

@@ -11,6 +11,9 @@
 //   GET  /api/adapters/NAME/history                      alias moves, oldest first
 //   GET  /api/diff?from=REF&to=REF                       what differs between two versions
 //   GET  /api/runs/ID                                    a run and its metrics by step
+//   GET  /api/sweeps[/NAME]                              sweeps: each trial's run (status, last
+//                                                        step and loss, live), parameters, and
+//                                                        the version and scores it became
 //   POST /api/adapters/NAME/aliases/ALIAS                {"version": N, "expect_version": M}
 //
 // Every path segment and query value is checked by grammar before any lookup (names, aliases,
@@ -29,6 +32,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <nlohmann/json_fwd.hpp>
 
 namespace tune {
 
@@ -65,6 +70,8 @@ class Api {
   HttpResponse Get(const HttpRequest& request, const std::vector<std::string>& parts) const;
   HttpResponse Post(const HttpRequest& request, const std::vector<std::string>& parts) const;
   std::optional<HttpResponse> RefuseMutation(const HttpRequest& request) const;
+  // Every sweep the registry's runs name (or only `only`), as JSON.
+  nlohmann::json Sweeps(const std::string& only) const;
 
   Registry& registry_;
   std::string token_;

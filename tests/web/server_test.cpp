@@ -203,6 +203,39 @@ TEST_F(ServeTest, ServesHealthVersionsFilteredAndSortedAndOneRecord) {
   EXPECT_EQ(json::parse(eval.body)[0]["prediction"], "<img src=x onerror=window.__xss=1>");
 }
 
+// A sweep as the registry knows it: each trial's run (live status and loss), parameters, and the
+// version a finished trial became.
+TEST_F(ServeTest, SweepsListTheirTrialsWithRunsAndVersions) {
+  {
+    // A sweep's own Registry; destroying it writes the metrics it buffered.
+    auto sweep = Registry::Open(RegistryDir(), Registry::OpenMode::kReadWrite);
+    const std::string running = sweep->CreateRun(
+        {"rank", "rank-1", 2, "[adapter]\nrank = 4\n# trial: adapter.rank=4 optimizer.lr=0.001\n"});
+    sweep->LogMetrics(running, 7, {{"loss", 1.25}});
+    const std::string finished =
+        sweep->CreateRun({"rank", "rank-1", 1, "# trial: adapter.rank=2\n"});
+    sweep->FinishRun(finished, RunStatus::kFinished);
+    VersionRecord record = testing::SampleRecord(2, 0.75);
+    record.sweep = "rank-1";
+    record.trial = 1;
+    sweep->Register("rank", record, testing::MakeArtifact(dir_.path() / "s1", "s1"));
+  }
+  const Server server(RegistryDir());
+  const HttpResult result = Http(server.port(), "GET", "/api/sweeps/rank-1");
+  ASSERT_EQ(result.status, 200) << result.body;
+  const json sweep = json::parse(result.body);
+  ASSERT_EQ(sweep["trials"].size(), 2u) << sweep.dump(2);
+  EXPECT_EQ(sweep["trials"][0]["status"], "finished");
+  EXPECT_EQ(sweep["trials"][0]["version"], "rank:4");
+  EXPECT_EQ(sweep["trials"][0]["scores"]["exact_match"], 0.75);
+  EXPECT_EQ(sweep["trials"][1]["status"], "running");
+  EXPECT_EQ(sweep["trials"][1]["params"]["optimizer.lr"], 0.001);
+  EXPECT_EQ(sweep["trials"][1]["step"], 7);
+  EXPECT_EQ(sweep["trials"][1]["loss"], 1.25);
+  EXPECT_EQ(Http(server.port(), "GET", "/api/sweeps/none").status, 404);
+  EXPECT_EQ(json::parse(Http(server.port(), "GET", "/api/sweeps").body).size(), 1u);
+}
+
 TEST_F(ServeTest, PagesAndScriptsComeWithAContentSecurityPolicy) {
   const Server server(RegistryDir());
   HttpResult page = Http(server.port(), "GET", "/");

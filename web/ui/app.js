@@ -247,6 +247,46 @@ function outputTable(refs, outputs) {
                               row.outputs[i] ?? '-')))));
 }
 
+// ---- Sweeps: trials with parameters and scores, live while they run ----
+async function showSweeps(name) {
+  if (!name) {
+    const sweeps = await api('sweeps');
+    main.replaceChildren(el('h2', {}, 'sweeps'), el('table', {id: 'sweeps'},
+      el('tr', {}, el('th', {}, 'sweep'), el('th', {class: 'num'}, 'trials'), el('th', {}, 'status')),
+      sweeps.map(sweep => el('tr', {},
+        el('td', {}, el('a', {href: `#/sweeps/${encodeURIComponent(sweep.name)}`}, sweep.name)),
+        el('td', {class: 'num'}, sweep.trials.length),
+        el('td', {}, Object.entries(sweep.trials.reduce((counts, t) => {
+          counts[t.status] = (counts[t.status] || 0) + 1;
+          return counts;
+        }, {})).map(([status, n]) => `${n} ${status}`).join(', '))))));
+    return;
+  }
+  async function render() {
+    const sweep = await api(`sweeps/${encodeURIComponent(name)}`);
+    const params = [...new Set(sweep.trials.flatMap(t => Object.keys(t.params || {})))].sort();
+    const metrics = [...new Set(sweep.trials.flatMap(t => Object.keys(t.scores || {})))].sort();
+    const table = el('table', {id: 'trials'},
+      el('tr', {}, el('th', {}, 'trial'), el('th', {}, 'status'), params.map(p => el('th', {}, p)),
+         el('th', {class: 'num'}, 'step'), el('th', {class: 'num'}, 'loss'),
+         metrics.map(m => el('th', {class: 'num'}, m)), el('th', {}, 'version')),
+      sweep.trials.map(t => el('tr', {},
+        el('td', {}, t.trial), el('td', {}, t.status), params.map(p => el('td', {}, fmt((t.params || {})[p]))),
+        el('td', {class: 'num'}, fmt(t.step)), el('td', {class: 'num'}, fmt(t.loss)),
+        metrics.map(m => el('td', {class: 'num'}, fmt((t.scores || {})[m]))),
+        el('td', {}, t.version ? versionLink(...t.version.split(':')) : '-'))));
+    // The first metric against each numeric swept parameter, one point per finished trial.
+    const charts = metrics.length === 0 ? [] : params.map(p => chart([{
+      name: metrics[0],
+      points: sweep.trials.filter(t => t.scores && typeof (t.params || {})[p] === 'number')
+        .map(t => [t.params[p], t.scores[metrics[0]]]).sort((a, b) => a[0] - b[0])}],
+      `${metrics[0]} against ${p}`));
+    main.replaceChildren(el('h2', {}, `sweep ${name}`), table, el('div', {class: 'columns'}, charts));
+  }
+  await render();
+  listTimer = setInterval(render, 2000);
+}
+
 async function route() {
   if (listTimer) clearInterval(listTimer);
   listTimer = null;
@@ -254,6 +294,7 @@ async function route() {
   try {
     if (parts[0] === 'v' && parts.length === 3) await showVersion(parts[1], parts[2]);
     else if (parts[0] === 'compare' && parts[1]) await showCompare(parts[1].split(','));
+    else if (parts[0] === 'sweeps') await showSweeps(parts[1]);
     else await showAdapters();
   } catch (error) {
     main.replaceChildren(el('p', {class: 'error'}, error.message));
