@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include <toml++/toml.h>
+#include <nlohmann/json.hpp>
 
 #include "registry/registry.h"
 #include "util/toml_text.h"
@@ -120,6 +121,33 @@ VersionDiff DiffVersions(const VersionRecord& from, const VersionRecord& to) {
   Compare(from_files, to_files, file_changes);
   for (const ValueChange& change : file_changes) diff.files_changed.push_back(change.key);
   return diff;
+}
+
+std::string VersionDiffToJson(const VersionDiff& diff, int indent) {
+  using nlohmann::json;
+  const auto changes = [](const std::vector<ValueChange>& list) {
+    json out = json::array();
+    for (const ValueChange& c : list) {
+      out.push_back({{"key", c.key},
+                     {"from", c.from ? json(*c.from) : json(nullptr)},
+                     {"to", c.to ? json(*c.to) : json(nullptr)}});
+    }
+    return out;
+  };
+  json scores = json::array();
+  for (const ScoreChange& c : diff.scores) {
+    scores.push_back({{"metric", c.metric},
+                      {"from", c.from ? json(*c.from) : json(nullptr)},
+                      {"to", c.to ? json(*c.to) : json(nullptr)}});
+  }
+  return json{{"from", diff.from_ref},
+              {"to", diff.to_ref},
+              {"attributes", changes(diff.attributes)},
+              {"params", changes(diff.params)},
+              {"config", changes(diff.config)},
+              {"scores", scores},
+              {"files_changed", diff.files_changed}}
+      .dump(indent, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace tune

@@ -193,6 +193,9 @@ struct VersionDiff {
   std::vector<std::string> files_changed;  // artifact paths whose bytes differ or exist on one side
 };
 VersionDiff DiffVersions(const VersionRecord& from, const VersionRecord& to);
+// {"from", "to", "attributes", "params", "config": [{key, from, to}], "scores": [{metric, from,
+// to}], "files_changed"}, absent sides as null.
+std::string VersionDiffToJson(const VersionDiff& diff, int indent = -1);
 
 struct VerifyReport {
   int64_t objects_checked = 0;

@@ -229,28 +229,9 @@ HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>
     }
     const VersionDiff diff =
         DiffVersions(registry_.Resolve(from->second), registry_.Resolve(to->second));
-    const auto changes = [](const std::vector<ValueChange>& list) {
-      json out = json::array();
-      for (const ValueChange& c : list) {
-        out.push_back({{"key", c.key},
-                       {"from", c.from ? json(*c.from) : json(nullptr)},
-                       {"to", c.to ? json(*c.to) : json(nullptr)}});
-      }
-      return out;
-    };
-    json scores = json::array();
-    for (const ScoreChange& c : diff.scores) {
-      scores.push_back({{"metric", c.metric},
-                        {"from", c.from ? json(*c.from) : json(nullptr)},
-                        {"to", c.to ? json(*c.to) : json(nullptr)}});
-    }
-    return JsonResponse({{"from", diff.from_ref},
-                         {"to", diff.to_ref},
-                         {"attributes", changes(diff.attributes)},
-                         {"params", changes(diff.params)},
-                         {"config", changes(diff.config)},
-                         {"scores", scores},
-                         {"files_changed", diff.files_changed}});
+    HttpResponse response;
+    response.body = VersionDiffToJson(diff);
+    return response;
   }
   if (parts[0] == "sweeps" && parts.size() <= 2) {
     if (parts.size() == 2 && !IsValidName(parts[1]))

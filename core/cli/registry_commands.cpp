@@ -326,31 +326,8 @@ class Commands : public RegistryCommands {
   int Diff() {
     const auto registry = Open(Mode::kReadOnly);
     const VersionDiff diff = DiffVersions(registry->Resolve(ref_), registry->Resolve(other_ref_));
-    const auto changes_json = [](const std::vector<ValueChange>& changes) {
-      json out = json::array();
-      for (const ValueChange& c : changes) {
-        out.push_back({{"key", c.key},
-                       {"from", c.from ? json(*c.from) : json(nullptr)},
-                       {"to", c.to ? json(*c.to) : json(nullptr)}});
-      }
-      return out;
-    };
     if (json_) {
-      json scores = json::array();
-      for (const ScoreChange& s : diff.scores) {
-        scores.push_back({{"metric", s.metric},
-                          {"from", s.from ? json(*s.from) : json(nullptr)},
-                          {"to", s.to ? json(*s.to) : json(nullptr)}});
-      }
-      std::cout << json{{"from", diff.from_ref},
-                        {"to", diff.to_ref},
-                        {"attributes", changes_json(diff.attributes)},
-                        {"params", changes_json(diff.params)},
-                        {"config", changes_json(diff.config)},
-                        {"scores", scores},
-                        {"files_changed", diff.files_changed}}
-                       .dump(2)
-                << "\n";
+      std::cout << VersionDiffToJson(diff, 2) << "\n";
       return 0;
     }
     std::vector<std::vector<std::string>> rows = {{"", diff.from_ref, diff.to_ref}};
