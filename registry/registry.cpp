@@ -279,10 +279,26 @@ class Db {
     return RunFromJson(*text);
   }
 
+  // Every version record in key order (by name, then version), parsed once: a read view lives
+  // until the next write, so a server answering many requests parses the registry once per
+  // change, not once per request.
+  const std::vector<VersionRecord>& AllVersions() const {
+    std::call_once(versions_parsed_, [&] {
+      Scan(kVersions, "", [&](const std::string&, const std::string& value) {
+        versions_.push_back(VersionRecordFromJson(value));
+      });
+    });
+    return versions_;
+  }
+
   std::string name;  // how messages name the registry: the path as given
   rocksdb::DB* db = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   std::shared_ptr<rocksdb::Logger> logger;
+
+ private:
+  mutable std::once_flag versions_parsed_;
+  mutable std::vector<VersionRecord> versions_;
 };
 
 // Identifies the process named in db/LOCK.pid, if it is still alive.
@@ -723,15 +739,11 @@ std::vector<VersionRecord> Registry::List(const ListOptions& options) const {
   const Filter filter = Filter::Parse(options.filter);
   const std::optional<SortKey> sort =
       options.sort.empty() ? std::nullopt : std::optional(SortKey::Parse(options.sort));
-  std::string prefix;
-  if (options.name) {
-    db->RequireAdapter(*options.name);
-    prefix = *options.name + "/";
+  if (options.name) db->RequireAdapter(*options.name);
+  std::vector<const VersionRecord*> all;
+  for (const VersionRecord& record : db->AllVersions()) {
+    if (!options.name || record.name == *options.name) all.push_back(&record);
   }
-  std::vector<VersionRecord> all;
-  db->Scan(kVersions, prefix, [&](const std::string&, const std::string& value) {
-    all.push_back(VersionRecordFromJson(value));
-  });
 
   // A key no version has is most likely a typo: say so instead of listing nothing.
   if (!all.empty()) {
@@ -739,12 +751,12 @@ std::vector<VersionRecord> Registry::List(const ListOptions& options) const {
     for (const Filter::KeyUse& use : filter.keys()) used.emplace_back(use.key, use.column);
     if (sort) used.emplace_back(sort->key, 0);
     for (const auto& [key, column] : used) {
-      const bool somewhere = std::any_of(all.begin(), all.end(), [&](const VersionRecord& r) {
-        return registry_internal::LookupKey(r, key).has_value();
+      const bool somewhere = std::any_of(all.begin(), all.end(), [&](const VersionRecord* r) {
+        return registry_internal::LookupKey(*r, key).has_value();
       });
       if (somewhere) continue;
       std::set<std::string> known;
-      for (const VersionRecord& r : all) registry_internal::CollectKeys(r, known);
+      for (const VersionRecord* r : all) registry_internal::CollectKeys(*r, known);
       const std::vector<std::string> candidates(known.begin(), known.end());
       const std::string where =
           column > 0 ? "filter `" + Echo(options.filter) + "`, column " + std::to_string(column)
@@ -756,16 +768,19 @@ std::vector<VersionRecord> Registry::List(const ListOptions& options) const {
     }
   }
 
-  std::vector<VersionRecord> matching;
-  for (VersionRecord& record : all) {
-    if (filter.Matches(record)) matching.push_back(std::move(record));
+  std::vector<const VersionRecord*> matching;
+  for (const VersionRecord* record : all) {
+    if (filter.Matches(*record)) matching.push_back(record);
   }
   const SortKey by = sort.value_or(SortKey{});
   std::stable_sort(matching.begin(), matching.end(),
-                   [&](const VersionRecord& a, const VersionRecord& b) {
-                     return registry_internal::SortBefore(by, a, b);
+                   [&](const VersionRecord* a, const VersionRecord* b) {
+                     return registry_internal::SortBefore(by, *a, *b);
                    });
-  return matching;
+  std::vector<VersionRecord> listed;
+  listed.reserve(matching.size());
+  for (const VersionRecord* record : matching) listed.push_back(*record);
+  return listed;
 }
 
 int64_t Registry::MoveAlias(std::string_view adapter, std::string_view alias, int64_t version,

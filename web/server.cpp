@@ -11,6 +11,7 @@
 #include <cstring>
 #include <mutex>
 #include <string_view>
+#include <thread>
 
 #include "registry/registry.h"
 #include "util/error.h"
@@ -144,7 +145,16 @@ class WebServer::Impl {
     }
     HttpResponse response;
     if (request.path.starts_with("/api/")) {
-      response = api->Handle(request);
+      // On a thread of its own: CivetWeb's threads have small fixed stacks (Debian builds it
+      // with about 100 KiB), which parsing a large record under a sanitizer overflows.
+      std::thread worker([&] {
+        try {
+          response = api->Handle(request);
+        } catch (const std::exception& e) {
+          response = ErrorResponse(500, std::string("internal error: ") + e.what());
+        }
+      });
+      worker.join();
     } else if (const Asset* asset = FindAsset(request.path == "/" ? "/index.html" : request.path);
                asset != nullptr && (request.method == "GET" || head)) {
       response.content_type = asset->content_type;
