@@ -735,6 +735,10 @@ std::map<std::string, int64_t> Registry::Aliases(std::string_view name) const {
 }
 
 std::vector<VersionRecord> Registry::List(const ListOptions& options) const {
+  return ListPage(options, 0, SIZE_MAX).versions;
+}
+
+Registry::Page Registry::ListPage(const ListOptions& options, size_t offset, size_t limit) const {
   const std::shared_ptr<const Db> db = impl_->Reader();
   const Filter filter = Filter::Parse(options.filter);
   const std::optional<SortKey> sort =
@@ -777,10 +781,12 @@ std::vector<VersionRecord> Registry::List(const ListOptions& options) const {
                    [&](const VersionRecord* a, const VersionRecord* b) {
                      return registry_internal::SortBefore(by, *a, *b);
                    });
-  std::vector<VersionRecord> listed;
-  listed.reserve(matching.size());
-  for (const VersionRecord* record : matching) listed.push_back(*record);
-  return listed;
+  Page page;
+  page.total = matching.size();
+  for (size_t i = offset; i < matching.size() && i - offset < limit; ++i) {
+    page.versions.push_back(*matching[i]);
+  }
+  return page;
 }
 
 int64_t Registry::MoveAlias(std::string_view adapter, std::string_view alias, int64_t version,

@@ -274,6 +274,13 @@ class Registry {
 
   std::vector<std::string> Names() const;  // sorted
   std::vector<VersionRecord> List(const ListOptions& options = {}) const;
+  // The versions List would return from `offset` on, at most `limit` of them, and how many List
+  // would return in all: a server's page without copying the rest.
+  struct Page {
+    std::vector<VersionRecord> versions;
+    size_t total = 0;
+  };
+  Page ListPage(const ListOptions& options, size_t offset, size_t limit) const;
   std::map<std::string, int64_t> Aliases(std::string_view name) const;  // alias -> version
 
   // Points `alias` of `name` at `version`, atomically. `expected`: nullopt moves it whatever it

@@ -148,16 +148,15 @@ HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>
     if (!offset || !limit) {
       return ErrorResponse(400, "offset and limit are whole numbers (limit at most 1000)");
     }
-    const std::vector<VersionRecord> versions = registry_.List(options);
+    const Registry::Page listed =
+        registry_.ListPage(options, static_cast<size_t>(*offset), static_cast<size_t>(*limit));
     std::map<std::string, std::map<std::string, int64_t>> aliases;
     json page = json::array();
-    for (size_t i = static_cast<size_t>(*offset);
-         i < versions.size() && i < static_cast<size_t>(*offset + *limit); ++i) {
-      const VersionRecord& record = versions[i];
+    for (const VersionRecord& record : listed.versions) {
       if (!aliases.count(record.name)) aliases[record.name] = registry_.Aliases(record.name);
       page.push_back(Summary(record, aliases[record.name]));
     }
-    return JsonResponse({{"total", versions.size()}, {"offset", *offset}, {"versions", page}});
+    return JsonResponse({{"total", listed.total}, {"offset", *offset}, {"versions", page}});
   }
   if (parts.size() >= 2 && parts[0] == "adapters") {
     const std::string& name = parts[1];
