@@ -72,17 +72,22 @@ bool SameSecret(const std::string& a, const std::string& b) {
   return differ == 0;
 }
 
+// The aliases of an adapter that point at `version`.
+json AliasesAt(const std::map<std::string, int64_t>& aliases, int64_t version) {
+  json pointing = json::array();
+  for (const auto& [alias, at] : aliases) {
+    if (at == version) pointing.push_back(alias);
+  }
+  return pointing;
+}
+
 // What a list shows of a version: the record without its config, curve and files.
 json Summary(const VersionRecord& record, const std::map<std::string, int64_t>& aliases) {
   json summary = json::parse(VersionRecordToJson(record));
   summary.erase("config_toml");
   summary.erase("curve");
   summary["artifact"].erase("files");
-  json pointing = json::array();
-  for (const auto& [alias, version] : aliases) {
-    if (version == record.version) pointing.push_back(alias);
-  }
-  summary["aliases"] = pointing;
+  summary["aliases"] = AliasesAt(aliases, record.version);
   return summary;
 }
 
@@ -111,6 +116,11 @@ HttpResponse Api::Handle(const HttpRequest& request) const {
   }
 }
 
+bool Api::HasAdapter(const std::string& name) const {
+  const std::vector<std::string> names = registry_.Names();
+  return std::binary_search(names.begin(), names.end(), name);  // Names() is sorted
+}
+
 HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>& parts) const {
   const auto not_found = [&] {
     return ErrorResponse(404, "no such resource: " + Echo(request.path));
@@ -122,10 +132,11 @@ HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>
     json adapters = json::array();
     for (const std::string& name : registry_.Names()) {
       const VersionRecord latest = registry_.Resolve(name);
+      const std::map<std::string, int64_t> aliases = registry_.Aliases(name);
       adapters.push_back({{"name", name},
                           {"versions", latest.version},
-                          {"latest", Summary(latest, registry_.Aliases(name))},
-                          {"aliases", registry_.Aliases(name)}});
+                          {"latest", Summary(latest, aliases)},
+                          {"aliases", aliases}});
     }
     return JsonResponse(adapters);
   }
@@ -133,8 +144,7 @@ HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>
     ListOptions options;
     if (const auto it = request.query.find("name"); it != request.query.end()) {
       if (!IsValidName(it->second)) return ErrorResponse(400, "invalid adapter name");
-      const std::vector<std::string> names = registry_.Names();
-      if (std::find(names.begin(), names.end(), it->second) == names.end()) return not_found();
+      if (!HasAdapter(it->second)) return not_found();
       options.name = it->second;
     }
     if (const auto it = request.query.find("filter"); it != request.query.end()) {
@@ -161,8 +171,7 @@ HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>
   if (parts.size() >= 2 && parts[0] == "adapters") {
     const std::string& name = parts[1];
     if (!IsValidName(name)) return ErrorResponse(400, "invalid adapter name");
-    const std::vector<std::string> names = registry_.Names();
-    if (std::find(names.begin(), names.end(), name) == names.end()) return not_found();
+    if (!HasAdapter(name)) return not_found();
     if (parts.size() == 3 && parts[2] == "history") {
       json moves = json::array();
       for (const AliasMove& move : registry_.History(name)) {
@@ -181,7 +190,7 @@ HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>
       const VersionRecord record = registry_.Get(name, *version);
       if (parts.size() == 4) {
         json full = json::parse(VersionRecordToJson(record));
-        full["aliases"] = Summary(record, registry_.Aliases(name))["aliases"];
+        full["aliases"] = AliasesAt(registry_.Aliases(name), record.version);
         return JsonResponse(full);
       }
       if (parts.size() == 5 && parts[4] == "eval") {
@@ -242,10 +251,12 @@ HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>
   }
   if (parts.size() == 2 && parts[0] == "runs") {
     if (!IsRunId(parts[1])) return ErrorResponse(400, "invalid run id: 16 hex digits");
-    const std::vector<RunRecord> runs = registry_.ListRuns();
-    const auto run = std::find_if(runs.begin(), runs.end(),
-                                  [&](const RunRecord& r) { return r.id == parts[1]; });
-    if (run == runs.end()) return not_found();
+    std::optional<RunRecord> run;
+    try {
+      run = registry_.GetRun(parts[1]);
+    } catch (const UserError&) {
+      return not_found();
+    }
     json metrics = json::array();
     for (const MetricsAtStep& at : registry_.GetRunMetrics(run->id)) {
       metrics.push_back({{"step", at.step}, {"values", at.values}});
@@ -371,10 +382,7 @@ HttpResponse Api::Post(const HttpRequest& request, const std::vector<std::string
     }
     expected = body["expect_version"].get<int64_t>();
   }
-  const std::vector<std::string> names = registry_.Names();
-  if (std::find(names.begin(), names.end(), name) == names.end()) {
-    return ErrorResponse(404, "no adapter named '" + name + "'");
-  }
+  if (!HasAdapter(name)) return ErrorResponse(404, "no adapter named '" + name + "'");
   const int64_t version = body["version"].get<int64_t>();
   const int64_t previous = registry_.MoveAlias(name, alias, version, expected);
   return JsonResponse(

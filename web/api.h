@@ -70,6 +70,7 @@ class Api {
   HttpResponse Get(const HttpRequest& request, const std::vector<std::string>& parts) const;
   HttpResponse Post(const HttpRequest& request, const std::vector<std::string>& parts) const;
   std::optional<HttpResponse> RefuseMutation(const HttpRequest& request) const;
+  bool HasAdapter(const std::string& name) const;
   // Every sweep the registry's runs name (or only `only`), as JSON.
   nlohmann::json Sweeps(const std::string& only) const;
 

@@ -314,14 +314,8 @@ int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, Tr
   // with the same config registers nothing a second time (a changed config is refused, or with
   // --force trained on, by Train).
   const fs::path registered_file = options.run_dir / "registered.json";
-  const auto same_config = [&] {
-    std::ifstream in(options.run_dir / "run.toml", std::ios::binary);
-    if (!in) return false;
-    std::stringstream text;
-    text << in.rdbuf();
-    return SameResolvedConfig(text.str(), config.resolved_toml);
-  };
-  if (options.resume && fs::exists(registered_file) && same_config()) {
+  if (options.resume && fs::exists(registered_file) &&
+      RunFolderHoldsConfig(options.run_dir, config)) {
     try {
       const nlohmann::json registered = nlohmann::json::parse(std::ifstream(registered_file));
       std::printf(

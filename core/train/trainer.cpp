@@ -56,14 +56,6 @@ int64_t PeakResidentBytes() {
   return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
-// The whole file, or "" when it cannot be read.
-std::string ReadText(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 void WriteText(const fs::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;
@@ -464,7 +456,7 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
     // The run folder's run.toml decides when the hash differs: an older tune wrote the same
     // config with other float digits.
     if (!options.force && state.config_sha256 != config_sha256 &&
-        !SameResolvedConfig(ReadText(run_dir / "run.toml"), config.resolved_toml)) {
+        !RunFolderHoldsConfig(run_dir, config)) {
       throw UserError(run_dir.string() +
                       ": the run config changed since this run started; resuming would mix two "
                       "configurations (use --force to resume anyway, or --restart)");
@@ -632,6 +624,14 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
 }
 
 }  // namespace
+
+bool RunFolderHoldsConfig(const fs::path& run_dir, const RunConfig& config) {
+  std::ifstream in(run_dir / "run.toml", std::ios::binary);
+  if (!in) return false;
+  std::stringstream text;
+  text << in.rdbuf();
+  return SameResolvedConfig(text.str(), config.resolved_toml);
+}
 
 TrainSummary ReadSummary(const fs::path& run_dir) {
   const fs::path path = run_dir / "summary.json";

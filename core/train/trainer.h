@@ -76,6 +76,9 @@ struct TrainOptions {
 // The summary a finished run wrote to run_dir/summary.json. Throws UserError if there is none.
 TrainSummary ReadSummary(const std::filesystem::path& run_dir);
 
+// Whether the run folder's run.toml holds `config` (as this or an earlier tune wrote it).
+bool RunFolderHoldsConfig(const std::filesystem::path& run_dir, const RunConfig& config);
+
 // Runs the trial. Throws UserError with one line for anything the user can fix (bad data, a run
 // directory that holds another run, a resume whose config or data changed, a plugin failure);
 // what was written so far stays in run_dir for inspection.

@@ -206,10 +206,11 @@ TEST_F(ServeTest, ServesHealthVersionsFilteredAndSortedAndOneRecord) {
 // A sweep as the registry knows it: each trial's run (live status and loss), parameters, and the
 // version a finished trial became.
 TEST_F(ServeTest, SweepsListTheirTrialsWithRunsAndVersions) {
+  std::string running;
   {
     // A sweep's own Registry; destroying it writes the metrics it buffered.
     auto sweep = Registry::Open(RegistryDir(), Registry::OpenMode::kReadWrite);
-    const std::string running = sweep->CreateRun(
+    running = sweep->CreateRun(
         {"rank", "rank-1", 2, "[adapter]\nrank = 4\n# trial: adapter.rank=4 optimizer.lr=0.001\n"});
     sweep->LogMetrics(running, 7, {{"loss", 1.25}});
     const std::string finished =
@@ -233,6 +234,11 @@ TEST_F(ServeTest, SweepsListTheirTrialsWithRunsAndVersions) {
   EXPECT_EQ(sweep["trials"][1]["step"], 7);
   EXPECT_EQ(sweep["trials"][1]["loss"], 1.25);
   EXPECT_EQ(Http(server.port(), "GET", "/api/sweeps/none").status, 404);
+  const HttpResult run = Http(server.port(), "GET", "/api/runs/" + running);
+  ASSERT_EQ(run.status, 200) << run.body;
+  EXPECT_EQ(json::parse(run.body)["metrics"][0]["values"]["loss"], 1.25);
+  EXPECT_EQ(Http(server.port(), "GET", "/api/runs/ffffffffffffffff").status, 404);
+  EXPECT_EQ(Http(server.port(), "GET", "/api/runs/nothex").status, 400);
   EXPECT_EQ(json::parse(Http(server.port(), "GET", "/api/sweeps").body).size(), 1u);
 }
 
