@@ -27,28 +27,28 @@ FilterValue FromParam(const ParamValue& value) {
 double Number(int64_t value) { return static_cast<double>(value); }
 
 // The attributes every record has, in the order `CollectKeys` lists them.
-constexpr const char* kAttributes[] = {"name",
-                                       "version",
-                                       "created_ms",
-                                       "method",
-                                       "seed",
-                                       "dataset.hash",
-                                       "dataset.train_examples",
-                                       "dataset.eval_examples",
-                                       "base_model.name",
-                                       "base_model.path",
-                                       "base_model.hash",
-                                       "tokenizer_hash",
-                                       "wall_time_s",
-                                       "peak_memory_bytes",
-                                       "peak_gpu_memory_bytes",
-                                       "tokens_per_second",
-                                       "tune_version",
-                                       "sweep",
-                                       "trial",
-                                       "run_id",
-                                       "artifact.digest",
-                                       "artifact.size_bytes"};
+constexpr std::string_view kAttributes[] = {"name",
+                                            "version",
+                                            "created_ms",
+                                            "method",
+                                            "seed",
+                                            "dataset.hash",
+                                            "dataset.train_examples",
+                                            "dataset.eval_examples",
+                                            "base_model.name",
+                                            "base_model.path",
+                                            "base_model.hash",
+                                            "tokenizer_hash",
+                                            "wall_time_s",
+                                            "peak_memory_bytes",
+                                            "peak_gpu_memory_bytes",
+                                            "tokens_per_second",
+                                            "tune_version",
+                                            "sweep",
+                                            "trial",
+                                            "run_id",
+                                            "artifact.digest",
+                                            "artifact.size_bytes"};
 
 std::optional<FilterValue> Attribute(const VersionRecord& r, std::string_view key) {
   if (key == "name") return r.name;
@@ -77,7 +77,7 @@ std::optional<FilterValue> Attribute(const VersionRecord& r, std::string_view ke
 }
 
 bool IsAttribute(std::string_view key) {
-  for (const char* attribute : kAttributes) {
+  for (const std::string_view attribute : kAttributes) {
     if (key == attribute) return true;
   }
   return false;
@@ -86,7 +86,6 @@ bool IsAttribute(std::string_view key) {
 }  // namespace
 
 std::optional<FilterValue> LookupKey(const VersionRecord& record, std::string_view key) {
-  if (IsAttribute(key)) return Attribute(record, key);
   const auto score = [&](const std::map<std::string, double>& scores,
                          std::string_view metric) -> std::optional<FilterValue> {
     const auto it = scores.find(std::string(metric));
@@ -95,6 +94,7 @@ std::optional<FilterValue> LookupKey(const VersionRecord& record, std::string_vi
   };
   if (key.starts_with("scores.")) return score(record.scores, key.substr(7));
   if (key.starts_with("base_scores.")) return score(record.base_scores, key.substr(12));
+  if (IsAttribute(key)) return Attribute(record, key);
   std::string_view param = key.starts_with("params.") ? key.substr(7) : key;
   const auto it = record.params.find(std::string(param));
   if (it == record.params.end()) return std::nullopt;
@@ -102,7 +102,7 @@ std::optional<FilterValue> LookupKey(const VersionRecord& record, std::string_vi
 }
 
 void CollectKeys(const VersionRecord& record, std::set<std::string>& keys) {
-  for (const char* attribute : kAttributes) keys.insert(attribute);
+  for (const std::string_view attribute : kAttributes) keys.emplace(attribute);
   for (const auto& [metric, value] : record.scores) keys.insert("scores." + metric);
   for (const auto& [metric, value] : record.base_scores) keys.insert("base_scores." + metric);
   for (const auto& [param, value] : record.params) {
@@ -375,15 +375,21 @@ SortKey SortKey::Parse(std::string_view text) {
   return sort;
 }
 
+SortEntry MakeSortEntry(const SortKey& sort, const VersionRecord& record) {
+  return {sort.key.empty() ? std::nullopt : LookupKey(record, sort.key), &record};
+}
+
+bool SortBefore(const SortKey& sort, const SortEntry& a, const SortEntry& b) {
+  const std::optional<FilterValue>& va = a.value;
+  const std::optional<FilterValue>& vb = b.value;
+  if (va.has_value() != vb.has_value()) return va.has_value();  // missing values last
+  if (va && *va != *vb) return sort.descending ? *vb < *va : *va < *vb;
+  if (a.record->name != b.record->name) return a.record->name < b.record->name;
+  return a.record->version < b.record->version;
+}
+
 bool SortBefore(const SortKey& sort, const VersionRecord& a, const VersionRecord& b) {
-  if (!sort.key.empty()) {
-    const std::optional<FilterValue> va = LookupKey(a, sort.key);
-    const std::optional<FilterValue> vb = LookupKey(b, sort.key);
-    if (va.has_value() != vb.has_value()) return va.has_value();  // missing values last
-    if (va && *va != *vb) return sort.descending ? *vb < *va : *va < *vb;
-  }
-  if (a.name != b.name) return a.name < b.name;
-  return a.version < b.version;
+  return SortBefore(sort, MakeSortEntry(sort, a), MakeSortEntry(sort, b));
 }
 
 }  // namespace tune::registry_internal

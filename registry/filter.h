@@ -66,4 +66,13 @@ struct SortKey {
 };
 bool SortBefore(const SortKey& sort, const VersionRecord& a, const VersionRecord& b);
 
+// A record with its value of the sort key looked up once, for sorting many records.
+struct SortEntry {
+  std::optional<FilterValue> value;  // nullopt when the key is empty or the record lacks it
+  const VersionRecord* record = nullptr;
+};
+SortEntry MakeSortEntry(const SortKey& sort, const VersionRecord& record);
+// The order of SortBefore; a total order (ties fall back to name, then version).
+bool SortBefore(const SortKey& sort, const SortEntry& a, const SortEntry& b);
+
 }  // namespace tune::registry_internal

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "registry/record_json.h"
 #include "registry/registry.h"
 #include "util/echo.h"
 #include "util/names.h"
@@ -45,19 +46,25 @@ void Field(const json& object, const char* key, T& out) {
 
 }  // namespace
 
-std::string VersionRecordToJson(const VersionRecord& r, int indent) {
+json VersionRecordJson(const VersionRecord& r, RecordDetail detail) {
+  const bool full = detail == RecordDetail::kFull;
   json params = json::object();
   for (const auto& [key, value] : r.params) params[key] = ParamToJson(value);
   json curve = json::array();
-  for (const CurvePoint& p : r.curve)
-    curve.push_back({{"step", p.step}, {"loss", p.loss}, {"lr", p.lr}});
+  if (full) {
+    for (const CurvePoint& p : r.curve) {
+      curve.push_back({{"step", p.step}, {"loss", p.loss}, {"lr", p.lr}});
+    }
+  }
   json plugins = json::array();
   for (const PluginRef& p : r.plugins) {
     plugins.push_back({{"kind", p.kind}, {"name", p.name}, {"version", p.version}});
   }
   json files = json::array();
-  for (const ManifestEntry& f : r.files) {
-    files.push_back({{"path", f.path}, {"digest", f.digest}, {"size_bytes", f.size_bytes}});
+  if (full) {
+    for (const ManifestEntry& f : r.files) {
+      files.push_back({{"path", f.path}, {"digest", f.digest}, {"size_bytes", f.size_bytes}});
+    }
   }
   json j = {
       {"name", r.name},
@@ -65,7 +72,7 @@ std::string VersionRecordToJson(const VersionRecord& r, int indent) {
       {"created_ms", r.created_ms},
       {"method", r.method},
       {"params", std::move(params)},
-      {"config_toml", r.config_toml},
+      {"config_toml", full ? r.config_toml : std::string()},
       {"dataset",
        {{"hash", r.dataset_hash},
         {"train_examples", r.train_examples},
@@ -95,7 +102,16 @@ std::string VersionRecordToJson(const VersionRecord& r, int indent) {
                                              {"size_bytes", r.eval_samples->size_bytes}}
                                       : json(nullptr)},
   };
-  return j.dump(indent);
+  if (!full) {
+    j.erase("config_toml");
+    j.erase("curve");
+    j["artifact"].erase("files");
+  }
+  return j;
+}
+
+std::string VersionRecordToJson(const VersionRecord& r, int indent) {
+  return VersionRecordJson(r).dump(indent);
 }
 
 VersionRecord VersionRecordFromJson(std::string_view text) {

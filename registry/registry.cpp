@@ -772,20 +772,27 @@ Registry::Page Registry::ListPage(const ListOptions& options, size_t offset, siz
     }
   }
 
-  std::vector<const VersionRecord*> matching;
-  for (const VersionRecord* record : all) {
-    if (filter.Matches(*record)) matching.push_back(record);
-  }
   const SortKey by = sort.value_or(SortKey{});
-  std::stable_sort(matching.begin(), matching.end(),
-                   [&](const VersionRecord* a, const VersionRecord* b) {
-                     return registry_internal::SortBefore(by, *a, *b);
-                   });
+  std::vector<registry_internal::SortEntry> matching;
+  for (const VersionRecord* record : all) {
+    if (filter.Matches(*record)) matching.push_back(registry_internal::MakeSortEntry(by, *record));
+  }
+  // Only the rows up to the page's end need their order: a page of 50 of 10,000 sorts 50.
+  const size_t end =
+      offset < matching.size() ? offset + std::min(limit, matching.size() - offset) : 0;
+  const auto before = [&](const registry_internal::SortEntry& a,
+                          const registry_internal::SortEntry& b) {
+    return registry_internal::SortBefore(by, a, b);
+  };
+  if (end == matching.size()) {
+    std::sort(matching.begin(), matching.end(), before);
+  } else {
+    std::partial_sort(matching.begin(), matching.begin() + static_cast<std::ptrdiff_t>(end),
+                      matching.end(), before);
+  }
   Page page;
   page.total = matching.size();
-  for (size_t i = offset; i < matching.size() && i - offset < limit; ++i) {
-    page.versions.push_back(*matching[i]);
-  }
+  for (size_t i = offset; i < end; ++i) page.versions.push_back(*matching[i].record);
   return page;
 }
 

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "registry/record_json.h"
 #include "registry/registry.h"
 #include "util/echo.h"
 #include "util/names.h"
@@ -83,10 +84,7 @@ json AliasesAt(const std::map<std::string, int64_t>& aliases, int64_t version) {
 
 // What a list shows of a version: the record without its config, curve and files.
 json Summary(const VersionRecord& record, const std::map<std::string, int64_t>& aliases) {
-  json summary = json::parse(VersionRecordToJson(record));
-  summary.erase("config_toml");
-  summary.erase("curve");
-  summary["artifact"].erase("files");
+  json summary = VersionRecordJson(record, RecordDetail::kSummary);
   summary["aliases"] = AliasesAt(aliases, record.version);
   return summary;
 }
@@ -189,7 +187,7 @@ HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>
       if (*version > latest.version) return not_found();
       const VersionRecord record = registry_.Get(name, *version);
       if (parts.size() == 4) {
-        json full = json::parse(VersionRecordToJson(record));
+        json full = VersionRecordJson(record);
         full["aliases"] = AliasesAt(registry_.Aliases(name), record.version);
         return JsonResponse(full);
       }

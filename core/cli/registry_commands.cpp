@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/option_checks.h"
+#include "registry/record_json.h"
 #include "registry/registry.h"
 #include "util/counted.h"
 #include "util/error.h"
@@ -76,8 +77,6 @@ std::string FormatBytes(int64_t bytes) {
 std::string Ref(const VersionRecord& record) {
   return record.name + ":" + std::to_string(record.version);
 }
-
-json RecordJson(const VersionRecord& record) { return json::parse(VersionRecordToJson(record)); }
 
 // Aliases of every adapter in `records`, by version: "rank:3" -> "production, staging".
 std::map<std::string, std::string> AliasesByRef(const Registry& registry,
@@ -240,7 +239,7 @@ class Commands : public RegistryCommands {
     const std::vector<VersionRecord> records = registry->List(options);
     if (json_) {
       json out = json::array();
-      for (const VersionRecord& record : records) out.push_back(RecordJson(record));
+      for (const VersionRecord& record : records) out.push_back(VersionRecordJson(record));
       std::cout << out.dump(2) << "\n";
       return 0;
     }

@@ -199,6 +199,29 @@ TEST_F(RegistryListTest, FiltersSortsAndNarrowsToOneName) {
   EXPECT_EQ(Refs({"rank", "", "-adapter.rank"}), (std::vector<std::string>{"rank:2", "rank:1"}));
 }
 
+TEST_F(RegistryListTest, PagesCutTheFullOrderAtTheirOffset) {
+  for (const std::string sort : {"", "-scores.exact_match", "adapter.rank"}) {
+    const ListOptions options{std::nullopt, "", sort};
+    const std::vector<std::string> all = Refs(options);
+    for (size_t offset = 0; offset <= all.size() + 1; ++offset) {
+      for (size_t limit = 1; limit <= 3; ++limit) {
+        const Registry::Page page = registry_->ListPage(options, offset, limit);
+        EXPECT_EQ(page.total, all.size());
+        std::vector<std::string> refs;
+        for (const VersionRecord& r : page.versions) {
+          refs.push_back(r.name + ":" + std::to_string(r.version));
+        }
+        const size_t begin = std::min(offset, all.size());
+        const std::vector<std::string> expected(
+            all.begin() + static_cast<std::ptrdiff_t>(begin),
+            all.begin() + static_cast<std::ptrdiff_t>(std::min(all.size(), begin + limit)));
+        EXPECT_EQ(refs, expected) << "sort '" << sort << "' offset " << offset << " limit "
+                                  << limit;
+      }
+    }
+  }
+}
+
 TEST_F(RegistryListTest, AKeyNoVersionHasIsReportedWithASuggestion) {
   try {
     registry_->List({std::nullopt, "adapter.rank = 16 and scores.exact_mtch > 0.5", ""});
