@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <string_view>
@@ -99,6 +101,19 @@ int FreePort(const std::string& host) {
   return port;
 }
 
+// Opens and closes a TCP connection to `host`:`port`, whatever comes of it.
+void Knock(const std::string& host, int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  if (::inet_pton(AF_INET, host.c_str(), &address.sin_addr) == 1) {
+    ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  }
+  ::close(fd);
+}
+
 }  // namespace
 
 class WebServer::Impl {
@@ -107,7 +122,20 @@ class WebServer::Impl {
       : registry(std::move(registry_in)), options(options) {}
 
   ~Impl() {
-    if (context != nullptr) mg_stop(context);
+    if (context == nullptr) return;
+    // CivetWeb's listening thread looks at its stop flag between polls of up to 2 s; a connection
+    // ends the poll, so mg_stop returns in milliseconds instead of seconds.
+    std::atomic<bool> stopped = false;
+    std::thread stopper([&] {
+      mg_stop(context);
+      stopped = true;
+    });
+    const std::string address = options.host == "0.0.0.0" ? "127.0.0.1" : options.host;
+    while (!stopped) {
+      Knock(address, port);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    stopper.join();
   }
 
   static int Handle(mg_connection* conn, void* self) {
