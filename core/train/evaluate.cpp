@@ -44,11 +44,17 @@ GenerationEval EvalGeneration(Model& model, const std::vector<TextExample>& exam
   GenerationEval eval;
   std::vector<MetricExample> scored;
   for (size_t i = 0; i < examples.size(); ++i) {
-    eval.predictions.push_back(tokenizer.Decode(outputs[i]));
-    scored.push_back({examples[i].prompt, eval.predictions.back(), {examples[i].completion}});
+    eval.outputs.push_back({tokenizer.Decode(outputs[i]), {}});
+    scored.push_back(
+        {examples[i].prompt, eval.outputs.back().prediction, {examples[i].completion}});
   }
   for (const NamedMetric& metric : metrics) {
-    eval.scores[metric.name] = metric.metric->Score(scored).value;
+    const MetricScore score = metric.metric->Score(scored);
+    eval.scores[metric.name] = score.value;
+    if (score.per_example.size() != eval.outputs.size()) continue;  // a corpus-level metric
+    for (size_t i = 0; i < eval.outputs.size(); ++i) {
+      eval.outputs[i].scores[metric.name] = score.per_example[i];
+    }
   }
   return eval;
 }

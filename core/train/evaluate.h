@@ -24,9 +24,16 @@ struct NamedMetric {
   const Metric* metric;
 };
 
+// What the model generated for one example, and its score under each metric that scores
+// examples one by one (corpus-level metrics such as BLEU have none).
+struct ExampleOutput {
+  std::string prediction;
+  std::map<std::string, double> scores;  // metric name -> this example's score
+};
+
 struct GenerationEval {
-  std::map<std::string, double> scores;  // metric name -> score
-  std::vector<std::string> predictions;  // greedy output per example, in order
+  std::map<std::string, double> scores;  // metric name -> score of the split
+  std::vector<ExampleOutput> outputs;    // one per example, in order
 };
 
 // Greedy-decodes each example's prompt (at most `max_new_tokens`, stopping at any of `end_ids`;

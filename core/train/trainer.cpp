@@ -126,11 +126,30 @@ struct RunState {
   int64_t step = 0;
   std::string config_sha256;
   std::string dataset_sha256;
-  std::map<std::string, double> base_scores;
+  GenerationEval base;  // the base model's scores and outputs, measured before training
   std::vector<CurvePoint> curve;
   double train_seconds = 0.0;
   int64_t tokens = 0;
 };
+
+json OutputsToJson(const std::vector<ExampleOutput>& outputs) {
+  json list = json::array();
+  for (const ExampleOutput& o : outputs) {
+    list.push_back({{"prediction", o.prediction}, {"scores", o.scores}});
+  }
+  return list;
+}
+
+// Files written before outputs were kept have none: an empty list.
+std::vector<ExampleOutput> OutputsFromJson(const json& j) {
+  std::vector<ExampleOutput> outputs;
+  if (!j.is_array()) return outputs;
+  for (const json& o : j) {
+    outputs.push_back({o.at("prediction").get<std::string>(),
+                       o.at("scores").get<std::map<std::string, double>>()});
+  }
+  return outputs;
+}
 
 json StateToJson(const RunState& s) {
   json curve = json::array();
@@ -138,7 +157,8 @@ json StateToJson(const RunState& s) {
   return {{"step", s.step},
           {"config_sha256", s.config_sha256},
           {"dataset_sha256", s.dataset_sha256},
-          {"base_scores", s.base_scores},
+          {"base_scores", s.base.scores},
+          {"base_outputs", OutputsToJson(s.base.outputs)},
           {"curve", curve},
           {"train_seconds", s.train_seconds},
           {"tokens", s.tokens}};
@@ -149,7 +169,8 @@ RunState StateFromJson(const json& j) {
   s.step = j.at("step").get<int64_t>();
   s.config_sha256 = j.at("config_sha256").get<std::string>();
   s.dataset_sha256 = j.at("dataset_sha256").get<std::string>();
-  s.base_scores = j.at("base_scores").get<std::map<std::string, double>>();
+  s.base.scores = j.at("base_scores").get<std::map<std::string, double>>();
+  s.base.outputs = OutputsFromJson(j.value("base_outputs", json()));
   for (const json& p : j.at("curve")) {
     s.curve.push_back({p.at(0).get<int64_t>(), p.at(1).get<double>(), p.at(2).get<double>()});
   }
@@ -328,18 +349,19 @@ fs::path BaseScoresFile(const fs::path& dir, const std::string& identity) {
   return dir / (Sha256Hex(identity).substr(0, 32) + ".json");
 }
 
-// The stored scores for `identity`, or nullopt when none are stored (or the file is unreadable,
-// which only costs a new measurement).
-std::optional<std::map<std::string, double>> ReadBaseScores(const fs::path& dir,
-                                                            const std::string& identity) {
+// The stored scores and outputs for `identity`, or nullopt when none are stored (or the file is
+// unreadable, or from a tune that kept no outputs, which only costs a new measurement).
+std::optional<GenerationEval> ReadBaseEval(const fs::path& dir, const std::string& identity) {
   std::ifstream in(BaseScoresFile(dir, identity));
   if (!in) return std::nullopt;
   const json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || j.value("identity", "") != identity || !j.contains("scores")) {
+  if (!j.is_object() || j.value("identity", "") != identity || !j.contains("scores") ||
+      !j.contains("outputs")) {
     return std::nullopt;
   }
   try {
-    return j.at("scores").get<std::map<std::string, double>>();
+    return GenerationEval{j.at("scores").get<std::map<std::string, double>>(),
+                          OutputsFromJson(j.at("outputs"))};
   } catch (const json::exception&) {
     return std::nullopt;
   }
@@ -348,18 +370,42 @@ std::optional<std::map<std::string, double>> ReadBaseScores(const fs::path& dir,
 // Stores atomically (temporary file, then rename), so concurrent runs that measured the same
 // identity leave one whole file. A folder that cannot be written only costs later runs a new
 // measurement, so failures are ignored.
-void StoreBaseScores(const fs::path& dir, const std::string& identity,
-                     const std::map<std::string, double>& scores) {
+void StoreBaseEval(const fs::path& dir, const std::string& identity, const GenerationEval& base) {
   const fs::path file = BaseScoresFile(dir, identity);
   const fs::path temp = file.string() + ".tmp-" + std::to_string(getpid());
   std::error_code error;
   try {
     fs::create_directories(dir, error);
-    WriteText(temp, json{{"identity", identity}, {"scores", scores}}.dump(1) + "\n");
+    WriteText(temp, json{{"identity", identity},
+                         {"scores", base.scores},
+                         {"outputs", OutputsToJson(base.outputs)}}
+                            .dump(1) +
+                        "\n");
     fs::rename(temp, file, error);
   } catch (const UserError&) {
     fs::remove(temp, error);
   }
+}
+
+// One line per eval example: where it is, prompt, reference, the tuned model's output and
+// per-example scores, and the base model's beside them when they were kept.
+void WriteEvalSamples(const fs::path& file, const std::vector<TextExample>& examples,
+                      const std::vector<ExampleOutput>& tuned,
+                      const std::vector<ExampleOutput>& base) {
+  std::ofstream samples(file, std::ios::trunc);
+  for (size_t i = 0; i < tuned.size(); ++i) {
+    json sample = {{"line", examples[i].line},
+                   {"prompt", examples[i].prompt},
+                   {"reference", examples[i].completion},
+                   {"prediction", tuned[i].prediction},
+                   {"scores", tuned[i].scores}};
+    if (base.size() == tuned.size()) {
+      sample["base_prediction"] = base[i].prediction;
+      sample["base_scores"] = base[i].scores;
+    }
+    samples << sample.dump() << '\n';
+  }
+  if (!samples) throw UserError("cannot write " + file.string() + "; check the disk has space");
 }
 
 }  // namespace
@@ -434,19 +480,20 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
     metric_objects.push_back(host.CreateMetric(m.plugin, m.options));
     metrics.push_back({m.plugin, metric_objects.back().get()});
   }
-  auto evaluate = [&](std::map<std::string, double>& scores, std::vector<std::string>* outputs) {
-    if (data.eval.empty()) return;
+  // The eval split's loss and perplexity, and with metrics, the generated outputs and scores.
+  auto evaluate = [&]() {
+    GenerationEval eval;
+    if (data.eval.empty()) return eval;
     adapter->SetTraining(false);
-    const double loss = EvalLoss(*model, data.eval, train.batch_size, train.train_on_prompt);
-    scores["eval_loss"] = loss;
-    scores["perplexity"] = std::exp(loss);
     if (!metrics.empty()) {
-      GenerationEval generated = EvalGeneration(
-          *model, data.eval_text, metrics, train.eval_max_new_tokens, train.batch_size, end_ids);
-      for (const auto& [name, value] : generated.scores) scores[name] = value;
-      if (outputs != nullptr) *outputs = std::move(generated.predictions);
+      eval = EvalGeneration(*model, data.eval_text, metrics, train.eval_max_new_tokens,
+                            train.batch_size, end_ids);
     }
+    const double loss = EvalLoss(*model, data.eval, train.batch_size, train.train_on_prompt);
+    eval.scores["eval_loss"] = loss;
+    eval.scores["perplexity"] = std::exp(loss);
     adapter->SetTraining(true);
+    return eval;
   };
 
   RunState state;
@@ -474,10 +521,10 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
     state.dataset_sha256 = data.dataset_sha256;
     const std::string identity =
         options.base_scores_dir.empty() ? std::string() : BaseEvalIdentity(config, data, device);
-    std::optional<std::map<std::string, double>> stored;
-    if (!identity.empty()) stored = ReadBaseScores(options.base_scores_dir, identity);
+    std::optional<GenerationEval> stored;
+    if (!identity.empty()) stored = ReadBaseEval(options.base_scores_dir, identity);
     if (stored) {
-      state.base_scores = std::move(*stored);
+      state.base = std::move(*stored);
       progress.Say("base model scores from " +
                    BaseScoresFile(options.base_scores_dir, identity).string());
     } else {
@@ -485,8 +532,8 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
         progress.Say("evaluating the base model on " +
                      Counted(static_cast<int64_t>(data.eval.size()), "eval example"));
       }
-      evaluate(state.base_scores, nullptr);
-      if (!identity.empty()) StoreBaseScores(options.base_scores_dir, identity, state.base_scores);
+      state.base = evaluate();
+      if (!identity.empty()) StoreBaseEval(options.base_scores_dir, identity, state.base);
     }
     WriteText(run_dir / "run.toml", config.resolved_toml);
   }
@@ -562,21 +609,12 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
   }
 
   TrainSummary summary;
-  summary.base_scores = state.base_scores;
-  std::vector<std::string> predictions;
+  summary.base_scores = state.base.scores;
   if (!data.eval.empty()) progress.Say("evaluating the trained adapter");
-  evaluate(summary.scores, &predictions);
-  {
-    std::ofstream samples(run_dir / "eval_samples.jsonl", std::ios::trunc);
-    for (size_t i = 0; i < predictions.size(); ++i) {
-      samples << json{{"line", data.eval_text[i].line},
-                      {"prompt", data.eval_text[i].prompt},
-                      {"reference", data.eval_text[i].completion},
-                      {"prediction", predictions[i]}}
-                     .dump()
-              << '\n';
-    }
-  }
+  const GenerationEval tuned = evaluate();
+  summary.scores = tuned.scores;
+  WriteEvalSamples(run_dir / "eval_samples.jsonl", data.eval_text, tuned.outputs,
+                   state.base.outputs);
 
   const fs::path adapter_dir = run_dir / "adapter";
   const fs::path temp_adapter = run_dir / ".tmp-adapter";

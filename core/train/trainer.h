@@ -4,10 +4,11 @@
 //   checkpoints/step-N/   trainable tensors, optimizer state, RNG and data position (atomic:
 //                         written under a temporary name and renamed)
 //   metrics.jsonl         one JSON object per step ({"step", "loss", "lr", ...}) and per eval
-//   eval_samples.jsonl    prompt, reference and generated output of each eval example
+//   eval_samples.jsonl    prompt, reference, generated output and per-example scores of each
+//                         eval example, with the base model's output and scores beside them
 //   adapter/              the deployable result (Adapter::Save), written last
 //   summary.json          scores, base scores, timings, lineage
-// and, with TrainOptions::base_scores_dir, base-model scores shared between runs.
+// and, with TrainOptions::base_scores_dir, the base model's scores and outputs shared between runs.
 // On CPU, the same config and data give bit-identical results, and a run killed at any moment
 // and resumed gives the same adapter as one that was never interrupted.
 #pragma once

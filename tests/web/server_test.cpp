@@ -155,11 +155,16 @@ class ServeTest : public ::testing::Test {
     for (int i = 1; i <= 3; ++i) {
       // Version 2 answered with markup, as a model may.
       const std::string prediction = i == 2 ? "<img src=x onerror=window.__xss=1>" : "3";
-      const fs::path samples = dir_.Write(
-          std::string("eval-").append(std::to_string(i)),
-          json{{"line", 1}, {"prompt", "add 1 2 ="}, {"reference", "3"}, {"prediction", prediction}}
-              .dump()
-              .append("\n"));
+      const fs::path samples = dir_.Write(std::string("eval-").append(std::to_string(i)),
+                                          json{{"line", 1},
+                                               {"prompt", "add 1 2 ="},
+                                               {"reference", "3"},
+                                               {"prediction", prediction},
+                                               {"scores", {{"exact_match", i == 2 ? 0.0 : 1.0}}},
+                                               {"base_prediction", "5"},
+                                               {"base_scores", {{"exact_match", 0.0}}}}
+                                              .dump()
+                                              .append("\n"));
       registry_->Register(
           "rank", testing::SampleRecord(2 << i, 0.1 * i),
           testing::MakeArtifact(dir_.path() / std::string("a").append(std::to_string(i)),
@@ -392,6 +397,11 @@ TEST_F(ServeTest, TheUiListsComparesAndPromotesInARealBrowser) {
   EXPECT_NE(std::find(outputs.begin(), outputs.end(), "<img src=x onerror=window.__xss=1>"),
             outputs.end())
       << seen["output_cells"].dump();
+  EXPECT_NE(std::find(outputs.begin(), outputs.end(), "5"), outputs.end())  // the base model's
+      << seen["output_cells"].dump();
+  const std::vector<std::string> output_headers = seen["output_headers"];
+  EXPECT_NE(std::find(output_headers.begin(), output_headers.end(), "base model"),
+            output_headers.end());
   EXPECT_EQ(seen["injected_nodes_compare"], 0);
   EXPECT_EQ(seen["promote_message"], "production -> rank:2");
   EXPECT_EQ(registry_->Resolve("rank@production").version, 2);

@@ -148,7 +148,13 @@ async function showAdapters() {
 
 // ---- One version ----
 async function showVersion(name, version) {
-  const record = await api(`adapters/${encodeURIComponent(name)}/versions/${version}`);
+  const [record, samples] = await Promise.all([
+    api(`adapters/${encodeURIComponent(name)}/versions/${version}`),
+    api(`adapters/${encodeURIComponent(name)}/versions/${version}/eval`)]);
+  // The held-out loss measured during training lives with the run (train.eval_every).
+  const run = record.run_id ? await api(`runs/${record.run_id}`).catch(() => null) : null;
+  const evalLoss = (run ? run.metrics : []).filter(m => m.values.eval_loss !== undefined)
+    .map(m => [m.step, m.values.eval_loss]);
   const lineage = [
     ['method', record.method], ['sweep', record.sweep ? `${record.sweep} trial ${record.trial}` : '-'],
     ['dataset', `${record.dataset.hash} (${record.dataset.train_examples} train, ${record.dataset.eval_examples} eval)`],
@@ -192,12 +198,15 @@ async function showVersion(name, version) {
          el('table', {id: 'lineage'}, lineage.map(([k, v]) => el('tr', {}, el('th', {}, k), el('td', {}, String(v))))),
          el('h3', {}, 'scores'), scores),
       el('section', {}, el('h3', {}, 'training'),
-         chart([{name: 'loss', points: record.curve.map(p => [p.step, p.loss])}], 'loss by step'),
+         chart([{name: 'loss', points: record.curve.map(p => [p.step, p.loss])},
+                ...(evalLoss.length ? [{name: 'eval loss', points: evalLoss}] : [])], 'loss by step'),
          chart([{name: 'lr', points: record.curve.map(p => [p.step, p.lr])}], 'learning rate'))),
     el('h3', {}, 'aliases'), promote,
     el('h3', {}, 'download'), files,
     el('p', {}, 'or: ', el('code', {}, `tune fetch ${name}:${record.version} -o ${name}-v${record.version}`)),
-    el('h3', {}, 'config'), el('pre', {id: 'config'}, record.config_toml));
+    el('h3', {}, 'config'), el('pre', {id: 'config'}, record.config_toml),
+    el('h3', {}, 'outputs on the eval prompts'),
+    outputTable([`${name}:${record.version}`], [samples]));
 }
 
 // ---- Versions compared ----
@@ -231,20 +240,39 @@ async function showCompare(refs) {
     outputTable(refs, outputs));
 }
 
-// One row per eval prompt (matched by prompt text): reference, then each version's output.
+// One row per eval prompt (matched by prompt text): reference, the base model's output where it
+// was kept, then each version's output. Under each output, its per-example scores; a version's
+// cell is green where its first score beats the base model's on that example, red where it loses.
 function outputTable(refs, outputs) {
   const byPrompt = new Map();
   outputs.forEach((samples, i) => samples.forEach(sample => {
     if (!byPrompt.has(sample.prompt)) byPrompt.set(sample.prompt, {reference: sample.reference, outputs: []});
-    byPrompt.get(sample.prompt).outputs[i] = sample.prediction;
+    const row = byPrompt.get(sample.prompt);
+    row.outputs[i] = sample;
+    if (row.base === undefined && sample.base_prediction !== undefined) {
+      row.base = {prediction: sample.base_prediction, scores: sample.base_scores || {}};
+    }
   }));
   if (byPrompt.size === 0) return el('p', {}, 'no evaluation outputs were stored with these versions');
+  const withBase = [...byPrompt.values()].some(row => row.base !== undefined);
+  const cell = (output, base) => {
+    if (output === undefined) return el('td', {class: 'output'}, '-');
+    const scores = output.scores || {};
+    const first = Object.keys(scores).sort()[0];
+    const versus = base && first !== undefined && base.scores[first] !== undefined
+      ? Math.sign(scores[first] - base.scores[first]) : 0;
+    return el('td', {class: 'output' + (versus > 0 ? ' gain-up' : versus < 0 ? ' gain-down' : '')},
+      el('div', {class: 'prediction'}, output.prediction),
+      el('div', {class: 'example-scores'},
+         Object.keys(scores).sort().map(m => `${m} ${fmt(scores[m])}`).join(' · ')));
+  };
   return el('table', {id: 'outputs'},
-    el('tr', {}, el('th', {}, 'prompt'), el('th', {}, 'reference'), refs.map(ref => el('th', {}, ref))),
+    el('tr', {}, el('th', {}, 'prompt'), el('th', {}, 'reference'),
+       withBase ? el('th', {}, 'base model') : [], refs.map(ref => el('th', {}, ref))),
     [...byPrompt].map(([prompt, row]) => el('tr', {},
       el('td', {class: 'output'}, prompt), el('td', {class: 'output'}, row.reference ?? ''),
-      refs.map((ref, i) => el('td', {class: 'output' + (row.outputs[i] === row.reference ? ' gain-up' : '')},
-                              row.outputs[i] ?? '-')))));
+      withBase ? cell(row.base) : [],
+      refs.map((ref, i) => cell(row.outputs[i], row.base)))));
 }
 
 // ---- Sweeps: trials with parameters and scores, live while they run ----

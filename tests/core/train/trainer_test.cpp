@@ -151,6 +151,29 @@ TEST_F(TrainCommand, GenerateWithTheAdapterReproducesTheEvalOutputs) {
                               "of --adapter\n");
 }
 
+TEST_F(TrainCommand, EvalSamplesKeepPerExampleScoresAndTheBaseModelsOutputs) {
+  ASSERT_EQ(RunTune({"train", RunFile().string(), "-o", (dir_.path() / "run").string()}).exit_code,
+            0);
+  const auto summary = nlohmann::json::parse(std::ifstream(dir_.path() / "run/summary.json"));
+  std::ifstream samples(dir_.path() / "run/eval_samples.jsonl");
+  double tuned = 0, base = 0;
+  int count = 0;
+  for (std::string line; std::getline(samples, line); ++count) {
+    const auto sample = nlohmann::json::parse(line);
+    tuned += sample["scores"]["exact_match"].get<double>();
+    base += sample["base_scores"]["exact_match"].get<double>();
+    if (count > 0) continue;
+    const auto generated =
+        RunTune({"-q", "generate", "--model", (shared_->path() / "model").string(), "--max-tokens",
+                 "4", sample["prompt"].get<std::string>()});
+    ASSERT_EQ(generated.exit_code, 0) << generated.err;
+    EXPECT_EQ(generated.out, sample["base_prediction"].get<std::string>() + "\n");
+  }
+  ASSERT_EQ(count, 4);
+  EXPECT_DOUBLE_EQ(tuned / count, summary["scores"]["exact_match"].get<double>());
+  EXPECT_DOUBLE_EQ(base / count, summary["base_scores"]["exact_match"].get<double>());
+}
+
 TEST_F(TrainCommand, BaseScoresAreMeasuredOnceAndSharedByMatchingRuns) {
   const fs::path file = RunFile();
   const std::string shared = (dir_.path() / "base-scores").string();

@@ -45,7 +45,9 @@ try {
   await page.waitForSelector('#config-diff');
   result.changed_keys = await page.$$eval('#config-diff tr.changed', rows => rows.map(r => r.dataset.key));
   await page.waitForSelector('#outputs');
-  result.output_cells = await page.$$eval('#outputs td', cells => cells.map(c => c.textContent));
+  result.output_cells = await page.$$eval('#outputs td',
+    cells => cells.map(c => (c.querySelector('.prediction') || c).textContent));
+  result.output_headers = await page.$$eval('#outputs th', cells => cells.map(c => c.textContent));
   result.injected_nodes_compare = await page.$$eval('main img, main script', nodes => nodes.length);
   await shot('compare');
 
