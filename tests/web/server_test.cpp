@@ -390,6 +390,7 @@ TEST_F(ServeTest, TheUiListsComparesAndPromotesInARealBrowser) {
   EXPECT_NE(std::find(headers.begin(), headers.end(), "<img src=x onerror=window.__xss=1>"),
             headers.end())
       << seen["headers"].dump();
+  EXPECT_EQ(seen["diff_headers"], json({"key", "rank:1", "rank:2", "rank:3"}));
   const std::vector<std::string> changed = seen["changed_keys"];
   EXPECT_NE(std::find(changed.begin(), changed.end(), "adapter.rank"), changed.end())
       << seen["changed_keys"].dump();
@@ -400,8 +401,8 @@ TEST_F(ServeTest, TheUiListsComparesAndPromotesInARealBrowser) {
   EXPECT_NE(std::find(outputs.begin(), outputs.end(), "5"), outputs.end())  // the base model's
       << seen["output_cells"].dump();
   const std::vector<std::string> output_headers = seen["output_headers"];
-  EXPECT_NE(std::find(output_headers.begin(), output_headers.end(), "base model"),
-            output_headers.end());
+  EXPECT_EQ(output_headers, std::vector<std::string>({"prompt", "reference", "base model",
+                                                      "rank:1", "rank:2", "rank:3"}));
   EXPECT_EQ(seen["injected_nodes_compare"], 0);
   EXPECT_EQ(seen["promote_message"], "production -> rank:2");
   EXPECT_EQ(registry_->Resolve("rank@production").version, 2);

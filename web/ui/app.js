@@ -215,18 +215,25 @@ async function showCompare(refs) {
     const [name, version] = ref.split(':');
     return api(`adapters/${encodeURIComponent(name)}/versions/${version}`);
   }));
-  const diff = await api(`diff?from=${encodeURIComponent(refs[0])}&to=${encodeURIComponent(refs[1])}`);
+  // The first version against each other: a key differs when any version's value differs.
+  const diffs = await Promise.all(refs.slice(1).map(ref =>
+    api(`diff?from=${encodeURIComponent(refs[0])}&to=${encodeURIComponent(ref)}`)));
   const outputs = await Promise.all(records.map(r =>
     api(`adapters/${encodeURIComponent(r.name)}/versions/${r.version}/eval`)));
-  const changed = new Set(diff.config.map(c => c.key));
-  const rows = diff.config.map(c => el('tr', {class: 'changed', 'data-key': c.key},
-    el('td', {}, c.key), el('td', {}, c.from ?? '-'), el('td', {}, c.to ?? '-')));
+  const differing = new Map();  // key -> value per version
+  diffs.forEach((diff, i) => diff.config.forEach(c => {
+    if (!differing.has(c.key)) differing.set(c.key, {first: c.from, others: []});
+    differing.get(c.key).others[i] = c.to;
+  }));
+  const rows = [...differing].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([key, values]) => el('tr', {class: 'changed', 'data-key': key},
+    el('td', {}, key), el('td', {}, values.first ?? '-'),
+    refs.slice(1).map((ref, i) => el('td', {}, (i in values.others ? values.others[i] : values.first) ?? '-'))));
   const metrics = [...new Set(records.flatMap(r => Object.keys(r.scores)))].sort();
   main.replaceChildren(
     el('h2', {}, 'compare ', refs.join(' vs ')),
     el('h3', {}, 'config that differs'),
-    el('table', {id: 'config-diff'}, el('tr', {}, el('th', {}, 'key'), el('th', {}, refs[0]), el('th', {}, refs[1])),
-       rows.length ? rows : el('tr', {}, el('td', {colspan: 3}, 'the configs are the same'))),
+    el('table', {id: 'config-diff'}, el('tr', {}, el('th', {}, 'key'), refs.map(ref => el('th', {}, ref))),
+       rows.length ? rows : el('tr', {}, el('td', {colspan: refs.length + 1}, 'the configs are the same'))),
     el('h3', {}, 'scores'),
     el('table', {id: 'compare-scores'},
       el('tr', {}, el('th', {}, 'metric'), el('th', {class: 'num'}, 'base'),
@@ -235,7 +242,7 @@ async function showCompare(refs) {
         records.map(r => el('td', {class: 'num'}, fmt(r.scores[m])))))),
     chart(records.map(r => ({name: `${r.name}:${r.version}`, points: r.curve.map(p => [p.step, p.loss])})),
           'loss by step'),
-    el('p', {}, `${changed.size} config keys differ`),
+    el('p', {}, `${differing.size} config keys differ`),
     el('h3', {}, 'outputs on the same eval prompts'),
     outputTable(refs, outputs));
 }

@@ -40,9 +40,10 @@ try {
   result.xss = await page.evaluate(() => window.__xss === 1);
   await shot('version');
 
-  // Compare: the differing key is highlighted.
-  await page.goto(url + '/#/compare/rank:1,rank:2');
+  // Compare three: the differing key is highlighted.
+  await page.goto(url + '/#/compare/rank:1,rank:2,rank:3');
   await page.waitForSelector('#config-diff');
+  result.diff_headers = await page.$$eval('#config-diff th', cells => cells.map(c => c.textContent));
   result.changed_keys = await page.$$eval('#config-diff tr.changed', rows => rows.map(r => r.dataset.key));
   await page.waitForSelector('#outputs');
   result.output_cells = await page.$$eval('#outputs td',

@@ -1,5 +1,5 @@
 // Saves a screenshot of each page of a running `tune serve` (for docs/): the adapters list, a
-// version, two versions compared, and a sweep.
+// version, two versions compared (top, and their outputs on the eval prompts), and a sweep.
 //
 //   node screenshots.mjs URL OUT_DIR NAME:A NAME:B SWEEP
 import { chromium } from 'playwright-core';
@@ -10,15 +10,25 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--disable-gpu'],
 });
 const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
+// Each page's ready selector is one only that page has: a hash change keeps the old page until
+// the new one renders.
 const pages = [
   ['adapters', '/', '#versions tr:nth-child(2)'],
-  ['version', `/#/v/${a.replace(':', '/')}`, '#config'],
-  ['compare', `/#/compare/${a},${b}`, '#outputs'],
+  ['version', `/#/v/${a.replace(':', '/')}`, '#lineage'],
+  ['compare', `/#/compare/${a},${b}`, '#config-diff'],
+  ['outputs', `/#/compare/${a},${b}`, '#config-diff', '#outputs'],
   ['sweep', `/#/sweeps/${sweep}`, '#trials'],
 ];
-for (const [name, path, ready] of pages) {
+for (const [name, path, ready, scrollTo] of pages) {
   await page.goto(url + path);
   await page.waitForSelector(ready);
+  if (scrollTo) {
+    await page.waitForSelector(scrollTo);
+    await page.evaluate(selector => {
+      const top = document.querySelector(selector).getBoundingClientRect().top;
+      window.scrollTo(0, top + window.scrollY - 60);  // the table's heading row stays in view
+    }, scrollTo);
+  }
   await page.screenshot({ path: `${out}/web-${name}.png`, fullPage: false });
 }
 await browser.close();
