@@ -1,17 +1,21 @@
-// Training-step throughput of tune's trainer step (core/train/step.h) with the lora or full
+// Training-step throughput of tune's trainer step (core/train/step.h) with the lora, qlora or full
 // adapter and adamw, loaded through the plugin host as `tune train` loads them. Prints one JSON
-// line with tokens/s, the process's peak resident memory and (on a GPU) peak GPU memory;
+// line with tokens/s, the process's peak resident memory and (on a GPU) peak GPU memory, and the
+// memory held once the adapter is attached (resident, and on a GPU allocated): the weights;
 // bench/train_step.sh runs it against the Python eager peer on the CPU, bench/gpu_train_step.sh
 // against transformers + PEFT on a GPU.
 //
-//   bench_train_step MODEL_DIR [--method lora|full] [--rank R] [--batch B] [--seq T]
+//   bench_train_step MODEL_DIR [--method lora|qlora|full] [--rank R] [--batch B] [--seq T]
 //                    [--iters N] [--threads K] [--device cpu|cuda] [--dtype auto|float32|bfloat16]
 //                    [--checkpointing 0|1]
+#include <malloc.h>
 #include <sys/resource.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -23,11 +27,20 @@
 #include "tune/model.h"
 #include "tune/optimizer.h"
 
+// The process's resident memory now (/proc/self/statm), in MiB.
+double ResidentMib() {
+  std::ifstream statm("/proc/self/statm");
+  long pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / 1048576.0;
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: bench_train_step MODEL_DIR [--method lora|full] [--rank R] [--batch B] "
-                 "[--seq T] [--iters N] [--threads K] [--device cpu|cuda] "
-                 "[--dtype auto|float32|bfloat16] [--checkpointing 0|1]\n";
+    std::cerr
+        << "usage: bench_train_step MODEL_DIR [--method lora|qlora|full] [--rank R] [--batch B] "
+           "[--seq T] [--iters N] [--threads K] [--device cpu|cuda] "
+           "[--dtype auto|float32|bfloat16] [--checkpointing 0|1]\n";
     return 1;
   }
   std::string method = "lora", device_name = "cpu", dtype = "auto";
@@ -70,7 +83,7 @@ int main(int argc, char** argv) {
     model->SetGradientCheckpointing(checkpointing != 0);
     tune::Options adapter_options =
         tune::PluginHost::DefaultOptions(host.Require(tune::PluginKind::kAdapter, method));
-    if (method == "lora") {
+    if (method == "lora" || method == "qlora") {
       adapter_options.Set("rank", rank);
       adapter_options.Set("alpha", static_cast<double>(2 * rank));
       adapter_options.Set("targets", std::vector<std::string>{"all-linear"});
@@ -79,6 +92,9 @@ int main(int argc, char** argv) {
     const auto adapter = host.CreateAdapter(method, adapter_options);
     adapter->Attach(*model, argv[1]);
     adapter->SetTraining(true);
+    malloc_trim(0);  // what qlora released goes back to the system before it is measured
+    const double attached_rss_mib = ResidentMib();
+    const double attached_gpu_mib = static_cast<double>(tune::CudaMemoryBytes()) / 1048576.0;
     std::vector<at::Tensor> parameters;
     for (const auto& [name, tensor] : adapter->TrainableParameters()) parameters.push_back(tensor);
     const auto optimizer = host.CreateOptimizer(
@@ -112,7 +128,9 @@ int main(int argc, char** argv) {
               << ", \"peak_rss_mib\": " << static_cast<double>(usage.ru_maxrss) / 1024.0
               << ", \"device\": \"" << device.str() << "\", \"checkpointing\": " << checkpointing
               << ", \"parameters\": " << model->Describe().num_parameters << ", \"peak_gpu_mib\": "
-              << static_cast<double>(tune::PeakCudaMemoryBytes()) / 1048576.0 << "}\n";
+              << static_cast<double>(tune::PeakCudaMemoryBytes()) / 1048576.0
+              << ", \"attached_rss_mib\": " << attached_rss_mib
+              << ", \"attached_gpu_mib\": " << attached_gpu_mib << "}\n";
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -34,4 +34,14 @@ int64_t PeakCudaMemoryBytes() {
 #endif
 }
 
+int64_t CudaMemoryBytes() {
+#if TUNE_TORCH_CUDA
+  if (!torch::cuda::is_available()) return 0;
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(c10::cuda::current_device());
+  return stats.allocated_bytes[0].current;
+#else
+  return 0;
+#endif
+}
+
 }  // namespace tune

@@ -21,5 +21,7 @@ RuntimeInfo DescribeRuntime();
 // The most GPU memory libtorch's CUDA allocator has held for tensors at once in this process, on
 // the current CUDA device; 0 when libtorch has no CUDA or no tensor was ever put on a GPU.
 int64_t PeakCudaMemoryBytes();
+// What that allocator holds for tensors now; 0 in the same cases.
+int64_t CudaMemoryBytes();
 
 }  // namespace tune

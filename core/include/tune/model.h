@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,13 +47,21 @@ struct LinearLayer {
   at::Tensor bias;    // [out], undefined when the layer has none
 };
 
-// Replaces a linear layer's output. Installed by an adapter; the model and the adapter share it,
-// so either may be destroyed first.
+// The layer's own product x W^T + b with the model's weight, for `x` of shape [..., in].
+using BaseProduct = std::function<at::Tensor(const at::Tensor& x)>;
+
+// Owns a linear layer's output. Installed by an adapter; the model and the adapter share it, so
+// either may be destroyed first.
+//
+// The extension decides whether the layer's own product is computed at all: LoRA calls `base`
+// and adds to it; QLoRA holds the weight in another form (NF4), computes the product itself and
+// never calls `base`. An extension that never calls `base` may release the weight's storage
+// (Tensor::set_ to an empty tensor): nothing else in the model reads an extended layer's weight.
 class LinearExtension {
  public:
   virtual ~LinearExtension() = default;
-  // The layer's output for input `x` ([..., in]) given the base output `y` = x W^T + b.
-  virtual at::Tensor Forward(const at::Tensor& x, const at::Tensor& y) = 0;
+  // The layer's output for input `x` ([..., in]).
+  virtual at::Tensor Forward(const at::Tensor& x, const BaseProduct& base) = 0;
 };
 
 // Forward may not be called concurrently on one model.

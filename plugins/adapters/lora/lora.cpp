@@ -3,6 +3,14 @@
 // with scale = alpha / rank, or alpha / sqrt(rank) with rslora (Kalajdzievski 2023). A starts
 // Kaiming-uniform (a = sqrt(5), PEFT's choice) and B at zero, so training starts from the base
 // model exactly. The base weights stay frozen. Exported in Hugging Face PEFT's layout.
+//
+// qlora (Dettmers et al. 2023), from the same library: the same LoRA on top of base weights held
+// in NF4 (kernels/nf4/nf4.h: blocks of 64, optionally double-quantised scales). The targeted
+// layers' full-precision weights are quantised at Attach and released; every forward and backward
+// dequantises them on the fly to the compute dtype (float32 on the CPU, bfloat16 on CUDA by
+// default) and drops the result. The saved adapter is a plain PEFT LoRA folder, deployable onto
+// the full-precision base like any other. Merge does nothing under qlora: an NF4 weight cannot
+// take the update without rounding it away.
 #include <regex.h>
 
 #include <cmath>
@@ -11,8 +19,14 @@
 #include <set>
 
 #include <torch/torch.h>
+#if TUNE_QLORA_CUDA
+#include <c10/cuda/CUDAStream.h>
+
+#include "nf4/nf4_cuda.h"
+#endif
 #include <nlohmann/json.hpp>
 
+#include "nf4/nf4.h"
 #include "safetensors/torch_io.h"
 #include "tune/adapter.h"
 #include "tune/model.h"
@@ -40,10 +54,123 @@ std::string PeftName(const std::string& layer, char matrix) {
 // The last component of a module name: "q_proj" for "model.layers.0.self_attn.q_proj".
 std::string Suffix(const std::string& name) { return name.substr(name.rfind('.') + 1); }
 
+// A frozen weight [out, in] held in NF4 on the device of the weight it replaced.
+class Nf4Weight {
+ public:
+  // Quantises on the CPU (the reference implementation), then moves the arrays to the weight's
+  // device.
+  Nf4Weight(const Tensor& weight, bool double_quant)
+      : rows_(weight.size(0)), cols_(weight.size(1)), double_quant_(double_quant) {
+    const Tensor host = weight.detach().to(torch::kCPU, torch::kFloat).contiguous();
+    const tune::kernels::Nf4Sizes sizes(host.numel());
+    const auto bytes = torch::TensorOptions().dtype(torch::kUInt8);
+    const auto floats = torch::TensorOptions().dtype(torch::kFloat);
+    Tensor codes = torch::empty({sizes.code_bytes}, bytes);
+    Tensor absmax = torch::empty({sizes.blocks}, floats);
+    tune::kernels::QuantizeNf4(host.data_ptr<float>(), sizes.values, codes.data_ptr<uint8_t>(),
+                               absmax.data_ptr<float>());
+    const torch::Device device = weight.device();
+    codes_ = codes.to(device);
+    if (double_quant) {
+      Tensor quantized = torch::empty({sizes.blocks}, bytes);
+      Tensor absmax2 = torch::empty({sizes.absmax_blocks}, floats);
+      tune::kernels::QuantizeAbsmax(absmax.data_ptr<float>(), sizes.blocks,
+                                    quantized.data_ptr<uint8_t>(), absmax2.data_ptr<float>(),
+                                    &offset_);
+      absmax_quantized_ = quantized.to(device);
+      absmax2_ = absmax2.to(device);
+    } else {
+      absmax_ = absmax.to(device);
+    }
+    storage_bytes_ = sizes.StorageBytes(double_quant);
+  }
+
+  // The weight [out, in] in `dtype` on its device: a new tensor each call.
+  Tensor Dequantize(torch::ScalarType dtype) const {
+    const int64_t n = rows_ * cols_;
+    const Tensor absmax = Absmax();
+#if TUNE_QLORA_CUDA
+    if (codes_.is_cuda()) {
+      void* stream = c10::cuda::getCurrentCUDAStream().stream();
+      const bool bf16 = dtype == torch::kBFloat16;
+      Tensor out =
+          torch::empty({rows_, cols_}, codes_.options().dtype(bf16 ? dtype : torch::kFloat));
+      if (bf16) {
+        tune::kernels::cuda::DequantizeNf4Bf16(codes_.data_ptr<uint8_t>(), absmax.data_ptr<float>(),
+                                               n, reinterpret_cast<uint16_t*>(out.data_ptr()),
+                                               stream);
+      } else {
+        tune::kernels::cuda::DequantizeNf4(codes_.data_ptr<uint8_t>(), absmax.data_ptr<float>(), n,
+                                           out.data_ptr<float>(), stream);
+      }
+      return out.scalar_type() == dtype ? out : out.to(dtype);
+    }
+#endif
+    Tensor out = torch::empty({rows_, cols_}, torch::TensorOptions().dtype(torch::kFloat));
+    tune::kernels::DequantizeNf4(codes_.data_ptr<uint8_t>(), absmax.data_ptr<float>(), n,
+                                 out.data_ptr<float>());
+    return dtype == torch::kFloat ? out : out.to(dtype);
+  }
+
+  int64_t storage_bytes() const { return storage_bytes_; }
+
+ private:
+  // The float32 block scales, recovered from their 8-bit form under double quantisation.
+  Tensor Absmax() const {
+    if (!double_quant_) return absmax_;
+    Tensor absmax = torch::empty({absmax_quantized_.numel()}, absmax2_.options());
+#if TUNE_QLORA_CUDA
+    if (absmax.is_cuda()) {
+      tune::kernels::cuda::DequantizeAbsmax(
+          absmax_quantized_.data_ptr<uint8_t>(), absmax2_.data_ptr<float>(), offset_,
+          absmax.numel(), absmax.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream());
+      return absmax;
+    }
+#endif
+    tune::kernels::DequantizeAbsmax(absmax_quantized_.data_ptr<uint8_t>(),
+                                    absmax2_.data_ptr<float>(), offset_, absmax.numel(),
+                                    absmax.data_ptr<float>());
+    return absmax;
+  }
+
+  int64_t rows_, cols_;
+  bool double_quant_;
+  Tensor codes_;             // uint8 [ceil(out * in / 2)]
+  Tensor absmax_;            // float32 [blocks], without double quantisation
+  Tensor absmax_quantized_;  // uint8 [blocks], with it
+  Tensor absmax2_;           // float32 [ceil(blocks / 256)], with it
+  float offset_ = 0.0f;
+  int64_t storage_bytes_ = 0;
+};
+
+// y = x W^T with W dequantised in the forward and again in the backward, so no full-precision
+// copy of W outlives either pass. W is frozen: only x gets a gradient.
+struct Nf4Product : torch::autograd::Function<Nf4Product> {
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x,
+                        const Nf4Weight* weight) {
+    ctx->saved_data["weight"] = reinterpret_cast<int64_t>(weight);
+    return torch::linear(x, weight->Dequantize(x.scalar_type()));
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grad_outputs) {
+    const auto* weight = reinterpret_cast<const Nf4Weight*>(ctx->saved_data["weight"].toInt());
+    const Tensor& grad = grad_outputs[0];
+    return {torch::matmul(grad, weight->Dequantize(grad.scalar_type())), Tensor()};
+  }
+};
+
+// How a QLoRA layer computes its base product.
+struct Quantization {
+  bool enabled = false;
+  bool double_quant = true;
+  std::string compute_dtype = "auto";  // "auto", "float32" or "bfloat16"
+};
+
 class LoraLayer final : public tune::LinearExtension {
  public:
-  LoraLayer(const tune::LinearLayer& base, int64_t rank, double scale, double dropout)
-      : weight_(base.weight), scale_(scale), dropout_(dropout) {
+  LoraLayer(const tune::LinearLayer& base, int64_t rank, double scale, double dropout,
+            const Quantization& quantization)
+      : weight_(base.weight), bias_(base.bias), scale_(scale), dropout_(dropout) {
     // Adapter weights are float32 whatever the base's dtype, so small updates are not rounded
     // away in bfloat16, and live on the base weight's device.
     const auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(base.weight.device());
@@ -51,9 +178,21 @@ class LoraLayer final : public tune::LinearExtension {
     torch::nn::init::kaiming_uniform_(a_, std::sqrt(5.0));
     a_.set_requires_grad(true);
     b_ = torch::zeros({base.weight.size(0), rank}, f32).set_requires_grad(true);
+    if (quantization.enabled) {
+      torch::NoGradGuard no_grad;
+      quantized_ = std::make_unique<Nf4Weight>(base.weight, quantization.double_quant);
+      compute_dtype_ = quantization.compute_dtype == "bfloat16" ? torch::kBFloat16
+                       : quantization.compute_dtype == "float32"
+                           ? torch::kFloat
+                           : (base.weight.is_cuda() ? torch::kBFloat16 : torch::kFloat);
+      // The model's full-precision weight goes; the layer's product comes from the NF4 copy.
+      weight_.set_(torch::empty({0}, base.weight.options()));
+      weight_ = Tensor();
+    }
   }
 
-  Tensor Forward(const Tensor& x, const Tensor& y) override {
+  Tensor Forward(const Tensor& x, const tune::BaseProduct& base) override {
+    const Tensor y = quantized_ != nullptr ? QuantizedProduct(x) : base(x);
     if (merged_) return y;
     Tensor h = x.scalar_type() == a_.scalar_type() ? x : x.to(a_.scalar_type());
     if (training_ && dropout_ > 0) h = torch::dropout(h, dropout_, /*train=*/true);
@@ -69,7 +208,18 @@ class LoraLayer final : public tune::LinearExtension {
         .view(y.sizes());
   }
 
-  // W += scale * B A (sign +1) or W -= scale * B A (sign -1), in W's dtype.
+  // x W^T + b from the NF4 weight, in the compute dtype, returned in x's dtype.
+  Tensor QuantizedProduct(const Tensor& x) const {
+    const Tensor input = x.scalar_type() == compute_dtype_ ? x : x.to(compute_dtype_);
+    Tensor y = Nf4Product::apply(input, quantized_.get());
+    if (bias_.defined()) y = y + bias_.to(compute_dtype_);
+    return y.scalar_type() == x.scalar_type() ? y : y.to(x.scalar_type());
+  }
+
+  bool quantized() const { return quantized_ != nullptr; }
+  int64_t quantized_bytes() const { return quantized_ ? quantized_->storage_bytes() : 0; }
+
+  // W += scale * B A (sign +1) or W -= scale * B A (sign -1), in W's dtype. Not for qlora.
   void Fold(double sign) {
     torch::NoGradGuard no_grad;
     weight_.add_(torch::matmul(b_, a_).mul_(sign * scale_).to(weight_.scalar_type()));
@@ -81,15 +231,19 @@ class LoraLayer final : public tune::LinearExtension {
   bool training_ = true;
 
  private:
-  Tensor weight_;  // the base layer's weight (shared storage), changed only by Fold
+  Tensor weight_;  // the base layer's weight (shared storage), changed only by Fold; none in qlora
+  Tensor bias_;
   Tensor a_, b_;
   double scale_, dropout_;
+  std::unique_ptr<Nf4Weight> quantized_;  // qlora's base weight
+  torch::ScalarType compute_dtype_ = torch::kFloat;
 };
 
 class Lora final : public tune::Adapter {
  public:
-  explicit Lora(const tune::Options& options)
-      : rank_(options.Int("rank")),
+  Lora(const tune::Options& options, const Quantization& quantization)
+      : quantization_(quantization),
+        rank_(options.Int("rank")),
         alpha_(options.Float("alpha")),
         dropout_(options.Float("dropout")),
         rslora_(options.Bool("rslora")),
@@ -110,7 +264,8 @@ class Lora final : public tune::Adapter {
     const double scale = rslora_ ? alpha_ / std::sqrt(static_cast<double>(rank_))
                                  : alpha_ / static_cast<double>(rank_);
     for (const tune::LinearLayer& layer : chosen) {
-      layers_.emplace_back(layer.name, std::make_shared<LoraLayer>(layer, rank_, scale, dropout_));
+      layers_.emplace_back(
+          layer.name, std::make_shared<LoraLayer>(layer, rank_, scale, dropout_, quantization_));
       model.SetLinearExtension(layer.name, layers_.back().second);
       suffixes_.insert(Suffix(layer.name));
     }
@@ -133,7 +288,7 @@ class Lora final : public tune::Adapter {
 
   void Merge() override {
     for (auto& [name, layer] : layers_) {
-      if (layer->merged_) continue;
+      if (layer->merged_ || layer->quantized()) continue;
       layer->Fold(+1.0);
       layer->merged_ = true;
     }
@@ -260,6 +415,7 @@ class Lora final : public tune::Adapter {
     return chosen;
   }
 
+  Quantization quantization_;
   int64_t rank_;
   double alpha_, dropout_;
   bool rslora_;
@@ -271,6 +427,21 @@ class Lora final : public tune::Adapter {
   std::vector<std::pair<std::string, std::shared_ptr<LoraLayer>>> layers_;  // in module order
 };
 
+std::vector<tune::OptionSpec> LoraOptions() {
+  using tune::OptionSpec;
+  return {
+      OptionSpec::Int("rank", 8, "LoRA rank r").Range(1, 4096),
+      OptionSpec::Float("alpha", 16.0, "Scale numerator: scale = alpha / rank")
+          .Range(0, 1e6, true, false),
+      OptionSpec::Float("dropout", 0.0, "Dropout on the adapter's input").Range(0, 1, false, true),
+      OptionSpec::StringList("targets", {"q_proj", "v_proj"},
+                             "Layer names (last component) to adapt, or \"all-linear\""),
+      OptionSpec::String("target_regex", "",
+                         "POSIX regular expression over full layer names; replaces targets "
+                         "when set"),
+      OptionSpec::Bool("rslora", false, "Rank-stabilised scale alpha / sqrt(rank)")};
+}
+
 void Register(tune::Registrar& registrar) {
   using tune::OptionSpec;
   registrar.Add(tune::AdapterPlugin{
@@ -278,21 +449,33 @@ void Register(tune::Registrar& registrar) {
                .version = "1.0.0",
                .description =
                    "Low-rank adapters on chosen linear layers; base frozen; PEFT export.",
-               .options =
-                   {OptionSpec::Int("rank", 8, "LoRA rank r").Range(1, 4096),
-                    OptionSpec::Float("alpha", 16.0, "Scale numerator: scale = alpha / rank")
-                        .Range(0, 1e6, true, false),
-                    OptionSpec::Float("dropout", 0.0, "Dropout on the adapter's input")
-                        .Range(0, 1, false, true),
-                    OptionSpec::StringList("targets", {"q_proj", "v_proj"},
-                                           "Layer names (last component) to adapt, or "
-                                           "\"all-linear\""),
-                    OptionSpec::String("target_regex", "",
-                                       "POSIX regular expression over full layer names; replaces "
-                                       "targets when set"),
-                    OptionSpec::Bool("rslora", false, "Rank-stabilised scale alpha / sqrt(rank)")}},
+               .options = LoraOptions()},
       .create = [](const tune::Options& options) -> std::unique_ptr<tune::Adapter> {
-        return std::make_unique<Lora>(options);
+        return std::make_unique<Lora>(options, Quantization{});
+      }});
+
+  // QLoRA targets every linear layer by default: the quantised base is the point.
+  std::vector<OptionSpec> qlora_options = LoraOptions();
+  qlora_options[3] = OptionSpec::StringList("targets", {"all-linear"},
+                                            "Layer names (last component) to quantise and adapt, "
+                                            "or \"all-linear\"");
+  qlora_options.push_back(OptionSpec::Bool(
+      "double_quant", true,
+      "Store the NF4 block scales in 8 bits (blocks of 256): about 4.13 bits per weight, not 4.5"));
+  qlora_options.push_back(
+      OptionSpec::String("compute_dtype", "auto",
+                         "Dtype the NF4 weights are dequantised to for each product: auto is "
+                         "float32 on the CPU and bfloat16 on CUDA")
+          .Choices({"auto", "float32", "bfloat16"}));
+  registrar.Add(tune::AdapterPlugin{
+      .info = {.name = "qlora",
+               .version = "1.0.0",
+               .description = "LoRA on a base held in 4-bit NormalFloat (NF4), dequantised on "
+                              "the fly; PEFT LoRA export.",
+               .options = std::move(qlora_options)},
+      .create = [](const tune::Options& options) -> std::unique_ptr<tune::Adapter> {
+        return std::make_unique<Lora>(options, Quantization{true, options.Bool("double_quant"),
+                                                            options.String("compute_dtype")});
       }});
 }
 

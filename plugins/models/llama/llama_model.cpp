@@ -47,8 +47,10 @@ struct ProjectionImpl : torch::nn::Module {
     if (has_bias) bias = register_parameter("bias", torch::empty({out}, options));
   }
   Tensor forward(const Tensor& x) {
-    Tensor y = torch::nn::functional::linear(x, weight, bias);
-    return extension != nullptr ? extension->Forward(x, y) : y;
+    if (extension == nullptr) return torch::nn::functional::linear(x, weight, bias);
+    return extension->Forward(x, [this](const Tensor& input) {
+      return torch::nn::functional::linear(input, weight, bias);
+    });
   }
   Tensor weight, bias;
   std::shared_ptr<LinearExtension> extension;  // shared with the adapter that installed it

@@ -1,12 +1,15 @@
-// The lora and full adapter plugins on small random Llama checkpoints: exactness at
+// The lora, qlora and full adapter plugins on small random Llama checkpoints: exactness at
 // initialisation, what trains, merging, the PEFT export, and an independent Python reference
 // (tests/tools/llama_reference.py --adapter) applying the exported adapter as W + scale * B @ A.
+// qlora is held to lora on a model whose weights were rounded through NF4 by kernels/nf4's
+// reference.
 #include <fstream>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include "nf4/nf4.h"
 #include "plugin_host/plugin_host.h"
 #include "safetensors/torch_io.h"
 #include "support/test_support.h"
@@ -222,6 +225,107 @@ TEST_F(AdapterTest, SavedLoraLoadsBackIntoAFreshModel) {
     EXPECT_NE(std::string(e.what()).find("has shape [8, 64] but this adapter needs [2, 64]"),
               std::string::npos)
         << e.what();
+  }
+}
+
+// Rounds every linear layer's weight through NF4 (and the 8-bit scales with `double_quant`) with
+// kernels/nf4's reference: the model qlora computes with.
+void RoundThroughNf4(Model& model, bool double_quant) {
+  torch::NoGradGuard no_grad;
+  for (const LinearLayer& layer : model.LinearLayers()) {
+    const torch::Tensor w = layer.weight.contiguous().to(torch::kFloat);
+    const kernels::Nf4Sizes sizes(w.numel());
+    std::vector<uint8_t> codes(static_cast<size_t>(sizes.code_bytes));
+    std::vector<float> absmax(static_cast<size_t>(sizes.blocks));
+    kernels::QuantizeNf4(w.data_ptr<float>(), sizes.values, codes.data(), absmax.data());
+    if (double_quant) {
+      std::vector<uint8_t> quantized(absmax.size());
+      std::vector<float> absmax2(static_cast<size_t>(sizes.absmax_blocks));
+      float offset = 0;
+      kernels::QuantizeAbsmax(absmax.data(), sizes.blocks, quantized.data(), absmax2.data(),
+                              &offset);
+      kernels::DequantizeAbsmax(quantized.data(), absmax2.data(), offset, sizes.blocks,
+                                absmax.data());
+    }
+    torch::Tensor rounded = torch::empty_like(w);
+    kernels::DequantizeNf4(codes.data(), absmax.data(), sizes.values, rounded.data_ptr<float>());
+    layer.weight.copy_(rounded);
+  }
+}
+
+TEST_F(AdapterTest, QloraComputesWithTheNf4RoundedWeightsAndReleasesTheOriginals) {
+  for (const bool double_quant : {false, true}) {
+    auto model = LoadModel();
+    const torch::Tensor original = Logits(*model);
+    torch::manual_seed(0);
+    auto adapter = MakeAdapter("qlora", {{"double_quant", double_quant}});
+    adapter->Attach(*model, ModelDir());
+    adapter->SetTraining(false);
+    for (const LinearLayer& layer : model->LinearLayers()) {
+      EXPECT_EQ(layer.weight.numel(), 0) << layer.name;  // all-linear by default
+    }
+    auto rounded = LoadModel();
+    RoundThroughNf4(*rounded, double_quant);
+    const torch::Tensor quantized = Logits(*model);
+    EXPECT_LT((quantized - Logits(*rounded)).abs().max().item<double>(), 1e-5) << double_quant;
+    EXPECT_GT((quantized - original).abs().max().item<double>(), 1e-4);  // NF4 is not lossless
+    adapter->Merge();  // nothing to fold an update into
+    EXPECT_TRUE(torch::equal(Logits(*model), quantized));
+  }
+}
+
+TEST_F(AdapterTest, QloraGradientsEqualLorasOnTheRoundedModel) {
+  const std::map<std::string, OptionValue> settings = {
+      {"targets", std::vector<std::string>{"all-linear"}}, {"rank", int64_t{4}}};
+  auto qlora_model = LoadModel();
+  torch::manual_seed(3);
+  auto qlora = MakeAdapter("qlora", settings);
+  qlora->Attach(*qlora_model, ModelDir());
+  Randomise(*qlora);
+  auto lora_model = LoadModel();
+  RoundThroughNf4(*lora_model, /*double_quant=*/true);
+  auto lora = MakeAdapter("lora", settings);
+  lora->Attach(*lora_model, ModelDir());
+  {
+    torch::NoGradGuard no_grad;
+    const NamedTensors from = qlora->TrainableParameters();
+    const NamedTensors to = lora->TrainableParameters();
+    for (size_t i = 0; i < from.size(); ++i) to[i].second.copy_(from[i].second);
+  }
+  for (Model* model : {qlora_model.get(), lora_model.get()}) {
+    model->Forward(torch::tensor(kIds).unsqueeze(0), nullptr).logsumexp(-1).sum().backward();
+  }
+  const NamedTensors q = qlora->TrainableParameters(), l = lora->TrainableParameters();
+  ASSERT_EQ(q.size(), 28u);  // 7 projections x 2 layers, A and B
+  for (size_t i = 0; i < q.size(); ++i) {
+    ASSERT_TRUE(q[i].second.grad().defined()) << q[i].first;
+    const double scale = l[i].second.grad().abs().max().item<double>();
+    EXPECT_GT(scale, 0.0) << q[i].first;
+    EXPECT_LT((q[i].second.grad() - l[i].second.grad()).abs().max().item<double>(), 1e-4 * scale)
+        << q[i].first;
+  }
+}
+
+TEST_F(AdapterTest, SavedQloraIsAPeftLoraAdapterThatLoraLoadsOntoTheFullBase) {
+  auto model = LoadModel();
+  torch::manual_seed(0);
+  auto qlora = MakeAdapter("qlora", {});
+  qlora->Attach(*model, ModelDir());
+  qlora->SetTraining(false);
+  Randomise(*qlora);
+  TempDir out;
+  qlora->Save(out.path());
+  const auto config = nlohmann::json::parse(std::ifstream(out.path() / "adapter_config.json"));
+  EXPECT_EQ(config["peft_type"], "LORA");
+  auto full = LoadModel();
+  auto lora = MakeAdapter("lora", {{"targets", std::vector<std::string>{"all-linear"}}});
+  lora->Attach(*full, ModelDir());
+  lora->Load(out.path());
+  const NamedTensors saved = qlora->TrainableParameters(), loaded = lora->TrainableParameters();
+  ASSERT_EQ(saved.size(), loaded.size());
+  for (size_t i = 0; i < saved.size(); ++i) {
+    EXPECT_EQ(saved[i].first, loaded[i].first);
+    EXPECT_TRUE(torch::equal(saved[i].second, loaded[i].second)) << saved[i].first;
   }
 }
 
