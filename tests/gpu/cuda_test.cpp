@@ -97,38 +97,45 @@ TEST_F(Cuda, LlamaLogitsMatchTheCpuInFloat32AndBfloat16) {
   EXPECT_GT(cpu.abs().max().item<double>(), 0.1);  // the comparison could fail
 }
 
-TEST_F(Cuda, OneLoraStepHasTheCpusGradients) {
+// qlora in float32: the CUDA kernels dequantise (and, for these few rows, multiply) what the CPU
+// reference does on the CPU.
+TEST_F(Cuda, OneLoraAndOneQloraStepHaveTheCpusGradients) {
   SKIP_WITHOUT_CUDA();
-  std::vector<std::vector<at::Tensor>> grads;
-  for (const c10::Device& device : {kCpu, kCuda}) {
-    const auto model = Load(device, "float32");
-    Options options = PluginHost::DefaultOptions(host_->Require(PluginKind::kAdapter, "lora"));
-    options.Set("targets", std::vector<std::string>{"all-linear"});
-    options.Set("dropout", 0.0);
-    const auto adapter = host_->CreateAdapter("lora", options);
-    adapter->Attach(*model, ModelDir());
-    std::vector<at::Tensor> parameters;
-    {
-      torch::NoGradGuard no_grad;
-      torch::manual_seed(3);  // the same A and B on both devices, drawn on the CPU
-      for (auto& [name, tensor] : adapter->TrainableParameters()) {
-        tensor.copy_(torch::randn(tensor.sizes()).mul_(0.05));
-        parameters.push_back(tensor);
+  for (const std::string method : {"lora", "qlora"}) {
+    std::vector<std::vector<at::Tensor>> grads;
+    for (const c10::Device& device : {kCpu, kCuda}) {
+      const auto model = Load(device, "float32");
+      Options options = PluginHost::DefaultOptions(host_->Require(PluginKind::kAdapter, method));
+      options.Set("targets", std::vector<std::string>{"all-linear"});
+      options.Set("dropout", 0.0);
+      if (method == "qlora") options.Set("compute_dtype", std::string("float32"));
+      const auto adapter = host_->CreateAdapter(method, options);
+      adapter->Attach(*model, ModelDir());
+      std::vector<at::Tensor> parameters;
+      {
+        torch::NoGradGuard no_grad;
+        torch::manual_seed(3);  // the same A and B on both devices, drawn on the CPU
+        for (auto& [name, tensor] : adapter->TrainableParameters()) {
+          tensor.copy_(torch::randn(tensor.sizes()).mul_(0.05));
+          parameters.push_back(tensor);
+        }
       }
+      const auto optimizer = host_->CreateOptimizer(
+          "adamw", parameters, 0.0,
+          PluginHost::DefaultOptions(host_->Require(PluginKind::kOptimizer, "adamw")));
+      const std::vector<TokenizedExample> examples = {{{1, 17, 42, 99, 3, 250, 8, 64}, {{3, 8}}, 1},
+                                                      {{1, 128, 5, 77, 31, 9}, {{2, 6}}, 2}};
+      ReadStepNumbers(TrainStep(*model, parameters, *optimizer,
+                                {MakeBatch({&examples[0], &examples[1]}, false)}, 0.0, 0.0,
+                                device));
+      grads.emplace_back();
+      for (const at::Tensor& p : parameters) grads.back().push_back(p.grad().cpu());
     }
-    const auto optimizer = host_->CreateOptimizer(
-        "adamw", parameters, 0.0,
-        PluginHost::DefaultOptions(host_->Require(PluginKind::kOptimizer, "adamw")));
-    const std::vector<TokenizedExample> examples = {{{1, 17, 42, 99, 3, 250, 8, 64}, {{3, 8}}, 1},
-                                                    {{1, 128, 5, 77, 31, 9}, {{2, 6}}, 2}};
-    ReadStepNumbers(TrainStep(*model, parameters, *optimizer,
-                              {MakeBatch({&examples[0], &examples[1]}, false)}, 0.0, 0.0, device));
-    grads.emplace_back();
-    for (const at::Tensor& p : parameters) grads.back().push_back(p.grad().cpu());
-  }
-  for (size_t i = 0; i < grads[0].size(); ++i) {
-    const double scale = 1 + grads[0][i].abs().max().item<double>();
-    EXPECT_LT((grads[0][i] - grads[1][i]).abs().max().item<double>(), 1e-4 * scale) << i;
+    for (size_t i = 0; i < grads[0].size(); ++i) {
+      const double scale = 1 + grads[0][i].abs().max().item<double>();
+      EXPECT_LT((grads[0][i] - grads[1][i]).abs().max().item<double>(), 1e-4 * scale)
+          << method << " " << i;
+    }
   }
 }
 

@@ -112,9 +112,57 @@ class Nf4Weight {
     return dtype == torch::kFloat ? out : out.to(dtype);
   }
 
+  // x W^T for x [..., in] (the forward) and g W for g [..., out] (the backward's input gradient),
+  // in x's or g's dtype. On CUDA a few rows (generation) go through the fused NF4 kernels, which
+  // read the weight once without writing it out; more rows dequantise and use the BLAS.
+  Tensor Product(const Tensor& x) const { return Multiply(x, /*transposed=*/false); }
+  Tensor TransposedProduct(const Tensor& g) const { return Multiply(g, /*transposed=*/true); }
+
   int64_t storage_bytes() const { return storage_bytes_; }
 
  private:
+  // Unmeasured guess until a GPU run decides it: below this many rows, the fused kernel's single
+  // read of the weight beats writing the dequantised weight and reading it back.
+  static constexpr int64_t kFusedRows = 16;
+
+  Tensor Multiply(const Tensor& x, bool transposed) const {
+#if TUNE_QLORA_CUDA
+    const int64_t width = transposed ? rows_ : cols_;
+    const int64_t m = x.numel() / width;
+    const bool bf16 = x.scalar_type() == torch::kBFloat16;
+    if (codes_.is_cuda() && m <= kFusedRows && (bf16 || x.scalar_type() == torch::kFloat)) {
+      const Tensor input = x.contiguous();
+      std::vector<int64_t> sizes = x.sizes().vec();
+      sizes.back() = transposed ? cols_ : rows_;
+      Tensor y = torch::empty(sizes, x.options());
+      const Tensor absmax = Absmax();
+      void* stream = c10::cuda::getCurrentCUDAStream().stream();
+      const uint8_t* codes = codes_.data_ptr<uint8_t>();
+      if (bf16) {
+        const auto* in = reinterpret_cast<const uint16_t*>(input.data_ptr());
+        auto* out = reinterpret_cast<uint16_t*>(y.data_ptr());
+        if (transposed) {
+          tune::kernels::cuda::Nf4MatmulTransposedBf16(in, m, codes, absmax.data_ptr<float>(),
+                                                       rows_, cols_, out, stream);
+        } else {
+          tune::kernels::cuda::Nf4MatmulBf16(in, m, codes, absmax.data_ptr<float>(), rows_, cols_,
+                                             out, stream);
+        }
+      } else if (transposed) {
+        tune::kernels::cuda::Nf4MatmulTransposed(input.data_ptr<float>(), m, codes,
+                                                 absmax.data_ptr<float>(), rows_, cols_,
+                                                 y.data_ptr<float>(), stream);
+      } else {
+        tune::kernels::cuda::Nf4Matmul(input.data_ptr<float>(), m, codes, absmax.data_ptr<float>(),
+                                       rows_, cols_, y.data_ptr<float>(), stream);
+      }
+      return y;
+    }
+#endif
+    const Tensor w = Dequantize(x.scalar_type());
+    return transposed ? torch::matmul(x, w) : torch::linear(x, w);
+  }
+
   // The float32 block scales, recovered from their 8-bit form under double quantisation.
   Tensor Absmax() const {
     if (!double_quant_) return absmax_;
@@ -149,13 +197,12 @@ struct Nf4Product : torch::autograd::Function<Nf4Product> {
   static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x,
                         const Nf4Weight* weight) {
     ctx->saved_data["weight"] = reinterpret_cast<int64_t>(weight);
-    return torch::linear(x, weight->Dequantize(x.scalar_type()));
+    return weight->Product(x);
   }
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grad_outputs) {
     const auto* weight = reinterpret_cast<const Nf4Weight*>(ctx->saved_data["weight"].toInt());
-    const Tensor& grad = grad_outputs[0];
-    return {torch::matmul(grad, weight->Dequantize(grad.scalar_type())), Tensor()};
+    return {weight->TransposedProduct(grad_outputs[0]), Tensor()};
   }
 };
 

@@ -302,15 +302,15 @@ class LlamaModel final : public Model {
     const Tensor exponents = torch::arange(0, config_.head_dim, 2, torch::kDouble) /
                              static_cast<double>(config_.head_dim);
     inv_freq_ = torch::pow(config_.rope_theta, exponents).reciprocal();
+    for (const Tensor& p : net_->parameters()) num_parameters_ += p.numel();
   }
 
   const Tokenizer& tokenizer() const override { return *tokenizer_; }
 
+  // The parameters as built, whatever an adapter released since (qlora keeps them in NF4).
   ModelDescription Describe() const override {
-    int64_t parameters = 0;
-    for (const Tensor& p : net_->parameters()) parameters += p.numel();
     return {config_.model_type, config_.vocab_size,    config_.hidden_size,
-            config_.num_layers, config_.max_positions, parameters};
+            config_.num_layers, config_.max_positions, num_parameters_};
   }
 
   Tensor Forward(const Tensor& input_ids, KvCache* cache) override {
@@ -416,6 +416,7 @@ class LlamaModel final : public Model {
   std::shared_ptr<const Tokenizer> tokenizer_;
   CausalLm net_;
   Tensor inv_freq_;   // float64 [head_dim / 2]: 1 / rope_theta^(2i / head_dim)
+  int64_t num_parameters_ = 0;  // counted when built
   Tensor cos_, sin_;  // [positions, head_dim] rotary tables (RopeTable)
   bool gradient_checkpointing_ = false;
 };
