@@ -54,6 +54,17 @@ std::string PeftName(const std::string& layer, char matrix) {
 // The last component of a module name: "q_proj" for "model.layers.0.self_attn.q_proj".
 std::string Suffix(const std::string& name) { return name.substr(name.rfind('.') + 1); }
 
+// Runs `run(first, count)` over [0, n) in pieces that start on NF4 block boundaries, on
+// libtorch's intra-op threads: blocks are independent, and a piece of whole blocks starts on a
+// whole byte of codes.
+template <typename F>
+void ForBlocks(int64_t n, F&& run) {
+  constexpr int64_t kBlock = tune::kernels::kNf4Block;
+  at::parallel_for(0, (n + kBlock - 1) / kBlock, 1024, [&](int64_t begin, int64_t end) {
+    run(begin * kBlock, std::min(n, end * kBlock) - begin * kBlock);
+  });
+}
+
 // A frozen weight [out, in] held in NF4 on the device of the weight it replaced.
 class Nf4Weight {
  public:
@@ -67,8 +78,11 @@ class Nf4Weight {
     const auto floats = torch::TensorOptions().dtype(torch::kFloat);
     Tensor codes = torch::empty({sizes.code_bytes}, bytes);
     Tensor absmax = torch::empty({sizes.blocks}, floats);
-    tune::kernels::QuantizeNf4(host.data_ptr<float>(), sizes.values, codes.data_ptr<uint8_t>(),
-                               absmax.data_ptr<float>());
+    ForBlocks(sizes.values, [&](int64_t first, int64_t count) {
+      tune::kernels::QuantizeNf4(host.data_ptr<float>() + first, count,
+                                 codes.data_ptr<uint8_t>() + first / 2,
+                                 absmax.data_ptr<float>() + first / tune::kernels::kNf4Block);
+    });
     const torch::Device device = weight.device();
     codes_ = codes.to(device);
     if (double_quant) {
@@ -107,8 +121,11 @@ class Nf4Weight {
     }
 #endif
     Tensor out = torch::empty({rows_, cols_}, torch::TensorOptions().dtype(torch::kFloat));
-    tune::kernels::DequantizeNf4(codes_.data_ptr<uint8_t>(), absmax.data_ptr<float>(), n,
-                                 out.data_ptr<float>());
+    ForBlocks(n, [&](int64_t first, int64_t count) {
+      tune::kernels::DequantizeNf4(codes_.data_ptr<uint8_t>() + first / 2,
+                                   absmax.data_ptr<float>() + first / tune::kernels::kNf4Block,
+                                   count, out.data_ptr<float>() + first);
+    });
     return dtype == torch::kFloat ? out : out.to(dtype);
   }
 
