@@ -34,10 +34,11 @@ TEST(Cli, PluginsListsEveryBuiltinPluginWithKindVersionAndFile) {
        {"dataset    alpaca          1.0.0    /", "dataset    chat            1.0.0    /",
         "dataset    jsonl           1.0.0    /", "model      llama           1.0.0    /",
         "adapter    full            1.0.0    /", "adapter    lora            1.0.0    /",
-        "optimizer  adamw           1.0.0    /", "optimizer  sgd             1.0.0    /",
-        "metric     bleu            1.0.0    /", "metric     exact_match     1.0.0    /",
-        "metric     rouge_l         1.0.0    /", "metric     token_f1        1.0.0    /",
-        "tokenizer  sentencepiece   1.0.0    /", "tokenizer  tokenizer-json  1.0.0    /"}) {
+        "adapter    qlora           1.0.0    /", "optimizer  adamw           1.0.0    /",
+        "optimizer  sgd             1.0.0    /", "metric     bleu            1.0.0    /",
+        "metric     exact_match     1.0.0    /", "metric     rouge_l         1.0.0    /",
+        "metric     token_f1        1.0.0    /", "tokenizer  sentencepiece   1.0.0    /",
+        "tokenizer  tokenizer-json  1.0.0    /"}) {
     EXPECT_EQ(CountLinesStartingWith(result.out, row), 1) << row << "\n" << result.out;
   }
 }
@@ -46,7 +47,7 @@ TEST(Cli, PluginsJsonCarriesKindNameVersionFileAndOptions) {
   const auto result = RunTune({"plugins", "--json"}, kNoPluginPath);
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const nlohmann::json json = nlohmann::json::parse(result.out);
-  ASSERT_EQ(json["plugins"].size(), 14u);
+  ASSERT_EQ(json["plugins"].size(), 15u);
   const auto named = [&](const std::string& name) {
     for (const nlohmann::json& plugin : json["plugins"]) {
       if (plugin["name"] == name) return plugin;

@@ -159,8 +159,8 @@ TEST(PluginHost, LoadsAFolderListedTwiceOnlyOnce) {
   PluginHost host;
   host.Load({kBuiltins, kBuiltins / ".", kBuiltins / "libtune_metric_token_f1.so"});
   EXPECT_TRUE(host.failures().empty());
-  EXPECT_EQ(host.plugins().size(), 14u);  // 3 datasets, llama, 2 adapters, 2 optimizers, 4 metrics,
-                                          // 2 tokenizers
+  EXPECT_EQ(host.plugins().size(), 15u);  // 3 datasets, llama, 3 adapters (lora, qlora, full),
+                                          // 2 optimizers, 4 metrics, 2 tokenizers
 }
 
 TEST(PluginHost, ReportsASearchPathEntryThatDoesNotExist) {
@@ -169,8 +169,8 @@ TEST(PluginHost, ReportsASearchPathEntryThatDoesNotExist) {
   ASSERT_EQ(host.failures().size(), 1u);
   EXPECT_NE(host.failures()[0].message.find("/nonexistent/tune-plugins does not exist"),
             std::string::npos);
-  EXPECT_EQ(host.plugins().size(), 14u);  // 3 datasets, llama, 2 adapters, 2 optimizers, 4 metrics,
-                                          // 2 tokenizers
+  EXPECT_EQ(host.plugins().size(), 15u);  // 3 datasets, llama, 3 adapters (lora, qlora, full),
+                                          // 2 optimizers, 4 metrics, 2 tokenizers
 }
 
 TEST(PluginHost, ReportsAnExceptionFromPluginCodeWithThePluginsNameAndFile) {
