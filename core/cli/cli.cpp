@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli/data_commands.h"
 #include "cli/option_checks.h"
 #include "cli/registry_commands.h"
 #include "config/run_config.h"
@@ -540,6 +541,7 @@ int RunCli(int argc, char** argv) {
   generate->add_option("--seed", sampling.seed, "Seed for sampling")->capture_default_str();
   generate->add_option("prompt", generate_prompt, "Text to continue")->required();
   const std::unique_ptr<RegistryCommands> registry_commands = RegistryCommands::Add(app);
+  const std::unique_ptr<DataCommands> data_commands = DataCommands::Add(app);
 
   CLI::App* train =
       app.add_subcommand("train", "Train one adapter from a run file and evaluate it");
@@ -642,6 +644,7 @@ int RunCli(int argc, char** argv) {
                       given);
     }
     if (std::optional<int> code = registry_commands->Run()) return *code;
+    if (std::optional<int> code = data_commands->Run()) return *code;
     std::cout << app.help();
     return 0;
   } catch (const Interrupted& e) {

@@ -1,6 +1,6 @@
 // Checks of command-line values, as CLI11 validators: each returns "" for a good value and
 // otherwise the reason, which CLI11 prefixes with the option's name ("--model: ...").
-// Header-only; used by cli.cpp and registry_commands.cpp.
+// Header-only; used by the command files in core/cli.
 #pragma once
 
 #include <cmath>
@@ -46,6 +46,21 @@ inline CLI::Validator ExistingFolder(const std::string& what) {
         return "";
       },
       "FOLDER");
+}
+
+// A file that exists: `what` names it in the message ("the dataset file").
+inline CLI::Validator ExistingFile(const std::string& what) {
+  return CLI::Validator(
+      [what](std::string& text) -> std::string {
+        namespace fs = std::filesystem;
+        if (text.empty()) return "empty path; give " + what;
+        std::error_code ec;
+        const fs::file_status status = fs::status(text, ec);
+        if (!fs::exists(status)) return Echo(text) + " does not exist; give " + what;
+        if (fs::is_directory(status)) return Echo(text) + " is a folder; give " + what;
+        return "";
+      },
+      "FILE");
 }
 
 // A folder tune will create or write into: not empty, and not an existing file.

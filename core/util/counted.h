@@ -1,5 +1,6 @@
 // A count with its noun, in the singular for one: Counted(1, "version") is "1 version",
-// Counted(3, "version") is "3 versions"; nouns whose plural is not noun + "s" name it.
+// Counted(3, "version") is "3 versions"; nouns whose plural is not noun + "s" name it. Grouped
+// writes a count with thousands separators, as a summary line shows it: 4812 is "4,812".
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,16 @@ inline std::string Counted(int64_t n, std::string_view noun, std::string_view pl
   std::string text = std::to_string(n) + " ";
   if (n == 1) return text.append(noun);
   return plural.empty() ? text.append(noun).append("s") : text.append(plural);
+}
+
+inline std::string Grouped(int64_t n) {
+  const std::string digits = std::to_string(n < 0 ? -n : n);
+  std::string text = n < 0 ? "-" : "";
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) text += ',';
+    text += digits[i];
+  }
+  return text;
 }
 
 }  // namespace tune
