@@ -76,7 +76,9 @@ json VersionRecordJson(const VersionRecord& r, RecordDetail detail) {
       {"dataset",
        {{"hash", r.dataset_hash},
         {"train_examples", r.train_examples},
-        {"eval_examples", r.eval_examples}}},
+        {"eval_examples", r.eval_examples},
+        {"quality", r.dataset_quality},
+        {"dropped", r.dataset_dropped}}},
       {"base_model",
        {{"name", r.base_model_name}, {"path", r.base_model_path}, {"hash", r.base_model_hash}}},
       {"tokenizer_hash", r.tokenizer_hash},
@@ -136,6 +138,8 @@ VersionRecord VersionRecordFromJson(std::string_view text) {
     Field(*it, "hash", r.dataset_hash);
     Field(*it, "train_examples", r.train_examples);
     Field(*it, "eval_examples", r.eval_examples);
+    Field(*it, "quality", r.dataset_quality);
+    Field(*it, "dropped", r.dataset_dropped);
   }
   if (const auto it = j.find("base_model"); it != j.end() && it->is_object()) {
     Field(*it, "name", r.base_model_name);

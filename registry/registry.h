@@ -118,6 +118,11 @@ struct VersionRecord {
   std::optional<int64_t> trial;
   std::string run_id;
 
+  // What `tune data inspect` says of the training file, and the rows [dataset.quality] dropped
+  // from it, by reason ("exact_duplicate": 212).
+  std::string dataset_quality;
+  std::map<std::string, int64_t> dataset_dropped;
+
   // The artifact: its files, and the SHA-256 of their manifest (ManifestText) with the total size.
   std::string artifact_digest;
   int64_t artifact_size_bytes = 0;

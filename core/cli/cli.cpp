@@ -558,7 +558,9 @@ int RunCli(int argc, char** argv) {
       ->check(cli::FolderToWrite());
   train->add_flag("--resume", train_options.resume, "Continue from the last checkpoint");
   train->add_flag("--restart", train_options.restart, "Discard the run directory and start over");
-  train->add_flag("--force", train_options.force, "Resume although the config or the data changed");
+  train->add_flag("--force", train_options.force,
+                  "Resume although the config or the data changed, and train on data that fails "
+                  "a [dataset.quality] gate");
   train->get_option("--resume")->excludes("--restart");
   train
       ->add_option("--base-scores", train_options.base_scores_dir,

@@ -280,6 +280,10 @@ class Commands : public RegistryCommands {
     for (const auto& [key, value] : r.params) rows.push_back({"  " + key, FormatParam(value)});
     rows.push_back({"dataset", r.dataset_hash + " (" + std::to_string(r.train_examples) +
                                    " train, " + std::to_string(r.eval_examples) + " eval)"});
+    if (!r.dataset_quality.empty()) rows.push_back({"  quality", r.dataset_quality});
+    for (const auto& [reason, count] : r.dataset_dropped) {
+      rows.push_back({"  dropped " + reason, std::to_string(count)});
+    }
     rows.push_back(
         {"base model", r.base_model_name + " " + r.base_model_path + " " + r.base_model_hash});
     rows.push_back({"tokenizer", r.tokenizer_hash});

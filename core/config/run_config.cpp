@@ -222,6 +222,52 @@ const toml::table* SubTable(const toml::table& parent, std::string_view key,
   return node->as_table();
 }
 
+// [dataset.quality]: the filters a run applies to its training file and the gates it must pass
+// (data/quality.h finds what they act on). Adds the table to resolved["dataset"] and its keys to
+// `specs_by_path`, so sweeps may vary them.
+DataQualityConfig ResolveDataQuality(const toml::table& document, const fs::path& file,
+                                     std::map<std::string, OptionSpec>& specs_by_path,
+                                     toml::table& resolved) {
+  const toml::table* dataset = SubTable(document, "dataset", "dataset", file);
+  const toml::table* table =
+      dataset != nullptr ? SubTable(*dataset, "quality", "dataset.quality", file) : nullptr;
+  const std::vector<OptionSpec> specs = {
+      OptionSpec::String("dedup", "off",
+                         "Drop exact duplicates (all but the first), near-duplicates too, or none")
+          .Choices({"off", "exact", "near"}),
+      OptionSpec::Float("near_threshold", 0.8,
+                        "Jaccard similarity of word 3-shingles from which rows are near-duplicates")
+          .Range(0, 1, true, false),
+      OptionSpec::Bool("drop_conflicts", false,
+                       "Drop every row of a prompt that has different completions"),
+      OptionSpec::Bool("drop_empty", false, "Drop rows whose prompt or completion is blank"),
+      OptionSpec::Int("max_tokens", 0,
+                      "Drop rows longer than this many tokens (prompt and completion); 0: none")
+          .Range(0, 1 << 24),
+      OptionSpec::Float("max_duplicate_fraction", 1.0,
+                        "Gate: stop before training when more of the rows kept are duplicates "
+                        "(exact or near)")
+          .Range(0, 1),
+      OptionSpec::Int("max_conflicts", -1,
+                      "Gate: stop before training when the rows kept hold more conflicts; -1: no "
+                      "gate")
+          .Range(-1, 1e12)};
+  toml::table out;
+  const Options options = ResolveSection({table, "dataset.quality", specs, {}}, file,
+                                         table ? table->source() : toml::source_region{}, out);
+  for (const OptionSpec& spec : specs) specs_by_path[Dotted("dataset.quality", spec.name)] = spec;
+  resolved["dataset"].as_table()->insert_or_assign("quality", std::move(out));
+  DataQualityConfig quality;
+  quality.dedup = options.String("dedup");
+  quality.near_threshold = options.Float("near_threshold");
+  quality.drop_conflicts = options.Bool("drop_conflicts");
+  quality.drop_empty = options.Bool("drop_empty");
+  quality.max_tokens = options.Int("max_tokens");
+  quality.max_duplicate_fraction = options.Float("max_duplicate_fraction");
+  quality.max_conflicts = options.Int("max_conflicts");
+  return quality;
+}
+
 enum class PathIs { kFolder, kFile };
 
 // Refuses a path the user wrote that does not exist or is the wrong kind, pointing at where it
@@ -413,10 +459,11 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
   };
 
   // A section that names a plugin: tune's own keys plus the plugin's declared options.
-  auto plugin_section = [&](const std::string& name, PluginKind kind, const std::string& plugin_key,
-                            const std::string& fallback, std::vector<OptionSpec> host_specs,
-                            const toml::table* table, const std::string& prefix,
-                            toml::table& out) -> std::pair<Options, const PluginInfo*> {
+  auto plugin_section =
+      [&](const std::string& name, PluginKind kind, const std::string& plugin_key,
+          const std::string& fallback, std::vector<OptionSpec> host_specs, const toml::table* table,
+          const std::string& prefix, toml::table& out,
+          std::vector<std::string> subsections = {}) -> std::pair<Options, const PluginInfo*> {
     std::string plugin = fallback;
     toml::source_region plugin_source = table ? table->source() : toml::source_region{};
     if (table != nullptr) {
@@ -449,7 +496,7 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
       }
       specs.push_back(spec);
     }
-    SectionCheck check{table, prefix, specs, {}};
+    SectionCheck check{table, prefix, specs, std::move(subsections)};
     Options options =
         ResolveSection(check, file, table ? table->source() : toml::source_region{}, out);
     if (prefix == name) {
@@ -460,11 +507,12 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
 
   auto top_level_section = [&](const std::string& name, PluginKind kind,
                                const std::string& plugin_key, const std::string& fallback,
-                               std::vector<OptionSpec> host_specs) {
+                               std::vector<OptionSpec> host_specs,
+                               std::vector<std::string> subsections = {}) {
     const toml::table* table = SubTable(document, name, name, file);
     toml::table out;
-    auto result =
-        plugin_section(name, kind, plugin_key, fallback, std::move(host_specs), table, name, out);
+    auto result = plugin_section(name, kind, plugin_key, fallback, std::move(host_specs), table,
+                                 name, out, std::move(subsections));
     resolved.insert_or_assign(name, std::move(out));
     return result;
   };
@@ -515,7 +563,8 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
              .Range(0, 1, false, true),
          OptionSpec::String("on_bad_row", "stop",
                             "A malformed or over-long row stops the run, or is counted and skipped")
-             .Choices({"stop", "skip"})});
+             .Choices({"stop", "skip"})},
+        {"quality"});
     config.dataset.plugin = info->name;
     config.dataset.path = impl_->ResolvePath("dataset.path", options.String("path"));
     if (!options.String("eval_path").empty()) {
@@ -529,6 +578,7 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
       RequirePath(document, "dataset.eval_path", *config.dataset.eval_path, PathIs::kFile, file);
     }
     config.dataset.options = PluginOptions(options, *info);
+    config.dataset.quality = ResolveDataQuality(document, file, specs_by_path, resolved);
   }
   {
     auto [options, info] = top_level_section("adapter", PluginKind::kAdapter, "method", "lora", {});

@@ -29,12 +29,25 @@ struct ModelConfig {
   Options options;             // the model plugin's own options
 };
 
+// [dataset.quality]: filters applied to the training file before the eval split, and gates the
+// rows kept must pass (data/quality.h defines what each finds).
+struct DataQualityConfig {
+  std::string dedup = "off";  // "off", "exact", or "near" (near-duplicates and exact ones)
+  double near_threshold = 0.8;
+  bool drop_conflicts = false;
+  bool drop_empty = false;
+  int64_t max_tokens = 0;               // 0: no limit (train.seq_len still refuses longer rows)
+  double max_duplicate_fraction = 1.0;  // gate: 1 lets everything through
+  int64_t max_conflicts = -1;           // gate: -1 lets everything through
+};
+
 struct DatasetConfig {
   std::string plugin;
   std::filesystem::path path;
   std::optional<std::filesystem::path> eval_path;  // explicit eval file; replaces eval_fraction
   double eval_fraction = 0.0;                      // share of examples held out, in [0, 1)
   bool skip_bad_rows = false;  // on_bad_row = "skip": count and skip them instead of stopping
+  DataQualityConfig quality;
   Options options;
 };
 

@@ -10,12 +10,15 @@
 #include "chat_template/chat_template.h"
 #include "config/run_config.h"
 #include "data/dataset_identity.h"
+#include "data/quality.h"
 #include "generate/generate.h"
 #include "plugin_host/plugin_host.h"
 #include "tune/tokenizer.h"
 #include "util/counted.h"
 #include "util/echo.h"
 #include "util/error.h"
+#include "util/log.h"
+#include "util/number_text.h"
 
 namespace tune {
 namespace {
@@ -89,11 +92,10 @@ struct ReadFile {
 
 // Reads `path`, tokenizes, and appends every bad row to `bad` as "path:line: reason". The chat
 // template of `model_dir` is read the first time a conversation needs it.
-ReadFile ReadAndTokenize(const Dataset& dataset, const fs::path& path, const Tokenizer& tokenizer,
+ReadFile ReadAndTokenize(DatasetRows rows, const fs::path& path, const Tokenizer& tokenizer,
                          const fs::path& model_dir, int64_t seq_len, int64_t max_row_bytes,
                          std::optional<std::optional<ChatTemplate>>& chat_template,
                          std::vector<std::string>& bad) {
-  DatasetRows rows = dataset.Read(path);
   std::vector<std::pair<int64_t, std::string>> problems;
   // A plugin's reason may quote the row, which may be long or not UTF-8.
   for (const BadRow& row : rows.bad_rows) problems.emplace_back(row.line, Echo(row.reason, 200));
@@ -134,20 +136,98 @@ ReadFile ReadAndTokenize(const Dataset& dataset, const fs::path& path, const Tok
   return out;
 }
 
+// Duplicate rows among `report`'s: those beyond the first of each exact group and of each
+// near-duplicate cluster.
+int64_t DuplicateRows(const QualityReport& report) {
+  int64_t rows = report.ExactDuplicateRows();
+  for (const auto& cluster : report.near_duplicates)
+    rows += static_cast<int64_t>(cluster.size()) - 1;
+  return rows;
+}
+
+// Applies [dataset.quality]'s filters to the training file's rows: drops rows, counting them by
+// reason (the first that applies, in the order empty, over_max_tokens, conflict,
+// exact_duplicate, near_duplicate) into `dropped`. Checks the gates on the rows kept. Returns the
+// summary of the file as read.
+std::string ApplyQuality(DatasetRows& rows, const DataQualityConfig& quality,
+                         const Tokenizer& tokenizer, const fs::path& path, bool force,
+                         std::map<std::string, int64_t>& dropped) {
+  const QualityReport report = InspectDataset(rows, quality.max_tokens > 0 ? &tokenizer : nullptr,
+                                              {quality.near_threshold, quality.max_tokens});
+  std::map<int64_t, std::string> reason;  // line -> why it goes; the first reason stays
+  const auto drop = [&](const std::vector<int64_t>& lines, const char* why, bool keep_first) {
+    for (size_t i = keep_first ? 1 : 0; i < lines.size(); ++i) reason.emplace(lines[i], why);
+  };
+  if (quality.drop_empty) {
+    drop(report.empty_prompts, "empty", false);
+    drop(report.empty_completions, "empty", false);
+  }
+  if (quality.max_tokens > 0) drop(report.over_seq_len, "over_max_tokens", false);
+  if (quality.drop_conflicts) {
+    for (const auto& group : report.conflicts) drop(group, "conflict", false);
+  }
+  if (quality.dedup != "off") {
+    for (const auto& group : report.exact_duplicates) drop(group, "exact_duplicate", true);
+  }
+  if (quality.dedup == "near") {
+    for (const auto& cluster : report.near_duplicates) drop(cluster, "near_duplicate", true);
+  }
+  if (!reason.empty()) {
+    std::erase_if(rows.examples, [&](const TextExample& example) {
+      const auto it = reason.find(example.line);
+      if (it == reason.end()) return false;
+      ++dropped[it->second];
+      return true;
+    });
+  }
+
+  const bool gated = quality.max_duplicate_fraction < 1.0 || quality.max_conflicts >= 0;
+  if (!gated || rows.examples.empty()) return QualitySummary(report);
+  const QualityReport kept =
+      reason.empty() ? report : InspectDataset(rows, nullptr, {quality.near_threshold, 0});
+  const double duplicates =
+      static_cast<double>(DuplicateRows(kept)) / static_cast<double>(kept.rows);
+  std::string failed;
+  if (duplicates > quality.max_duplicate_fraction) {
+    failed = NumberText(std::round(1000 * duplicates) / 10) +
+             "% of the rows kept are duplicates, over dataset.quality.max_duplicate_fraction = " +
+             NumberText(quality.max_duplicate_fraction) +
+             " (set dataset.quality.dedup = \"exact\" or \"near\" to drop them)";
+  } else if (quality.max_conflicts >= 0 &&
+             static_cast<int64_t>(kept.conflicts.size()) > quality.max_conflicts) {
+    failed = Counted(static_cast<int64_t>(kept.conflicts.size()), "conflict") +
+             " among the rows kept, over dataset.quality.max_conflicts = " +
+             std::to_string(quality.max_conflicts) +
+             " (set dataset.quality.drop_conflicts = true to drop them)";
+  }
+  if (!failed.empty()) {
+    const std::string message = path.string() + ": " + QualitySummary(kept) + "; " + failed +
+                                "; `tune data inspect " + path.string() + "` lists the rows";
+    if (!force) throw UserError(message + "; --force trains on it anyway");
+    LogWarning(message + "; training anyway (--force)");
+  }
+  return QualitySummary(report);
+}
+
 }  // namespace
 
 PreparedData PrepareData(const DatasetConfig& config, const PluginHost& host,
-                         const Tokenizer& tokenizer, const fs::path& model_dir, int64_t seq_len) {
+                         const Tokenizer& tokenizer, const fs::path& model_dir, int64_t seq_len,
+                         bool force) {
   const std::unique_ptr<Dataset> dataset = host.CreateDataset(config.plugin, config.options);
   std::vector<std::string> bad;
   std::optional<std::optional<ChatTemplate>> chat_template;  // outer: read yet; inner: has one
   const int64_t max_row_bytes = MaxRowBytes(tokenizer, seq_len);
-  ReadFile train = ReadAndTokenize(*dataset, config.path, tokenizer, model_dir, seq_len,
-                                   max_row_bytes, chat_template, bad);
+  DatasetRows train_rows = dataset->Read(config.path);
+  std::map<std::string, int64_t> dropped;
+  std::string quality_summary =
+      ApplyQuality(train_rows, config.quality, tokenizer, config.path, force, dropped);
+  ReadFile train = ReadAndTokenize(std::move(train_rows), config.path, tokenizer, model_dir,
+                                   seq_len, max_row_bytes, chat_template, bad);
   ReadFile eval;
   if (config.eval_path) {
-    eval = ReadAndTokenize(*dataset, *config.eval_path, tokenizer, model_dir, seq_len,
-                           max_row_bytes, chat_template, bad);
+    eval = ReadAndTokenize(dataset->Read(*config.eval_path), *config.eval_path, tokenizer,
+                           model_dir, seq_len, max_row_bytes, chat_template, bad);
   }
   if (!bad.empty() && !config.skip_bad_rows) {
     std::string message = bad.front();
@@ -158,6 +238,8 @@ PreparedData PrepareData(const DatasetConfig& config, const PluginHost& host,
 
   PreparedData data;
   data.skipped = std::move(bad);
+  data.quality_summary = std::move(quality_summary);
+  data.dropped = std::move(dropped);
   data.dataset_sha256 = DatasetSha256(train.text);
   if (config.eval_path) {
     data.eval_sha256 = DatasetSha256(eval.text);

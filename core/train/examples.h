@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,6 +38,8 @@ struct PreparedData {
   std::string dataset_sha256;                 // of every good example of dataset.path
   std::string eval_sha256;                    // of dataset.eval_path's examples, when set
   std::vector<std::string> skipped;           // "file:line: reason", when skipping bad rows
+  std::string quality_summary;                // data/quality.h's summary of dataset.path as read
+  std::map<std::string, int64_t> dropped;     // rows [dataset.quality] dropped, by reason
 };
 
 // Reads, tokenizes and splits the run's data. Conversations (TextExample::messages) are rendered
@@ -45,11 +48,13 @@ struct PreparedData {
 // completion that message, for generation metrics. Rows the plugin refuses, conversations the
 // template refuses and examples longer than `seq_len` tokens are bad rows: each is reported by
 // file and line, and the run stops (UserError naming the first and counting the rest) unless
-// config.skip_bad_rows. Throws UserError if no training example remains, or no eval example when
+// config.skip_bad_rows. Before any of that, config.quality's filters drop rows of dataset.path
+// (not of eval_path), and its gates check the rows kept: a failed gate is a UserError, or with
+// `force` a warning. Throws UserError if no training example remains, or no eval example when
 // the split is by fraction > 0.
 PreparedData PrepareData(const DatasetConfig& config, const PluginHost& host,
                          const Tokenizer& tokenizer, const std::filesystem::path& model_dir,
-                         int64_t seq_len);
+                         int64_t seq_len, bool force);
 
 // Next-token inputs and targets for `examples`, right-padded to the longest: inputs[b, t] is
 // ids[t], targets[b, t] is ids[t + 1], or -100 (ignored) past the end and, unless

@@ -88,6 +88,8 @@ VersionRecord MakeVersionRecord(const RunConfig& config, const PluginHost& host,
   record.dataset_hash = summary.dataset_sha256;
   record.train_examples = summary.train_examples;
   record.eval_examples = summary.eval_examples;
+  record.dataset_quality = summary.data_quality;
+  record.dataset_dropped = summary.dropped_rows;
   record.base_model_name = config.model.path.filename().string();
   record.base_model_path = fs::absolute(config.model.path).lexically_normal().string();
   record.base_model_hash = base_model_sha256;

@@ -442,11 +442,19 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
                     " is longer than the model's max_position_embeddings (" +
                     std::to_string(positions) + "); lower train.seq_len");
   }
-  PreparedData data =
-      PrepareData(config.dataset, host, model->tokenizer(), config.model.path, train.seq_len);
+  PreparedData data = PrepareData(config.dataset, host, model->tokenizer(), config.model.path,
+                                  train.seq_len, options.force);
   const std::vector<int32_t> end_ids =
       EndIds(ReadGenerationConfig(config.model.path), model->tokenizer());
   ProgressLine progress(train.steps);
+  progress.Say("data: " + data.quality_summary);
+  if (!data.dropped.empty()) {
+    std::string dropped;
+    for (const auto& [reason, rows] : data.dropped) {
+      dropped += (dropped.empty() ? "" : ", ") + std::to_string(rows) + " " + reason;
+    }
+    progress.Say("dataset.quality dropped " + dropped);
+  }
   if (!data.skipped.empty()) {
     progress.Say("skipped " + Counted(static_cast<int64_t>(data.skipped.size()), "bad row") +
                  " (dataset.on_bad_row = \"skip\"), first: " + data.skipped.front());
@@ -630,6 +638,8 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
   summary.train_examples = static_cast<int64_t>(data.train.size());
   summary.eval_examples = static_cast<int64_t>(data.eval.size());
   summary.skipped_rows = static_cast<int64_t>(data.skipped.size());
+  summary.data_quality = data.quality_summary;
+  summary.dropped_rows = data.dropped;
   summary.train_seconds = state.train_seconds;
   summary.wall_seconds = Seconds(Clock::now() - wall_start);
   summary.tokens_per_second =
@@ -649,6 +659,8 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
                                            {"train_examples", summary.train_examples},
                                            {"eval_examples", summary.eval_examples},
                                            {"skipped_rows", summary.skipped_rows},
+                                           {"data_quality", summary.data_quality},
+                                           {"dropped_rows", summary.dropped_rows},
                                            {"train_seconds", summary.train_seconds},
                                            {"wall_seconds", summary.wall_seconds},
                                            {"tokens_per_second", summary.tokens_per_second},
@@ -687,6 +699,9 @@ TrainSummary ReadSummary(const fs::path& run_dir) {
     summary.train_examples = j.at("train_examples").get<int64_t>();
     summary.eval_examples = j.at("eval_examples").get<int64_t>();
     summary.skipped_rows = j.at("skipped_rows").get<int64_t>();
+    summary.data_quality = j.value("data_quality", std::string());
+    summary.dropped_rows =
+        j.value("dropped_rows", json::object()).get<std::map<std::string, int64_t>>();
     summary.train_seconds = j.at("train_seconds").get<double>();
     summary.wall_seconds = j.at("wall_seconds").get<double>();
     summary.tokens_per_second = j.at("tokens_per_second").get<double>();

@@ -46,8 +46,10 @@ struct TrainSummary {
   int64_t train_examples = 0;
   int64_t eval_examples = 0;
   int64_t skipped_rows = 0;
-  double train_seconds = 0.0;  // the training loop alone
-  double wall_seconds = 0.0;   // this process's whole trial
+  std::string data_quality;                     // data/quality.h's summary of the training file
+  std::map<std::string, int64_t> dropped_rows;  // by [dataset.quality], by reason
+  double train_seconds = 0.0;                   // the training loop alone
+  double wall_seconds = 0.0;                    // this process's whole trial
   double tokens_per_second = 0.0;
   int64_t peak_memory_bytes = 0;      // peak resident set of the process
   int64_t peak_gpu_memory_bytes = 0;  // peak of libtorch's CUDA allocator; 0 on the CPU

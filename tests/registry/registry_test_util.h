@@ -32,6 +32,8 @@ inline VersionRecord SampleRecord(int64_t rank = 8, double exact_match = 0.5) {
   r.config_toml = "name = \"rank\"\n[adapter]\nmethod = \"lora\"\nrank = " + std::to_string(rank) +
                   "\n[optimizer]\nlr = 0.0002\n";
   r.dataset_hash = std::string(64, 'd');
+  r.dataset_quality = "1,000 rows; 2 exact duplicates; 0 near-duplicate clusters; 0 conflicts";
+  r.dataset_dropped = {{"exact_duplicate", 2}};
   r.train_examples = 900;
   r.eval_examples = 100;
   r.base_model_name = "tiny-llama";

@@ -158,6 +158,8 @@ async function showVersion(name, version) {
   const lineage = [
     ['method', record.method], ['sweep', record.sweep ? `${record.sweep} trial ${record.trial}` : '-'],
     ['dataset', `${record.dataset.hash} (${record.dataset.train_examples} train, ${record.dataset.eval_examples} eval)`],
+    ['data quality', record.dataset.quality || '-'],
+    ['rows dropped', Object.entries(record.dataset.dropped || {}).map(([why, n]) => `${n} ${why}`).join(', ') || 'none'],
     ['base model', `${record.base_model.name} (${record.base_model.path})`],
     ['seed', record.seed], ['run', record.run_id], ['tokens/s', fmt(record.tokens_per_second)],
     ['artifact', `${record.artifact.digest} (${record.artifact.size_bytes} bytes)`]];

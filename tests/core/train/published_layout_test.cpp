@@ -135,7 +135,7 @@ TEST_P(PublishedLayout, EveryAssistantTurnIsLearnedUpToTheTemplatesEndOfTurn) {
   config.plugin = "chat";
   config.path = dir_->path() / "chat.jsonl";
   config.options = PluginHost::DefaultOptions(host_->Require(PluginKind::kDataset, "chat"));
-  const PreparedData data = PrepareData(config, *host_, *tokenizer, folder, 1024);
+  const PreparedData data = PrepareData(config, *host_, *tokenizer, folder, 1024, false);
   ASSERT_EQ(data.train.size(), 24u);
   for (size_t i = 0; i < data.train.size(); ++i) {
     const TokenizedExample& example = data.train[i];

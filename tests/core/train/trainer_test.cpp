@@ -174,6 +174,52 @@ TEST_F(TrainCommand, EvalSamplesKeepPerExampleScoresAndTheBaseModelsOutputs) {
   EXPECT_DOUBLE_EQ(base / count, summary["base_scores"]["exact_match"].get<double>());
 }
 
+// The fixture's 120 rows repeat every 50 (a and b are the same for i and i + 50): 70 of them
+// are exact duplicates of an earlier row.
+TEST_F(TrainCommand, QualityFiltersDropRowsAndTheVersionRecordsWhy) {
+  const fs::path run = dir_.path() / "run";
+  const auto result = RunTune(
+      {"train", RunFile("[dataset.quality]\ndedup = \"exact\"\n").string(), "-o", run.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.err.find("data: 120 rows; 70 exact duplicates; 0 near-duplicate clusters; 0 "
+                            "conflicts"),
+            std::string::npos)
+      << result.err;
+  EXPECT_NE(result.err.find("dataset.quality dropped 70 exact_duplicate"), std::string::npos);
+  const auto summary = nlohmann::json::parse(std::ifstream(run / "summary.json"));
+  EXPECT_EQ(summary["dropped_rows"], nlohmann::json::parse(R"({"exact_duplicate": 70})"));
+  EXPECT_EQ(summary["train_examples"].get<int>() + summary["eval_examples"].get<int>(), 50);
+  const auto show = RunTune(
+      {"adapters", "show", "t", "--json", "--registry", (dir_.path() / "registry").string()});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  const auto record = nlohmann::json::parse(show.out);
+  EXPECT_EQ(record["dataset"]["dropped"]["exact_duplicate"], 70);
+  EXPECT_EQ(record["dataset"]["quality"], summary["data_quality"]);
+  EXPECT_EQ(record["params"].count("dataset.quality.dedup"), 0u);  // in config_toml, not a param
+  EXPECT_NE(record["config_toml"].get<std::string>().find("dedup = 'exact'"), std::string::npos)
+      << record["config_toml"];
+}
+
+TEST_F(TrainCommand, AQualityGateStopsTheRunBeforeTrainingUnlessForced) {
+  const fs::path file = RunFile("[dataset.quality]\nmax_duplicate_fraction = 0.1\n");
+  const fs::path run = dir_.path() / "run";
+  const auto refused = RunTune({"train", file.string(), "-o", run.string()});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("58.3% of the rows kept are duplicates, over "
+                             "dataset.quality.max_duplicate_fraction = 0.1 (set "
+                             "dataset.quality.dedup = \"exact\" or \"near\" to drop them)"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_NE(refused.err.find("--force trains on it anyway"), std::string::npos);
+  EXPECT_FALSE(fs::exists(run / "adapter"));
+  const auto forced = RunTune({"train", file.string(), "-o", run.string(), "--force"});
+  ASSERT_EQ(forced.exit_code, 0) << forced.err;
+  EXPECT_NE(forced.err.find("training anyway (--force)"), std::string::npos) << forced.err;
+  const auto deduplicated = RunTune(
+      {"train", file.string(), "dataset.quality.dedup=exact", "-o", (dir_.path() / "r2").string()});
+  EXPECT_EQ(deduplicated.exit_code, 0) << deduplicated.err;  // no duplicate is left to gate
+}
+
 TEST_F(TrainCommand, BaseScoresAreMeasuredOnceAndSharedByMatchingRuns) {
   const fs::path file = RunFile();
   const std::string shared = (dir_.path() / "base-scores").string();
