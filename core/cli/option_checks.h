@@ -28,17 +28,22 @@ inline CLI::Validator FiniteIn(double low, double high) {
       "FINITE in [" + CLI::detail::to_string(low) + ", " + CLI::detail::to_string(high) + "]");
 }
 
+// Why `text` does not name an existing path ("" when it does): `what` names what to give.
+inline std::string MissingPath(const std::string& text, const std::string& what) {
+  if (text.empty()) return "empty path; give " + what;
+  std::error_code ec;
+  if (!std::filesystem::exists(text, ec)) return Echo(text) + " does not exist; give " + what;
+  return "";
+}
+
 // A folder that exists: `what` names it in the message ("the model's folder").
 inline CLI::Validator ExistingFolder(const std::string& what) {
   return CLI::Validator(
       [what](std::string& text) -> std::string {
-        namespace fs = std::filesystem;
-        if (text.empty()) return "empty path; give " + what;
+        if (std::string missing = MissingPath(text, what); !missing.empty()) return missing;
         std::error_code ec;
-        const fs::file_status status = fs::status(text, ec);
-        if (!fs::exists(status)) return Echo(text) + " does not exist; give " + what;
-        if (!fs::is_directory(status)) {
-          const std::string parent = fs::path(text).parent_path().string();
+        if (!std::filesystem::is_directory(text, ec)) {
+          const std::string parent = std::filesystem::path(text).parent_path().string();
           return Echo(text) + " is a file" +
                  (parent.empty() ? std::string() : " (did you mean '" + Echo(parent) + "'?)") +
                  "; give " + what;
@@ -52,12 +57,10 @@ inline CLI::Validator ExistingFolder(const std::string& what) {
 inline CLI::Validator ExistingFile(const std::string& what) {
   return CLI::Validator(
       [what](std::string& text) -> std::string {
-        namespace fs = std::filesystem;
-        if (text.empty()) return "empty path; give " + what;
+        if (std::string missing = MissingPath(text, what); !missing.empty()) return missing;
         std::error_code ec;
-        const fs::file_status status = fs::status(text, ec);
-        if (!fs::exists(status)) return Echo(text) + " does not exist; give " + what;
-        if (fs::is_directory(status)) return Echo(text) + " is a folder; give " + what;
+        if (std::filesystem::is_directory(text, ec))
+          return Echo(text) + " is a folder; give " + what;
         return "";
       },
       "FILE");

@@ -224,22 +224,23 @@ std::string CountedGrouped(int64_t n, std::string_view noun, std::string_view pl
   return plural.empty() ? text.append(noun).append("s") : text.append(plural);
 }
 
-// A habit: `keeps(i)` for the rows it applies to (`applies(i)`); when at least 90% of those keep
-// it and some do not, the others are reported as `what(share)`.
-template <typename Applies, typename Keeps, typename What>
+// A habit of the rows `applies(i)` selects: whether they have a property (`has(i)`). When at
+// least 90% have it and some do not, or at least 90% lack it and some have it, the minority is
+// reported as `what(minority_has, share)`, share being the majority's.
+template <typename Applies, typename Has, typename What>
 void Habit(const std::vector<TextExample>& examples, std::vector<FormatBreak>& breaks,
-           Applies&& applies, Keeps&& keeps, What&& what) {
-  std::vector<size_t> breaking;
-  size_t counted = 0;
+           Applies&& applies, Has&& has, What&& what) {
+  std::vector<size_t> with, without;
   for (size_t i = 0; i < examples.size(); ++i) {
-    if (!applies(i)) continue;
-    ++counted;
-    if (!keeps(i)) breaking.push_back(i);
+    if (applies(i)) (has(i) ? with : without).push_back(i);
   }
-  if (counted == 0 || breaking.empty()) return;
-  const double share = 1.0 - static_cast<double>(breaking.size()) / static_cast<double>(counted);
-  if (share < kHabitShare) return;
-  for (const size_t i : breaking) breaks.push_back({examples[i].line, what(share)});
+  const double counted = static_cast<double>(with.size() + without.size());
+  for (const bool minority_has : {false, true}) {
+    const std::vector<size_t>& minority = minority_has ? with : without;
+    const double share = 1.0 - static_cast<double>(minority.size()) / counted;
+    if (minority.empty() || share < kHabitShare) continue;
+    for (const size_t i : minority) breaks.push_back({examples[i].line, what(minority_has, share)});
+  }
 }
 
 void FindFormatBreaks(const std::vector<TextExample>& examples,
@@ -247,6 +248,7 @@ void FindFormatBreaks(const std::vector<TextExample>& examples,
                       std::vector<FormatBreak>& breaks) {
   const auto completion = [&](size_t i) -> const std::string& { return examples[i].completion; };
   const auto all = [](size_t) { return true; };
+  const auto filled = [&](size_t i) { return !Blank(completion(i)); };
   Habit(
       examples, breaks, all,
       [&](size_t i) {
@@ -254,20 +256,18 @@ void FindFormatBreaks(const std::vector<TextExample>& examples,
         return !text.empty() && (text.front() == '{' || text.front() == '[') &&
                json::accept(text.begin(), text.end());
       },
-      [](double share) {
-        return "completion is not JSON (" + Percent(share) + " of completions are)";
+      [](bool json_row, double share) {
+        return json_row ? "completion is JSON (" + Percent(share) + " of completions are not)"
+                        : "completion is not JSON (" + Percent(share) + " of completions are)";
       });
   Habit(
-      examples, breaks, [&](size_t i) { return !Blank(completion(i)); },
-      [&](size_t i) { return !std::isspace(static_cast<unsigned char>(completion(i).back())); },
-      [](double share) {
-        return "completion ends with whitespace (" + Percent(share) + " of completions do not)";
-      });
-  Habit(
-      examples, breaks, [&](size_t i) { return !Blank(completion(i)); },
+      examples, breaks, filled,
       [&](size_t i) { return std::isspace(static_cast<unsigned char>(completion(i).back())) != 0; },
-      [](double share) {
-        return "completion does not end with whitespace (" + Percent(share) + " of completions do)";
+      [](bool trailing, double share) {
+        return trailing ? "completion ends with whitespace (" + Percent(share) +
+                              " of completions do not)"
+                        : "completion does not end with whitespace (" + Percent(share) +
+                              " of completions do)";
       });
   const auto first_letter = [&](size_t i) -> int {
     const std::string_view text = Trimmed(completion(i));
@@ -276,16 +276,11 @@ void FindFormatBreaks(const std::vector<TextExample>& examples,
   Habit(
       examples, breaks, [&](size_t i) { return std::isalpha(first_letter(i)) != 0; },
       [&](size_t i) { return std::isupper(first_letter(i)) != 0; },
-      [](double share) {
-        return "completion starts in lower case (" + Percent(share) +
-               " of those starting with a letter start in capitals)";
-      });
-  Habit(
-      examples, breaks, [&](size_t i) { return std::isalpha(first_letter(i)) != 0; },
-      [&](size_t i) { return std::islower(first_letter(i)) != 0; },
-      [](double share) {
-        return "completion starts with a capital (" + Percent(share) +
-               " of those starting with a letter start in lower case)";
+      [](bool capital, double share) {
+        return capital ? "completion starts with a capital (" + Percent(share) +
+                             " of those starting with a letter start in lower case)"
+                       : "completion starts in lower case (" + Percent(share) +
+                             " of those starting with a letter start in capitals)";
       });
   std::vector<int64_t> sorted = completion_lengths;
   std::sort(sorted.begin(), sorted.end());
