@@ -512,14 +512,29 @@ QualityReport InspectDataset(const DatasetRows& rows, const Tokenizer* tokenizer
   }
   normalized.clear();
 
-  // Conflicts: one normalised prompt, more than one normalised completion.
-  std::map<std::string, std::vector<size_t>> by_prompt;
+  // Conflicts: prompts equal after normalisation, or near-duplicates of each other, with more than
+  // one normalised completion among their rows.
+  std::vector<std::string> prompts;
+  prompts.reserve(examples.size());
+  std::unordered_map<std::string_view, size_t> first_prompt;
+  UnionFind same_prompt(examples.size());
+  std::vector<size_t> distinct_prompts;
+  for (size_t i = 0; i < examples.size(); ++i) prompts.push_back(Normalize(examples[i].prompt));
   for (size_t i = 0; i < examples.size(); ++i) {
-    std::string prompt = Normalize(examples[i].prompt);
-    if (!prompt.empty()) by_prompt[std::move(prompt)].push_back(i);
+    if (prompts[i].empty()) continue;
+    const auto [it, inserted] = first_prompt.emplace(prompts[i], i);
+    if (inserted) {
+      distinct_prompts.push_back(i);
+    } else {
+      same_prompt.Join(it->second, i);
+    }
   }
-  for (const auto& [prompt, members] : by_prompt) {
-    if (members.size() < 2) continue;
+  for (const auto& cluster :
+       NearDuplicateClusters(prompts, distinct_prompts, options.near_threshold)) {
+    for (const size_t d : cluster)
+      same_prompt.Join(distinct_prompts[cluster[0]], distinct_prompts[d]);
+  }
+  for (const auto& members : Groups(same_prompt, examples.size())) {
     const std::string first = Normalize(examples[members[0]].completion);
     if (std::any_of(members.begin() + 1, members.end(),
                     [&](size_t i) { return Normalize(examples[i].completion) != first; })) {

@@ -51,13 +51,19 @@ TEST(DataQuality, FindsPlantedExactAndNearDuplicatesByLine) {
   reordered.prompt =
       reordered.prompt.substr(middle + 1).append(", ").append(reordered.prompt.substr(0, middle));
   rows.push_back(reordered);
+  TextExample answered = rows[40];  // line 65: line 41's prompt, one word changed, another answer
+  answered.prompt.replace(answered.prompt.find(" w", 30), 3, " other");
+  answered.completion = "A different answer.";
+  rows.push_back(answered);
 
   const QualityReport report = Inspect(rows);
   EXPECT_EQ(report.exact_duplicates, (std::vector<std::vector<int64_t>>{{4, 61}}));
   EXPECT_EQ(report.ExactDuplicateRows(), 1);
   EXPECT_EQ(report.near_duplicates,
             (std::vector<std::vector<int64_t>>{{11, 62}, {21, 63}, {31, 64}}));
-  EXPECT_TRUE(report.conflicts.empty());
+  // Line 65's whole text is not close enough to line 41's (its answer differs too), but its
+  // prompt is: a conflict.
+  EXPECT_EQ(report.conflicts, (std::vector<std::vector<int64_t>>{{41, 65}}));
 
   QualityOptions strict;
   strict.near_threshold = 0.99;  // only the punctuation change stays this close
