@@ -174,6 +174,46 @@ std::vector<std::vector<size_t>> NearDuplicateClusters(const std::vector<std::st
   return Groups(sets, distinct.size());
 }
 
+// Each prompt without the longest prefix and suffix that every non-empty prompt shares (a
+// template's header and footer, as alpaca's), cut back to whitespace so that no word is split.
+// Near-duplicate search compares these, so that a long shared template does not make unrelated
+// rows look alike.
+std::vector<std::string_view> PromptParts(const std::vector<TextExample>& examples) {
+  const std::string* first = nullptr;
+  size_t prefix = 0, suffix = 0, prompts = 0;
+  for (const TextExample& example : examples) {
+    const std::string& prompt = example.prompt;
+    if (prompt.empty()) continue;
+    if (++prompts == 1) {
+      first = &prompt;
+      prefix = suffix = prompt.size();
+      continue;
+    }
+    const size_t limit = std::min(prompt.size(), first->size());
+    size_t same = 0;
+    while (same < std::min(prefix, limit) && prompt[same] == (*first)[same]) ++same;
+    prefix = same;
+    same = 0;
+    while (same < std::min(suffix, limit) &&
+           prompt[prompt.size() - 1 - same] == (*first)[first->size() - 1 - same]) {
+      ++same;
+    }
+    suffix = same;
+  }
+  if (prompts < 2) prefix = suffix = 0;
+  const auto space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
+  while (prefix > 0 && prefix < first->size() && !space((*first)[prefix - 1])) --prefix;
+  while (suffix > 0 && suffix < first->size() && !space((*first)[first->size() - suffix])) --suffix;
+  std::vector<std::string_view> parts;
+  for (const TextExample& example : examples) {
+    const std::string_view prompt = example.prompt;
+    parts.push_back(prompt.size() <= prefix + suffix
+                        ? std::string_view()
+                        : prompt.substr(prefix, prompt.size() - prefix - suffix));
+  }
+  return parts;
+}
+
 int64_t CodePoints(std::string_view text) {
   return std::count_if(text.begin(), text.end(),
                        [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
@@ -500,10 +540,12 @@ QualityReport InspectDataset(const DatasetRows& rows, const Tokenizer* tokenizer
     report.exact_duplicates.push_back(lines_of(group));
   }
 
+  const std::vector<std::string_view> parts = PromptParts(examples);
   std::vector<std::string> normalized;
   normalized.reserve(examples.size());
-  for (const TextExample& example : examples) {
-    normalized.push_back(Normalize(example.prompt + "\n" + example.completion));
+  for (size_t i = 0; i < examples.size(); ++i) {
+    normalized.push_back(
+        Normalize(std::string(parts[i]).append("\n").append(examples[i].completion)));
   }
   for (const auto& cluster : NearDuplicateClusters(normalized, distinct, options.near_threshold)) {
     std::vector<size_t> members;
@@ -512,10 +554,12 @@ QualityReport InspectDataset(const DatasetRows& rows, const Tokenizer* tokenizer
   }
   normalized.clear();
 
-  // Conflicts: prompts equal after normalisation, or near-duplicates of each other, with more than
-  // one normalised completion among their rows.
-  std::vector<std::string> prompts;
+  // Conflicts: prompts equal after normalisation, or near-duplicates of each other (their parts
+  // outside a shared template), with more than one normalised completion among their rows.
+  std::vector<std::string> prompts, prompt_parts;
   prompts.reserve(examples.size());
+  prompt_parts.reserve(examples.size());
+  for (const std::string_view part : parts) prompt_parts.push_back(Normalize(part));
   std::unordered_map<std::string_view, size_t> first_prompt;
   UnionFind same_prompt(examples.size());
   std::vector<size_t> distinct_prompts;
@@ -530,7 +574,7 @@ QualityReport InspectDataset(const DatasetRows& rows, const Tokenizer* tokenizer
     }
   }
   for (const auto& cluster :
-       NearDuplicateClusters(prompts, distinct_prompts, options.near_threshold)) {
+       NearDuplicateClusters(prompt_parts, distinct_prompts, options.near_threshold)) {
     for (const size_t d : cluster)
       same_prompt.Join(distinct_prompts[cluster[0]], distinct_prompts[d]);
   }

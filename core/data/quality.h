@@ -7,7 +7,8 @@
 // - Exact duplicates: equal canonical forms (data/dataset_identity.h), the form the dataset hash
 //   is defined over.
 // - Near-duplicates: MinHash signatures (128 hash functions) over word 3-shingles of the
-//   normalised text (lower case, punctuation as spaces, whitespace collapsed), candidate pairs
+//   normalised text (lower case, punctuation as spaces, whitespace collapsed; the prompt without
+//   the prefix and suffix every prompt shares, such as alpaca's template), candidate pairs
 //   from LSH banding (16 bands of 8 rows), each candidate checked by the exact Jaccard similarity
 //   of the two shingle sets against `near_threshold`; clusters are the connected groups. Banding
 //   finds a pair at similarity 0.8 with probability 0.95 and at 0.9 with 0.9998; below the

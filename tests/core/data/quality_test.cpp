@@ -71,6 +71,23 @@ TEST(DataQuality, FindsPlantedExactAndNearDuplicatesByLine) {
             (std::vector<std::vector<int64_t>>{{21, 63}}));
 }
 
+TEST(DataQuality, ASharedTemplateDoesNotMakeUnrelatedRowsNearDuplicates) {
+  // A long system header (60 words) and a footer around instructions of two or three words:
+  // without the template taken out, the shared shingles alone put every pair above 0.8.
+  std::string header = "You are a careful assistant.";
+  for (int w = 0; w < 56; ++w) header.append(" rule").append(std::to_string(w));
+  header += "\n\n### Instruction:\n";
+  std::vector<TextExample> rows;
+  for (const char* instruction : {"Name a colour.", "Count to three.", "Spell cat backwards.",
+                                  "Add two and two.", "Greet a friend."}) {
+    rows.push_back({header + instruction + "\n\n### Response:\n", "An answer."});
+  }
+  rows.push_back({header + "Name a colour!\n\n### Response:\n", "Blue."});
+  const QualityReport report = Inspect(rows);
+  EXPECT_EQ(report.near_duplicates, std::vector<std::vector<int64_t>>{});
+  EXPECT_EQ(report.conflicts, (std::vector<std::vector<int64_t>>{{1, 6}}));
+}
+
 TEST(DataQuality, ConflictsAreOnePromptWithDifferentCompletions) {
   const QualityReport report = Inspect({{"What is 2 + 2?", "4"},
                                         {"what is 2+2 ?", "5"},
