@@ -482,6 +482,109 @@ int64_t QualityReport::ExactDuplicateRows() const {
   return rows_beyond_first;
 }
 
+namespace {
+
+std::vector<int64_t> LinesOf(const std::vector<TextExample>& examples,
+                             const std::vector<size_t>& indices) {
+  std::vector<int64_t> lines;
+  for (const size_t i : indices) lines.push_back(examples[i].line);
+  return lines;
+}
+
+// Joins in `sets` the rows whose `key(i)` is the same (rows whose key is empty stay alone) and
+// returns the first row of each key, in row order.
+template <typename Key>
+std::vector<size_t> JoinEqual(size_t rows, Key&& key, UnionFind& sets) {
+  std::unordered_map<std::string, size_t> first_of;
+  std::vector<size_t> firsts;
+  for (size_t i = 0; i < rows; ++i) {
+    std::string k = key(i);
+    if (k.empty()) continue;
+    const auto [it, inserted] = first_of.emplace(std::move(k), i);
+    if (inserted) {
+      firsts.push_back(i);
+    } else {
+      sets.Join(it->second, i);
+    }
+  }
+  return firsts;
+}
+
+// Lengths, long rows, empty fields and personal data: what each row shows on its own.
+void MeasureRows(const std::vector<TextExample>& examples, const Tokenizer* tokenizer,
+                 int64_t seq_len, QualityReport& report, std::vector<int64_t>& completion_lengths) {
+  std::vector<int64_t> prompt_lengths;
+  for (const TextExample& example : examples) {
+    int64_t prompt = CodePoints(example.prompt), completion = CodePoints(example.completion);
+    if (tokenizer != nullptr) {
+      prompt = static_cast<int64_t>(tokenizer->Encode(example.prompt).size()) +
+               (tokenizer->bos_id() >= 0 ? 1 : 0);
+      completion = static_cast<int64_t>(tokenizer->Encode(example.completion).size()) +
+                   (tokenizer->eos_id() >= 0 ? 1 : 0);
+    }
+    prompt_lengths.push_back(prompt);
+    completion_lengths.push_back(completion);
+    if (seq_len > 0 && prompt + completion > seq_len) report.over_seq_len.push_back(example.line);
+    if (Blank(example.prompt)) report.empty_prompts.push_back(example.line);
+    if (Blank(example.completion)) report.empty_completions.push_back(example.line);
+    FindPersonalData(example, report.personal_data);
+  }
+  report.prompt_lengths = Stats(prompt_lengths);
+  report.completion_lengths = Stats(completion_lengths);
+}
+
+// Exact duplicates by canonical form; then near-duplicates among one row of each exact group,
+// over the prompt's part outside a shared template and the completion.
+void FindDuplicates(const std::vector<TextExample>& examples,
+                    const std::vector<std::string_view>& parts, double threshold,
+                    QualityReport& report) {
+  UnionFind exact(examples.size());
+  const std::vector<size_t> distinct = JoinEqual(
+      examples.size(), [&](size_t i) { return CanonicalExample(examples[i]); }, exact);
+  for (const auto& group : Groups(exact, examples.size())) {
+    report.exact_duplicates.push_back(LinesOf(examples, group));
+  }
+  std::vector<std::string> normalized;
+  normalized.reserve(examples.size());
+  for (size_t i = 0; i < examples.size(); ++i) {
+    normalized.push_back(
+        Normalize(std::string(parts[i]).append("\n").append(examples[i].completion)));
+  }
+  for (const auto& cluster : NearDuplicateClusters(normalized, distinct, threshold)) {
+    std::vector<size_t> members;
+    for (const size_t d : cluster) members.push_back(distinct[d]);
+    report.near_duplicates.push_back(LinesOf(examples, members));
+  }
+}
+
+// Rows whose prompts are the same after normalisation, or near-duplicates of each other (their
+// parts outside a shared template), and whose normalised completions are not all the same.
+std::vector<std::vector<int64_t>> FindConflicts(const std::vector<TextExample>& examples,
+                                                const std::vector<std::string_view>& parts,
+                                                double threshold) {
+  UnionFind same_prompt(examples.size());
+  const std::vector<size_t> distinct = JoinEqual(
+      examples.size(), [&](size_t i) { return Normalize(examples[i].prompt); }, same_prompt);
+  std::vector<std::string> prompt_parts;
+  prompt_parts.reserve(examples.size());
+  for (const std::string_view part : parts) prompt_parts.push_back(Normalize(part));
+  for (const auto& cluster : NearDuplicateClusters(prompt_parts, distinct, threshold)) {
+    for (const size_t d : cluster) same_prompt.Join(distinct[cluster[0]], distinct[d]);
+  }
+  std::vector<std::vector<int64_t>> conflicts;
+  for (const auto& members : Groups(same_prompt, examples.size())) {
+    const std::string first = Normalize(examples[members[0]].completion);
+    if (std::any_of(members.begin() + 1, members.end(),
+                    [&](size_t i) { return Normalize(examples[i].completion) != first; })) {
+      conflicts.push_back(LinesOf(examples, members));
+    }
+  }
+  std::sort(conflicts.begin(), conflicts.end());
+  return conflicts;
+}
+
+}  // namespace
+
 QualityReport InspectDataset(const DatasetRows& rows, const Tokenizer* tokenizer,
                              const QualityOptions& options) {
   if (!(options.near_threshold > 0.0 && options.near_threshold <= 1.0)) {
@@ -496,97 +599,11 @@ QualityReport InspectDataset(const DatasetRows& rows, const Tokenizer* tokenizer
   report.length_unit = tokenizer != nullptr ? "tokens" : "characters";
   report.seq_len = options.seq_len;
   report.near_threshold = options.near_threshold;
-
-  std::vector<int64_t> prompt_lengths, completion_lengths;
-  for (const TextExample& example : examples) {
-    int64_t prompt = CodePoints(example.prompt), completion = CodePoints(example.completion);
-    if (tokenizer != nullptr) {
-      prompt = static_cast<int64_t>(tokenizer->Encode(example.prompt).size()) +
-               (tokenizer->bos_id() >= 0 ? 1 : 0);
-      completion = static_cast<int64_t>(tokenizer->Encode(example.completion).size()) +
-                   (tokenizer->eos_id() >= 0 ? 1 : 0);
-    }
-    prompt_lengths.push_back(prompt);
-    completion_lengths.push_back(completion);
-    if (options.seq_len > 0 && prompt + completion > options.seq_len) {
-      report.over_seq_len.push_back(example.line);
-    }
-    if (Blank(example.prompt)) report.empty_prompts.push_back(example.line);
-    if (Blank(example.completion)) report.empty_completions.push_back(example.line);
-    FindPersonalData(example, report.personal_data);
-  }
-  report.prompt_lengths = Stats(prompt_lengths);
-  report.completion_lengths = Stats(completion_lengths);
-
-  // Exact duplicates by canonical form; one row of each group goes on to the near search.
-  std::unordered_map<std::string, size_t> first_of;
-  UnionFind exact(examples.size());
-  std::vector<size_t> distinct;
-  for (size_t i = 0; i < examples.size(); ++i) {
-    const auto [it, inserted] = first_of.emplace(CanonicalExample(examples[i]), i);
-    if (inserted) {
-      distinct.push_back(i);
-    } else {
-      exact.Join(it->second, i);
-    }
-  }
-  first_of.clear();
-  const auto lines_of = [&](const std::vector<size_t>& indices) {
-    std::vector<int64_t> lines;
-    for (const size_t i : indices) lines.push_back(examples[i].line);
-    return lines;
-  };
-  for (const auto& group : Groups(exact, examples.size())) {
-    report.exact_duplicates.push_back(lines_of(group));
-  }
-
+  std::vector<int64_t> completion_lengths;
+  MeasureRows(examples, tokenizer, options.seq_len, report, completion_lengths);
   const std::vector<std::string_view> parts = PromptParts(examples);
-  std::vector<std::string> normalized;
-  normalized.reserve(examples.size());
-  for (size_t i = 0; i < examples.size(); ++i) {
-    normalized.push_back(
-        Normalize(std::string(parts[i]).append("\n").append(examples[i].completion)));
-  }
-  for (const auto& cluster : NearDuplicateClusters(normalized, distinct, options.near_threshold)) {
-    std::vector<size_t> members;
-    for (const size_t d : cluster) members.push_back(distinct[d]);
-    report.near_duplicates.push_back(lines_of(members));
-  }
-  normalized.clear();
-
-  // Conflicts: prompts equal after normalisation, or near-duplicates of each other (their parts
-  // outside a shared template), with more than one normalised completion among their rows.
-  std::vector<std::string> prompts, prompt_parts;
-  prompts.reserve(examples.size());
-  prompt_parts.reserve(examples.size());
-  for (const std::string_view part : parts) prompt_parts.push_back(Normalize(part));
-  std::unordered_map<std::string_view, size_t> first_prompt;
-  UnionFind same_prompt(examples.size());
-  std::vector<size_t> distinct_prompts;
-  for (size_t i = 0; i < examples.size(); ++i) prompts.push_back(Normalize(examples[i].prompt));
-  for (size_t i = 0; i < examples.size(); ++i) {
-    if (prompts[i].empty()) continue;
-    const auto [it, inserted] = first_prompt.emplace(prompts[i], i);
-    if (inserted) {
-      distinct_prompts.push_back(i);
-    } else {
-      same_prompt.Join(it->second, i);
-    }
-  }
-  for (const auto& cluster :
-       NearDuplicateClusters(prompt_parts, distinct_prompts, options.near_threshold)) {
-    for (const size_t d : cluster)
-      same_prompt.Join(distinct_prompts[cluster[0]], distinct_prompts[d]);
-  }
-  for (const auto& members : Groups(same_prompt, examples.size())) {
-    const std::string first = Normalize(examples[members[0]].completion);
-    if (std::any_of(members.begin() + 1, members.end(),
-                    [&](size_t i) { return Normalize(examples[i].completion) != first; })) {
-      report.conflicts.push_back(lines_of(members));
-    }
-  }
-  std::sort(report.conflicts.begin(), report.conflicts.end());
-
+  FindDuplicates(examples, parts, options.near_threshold, report);
+  report.conflicts = FindConflicts(examples, parts, options.near_threshold);
   FindFormatBreaks(examples, completion_lengths, report.length_unit, report.format_breaks);
   return report;
 }
