@@ -9,6 +9,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <set>
@@ -291,6 +292,24 @@ class Db {
     return versions_;
   }
 
+  // A listing's records in its order, computed by `compute` the first time this view is asked
+  // for `key` and kept for the view's life: a web view asks for the same list every 2 seconds,
+  // and for pages of it. Holds a few dozen listings; past that it starts again.
+  using Order = std::vector<const VersionRecord*>;
+  std::shared_ptr<const Order> CachedOrder(const std::string& key,
+                                           const std::function<Order()>& compute) const {
+    constexpr size_t kListings = 32;
+    {
+      std::lock_guard lock(orders_mutex_);
+      if (const auto it = orders_.find(key); it != orders_.end()) return it->second;
+    }
+    auto order = std::make_shared<const Order>(compute());  // outside the lock: may throw
+    std::lock_guard lock(orders_mutex_);
+    if (orders_.size() >= kListings) orders_.clear();
+    orders_.emplace(key, order);
+    return order;
+  }
+
   std::string name;  // how messages name the registry: the path as given
   rocksdb::DB* db = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -299,6 +318,8 @@ class Db {
  private:
   mutable std::once_flag versions_parsed_;
   mutable std::vector<VersionRecord> versions_;
+  mutable std::mutex orders_mutex_;
+  mutable std::map<std::string, std::shared_ptr<const Order>> orders_;
 };
 
 // Identifies the process named in db/LOCK.pid, if it is still alive.
@@ -738,14 +759,16 @@ std::vector<VersionRecord> Registry::List(const ListOptions& options) const {
   return ListPage(options, 0, SIZE_MAX).versions;
 }
 
-Registry::Page Registry::ListPage(const ListOptions& options, size_t offset, size_t limit) const {
-  const std::shared_ptr<const Db> db = impl_->Reader();
+namespace {
+
+// Every version `options` selects, in its order. Throws UserError for a filter or sort key that
+// does not parse or that no version has.
+Db::Order OrderedListing(const Db& db, const ListOptions& options) {
   const Filter filter = Filter::Parse(options.filter);
   const std::optional<SortKey> sort =
       options.sort.empty() ? std::nullopt : std::optional(SortKey::Parse(options.sort));
-  if (options.name) db->RequireAdapter(*options.name);
   std::vector<const VersionRecord*> all;
-  for (const VersionRecord& record : db->AllVersions()) {
+  for (const VersionRecord& record : db.AllVersions()) {
     if (!options.name || record.name == *options.name) all.push_back(&record);
   }
 
@@ -777,22 +800,34 @@ Registry::Page Registry::ListPage(const ListOptions& options, size_t offset, siz
   for (const VersionRecord* record : all) {
     if (filter.Matches(*record)) matching.push_back(registry_internal::MakeSortEntry(by, *record));
   }
-  // Only the rows up to the page's end need their order: a page of 50 of 10,000 sorts 50.
-  const size_t end =
-      offset < matching.size() ? offset + std::min(limit, matching.size() - offset) : 0;
-  const auto before = [&](const registry_internal::SortEntry& a,
-                          const registry_internal::SortEntry& b) {
-    return registry_internal::SortBefore(by, a, b);
-  };
-  if (end == matching.size()) {
-    std::sort(matching.begin(), matching.end(), before);
-  } else {
-    std::partial_sort(matching.begin(), matching.begin() + static_cast<std::ptrdiff_t>(end),
-                      matching.end(), before);
-  }
+  std::sort(matching.begin(), matching.end(),
+            [&](const registry_internal::SortEntry& a, const registry_internal::SortEntry& b) {
+              return registry_internal::SortBefore(by, a, b);
+            });
+  Db::Order order;
+  order.reserve(matching.size());
+  for (const registry_internal::SortEntry& entry : matching) order.push_back(entry.record);
+  return order;
+}
+
+}  // namespace
+
+Registry::Page Registry::ListPage(const ListOptions& options, size_t offset, size_t limit) const {
+  const std::shared_ptr<const Db> db = impl_->Reader();
+  if (options.name) db->RequireAdapter(*options.name);
+  // Names, filters and sort keys hold no NUL, so the key names one listing.
+  const std::string key = options.name.value_or("")
+                              .append(1, '\0')
+                              .append(options.filter)
+                              .append(1, '\0')
+                              .append(options.sort);
+  const std::shared_ptr<const Db::Order> order =
+      db->CachedOrder(key, [&] { return OrderedListing(*db, options); });
   Page page;
-  page.total = matching.size();
-  for (size_t i = offset; i < end; ++i) page.versions.push_back(*matching[i].record);
+  page.total = order->size();
+  for (size_t i = offset; i < order->size() && i - offset < limit; ++i) {
+    page.versions.push_back(*(*order)[i]);
+  }
   return page;
 }
 

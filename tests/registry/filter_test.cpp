@@ -222,6 +222,16 @@ TEST_F(RegistryListTest, PagesCutTheFullOrderAtTheirOffset) {
   }
 }
 
+TEST_F(RegistryListTest, AListingIsRecomputedAfterAWrite) {
+  const ListOptions by_score{std::nullopt, "", "-scores.exact_match"};
+  EXPECT_EQ(Refs(by_score).front(), "other:1");  // 0.9
+  EXPECT_EQ(Refs(by_score).front(), "other:1");  // the same view: the cached order
+  registry_->Register("rank", SampleRecord(32, 0.95),
+                      testing::MakeArtifact(dir_.path() / "new", "rank 32"));
+  EXPECT_EQ(Refs(by_score).front(), "rank:3");
+  EXPECT_EQ(registry_->ListPage(by_score, 0, 2).total, 5u);
+}
+
 TEST_F(RegistryListTest, AKeyNoVersionHasIsReportedWithASuggestion) {
   try {
     registry_->List({std::nullopt, "adapter.rank = 16 and scores.exact_mtch > 0.5", ""});
