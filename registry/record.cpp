@@ -78,7 +78,9 @@ json VersionRecordJson(const VersionRecord& r, RecordDetail detail) {
         {"train_examples", r.train_examples},
         {"eval_examples", r.eval_examples},
         {"quality", r.dataset_quality},
-        {"dropped", r.dataset_dropped}}},
+        {"dropped", r.dataset_dropped},
+        {"name", r.dataset_name},
+        {"version", r.dataset_version}}},
       {"base_model",
        {{"name", r.base_model_name}, {"path", r.base_model_path}, {"hash", r.base_model_hash}}},
       {"tokenizer_hash", r.tokenizer_hash},
@@ -112,6 +114,58 @@ json VersionRecordJson(const VersionRecord& r, RecordDetail detail) {
   return j;
 }
 
+namespace {
+
+// A dataset's report as JSON inside its record: null when there is none, the text itself when it
+// does not parse (a record is never refused for its report).
+json ReportJson(const std::string& text) {
+  if (text.empty()) return nullptr;
+  json report = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return report.is_discarded() ? json(text) : report;
+}
+
+}  // namespace
+
+std::string DatasetRecordToJson(const DatasetRecord& r, int indent) {
+  return json{{"name", r.name},
+              {"version", r.version},
+              {"created_ms", r.created_ms},
+              {"sha256", r.sha256},
+              {"source", r.source},
+              {"rows", r.rows},
+              {"summary", r.summary},
+              {"report", ReportJson(r.report_json)},
+              {"rows_object",
+               {{"path", r.rows_object.path},
+                {"digest", r.rows_object.digest},
+                {"size_bytes", r.rows_object.size_bytes}}}}
+      .dump(indent);
+}
+
+DatasetRecord DatasetRecordFromJson(std::string_view text) {
+  const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) {
+    throw UserError(
+        "a dataset record is not a JSON object; the registry may be damaged: run `tune registry "
+        "verify`");
+  }
+  DatasetRecord r;
+  Field(j, "name", r.name);
+  Field(j, "version", r.version);
+  Field(j, "created_ms", r.created_ms);
+  Field(j, "sha256", r.sha256);
+  Field(j, "source", r.source);
+  Field(j, "rows", r.rows);
+  Field(j, "summary", r.summary);
+  Field(j, "report", r.report_json, [](const json& v) { return v.dump(); });
+  if (const auto it = j.find("rows_object"); it != j.end() && it->is_object()) {
+    Field(*it, "path", r.rows_object.path);
+    Field(*it, "digest", r.rows_object.digest);
+    Field(*it, "size_bytes", r.rows_object.size_bytes);
+  }
+  return r;
+}
+
 std::string VersionRecordToJson(const VersionRecord& r, int indent) {
   return VersionRecordJson(r).dump(indent);
 }
@@ -140,6 +194,8 @@ VersionRecord VersionRecordFromJson(std::string_view text) {
     Field(*it, "eval_examples", r.eval_examples);
     Field(*it, "quality", r.dataset_quality);
     Field(*it, "dropped", r.dataset_dropped);
+    Field(*it, "name", r.dataset_name);
+    Field(*it, "version", r.dataset_version);
   }
   if (const auto it = j.find("base_model"); it != j.end() && it->is_object()) {
     Field(*it, "name", r.base_model_name);

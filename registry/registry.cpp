@@ -45,7 +45,7 @@ constexpr const char* kSchemaKey = "tune.schema_version";
 // Column families. Keys join names and numbers with '/', which names cannot contain; numbers are
 // zero-padded to 20 digits so that keys sort as the numbers do.
 enum Column : size_t {
-  kDefault,       // kSchemaKey
+  kDefault,       // kSchemaKey; datasets/NAME/VERSION -> DatasetRecord JSON (kDatasetPrefix)
   kAdapters,      // NAME -> {created_ms, last_version, alias_moves}
   kVersions,      // NAME/VERSION -> VersionRecord JSON
   kAliases,       // NAME/ALIAS -> version
@@ -56,6 +56,10 @@ enum Column : size_t {
 };
 constexpr const char* kColumnNames[kColumnCount] = {
     "default", "adapters", "versions", "aliases", "alias_history", "runs", "run_metrics"};
+
+// Datasets live in the default column family, which every registry has: no registry written
+// before datasets existed needs a new column family to be read.
+constexpr const char* kDatasetPrefix = "datasets/";
 
 std::string Pad(int64_t number) {
   char text[32];
@@ -356,6 +360,27 @@ std::vector<ManifestEntry> ObjectsOf(const VersionRecord& record) {
   std::vector<ManifestEntry> objects = record.files;
   if (record.eval_samples) objects.push_back(*record.eval_samples);
   return objects;
+}
+
+std::string DatasetKeyPrefix(std::string_view name) {
+  return std::string(kDatasetPrefix).append(name).append("/");
+}
+std::string DatasetKey(std::string_view name, int64_t version) {
+  return DatasetKeyPrefix(name).append(Pad(version));
+}
+
+// Every object a version or a dataset refers to: what Gc keeps and Backup copies.
+std::set<std::string> ReferencedObjects(const Db& db) {
+  std::set<std::string> referenced;
+  db.Scan(kVersions, "", [&](const std::string&, const std::string& value) {
+    for (const ManifestEntry& file : ObjectsOf(VersionRecordFromJson(value))) {
+      referenced.insert(file.digest);
+    }
+  });
+  db.Scan(kDefault, kDatasetPrefix, [&](const std::string&, const std::string& value) {
+    referenced.insert(DatasetRecordFromJson(value).rows_object.digest);
+  });
+  return referenced;
 }
 
 }  // namespace
@@ -1020,6 +1045,21 @@ VerifyReport Registry::Verify() const {
       }
     }
   }
+  db->Scan(kDefault, kDatasetPrefix, [&](const std::string& key, const std::string& value) {
+    DatasetRecord record;
+    try {
+      record = DatasetRecordFromJson(value);
+    } catch (const UserError& e) {
+      report.problems.push_back("record " + key + ": " + e.what());
+      return;
+    }
+    const std::string& digest = record.rows_object.digest;
+    if (good.count(digest)) return;
+    const bool present = fs::exists(impl.objects.PathOf(digest));
+    report.problems.push_back("dataset " + record.name + ":" + std::to_string(record.version) +
+                              " rows: object sha256:" + digest +
+                              (present ? " is corrupted" : " is missing"));
+  });
   db->Scan(kAliases, "", [&](const std::string& key, const std::string& value) {
     const std::string adapter = key.substr(0, key.find('/'));
     if (!versions[adapter].count(std::stoll(value))) {
@@ -1036,12 +1076,7 @@ GcReport Registry::Gc(std::chrono::seconds grace) {
   // Held while objects are removed, so no registration can name one in between (Register checks
   // its objects under the lease).
   Impl::Lease lease = impl.Write(impl.write_wait);
-  std::set<std::string> referenced;
-  lease.db().Scan(kVersions, "", [&](const std::string&, const std::string& value) {
-    for (const ManifestEntry& file : ObjectsOf(VersionRecordFromJson(value))) {
-      referenced.insert(file.digest);
-    }
-  });
+  const std::set<std::string> referenced = ReferencedObjects(lease.db());
   const auto cutoff = fs::file_time_type::clock::now() - grace;
   const auto old_enough = [&](const fs::path& path) {
     std::error_code ec;
@@ -1097,11 +1132,7 @@ void Registry::Backup(const fs::path& backup_dir) const {
       std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
       lease.db().Check(checkpoint->CreateCheckpoint((backup_dir / "db").string()),
                        "writing a checkpoint to " + (backup_dir / "db").string());
-      lease.db().Scan(kVersions, "", [&](const std::string&, const std::string& value) {
-        for (const ManifestEntry& file : ObjectsOf(VersionRecordFromJson(value))) {
-          referenced.insert(file.digest);
-        }
-      });
+      referenced = ReferencedObjects(lease.db());
     }
     ObjectStore copy(backup_dir / "objects", backup_dir.string());
     copy.CreateLayout();
@@ -1129,6 +1160,71 @@ void Registry::Backup(const fs::path& backup_dir) const {
                     ", first: " + report.problems.front() +
                     "; the source has them too (tune registry verify)");
   }
+}
+
+int64_t Registry::RegisterDataset(std::string_view name, const DatasetRecord& given,
+                                  const fs::path& rows_file) {
+  Impl& impl = *impl_;
+  impl.RequireWritable("register datasets");
+  if (!IsValidName(name)) {
+    throw UserError("invalid dataset name '" + Echo(name, 64) +
+                    "': names are 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit");
+  }
+  const registry_internal::StoredObject object = impl.objects.Store(rows_file);
+  DatasetRecord record = given;
+  record.name = std::string(name);
+  record.rows_object = {"rows.txt", object.digest, object.size_bytes};
+  Impl::Lease lease = impl.Write(impl.write_wait);
+  std::optional<DatasetRecord> latest;
+  lease.db().Scan(
+      kDefault, DatasetKeyPrefix(name),
+      [&](const std::string&, const std::string& value) { latest = DatasetRecordFromJson(value); });
+  if (latest && latest->sha256 == record.sha256) return latest->version;
+  std::error_code ec;
+  if (!fs::exists(impl.objects.PathOf(object.digest), ec)) impl.objects.Store(rows_file);
+  record.version = latest ? latest->version + 1 : 1;
+  if (record.created_ms == 0) record.created_ms = NowMs();
+  rocksdb::WriteBatch batch;
+  batch.Put(lease.column(kDefault), DatasetKey(name, record.version), DatasetRecordToJson(record));
+  lease.Commit(batch);
+  return record.version;
+}
+
+DatasetRecord Registry::GetDataset(std::string_view text) const {
+  const AdapterRef ref = ParseAdapterRef(text);
+  if (ref.alias) {
+    throw UserError("'" + Echo(text, 64) + "': datasets have versions, not aliases; use NAME or " +
+                    ref.name + ":N");
+  }
+  std::vector<DatasetRecord> versions;
+  std::set<std::string> names;
+  for (DatasetRecord& record : ListDatasets()) {
+    names.insert(record.name);
+    if (record.name == ref.name) versions.push_back(std::move(record));
+  }
+  if (versions.empty()) {
+    const std::vector<std::string> known(names.begin(), names.end());
+    throw UserError("no dataset '" + ref.name + "' in registry " + impl_->name +
+                    DidYouMean(ref.name, known) +
+                    (known.empty() ? "; runs register their training file, or use `tune data "
+                                     "register FILE --name NAME`"
+                                   : ""));
+  }
+  if (!ref.version) return versions.back();
+  for (DatasetRecord& record : versions) {
+    if (record.version == *ref.version) return std::move(record);
+  }
+  throw UserError("dataset '" + ref.name + "' has no version " + std::to_string(*ref.version) +
+                  "; its versions are 1 to " + std::to_string(versions.back().version));
+}
+
+std::vector<DatasetRecord> Registry::ListDatasets() const {
+  std::vector<DatasetRecord> records;
+  impl_->Reader()->Scan(kDefault, kDatasetPrefix,
+                        [&](const std::string&, const std::string& value) {
+                          records.push_back(DatasetRecordFromJson(value));
+                        });
+  return records;
 }
 
 std::string Registry::CreateRun(const RunInfo& info) {

@@ -122,6 +122,10 @@ struct VersionRecord {
   // from it, by reason ("exact_duplicate": 212).
   std::string dataset_quality;
   std::map<std::string, int64_t> dataset_dropped;
+  // The registered dataset version the training file is (Registry::RegisterDataset); empty and 0
+  // for versions registered before datasets were.
+  std::string dataset_name;
+  int64_t dataset_version = 0;
 
   // The artifact: its files, and the SHA-256 of their manifest (ManifestText) with the total size.
   std::string artifact_digest;
@@ -134,6 +138,26 @@ struct VersionRecord {
 
   bool operator==(const VersionRecord&) const = default;
 };
+
+// A version of a dataset: one file's rows as a run or `tune data register` read them. Versions of
+// a name start at 1; registering rows whose hash the latest version has already adds none.
+struct DatasetRecord {
+  std::string name;
+  int64_t version = 0;
+  int64_t created_ms = 0;
+  std::string sha256;  // the dataset hash of its rows (data/dataset_identity.h)
+  std::string source;  // the file, as an absolute path
+  int64_t rows = 0;
+  std::string summary;      // `tune data inspect`'s summary line
+  std::string report_json;  // its whole report (QualityReportJson)
+  // One line per row, in file order: "ROW_SHA256 PROMPT_SHA256 LINE" (the SHA-256 of the row's
+  // canonical form and of its prompt), stored as an object: what `tune data diff` compares.
+  ManifestEntry rows_object;
+
+  bool operator==(const DatasetRecord&) const = default;
+};
+std::string DatasetRecordToJson(const DatasetRecord& record, int indent = -1);
+DatasetRecord DatasetRecordFromJson(std::string_view json);
 
 // JSON text of a record (the lineage `tune fetch` writes as tune.json), and back. FromJson
 // leaves missing fields at their defaults (older records still read) and throws UserError naming
@@ -312,6 +336,15 @@ class Registry {
   // once written: throws UserError naming the count and the first problem when an object was
   // missing or corrupted in the source (the copy is kept, whole but for those).
   void Backup(const std::filesystem::path& backup_dir) const;
+
+  // Datasets: records the rows in `rows_file` (DatasetRecord::rows_object's format) as an object
+  // and `record` as the next version of `name`, unless the latest version has the same sha256:
+  // then returns that version and adds nothing. Returns the version.
+  int64_t RegisterDataset(std::string_view name, const DatasetRecord& record,
+                          const std::filesystem::path& rows_file);
+  // NAME (the latest version) or NAME:N; unknown names get a "did you mean".
+  DatasetRecord GetDataset(std::string_view ref) const;
+  std::vector<DatasetRecord> ListDatasets() const;  // by name, then version
 
   // Runs: what a trainer logs while it trains. Run ids are 16 hex digits.
   std::string CreateRun(const RunInfo& info);

@@ -490,6 +490,58 @@ TEST_F(RegistryTest, BackupOpensAsARegistryWithTheSameVersionsAndAliases) {
   EXPECT_EQ(Open(Mode::kReadOnly)->Resolve("rank").files[1].size_bytes, 16);
 }
 
+DatasetRecord SampleDataset(const std::string& sha256) {
+  DatasetRecord record;
+  record.sha256 = sha256;
+  record.source = "/data/task.jsonl";
+  record.rows = 2;
+  record.summary = "2 rows; 0 exact duplicates; 0 near-duplicate clusters; 0 conflicts";
+  record.report_json = R"({"rows":2})";
+  return record;
+}
+
+TEST_F(RegistryTest, ADatasetGetsANewVersionOnlyWhenItsRowsChange) {
+  auto registry = Open();
+  const fs::path rows = dir_.Write("rows.txt", "aaaa bbbb 1\ncccc dddd 2\n");
+  EXPECT_EQ(registry->RegisterDataset("task", SampleDataset(std::string(64, 'a')), rows), 1);
+  EXPECT_EQ(registry->RegisterDataset("task", SampleDataset(std::string(64, 'a')), rows), 1);
+  EXPECT_EQ(registry->RegisterDataset("task", SampleDataset(std::string(64, 'b')), rows), 2);
+  EXPECT_EQ(registry->RegisterDataset("task-2", SampleDataset(std::string(64, 'a')), rows), 1);
+  EXPECT_EQ(registry->GetDataset("task").version, 2);
+  const DatasetRecord first = registry->GetDataset("task:1");
+  EXPECT_EQ(first.sha256, std::string(64, 'a'));
+  EXPECT_EQ(first.report_json, R"({"rows":2})");
+  EXPECT_EQ(ReadFile(registry->ObjectPath(first.rows_object.digest)), "aaaa bbbb 1\ncccc dddd 2\n");
+  EXPECT_EQ(registry->ListDatasets().size(), 3u);
+  EXPECT_EQ(ErrorOf([&] { registry->GetDataset("tsak"); }),
+            "no dataset 'tsak' in registry " + RegistryDir().string() + " (did you mean 'task'?)");
+  EXPECT_EQ(ErrorOf([&] { registry->GetDataset("task:3"); }),
+            "dataset 'task' has no version 3; its versions are 1 to 2");
+  EXPECT_NE(ErrorOf([&] { registry->GetDataset("task@production"); }).find("not aliases"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf([&] {
+              registry->RegisterDataset("Bad Name", SampleDataset("c"), rows);
+            }).find("invalid dataset name"),
+            std::string::npos);
+}
+
+TEST_F(RegistryTest, GcKeepsADatasetsRowsAndBackupCopiesThem) {
+  auto registry = Open();
+  const fs::path rows = dir_.Write("rows.txt", "row hashes\n");
+  registry->RegisterDataset("task", SampleDataset(std::string(64, 'a')), rows);
+  const std::string digest = registry->GetDataset("task").rows_object.digest;
+  registry->Gc(std::chrono::seconds(0));
+  EXPECT_TRUE(fs::exists(registry->ObjectPath(digest)));
+  EXPECT_TRUE(registry->Verify().problems.empty());
+  registry->Backup(dir_.path() / "backup");
+  auto copy = Registry::Open(dir_.path() / "backup", Mode::kReadOnly);
+  EXPECT_EQ(ReadFile(copy->ObjectPath(digest)), "row hashes\n");
+  fs::remove(registry->ObjectPath(digest));
+  const std::vector<std::string> problems = registry->Verify().problems;
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0], "dataset task:1 rows: object sha256:" + digest + " is missing");
+}
+
 TEST_F(RegistryTest, ReadOnlyRegistryRefusesWrites) {
   Open()->Register("rank", SampleRecord(), Artifact("1"));
   auto registry = Open(Mode::kReadOnly);
