@@ -353,10 +353,11 @@ int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, Tr
   int64_t version = 0;
   try {
     summary = Train(config, host, options);
-    version = registry->Register(
-        config.name,
-        MakeVersionRecord(config, host, summary, run_id, ModelDirectorySha256(config.model.path)),
-        summary.adapter_dir, EvalSamplesFile(summary));
+    VersionRecord record =
+        MakeVersionRecord(config, host, summary, run_id, ModelDirectorySha256(config.model.path));
+    RegisterRunDataset(*registry, config, summary, record);
+    version =
+        registry->Register(config.name, record, summary.adapter_dir, EvalSamplesFile(summary));
   } catch (const Interrupted& e) {
     registry->FinishRun(run_id, RunStatus::kKilled, e.what());
     throw;

@@ -2,17 +2,54 @@
 
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "cli/option_checks.h"
+#include "data/dataset_identity.h"
 #include "data/quality.h"
 #include "plugin_host/plugin_host.h"
+#include "registry/registry.h"
+#include "util/error.h"
 #include "util/log.h"
+#include "util/sha256.h"
 
 namespace tune {
 namespace {
 
 namespace fs = std::filesystem;
+
+// A file in the system's temporary folder holding `text`, removed with the object.
+class TemporaryFile {
+ public:
+  explicit TemporaryFile(const std::string& text) {
+    std::string name = (fs::temp_directory_path() / "tune-rows-XXXXXX").string();
+    const int fd = ::mkstemp(name.data());
+    if (fd < 0)
+      throw UserError("cannot create a temporary file in " + fs::temp_directory_path().string());
+    ::close(fd);
+    path_ = name;
+    std::ofstream out(path_, std::ios::binary);
+    out << text;
+    if (!out.flush()) throw UserError("cannot write " + path_.string() + "; is the disk full?");
+  }
+  ~TemporaryFile() {
+    std::error_code ec;
+    fs::remove(path_, ec);
+  }
+  TemporaryFile(const TemporaryFile&) = delete;
+  TemporaryFile& operator=(const TemporaryFile&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
 
 class DataCommandsImpl final : public DataCommands {
  public:
@@ -42,16 +79,57 @@ class DataCommandsImpl final : public DataCommands {
         ->check(cli::FiniteIn(1e-9, 1.0))
         ->capture_default_str();
     inspect_->add_flag("--json", json_, "Print the report as JSON, every line listed");
+
+    register_ = data_->add_subcommand(
+        "register", "Record a dataset file's rows and quality report as the next version of NAME");
+    register_->add_option("file", file_, "Dataset file")
+        ->required()
+        ->check(cli::ExistingFile("the dataset file"));
+    register_->add_option("--name", name_, "Dataset name")->required();
+    register_->add_option("--plugin", plugin_, "Dataset plugin that reads the file")
+        ->capture_default_str();
+    ls_ = data_->add_subcommand("ls", "List every dataset version: rows, hash, summary");
+    show_ = data_->add_subcommand("show", "Show one dataset version and its quality report");
+    show_->add_option("ref", ref_, "NAME (the latest version) or NAME:N")->required();
+    show_->add_flag("--json", json_, "Print the record as JSON");
+    diff_ = data_->add_subcommand("diff",
+                                  "Rows added, removed and changed from one version to another");
+    diff_->add_option("from", ref_, "NAME:N")->required();
+    diff_->add_option("to", to_ref_, "NAME:N")->required();
+    diff_->add_flag("--json", json_, "Print the lines as JSON");
+    registry_path_ = cli::DefaultRegistry();
+    for (CLI::App* command : {register_, ls_, show_, diff_}) {
+      command
+          ->add_option("--registry", registry_path_,
+                       "Registry folder (default: $TUNE_REGISTRY, else .tune/registry)")
+          ->check(cli::FolderToWrite());
+    }
   }
 
   std::optional<int> Run() override {
-    if (!inspect_->parsed()) return std::nullopt;
-    PluginHost host;
+    if (inspect_->parsed()) return Inspect();
+    if (register_->parsed()) return Register();
+    if (ls_->parsed()) return List();
+    if (show_->parsed()) return Show();
+    if (diff_->parsed()) return Diff();
+    return std::nullopt;
+  }
+
+ private:
+  using Mode = Registry::OpenMode;
+
+  // The file's rows, read by --plugin.
+  DatasetRows ReadRows(PluginHost& host) const {
     host.Load(PluginSearchPathOfThisProcess({}));
     for (const PluginLoadFailure& failure : host.failures()) LogWarning(failure.message);
     const std::unique_ptr<Dataset> dataset = host.CreateDataset(
         plugin_, PluginHost::DefaultOptions(host.Require(PluginKind::kDataset, plugin_)));
-    const DatasetRows rows = dataset->Read(file_);
+    return dataset->Read(file_);
+  }
+
+  int Inspect() {
+    PluginHost host;
+    const DatasetRows rows = ReadRows(host);
     std::shared_ptr<const Tokenizer> tokenizer;
     if (!model_.empty()) tokenizer = host.LoadTokenizer(model_);
     const QualityReport report = InspectDataset(rows, tokenizer.get(), options_);
@@ -66,9 +144,102 @@ class DataCommandsImpl final : public DataCommands {
     return 0;
   }
 
- private:
+  int Register() {
+    PluginHost host;
+    const DatasetRows rows = ReadRows(host);
+    const QualityReport report = InspectDataset(rows, nullptr, QualityOptions{});
+    DatasetRecord record;
+    record.sha256 = report.dataset_sha256;
+    record.source = fs::absolute(file_).lexically_normal().string();
+    record.rows = report.rows;
+    record.summary = QualitySummary(report);
+    record.report_json = QualityReportJson(report, -1);
+    const TemporaryFile rows_file(RowHashesText(rows.examples));
+    const int64_t version = Registry::Open(registry_path_, Mode::kCreate)
+                                ->RegisterDataset(name_, record, rows_file.path());
+    std::cout << "dataset " << name_ << ":" << version << " (" << record.summary << ")\n";
+    return 0;
+  }
+
+  int List() {
+    const std::vector<DatasetRecord> records =
+        Registry::Open(registry_path_, Mode::kReadOnly)->ListDatasets();
+    if (records.empty()) {
+      std::cout << "no datasets in " << registry_path_
+                << "; runs register their training file, as does `tune data register`\n";
+      return 0;
+    }
+    for (const DatasetRecord& r : records) {
+      std::cout << r.name << ":" << r.version << "  " << r.sha256.substr(0, 12) << "  " << r.summary
+                << "  " << r.source << "\n";
+    }
+    return 0;
+  }
+
+  int Show() {
+    const DatasetRecord r = Registry::Open(registry_path_, Mode::kReadOnly)->GetDataset(ref_);
+    if (json_) {
+      std::cout << DatasetRecordToJson(r, 2) << "\n";
+      return 0;
+    }
+    std::cout << "dataset  " << r.name << ":" << r.version << "\nsha256   " << r.sha256
+              << "\nsource   " << r.source << "\nrows     " << r.rows << "\nquality  " << r.summary
+              << "\n";
+    return 0;
+  }
+
+  int Diff() {
+    const std::unique_ptr<Registry> registry = Registry::Open(registry_path_, Mode::kReadOnly);
+    const DatasetRecord from = registry->GetDataset(ref_), to = registry->GetDataset(to_ref_);
+    const RowsDiff diff = DiffRows(ReadObject(*registry, from), ReadObject(*registry, to));
+    if (json_) {
+      std::cout << nlohmann::json{{"from", from.name + ":" + std::to_string(from.version)},
+                                  {"to", to.name + ":" + std::to_string(to.version)},
+                                  {"added", diff.added},
+                                  {"removed", diff.removed},
+                                  {"changed", diff.changed},
+                                  {"unchanged", diff.unchanged}}
+                       .dump(2)
+                << "\n";
+      return 0;
+    }
+    std::cout << from.name << ":" << from.version << " -> " << to.name << ":" << to.version << ": "
+              << diff.added.size() << " added, " << diff.removed.size() << " removed, "
+              << diff.changed.size() << " changed, " << diff.unchanged << " unchanged\n";
+    const auto lines = [](const char* what, const std::vector<int64_t>& list, const char* of) {
+      if (list.empty()) return;
+      std::cout << "  " << what << " (lines of " << of << "):";
+      for (size_t i = 0; i < list.size() && i < 20; ++i) std::cout << " " << list[i];
+      if (list.size() > 20) std::cout << " ... (--json lists all)";
+      std::cout << "\n";
+    };
+    lines("added", diff.added, "the second");
+    lines("removed", diff.removed, "the first");
+    lines("changed", diff.changed, "the second");
+    return 0;
+  }
+
+  // The row list a dataset version stored, checked against its digest.
+  static std::string ReadObject(const Registry& registry, const DatasetRecord& record) {
+    const fs::path path = registry.ObjectPath(record.rows_object.digest);
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in || Sha256Hex(text.str()) != record.rows_object.digest) {
+      throw UserError("the rows of dataset " + record.name + ":" + std::to_string(record.version) +
+                      " (" + path.string() +
+                      ") are missing or damaged; run `tune registry verify`");
+    }
+    return text.str();
+  }
+
   CLI::App* data_ = nullptr;
   CLI::App* inspect_ = nullptr;
+  CLI::App* register_ = nullptr;
+  CLI::App* ls_ = nullptr;
+  CLI::App* show_ = nullptr;
+  CLI::App* diff_ = nullptr;
+  std::string name_, ref_, to_ref_, registry_path_;
   fs::path file_;
   std::string plugin_ = "jsonl";
   fs::path model_;

@@ -1,9 +1,10 @@
 // Checks of command-line values, as CLI11 validators: each returns "" for a good value and
-// otherwise the reason, which CLI11 prefixes with the option's name ("--model: ...").
-// Header-only; used by the command files in core/cli.
+// otherwise the reason, which CLI11 prefixes with the option's name ("--model: ..."); and the
+// defaults options share. Header-only; used by the command files in core/cli.
 #pragma once
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 
@@ -12,6 +13,12 @@
 #include "util/echo.h"
 
 namespace tune::cli {
+
+// The registry commands use without --registry: $TUNE_REGISTRY, else .tune/registry.
+inline std::string DefaultRegistry() {
+  const char* env = std::getenv("TUNE_REGISTRY");
+  return env != nullptr && *env != '\0' ? env : ".tune/registry";
+}
 
 // A number in [low, high]; NaN and infinities are refused (CLI::Range lets NaN through).
 inline CLI::Validator FiniteIn(double low, double high) {

@@ -29,11 +29,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using Mode = Registry::OpenMode;
 
-std::string DefaultRegistry() {
-  const char* env = std::getenv("TUNE_REGISTRY");
-  return env != nullptr && *env != '\0' ? env : ".tune/registry";
-}
-
 std::string FormatTime(int64_t unix_ms) {
   const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
   std::tm utc{};
@@ -177,7 +172,7 @@ class Commands : public RegistryCommands {
                        "File holding the token promotions need (default: $TUNE_SERVE_TOKEN, else "
                        "a new random token, printed)");
 
-    registry_path_ = DefaultRegistry();
+    registry_path_ = cli::DefaultRegistry();
     for (CLI::App* command :
          {ls_, show_, diff_, promote_, history_, fetch_, verify_, gc_, backup_, serve_}) {
       command
@@ -280,6 +275,9 @@ class Commands : public RegistryCommands {
     for (const auto& [key, value] : r.params) rows.push_back({"  " + key, FormatParam(value)});
     rows.push_back({"dataset", r.dataset_hash + " (" + std::to_string(r.train_examples) +
                                    " train, " + std::to_string(r.eval_examples) + " eval)"});
+    if (!r.dataset_name.empty()) {
+      rows.push_back({"  version", r.dataset_name + ":" + std::to_string(r.dataset_version)});
+    }
     if (!r.dataset_quality.empty()) rows.push_back({"  quality", r.dataset_quality});
     for (const auto& [reason, count] : r.dataset_dropped) {
       rows.push_back({"  dropped " + reason, std::to_string(count)});

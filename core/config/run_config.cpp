@@ -10,6 +10,7 @@
 
 #include "plugin_host/plugin_host.h"
 #include "sweep/search.h"
+#include "util/echo.h"
 #include "util/error.h"
 #include "util/names.h"
 #include "util/number_text.h"
@@ -558,6 +559,9 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
     auto [options, info] = top_level_section(
         "dataset", PluginKind::kDataset, "plugin", "jsonl",
         {OptionSpec::String("path", {}, "Training data file").Required(),
+         OptionSpec::String("name", "",
+                            "The registry's name for the training file's versions; empty: its "
+                            "folder and file name, such as clean-task"),
          OptionSpec::String("eval_path", "", "Evaluation data file; empty: split by eval_fraction"),
          OptionSpec::Float("eval_fraction", 0.1, "Share of examples held out for evaluation")
              .Range(0, 1, false, true),
@@ -566,6 +570,14 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
              .Choices({"stop", "skip"})},
         {"quality"});
     config.dataset.plugin = info->name;
+    config.dataset.name = options.String("name");
+    if (!config.dataset.name.empty() && !IsValidName(config.dataset.name)) {
+      const toml::node* node = document.at_path("dataset.name").node();
+      throw UserError(Where(node ? node->source() : toml::source_region{}, file) +
+                      ": dataset.name '" + Echo(config.dataset.name, 64) +
+                      "' is not a valid name; use lower-case letters, digits, '.', '_' and '-', "
+                      "starting with a letter or digit, at most 64 characters");
+    }
     config.dataset.path = impl_->ResolvePath("dataset.path", options.String("path"));
     if (!options.String("eval_path").empty()) {
       config.dataset.eval_path =

@@ -43,6 +43,7 @@ struct DataQualityConfig {
 
 struct DatasetConfig {
   std::string plugin;
+  std::string name;  // the registry's name for the training file; empty: DatasetName(path)
   std::filesystem::path path;
   std::optional<std::filesystem::path> eval_path;  // explicit eval file; replaces eval_fraction
   double eval_fraction = 0.0;                      // share of examples held out, in [0, 1)

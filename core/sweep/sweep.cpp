@@ -628,6 +628,7 @@ int RunSweep(const SweepOptions& options) {
             MakeVersionRecord(trial_config, host, summary, trial.run_id, model_sha256->second);
         record.sweep = state.name;
         record.trial = trial.number;
+        RegisterRunDataset(*registry, trial_config, summary, record);
         trial.version =
             registry->Register(config.name, record, summary.adapter_dir, EvalSamplesFile(summary));
         trial.scores = summary.scores;

@@ -148,10 +148,10 @@ int64_t DuplicateRows(const QualityReport& report) {
 // Applies [dataset.quality]'s filters to the training file's rows: drops rows, counting them by
 // reason (the first that applies, in the order empty, over_max_tokens, conflict,
 // exact_duplicate, near_duplicate) into `dropped`. Checks the gates on the rows kept. Returns the
-// summary of the file as read.
-std::string ApplyQuality(DatasetRows& rows, const DataQualityConfig& quality,
-                         const Tokenizer& tokenizer, const fs::path& path, bool force,
-                         std::map<std::string, int64_t>& dropped) {
+// report of the file as read.
+QualityReport ApplyQuality(DatasetRows& rows, const DataQualityConfig& quality,
+                           const Tokenizer& tokenizer, const fs::path& path, bool force,
+                           std::map<std::string, int64_t>& dropped) {
   const QualityReport report = InspectDataset(rows, quality.max_tokens > 0 ? &tokenizer : nullptr,
                                               {quality.near_threshold, quality.max_tokens});
   std::map<int64_t, std::string> reason;  // line -> why it goes; the first reason stays
@@ -182,7 +182,7 @@ std::string ApplyQuality(DatasetRows& rows, const DataQualityConfig& quality,
   }
 
   const bool gated = quality.max_duplicate_fraction < 1.0 || quality.max_conflicts >= 0;
-  if (!gated || rows.examples.empty()) return QualitySummary(report);
+  if (!gated || rows.examples.empty()) return report;
   const QualityReport kept =
       reason.empty() ? report : InspectDataset(rows, nullptr, {quality.near_threshold, 0});
   const double duplicates =
@@ -206,7 +206,7 @@ std::string ApplyQuality(DatasetRows& rows, const DataQualityConfig& quality,
     if (!force) throw UserError(message + "; --force trains on it anyway");
     LogWarning(message + "; training anyway (--force)");
   }
-  return QualitySummary(report);
+  return report;
 }
 
 }  // namespace
@@ -219,8 +219,9 @@ PreparedData PrepareData(const DatasetConfig& config, const PluginHost& host,
   std::optional<std::optional<ChatTemplate>> chat_template;  // outer: read yet; inner: has one
   const int64_t max_row_bytes = MaxRowBytes(tokenizer, seq_len);
   DatasetRows train_rows = dataset->Read(config.path);
+  std::string rows_as_read = RowHashesText(train_rows.examples);
   std::map<std::string, int64_t> dropped;
-  std::string quality_summary =
+  const QualityReport report =
       ApplyQuality(train_rows, config.quality, tokenizer, config.path, force, dropped);
   ReadFile train = ReadAndTokenize(std::move(train_rows), config.path, tokenizer, model_dir,
                                    seq_len, max_row_bytes, chat_template, bad);
@@ -238,7 +239,9 @@ PreparedData PrepareData(const DatasetConfig& config, const PluginHost& host,
 
   PreparedData data;
   data.skipped = std::move(bad);
-  data.quality_summary = std::move(quality_summary);
+  data.quality_summary = QualitySummary(report);
+  data.quality_report_json = QualityReportJson(report, -1);
+  data.dataset_rows = std::move(rows_as_read);
   data.dropped = std::move(dropped);
   data.dataset_sha256 = DatasetSha256(train.text);
   if (config.eval_path) {

@@ -39,6 +39,8 @@ struct PreparedData {
   std::string eval_sha256;                    // of dataset.eval_path's examples, when set
   std::vector<std::string> skipped;           // "file:line: reason", when skipping bad rows
   std::string quality_summary;                // data/quality.h's summary of dataset.path as read
+  std::string quality_report_json;            // and its whole report
+  std::string dataset_rows;                   // RowHashesText of dataset.path as read
   std::map<std::string, int64_t> dropped;     // rows [dataset.quality] dropped, by reason
 };
 

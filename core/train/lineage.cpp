@@ -1,9 +1,15 @@
 #include "train/lineage.h"
 
+#include <cctype>
+#include <fstream>
 #include <functional>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "plugin_host/plugin_host.h"
 #include "runtime/runtime_info.h"
+#include "util/names.h"
 #include "util/sha256.h"
 
 namespace tune {
@@ -122,6 +128,42 @@ std::filesystem::path EvalSamplesFile(const TrainSummary& summary) {
   const std::filesystem::path file = summary.adapter_dir.parent_path() / "eval_samples.jsonl";
   std::error_code ec;
   return std::filesystem::is_regular_file(file, ec) ? file : std::filesystem::path();
+}
+
+std::string DatasetName(const std::filesystem::path& file) {
+  const std::filesystem::path absolute = std::filesystem::absolute(file).lexically_normal();
+  const std::string folder = absolute.parent_path().filename().string();
+  std::string name;
+  for (const char c : (folder.empty() ? "" : folder + "-") + absolute.stem().string()) {
+    const auto u = static_cast<unsigned char>(c);
+    const bool kept = std::isalnum(u) || c == '.' || c == '_' || c == '-';
+    name += kept ? static_cast<char>(std::tolower(u)) : '-';
+  }
+  while (!name.empty() && !std::isalnum(static_cast<unsigned char>(name.front()))) name.erase(0, 1);
+  if (name.size() > 64) name.resize(64);
+  return IsValidName(name) ? name : "dataset";
+}
+
+void RegisterRunDataset(Registry& registry, const RunConfig& config, const TrainSummary& summary,
+                        VersionRecord& record) {
+  const std::filesystem::path run_dir = summary.adapter_dir.parent_path();
+  const std::filesystem::path rows = run_dir / "dataset_rows.txt";
+  std::ifstream report_file(run_dir / "data_quality.json");
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(rows, ec) || !report_file) return;
+  std::stringstream report_text;
+  report_text << report_file.rdbuf();
+  const nlohmann::json report = nlohmann::json::parse(report_text.str(), nullptr, false);
+  if (!report.is_object()) return;
+  DatasetRecord dataset;
+  dataset.sha256 = report.value("dataset_sha256", "");
+  dataset.source = std::filesystem::absolute(config.dataset.path).lexically_normal().string();
+  dataset.rows = report.value("rows", int64_t{0});
+  dataset.summary = report.value("summary", "");
+  dataset.report_json = report.dump();
+  record.dataset_name =
+      config.dataset.name.empty() ? DatasetName(config.dataset.path) : config.dataset.name;
+  record.dataset_version = registry.RegisterDataset(record.dataset_name, dataset, rows);
 }
 
 }  // namespace tune

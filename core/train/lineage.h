@@ -27,6 +27,18 @@ VersionRecord MakeVersionRecord(const RunConfig& config, const PluginHost& host,
 // record's tokenizer_hash is the same over the tokenizer files alone.
 std::string ModelDirectorySha256(const std::filesystem::path& dir);
 
+// Registers the run's training file as a version of its dataset (Registry::RegisterDataset: a
+// file registered before with the same rows keeps its version), named dataset.name or, when
+// that is empty, DatasetName(dataset.path), and links `record` to it. Does nothing for a run
+// folder from before runs kept their rows (no dataset_rows.txt).
+void RegisterRunDataset(Registry& registry, const RunConfig& config, const TrainSummary& summary,
+                        VersionRecord& record);
+
+// A registry name for a dataset file: its folder's name and its own without the extension,
+// "clean-task" for .../clean/task.jsonl, lower case, other characters as '-'; "dataset" when
+// nothing valid remains.
+std::string DatasetName(const std::filesystem::path& file);
+
 // The run's evaluation outputs (eval_samples.jsonl beside the adapter folder) for
 // Registry::Register, or an empty path when the run wrote none.
 std::filesystem::path EvalSamplesFile(const TrainSummary& summary);

@@ -447,6 +447,9 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
   const std::vector<int32_t> end_ids =
       EndIds(ReadGenerationConfig(config.model.path), model->tokenizer());
   ProgressLine progress(train.steps);
+  fs::create_directories(run_dir);
+  WriteText(run_dir / "dataset_rows.txt", data.dataset_rows);
+  WriteText(run_dir / "data_quality.json", data.quality_report_json + "\n");
   progress.Say("data: " + data.quality_summary);
   if (!data.dropped.empty()) {
     std::string dropped;

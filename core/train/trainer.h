@@ -8,6 +8,8 @@
 //                         eval example, with the base model's output and scores beside them
 //   adapter/              the deployable result (Adapter::Save), written last
 //   summary.json          scores, base scores, timings, lineage
+//   dataset_rows.txt      the training file's rows as read (RowHashesText), and
+//   data_quality.json     its `tune data inspect` report: what registers the dataset version
 // and, with TrainOptions::base_scores_dir, the base model's scores and outputs shared between runs.
 // On CPU, the same config and data give bit-identical results, and a run killed at any moment
 // and resumed gives the same adapter as one that was never interrupted.

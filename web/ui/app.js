@@ -158,6 +158,7 @@ async function showVersion(name, version) {
   const lineage = [
     ['method', record.method], ['sweep', record.sweep ? `${record.sweep} trial ${record.trial}` : '-'],
     ['dataset', `${record.dataset.hash} (${record.dataset.train_examples} train, ${record.dataset.eval_examples} eval)`],
+    ['dataset version', record.dataset.name ? `${record.dataset.name}:${record.dataset.version}` : '-'],
     ['data quality', record.dataset.quality || '-'],
     ['rows dropped', Object.entries(record.dataset.dropped || {}).map(([why, n]) => `${n} ${why}`).join(', ') || 'none'],
     ['base model', `${record.base_model.name} (${record.base_model.path})`],

@@ -177,3 +177,22 @@ TEST(EvalSplit, FractionZeroHoldsOutNothingAndOneHoldsOutEverything) {
 
 }  // namespace
 }  // namespace tune
+
+namespace tune {
+namespace {
+
+TEST(DiffRows, PairsEqualRowsInOrderThenChangedPromptsAndListsTheRest) {
+  const std::vector<TextExample> from = {
+      {"a", "1", 1}, {"b", "2", 2}, {"a", "1", 3}, {"c", "3", 4}, {"d", "4", 5}};
+  const std::vector<TextExample> to = {
+      {"a", "1", 1}, {"c", "three", 2}, {"e", "5", 3}, {"b", "2", 4}};
+  const RowsDiff diff = DiffRows(RowHashesText(from), RowHashesText(to));
+  EXPECT_EQ(diff.unchanged, 2);                           // a (its first copy) and b
+  EXPECT_EQ(diff.changed, std::vector<int64_t>{2});       // c's completion
+  EXPECT_EQ(diff.added, std::vector<int64_t>{3});         // e
+  EXPECT_EQ(diff.removed, (std::vector<int64_t>{3, 5}));  // a's second copy, d
+  EXPECT_THROW(DiffRows("not a row list\n", ""), UserError);
+}
+
+}  // namespace
+}  // namespace tune

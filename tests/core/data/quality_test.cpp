@@ -174,28 +174,5 @@ TEST(DataQuality, SummaryAndJsonCarryEveryCount) {
   EXPECT_THROW(InspectDataset({rows, {}}, nullptr, {1.5, 0}), UserError);
 }
 
-TEST(DataQuality, InspectCommandReportsAFileAndRefusesAMissingOne) {
-  const testing::TempDir dir;
-  const auto file = dir.Write("d.jsonl",
-                              "{\"prompt\": \"a b c\", \"completion\": \"x\"}\n"
-                              "{\"prompt\": \"a b c\", \"completion\": \"y\"}\n"
-                              "not json\n");
-  const auto result = testing::RunTune({"data", "inspect", file.string(), "--json"});
-  ASSERT_EQ(result.exit_code, 0) << result.err;
-  const auto json = nlohmann::json::parse(result.out);
-  EXPECT_EQ(json["conflicts"], nlohmann::json::parse("[[1, 2]]"));
-  EXPECT_EQ(json["bad_rows"], 1);
-  const auto text = testing::RunTune({"data", "inspect", file.string()});
-  EXPECT_NE(text.out.find("2 rows (and 1 unreadable); 0 exact duplicates; 0 near-duplicate "
-                          "clusters; 1 conflict"),
-            std::string::npos)
-      << text.out;
-  EXPECT_NE(text.out.find("unreadable: line 3: "), std::string::npos) << text.out;
-  const auto missing = testing::RunTune({"data", "inspect", (dir.path() / "none.jsonl").string()});
-  EXPECT_EQ(missing.exit_code, 1);
-  EXPECT_NE(missing.err.find("none.jsonl does not exist; give the dataset file"), std::string::npos)
-      << missing.err;
-}
-
 }  // namespace
 }  // namespace tune

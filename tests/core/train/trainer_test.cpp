@@ -198,6 +198,15 @@ TEST_F(TrainCommand, QualityFiltersDropRowsAndTheVersionRecordsWhy) {
   EXPECT_EQ(record["params"].count("dataset.quality.dedup"), 0u);  // in config_toml, not a param
   EXPECT_NE(record["config_toml"].get<std::string>().find("dedup = 'exact'"), std::string::npos)
       << record["config_toml"];
+  // The training file, as read, is a registered dataset version the adapter version links to.
+  const std::string dataset = record["dataset"]["name"].get<std::string>();
+  EXPECT_EQ(record["dataset"]["version"], 1);
+  const auto shown = RunTune(
+      {"data", "show", dataset, "--json", "--registry", (dir_.path() / "registry").string()});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  const auto registered = nlohmann::json::parse(shown.out);
+  EXPECT_EQ(registered["rows"], 120);
+  EXPECT_EQ(registered["summary"], summary["data_quality"]);
 }
 
 TEST_F(TrainCommand, AQualityGateStopsTheRunBeforeTrainingUnlessForced) {

@@ -1,0 +1,71 @@
+// `tune data inspect|register|ls|show|diff` over the real binary.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/test_support.h"
+
+namespace tune {
+namespace {
+
+using testing::RunTune;
+
+TEST(DataCommands, InspectReportsAFileAndRefusesAMissingOne) {
+  const testing::TempDir dir;
+  const auto file = dir.Write("d.jsonl",
+                              "{\"prompt\": \"a b c\", \"completion\": \"x\"}\n"
+                              "{\"prompt\": \"a b c\", \"completion\": \"y\"}\n"
+                              "not json\n");
+  const auto result = RunTune({"data", "inspect", file.string(), "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto json = nlohmann::json::parse(result.out);
+  EXPECT_EQ(json["conflicts"], nlohmann::json::parse("[[1, 2]]"));
+  EXPECT_EQ(json["bad_rows"], 1);
+  const auto text = RunTune({"data", "inspect", file.string()});
+  EXPECT_NE(text.out.find("2 rows (and 1 unreadable); 0 exact duplicates; 0 near-duplicate "
+                          "clusters; 1 conflict"),
+            std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("unreadable: line 3: "), std::string::npos) << text.out;
+  const auto missing = RunTune({"data", "inspect", (dir.path() / "none.jsonl").string()});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("none.jsonl does not exist; give the dataset file"), std::string::npos)
+      << missing.err;
+}
+
+TEST(DataCommands, RegisterListShowAndDiffDatasetVersions) {
+  const testing::TempDir dir;
+  const std::string registry = (dir.path() / "registry").string();
+  const auto first = dir.Write("v1.jsonl",
+                               "{\"prompt\": \"p1\", \"completion\": \"c1\"}\n"
+                               "{\"prompt\": \"p2\", \"completion\": \"c2\"}\n"
+                               "{\"prompt\": \"p3\", \"completion\": \"c3\"}\n");
+  const auto second = dir.Write("v2.jsonl",
+                                "{\"prompt\": \"p1\", \"completion\": \"c1\"}\n"
+                                "{\"prompt\": \"p2\", \"completion\": \"changed\"}\n"
+                                "{\"prompt\": \"p4\", \"completion\": \"c4\"}\n");
+  const auto reg = [&](const std::filesystem::path& file) {
+    return RunTune({"data", "register", file.string(), "--name", "qa", "--registry", registry});
+  };
+  EXPECT_EQ(reg(first).out,
+            "dataset qa:1 (3 rows; 0 exact duplicates; 0 near-duplicate clusters; 0 conflicts)\n");
+  EXPECT_EQ(reg(first).out.substr(0, 13), "dataset qa:1 ");  // the same rows: no new version
+  EXPECT_EQ(reg(second).out.substr(0, 13), "dataset qa:2 ");
+  const auto listed = RunTune({"data", "ls", "--registry", registry});
+  EXPECT_EQ(testing::CountLinesStartingWith(listed.out, "qa:"), 2) << listed.out;
+  const auto shown = RunTune({"data", "show", "qa:1", "--json", "--registry", registry});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  const auto record = nlohmann::json::parse(shown.out);
+  EXPECT_EQ(record["rows"], 3);
+  EXPECT_EQ(record["report"]["rows"], 3);
+  const auto diff = RunTune({"data", "diff", "qa:1", "qa:2", "--json", "--registry", registry});
+  ASSERT_EQ(diff.exit_code, 0) << diff.err;
+  EXPECT_EQ(nlohmann::json::parse(diff.out),
+            nlohmann::json::parse(R"({"from": "qa:1", "to": "qa:2", "added": [3], "removed": [3],
+                                      "changed": [2], "unchanged": 1})"));
+  const auto unknown = RunTune({"data", "show", "aq", "--registry", registry});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("no dataset 'aq' in registry"), std::string::npos) << unknown.err;
+}
+
+}  // namespace
+}  // namespace tune
