@@ -447,17 +447,6 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
   const std::vector<int32_t> end_ids =
       EndIds(ReadGenerationConfig(config.model.path), model->tokenizer());
   ProgressLine progress(train.steps);
-  fs::create_directories(run_dir);
-  WriteText(run_dir / "dataset_rows.txt", data.dataset_rows);
-  WriteText(run_dir / "data_quality.json", data.quality_report_json + "\n");
-  progress.Say("data: " + data.quality_summary);
-  if (!data.dropped.empty()) {
-    std::string dropped;
-    for (const auto& [reason, rows] : data.dropped) {
-      dropped += (dropped.empty() ? "" : ", ") + std::to_string(rows) + " " + reason;
-    }
-    progress.Say("dataset.quality dropped " + dropped);
-  }
   if (!data.skipped.empty()) {
     progress.Say("skipped " + Counted(static_cast<int64_t>(data.skipped.size()), "bad row") +
                  " (dataset.on_bad_row = \"skip\"), first: " + data.skipped.front());
@@ -547,6 +536,17 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
       if (!identity.empty()) StoreBaseEval(options.base_scores_dir, identity, state.base);
     }
     WriteText(run_dir / "run.toml", config.resolved_toml);
+  }
+  // What registers the training file as a dataset version when the adapter is registered.
+  WriteText(run_dir / "dataset_rows.txt", data.dataset_rows);
+  WriteText(run_dir / "data_quality.json", data.quality_report_json + "\n");
+  progress.Say("data: " + data.quality_summary);
+  if (!data.dropped.empty()) {
+    std::string dropped;
+    for (const auto& [reason, rows] : data.dropped) {
+      dropped += (dropped.empty() ? "" : ", ") + std::to_string(rows) + " " + reason;
+    }
+    progress.Say("dataset.quality dropped " + dropped);
   }
 
   // Training: example k of the stream is the k-th example any run of this config sees.
