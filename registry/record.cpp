@@ -44,6 +44,29 @@ void Field(const json& object, const char* key, T& out) {
   Field(object, key, out, [](const json& v) { return v.get<T>(); });
 }
 
+json EntryJson(const ManifestEntry& e) {
+  return {{"path", e.path}, {"digest", e.digest}, {"size_bytes", e.size_bytes}};
+}
+
+ManifestEntry EntryFromJson(const json& object) {
+  ManifestEntry entry;
+  Field(object, "path", entry.path);
+  Field(object, "digest", entry.digest);
+  Field(object, "size_bytes", entry.size_bytes);
+  return entry;
+}
+
+// `text` as a JSON object; UserError naming the `kind` of record ("version") otherwise.
+json ParseRecord(std::string_view text, const char* kind) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) {
+    throw UserError(std::string("a ") + kind +
+                    " record is not a JSON object; the registry may be damaged: run `tune "
+                    "registry verify`");
+  }
+  return j;
+}
+
 }  // namespace
 
 json VersionRecordJson(const VersionRecord& r, RecordDetail detail) {
@@ -62,9 +85,7 @@ json VersionRecordJson(const VersionRecord& r, RecordDetail detail) {
   }
   json files = json::array();
   if (full) {
-    for (const ManifestEntry& f : r.files) {
-      files.push_back({{"path", f.path}, {"digest", f.digest}, {"size_bytes", f.size_bytes}});
-    }
+    for (const ManifestEntry& f : r.files) files.push_back(EntryJson(f));
   }
   json j = {
       {"name", r.name},
@@ -101,10 +122,7 @@ json VersionRecordJson(const VersionRecord& r, RecordDetail detail) {
        {{"digest", r.artifact_digest},
         {"size_bytes", r.artifact_size_bytes},
         {"files", std::move(files)}}},
-      {"eval_samples", r.eval_samples ? json{{"path", r.eval_samples->path},
-                                             {"digest", r.eval_samples->digest},
-                                             {"size_bytes", r.eval_samples->size_bytes}}
-                                      : json(nullptr)},
+      {"eval_samples", r.eval_samples ? EntryJson(*r.eval_samples) : json(nullptr)},
   };
   if (!full) {
     j.erase("config_toml");
@@ -135,20 +153,12 @@ std::string DatasetRecordToJson(const DatasetRecord& r, int indent) {
               {"rows", r.rows},
               {"summary", r.summary},
               {"report", ReportJson(r.report_json)},
-              {"rows_object",
-               {{"path", r.rows_object.path},
-                {"digest", r.rows_object.digest},
-                {"size_bytes", r.rows_object.size_bytes}}}}
+              {"rows_object", EntryJson(r.rows_object)}}
       .dump(indent);
 }
 
 DatasetRecord DatasetRecordFromJson(std::string_view text) {
-  const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) {
-    throw UserError(
-        "a dataset record is not a JSON object; the registry may be damaged: run `tune registry "
-        "verify`");
-  }
+  const json j = ParseRecord(text, "dataset");
   DatasetRecord r;
   Field(j, "name", r.name);
   Field(j, "version", r.version);
@@ -159,9 +169,7 @@ DatasetRecord DatasetRecordFromJson(std::string_view text) {
   Field(j, "summary", r.summary);
   Field(j, "report", r.report_json, [](const json& v) { return v.dump(); });
   if (const auto it = j.find("rows_object"); it != j.end() && it->is_object()) {
-    Field(*it, "path", r.rows_object.path);
-    Field(*it, "digest", r.rows_object.digest);
-    Field(*it, "size_bytes", r.rows_object.size_bytes);
+    r.rows_object = EntryFromJson(*it);
   }
   return r;
 }
@@ -171,12 +179,7 @@ std::string VersionRecordToJson(const VersionRecord& r, int indent) {
 }
 
 VersionRecord VersionRecordFromJson(std::string_view text) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) {
-    throw UserError(
-        "a version record is not a JSON object; the registry may be damaged: run "
-        "`tune registry verify`");
-  }
+  const json j = ParseRecord(text, "version");
   VersionRecord r;
   Field(j, "name", r.name);
   Field(j, "version", r.version);
@@ -244,11 +247,7 @@ VersionRecord VersionRecordFromJson(std::string_view text) {
     });
   }
   if (const auto it = j.find("eval_samples"); it != j.end() && it->is_object()) {
-    ManifestEntry samples;
-    Field(*it, "path", samples.path);
-    Field(*it, "digest", samples.digest);
-    Field(*it, "size_bytes", samples.size_bytes);
-    r.eval_samples = samples;
+    r.eval_samples = EntryFromJson(*it);
   }
   return r;
 }
