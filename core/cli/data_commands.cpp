@@ -31,8 +31,9 @@ class TemporaryFile {
   explicit TemporaryFile(const std::string& text) {
     std::string name = (fs::temp_directory_path() / "tune-rows-XXXXXX").string();
     const int fd = ::mkstemp(name.data());
-    if (fd < 0)
+    if (fd < 0) {
       throw UserError("cannot create a temporary file in " + fs::temp_directory_path().string());
+    }
     ::close(fd);
     path_ = name;
     std::ofstream out(path_, std::ios::binary);

@@ -1,4 +1,6 @@
-// The dataset commands: `tune data inspect FILE` (data/quality.h's report of a dataset file).
+// The dataset commands: `tune data inspect FILE` (data/quality.h's report of a dataset file), and
+// the registry's datasets: `tune data register|ls|show|diff`, which take --registry PATH
+// (default: $TUNE_REGISTRY, else .tune/registry).
 #pragma once
 
 #include <memory>
