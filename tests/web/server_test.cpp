@@ -401,8 +401,8 @@ TEST_F(ServeTest, TheUiListsComparesAndPromotesInARealBrowser) {
   EXPECT_NE(std::find(outputs.begin(), outputs.end(), "5"), outputs.end())  // the base model's
       << seen["output_cells"].dump();
   const std::vector<std::string> output_headers = seen["output_headers"];
-  EXPECT_EQ(output_headers, std::vector<std::string>({"prompt", "reference", "base model",
-                                                      "rank:1", "rank:2", "rank:3"}));
+  EXPECT_EQ(output_headers, std::vector<std::string>({"prompt", "reference", "base model", "rank:1",
+                                                      "rank:2", "rank:3"}));
   EXPECT_EQ(seen["injected_nodes_compare"], 0);
   EXPECT_EQ(seen["promote_message"], "production -> rank:2");
   EXPECT_EQ(registry_->Resolve("rank@production").version, 2);

@@ -28,7 +28,7 @@ struct ModelDescription {
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t num_layers = 0;
-  int64_t max_positions = 0;  // longest sequence the model was trained for
+  int64_t max_positions = 0;   // longest sequence the model was trained for
   int64_t num_parameters = 0;  // as loaded, before any adapter released or added any
 };
 

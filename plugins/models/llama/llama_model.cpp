@@ -415,9 +415,9 @@ class LlamaModel final : public Model {
   LlamaConfig config_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   CausalLm net_;
-  Tensor inv_freq_;   // float64 [head_dim / 2]: 1 / rope_theta^(2i / head_dim)
+  Tensor inv_freq_;             // float64 [head_dim / 2]: 1 / rope_theta^(2i / head_dim)
   int64_t num_parameters_ = 0;  // counted when built
-  Tensor cos_, sin_;  // [positions, head_dim] rotary tables (RopeTable)
+  Tensor cos_, sin_;            // [positions, head_dim] rotary tables (RopeTable)
   bool gradient_checkpointing_ = false;
 };
 
