@@ -257,13 +257,6 @@ std::string Percent(double share) {
   return std::to_string(static_cast<int64_t>(std::floor(100.0 * share))) + "%";
 }
 
-// Counted's wording with Grouped's digits: "1 conflict", "4,812 rows".
-std::string CountedGrouped(int64_t n, std::string_view noun, std::string_view plural = {}) {
-  std::string text = Grouped(n) + " ";
-  if (n == 1) return text.append(noun);
-  return plural.empty() ? text.append(noun).append("s") : text.append(plural);
-}
-
 // A habit of the rows `applies(i)` selects: whether they have a property (`has(i)`). When at
 // least 90% have it and some do not, or at least 90% lack it and some have it, the minority is
 // reported as `what(minority_has, share)`, share being the majority's.

@@ -9,12 +9,6 @@
 
 namespace tune {
 
-inline std::string Counted(int64_t n, std::string_view noun, std::string_view plural = {}) {
-  std::string text = std::to_string(n) + " ";
-  if (n == 1) return text.append(noun);
-  return plural.empty() ? text.append(noun).append("s") : text.append(plural);
-}
-
 inline std::string Grouped(int64_t n) {
   const std::string digits = std::to_string(n < 0 ? -n : n);
   std::string text = n < 0 ? "-" : "";
@@ -23,6 +17,23 @@ inline std::string Grouped(int64_t n) {
     text += digits[i];
   }
   return text;
+}
+
+// `digits` (n written out) followed by the noun, singular for one.
+inline std::string CountedAs(std::string digits, int64_t n, std::string_view noun,
+                             std::string_view plural) {
+  digits += ' ';
+  if (n == 1) return digits.append(noun);
+  return plural.empty() ? digits.append(noun).append("s") : digits.append(plural);
+}
+
+inline std::string Counted(int64_t n, std::string_view noun, std::string_view plural = {}) {
+  return CountedAs(std::to_string(n), n, noun, plural);
+}
+
+// Counted with Grouped's digits: "4,812 rows".
+inline std::string CountedGrouped(int64_t n, std::string_view noun, std::string_view plural = {}) {
+  return CountedAs(Grouped(n), n, noun, plural);
 }
 
 }  // namespace tune

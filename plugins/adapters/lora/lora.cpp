@@ -520,9 +520,12 @@ void Register(tune::Registrar& registrar) {
 
   // QLoRA targets every linear layer by default: the quantised base is the point.
   std::vector<OptionSpec> qlora_options = LoraOptions();
-  qlora_options[3] = OptionSpec::StringList("targets", {"all-linear"},
-                                            "Layer names (last component) to quantise and adapt, "
-                                            "or \"all-linear\"");
+  for (OptionSpec& spec : qlora_options) {
+    if (spec.name != "targets") continue;
+    spec = OptionSpec::StringList("targets", {"all-linear"},
+                                  "Layer names (last component) to quantise and adapt, or "
+                                  "\"all-linear\"");
+  }
   qlora_options.push_back(OptionSpec::Bool(
       "double_quant", true,
       "Store the NF4 block scales in 8 bits (blocks of 256): about 4.13 bits per weight, not 4.5"));
