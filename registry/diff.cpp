@@ -86,6 +86,7 @@ std::map<std::string, std::string> Attributes(const VersionRecord& r) {
   };
   if (r.sweep) a["sweep"] = *r.sweep;
   if (r.trial) a["trial"] = std::to_string(*r.trial);
+  if (r.configuration) a["configuration"] = std::to_string(*r.configuration);
   for (const PluginRef& p : r.plugins) a["plugins." + p.kind + "." + p.name] = p.version;
   return a;
 }

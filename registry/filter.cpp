@@ -46,6 +46,7 @@ constexpr std::string_view kAttributes[] = {"name",
                                             "tune_version",
                                             "sweep",
                                             "trial",
+                                            "configuration",
                                             "run_id",
                                             "artifact.digest",
                                             "artifact.size_bytes"};
@@ -70,6 +71,9 @@ std::optional<FilterValue> Attribute(const VersionRecord& r, std::string_view ke
   if (key == "tune_version") return r.tune_version;
   if (key == "sweep") return r.sweep ? std::optional<FilterValue>(*r.sweep) : std::nullopt;
   if (key == "trial") return r.trial ? std::optional<FilterValue>(Number(*r.trial)) : std::nullopt;
+  if (key == "configuration") {
+    return r.configuration ? std::optional<FilterValue>(Number(*r.configuration)) : std::nullopt;
+  }
   if (key == "run_id") return r.run_id;
   if (key == "artifact.digest") return r.artifact_digest;
   if (key == "artifact.size_bytes") return Number(r.artifact_size_bytes);

@@ -117,6 +117,7 @@ json VersionRecordJson(const VersionRecord& r, RecordDetail detail) {
       {"tune_version", r.tune_version},
       {"sweep", r.sweep ? json(*r.sweep) : json(nullptr)},
       {"trial", r.trial ? json(*r.trial) : json(nullptr)},
+      {"configuration", r.configuration ? json(*r.configuration) : json(nullptr)},
       {"run_id", r.run_id},
       {"artifact",
        {{"digest", r.artifact_digest},
@@ -233,6 +234,8 @@ VersionRecord VersionRecordFromJson(std::string_view text) {
   Field(j, "tune_version", r.tune_version);
   Field(j, "sweep", r.sweep, [](const json& v) { return std::optional(v.get<std::string>()); });
   Field(j, "trial", r.trial, [](const json& v) { return std::optional(v.get<int64_t>()); });
+  Field(j, "configuration", r.configuration,
+        [](const json& v) { return std::optional(v.get<int64_t>()); });
   Field(j, "run_id", r.run_id);
   if (const auto it = j.find("artifact"); it != j.end() && it->is_object()) {
     Field(*it, "digest", r.artifact_digest);

@@ -116,6 +116,9 @@ struct VersionRecord {
 
   std::optional<std::string> sweep;  // the sweep and trial this version came from, if any
   std::optional<int64_t> trial;
+  // The sweep's configuration the trial ran: trials of one configuration (its repeats) differ only
+  // in their seed.
+  std::optional<int64_t> configuration;
   std::string run_id;
 
   // What `tune data inspect` says of the training file, and the rows [dataset.quality] dropped

@@ -1,15 +1,14 @@
 #include "cli/cli.h"
 
 #include <fcntl.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -21,12 +20,14 @@
 #include "config/run_config.h"
 #include "generate/generate.h"
 #include "generate/generation_config.h"
+#include "orchestrate/run_folders.h"
+#include "orchestrate/tracker.h"
+#include "orchestrate/trial.h"
+#include "orchestrate/trial_channel.h"
 #include "plugin_host/plugin_host.h"
-#include "registry/registry.h"
 #include "runtime/interrupt.h"
 #include "runtime/runtime_info.h"
 #include "sweep/sweep.h"
-#include "train/lineage.h"
 #include "train/trainer.h"
 #include "tune/adapter.h"
 #include "tune/model.h"
@@ -281,101 +282,35 @@ int Tokenize(const fs::path& model_dir, const std::string& text, bool json) {
   return 0;
 }
 
-// The trial's side of tune sweep's control socket (--start-fd). The sweep stops a trial by
-// killing it, so a socket that closes or fails means the sweep itself is gone.
-UserError SweepGone() {
-  return UserError("the sweep that started this trial has ended; resume the sweep with --resume");
+// The run folder of a `tune train` without -o: .tune/runs/NAME for the first run of a name, and
+// a new numbered one (NAME-2, ...) for every later run, said so; --resume and --restart take the
+// newest.
+fs::path DefaultRunFolder(const std::string& name, const TrainOptions& options) {
+  const fs::path root = ".tune/runs";
+  const std::map<int64_t, fs::path> existing = NumberedFolders(root, name);
+  if (existing.empty()) return root / name;
+  const auto& [newest_number, newest] = *existing.rbegin();
+  if (options.resume || options.restart || fs::is_empty(newest)) return newest;
+  const fs::path next = root / (name + "-" + std::to_string(newest_number + 1));
+  LogInfo("starting a new run " + next.filename().string() + " in " + next.string() +
+          " (the earlier " + newest.filename().string() + " continues with --resume)");
+  return next;
 }
 
-// Waits for the sweep's next byte, which means go on.
-void AwaitSweep(int fd) {
-  char go = 0;
-  ssize_t got;
-  while ((got = read(fd, &go, 1)) < 0 && errno == EINTR) {
+void PrintTrialResult(const RunConfig& config, const TrialResult& result, const fs::path& run_dir) {
+  if (result.outcome == TrialResult::Outcome::kStopped) {
+    std::printf("stopped: %s\n", result.stop_reason.c_str());
+    return;
   }
-  if (got != 1) throw SweepGone();
-}
-
-int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, TrainOptions options,
-             bool register_adapter) {
-  const RunFile run_file = RunFile::Read(file, overrides);
-  PluginHost host;
-  LoadPlugins(host, run_file.PluginPaths());
-  for (const PluginLoadFailure& failure : host.failures()) LogWarning(failure.message);
-  const RunConfig config = run_file.Resolve(host);
-  if (options.run_dir.empty()) options.run_dir = fs::path(".tune/runs") / config.name;
-  const InterruptScope interrupts;  // SIGINT/SIGTERM: checkpoint at the step, then stop
-
-  if (!register_adapter) {
-    const TrainSummary summary = Train(config, host, options);
-    std::printf("adapter: %s (not registered)\n", summary.adapter_dir.c_str());
-    return 0;
+  if (result.outcome == TrialResult::Outcome::kRegisteredBefore) {
+    std::printf(
+        "%s finished already and was registered as %s:v%lld in %s; nothing to resume "
+        "(--restart trains it again)\n",
+        run_dir.c_str(), config.name.c_str(), static_cast<long long>(result.version),
+        result.registry.c_str());
+    return;
   }
-  // A finished run remembers the version it became (run_dir/registered.json), so --resume on it
-  // with the same config registers nothing a second time (a changed config is refused, or with
-  // --force trained on, by Train).
-  const fs::path registered_file = options.run_dir / "registered.json";
-  if (options.resume && fs::exists(registered_file) &&
-      RunFolderHoldsConfig(options.run_dir, config)) {
-    try {
-      const nlohmann::json registered = nlohmann::json::parse(std::ifstream(registered_file));
-      std::printf(
-          "%s finished already and was registered as %s:v%lld in %s; nothing to resume "
-          "(--restart trains it again)\n",
-          options.run_dir.c_str(), registered.at("name").get<std::string>().c_str(),
-          static_cast<long long>(registered.at("version").get<int64_t>()),
-          registered.at("registry").get<std::string>().c_str());
-      return 0;
-    } catch (const nlohmann::json::exception& e) {
-      throw UserError(registered_file.string() + ": unreadable (" + e.what() +
-                      "); check `tune adapters ls " + config.name +
-                      "` for the version this run became, then delete the file");
-    }
-  }
-  // The run logs to the registry as it goes, and its adapter becomes the next version of
-  // config.name there.
-  const std::unique_ptr<Registry> registry =
-      Registry::Open(config.registry_path, Registry::OpenMode::kCreate);
-  const std::string run_id =
-      registry->CreateRun({config.name, std::nullopt, std::nullopt, config.resolved_toml});
-  options.on_step = [&](const StepReport& report) {
-    registry->LogMetrics(run_id, report.step,
-                         {{"loss", report.loss},
-                          {"lr", report.lr},
-                          {"grad_norm", report.grad_norm},
-                          {"tokens_per_second", report.tokens_per_second}});
-  };
-  options.on_eval = [&, also = options.on_eval](int64_t step, double eval_loss) {
-    registry->LogMetrics(run_id, step, {{"eval_loss", eval_loss}});
-    if (also) also(step, eval_loss);
-  };
-  TrainSummary summary;
-  int64_t version = 0;
-  try {
-    summary = Train(config, host, options);
-    VersionRecord record =
-        MakeVersionRecord(config, host, summary, run_id, ModelDirectorySha256(config.model.path));
-    RegisterRunDataset(*registry, config, summary, record);
-    version =
-        registry->Register(config.name, record, summary.adapter_dir, EvalSamplesFile(summary));
-  } catch (const Interrupted& e) {
-    registry->FinishRun(run_id, RunStatus::kKilled, e.what());
-    throw;
-  } catch (const std::exception& e) {
-    registry->FinishRun(run_id, RunStatus::kFailed, e.what());
-    throw;
-  }
-  registry->FinishRun(run_id, RunStatus::kFinished);
-  {
-    std::ofstream out(registered_file, std::ios::trunc);
-    out << nlohmann::json{{"name", config.name},
-                          {"version", version},
-                          {"registry", config.registry_path}}
-               .dump()
-        << "\n";
-    if (!out.flush()) throw UserError("cannot write " + registered_file.string() + " (disk full?)");
-  }
-
+  const TrainSummary& summary = result.summary;
   std::printf("%-14s %12s %12s %12s\n", "metric", "base", "tuned", "gain");
   for (const auto& [name, value] : summary.scores) {
     const auto base = summary.base_scores.find(name);
@@ -398,7 +333,31 @@ int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, Tr
                 .c_str()
           : "");
   std::printf("adapter: %s\nregistered: %s:v%lld in %s\n", summary.adapter_dir.c_str(),
-              config.name.c_str(), static_cast<long long>(version), config.registry_path.c_str());
+              config.name.c_str(), static_cast<long long>(result.version), result.registry.c_str());
+}
+
+// `channel_fd`: the trial channel from tune sweep, or -1.
+int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, TrainOptions options,
+             int channel_fd) {
+  std::unique_ptr<TrialChannel> driver;
+  if (channel_fd >= 0) {
+    if (fcntl(channel_fd, F_GETFD) == -1) {
+      throw UserError("--channel-fd " + std::to_string(channel_fd) +
+                      " is not an open file descriptor; the option is for the trials tune sweep "
+                      "starts, leave it out");
+    }
+    driver = std::make_unique<TrialChannel>(channel_fd);
+  }
+  const RunFile run_file = RunFile::Read(file, overrides);
+  PluginHost host;
+  LoadPlugins(host, run_file.PluginPaths());
+  for (const PluginLoadFailure& failure : host.failures()) LogWarning(failure.message);
+  const RunConfig config = run_file.Resolve(host);
+  if (options.run_dir.empty()) options.run_dir = DefaultRunFolder(config.name, options);
+  const InterruptScope interrupts;  // SIGINT/SIGTERM: checkpoint at the step, then stop
+  const std::unique_ptr<Tracker> tracker = OpenRegistryTracker(config.registry_path);
+  const TrialResult result = RunTrial(config, host, options, *tracker, driver.get());
+  PrintTrialResult(config, result, options.run_dir);
   return 0;
 }
 
@@ -569,18 +528,12 @@ int RunCli(int argc, char** argv) {
                    "measurement instead of evaluating the base model again (tune sweep passes "
                    "one per sweep)")
       ->check(cli::FolderToWrite());
-  int train_start_fd = -1;
+  int train_channel_fd = -1;
   train
-      ->add_option("--start-fd", train_start_fd,
-                   "A socket from tune sweep: prepare, wait for its go before training, and "
-                   "after each intermediate eval report it and wait again (early stopping)")
+      ->add_option("--channel-fd", train_channel_fd,
+                   "A trial channel from tune sweep: report progress there, wait for its go "
+                   "before training and for its verdict after each intermediate eval")
       ->group("");  // tune sweep's, not a person's: left out of --help
-  bool train_no_register = false;
-  train
-      ->add_flag("--no-register", train_no_register,
-                 "Leave the adapter in the run directory only (tune sweep registers its trials "
-                 "itself)")
-      ->group("");
 
   CLI::App* sweep = app.add_subcommand(
       "sweep", "Run a sweep's trials, register every finished adapter, print the ranking");
@@ -620,23 +573,7 @@ int RunCli(int argc, char** argv) {
     }
     if (train->parsed()) {
       train_options.run_dir = train_output;
-      if (train_start_fd >= 0) {
-        if (fcntl(train_start_fd, F_GETFD) == -1) {
-          throw UserError("--start-fd " + std::to_string(train_start_fd) +
-                          " is not an open file descriptor; the option is for the trials tune "
-                          "sweep starts, leave it out");
-        }
-        train_options.wait_for_turn = [train_start_fd] { AwaitSweep(train_start_fd); };
-        train_options.on_eval = [train_start_fd](int64_t step, double) {
-          const std::string report = std::to_string(step) + "\n";  // the loss is in metrics.jsonl
-          if (send(train_start_fd, report.data(), report.size(), MSG_NOSIGNAL) !=
-              static_cast<ssize_t>(report.size())) {
-            throw SweepGone();
-          }
-          AwaitSweep(train_start_fd);
-        };
-      }
-      return TrainRun(train_file, train_overrides, train_options, !train_no_register);
+      return TrainRun(train_file, train_overrides, train_options, train_channel_fd);
     }
     if (tokenize->parsed()) return Tokenize(tokenize_model, tokenize_text, tokenize_json);
     if (generate->parsed()) {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/option_checks.h"
+#include "config/run_config.h"
 #include "data/dataset_identity.h"
 #include "data/quality.h"
 #include "plugin_host/plugin_host.h"
@@ -98,7 +99,7 @@ class DataCommandsImpl final : public DataCommands {
     diff_->add_option("from", ref_, "NAME:N")->required();
     diff_->add_option("to", to_ref_, "NAME:N")->required();
     diff_->add_flag("--json", json_, "Print the lines as JSON");
-    registry_path_ = cli::DefaultRegistry();
+    registry_path_ = DefaultRegistryPath();
     for (CLI::App* command : {register_, ls_, show_, diff_}) {
       command
           ->add_option("--registry", registry_path_,

@@ -14,12 +14,6 @@
 
 namespace tune::cli {
 
-// The registry commands use without --registry: $TUNE_REGISTRY, else .tune/registry.
-inline std::string DefaultRegistry() {
-  const char* env = std::getenv("TUNE_REGISTRY");
-  return env != nullptr && *env != '\0' ? env : ".tune/registry";
-}
-
 // A number in [low, high]; NaN and infinities are refused (CLI::Range lets NaN through).
 inline CLI::Validator FiniteIn(double low, double high) {
   return CLI::Validator(

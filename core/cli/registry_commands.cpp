@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/option_checks.h"
+#include "config/run_config.h"
 #include "registry/record_json.h"
 #include "registry/registry.h"
 #include "util/counted.h"
@@ -172,7 +173,7 @@ class Commands : public RegistryCommands {
                        "File holding the token promotions need (default: $TUNE_SERVE_TOKEN, else "
                        "a new random token, printed)");
 
-    registry_path_ = cli::DefaultRegistry();
+    registry_path_ = DefaultRegistryPath();
     for (CLI::App* command :
          {ls_, show_, diff_, promote_, history_, fetch_, verify_, gc_, backup_, serve_}) {
       command

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <sstream>
 
@@ -694,11 +695,16 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
         "sweep",
         {OptionSpec::String("method", "grid", "Search method").Choices({"grid", "random", "tpe"}),
          OptionSpec::Int("max_trials", 8, "Most trials to run").Range(1, 1e6),
-         OptionSpec::Int("parallel", 1, "Trials run at once").Range(1, 1024)},
+         OptionSpec::Int("parallel", 1, "Trials run at once").Range(1, 1024),
+         OptionSpec::Int("repeats", 1,
+                         "Trials per configuration, with seeds train.seed + 0, 1, ...; "
+                         "configurations are ranked by their mean")
+             .Range(1, 1000)},
         {"objective", "parameters", "early_stop"});
     sweep.method = options.String("method");
     sweep.max_trials = options.Int("max_trials");
     sweep.parallel = options.Int("parallel");
+    sweep.repeats = options.Int("repeats");
     toml::table& sweep_out = *resolved.get_as<toml::table>("sweep");
 
     {
@@ -875,6 +881,12 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
         sweep.parameters.push_back(std::move(parameter));
       }
       sweep_out.insert_or_assign("parameters", std::move(out));
+      if (sweep.repeats > 1 && wheres.contains("train.seed")) {
+        throw UserError(wheres.at("train.seed") + ": 'train.seed' is swept and sweep.repeats = " +
+                        std::to_string(sweep.repeats) +
+                        " gives each configuration seeds too; keep one (repeats seeds from "
+                        "train.seed up)");
+      }
       // What `tune sweep` would stop on, refused here, before anything is created.
       for (const SweepParameter& parameter : sweep.parameters) {
         if (parameter.kind != SweepParameter::Kind::kExpression) continue;
@@ -897,7 +909,9 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
 
   {
     const Options options = section(
-        "registry", {OptionSpec::String("path", ".tune/registry", "Where adapters are stored")});
+        "registry", {OptionSpec::String("path", DefaultRegistryPath(),
+                                        "Where adapters are stored (default: $TUNE_REGISTRY, else "
+                                        ".tune/registry)")});
     const toml::table* table = SubTable(document, "registry", "registry", file);
     // Written in the file: relative to the file. Typed or defaulted: to where tune runs.
     config.registry_path =
@@ -917,6 +931,11 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
 
   config.resolved_toml = TomlText(resolved);
   return config;
+}
+
+std::string DefaultRegistryPath() {
+  const char* env = std::getenv("TUNE_REGISTRY");
+  return env != nullptr && *env != '\0' ? env : ".tune/registry";
 }
 
 bool SameResolvedConfig(const std::string& a, const std::string& b) {

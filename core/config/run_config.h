@@ -108,6 +108,7 @@ struct SweepConfig {
   MetricGoal objective_goal = MetricGoal::kMaximize;
   int64_t max_trials = 0;
   int64_t parallel = 0;
+  int64_t repeats = 1;  // trials per configuration, seeds train.seed + 0 .. repeats - 1
   std::vector<SweepParameter> parameters;
   std::string early_stop;  // none | asha
   int64_t early_stop_min_steps = 0;
@@ -129,6 +130,10 @@ struct RunConfig {
   // The whole configuration as TOML, overrides applied and every default filled in.
   std::string resolved_toml;
 };
+
+// Where adapters are stored unless [registry] path says otherwise: $TUNE_REGISTRY when set, else
+// .tune/registry (relative to where tune runs). Every command that opens a registry defaults to it.
+std::string DefaultRegistryPath();
 
 // Whether two resolved configs (RunConfig::resolved_toml, as this or an earlier tune wrote it)
 // hold the same values, whatever their layout or float formatting.

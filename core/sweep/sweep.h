@@ -1,17 +1,18 @@
-// tune sweep: runs a sweep file's trials, each in its own `tune train` process, and registers
-// every finished trial's adapter with its sweep and trial number.
+// tune sweep: runs a sweep file's trials, each a `tune train` process that registers its own
+// adapter with its sweep, trial and configuration, and prints the ranking.
 //
-// A sweep lives in <root>/<name>-<N>/: sweep.json (the trials, their parameters, status and
-// results, rewritten atomically after every change) and trial-<k>/ (each trial's run
-// directory and log). The parent process is the registry's only writer: it forwards each
-// trial's per-step metrics from the trial's metrics.jsonl while the trial runs. A trial that
+// A sweep lives in <root>/<name>-<N>/: sweep.json (sweep_state.h: the trials, their parameters,
+// status and results) and trial-<k>/ (each trial's run directory) with trial-<k>.log. The pieces:
+// the search proposes configurations (search.h), the scheduler decides which trial trains when
+// and which stops early (scheduler.h), a trial runner starts and reaps the processes
+// (orchestrate/trial_runner.h), each trial talks to the sweep over its channel
+// (orchestrate/trial_channel.h), and the ranking and progress are report.h's. A trial that
 // crashes, runs out of memory or is killed fails alone; the sweep goes on.
 //
-// Each trial holds a control socket to the sweep (tune train --start-fd). It loads plugins, model
-// and data, then waits for the sweep's go, so on CPU the next trial is readied while the current
-// ones train; after each intermediate eval it reports the step and waits again, so early stopping
-// decides at exactly the rung, however fast the trial runs. Trials that share a base model, eval
-// set and metrics measure the base model once (<name>-<N>/base-scores/).
+// With [sweep] repeats = N every configuration runs N times, with seeds train.seed + 0 .. N-1
+// (data order and initialisation), and is ranked by its mean. On CPU the next trial loads while
+// the current ones train. Trials that share a base model, eval set and metrics measure the base
+// model once (<name>-<N>/base-scores/).
 #pragma once
 
 #include <cstdint>

@@ -64,15 +64,6 @@ std::string FilesSha256(const fs::path& dir,
   return sha.FinishHex();
 }
 
-}  // namespace
-
-std::string ModelDirectorySha256(const fs::path& dir) {
-  return FilesSha256(dir, [](const std::string& name) {
-    return name == "config.json" || name == "generation_config.json" || IsTokenizerFile(name) ||
-           name.ends_with(".safetensors");
-  });
-}
-
 VersionRecord MakeVersionRecord(const RunConfig& config, const PluginHost& host,
                                 const TrainSummary& summary, const std::string& run_id,
                                 const std::string& base_model_sha256) {
@@ -124,10 +115,45 @@ VersionRecord MakeVersionRecord(const RunConfig& config, const PluginHost& host,
   return record;
 }
 
-std::filesystem::path EvalSamplesFile(const TrainSummary& summary) {
+// The run's evaluation outputs (eval_samples.jsonl beside the adapter folder), or an empty path
+// when the run wrote none.
+fs::path EvalSamplesFile(const TrainSummary& summary) {
   const std::filesystem::path file = summary.adapter_dir.parent_path() / "eval_samples.jsonl";
   std::error_code ec;
   return std::filesystem::is_regular_file(file, ec) ? file : std::filesystem::path();
+}
+
+// The training file as the run read it, for Registry::RegisterDataset; none for a run folder from
+// before runs kept their rows (no dataset_rows.txt).
+std::optional<TrackedDataset> RunDataset(const RunConfig& config, const TrainSummary& summary) {
+  const fs::path run_dir = summary.adapter_dir.parent_path();
+  const fs::path rows = run_dir / "dataset_rows.txt";
+  std::ifstream report_file(run_dir / "data_quality.json");
+  std::error_code ec;
+  if (!fs::is_regular_file(rows, ec) || !report_file) return std::nullopt;
+  std::stringstream report_text;
+  report_text << report_file.rdbuf();
+  const nlohmann::json report = nlohmann::json::parse(report_text.str(), nullptr, false);
+  if (!report.is_object()) return std::nullopt;
+  TrackedDataset dataset;
+  dataset.name =
+      config.dataset.name.empty() ? DatasetName(config.dataset.path) : config.dataset.name;
+  dataset.record.sha256 = report.value("dataset_sha256", "");
+  dataset.record.source = fs::absolute(config.dataset.path).lexically_normal().string();
+  dataset.record.rows = report.value("rows", int64_t{0});
+  dataset.record.summary = report.value("summary", "");
+  dataset.record.report_json = report.dump();
+  dataset.rows_file = rows;
+  return dataset;
+}
+
+}  // namespace
+
+std::string ModelDirectorySha256(const fs::path& dir) {
+  return FilesSha256(dir, [](const std::string& name) {
+    return name == "config.json" || name == "generation_config.json" || IsTokenizerFile(name) ||
+           name.ends_with(".safetensors");
+  });
 }
 
 std::string DatasetName(const std::filesystem::path& file) {
@@ -144,26 +170,16 @@ std::string DatasetName(const std::filesystem::path& file) {
   return IsValidName(name) ? name : "dataset";
 }
 
-void RegisterRunDataset(Registry& registry, const RunConfig& config, const TrainSummary& summary,
-                        VersionRecord& record) {
-  const std::filesystem::path run_dir = summary.adapter_dir.parent_path();
-  const std::filesystem::path rows = run_dir / "dataset_rows.txt";
-  std::ifstream report_file(run_dir / "data_quality.json");
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(rows, ec) || !report_file) return;
-  std::stringstream report_text;
-  report_text << report_file.rdbuf();
-  const nlohmann::json report = nlohmann::json::parse(report_text.str(), nullptr, false);
-  if (!report.is_object()) return;
-  DatasetRecord dataset;
-  dataset.sha256 = report.value("dataset_sha256", "");
-  dataset.source = std::filesystem::absolute(config.dataset.path).lexically_normal().string();
-  dataset.rows = report.value("rows", int64_t{0});
-  dataset.summary = report.value("summary", "");
-  dataset.report_json = report.dump();
-  record.dataset_name =
-      config.dataset.name.empty() ? DatasetName(config.dataset.path) : config.dataset.name;
-  record.dataset_version = registry.RegisterDataset(record.dataset_name, dataset, rows);
+TrackedVersion TrainedVersion(const RunConfig& config, const PluginHost& host,
+                              const TrainSummary& summary, const std::string& run_id,
+                              const std::string& base_model_sha256) {
+  TrackedVersion version;
+  version.name = config.name;
+  version.record = MakeVersionRecord(config, host, summary, run_id, base_model_sha256);
+  version.artifact_dir = summary.adapter_dir;
+  version.eval_samples = EvalSamplesFile(summary);
+  version.dataset = RunDataset(config, summary);
+  return version;
 }
 
 }  // namespace tune

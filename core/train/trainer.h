@@ -37,6 +37,7 @@ struct StepReport {
   double grad_norm = 0.0;  // before clipping
   double tokens_per_second = 0.0;
   double elapsed_seconds = 0.0;  // training loop time of this process, resumed part included
+  bool operator==(const StepReport&) const = default;
 };
 
 struct TrainSummary {

@@ -212,8 +212,7 @@ TEST(Cli, GlobalFlagsWorkAfterTheCommand) {
 TEST(Cli, HelpLeavesOutTheOptionsOnlyTuneSweepPasses) {
   const auto result = RunTune({"train", "--help"}, kNoPluginPath);
   EXPECT_EQ(result.exit_code, 0);
-  EXPECT_EQ(result.out.find("--start-fd"), std::string::npos) << result.out;
-  EXPECT_EQ(result.out.find("--no-register"), std::string::npos) << result.out;
+  EXPECT_EQ(result.out.find("--channel-fd"), std::string::npos) << result.out;
   EXPECT_NE(result.out.find("--resume"), std::string::npos) << result.out;
 }
 

@@ -235,8 +235,7 @@ TEST_F(TrainCommand, BaseScoresAreMeasuredOnceAndSharedByMatchingRuns) {
   auto train = [&](const std::string& run, std::vector<std::string> overrides) {
     std::vector<std::string> args = {"train", file.string()};
     args.insert(args.end(), overrides.begin(), overrides.end());
-    args.insert(args.end(),
-                {"-o", (dir_.path() / run).string(), "--no-register", "--base-scores", shared});
+    args.insert(args.end(), {"-o", (dir_.path() / run).string(), "--base-scores", shared});
     const auto result = RunTune(args);
     EXPECT_EQ(result.exit_code, 0) << result.err;
     return result;
@@ -266,47 +265,93 @@ TEST_F(TrainCommand, BaseScoresAreMeasuredOnceAndSharedByMatchingRuns) {
   EXPECT_EQ(std::distance(fs::directory_iterator(shared), fs::directory_iterator()), 3);
 }
 
-TEST_F(TrainCommand, StartFdHoldsTheRunUntilItsTurnAndAtEachEval) {
-  // The sweep's side of the control socket, in Python: wait until the trial is prepared, check
-  // that it has not started, let it go, then answer each intermediate eval it reports.
-  const std::string sweep_side = R"(
-import os, socket, subprocess, sys, time
-tune, run_file, run_dir = sys.argv[1:4]
+// The driver's side of the trial channel (orchestrate/trial_channel.h), written again in Python
+// from the protocol as that header states it: wait for prepared, check nothing trained yet, send
+// go, answer each evaluated with a verdict (stop at `stop_at`, 0: never), and collect the rest.
+// Prints the exit code, the steps evaluated, the step messages and the version done reported.
+constexpr const char* kChannelDriver = R"(
+import json, os, socket, subprocess, sys, time
+tune, run_file, run_dir, stop_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 ours, theirs = socket.socketpair()
 log = open(run_dir + ".log", "w")
 trial = subprocess.Popen([tune, "train", run_file, "train.eval_every=10", "-o", run_dir,
-                          "--no-register", "--start-fd", str(theirs.fileno())],
+                          "--channel-fd", str(theirs.fileno())],
                          pass_fds=[theirs.fileno()], stdout=log, stderr=log)
 theirs.close()
-while "waiting for the sweep" not in open(run_dir + ".log").read():
-    if trial.poll() is not None: sys.exit("the trial ended before waiting")
-    time.sleep(0.01)
+lines = ours.makefile("r")
+def receive():
+    line = lines.readline()
+    if not line: sys.exit("the trial closed the channel: " + open(run_dir + ".log").read())
+    return json.loads(line)
+def send(message): ours.sendall((json.dumps(message) + "\n").encode())
+first = receive()
+if first != {"type": "prepared"}: sys.exit("first message: " + repr(first))
 time.sleep(0.3)
-if os.path.exists(os.path.join(run_dir, "metrics.jsonl")): sys.exit("it trained before its turn")
-ours.sendall(b"g")
-reports = b""
-deadline = time.time() + 120
-while trial.poll() is None:
-    if time.time() > deadline: trial.kill(); sys.exit("the trial hangs: reports " + repr(reports))
-    ours.settimeout(0.05)
-    try: got = ours.recv(64)
-    except socket.timeout: continue
-    reports += got
-    for _ in range(got.count(b"\n")): ours.sendall(b"g")
-print(trial.wait(), reports.decode().split())
+if os.path.exists(os.path.join(run_dir, "metrics.jsonl")): sys.exit("it trained before its go")
+send({"type": "go", "sweep": "py-1", "trial": 7, "configuration": 3,
+      "parameters": "adapter.rank=4", "base_model_sha256": ""})
+started = receive()
+if started["type"] != "started" or len(started["run_id"]) != 16: sys.exit(repr(started))
+evaluated, steps, version = [], 0, None
+while True:
+    line = lines.readline()
+    if not line: break
+    message = json.loads(line)
+    if message["type"] == "step": steps += 1
+    elif message["type"] == "evaluated":
+        evaluated.append(message["step"])
+        stop = message["step"] == stop_at
+        send({"type": "verdict", "go_on": not stop, "reason": "stopped by the test" if stop else ""})
+    elif message["type"] == "done": version = message["version"]
+    else: sys.exit("unexpected: " + line)
+print(trial.wait(), evaluated, steps, version)
 )";
-  const auto result = RunCommand(
-      {kPython, "-c", sweep_side, TUNE_BINARY, RunFile().string(), (dir_.path() / "run").string()});
+
+TEST_F(TrainCommand, ChannelHoldsTheRunUntilItsGoAndReportsEveryStepEvalAndItsVersion) {
+  const auto result = RunCommand({kPython, "-c", kChannelDriver, TUNE_BINARY, RunFile().string(),
+                                  (dir_.path() / "run").string(), "0"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
-  EXPECT_EQ(result.out, "0 ['10', '20']\n");  // evals at 10 and 20 of 30 steps; the end is not one
+  // Evals at 10 and 20 of 30 steps (the end is not one), 30 steps, then the version.
+  EXPECT_EQ(result.out, "0 [10, 20] 30 1\n");
+  // The version and its run carry the lineage the go message gave.
+  const auto registry = Registry::Open(dir_.path() / "registry", Registry::OpenMode::kReadOnly);
+  const VersionRecord record = registry->Get("t", 1);
+  EXPECT_EQ(record.sweep, "py-1");
+  EXPECT_EQ(record.trial, 7);
+  EXPECT_EQ(record.configuration, 3);
+  const RunRecord run = registry->GetRun(record.run_id);
+  EXPECT_EQ(run.status, RunStatus::kFinished);
+  EXPECT_NE(run.info.config_toml.find("# trial: adapter.rank=4"), std::string::npos);
+  // The registered config is the trial's own, with what its command line set.
+  EXPECT_NE(record.config_toml.find("eval_every = 10"), std::string::npos) << record.config_toml;
 }
 
-TEST_F(TrainCommand, StartFdEndsTheRunIfTheSweepIsGone) {
+TEST_F(TrainCommand, AStopVerdictEndsTheRunAtThatStepAndRegistersNothing) {
+  const fs::path run_dir = dir_.path() / "run";
+  const auto result = RunCommand(
+      {kPython, "-c", kChannelDriver, TUNE_BINARY, RunFile().string(), run_dir.string(), "10"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out, "0 [10] 10 None\n");
+  std::ifstream metrics(run_dir / "metrics.jsonl");
+  int64_t last_step = 0;
+  for (std::string line; std::getline(metrics, line);) {
+    last_step = nlohmann::json::parse(line)["step"].get<int64_t>();
+  }
+  EXPECT_EQ(last_step, 10);
+  const auto registry = Registry::Open(dir_.path() / "registry", Registry::OpenMode::kReadOnly);
+  EXPECT_TRUE(registry->Names().empty());
+  const std::vector<RunRecord> runs = registry->ListRuns();
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].status, RunStatus::kKilled);
+  EXPECT_EQ(runs[0].error, "stopped by the test");
+}
+
+TEST_F(TrainCommand, ChannelEndsTheRunIfTheDriverIsGone) {
   int sockets[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sockets), 0);
   close(sockets[0]);  // the sweep is gone before the trial's turn
   const auto result = RunTune({"train", RunFile().string(), "-o", (dir_.path() / "run").string(),
-                               "--no-register", "--start-fd", std::to_string(sockets[1])});
+                               "--channel-fd", std::to_string(sockets[1])});
   close(sockets[1]);
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_EQ(result.err,
@@ -314,11 +359,11 @@ TEST_F(TrainCommand, StartFdEndsTheRunIfTheSweepIsGone) {
             "error: the sweep that started this trial has ended; resume the sweep with --resume\n");
   EXPECT_FALSE(fs::exists(dir_.path() / "run" / "metrics.jsonl"));
 
-  const auto closed = RunTune({"train", RunFile().string(), "--start-fd", "987"});
+  const auto closed = RunTune({"train", RunFile().string(), "--channel-fd", "987"});
   EXPECT_EQ(closed.exit_code, 1);
   EXPECT_EQ(closed.err,
-            "error: --start-fd 987 is not an open file descriptor; the option is for the trials "
-            "tune sweep starts, leave it out\n");
+            "error: --channel-fd 987 is not an open file descriptor; the option is for the "
+            "trials tune sweep starts, leave it out\n");
 }
 
 TEST_F(TrainCommand, SameRunFileGivesBitIdenticalAdapters) {

@@ -1,0 +1,58 @@
+// Tracker: where runs report as they train and where their adapters become versions. `tune train`
+// and `tune sweep` both go through it; the local registry is behind it today (a registry server's
+// client is the next).
+//
+// Threads: one thread at a time per Tracker. Errors: UserError of one line (a registry in use
+// longer than its wait, a full disk); what was recorded before stays recorded.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "registry/registry.h"
+
+namespace tune {
+
+// The training file as a dataset version: Registry::RegisterDataset's arguments.
+struct TrackedDataset {
+  std::string name;
+  DatasetRecord record;
+  std::filesystem::path rows_file;
+};
+
+// An adapter to record as the next version of `name`, with the dataset version it was trained on.
+struct TrackedVersion {
+  std::string name;
+  VersionRecord record;  // its dataset_name and dataset_version are set by Register
+  std::filesystem::path artifact_dir;
+  std::filesystem::path eval_samples;  // empty: none
+  std::optional<TrackedDataset> dataset;
+};
+
+class Tracker {
+ public:
+  virtual ~Tracker() = default;
+
+  virtual std::string CreateRun(const RunInfo& info) = 0;
+  // May buffer (the registry writes metrics at most every 2 s); FinishRun writes what is held.
+  virtual void LogMetrics(std::string_view run_id, int64_t step,
+                          const std::map<std::string, double>& values) = 0;
+  // Records the dataset version first (none is added when the rows are the latest version's),
+  // links the adapter's record to it, then records the adapter. Returns the adapter's version.
+  virtual int64_t Register(TrackedVersion version) = 0;
+  virtual void FinishRun(std::string_view run_id, RunStatus status,
+                         std::string_view error = "") = 0;
+
+  // Where it records, as messages name it: the registry's folder.
+  virtual std::string location() const = 0;
+};
+
+// The registry at `dir`, created when there is none. Throws UserError when it cannot be opened.
+std::unique_ptr<Tracker> OpenRegistryTracker(const std::filesystem::path& dir);
+
+}  // namespace tune

@@ -1,0 +1,171 @@
+#include "orchestrate/trial.h"
+
+#include <fstream>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/interrupt.h"
+#include "train/lineage.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Thrown out of the trainer by a stop verdict.
+class Stopped : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+UserError DriverGone() {
+  return UserError("the sweep that started this trial has ended; resume the sweep with --resume");
+}
+
+// The next message from the driver, which must be a `Message`.
+template <typename Message>
+Message Await(TrialChannel& driver) {
+  try {
+    const DriverMessage message = driver.ReceiveFromDriver();
+    if (const auto* wanted = std::get_if<Message>(&message)) return *wanted;
+    throw UserError(
+        "the sweep sent a message out of turn; are tune sweep and its trials the same "
+        "tune? (" +
+        EncodeDriverMessage(message) + ")");
+  } catch (const ChannelClosed&) {
+    throw DriverGone();
+  }
+}
+
+void Tell(TrialChannel* driver, const TrialMessage& message) {
+  if (driver == nullptr) return;
+  try {
+    driver->Send(message);
+  } catch (const ChannelClosed&) {
+    throw DriverGone();
+  }
+}
+
+// A finished run remembers the version it became (run_dir/registered.json), so --resume on it
+// with the same config registers nothing a second time (a changed config is refused, or with
+// --force trained on, by Train).
+fs::path RegisteredFile(const fs::path& run_dir) { return run_dir / "registered.json"; }
+
+std::optional<TrialResult> RegisteredBefore(const RunConfig& config, const TrainOptions& options) {
+  const fs::path file = RegisteredFile(options.run_dir);
+  if (!options.resume || !fs::exists(file) || !RunFolderHoldsConfig(options.run_dir, config)) {
+    return std::nullopt;
+  }
+  try {
+    const nlohmann::json registered = nlohmann::json::parse(std::ifstream(file));
+    TrialResult result;
+    result.outcome = TrialResult::Outcome::kRegisteredBefore;
+    result.version = registered.at("version").get<int64_t>();
+    result.registry = registered.at("registry").get<std::string>();
+    result.summary = ReadSummary(options.run_dir);
+    return result;
+  } catch (const nlohmann::json::exception& e) {
+    throw UserError(file.string() + ": unreadable (" + e.what() + "); check `tune adapters ls " +
+                    config.name + "` for the version this run became, then delete the file");
+  }
+}
+
+void WriteRegistered(const fs::path& run_dir, const std::string& name, int64_t version,
+                     const std::string& registry) {
+  const fs::path file = RegisteredFile(run_dir);
+  std::ofstream out(file, std::ios::trunc);
+  out << nlohmann::json{{"name", name}, {"version", version}, {"registry", registry}}.dump()
+      << "\n";
+  if (!out.flush()) throw UserError("cannot write " + file.string() + " (disk full?)");
+}
+
+TrialDone DoneMessage(const TrialResult& result) {
+  return {result.version, result.summary.scores, result.summary.base_scores,
+          result.summary.wall_seconds};
+}
+
+}  // namespace
+
+TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptions options,
+                     Tracker& tracker, TrialChannel* driver) {
+  if (std::optional<TrialResult> before = RegisteredBefore(config, options)) {
+    Tell(driver, DoneMessage(*before));
+    return *before;
+  }
+  TrialGo go;  // what the driver says this trial is; empty when alone
+  std::string run_id;
+  auto create_run = [&] {
+    RunInfo info{config.name, std::nullopt, std::nullopt, config.resolved_toml};
+    if (!go.sweep.empty()) {
+      info.sweep = go.sweep;
+      info.trial = go.trial;
+      // The web view reads the configuration's swept values from this line.
+      info.config_toml += "\n# trial: " + go.parameters + "\n";
+    }
+    run_id = tracker.CreateRun(info);
+  };
+  if (driver != nullptr) {
+    options.wait_for_turn = [&] {
+      Tell(driver, TrialPrepared{});
+      go = Await<TrialGo>(*driver);
+      create_run();
+      Tell(driver, TrialStarted{run_id});
+    };
+  } else {
+    create_run();
+  }
+  options.on_step = [&](const StepReport& report) {
+    tracker.LogMetrics(run_id, report.step,
+                       {{"loss", report.loss},
+                        {"lr", report.lr},
+                        {"grad_norm", report.grad_norm},
+                        {"tokens_per_second", report.tokens_per_second}});
+    Tell(driver, report);
+  };
+  options.on_eval = [&](int64_t step, double eval_loss) {
+    tracker.LogMetrics(run_id, step, {{"eval_loss", eval_loss}});
+    if (driver == nullptr) return;
+    Tell(driver, TrialEvaluated{step, eval_loss});
+    const TrialVerdict verdict = Await<TrialVerdict>(*driver);
+    if (!verdict.go_on) throw Stopped(verdict.reason);
+  };
+
+  // A trial that fails before its go has no run yet: it gets one, so every attempt is recorded.
+  auto finish = [&](RunStatus status, const std::string& error) {
+    if (run_id.empty()) create_run();
+    tracker.FinishRun(run_id, status, error);
+  };
+  TrialResult result;
+  try {
+    result.summary = Train(config, host, options);
+    TrackedVersion version =
+        TrainedVersion(config, host, result.summary, run_id,
+                       go.base_model_sha256.empty() ? ModelDirectorySha256(config.model.path)
+                                                    : go.base_model_sha256);
+    if (!go.sweep.empty()) {
+      version.record.sweep = go.sweep;
+      version.record.trial = go.trial;
+      version.record.configuration = go.configuration;
+    }
+    result.version = tracker.Register(std::move(version));
+  } catch (const Stopped& e) {
+    finish(RunStatus::kKilled, e.what());
+    result.outcome = TrialResult::Outcome::kStopped;
+    result.stop_reason = e.what();
+    return result;
+  } catch (const Interrupted& e) {
+    finish(RunStatus::kKilled, e.what());
+    throw;
+  } catch (const std::exception& e) {
+    finish(RunStatus::kFailed, e.what());
+    throw;
+  }
+  tracker.FinishRun(run_id, RunStatus::kFinished);
+  result.registry = tracker.location();
+  WriteRegistered(options.run_dir, config.name, result.version, result.registry);
+  Tell(driver, DoneMessage(result));
+  return result;
+}
+
+}  // namespace tune

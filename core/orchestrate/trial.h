@@ -1,0 +1,40 @@
+// One trial, tracked: `tune train` runs exactly this, alone or as one of a sweep's trials, so a
+// trial records its run and registers its adapter the same way whoever started it. The version
+// it registers holds the trial's own resolved config.
+//
+// Under a driver (a TrialChannel, trial_channel.h), the trial reports prepared and waits for go,
+// creates its run then, reports every step and intermediate eval and waits for each eval's
+// verdict, and reports done with its version. Alone, it creates its run before it loads anything.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "config/run_config.h"
+#include "orchestrate/tracker.h"
+#include "orchestrate/trial_channel.h"
+#include "train/trainer.h"
+
+namespace tune {
+
+class PluginHost;
+
+struct TrialResult {
+  enum class Outcome {
+    kRegistered,        // trained and registered now
+    kRegisteredBefore,  // --resume of a run folder that had finished and registered
+    kStopped,           // the driver's verdict stopped it (early stopping)
+  };
+  Outcome outcome = Outcome::kRegistered;
+  int64_t version = 0;
+  std::string registry;  // where the version is
+  std::string stop_reason;
+  TrainSummary summary;  // of a registered trial
+};
+
+// `driver` may be null. Throws what Train throws (UserError, Interrupted) once the run is
+// recorded as failed or killed, and UserError when the driver goes away.
+TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptions options,
+                     Tracker& tracker, TrialChannel* driver);
+
+}  // namespace tune

@@ -1,0 +1,123 @@
+// The channel between a running trial (`tune train --channel-fd N`) and the driver that started
+// it (`tune sweep`): one stream socket, one JSON object per line each way, each with a "type".
+// Both sides include this header; nothing else defines the protocol.
+//
+// The conversation, trial first:
+//   trial  -> prepared      plugins, model and data are loaded; the trial waits for go
+//   driver -> go            train now; says which sweep and trial this is
+//   trial  -> started       its run exists in the tracker (the id a driver finishes it by if it
+//   dies) trial  -> step          after every optimizer step trial  -> evaluated     after every
+//   intermediate eval; the trial waits for a verdict driver -> verdict       go on, or stop here
+//   (early stopping), with the reason the run records trial  -> done          registered: the
+//   version and its scores; then the trial exits 0
+// A trial resumed after it had registered sends done alone. A trial told to stop finishes its run
+// and exits 0 without done. Anything else that ends the process is a failure the driver reads from
+// the exit status. No libtorch.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "train/trainer.h"  // StepReport
+#include "util/error.h"
+
+namespace tune {
+
+struct TrialPrepared {
+  bool operator==(const TrialPrepared&) const = default;
+};
+
+struct TrialStarted {
+  std::string run_id;
+  bool operator==(const TrialStarted&) const = default;
+};
+
+struct TrialEvaluated {
+  int64_t step = 0;
+  double eval_loss = 0.0;
+  bool operator==(const TrialEvaluated&) const = default;
+};
+
+struct TrialDone {
+  int64_t version = 0;
+  std::map<std::string, double> scores;
+  std::map<std::string, double> base_scores;
+  double wall_seconds = 0.0;  // the trial's own, waiting for go left out
+  bool operator==(const TrialDone&) const = default;
+};
+
+// "step" carries the trainer's StepReport as it is.
+using TrialMessage =
+    std::variant<TrialPrepared, TrialStarted, StepReport, TrialEvaluated, TrialDone>;
+
+// What a driver tells its trial when it lets it train: the lineage the trial records.
+struct TrialGo {
+  std::string sweep;          // <sweep name>-<N>
+  int64_t trial = 0;          // 1-based
+  int64_t configuration = 0;  // 1-based; the trials of one configuration differ only in train.seed
+  std::string parameters;     // the configuration's swept values, "key=value ..."
+  // ModelDirectorySha256 of the base model, computed once by the driver for all its trials (empty:
+  // the trial computes it).
+  std::string base_model_sha256;
+  bool operator==(const TrialGo&) const = default;
+};
+
+struct TrialVerdict {
+  bool go_on = true;
+  std::string reason;  // why it stops: "pruned at step 20 (eval_loss 1.2345)"
+  bool operator==(const TrialVerdict&) const = default;
+};
+
+using DriverMessage = std::variant<TrialGo, TrialVerdict>;
+
+// One line each, without the newline. Decoding throws UserError naming the line for anything that
+// is not a message of that direction.
+std::string EncodeTrialMessage(const TrialMessage& message);
+std::string EncodeDriverMessage(const DriverMessage& message);
+TrialMessage DecodeTrialMessage(std::string_view line);
+DriverMessage DecodeDriverMessage(std::string_view line);
+
+// The other end closed the channel, or it failed.
+class ChannelClosed : public UserError {
+ public:
+  using UserError::UserError;
+};
+
+// One end of a channel. Owns its descriptor and closes it. Used by one thread.
+class TrialChannel {
+ public:
+  explicit TrialChannel(int fd);
+  ~TrialChannel();
+  TrialChannel(const TrialChannel&) = delete;
+  TrialChannel& operator=(const TrialChannel&) = delete;
+
+  int fd() const { return fd_; }
+
+  // Blocking writes of one message. Throw ChannelClosed when the other end is gone.
+  void Send(const TrialMessage& message);
+  void Send(const DriverMessage& message);
+
+  // The trial's side: waits for the driver's next message. Throws ChannelClosed at end of stream,
+  // UserError for an unreadable line.
+  DriverMessage ReceiveFromDriver();
+
+  // The driver's side, without waiting: every whole message that has arrived. closed() turns true
+  // once the trial's end is closed and everything before it was taken.
+  std::vector<TrialMessage> TakeTrialMessages();
+  bool closed() const { return closed_; }
+
+ private:
+  void SendLine(std::string line);
+  // Reads what is there (waiting for some when `wait`) into buffer_; false at end of stream.
+  bool Fill(bool wait);
+
+  int fd_;
+  std::string buffer_;
+  bool closed_ = false;
+};
+
+}  // namespace tune

@@ -1,0 +1,50 @@
+// A sweep's trials as <sweep dir>/sweep.json keeps them: what each ran with, how it ended and what
+// it scored. Rewritten atomically (temporary file, rename) after every change, so a killed sweep
+// resumes from what it had recorded. No libtorch.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sweep/search.h"
+
+namespace tune {
+
+enum class TrialStatus { kPending, kRunning, kFinished, kFailed, kPruned };
+const char* TrialStatusName(TrialStatus status);  // pending, running, finished, failed, pruned
+
+struct Trial {
+  int64_t number = 0;         // 1-based; its folder is trial-NNN
+  int64_t configuration = 0;  // 1-based; its swept values
+  int64_t repeat = 0;         // 0-based; it trains with train.seed + repeat
+  Assignment assignment;      // the configuration's swept values
+  TrialStatus status = TrialStatus::kPending;
+  int64_t version = 0;                   // the version it registered, once finished
+  std::map<std::string, double> scores;  // every score of a finished trial, the objective's too
+  std::optional<double> base_objective;  // the base model's score on the objective
+  double wall_seconds = 0.0;
+  std::string error;                      // why it failed or was pruned
+  int64_t pruned_at = 0;                  // the step at which early stopping ended it
+  std::map<int64_t, double> rung_losses;  // eval loss at each early-stopping rung it reached
+  std::string run_id;                     // its latest run in the tracker
+};
+
+struct SweepState {
+  std::string name;  // <sweep name>-<N>
+  std::string sweep_sha256;
+  std::string dataset_sha256;
+  int64_t repeats = 1;
+  std::vector<Trial> trials;  // by number
+};
+
+// Throws UserError when the folder cannot be written (disk full).
+void SaveSweepState(const std::filesystem::path& dir, const SweepState& state);
+// Reads what SaveSweepState wrote, or an older tune's sweep.json (one trial per configuration).
+// Throws UserError naming the file when it is unreadable.
+SweepState LoadSweepState(const std::filesystem::path& dir);
+
+}  // namespace tune
