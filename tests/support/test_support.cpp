@@ -103,6 +103,19 @@ CommandResult RunTune(const std::vector<std::string>& args,
   return RunCommand(argv, env);
 }
 
+std::string ReadText(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+CommandResult RunTuneIn(const fs::path& dir, const std::vector<std::string>& args,
+                        const std::map<std::string, std::string>& env) {
+  std::vector<std::string> argv = {"/bin/bash", "-c", "cd \"$0\" && exec \"$@\"", dir.string(),
+                                   TUNE_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, env);
+}
+
 CommandResult SignalTuneWhen(const std::vector<std::string>& args, const std::string& ready,
                              const std::string& signal) {
   const TempDir scratch;

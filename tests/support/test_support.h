@@ -39,6 +39,10 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
 CommandResult RunTune(const std::vector<std::string>& args,
                       const std::map<std::string, std::string>& env = {});
 
+// The same, in the folder `dir` (where .tune/ and relative paths are then).
+CommandResult RunTuneIn(const std::filesystem::path& dir, const std::vector<std::string>& args,
+                        const std::map<std::string, std::string>& env = {});
+
 // Runs the built `tune` with `args` in the background and sends it `signal` ("KILL", "TERM") as
 // soon as the bash condition `ready` holds (e.g. `[ -d run/checkpoints/step-000000010 ]`), then
 // waits for it. exit_code is the run's status as bash reports it (128 + the signal when the signal
@@ -55,6 +59,9 @@ inline constexpr const char* kPython = TUNE_PYTHON;
 // `dir`. Fails the calling test if the script fails.
 std::filesystem::path MakeTinyLlama(const std::filesystem::path& dir,
                                     const std::vector<std::string>& flags);
+
+// The whole of a file; empty when it cannot be read.
+std::string ReadText(const std::filesystem::path& path);
 
 // Number of lines in `text` that start with `prefix`.
 int CountLinesStartingWith(const std::string& text, const std::string& prefix);

@@ -17,6 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::RunCommand;
 using testing::RunTune;
+using testing::RunTuneIn;
 using testing::TempDir;
 
 class SweepCommand : public ::testing::Test {
@@ -54,12 +55,11 @@ class SweepCommand : public ::testing::Test {
             "\n\"adapter.alpha\" = \"2 * adapter.rank\"\n" + extra);
   }
 
-  testing::CommandResult Sweep(const std::vector<std::string>& extra) {
-    std::vector<std::string> argv = {
-        "/bin/bash", "-c",    "cd \"$0\" && exec \"$@\"",           dir_.path().string(),
-        TUNE_BINARY, "sweep", (dir_.path() / "sweep.toml").string()};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    return RunCommand(argv);
+  testing::CommandResult Sweep(const std::vector<std::string>& extra,
+                               const std::map<std::string, std::string>& env = {}) {
+    std::vector<std::string> args = {"sweep", (dir_.path() / "sweep.toml").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunTuneIn(dir_.path(), args, env);
   }
 
   nlohmann::json State(const std::string& sweep) {
@@ -103,6 +103,13 @@ TEST_F(SweepCommand, RegistersEveryTrialAndRanksThem) {
     const auto trial = finished["trials"][v["trial"].get<size_t>() - 1];
     EXPECT_EQ(trial["scores"], v["scores"]) << trial;
     EXPECT_TRUE(trial["scores"].contains("exact_match")) << trial;
+    // The version holds the trial's own resolved config, with what the sweep set for it.
+    std::ifstream run_toml(dir_.path() / ".tune/sweeps/s-1" /
+                           ("trial-00" + std::to_string(v["trial"].get<int64_t>())) / "run.toml");
+    const std::string trial_config((std::istreambuf_iterator<char>(run_toml)), {});
+    EXPECT_EQ(v["config_toml"].get<std::string>(), trial_config);
+    EXPECT_NE(trial_config.find("threads = 1"), std::string::npos) << trial_config;
+    EXPECT_EQ(v["configuration"], v["trial"]);
   }
   EXPECT_EQ(trials, (std::set<int64_t>{1, 2, 3}));
   // The base model is measured by the first trials only; trial 3 reads their scores.
@@ -252,6 +259,62 @@ TEST_F(SweepCommand, TheRankingStaysAlignedWithALongName) {
       << header_line << "\n"
       << row_line;
   EXPECT_EQ(row_line[objective_end], ' ') << header_line << "\n" << row_line;
+}
+
+// Each configuration runs `repeats` times with its own seed; every repeat is a version tagged with
+// its configuration, and the table ranks configurations by their mean with its spread.
+TEST_F(SweepCommand, RepeatsRunEachConfigurationWithItsOwnSeedsAndRankTheMeans) {
+  SweepFile("[2, 4]", 4, 2);
+  const auto result = Sweep({"sweep.repeats=2"});
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+  const auto listed =
+      RunTune({"adapters", "ls", "s", "--json", "--registry", (dir_.path() / "registry").string()});
+  const auto versions = nlohmann::json::parse(listed.out);
+  ASSERT_EQ(versions.size(), 4u);
+  std::set<std::pair<int64_t, int64_t>> seeds;  // (configuration, seed)
+  for (const auto& v : versions) {
+    seeds.insert({v["configuration"].get<int64_t>(), v["seed"].get<int64_t>()});
+    EXPECT_EQ(v["params"]["adapter.rank"].get<int64_t>(),
+              v["configuration"].get<int64_t>() == 1 ? 2 : 4);
+  }
+  EXPECT_EQ(seeds, (std::set<std::pair<int64_t, int64_t>>{{1, 0}, {1, 1}, {2, 0}, {2, 1}}));
+  // Two seeds of one configuration train differently.
+  std::map<int64_t, std::set<double>> losses;
+  for (const auto& v : versions) {
+    losses[v["configuration"].get<int64_t>()].insert(v["scores"]["eval_loss"].get<double>());
+  }
+  EXPECT_EQ(losses[1].size(), 2u);
+  EXPECT_NE(result.out.find("trial 2 started (configuration 1, repeat 2 of 2)"), std::string::npos)
+      << result.out;
+  EXPECT_NE(result.out.find("\nconfig trials  versions"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("over 2 repeats (95% CI "), std::string::npos) << result.out;
+  const auto state = State("s-1");
+  EXPECT_EQ(state["repeats"], 2);
+  EXPECT_EQ(state["trials"][3]["configuration"], 2);
+  EXPECT_EQ(state["trials"][3]["repeat"], 1);
+
+  // A seed swept as well as repeated is refused before anything runs.
+  SweepFile("[2]", 4, 1, "\"train.seed\" = [1, 2]\n");
+  const auto refused = Sweep({"sweep.repeats=2"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("'train.seed' is swept and sweep.repeats = 2"), std::string::npos)
+      << refused.err;
+}
+
+// Without [registry] in the file, trials register where TUNE_REGISTRY says, as tune adapters lists.
+TEST_F(SweepCommand, TuneRegistryIsWhereTrialsRegisterUnlessTheFileSaysOtherwise) {
+  SweepFile("[2]", 2);
+  std::string text = testing::ReadText(dir_.path() / "sweep.toml");
+  text.erase(text.find("[registry]"), text.find("[sweep]") - text.find("[registry]"));
+  dir_.Write("sweep.toml", text);
+  const fs::path elsewhere = dir_.path() / "elsewhere";
+  const auto result = Sweep({}, {{"TUNE_REGISTRY", elsewhere.string()}});
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+  EXPECT_FALSE(fs::exists(dir_.path() / ".tune/registry"));
+  const auto listed = RunTuneIn(dir_.path(), {"adapters", "ls", "s", "--json"},
+                                {{"TUNE_REGISTRY", elsewhere.string()}});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_EQ(nlohmann::json::parse(listed.out).size(), 1u);
 }
 
 TEST(SweepGpus, EachTrialGetsOneOfTheVisibleGpusByTheNameTheSweepSees) {

@@ -567,6 +567,47 @@ TEST_F(TrainCommand, ExistingRunDirectoryIsNeverOverwrittenSilently) {
   EXPECT_EQ(RunTune({"train", file.string(), "-o", run, "--restart"}).exit_code, 0);
 }
 
+// Running the same file again (another seed, say) is a new run in a new folder, said so, and a
+// second version; --resume takes the newest run.
+TEST_F(TrainCommand, TheSameRunFileTwiceGivesTwoRunsAndTwoVersions) {
+  const std::string file = RunFile().string();
+  const auto first = testing::RunTuneIn(dir_.path(), {"train", file});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_NE(first.out.find("registered: t:v1"), std::string::npos) << first.out;
+  const auto second = testing::RunTuneIn(dir_.path(), {"train", file, "train.seed=1"});
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_NE(second.err.find("starting a new run t-2 in .tune/runs/t-2 (the earlier t continues "
+                            "with --resume)"),
+            std::string::npos)
+      << second.err;
+  EXPECT_NE(second.out.find("registered: t:v2"), std::string::npos) << second.out;
+  EXPECT_TRUE(fs::exists(dir_.path() / ".tune/runs/t/adapter"));
+  EXPECT_TRUE(fs::exists(dir_.path() / ".tune/runs/t-2/adapter"));
+  const auto resumed = testing::RunTuneIn(dir_.path(), {"train", file, "train.seed=1", "--resume"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.out.find(".tune/runs/t-2 finished already and was registered as t:v2"),
+            std::string::npos)
+      << resumed.out;
+}
+
+// Without [registry] in the file, a run registers where TUNE_REGISTRY says, as tune adapters lists.
+TEST_F(TrainCommand, TuneRegistryIsWhereARunRegistersUnlessTheFileSaysOtherwise) {
+  std::string text = testing::ReadText(RunFile());
+  text.erase(text.find("[registry]"));
+  const fs::path file = dir_.Write("run.toml", text);
+  const fs::path elsewhere = dir_.path() / "elsewhere";
+  const auto result =
+      testing::RunTuneIn(dir_.path(), {"train", file.string()}, {{"TUNE_REGISTRY", elsewhere}});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("registered: t:v1 in " + elsewhere.string()), std::string::npos)
+      << result.out;
+  EXPECT_FALSE(fs::exists(dir_.path() / ".tune/registry"));
+  const auto listed =
+      testing::RunTuneIn(dir_.path(), {"adapters", "ls", "t"}, {{"TUNE_REGISTRY", elsewhere}});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("\nt:1 "), std::string::npos) << listed.out;
+}
+
 TEST_F(TrainCommand, BadRowsStopTheRunByLineUnlessSkipped) {
   const fs::path data = dir_.Write("bad.jsonl",
                                    "{\"prompt\": \"a\", \"completion\": \"b\"}\n"
