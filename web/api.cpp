@@ -315,6 +315,7 @@ json Api::Sweeps(const std::string& only) const {
     if (sweep == trials.end()) continue;
     json& row = sweep->second[*record.trial];
     row["version"] = record.name + ":" + std::to_string(record.version);
+    if (record.configuration) row["configuration"] = *record.configuration;
     row["scores"] = record.scores;
     row["base_scores"] = record.base_scores;
   }

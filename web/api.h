@@ -13,7 +13,8 @@
 //   GET  /api/runs/ID                                    a run and its metrics by step
 //   GET  /api/sweeps[/NAME]                              sweeps: each trial's run (status, last
 //                                                        step and loss, live), parameters, and
-//                                                        the version and scores it became
+//                                                        the version, configuration and scores
+//                                                        it became
 //   POST /api/adapters/NAME/aliases/ALIAS                {"version": N, "expect_version": M}
 //
 // Every path segment and query value is checked by grammar before any lookup (names, aliases,

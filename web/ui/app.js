@@ -156,7 +156,8 @@ async function showVersion(name, version) {
   const evalLoss = (run ? run.metrics : []).filter(m => m.values.eval_loss !== undefined)
     .map(m => [m.step, m.values.eval_loss]);
   const lineage = [
-    ['method', record.method], ['sweep', record.sweep ? `${record.sweep} trial ${record.trial}` : '-'],
+    ['method', record.method], ['sweep', record.sweep ? `${record.sweep} trial ${record.trial}` +
+      (record.configuration ? ` (configuration ${record.configuration})` : '') : '-'],
     ['dataset', `${record.dataset.hash} (${record.dataset.train_examples} train, ${record.dataset.eval_examples} eval)`],
     ['dataset version', record.dataset.name ? `${record.dataset.name}:${record.dataset.version}` : '-'],
     ['data quality', record.dataset.quality || '-'],
@@ -305,11 +306,13 @@ async function showSweeps(name) {
     const params = [...new Set(sweep.trials.flatMap(t => Object.keys(t.params || {})))].sort();
     const metrics = [...new Set(sweep.trials.flatMap(t => Object.keys(t.scores || {})))].sort();
     const table = el('table', {id: 'trials'},
-      el('tr', {}, el('th', {}, 'trial'), el('th', {}, 'status'), params.map(p => el('th', {}, p)),
+      el('tr', {}, el('th', {}, 'trial'), el('th', {}, 'configuration'), el('th', {}, 'status'),
+         params.map(p => el('th', {}, p)),
          el('th', {class: 'num'}, 'step'), el('th', {class: 'num'}, 'loss'),
          metrics.map(m => el('th', {class: 'num'}, m)), el('th', {}, 'version')),
       sweep.trials.map(t => el('tr', {},
-        el('td', {}, t.trial), el('td', {}, t.status), params.map(p => el('td', {}, fmt((t.params || {})[p]))),
+        el('td', {}, t.trial), el('td', {}, fmt(t.configuration)), el('td', {}, t.status),
+        params.map(p => el('td', {}, fmt((t.params || {})[p]))),
         el('td', {class: 'num'}, fmt(t.step)), el('td', {class: 'num'}, fmt(t.loss)),
         metrics.map(m => el('td', {class: 'num'}, fmt((t.scores || {})[m]))),
         el('td', {}, t.version ? versionLink(...t.version.split(':')) : '-'))));
