@@ -355,8 +355,9 @@ int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, Tr
   const RunConfig config = run_file.Resolve(host);
   if (options.run_dir.empty()) options.run_dir = DefaultRunFolder(config.name, options);
   const InterruptScope interrupts;  // SIGINT/SIGTERM: checkpoint at the step, then stop
-  const std::unique_ptr<Tracker> tracker = OpenRegistryTracker(config.registry_path);
-  const TrialResult result = RunTrial(config, host, options, *tracker, driver.get());
+  const TrialResult result = RunTrial(
+      config, host, options, [&] { return OpenRegistryTracker(config.registry_path); },
+      driver.get());
   PrintTrialResult(config, result, options.run_dir);
   return 0;
 }

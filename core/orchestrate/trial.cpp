@@ -1,5 +1,6 @@
 #include "orchestrate/trial.h"
 
+#include <chrono>
 #include <fstream>
 #include <optional>
 
@@ -88,12 +89,17 @@ TrialDone DoneMessage(const TrialResult& result) {
 }  // namespace
 
 TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptions options,
-                     Tracker& tracker, TrialChannel* driver) {
+                     const OpenTracker& open_tracker, TrialChannel* driver) {
   if (std::optional<TrialResult> before = RegisteredBefore(config, options)) {
     Tell(driver, DoneMessage(*before));
     return *before;
   }
   TrialGo go;  // what the driver says this trial is; empty when alone
+  std::unique_ptr<Tracker> opened;
+  auto tracker = [&]() -> Tracker& {
+    if (opened == nullptr) opened = open_tracker();
+    return *opened;
+  };
   std::string run_id;
   auto create_run = [&] {
     RunInfo info{config.name, std::nullopt, std::nullopt, config.resolved_toml};
@@ -103,7 +109,7 @@ TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptio
       // The web view reads the configuration's swept values from this line.
       info.config_toml += "\n# trial: " + go.parameters + "\n";
     }
-    run_id = tracker.CreateRun(info);
+    run_id = tracker().CreateRun(info);
   };
   if (driver != nullptr) {
     options.wait_for_turn = [&] {
@@ -115,16 +121,23 @@ TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptio
   } else {
     create_run();
   }
+  // Steps reach the driver as progress, at most one per kStepReportInterval (trial_channel.h).
+  std::optional<std::chrono::steady_clock::time_point> last_step_report;
   options.on_step = [&](const StepReport& report) {
-    tracker.LogMetrics(run_id, report.step,
-                       {{"loss", report.loss},
-                        {"lr", report.lr},
-                        {"grad_norm", report.grad_norm},
-                        {"tokens_per_second", report.tokens_per_second}});
-    Tell(driver, report);
+    tracker().LogMetrics(run_id, report.step,
+                         {{"loss", report.loss},
+                          {"lr", report.lr},
+                          {"grad_norm", report.grad_norm},
+                          {"tokens_per_second", report.tokens_per_second}});
+    const auto now = std::chrono::steady_clock::now();
+    if (!last_step_report || now - *last_step_report >= kStepReportInterval ||
+        report.step == report.total_steps) {
+      last_step_report = now;
+      Tell(driver, report);
+    }
   };
   options.on_eval = [&](int64_t step, double eval_loss) {
-    tracker.LogMetrics(run_id, step, {{"eval_loss", eval_loss}});
+    tracker().LogMetrics(run_id, step, {{"eval_loss", eval_loss}});
     if (driver == nullptr) return;
     Tell(driver, TrialEvaluated{step, eval_loss});
     const TrialVerdict verdict = Await<TrialVerdict>(*driver);
@@ -134,7 +147,7 @@ TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptio
   // A trial that fails before its go has no run yet: it gets one, so every attempt is recorded.
   auto finish = [&](RunStatus status, const std::string& error) {
     if (run_id.empty()) create_run();
-    tracker.FinishRun(run_id, status, error);
+    tracker().FinishRun(run_id, status, error);
   };
   TrialResult result;
   try {
@@ -148,7 +161,7 @@ TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptio
       version.record.trial = go.trial;
       version.record.configuration = go.configuration;
     }
-    result.version = tracker.Register(std::move(version));
+    result.version = tracker().Register(std::move(version));
   } catch (const Stopped& e) {
     finish(RunStatus::kKilled, e.what());
     result.outcome = TrialResult::Outcome::kStopped;
@@ -161,8 +174,8 @@ TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptio
     finish(RunStatus::kFailed, e.what());
     throw;
   }
-  tracker.FinishRun(run_id, RunStatus::kFinished);
-  result.registry = tracker.location();
+  tracker().FinishRun(run_id, RunStatus::kFinished);
+  result.registry = tracker().location();
   WriteRegistered(options.run_dir, config.name, result.version, result.registry);
   Tell(driver, DoneMessage(result));
   return result;

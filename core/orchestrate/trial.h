@@ -8,6 +8,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "config/run_config.h"
@@ -32,9 +34,14 @@ struct TrialResult {
   TrainSummary summary;  // of a registered trial
 };
 
-// `driver` may be null. Throws what Train throws (UserError, Interrupted) once the run is
-// recorded as failed or killed, and UserError when the driver goes away.
+// Opens the tracker the trial records in; called once, when the trial first needs it.
+using OpenTracker = std::function<std::unique_ptr<Tracker>()>;
+
+// `driver` may be null. A driven trial opens its tracker at its go, not while it loads: a trial
+// readied ahead loads beside one that trains, and the open is work taken from that one's cores.
+// Throws what Train throws (UserError, Interrupted) once the run is recorded as failed or killed,
+// and UserError when the driver goes away.
 TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptions options,
-                     Tracker& tracker, TrialChannel* driver);
+                     const OpenTracker& open_tracker, TrialChannel* driver);
 
 }  // namespace tune

@@ -3,18 +3,20 @@
 // Both sides include this header; nothing else defines the protocol.
 //
 // The conversation, trial first:
-//   trial  -> prepared      plugins, model and data are loaded; the trial waits for go
-//   driver -> go            train now; says which sweep and trial this is
-//   trial  -> started       its run exists in the tracker (the id a driver finishes it by if it
-//   dies) trial  -> step          after every optimizer step trial  -> evaluated     after every
-//   intermediate eval; the trial waits for a verdict driver -> verdict       go on, or stop here
-//   (early stopping), with the reason the run records trial  -> done          registered: the
-//   version and its scores; then the trial exits 0
+//   trial  -> prepared   plugins, model and data are loaded; the trial waits for go
+//   driver -> go         train now; says which sweep, trial and configuration this is
+//   trial  -> started    its run exists in the tracker (its id: the driver finishes a killed run)
+//   trial  -> step       progress: the first step, then at most one per kStepReportInterval,
+//                        and the last (the tracker gets every step)
+//   trial  -> evaluated  after every intermediate eval; the trial waits for a verdict
+//   driver -> verdict    go on, or stop here (early stopping), with the reason the run records
+//   trial  -> done       registered: the version and its scores; then the trial exits 0
 // A trial resumed after it had registered sends done alone. A trial told to stop finishes its run
 // and exits 0 without done. Anything else that ends the process is a failure the driver reads from
 // the exit status. No libtorch.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -49,6 +51,9 @@ struct TrialDone {
   double wall_seconds = 0.0;  // the trial's own, waiting for go left out
   bool operator==(const TrialDone&) const = default;
 };
+
+// A fast trial would otherwise wake its driver at every step and take the cores it trains on.
+inline constexpr std::chrono::milliseconds kStepReportInterval{500};
 
 // "step" carries the trainer's StepReport as it is.
 using TrialMessage =

@@ -268,7 +268,8 @@ TEST_F(TrainCommand, BaseScoresAreMeasuredOnceAndSharedByMatchingRuns) {
 // The driver's side of the trial channel (orchestrate/trial_channel.h), written again in Python
 // from the protocol as that header states it: wait for prepared, check nothing trained yet, send
 // go, answer each evaluated with a verdict (stop at `stop_at`, 0: never), and collect the rest.
-// Prints the exit code, the steps evaluated, the step messages and the version done reported.
+// Prints the exit code, the steps evaluated, the first and last step reported, whether the step
+// reports kept their pace, and the version done reported.
 constexpr const char* kChannelDriver = R"(
 import json, os, socket, subprocess, sys, time
 tune, run_file, run_dir, stop_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -292,27 +293,30 @@ send({"type": "go", "sweep": "py-1", "trial": 7, "configuration": 3,
       "parameters": "adapter.rank=4", "base_model_sha256": ""})
 started = receive()
 if started["type"] != "started" or len(started["run_id"]) != 16: sys.exit(repr(started))
-evaluated, steps, version = [], 0, None
+evaluated, steps, version = [], [], None
+went = time.monotonic()
 while True:
     line = lines.readline()
     if not line: break
     message = json.loads(line)
-    if message["type"] == "step": steps += 1
+    if message["type"] == "step": steps.append(message["step"])
     elif message["type"] == "evaluated":
         evaluated.append(message["step"])
         stop = message["step"] == stop_at
         send({"type": "verdict", "go_on": not stop, "reason": "stopped by the test" if stop else ""})
     elif message["type"] == "done": version = message["version"]
     else: sys.exit("unexpected: " + line)
-print(trial.wait(), evaluated, steps, version)
+# Progress: the first step, the last, and at most two a second between them.
+paced = len(steps) <= 3 + 2 * (time.monotonic() - went)
+print(trial.wait(), evaluated, steps[0], steps[-1], paced, version)
 )";
 
 TEST_F(TrainCommand, ChannelHoldsTheRunUntilItsGoAndReportsEveryStepEvalAndItsVersion) {
   const auto result = RunCommand({kPython, "-c", kChannelDriver, TUNE_BINARY, RunFile().string(),
                                   (dir_.path() / "run").string(), "0"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
-  // Evals at 10 and 20 of 30 steps (the end is not one), 30 steps, then the version.
-  EXPECT_EQ(result.out, "0 [10, 20] 30 1\n");
+  // Evals at 10 and 20 of 30 steps (the end is not one), steps 1 to 30, then the version.
+  EXPECT_EQ(result.out, "0 [10, 20] 1 30 True 1\n");
   // The version and its run carry the lineage the go message gave.
   const auto registry = Registry::Open(dir_.path() / "registry", Registry::OpenMode::kReadOnly);
   const VersionRecord record = registry->Get("t", 1);
@@ -331,7 +335,8 @@ TEST_F(TrainCommand, AStopVerdictEndsTheRunAtThatStepAndRegistersNothing) {
   const auto result = RunCommand(
       {kPython, "-c", kChannelDriver, TUNE_BINARY, RunFile().string(), run_dir.string(), "10"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
-  EXPECT_EQ(result.out, "0 [10] 10 None\n");
+  // Stopped at its first eval: step 1 was its only progress report, and no version came.
+  EXPECT_EQ(result.out, "0 [10] 1 1 True None\n");
   std::ifstream metrics(run_dir / "metrics.jsonl");
   int64_t last_step = 0;
   for (std::string line; std::getline(metrics, line);) {
