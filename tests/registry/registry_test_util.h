@@ -51,6 +51,7 @@ inline VersionRecord SampleRecord(int64_t rank = 8, double exact_match = 0.5) {
   r.tune_version = "0.1.0";
   r.sweep = "rank";
   r.trial = 3;
+  r.configuration = 2;
   r.run_id = "0123456789abcdef";
   return r;
 }

@@ -224,6 +224,7 @@ TEST_F(ServeTest, SweepsListTheirTrialsWithRunsAndVersions) {
     VersionRecord record = testing::SampleRecord(2, 0.75);
     record.sweep = "rank-1";
     record.trial = 1;
+    record.configuration = 1;
     sweep->Register("rank", record, testing::MakeArtifact(dir_.path() / "s1", "s1"));
   }
   const Server server(RegistryDir());
@@ -234,6 +235,8 @@ TEST_F(ServeTest, SweepsListTheirTrialsWithRunsAndVersions) {
   EXPECT_EQ(sweep["trials"][0]["status"], "finished");
   EXPECT_EQ(sweep["trials"][0]["version"], "rank:4");
   EXPECT_EQ(sweep["trials"][0]["scores"]["exact_match"], 0.75);
+  EXPECT_EQ(sweep["trials"][0]["configuration"], 1);
+  EXPECT_FALSE(sweep["trials"][1].contains("configuration"));  // known once it registers
   EXPECT_EQ(sweep["trials"][1]["status"], "running");
   EXPECT_EQ(sweep["trials"][1]["params"]["optimizer.lr"], 0.001);
   EXPECT_EQ(sweep["trials"][1]["step"], 7);
