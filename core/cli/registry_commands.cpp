@@ -312,7 +312,10 @@ class Commands : public RegistryCommands {
     }
     rows.push_back({"tune", r.tune_version});
     if (r.sweep) {
-      rows.push_back({"sweep", *r.sweep + (r.trial ? " trial " + std::to_string(*r.trial) : "")});
+      rows.push_back({"sweep", *r.sweep + (r.trial ? " trial " + std::to_string(*r.trial) : "") +
+                                   (r.configuration ? " (configuration " +
+                                                          std::to_string(*r.configuration) + ")"
+                                                    : "")});
     }
     if (!r.run_id.empty()) rows.push_back({"run", r.run_id});
     rows.push_back({"artifact", "sha256:" + r.artifact_digest + " (" +

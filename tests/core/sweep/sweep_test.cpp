@@ -278,6 +278,15 @@ TEST_F(SweepCommand, RepeatsRunEachConfigurationWithItsOwnSeedsAndRankTheMeans) 
               v["configuration"].get<int64_t>() == 1 ? 2 : 4);
   }
   EXPECT_EQ(seeds, (std::set<std::pair<int64_t, int64_t>>{{1, 0}, {1, 1}, {2, 0}, {2, 1}}));
+  const auto& last = versions.back();
+  const auto shown =
+      RunTune({"adapters", "show", "s:" + std::to_string(last["version"].get<int64_t>()),
+               "--registry", (dir_.path() / "registry").string()});
+  EXPECT_NE(shown.out.find("s-1 trial " + std::to_string(last["trial"].get<int64_t>()) +
+                           " (configuration " +
+                           std::to_string(last["configuration"].get<int64_t>()) + ")"),
+            std::string::npos)
+      << shown.out;
   // Two seeds of one configuration train differently.
   std::map<int64_t, std::set<double>> losses;
   for (const auto& v : versions) {
