@@ -251,6 +251,7 @@ struct RunInfo {
   std::optional<std::string> sweep;
   std::optional<int64_t> trial;
   std::string config_toml;
+  bool operator==(const RunInfo&) const = default;
 };
 
 struct RunRecord {
@@ -265,6 +266,7 @@ struct RunRecord {
 struct MetricsAtStep {
   int64_t step = 0;
   std::map<std::string, double> values;
+  bool operator==(const MetricsAtStep&) const = default;
 };
 
 class Registry {

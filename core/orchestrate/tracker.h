@@ -1,6 +1,7 @@
 // Tracker: where runs report as they train and where their adapters become versions. `tune train`
-// and `tune sweep` both go through it; the local registry is behind it today (a registry server's
-// client is the next).
+// and `tune sweep` both go through it: the local registry is behind it today (a registry server's
+// client is the next), and a sweep's trials use one that sends each call to the sweep
+// (MakeDriverTracker, orchestrate/trial_channel.h), which carries it out in its own.
 //
 // Threads: one thread at a time calls a Tracker; it may write from threads of its own, so that
 // LogMetrics never waits for a disk. Errors: UserError of one line (a registry in use longer than
@@ -25,6 +26,7 @@ struct TrackedDataset {
   std::string name;
   DatasetRecord record;
   std::filesystem::path rows_file;
+  bool operator==(const TrackedDataset&) const = default;
 };
 
 // An adapter to record as the next version of `name`, with the dataset version it was trained on.
@@ -34,6 +36,7 @@ struct TrackedVersion {
   std::filesystem::path artifact_dir;
   std::filesystem::path eval_samples;  // empty: none
   std::optional<TrackedDataset> dataset;
+  bool operator==(const TrackedVersion&) const = default;
 };
 
 class Tracker {

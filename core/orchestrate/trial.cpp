@@ -20,32 +20,8 @@ class Stopped : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-UserError DriverGone() {
-  return UserError("the sweep that started this trial has ended; resume the sweep with --resume");
-}
-
-// The next message from the driver, which must be a `Message`.
-template <typename Message>
-Message Await(TrialChannel& driver) {
-  try {
-    const DriverMessage message = driver.ReceiveFromDriver();
-    if (const auto* wanted = std::get_if<Message>(&message)) return *wanted;
-    throw UserError(
-        "the sweep sent a message out of turn; are tune sweep and its trials the same "
-        "tune? (" +
-        EncodeDriverMessage(message) + ")");
-  } catch (const ChannelClosed&) {
-    throw DriverGone();
-  }
-}
-
 void Tell(TrialChannel* driver, const TrialMessage& message) {
-  if (driver == nullptr) return;
-  try {
-    driver->Send(message);
-  } catch (const ChannelClosed&) {
-    throw DriverGone();
-  }
+  if (driver != nullptr) TellDriver(*driver, message);
 }
 
 // A finished run remembers the version it became (run_dir/registered.json), so --resume on it
@@ -95,9 +71,12 @@ TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptio
     return *before;
   }
   TrialGo go;  // what the driver says this trial is; empty when alone
+  // A driven trial records through its driver, which holds the registry for all its trials.
   std::unique_ptr<Tracker> opened;
   auto tracker = [&]() -> Tracker& {
-    if (opened == nullptr) opened = open_tracker();
+    if (opened == nullptr) {
+      opened = driver != nullptr ? MakeDriverTracker(*driver, go.registry) : open_tracker();
+    }
     return *opened;
   };
   std::string run_id;
@@ -114,9 +93,8 @@ TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptio
   if (driver != nullptr) {
     options.wait_for_turn = [&] {
       Tell(driver, TrialPrepared{});
-      go = Await<TrialGo>(*driver);
+      go = AwaitDriver<TrialGo>(*driver);
       create_run();
-      Tell(driver, TrialStarted{run_id});
     };
   } else {
     create_run();
@@ -140,7 +118,7 @@ TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptio
     tracker().LogMetrics(run_id, step, {{"eval_loss", eval_loss}});
     if (driver == nullptr) return;
     Tell(driver, TrialEvaluated{step, eval_loss});
-    const TrialVerdict verdict = Await<TrialVerdict>(*driver);
+    const TrialVerdict verdict = AwaitDriver<TrialVerdict>(*driver);
     if (!verdict.go_on) throw Stopped(verdict.reason);
   };
 

@@ -3,8 +3,9 @@
 // it registers holds the trial's own resolved config.
 //
 // Under a driver (a TrialChannel, trial_channel.h), the trial reports prepared and waits for go,
-// creates its run then, reports every step and intermediate eval and waits for each eval's
-// verdict, and reports done with its version. Alone, it creates its run before it loads anything.
+// creates its run then (through the driver), reports its progress and every intermediate eval and
+// waits for each eval's verdict, and reports done with its version. Alone, it opens the registry
+// and creates its run before it loads anything.
 #pragma once
 
 #include <cstdint>
@@ -34,13 +35,13 @@ struct TrialResult {
   TrainSummary summary;  // of a registered trial
 };
 
-// Opens the tracker the trial records in; called once, when the trial first needs it.
+// Opens the tracker a trial without a driver records in; called once, when it first needs it.
 using OpenTracker = std::function<std::unique_ptr<Tracker>()>;
 
-// `driver` may be null. A driven trial opens its tracker at its go, not while it loads: a trial
-// readied ahead loads beside one that trains, and the open is work taken from that one's cores.
-// Throws what Train throws (UserError, Interrupted) once the run is recorded as failed or killed,
-// and UserError when the driver goes away.
+// `driver` may be null; a driven trial records through it (MakeDriverTracker), so the driver's
+// one process holds the registry for all its trials. Throws what Train throws (UserError,
+// Interrupted) once the run is recorded as failed or killed, and UserError when the driver goes
+// away.
 TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptions options,
                      const OpenTracker& open_tracker, TrialChannel* driver);
 

@@ -5,12 +5,15 @@
 // The conversation, trial first:
 //   trial  -> prepared   plugins, model and data are loaded; the trial waits for go
 //   driver -> go         train now; says which sweep, trial and configuration this is
-//   trial  -> started    its run exists in the tracker (its id: the driver finishes a killed run)
 //   trial  -> step       progress: the first step, then at most one per kStepReportInterval,
-//                        and the last (the tracker gets every step)
+//                        and the last
 //   trial  -> evaluated  after every intermediate eval; the trial waits for a verdict
 //   driver -> verdict    go on, or stop here (early stopping), with the reason the run records
 //   trial  -> done       registered: the version and its scores; then the trial exits 0
+// and, whenever the trial records something, its tracker's calls (orchestrate/tracker.h), which
+// the driver carries out in its own tracker, so that one process holds the registry for all:
+//   trial  -> create_run, register, finish_run   each answered by the driver's reply
+//   trial  -> log_metrics                        the steps since the last, not answered
 // A trial resumed after it had registered sends done alone. A trial told to stop finishes its run
 // and exits 0 without done. Anything else that ends the process is a failure the driver reads from
 // the exit status. No libtorch.
@@ -19,11 +22,14 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
 
+#include "orchestrate/tracker.h"
+#include "registry/registry.h"
 #include "train/trainer.h"  // StepReport
 #include "util/error.h"
 
@@ -31,11 +37,6 @@ namespace tune {
 
 struct TrialPrepared {
   bool operator==(const TrialPrepared&) const = default;
-};
-
-struct TrialStarted {
-  std::string run_id;
-  bool operator==(const TrialStarted&) const = default;
 };
 
 struct TrialEvaluated {
@@ -55,9 +56,34 @@ struct TrialDone {
 // A fast trial would otherwise wake its driver at every step and take the cores it trains on.
 inline constexpr std::chrono::milliseconds kStepReportInterval{500};
 
+// The tracker's calls, as the trial makes them.
+struct TrackerCreateRun {
+  RunInfo info;
+  bool operator==(const TrackerCreateRun&) const = default;
+};
+
+struct TrackerLogMetrics {
+  std::string run_id;
+  std::vector<MetricsAtStep> steps;
+  bool operator==(const TrackerLogMetrics&) const = default;
+};
+
+struct TrackerRegister {
+  TrackedVersion version;
+  bool operator==(const TrackerRegister&) const = default;
+};
+
+struct TrackerFinishRun {
+  std::string run_id;
+  RunStatus status = RunStatus::kFinished;
+  std::string error;
+  bool operator==(const TrackerFinishRun&) const = default;
+};
+
 // "step" carries the trainer's StepReport as it is.
 using TrialMessage =
-    std::variant<TrialPrepared, TrialStarted, StepReport, TrialEvaluated, TrialDone>;
+    std::variant<TrialPrepared, StepReport, TrialEvaluated, TrialDone, TrackerCreateRun,
+                 TrackerLogMetrics, TrackerRegister, TrackerFinishRun>;
 
 // What a driver tells its trial when it lets it train: the lineage the trial records.
 struct TrialGo {
@@ -68,6 +94,7 @@ struct TrialGo {
   // ModelDirectorySha256 of the base model, computed once by the driver for all its trials (empty:
   // the trial computes it).
   std::string base_model_sha256;
+  std::string registry;  // where the driver's tracker records (Tracker::location)
   bool operator==(const TrialGo&) const = default;
 };
 
@@ -77,7 +104,16 @@ struct TrialVerdict {
   bool operator==(const TrialVerdict&) const = default;
 };
 
-using DriverMessage = std::variant<TrialGo, TrialVerdict>;
+// The answer to create_run (run_id), register (version) and finish_run; `error` is the tracker's
+// refusal, which the trial's call throws as a UserError.
+struct TrackerReply {
+  std::string run_id;
+  int64_t version = 0;
+  std::string error;
+  bool operator==(const TrackerReply&) const = default;
+};
+
+using DriverMessage = std::variant<TrialGo, TrialVerdict, TrackerReply>;
 
 // One line each, without the newline. Decoding throws UserError naming the line for anything that
 // is not a message of that direction.
@@ -124,5 +160,17 @@ class TrialChannel {
   std::string buffer_;
   bool closed_ = false;
 };
+
+// The trial's side, where a channel that closes means the driver has gone: these throw UserError
+// saying so (and to resume the sweep) rather than ChannelClosed.
+void TellDriver(TrialChannel& driver, const TrialMessage& message);
+// The driver's next message, which must be a `Message`.
+template <typename Message>
+Message AwaitDriver(TrialChannel& driver);
+
+// A Tracker whose calls the driver carries out (its replies and refusals come back on the
+// channel). LogMetrics sends what it holds at most once per kStepReportInterval, and all of it
+// before register and finish_run. `location` is the driver's (TrialGo::registry).
+std::unique_ptr<Tracker> MakeDriverTracker(TrialChannel& driver, std::string location);
 
 }  // namespace tune

@@ -255,7 +255,8 @@ class SweepDriver {
     process.started = Clock::now();
     try {
       process.trial->channel().Send(TrialGo{state_.name, number, trial.configuration,
-                                            ParameterText(trial.assignment), s_.base_model_sha256});
+                                            ParameterText(trial.assignment), s_.base_model_sha256,
+                                            tracker_.location()});
     } catch (const ChannelClosed&) {
       // It died while loading: Watch reaps it and says why.
     }
@@ -288,12 +289,9 @@ class SweepDriver {
   }
 
   void Handle(int64_t number, const TrialMessage& message) {
-    Trial& trial = scheduler_.trial(number);
     Process& process = processes_.at(number);
-    if (const auto* started = std::get_if<TrialStarted>(&message)) {
-      trial.run_id = started->run_id;
-      Save();
-    } else if (const auto* step = std::get_if<StepReport>(&message)) {
+    if (Serve(number, message)) return;
+    if (const auto* step = std::get_if<StepReport>(&message)) {
       process.progress =
           Format("step %lld/%lld loss %.4f %.0f tok/s", static_cast<long long>(step->step),
                  static_cast<long long>(step->total_steps), step->loss, step->tokens_per_second);
@@ -319,6 +317,43 @@ class SweepDriver {
                   s_.config->name.c_str(), static_cast<long long>(done->version));
       Save();
     }
+  }
+
+  // Carries out a trial's tracker call (trial_channel.h) in the sweep's tracker and answers it;
+  // false for any other message. A refusal goes back to the trial, whose call throws it.
+  bool Serve(int64_t number, const TrialMessage& message) {
+    Trial& trial = scheduler_.trial(number);
+    TrackerReply reply;
+    try {
+      if (const auto* create = std::get_if<TrackerCreateRun>(&message)) {
+        RunInfo info = create->info;
+        // A trial that fails before its go does not know yet which trial it is.
+        if (!info.sweep) info.sweep = state_.name;
+        if (!info.trial) info.trial = number;
+        reply.run_id = tracker_.CreateRun(info);
+        trial.run_id = reply.run_id;
+        Save();
+      } else if (const auto* metrics = std::get_if<TrackerLogMetrics>(&message)) {
+        for (const MetricsAtStep& step : metrics->steps) {
+          tracker_.LogMetrics(metrics->run_id, step.step, step.values);
+        }
+        return true;  // not answered
+      } else if (const auto* registered = std::get_if<TrackerRegister>(&message)) {
+        reply.version = tracker_.Register(registered->version);
+      } else if (const auto* finish = std::get_if<TrackerFinishRun>(&message)) {
+        tracker_.FinishRun(finish->run_id, finish->status, finish->error);
+      } else {
+        return false;
+      }
+    } catch (const UserError& e) {
+      reply.error = e.what();
+    }
+    try {
+      processes_.at(number).trial->channel().Send(reply);
+    } catch (const ChannelClosed&) {
+      // It died waiting: Watch reaps it.
+    }
+    return true;
   }
 
   // `failure`: a message the trial sent that could not be read, if that is why it ended.

@@ -1,5 +1,6 @@
 // tune sweep: runs a sweep file's trials, each a `tune train` process that registers its own
-// adapter with its sweep, trial and configuration, and prints the ranking.
+// adapter with its sweep, trial and configuration (through the sweep's tracker, which carries out
+// its trials' tracker calls), and prints the ranking.
 //
 // A sweep lives in <root>/<name>-<N>/: sweep.json (sweep_state.h: the trials, their parameters,
 // status and results) and trial-<k>/ (each trial's run directory) with trial-<k>.log. The pieces:

@@ -15,6 +15,7 @@
 #include "registry/registry.h"
 #include "support/test_support.h"
 #include "train/examples.h"
+#include "train/lineage.h"
 
 namespace tune {
 namespace {
@@ -267,9 +268,10 @@ TEST_F(TrainCommand, BaseScoresAreMeasuredOnceAndSharedByMatchingRuns) {
 
 // The driver's side of the trial channel (orchestrate/trial_channel.h), written again in Python
 // from the protocol as that header states it: wait for prepared, check nothing trained yet, send
-// go, answer each evaluated with a verdict (stop at `stop_at`, 0: never), and collect the rest.
-// Prints the exit code, the steps evaluated, the first and last step reported, whether the step
-// reports kept their pace, and the version done reported.
+// go, answer each evaluated with a verdict (stop at `stop_at`, 0: never) and each tracker call as
+// a driver's tracker would (run 00000000000000aa, version 41), and collect the rest. Prints the
+// exit code, the steps evaluated, the first and last step reported, whether the step reports kept
+// their pace, the version done reported, what was registered, and how the run was finished.
 constexpr const char* kChannelDriver = R"(
 import json, os, socket, subprocess, sys, time
 tune, run_file, run_dir, stop_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -280,54 +282,61 @@ trial = subprocess.Popen([tune, "train", run_file, "train.eval_every=10", "-o", 
                          pass_fds=[theirs.fileno()], stdout=log, stderr=log)
 theirs.close()
 lines = ours.makefile("r")
-def receive():
-    line = lines.readline()
-    if not line: sys.exit("the trial closed the channel: " + open(run_dir + ".log").read())
-    return json.loads(line)
 def send(message): ours.sendall((json.dumps(message) + "\n").encode())
-first = receive()
+def reply(run_id="", version=0): send({"type": "reply", "run_id": run_id, "version": version, "error": ""})
+first = json.loads(lines.readline() or "null")
 if first != {"type": "prepared"}: sys.exit("first message: " + repr(first))
 time.sleep(0.3)
 if os.path.exists(os.path.join(run_dir, "metrics.jsonl")): sys.exit("it trained before its go")
 send({"type": "go", "sweep": "py-1", "trial": 7, "configuration": 3,
-      "parameters": "adapter.rank=4", "base_model_sha256": ""})
-started = receive()
-if started["type"] != "started" or len(started["run_id"]) != 16: sys.exit(repr(started))
-evaluated, steps, version = [], [], None
+      "parameters": "adapter.rank=4", "base_model_sha256": "", "registry": "py-registry"})
 went = time.monotonic()
+evaluated, steps, version, registered, finished, logged = [], [], None, None, None, set()
 while True:
     line = lines.readline()
     if not line: break
     message = json.loads(line)
-    if message["type"] == "step": steps.append(message["step"])
-    elif message["type"] == "evaluated":
+    kind = message["type"]
+    if kind == "step": steps.append(message["step"])
+    elif kind == "evaluated":
         evaluated.append(message["step"])
         stop = message["step"] == stop_at
         send({"type": "verdict", "go_on": not stop, "reason": "stopped by the test" if stop else ""})
-    elif message["type"] == "done": version = message["version"]
+    elif kind == "create_run":
+        if message["sweep"] != "py-1" or message["trial"] != 7: sys.exit(line)
+        if "# trial: adapter.rank=4" not in message["config_toml"]: sys.exit(line)
+        reply(run_id="00000000000000aa")
+    elif kind == "log_metrics":
+        logged.update(step for step, values in message["steps"])
+    elif kind == "register":
+        record = message["record"]
+        registered = [record["sweep"], record["trial"], record["configuration"], record["run_id"],
+                      "eval_every = 10" in record["config_toml"],
+                      os.path.isdir(message["artifact_dir"]), message["dataset"]["name"]]
+        reply(version=41)
+    elif kind == "finish_run":
+        finished = [message["status"], message["error"]]
+        reply()
+    elif kind == "done": version = message["version"]
     else: sys.exit("unexpected: " + line)
-# Progress: the first step, the last, and at most two a second between them.
 paced = len(steps) <= 3 + 2 * (time.monotonic() - went)
-print(trial.wait(), evaluated, steps[0], steps[-1], paced, version)
+every_step_logged = logged == set(range(1, max(evaluated + steps) + 1))
+print(trial.wait(), evaluated, steps[0], steps[-1], paced, every_step_logged, version, registered,
+      finished)
 )";
 
-TEST_F(TrainCommand, ChannelHoldsTheRunUntilItsGoAndReportsEveryStepEvalAndItsVersion) {
+TEST_F(TrainCommand, ChannelHoldsTheRunUntilItsGoAndRecordsThroughTheDriver) {
   const auto result = RunCommand({kPython, "-c", kChannelDriver, TUNE_BINARY, RunFile().string(),
                                   (dir_.path() / "run").string(), "0"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
-  // Evals at 10 and 20 of 30 steps (the end is not one), steps 1 to 30, then the version.
-  EXPECT_EQ(result.out, "0 [10, 20] 1 30 True 1\n");
-  // The version and its run carry the lineage the go message gave.
-  const auto registry = Registry::Open(dir_.path() / "registry", Registry::OpenMode::kReadOnly);
-  const VersionRecord record = registry->Get("t", 1);
-  EXPECT_EQ(record.sweep, "py-1");
-  EXPECT_EQ(record.trial, 7);
-  EXPECT_EQ(record.configuration, 3);
-  const RunRecord run = registry->GetRun(record.run_id);
-  EXPECT_EQ(run.status, RunStatus::kFinished);
-  EXPECT_NE(run.info.config_toml.find("# trial: adapter.rank=4"), std::string::npos);
-  // The registered config is the trial's own, with what its command line set.
-  EXPECT_NE(record.config_toml.find("eval_every = 10"), std::string::npos) << record.config_toml;
+  // Evals at 10 and 20 of 30 steps (the end is not one); steps 1 to 30, each logged; the version
+  // the driver gave, registered with the go's lineage and the trial's own config (eval_every from
+  // its command line), its adapter folder and its dataset; the run finished.
+  EXPECT_EQ(result.out,
+            "0 [10, 20] 1 30 True True 41 ['py-1', 7, 3, '00000000000000aa', True, True, "
+            "'" +
+                DatasetName(shared_->path() / "data.jsonl") + "'] ['finished', '']\n");
+  EXPECT_FALSE(fs::exists(dir_.path() / "registry")) << "a driven trial opened a registry";
 }
 
 TEST_F(TrainCommand, AStopVerdictEndsTheRunAtThatStepAndRegistersNothing) {
@@ -335,20 +344,16 @@ TEST_F(TrainCommand, AStopVerdictEndsTheRunAtThatStepAndRegistersNothing) {
   const auto result = RunCommand(
       {kPython, "-c", kChannelDriver, TUNE_BINARY, RunFile().string(), run_dir.string(), "10"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
-  // Stopped at its first eval: step 1 was its only progress report, and no version came.
-  EXPECT_EQ(result.out, "0 [10] 1 1 True None\n");
+  // Stopped at its first eval: step 1 was its only progress report, no version, and its run
+  // finished as killed with the verdict's reason.
+  EXPECT_EQ(result.out, "0 [10] 1 1 True True None None ['killed', 'stopped by the test']\n");
   std::ifstream metrics(run_dir / "metrics.jsonl");
   int64_t last_step = 0;
   for (std::string line; std::getline(metrics, line);) {
     last_step = nlohmann::json::parse(line)["step"].get<int64_t>();
   }
   EXPECT_EQ(last_step, 10);
-  const auto registry = Registry::Open(dir_.path() / "registry", Registry::OpenMode::kReadOnly);
-  EXPECT_TRUE(registry->Names().empty());
-  const std::vector<RunRecord> runs = registry->ListRuns();
-  ASSERT_EQ(runs.size(), 1u);
-  EXPECT_EQ(runs[0].status, RunStatus::kKilled);
-  EXPECT_EQ(runs[0].error, "stopped by the test");
+  EXPECT_FALSE(fs::exists(run_dir / "adapter"));
 }
 
 TEST_F(TrainCommand, ChannelEndsTheRunIfTheDriverIsGone) {
