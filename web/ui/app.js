@@ -39,7 +39,7 @@ function versionLink(name, version) {
 }
 
 // A line chart of series [{name, points: [[x, y], ...]}] as SVG.
-function chart(series, title) {
+function chart(series, title, xName = 'step') {
   const ns = 'http://www.w3.org/2000/svg';
   const width = 560, height = 240, pad = 40;
   const svg = document.createElementNS(ns, 'svg');
@@ -55,12 +55,24 @@ function chart(series, title) {
   const sy = y => height - pad - (y - y0) / ((y1 - y0) || 1) * (height - 2 * pad);
   const colors = ['#2b6cb0', '#c05621', '#2f855a', '#6b46c1', '#b83280'];
   series.forEach((s, i) => {
-    const path = document.createElementNS(ns, 'polyline');
-    path.setAttribute('fill', 'none');
-    path.setAttribute('stroke', colors[i % colors.length]);
-    path.setAttribute('stroke-width', '1.5');
-    path.setAttribute('points', s.points.map(p => `${sx(p[0])},${sy(p[1])}`).join(' '));
-    svg.append(path);
+    // A series of separate measurements (a sweep's trials) is dots; one that runs on is a line.
+    if (s.dots) {
+      for (const p of s.points) {
+        const dot = document.createElementNS(ns, 'circle');
+        dot.setAttribute('cx', sx(p[0]));
+        dot.setAttribute('cy', sy(p[1]));
+        dot.setAttribute('r', '3');
+        dot.setAttribute('fill', colors[i % colors.length]);
+        svg.append(dot);
+      }
+    } else {
+      const path = document.createElementNS(ns, 'polyline');
+      path.setAttribute('fill', 'none');
+      path.setAttribute('stroke', colors[i % colors.length]);
+      path.setAttribute('stroke-width', '1.5');
+      path.setAttribute('points', s.points.map(p => `${sx(p[0])},${sy(p[1])}`).join(' '));
+      svg.append(path);
+    }
     const label = document.createElementNS(ns, 'text');
     label.setAttribute('x', width - pad - 150);
     label.setAttribute('y', 16 + 14 * i);
@@ -70,7 +82,7 @@ function chart(series, title) {
     svg.append(label);
   });
   for (const [text, x, y] of [[fmt(y1), 2, pad], [fmt(y0), 2, height - pad],
-                               [`step ${x0}`, pad, height - 8], [`${x1}`, width - pad - 20, height - 8]]) {
+                               [`${xName} ${x0}`, pad, height - 8], [`${x1}`, width - pad - 20, height - 8]]) {
     const label = document.createElementNS(ns, 'text');
     label.setAttribute('x', x);
     label.setAttribute('y', y);
@@ -316,12 +328,17 @@ async function showSweeps(name) {
         el('td', {class: 'num'}, fmt(t.step)), el('td', {class: 'num'}, fmt(t.loss)),
         metrics.map(m => el('td', {class: 'num'}, fmt((t.scores || {})[m]))),
         el('td', {}, t.version ? versionLink(...t.version.split(':')) : '-'))));
-    // The first metric against each numeric swept parameter, one point per finished trial.
-    const charts = metrics.length === 0 ? [] : params.map(p => chart([{
-      name: metrics[0],
-      points: sweep.trials.filter(t => t.scores && typeof (t.params || {})[p] === 'number')
-        .map(t => [t.params[p], t.scores[metrics[0]]]).sort((a, b) => a[0] - b[0])}],
-      `${metrics[0]} against ${p}`));
+    // The first metric against each numeric swept parameter: a dot per finished trial, and a line
+    // through the mean of the trials at each value (a configuration's repeats share its values).
+    const charts = metrics.length === 0 ? [] : params.map(p => {
+      const points = sweep.trials.filter(t => t.scores && typeof (t.params || {})[p] === 'number')
+        .map(t => [t.params[p], t.scores[metrics[0]]]).sort((a, b) => a[0] - b[0]);
+      const byValue = new Map();
+      for (const [x, y] of points) byValue.set(x, [...(byValue.get(x) || []), y]);
+      const means = [...byValue].map(([x, ys]) => [x, ys.reduce((a, b) => a + b, 0) / ys.length]);
+      return chart([{name: `${metrics[0]}, mean`, points: means},
+                    {name: 'each trial', points, dots: true}], `${metrics[0]} against ${p}`, p);
+    });
     main.replaceChildren(el('h2', {}, `sweep ${name}`), table, el('div', {class: 'columns'}, charts));
   }
   await render();
