@@ -3,10 +3,8 @@
 // client is the next), and a sweep's trials use one that sends each call to the sweep
 // (MakeDriverTracker, orchestrate/trial_channel.h), which carries it out in its own.
 //
-// Threads: one thread at a time calls a Tracker; it may write from threads of its own, so that
-// LogMetrics never waits for a disk. Errors: UserError of one line (a registry in use longer than
-// its wait, a full disk), from the call or, for metrics written in the background, from the next
-// LogMetrics or FinishRun; what was recorded before stays recorded.
+// Threads: one thread at a time per Tracker. Errors: UserError of one line (a registry in use
+// longer than its wait, a full disk); what was recorded before stays recorded.
 #pragma once
 
 #include <cstdint>
@@ -44,7 +42,7 @@ class Tracker {
   virtual ~Tracker() = default;
 
   virtual std::string CreateRun(const RunInfo& info) = 0;
-  // Buffers: metrics reach the registry within a few seconds, and all of them by FinishRun.
+  // May buffer (the registry writes metrics at most every 2 s); FinishRun writes what is held.
   virtual void LogMetrics(std::string_view run_id, int64_t step,
                           const std::map<std::string, double>& values) = 0;
   // Records the dataset version first (none is added when the rows are the latest version's),
