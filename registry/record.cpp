@@ -312,6 +312,14 @@ AdapterRef ParseAdapterRef(std::string_view text) {
   return ref;
 }
 
+std::optional<RunStatus> RunStatusFromName(std::string_view name) {
+  for (const RunStatus status :
+       {RunStatus::kRunning, RunStatus::kFinished, RunStatus::kFailed, RunStatus::kKilled}) {
+    if (RunStatusName(status) == name) return status;
+  }
+  return std::nullopt;
+}
+
 std::string_view RunStatusName(RunStatus status) {
   switch (status) {
     case RunStatus::kRunning:

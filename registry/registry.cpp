@@ -148,10 +148,9 @@ RunRecord RunFromJson(const std::string& text) {
   if (!j.at("sweep").is_null()) run.info.sweep = j.at("sweep").get<std::string>();
   if (!j.at("trial").is_null()) run.info.trial = j.at("trial").get<int64_t>();
   run.info.config_toml = j.at("config_toml").get<std::string>();
-  const std::string status = j.at("status").get<std::string>();
-  for (RunStatus s :
-       {RunStatus::kRunning, RunStatus::kFinished, RunStatus::kFailed, RunStatus::kKilled}) {
-    if (RunStatusName(s) == status) run.status = s;
+  if (const std::optional<RunStatus> status =
+          RunStatusFromName(j.at("status").get<std::string>())) {
+    run.status = *status;
   }
   run.started_ms = j.at("started_ms").get<int64_t>();
   run.finished_ms = j.at("finished_ms").get<int64_t>();

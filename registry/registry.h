@@ -245,6 +245,7 @@ struct GcReport {
 
 enum class RunStatus { kRunning, kFinished, kFailed, kKilled };
 std::string_view RunStatusName(RunStatus status);  // running, finished, failed, killed
+std::optional<RunStatus> RunStatusFromName(std::string_view name);  // nullopt for any other
 
 struct RunInfo {
   std::string name;  // what the run trains: the adapter name it registers under

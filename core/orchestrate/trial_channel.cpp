@@ -65,14 +65,6 @@ TrackedVersion RegisterFromJson(const json& j) {
   return v;
 }
 
-std::optional<RunStatus> RunStatusFromName(const std::string& name) {
-  for (const RunStatus status :
-       {RunStatus::kRunning, RunStatus::kFinished, RunStatus::kFailed, RunStatus::kKilled}) {
-    if (RunStatusName(status) == name) return status;
-  }
-  return std::nullopt;
-}
-
 json TrialJson(const TrialMessage& message) {
   return std::visit(
       Overloaded{[](const TrialPrepared&) {

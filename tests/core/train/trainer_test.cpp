@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <sstream>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -25,13 +24,6 @@ using testing::kPython;
 using testing::RunCommand;
 using testing::RunTune;
 using testing::TempDir;
-
-std::string ReadBytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
 
 // A run directory with a tiny model, 120 addition examples and a run file.
 class TrainCommand : public ::testing::Test {
@@ -94,7 +86,7 @@ TEST_F(TrainCommand, TrainsEvaluatesAndWritesTheRunDirectory) {
     EXPECT_EQ(j["step"].get<int>(), ++lines);
   }
   EXPECT_EQ(lines, 30);
-  EXPECT_EQ(testing::CountLinesStartingWith(ReadBytes(run / "eval_samples.jsonl"), "{"), 4);
+  EXPECT_EQ(testing::CountLinesStartingWith(testing::ReadText(run / "eval_samples.jsonl"), "{"), 4);
   EXPECT_NE(result.out.find("eval_loss"), std::string::npos);
   EXPECT_NE(result.err.find("step 30/30"), std::string::npos);
 }
@@ -122,8 +114,8 @@ TEST_F(TrainCommand, RegistersTheAdapterWithItsLineage) {
   const fs::path fetched = dir_.path() / "fetched";
   const auto fetch = RunTune({"fetch", "t", "-o", fetched.string(), "--registry", registry});
   ASSERT_EQ(fetch.exit_code, 0) << fetch.err;
-  EXPECT_EQ(ReadBytes(fetched / "adapter_model.safetensors"),
-            ReadBytes(dir_.path() / "run/adapter/adapter_model.safetensors"));
+  EXPECT_EQ(testing::ReadText(fetched / "adapter_model.safetensors"),
+            testing::ReadText(dir_.path() / "run/adapter/adapter_model.safetensors"));
   EXPECT_TRUE(fs::exists(fetched / "tune.json"));
 
   // A second run of the same file is the next version.
@@ -380,13 +372,13 @@ TEST_F(TrainCommand, SameRunFileGivesBitIdenticalAdapters) {
   const fs::path file = RunFile();
   ASSERT_EQ(RunTune({"train", file.string(), "-o", (dir_.path() / "a").string()}).exit_code, 0);
   ASSERT_EQ(RunTune({"train", file.string(), "-o", (dir_.path() / "b").string()}).exit_code, 0);
-  EXPECT_EQ(ReadBytes(dir_.path() / "a/adapter/adapter_model.safetensors"),
-            ReadBytes(dir_.path() / "b/adapter/adapter_model.safetensors"));
+  EXPECT_EQ(testing::ReadText(dir_.path() / "a/adapter/adapter_model.safetensors"),
+            testing::ReadText(dir_.path() / "b/adapter/adapter_model.safetensors"));
   const auto c =
       RunTune({"train", file.string(), "-o", (dir_.path() / "c").string(), "train.seed=1"});
   ASSERT_EQ(c.exit_code, 0) << c.err;
-  EXPECT_NE(ReadBytes(dir_.path() / "a/adapter/adapter_model.safetensors"),
-            ReadBytes(dir_.path() / "c/adapter/adapter_model.safetensors"));
+  EXPECT_NE(testing::ReadText(dir_.path() / "a/adapter/adapter_model.safetensors"),
+            testing::ReadText(dir_.path() / "c/adapter/adapter_model.safetensors"));
 }
 
 TEST_F(TrainCommand, ResumeAfterSigkillGivesTheUninterruptedAdapterBitForBit) {
@@ -406,8 +398,8 @@ TEST_F(TrainCommand, ResumeAfterSigkillGivesTheUninterruptedAdapterBitForBit) {
       RunTune({"train", file.string(), "-o", killed.string(), "train.steps=200", "--resume"});
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_NE(resumed.err.find("resuming"), std::string::npos);
-  EXPECT_EQ(ReadBytes(fs::path(straight) / "adapter/adapter_model.safetensors"),
-            ReadBytes(killed / "adapter/adapter_model.safetensors"));
+  EXPECT_EQ(testing::ReadText(fs::path(straight) / "adapter/adapter_model.safetensors"),
+            testing::ReadText(killed / "adapter/adapter_model.safetensors"));
   std::ifstream metrics(killed / "metrics.jsonl");
   int lines = 0;
   for (std::string line; std::getline(metrics, line);) {
@@ -446,8 +438,8 @@ TEST_F(TrainCommand, SigtermCheckpointsTheCurrentStepAndResumesToTheSameAdapter)
   const auto resumed = RunTune({"train", file.string(), "-o", stopped.string(), "train.steps=200",
                                 "train.checkpoint_every=1000", "--resume"});
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
-  EXPECT_EQ(ReadBytes(fs::path(straight) / "adapter/adapter_model.safetensors"),
-            ReadBytes(stopped / "adapter/adapter_model.safetensors"));
+  EXPECT_EQ(testing::ReadText(fs::path(straight) / "adapter/adapter_model.safetensors"),
+            testing::ReadText(stopped / "adapter/adapter_model.safetensors"));
 }
 
 // A run holds the registry only for its own writes: while it trains (days, on a real model),
@@ -494,7 +486,7 @@ TEST_F(TrainCommand, OtherCommandsUseTheRegistryWhileARunTrains) {
 }
 
 TEST_F(TrainCommand, ARowThatIsNotUtf8IsABadRowWithFileAndLine) {
-  std::string rows = ReadBytes(shared_->path() / "data.jsonl");
+  std::string rows = testing::ReadText(shared_->path() / "data.jsonl");
   rows.insert(rows.find('\n', rows.find('\n', rows.find('\n') + 1) + 1) + 1,
               "{\"prompt\": \"caf\xe9\", \"completion\": \"1\"}\n");
   const fs::path data = dir_.Write("latin1.jsonl", rows);
@@ -509,7 +501,7 @@ TEST_F(TrainCommand, ARowThatIsNotUtf8IsABadRowWithFileAndLine) {
 
 // A huge row is refused by its size before it is tokenized: the reason counts bytes, not tokens.
 TEST_F(TrainCommand, ARowTooLongForSeqLenIsRefusedByItsSizeBeforeTokenizing) {
-  std::string rows = ReadBytes(shared_->path() / "data.jsonl");
+  std::string rows = testing::ReadText(shared_->path() / "data.jsonl");
   rows.insert(rows.find('\n') + 1,
               "{\"prompt\": \"add\", \"completion\": \"" + std::string(4 << 20, '7') + "\"}\n");
   const fs::path data = dir_.Write("huge.jsonl", rows);
