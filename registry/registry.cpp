@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <mutex>
@@ -21,6 +22,7 @@
 #include <rocksdb/write_batch.h>
 #include <nlohmann/json.hpp>
 
+#include "registry/db_locks.h"
 #include "registry/filter.h"
 #include "registry/object_store.h"
 #include "util/counted.h"
@@ -81,21 +83,6 @@ class NullLogger : public rocksdb::Logger {
   using rocksdb::Logger::Logv;
   void Logv(const char*, va_list) override {}
 };
-
-std::string ReadSmallFile(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-std::string CommandLineOfThisProcess() {
-  std::string cmdline = ReadSmallFile("/proc/self/cmdline");
-  std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
-  while (!cmdline.empty() && cmdline.back() == ' ') cmdline.pop_back();
-  if (cmdline.size() > 120) cmdline = cmdline.substr(0, 117) + "...";
-  return cmdline;
-}
 
 std::string RandomHex(size_t digits) {
   static thread_local std::mt19937_64 random{std::random_device{}()};
@@ -191,6 +178,11 @@ class Db {
   Db& operator=(const Db&) = delete;
 
   [[noreturn]] void ThrowStatus(const rocksdb::Status& status, const std::string& doing) const {
+    if (status.IsCorruption()) {
+      throw RegistryDamaged("registry " + name + " is damaged: " + doing +
+                            " failed: " + status.ToString() +
+                            "; run `tune registry verify`, then restore it from a backup");
+    }
     throw UserError("registry " + name + ": " + doing + " failed: " + status.ToString() +
                     "; check the disk, then run `tune registry verify`");
   }
@@ -285,14 +277,71 @@ class Db {
 
   // Every version record in key order (by name, then version), parsed once: a read view lives
   // until the next write, so a server answering many requests parses the registry once per
-  // change, not once per request.
+  // change, not once per request. Throws UserError when the records do not match the counts the
+  // adapters' entries keep (MissingRecords): a listing never leaves out a version silently.
   const std::vector<VersionRecord>& AllVersions() const {
     std::call_once(versions_parsed_, [&] {
+      std::vector<VersionRecord> parsed;
       Scan(kVersions, "", [&](const std::string&, const std::string& value) {
-        versions_.push_back(VersionRecordFromJson(value));
+        parsed.push_back(VersionRecordFromJson(value));
       });
+      if (const std::vector<std::string> missing = MissingRecords(); !missing.empty()) {
+        throw RegistryDamaged(
+            "registry " + name + " is damaged: " + missing.front() +
+            (missing.size() > 1
+                 ? " (and " + Counted(static_cast<int64_t>(missing.size()) - 1, "more problem") +
+                       ")"
+                 : std::string()) +
+            "; run `tune registry verify`, then restore it from a backup");
+      }
+      versions_ = std::move(parsed);
     });
     return versions_;
+  }
+
+  // What a scan cannot tell by itself: a damaged table block can end an iteration early, or hide
+  // some records, without an error. Every adapter's entry counts its versions (1 to
+  // last_version, never removed) and a dataset's versions run from 1 without gaps; one line per
+  // gap found. Reads only keys and entries: cheap beside a listing.
+  std::vector<std::string> MissingRecords() const {
+    std::map<std::string, int64_t> last_versions;
+    Scan(kAdapters, "", [&](const std::string& key, const std::string& value) {
+      last_versions[key] = AdapterEntry::FromJson(value).last_version;
+    });
+    std::map<std::string, std::set<int64_t>> versions;
+    Scan(kVersions, "", [&](const std::string& key, const std::string&) {
+      const size_t slash = key.rfind('/');
+      versions[key.substr(0, slash)].insert(std::stoll(key.substr(slash + 1)));
+    });
+    std::vector<std::string> missing;
+    const auto gaps = [&](const std::string& what, int64_t last, const std::set<int64_t>& have) {
+      int64_t absent = 0;
+      int64_t first = 0;
+      for (int64_t v = 1; v <= last; ++v) {
+        if (have.count(v)) continue;
+        if (absent++ == 0) first = v;
+      }
+      if (absent > 0) {
+        missing.push_back(what + " has versions 1 to " + std::to_string(last) + ", but " +
+                          Counted(absent, "record") + " cannot be read (the first: version " +
+                          std::to_string(first) + ")");
+      }
+    };
+    for (const auto& [adapter, last] : last_versions)
+      gaps("adapter " + adapter, last, versions[adapter]);
+    for (const auto& [adapter, have] : versions) {
+      if (!last_versions.count(adapter)) {
+        missing.push_back("adapter " + adapter + " has version records but no entry");
+      }
+    }
+    std::map<std::string, std::set<int64_t>> datasets;
+    Scan(kDefault, kDatasetPrefix, [&](const std::string& key, const std::string&) {
+      const size_t slash = key.rfind('/');
+      datasets[key.substr(std::strlen(kDatasetPrefix), slash - std::strlen(kDatasetPrefix))].insert(
+          std::stoll(key.substr(slash + 1)));
+    });
+    for (const auto& [dataset, have] : datasets) gaps("dataset " + dataset, *have.rbegin(), have);
+    return missing;
   }
 
   // A listing's records in its order, computed by `compute` the first time this view is asked
@@ -325,28 +374,6 @@ class Db {
   mutable std::map<std::string, std::shared_ptr<const Order>> orders_;
 };
 
-// Identifies the process named in db/LOCK.pid, if it is still alive.
-std::pair<pid_t, std::string> LockHolder(const fs::path& pid_file) {
-  const std::string text = ReadSmallFile(pid_file);
-  const size_t newline = text.find('\n');
-  pid_t pid = 0;
-  try {
-    pid = static_cast<pid_t>(std::stol(text.substr(0, newline)));
-  } catch (const std::exception&) {
-    return {0, ""};
-  }
-  if (pid <= 0 || (::kill(pid, 0) != 0 && errno == ESRCH)) return {0, ""};
-  std::string command = newline == std::string::npos ? "" : text.substr(newline + 1);
-  while (!command.empty() && command.back() == '\n') command.pop_back();
-  return {pid, command};
-}
-
-bool IsLockError(const rocksdb::Status& status) {
-  const std::string text = status.ToString();
-  return status.IsIOError() &&
-         (text.find("/LOCK") != std::string::npos || text.find("lock hold") != std::string::npos);
-}
-
 // What a reader may see while a writer replaces the file list under it: worth another try.
 bool IsTransientReadError(const rocksdb::Status& status) {
   return status.IsIOError() || status.IsCorruption() || status.IsPathNotFound();
@@ -366,20 +393,6 @@ std::string DatasetKeyPrefix(std::string_view name) {
 }
 std::string DatasetKey(std::string_view name, int64_t version) {
   return DatasetKeyPrefix(name).append(Pad(version));
-}
-
-// Every object a version or a dataset refers to: what Gc keeps and Backup copies.
-std::set<std::string> ReferencedObjects(const Db& db) {
-  std::set<std::string> referenced;
-  db.Scan(kVersions, "", [&](const std::string&, const std::string& value) {
-    for (const ManifestEntry& file : ObjectsOf(VersionRecordFromJson(value))) {
-      referenced.insert(file.digest);
-    }
-  });
-  db.Scan(kDefault, kDatasetPrefix, [&](const std::string&, const std::string& value) {
-    referenced.insert(DatasetRecordFromJson(value).rows_object.digest);
-  });
-  return referenced;
 }
 
 }  // namespace
@@ -406,9 +419,6 @@ class Registry::Impl {
   }
 
   fs::path DbDir() const { return dir / "db"; }
-  fs::path PidFile() const { return DbDir() / "LOCK.pid"; }
-  // The RocksDB sequence number after the last write, for readers to notice it.
-  fs::path StampFile() const { return DbDir() / "LAST_WRITE.seq"; }
 
   void RequireWritable(std::string_view what) const {
     if (read_only) {
@@ -417,14 +427,24 @@ class Registry::Impl {
     }
   }
 
+  // How an open treats a damaged log. A writer refuses a log whose tail is cut (kAbsolute): the
+  // write it held returned, and recovering to the last whole record would drop it without a word.
+  // A reader reads up to the last whole record (a writer may be appending one as it reads) and
+  // learns from the write stamp whether anything is missing.
+  enum class LogRecovery { kAbsolute, kPointInTime };
+
   // One attempt at opening the database; the caller decides what a failure means.
-  std::unique_ptr<Db> TryOpenDb(bool writable, bool create, rocksdb::Status& status) const {
+  std::unique_ptr<Db> TryOpenDb(bool writable, bool create, LogRecovery recovery,
+                                rocksdb::Status& status) const {
     auto opened = std::make_unique<Db>(name);
     rocksdb::DBOptions options;
     options.create_if_missing = create;
     options.create_missing_column_families = writable;
     options.keep_log_file_num = 3;
     options.info_log_level = rocksdb::WARN_LEVEL;
+    options.wal_recovery_mode = recovery == LogRecovery::kAbsolute
+                                    ? rocksdb::WALRecoveryMode::kAbsoluteConsistency
+                                    : rocksdb::WALRecoveryMode::kPointInTimeRecovery;
     // Every write opens the database: skip what an open need not read.
     options.skip_stats_update_on_db_open = true;
     options.skip_checking_sst_file_sizes_on_db_open = true;
@@ -435,7 +455,11 @@ class Registry::Impl {
     }
     std::vector<rocksdb::ColumnFamilyDescriptor> columns;
     for (const char* column : kColumnNames) {
-      columns.emplace_back(column, rocksdb::ColumnFamilyOptions());
+      rocksdb::ColumnFamilyOptions column_options;
+      // Each write is a process's short open: a compaction RocksDB starts in the background would
+      // be cut off by the close. Lease::Compact compacts instead.
+      column_options.disable_auto_compactions = true;
+      columns.emplace_back(column, column_options);
     }
     status = writable ? rocksdb::DB::Open(options, DbDir().string(), columns, &opened->handles,
                                           &opened->db)
@@ -453,47 +477,85 @@ class Registry::Impl {
                       "); fix its permissions, or use read-only commands such as `tune adapters "
                       "ls`");
     }
+    if (status.IsNoSpace() || text.find("No space left") != std::string::npos) {
+      throw UserError("registry " + name + ": the disk is full (" + text +
+                      "); free space and retry; nothing already stored was changed (`tune "
+                      "registry gc` works on a full disk)");
+    }
+    if (status.IsCorruption()) {
+      throw RegistryDamaged(
+          "registry at " + name + " is damaged: " + text +
+          "; run `tune registry verify`, then restore it from a backup, or run `tune "
+          "registry recover` to keep what is whole and lose the damaged writes");
+    }
     throw UserError("cannot open registry at " + name + ": " + text +
                     "; check the path, or restore the registry from a backup");
   }
 
-  // The registry as of now: the view is reopened when a write (of any process) has happened
-  // since it was opened. The stamp is read before opening, so a view is never older than it.
-  std::shared_ptr<const Db> Reader() const {
-    const std::string stamp = ReadSmallFile(StampFile());
-    std::lock_guard lock(view_mutex);
-    if (view != nullptr && stamp == view_stamp && !view_stale) return view;
+  [[noreturn]] void ThrowBehind(uint64_t view, uint64_t stamp) const {
+    throw RegistryDamaged(
+        "registry at " + name + " is damaged: its database ends at write " + std::to_string(view) +
+        ", but write " + std::to_string(stamp) +
+        " returned (db/LAST_WRITE.seq): its log lost the writes in between; run "
+        "`tune registry verify`, then restore it from a backup or run `tune registry "
+        "recover` to keep what is whole");
+  }
+
+  // A read-only view of the database as of now, holding every write that returned before the
+  // call (the write stamp is read first, and a view that does not reach it is opened again).
+  std::unique_ptr<Db> OpenView() const {
     rocksdb::Status status;
-    std::unique_ptr<Db> opened;
+    std::optional<uint64_t> behind;
+    const std::optional<uint64_t> stamp = registry_internal::ReadWriteStamp(DbDir());
     // A writer may be replacing the file list while we read it: retry for about two seconds.
     for (int attempt = 0; attempt < 24; ++attempt) {
-      opened = TryOpenDb(/*writable=*/false, /*create=*/false, status);
-      if (opened != nullptr || !IsTransientReadError(status)) break;
+      std::unique_ptr<Db> opened;
+      {
+        registry_internal::FilesLock files(DbDir(), registry_internal::FilesLock::Kind::kShared);
+        opened = TryOpenDb(/*writable=*/false, /*create=*/false, LogRecovery::kPointInTime, status);
+      }
+      if (opened != nullptr) {
+        const uint64_t sequence = opened->db->GetLatestSequenceNumber();
+        if (!stamp || sequence >= *stamp) return opened;
+        behind = sequence;
+      } else if (!IsTransientReadError(status)) {
+        break;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5 << attempt, 100)));
     }
-    if (opened == nullptr) ThrowOpenFailure(status);
-    view = std::move(opened);
+    if (behind) ThrowBehind(*behind, *stamp);
+    ThrowOpenFailure(status);
+  }
+
+  // The registry as of now: the view is reopened when a write (of any process) has returned since
+  // it was opened.
+  std::shared_ptr<const Db> Reader() const {
+    const std::optional<uint64_t> stamp = registry_internal::ReadWriteStamp(DbDir());
+    std::lock_guard lock(view_mutex);
+    if (view != nullptr && stamp && stamp == view_stamp && !view_stale) return view;
+    view = OpenView();
     view_stamp = stamp;
     view_stale = false;
     return view;
   }
 
-  // Holds the registry for one write: this process's write mutex and db/LOCK, for as long as it
-  // lives. Commit what the write changes before it ends.
+  // Holds the registry for one write, with RocksDB open for writing, for as long as it lives.
+  // Commit what the write changes before it ends.
   class Lease {
    public:
-    Lease(Impl& impl, std::unique_lock<std::mutex> lock, std::unique_ptr<Db> db)
-        : impl_(impl), lock_(std::move(lock)), db_(std::move(db)) {}
+    Lease(Impl& impl, std::unique_ptr<registry_internal::WriteLock> write_lock,
+          std::unique_ptr<Db> db)
+        : impl_(impl), write_lock_(std::move(write_lock)), db_(std::move(db)) {}
     ~Lease() {
-      CompactLevelZero();
       if (committed_) {
-        std::ofstream(impl_.StampFile(), std::ios::trunc)
-            << db_->db->GetLatestSequenceNumber() << "\n";
+        registry_internal::WriteWriteStamp(impl_.DbDir(), db_->db->GetLatestSequenceNumber());
         std::lock_guard lock(impl_.view_mutex);
         impl_.view_stale = true;
       }
-      std::error_code ec;
-      fs::remove(impl_.PidFile(), ec);  // while db/LOCK is still held, so no other writer's file
+      registry_internal::FilesLock files(impl_.DbDir(),
+                                         registry_internal::FilesLock::Kind::kExclusive);
+      Compact();
+      db_.reset();  // closing is the last change to the database's files
     }
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
@@ -526,63 +588,55 @@ class Registry::Impl {
 
    private:
     // Each open flushes what the last writer left in the log into new level-0 files, and a
-    // database closed right after a write never compacts them in the background: without this,
-    // every write would add files that every later open reads (313 after 300 registrations).
-    void CompactLevelZero() {
+    // database closed right after a write never compacts in the background: without this, every
+    // write would add files that every later open reads. Moving level 0 down is not enough: keys
+    // that only grow (versions, alias moves) make each level-0 file a "trivial move" to level 1,
+    // where they piled up (621 files after 460 registrations), so a column family of more than
+    // a few files is compacted whole, bottom level included.
+    void Compact() {
+      constexpr size_t kMostFiles = 8;
       for (rocksdb::ColumnFamilyHandle* handle : db_->handles) {
-        std::string files;  // a string property: GetIntProperty does not know it
-        if (db_->db->GetProperty(handle, "rocksdb.num-files-at-level0", &files) &&
-            std::atoi(files.c_str()) >= 8) {
-          db_->db->CompactRange(rocksdb::CompactRangeOptions(), handle, nullptr, nullptr)
-              .PermitUncheckedError();  // a failed compaction loses nothing; the next one retries
+        rocksdb::ColumnFamilyMetaData meta;
+        db_->db->GetColumnFamilyMetaData(handle, &meta);
+        // A compaction writes the whole family again before it removes the old files; on a disk
+        // without that much room it would fail halfway, so it waits for a write with room.
+        if (meta.file_count < kMostFiles ||
+            registry_internal::FreeBytes(impl_.DbDir()) < 2 * meta.size + (uint64_t{4} << 20)) {
+          continue;
         }
+        rocksdb::CompactRangeOptions options;
+        options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+        db_->db->CompactRange(options, handle, nullptr, nullptr)
+            .PermitUncheckedError();  // a failed compaction loses nothing; the next one retries
       }
     }
 
     Impl& impl_;
-    std::unique_lock<std::mutex> lock_;
+    std::unique_ptr<registry_internal::WriteLock> write_lock_;
     std::unique_ptr<Db> db_;
     bool committed_ = false;
   };
 
   // Takes the registry for one write, waiting up to `wait` for another process's write to end.
   Lease Write(std::chrono::milliseconds wait, bool create = false) {
-    std::unique_lock lock(write_mutex);
-    const auto deadline = std::chrono::steady_clock::now() + wait;
-    auto pause = std::chrono::milliseconds(1);
-    for (;;) {
-      rocksdb::Status status;
-      std::unique_ptr<Db> opened = TryOpenDb(/*writable=*/true, create, status);
-      if (opened != nullptr) {
-        // Names this process as the writer, for the error another would-be writer gets.
-        std::ofstream(PidFile(), std::ios::trunc) << ::getpid() << "\n"
-                                                  << CommandLineOfThisProcess() << "\n";
-        return Lease(*this, std::move(lock), std::move(opened));
-      }
-      if (!IsLockError(status)) ThrowOpenFailure(status);
-      const auto now = std::chrono::steady_clock::now();
-      if (now >= deadline) ThrowBusy(wait);
-      std::this_thread::sleep_for(
-          std::min<std::chrono::steady_clock::duration>(pause, deadline - now));
-      pause = std::min(pause * 2, std::chrono::milliseconds(50));
+    auto write_lock = std::make_unique<registry_internal::WriteLock>(DbDir(), name, wait);
+    registry_internal::RemoveInterruptedOpenFiles(DbDir());
+    registry_internal::RequireRoomToWrite(DbDir(), name);
+    rocksdb::Status status;
+    std::unique_ptr<Db> opened;
+    {
+      registry_internal::FilesLock files(DbDir(), registry_internal::FilesLock::Kind::kExclusive);
+      opened = TryOpenDb(/*writable=*/true, create, LogRecovery::kAbsolute, status);
     }
+    if (opened == nullptr) ThrowOpenFailure(status);
+    return Lease(*this, std::move(write_lock), std::move(opened));
   }
 
-  [[noreturn]] void ThrowBusy(std::chrono::milliseconds waited) const {
-    const auto [pid, command] = LockHolder(PidFile());
-    const std::string holder =
-        pid > 0 ? "PID " + std::to_string(pid) + (command.empty() ? "" : " (" + command + ")")
-                : std::string("another process (PID unknown)");
-    throw RegistryBusy("registry at " + name + " is in use by " + holder + ", which has held it " +
-                           "for a write for more than " + FormatWait(waited) +
-                           "; if it is stuck, stop it (read-only commands such as `tune "
-                           "adapters ls` still work)",
-                       pid);
-  }
-
-  static std::string FormatWait(std::chrono::milliseconds wait) {
-    if (wait.count() % 1000 == 0) return Counted(wait.count() / 1000, "second");
-    return std::to_string(wait.count()) + " ms";
+  // Holds the registry against every other writer without opening RocksDB for writing, which
+  // needs free space: for work that only reads the database (Gc removes objects by what a
+  // complete view says; Verify checks the log under it).
+  std::unique_ptr<registry_internal::WriteLock> HoldForWrites(std::chrono::milliseconds wait) {
+    return std::make_unique<registry_internal::WriteLock>(DbDir(), name, wait);
   }
 
   bool HasPendingMetrics() const {
@@ -598,11 +652,8 @@ class Registry::Impl {
 
   mutable std::mutex view_mutex;
   mutable std::shared_ptr<const Db> view;
-  mutable std::string view_stamp;
+  mutable std::optional<uint64_t> view_stamp;
   mutable bool view_stale = false;
-
-  // Serialises this process's writes; db/LOCK serialises them between processes.
-  std::mutex write_mutex;
 
   mutable std::mutex metrics_mutex;
   std::map<std::string, std::map<std::string, double>> pending_metrics;  // RUN_ID/STEP -> values
@@ -619,6 +670,12 @@ std::unique_ptr<Registry> Registry::Open(const fs::path& dir, OpenMode mode,
   std::error_code ec;
   const bool exists = fs::exists(db_dir / "CURRENT", ec);
   if (!exists && mode != OpenMode::kCreate) {
+    if (fs::is_directory(db_dir, ec) && !fs::is_empty(db_dir, ec)) {
+      throw UserError("registry at " + name +
+                      " is damaged: db/CURRENT, which names the database's current manifest, is "
+                      "missing; restore the registry from a backup (`tune registry backup` makes "
+                      "one)");
+    }
     throw UserError("no registry at " + name +
                     (fs::exists(dir, ec) ? " (the folder has no db/ inside)" : "") +
                     "; pass --registry PATH or set TUNE_REGISTRY to where adapters were "
@@ -637,11 +694,18 @@ std::unique_ptr<Registry> Registry::Open(const fs::path& dir, OpenMode mode,
     }
   }
 
+  // Only a new registry is written to when opened: opening one for writing works on a full disk,
+  // so that `tune registry gc` can free it.
   std::optional<std::string> schema;
-  if (read_only) {
-    schema = impl->Reader()->Get(kDefault, kSchemaKey);
-  } else {
-    Impl::Lease lease = impl->Write(write_wait, /*create=*/mode == OpenMode::kCreate);
+  if (exists) {
+    try {
+      schema = impl->Reader()->Get(kDefault, kSchemaKey);
+    } catch (const RegistryDamaged&) {
+      return std::unique_ptr<Registry>(new Registry(std::move(impl)));
+    }
+  }
+  if (!exists || (!schema && !read_only)) {
+    Impl::Lease lease = impl->Write(write_wait, /*create=*/true);
     schema = lease.db().Get(kDefault, kSchemaKey);
     if (!schema) {
       rocksdb::WriteBatch batch;
@@ -656,7 +720,6 @@ std::unique_ptr<Registry> Registry::Open(const fs::path& dir, OpenMode mode,
   }
   return std::unique_ptr<Registry>(new Registry(std::move(impl)));
 }
-
 Registry::Registry(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Registry::~Registry() = default;
 
@@ -974,11 +1037,100 @@ fs::path Registry::ObjectPath(std::string_view digest) const {
   return impl_->objects.PathOf(digest);
 }
 
+namespace {
+
+// The records' own checks for Verify: each version's key and manifest, and that every object a
+// version, dataset or alias refers to is there and whole (`good`: the digests that re-hashed).
+void CheckRecords(const Db& db, const ObjectStore& objects, const std::set<std::string>& good,
+                  VerifyReport& report) {
+  std::map<std::string, std::set<int64_t>> versions;
+  db.Scan(kVersions, "", [&](const std::string& key, const std::string& value) {
+    ++report.versions_checked;
+    VersionRecord record;
+    try {
+      record = VersionRecordFromJson(value);
+    } catch (const UserError& e) {
+      report.problems.push_back("record " + key + ": " + e.what());
+      return;
+    }
+    const std::string label = record.name + ":" + std::to_string(record.version);
+    if (key != Key(record.name, record.version)) {
+      report.problems.push_back("record stored as " + key + " says it is " + label);
+    }
+    versions[record.name].insert(record.version);
+    if (Sha256Hex(ManifestText(record.files)) != record.artifact_digest) {
+      report.problems.push_back(label + ": its file list does not hash to its artifact digest " +
+                                record.artifact_digest);
+    }
+    for (const ManifestEntry& file : ObjectsOf(record)) {
+      if (good.count(file.digest)) continue;
+      const bool present = fs::exists(objects.PathOf(file.digest));
+      report.problems.push_back(label + " " + file.path + ": object sha256:" + file.digest +
+                                (present ? " is corrupted" : " is missing"));
+    }
+  });
+  db.Scan(kDefault, kDatasetPrefix, [&](const std::string& key, const std::string& value) {
+    DatasetRecord record;
+    try {
+      record = DatasetRecordFromJson(value);
+    } catch (const UserError& e) {
+      report.problems.push_back("record " + key + ": " + e.what());
+      return;
+    }
+    const std::string& digest = record.rows_object.digest;
+    if (good.count(digest)) return;
+    const bool present = fs::exists(objects.PathOf(digest));
+    report.problems.push_back("dataset " + record.name + ":" + std::to_string(record.version) +
+                              " rows: object sha256:" + digest +
+                              (present ? " is corrupted" : " is missing"));
+  });
+  db.Scan(kAliases, "", [&](const std::string& key, const std::string& value) {
+    const std::string adapter = key.substr(0, key.find('/'));
+    if (!versions[adapter].count(std::stoll(value))) {
+      report.problems.push_back("alias " + key + " points at version " + value +
+                                ", which does not exist");
+    }
+  });
+}
+
+// Every object a version or a dataset refers to: what Gc keeps and Backup copies. Throws
+// UserError, before anything acts on it, when the view is not whole: a table that fails its
+// checksum or records the entries count and the scan did not find.
+std::set<std::string> ReferencedObjects(const Db& db, const std::string& doing) {
+  const auto refuse = [&](const std::string& why) {
+    throw RegistryDamaged("registry " + db.name + " is damaged: " + why + "; " + doing +
+                          " was refused, nothing was changed: run `tune registry verify`");
+  };
+  if (const rocksdb::Status status = db.db->VerifyChecksum(); !status.ok()) {
+    refuse("a table of its database fails its checksum (" + status.ToString() + ")");
+  }
+  if (const std::vector<std::string> missing = db.MissingRecords(); !missing.empty()) {
+    refuse(missing.front());
+  }
+  std::set<std::string> referenced;
+  for (const VersionRecord& record : db.AllVersions()) {
+    for (const ManifestEntry& file : ObjectsOf(record)) referenced.insert(file.digest);
+  }
+  db.Scan(kDefault, kDatasetPrefix, [&](const std::string&, const std::string& value) {
+    referenced.insert(DatasetRecordFromJson(value).rows_object.digest);
+  });
+  return referenced;
+}
+
+}  // namespace
+
 VerifyReport Registry::Verify() const {
   const Impl& impl = *impl_;
-  // Taken before the objects are read, so every record it holds had its objects stored already.
-  const std::shared_ptr<const Db> db = impl.Reader();
   VerifyReport report;
+  // Taken before the objects are read, so every record it holds had its objects stored already.
+  // A view that cannot be opened (a damaged log, a missing table) is the first problem; the
+  // objects are still checked.
+  std::shared_ptr<const Db> db;
+  try {
+    db = impl.Reader();
+  } catch (const UserError& e) {
+    report.problems.push_back(e.what());
+  }
   std::set<std::string> good;
   impl.objects.ForEachObject([&](const fs::path& path, const std::string& digest) {
     if (digest.empty()) {
@@ -1006,66 +1158,23 @@ VerifyReport Registry::Verify() const {
       report.problems.push_back(e.what());
     }
   });
+  if (db == nullptr) return report;
 
-  std::map<std::string, int64_t> last_versions;
-  db->Scan(kAdapters, "", [&](const std::string& key, const std::string& value) {
-    last_versions[key] = AdapterEntry::FromJson(value).last_version;
-  });
-  std::map<std::string, std::set<int64_t>> versions;
-  db->Scan(kVersions, "", [&](const std::string& key, const std::string& value) {
-    ++report.versions_checked;
-    VersionRecord record;
-    try {
-      record = VersionRecordFromJson(value);
-    } catch (const UserError& e) {
-      report.problems.push_back("record " + key + ": " + e.what());
-      return;
-    }
-    const std::string label = record.name + ":" + std::to_string(record.version);
-    if (key != Key(record.name, record.version)) {
-      report.problems.push_back("record stored as " + key + " says it is " + label);
-    }
-    versions[record.name].insert(record.version);
-    if (Sha256Hex(ManifestText(record.files)) != record.artifact_digest) {
-      report.problems.push_back(label + ": its file list does not hash to its artifact digest " +
-                                record.artifact_digest);
-    }
-    for (const ManifestEntry& file : ObjectsOf(record)) {
-      if (good.count(file.digest)) continue;
-      const bool present = fs::exists(impl.objects.PathOf(file.digest));
-      report.problems.push_back(label + " " + file.path + ": object sha256:" + file.digest +
-                                (present ? " is corrupted" : " is missing"));
-    }
-  });
-  for (const auto& [adapter, last] : last_versions) {
-    for (int64_t v = 1; v <= last; ++v) {
-      if (!versions[adapter].count(v)) {
-        report.problems.push_back(adapter + ":" + std::to_string(v) + " is missing its record");
-      }
-    }
+  // Every block of every table against its checksum, and every record the entries count: a
+  // damaged block can hide records from the scans below without an error.
+  if (const rocksdb::Status status = db->db->VerifyChecksum(); !status.ok()) {
+    report.problems.push_back("registry " + impl.name +
+                              " is damaged: a table of its database fails its checksum (" +
+                              status.ToString() + "); restore it from a backup");
   }
-  db->Scan(kDefault, kDatasetPrefix, [&](const std::string& key, const std::string& value) {
-    DatasetRecord record;
-    try {
-      record = DatasetRecordFromJson(value);
-    } catch (const UserError& e) {
-      report.problems.push_back("record " + key + ": " + e.what());
-      return;
+  try {
+    for (std::string& missing : db->MissingRecords()) {
+      report.problems.push_back(std::move(missing));
     }
-    const std::string& digest = record.rows_object.digest;
-    if (good.count(digest)) return;
-    const bool present = fs::exists(impl.objects.PathOf(digest));
-    report.problems.push_back("dataset " + record.name + ":" + std::to_string(record.version) +
-                              " rows: object sha256:" + digest +
-                              (present ? " is corrupted" : " is missing"));
-  });
-  db->Scan(kAliases, "", [&](const std::string& key, const std::string& value) {
-    const std::string adapter = key.substr(0, key.find('/'));
-    if (!versions[adapter].count(std::stoll(value))) {
-      report.problems.push_back("alias " + key + " points at version " + value +
-                                ", which does not exist");
-    }
-  });
+    CheckRecords(*db, impl.objects, good, report);
+  } catch (const UserError& e) {
+    report.problems.push_back(e.what());
+  }
   return report;
 }
 
@@ -1073,9 +1182,11 @@ GcReport Registry::Gc(std::chrono::seconds grace) {
   Impl& impl = *impl_;
   impl.RequireWritable("collect garbage");
   // Held while objects are removed, so no registration can name one in between (Register checks
-  // its objects under the lease).
-  Impl::Lease lease = impl.Write(impl.write_wait);
-  const std::set<std::string> referenced = ReferencedObjects(lease.db());
+  // its objects under its lease). It opens nothing for writing, so gc works on a full disk; the
+  // view opened under it holds every write there is.
+  const std::unique_ptr<registry_internal::WriteLock> hold = impl.HoldForWrites(impl.write_wait);
+  const std::set<std::string> referenced =
+      ReferencedObjects(*impl.OpenView(), "garbage collection");
   const auto cutoff = fs::file_time_type::clock::now() - grace;
   const auto old_enough = [&](const fs::path& path) {
     std::error_code ec;
@@ -1118,22 +1229,30 @@ void Registry::Backup(const fs::path& backup_dir) const {
     throw UserError("backup folder " + backup_dir.string() +
                     " already exists; choose a new folder, backups never overwrite");
   }
+  // Written under a name that says it is unfinished, and renamed to `backup_dir` only once whole
+  // and verified: a backup cut short never looks like a registry.
+  const fs::path target = fs::absolute(backup_dir).lexically_normal();
+  const fs::path partial =
+      target.parent_path() / (target.filename().string() + ".partial-" + RandomHex(8));
   try {
-    fs::create_directories(backup_dir);
+    fs::create_directories(partial);
     // The registry is held only for the checkpoint (hard links): every object a record in it
     // refers to was on disk before the record was committed, and no object a record refers to
     // is ever removed, so the objects are copied afterwards.
     std::set<std::string> referenced;
     {
       Impl::Lease lease = impl.Write(impl.write_wait);
+      referenced = ReferencedObjects(lease.db(), "the backup");
       rocksdb::Checkpoint* raw = nullptr;
       lease.db().Check(rocksdb::Checkpoint::Create(lease.db().db, &raw), "starting a checkpoint");
       std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
-      lease.db().Check(checkpoint->CreateCheckpoint((backup_dir / "db").string()),
-                       "writing a checkpoint to " + (backup_dir / "db").string());
-      referenced = ReferencedObjects(lease.db());
+      // A checkpoint flushes the log into tables: readers must not open the folder meanwhile.
+      registry_internal::FilesLock files(impl.DbDir(),
+                                         registry_internal::FilesLock::Kind::kExclusive);
+      lease.db().Check(checkpoint->CreateCheckpoint((partial / "db").string()),
+                       "writing a checkpoint to " + (partial / "db").string());
     }
-    ObjectStore copy(backup_dir / "objects", backup_dir.string());
+    ObjectStore copy(partial / "objects", partial.string());
     copy.CreateLayout();
     for (const std::string& digest : referenced) {
       const fs::path source = impl.objects.PathOf(digest);
@@ -1143,22 +1262,62 @@ void Registry::Backup(const fs::path& backup_dir) const {
       fs::copy_file(source, destination);
     }
   } catch (const fs::filesystem_error& e) {
-    fs::remove_all(backup_dir, ec);
+    fs::remove_all(partial, ec);
     throw UserError("cannot back up registry " + impl.name + " to " + backup_dir.string() + ": " +
                     e.code().message() + "; check that folder is writable and has space");
   } catch (...) {
-    fs::remove_all(backup_dir, ec);
+    fs::remove_all(partial, ec);
     throw;
   }
   // The copy is checked as `tune registry verify` checks a registry: a missing or corrupted
   // object in the source is one in the copy too. The copy stays, with everything that was whole.
-  const VerifyReport report = Open(backup_dir, OpenMode::kReadOnly)->Verify();
+  const VerifyReport report = Open(partial, OpenMode::kReadOnly)->Verify();
+  fs::rename(partial, target, ec);
+  if (ec) {
+    throw UserError("cannot rename the finished backup " + partial.string() + " to " +
+                    backup_dir.string() + ": " + ec.message() + "; rename it yourself");
+  }
   if (!report.problems.empty()) {
     throw UserError("registry " + impl.name + " was backed up to " + backup_dir.string() +
                     " with " + Counted(static_cast<int64_t>(report.problems.size()), "problem") +
                     ", first: " + report.problems.front() +
                     "; the source has them too (tune registry verify)");
   }
+}
+
+std::string Registry::Recover(const fs::path& dir) {
+  Impl impl(dir, /*read_only=*/false, kWriteWait);
+  std::error_code ec;
+  if (!fs::exists(impl.DbDir() / "CURRENT", ec)) {
+    throw UserError("no registry at " + impl.name + " to recover; pass --registry PATH");
+  }
+  const std::unique_ptr<registry_internal::WriteLock> hold = impl.HoldForWrites(kWriteWait);
+  registry_internal::RemoveInterruptedOpenFiles(impl.DbDir());
+  const std::optional<uint64_t> stamp = registry_internal::ReadWriteStamp(impl.DbDir());
+  rocksdb::Status status;
+  std::unique_ptr<Db> opened;
+  {
+    registry_internal::FilesLock files(impl.DbDir(),
+                                       registry_internal::FilesLock::Kind::kExclusive);
+    opened = impl.TryOpenDb(/*writable=*/true, /*create=*/false, Impl::LogRecovery::kPointInTime,
+                            status);
+  }
+  if (opened == nullptr) impl.ThrowOpenFailure(status);
+  const uint64_t kept = opened->db->GetLatestSequenceNumber();
+  {
+    registry_internal::FilesLock files(impl.DbDir(),
+                                       registry_internal::FilesLock::Kind::kExclusive);
+    opened.reset();
+  }
+  registry_internal::WriteWriteStamp(impl.DbDir(), kept);
+  if (stamp && *stamp > kept) {
+    return "recovered registry " + impl.name + " up to write " + std::to_string(kept) +
+           "; the writes after it, up to write " + std::to_string(*stamp) +
+           ", returned but are lost: check `tune adapters ls` and `tune adapters history`, and "
+           "register or promote them again";
+  }
+  return "registry " + impl.name + " is whole up to its last write (" + std::to_string(kept) +
+         "); nothing was lost";
 }
 
 int64_t Registry::RegisterDataset(std::string_view name, const DatasetRecord& given,

@@ -4,19 +4,29 @@
 // On disk, under the registry directory:
 //   db/                       RocksDB: metadata in column families, a schema-version key
 //   db/LOCK.pid               PID and command line of the process that holds db/LOCK for writing
-//   db/LAST_WRITE.seq         RocksDB sequence number after the last write, for readers to notice
+//   db/LAST_WRITE.seq         RocksDB sequence number after the last write that returned: readers
+//                             reopen when it moves and refuse a view that does not reach it
+//   db/FILES.lock             held while a writer changes the database's files (db_locks.h)
 //   objects/sha256/ab/<hex>   adapter files, named by the SHA-256 of their bytes, never changed
 //   objects/tmp/              files being written; anything left here is an interrupted write
 //
 // Errors: every refusal is a UserError (util/error.h) whose what() is one line saying what is
-// wrong, where, and how to fix it. Two refusals a caller may want to tell apart are subclasses:
-// RegistryBusy (another process writes) and AliasConflict (a compare-and-set lost).
+// wrong, where, and how to fix it. Refusals a caller may want to tell apart are subclasses:
+// RegistryBusy (another process writes), RegistryDamaged and AliasConflict (a compare-and-set
+// lost).
 //
-// Threads: any number of threads may use one Registry; writes are serialised inside it.
-// Processes: any number may open a registry, for reading or writing, at once. Each write holds
-// db/LOCK only for its own transaction (milliseconds; a Gc for as long as it removes files) and
-// waits up to `write_wait` for another process's to end; reads never wait for writes. Every call
-// sees every write that returned before the call began, in this process or another.
+// Threads: any number of threads may use one Registry, and one process may open several; writes
+// are serialised between them all. Processes: any number may open a registry, for reading or
+// writing, at once. Each write holds db/LOCK only for its own transaction (milliseconds; a Gc for
+// as long as it removes files) and waits up to `write_wait` for another's to end; a read waits
+// at most for a writer's open or compaction (milliseconds), never for a write. Every call sees
+// every write that returned before the call began, in this process or another: a view that would
+// not (a damaged log) is an error naming the damage, never a shorter answer.
+// Damage: a listing, Gc and Backup refuse a database whose tables fail their checksums or whose
+// records do not add up to the counts it keeps; Verify reports each such problem. A write refuses
+// a log whose tail is damaged (it held a write that returned) until Recover accepts the loss.
+// Space: a write first checks that the disk has room for RocksDB to open (a few MiB); Gc and
+// Verify open nothing for writing, so they work on a full disk.
 // Durability: a write call that returns has reached the disk (fsync), except LogMetrics: it
 // buffers, and writes what it holds when it is called 2 seconds or more after the last such write
 // (if the registry is free then), at FinishRun, and when the Registry is destroyed. A crash loses
@@ -48,6 +58,14 @@ class RegistryBusy : public UserError {
 
  private:
   pid_t pid_;
+};
+
+// The registry's database is damaged: a table fails its checksum, records are missing that its
+// counts name, or its log lost writes that returned. What was asked is refused rather than
+// answered from what is left; `tune registry verify` lists the damage.
+class RegistryDamaged : public UserError {
+ public:
+  using UserError::UserError;
 };
 
 // MoveAlias found the alias somewhere other than the caller expected.
@@ -281,9 +299,10 @@ class Registry {
   // How long a write waits for another process's write to end before it fails with RegistryBusy.
   static constexpr std::chrono::milliseconds kWriteWait{60'000};
 
-  // Fails with RegistryBusy naming the PID that held the registry longer than `write_wait` (a
-  // writable open writes the schema), and with UserError when there is no registry at `dir`
-  // (except kCreate) or its schema is newer.
+  // Fails with RegistryBusy naming the PID that held the registry longer than `write_wait` (when
+  // kCreate writes the schema), and with UserError when there is no registry at `dir` (except
+  // kCreate) or its schema is newer. A damaged registry opens (so that Verify can say what is
+  // wrong); the calls that meet the damage throw RegistryDamaged.
   static std::unique_ptr<Registry> Open(const std::filesystem::path& dir, OpenMode mode,
                                         std::chrono::milliseconds write_wait = kWriteWait);
   ~Registry();
@@ -336,12 +355,19 @@ class Registry {
 
   // Re-hashes every object and checks every reference between records, aliases and objects.
   VerifyReport Verify() const;
-  // Removes objects no version refers to, and interrupted writes, older than `grace`.
+  // Removes objects no version refers to, and interrupted writes, older than `grace`. Refuses
+  // (removing nothing) unless the scan that decides what is referenced read every record.
   GcReport Gc(std::chrono::seconds grace);
   // A consistent copy at `backup_dir` (which must not exist) that opens as a registry, verified
   // once written: throws UserError naming the count and the first problem when an object was
-  // missing or corrupted in the source (the copy is kept, whole but for those).
+  // missing or corrupted in the source (the copy is kept, whole but for those). It is written
+  // as BACKUP_DIR.partial-XXXXXXXX and renamed when whole: an interrupted backup leaves only that.
   void Backup(const std::filesystem::path& backup_dir) const;
+
+  // Opens a registry whose write-ahead log is damaged (writes refuse it: the log held writes that
+  // returned), keeping every write before the damage and dropping the rest. Returns one line
+  // saying what was kept and what was lost. Waits for other writers as a write does.
+  static std::string Recover(const std::filesystem::path& dir);
 
   // Datasets: records the rows in `rows_file` (DatasetRecord::rows_object's format) as an object
   // and `record` as the next version of `name`, unless the latest version has the same sha256:

@@ -161,6 +161,10 @@ class Commands : public RegistryCommands {
     backup_->add_option("dir", out_dir_, "Folder to create")
         ->required()
         ->check(cli::FolderToWrite());
+    recover_ = registry->add_subcommand(
+        "recover",
+        "Open a registry whose log is damaged, keeping every write before the damage (writes "
+        "refuse such a registry until then)");
 
     serve_ = app.add_subcommand(
         "serve", "Serve the registry in a browser: browse, compare, promote, download");
@@ -175,7 +179,7 @@ class Commands : public RegistryCommands {
 
     registry_path_ = DefaultRegistryPath();
     for (CLI::App* command :
-         {ls_, show_, diff_, promote_, history_, fetch_, verify_, gc_, backup_, serve_}) {
+         {ls_, show_, diff_, promote_, history_, fetch_, verify_, gc_, backup_, recover_, serve_}) {
       command
           ->add_option("--registry", registry_path_,
                        "Registry folder (default: $TUNE_REGISTRY, else .tune/registry)")
@@ -193,6 +197,10 @@ class Commands : public RegistryCommands {
     if (verify_->parsed()) return Verify();
     if (gc_->parsed()) return Gc();
     if (backup_->parsed()) return Backup();
+    if (recover_->parsed()) {
+      std::cout << Registry::Recover(registry_path_) << "\n";
+      return 0;
+    }
     if (serve_->parsed()) return Serve();
     return std::nullopt;
   }
@@ -445,6 +453,7 @@ class Commands : public RegistryCommands {
   CLI::App* verify_ = nullptr;
   CLI::App* gc_ = nullptr;
   CLI::App* backup_ = nullptr;
+  CLI::App* recover_ = nullptr;
   CLI::App* serve_ = nullptr;
   std::string serve_host_ = "127.0.0.1";
   int serve_port_ = 8080;

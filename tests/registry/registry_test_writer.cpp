@@ -4,16 +4,27 @@
 //   registry_test_writer hold DIR
 //       register one version, then hold db/LOCK as a writer stuck mid-write would (RocksDB opened
 //       for writing, db/LOCK.pid naming this process); print "ready"; wait to be killed
-//   registry_test_writer loop DIR SCRATCH
-//       register versions forever; print "NAME VERSION DIGEST" after each Register returns
+//   registry_test_writer loop DIR SCRATCH [COUNT]
+//       register versions (COUNT of them, else forever), reading each back at once; print
+//       "NAME VERSION DIGEST" after each Register returns; exit 2 naming the first read that fails
 //   registry_test_writer fill DIR ARTIFACT LIMIT_BYTES
 //       with files capped at LIMIT_BYTES (RLIMIT_FSIZE), register ARTIFACT; print the error;
 //       exit 0 if refused
+//   registry_test_writer fullfs MOUNT_POINT
+//       in a mount namespace of its own, on a 16 MiB tmpfs at MOUNT_POINT: register versions,
+//       fill the disk to within 16 KiB, then try eight writes (each must be refused as a full
+//       disk, not abort), gc and verify; print what each did; exit 0 when all behaved
+//   registry_test_writer backup DIR DEST
+//       back the registry up to DEST
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <random>
@@ -47,11 +58,11 @@ int Hold(const fs::path& dir, const std::string& command_line) {
   for (;;) pause();
 }
 
-int Loop(const fs::path& dir, const fs::path& scratch) {
+int Loop(const fs::path& dir, const fs::path& scratch, int64_t count) {
   auto registry = Registry::Open(dir, Registry::OpenMode::kCreate);
   std::mt19937_64 random{std::random_device{}()};
   const char* names[] = {"alpha", "beta"};
-  for (int64_t i = 0;; ++i) {
+  for (int64_t i = 0; count < 0 || i < count; ++i) {
     const std::string name = names[random() % 2];
     // Some bytes repeat (deduplicated objects), most are new; sizes up to 96 KiB.
     std::string weights(1 + random() % (96 << 10), '\0');
@@ -72,6 +83,7 @@ int Loop(const fs::path& dir, const fs::path& scratch) {
     std::cout << name << " " << version << " " << record.artifact_digest << std::endl;
     fs::remove_all(artifact);
   }
+  return 0;
 }
 
 int Fill(const fs::path& dir, const fs::path& artifact, long limit_bytes) {
@@ -90,6 +102,75 @@ int Fill(const fs::path& dir, const fs::path& artifact, long limit_bytes) {
   return 3;
 }
 
+// Runs `work` in a mount namespace of this process's own with a tmpfs of `size_bytes` at
+// `mount_point`, so a full disk can be made without touching the machine's. Needs root, or
+// unprivileged user namespaces (then this process maps itself to root inside).
+bool EnterSmallDisk(const fs::path& mount_point, long size_bytes) {
+  const uid_t uid = getuid();
+  const gid_t gid = getgid();
+  if (unshare(CLONE_NEWNS) != 0) {
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return false;
+    std::ofstream("/proc/self/setgroups") << "deny";
+    std::ofstream("/proc/self/uid_map") << "0 " << uid << " 1";
+    std::ofstream("/proc/self/gid_map") << "0 " << gid << " 1";
+  }
+  if (mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return false;
+  fs::create_directories(mount_point);
+  const std::string options = "size=" + std::to_string(size_bytes);
+  return mount("tmpfs", mount_point.c_str(), "tmpfs", 0, options.c_str()) == 0;
+}
+
+int FullDisk(const fs::path& mount_point) {
+  if (!EnterSmallDisk(mount_point, 16L << 20)) {
+    std::cout << "cannot mount a tmpfs in a mount namespace: " << std::strerror(errno)
+              << " (run as root, or allow unprivileged user namespaces)" << std::endl;
+    return 3;
+  }
+  const fs::path dir = mount_point / "registry";
+  auto registry = Registry::Open(dir, Registry::OpenMode::kCreate);
+  for (int i = 0; i < 8; ++i) {
+    const fs::path artifact =
+        tune::testing::MakeArtifact(mount_point / "artifact", std::string(64 << 10, char('a' + i)));
+    registry->Register("full", tune::testing::SampleRecord(), artifact);
+    fs::remove_all(artifact);
+  }
+  {
+    // Leaves 16 KiB: what made RocksDB abort (an assertion after a failed write) before.
+    struct statvfs space {};
+    statvfs(mount_point.c_str(), &space);
+    const uint64_t free_bytes = static_cast<uint64_t>(space.f_bavail) * space.f_frsize;
+    std::ofstream filler(mount_point / "filler", std::ios::binary);
+    const std::string block(4096, 'x');
+    for (uint64_t written = 0; written + (16 << 10) + block.size() <= free_bytes;
+         written += block.size()) {
+      filler.write(block.data(), static_cast<std::streamsize>(block.size()));
+    }
+  }
+  int refused = 0;
+  for (int i = 0; i < 8; ++i) {
+    try {
+      registry->MoveAlias("full", "production", 1 + i % 8);
+      std::cout << "write " << i << " succeeded on a full disk" << std::endl;
+    } catch (const tune::UserError& e) {
+      const std::string message = e.what();
+      std::cout << message << std::endl;
+      if (message.find("the disk is full") != std::string::npos) ++refused;
+    }
+  }
+  // An interrupted open leaves OPTIONS-*.dbtmp; the next write that opens cleans them.
+  std::ofstream(dir / "db" / "OPTIONS-999999.dbtmp") << "left by an interrupted open";
+  const tune::GcReport gc = registry->Gc(std::chrono::seconds(0));
+  const tune::VerifyReport verify = registry->Verify();
+  std::cout << "gc kept " << gc.objects_kept << "; verify: " << verify.problems.size()
+            << " problems; versions " << registry->List().size() << std::endl;
+  fs::remove(mount_point / "filler");
+  registry->MoveAlias("full", "production", 8);
+  const bool cleaned = !fs::exists(dir / "db" / "OPTIONS-999999.dbtmp");
+  std::cout << "after freeing: production -> " << registry->Resolve("full@production").version
+            << (cleaned ? "" : "; the .dbtmp file was left") << std::endl;
+  return refused == 8 && verify.problems.empty() && cleaned ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -98,13 +179,21 @@ int main(int argc, char** argv) {
     if (mode == "hold" && argc == 3) {
       return Hold(argv[2], std::string(argv[0]) + " hold " + argv[2]);
     }
-    if (mode == "loop" && argc == 4) return Loop(argv[2], argv[3]);
+    if (mode == "loop" && (argc == 4 || argc == 5)) {
+      return Loop(argv[2], argv[3], argc == 5 ? std::stol(argv[4]) : -1);
+    }
+    if (mode == "fullfs" && argc == 3) return FullDisk(argv[2]);
+    if (mode == "backup" && argc == 4) {
+      Registry::Open(argv[2], Registry::OpenMode::kReadWrite)->Backup(argv[3]);
+      return 0;
+    }
     if (mode == "fill" && argc == 5) return Fill(argv[2], argv[3], std::stol(argv[4]));
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
   }
   std::cerr
-      << "usage: registry_test_writer hold DIR | loop DIR SCRATCH | fill DIR ARTIFACT LIMIT\n";
+      << "usage: registry_test_writer hold DIR | loop DIR SCRATCH [COUNT] | fill DIR ARTIFACT "
+         "LIMIT | fullfs MOUNT_POINT | backup DIR DEST\n";
   return 2;
 }
