@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "registry/registry.h"
 #include "util/error.h"
 
 namespace tune::registry_internal {
@@ -196,47 +197,77 @@ bool ObjectStore::RemoveUnusedTemp(const fs::path& temp) const {
   return ::unlink(temp.c_str()) == 0;
 }
 
-void ObjectStore::CopyVerified(std::string_view digest, int64_t size_bytes, const fs::path& out,
-                               std::string_view what) const {
-  const fs::path source = PathOf(digest);
-  const std::string object_name = "object sha256:" + std::string(digest) + " (" +
-                                  std::string(what) + ") in registry " + registry_name_;
+namespace {
+
+// Reads the object `digest` in chunks, handing each to `each`, and throws RegistryDamaged when it
+// is missing, unreadable, or its size or bytes are not what the record says.
+void ReadChecked(const fs::path& source, std::string_view digest, int64_t size_bytes,
+                 const std::string& object_name,
+                 const std::function<void(const char* data, size_t size)>& each) {
   const std::string fix = "; run `tune registry verify` and restore the registry from a backup";
   Fd in(::open(source.c_str(), O_RDONLY | O_CLOEXEC));
   if (in.get() < 0) {
     const int error = errno;
-    throw UserError(object_name + " cannot be read: " + ErrnoText(error) + fix);
+    throw RegistryDamaged(object_name + " cannot be read: " + ErrnoText(error) + fix);
   }
+  Sha256 hash;
+  int64_t size = 0;
+  try {
+    size = HashAll(
+        in.get(), hash,
+        [&](const std::string& reason) { return object_name + " cannot be read: " + reason + fix; },
+        each);
+  } catch (const RegistryDamaged&) {
+    throw;
+  } catch (const UserError& e) {
+    // HashAll's read errors; a write error from `each` passes as it is.
+    if (std::string_view(e.what()).starts_with(object_name)) throw RegistryDamaged(e.what());
+    throw;
+  }
+  if (size != size_bytes) {
+    throw RegistryDamaged(object_name + " is corrupted: it has " + std::to_string(size) +
+                          " bytes, the record says " + std::to_string(size_bytes) + fix);
+  }
+  const std::string actual = hash.FinishHex();
+  if (actual != digest) {
+    throw RegistryDamaged(object_name + " is corrupted: its bytes hash to sha256:" + actual + fix);
+  }
+}
+
+}  // namespace
+
+void ObjectStore::CopyVerified(std::string_view digest, int64_t size_bytes, const fs::path& out,
+                               std::string_view what) const {
+  const std::string object_name = "object sha256:" + std::string(digest) + " (" +
+                                  std::string(what) + ") in registry " + registry_name_;
   Fd dest(::open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (dest.get() < 0) {
     const int error = errno;
     throw UserError("cannot create " + out.string() + ": " + ErrnoText(error) +
                     "; check that folder is writable");
   }
-  Sha256 hash;
-  const int64_t size = HashAll(
-      in.get(), hash,
-      [&](const std::string& reason) { return object_name + " cannot be read: " + reason + fix; },
-      [&](const char* data, size_t n) {
-        if (const int error = WriteAll(dest.get(), data, n)) {
-          throw UserError("cannot write " + out.string() + ": " + ErrnoText(error) +
-                          (IsDiskFull(error) ? "; free space on that disk and retry"
-                                             : "; check that folder is writable"));
-        }
-      });
+  ReadChecked(PathOf(digest), digest, size_bytes, object_name, [&](const char* data, size_t n) {
+    if (const int error = WriteAll(dest.get(), data, n)) {
+      throw UserError("cannot write " + out.string() + ": " + ErrnoText(error) +
+                      (IsDiskFull(error) ? "; free space on that disk and retry"
+                                         : "; check that folder is writable"));
+    }
+  });
   if (dest.Close() != 0) {
     const int error = errno;
     throw UserError("cannot write " + out.string() + ": " + ErrnoText(error) +
                     "; check that folder is writable");
   }
-  if (size != size_bytes) {
-    throw UserError(object_name + " is corrupted: it has " + std::to_string(size) +
-                    " bytes, the record says " + std::to_string(size_bytes) + fix);
-  }
-  const std::string actual = hash.FinishHex();
-  if (actual != digest) {
-    throw UserError(object_name + " is corrupted: its bytes hash to sha256:" + actual + fix);
-  }
+}
+
+std::string ObjectStore::ReadVerified(std::string_view digest, int64_t size_bytes,
+                                      std::string_view what) const {
+  const std::string object_name = "object sha256:" + std::string(digest) + " (" +
+                                  std::string(what) + ") in registry " + registry_name_;
+  std::string bytes;
+  ReadChecked(PathOf(digest), digest, size_bytes, object_name,
+              [&](const char* data, size_t n) { bytes.append(data, n); });
+  return bytes;
 }
 
 StoredObject ObjectStore::HashFile(const fs::path& file) {

@@ -43,10 +43,14 @@ class ObjectStore {
   // Removes a file of TempDir() unless a Store is still writing it. True when it was removed.
   bool RemoveUnusedTemp(const std::filesystem::path& temp) const;
 
-  // Copies the object to `out` (which must not exist), hashing every byte. Throws UserError
-  // naming the digest and `what` when the object is missing, has another size, or other bytes.
+  // Copies the object to `out` (which must not exist), hashing every byte. Throws
+  // RegistryDamaged naming the digest and `what` when the object is missing, has another size,
+  // or other bytes; UserError when `out` cannot be written.
   void CopyVerified(std::string_view digest, int64_t size_bytes, const std::filesystem::path& out,
                     std::string_view what) const;
+  // The object's bytes, checked the same way.
+  std::string ReadVerified(std::string_view digest, int64_t size_bytes,
+                           std::string_view what) const;
 
   // The SHA-256 and size of a file's bytes, as they are now. Throws UserError when unreadable.
   static StoredObject HashFile(const std::filesystem::path& file);

@@ -1119,6 +1119,15 @@ std::set<std::string> ReferencedObjects(const Db& db, const std::string& doing) 
 
 }  // namespace
 
+std::string Registry::ReadObject(const ManifestEntry& object, std::string_view what) const {
+  if (!registry_internal::IsHexDigest(object.digest)) {
+    throw RegistryDamaged("'" + Echo(object.digest) + "' (" + std::string(what) +
+                          ") is not a SHA-256 digest: registry " + impl_->name +
+                          " is damaged; run `tune registry verify`");
+  }
+  return impl_->objects.ReadVerified(object.digest, object.size_bytes, what);
+}
+
 VerifyReport Registry::Verify() const {
   const Impl& impl = *impl_;
   VerifyReport report;

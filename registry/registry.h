@@ -350,8 +350,13 @@ class Registry {
   VersionRecord Fetch(std::string_view ref, const std::filesystem::path& out_dir) const;
 
   // Where the object with `digest` (64 lowercase hex digits, checked: UserError otherwise) is
-  // stored, for a server to send; it may be missing if the registry is damaged.
+  // stored, for a server to send while it checks the bytes; it may be missing if the registry is
+  // damaged.
   std::filesystem::path ObjectPath(std::string_view digest) const;
+  // The bytes of a stored object, checked against its size and SHA-256 (RegistryDamaged naming
+  // `what` and the digest when they differ or it is missing). For objects small enough to hold
+  // in memory: evaluation outputs, dataset rows.
+  std::string ReadObject(const ManifestEntry& object, std::string_view what) const;
 
   // Re-hashes every object and checks every reference between records, aliases and objects.
   VerifyReport Verify() const;

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
-#include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -43,7 +43,7 @@ std::vector<std::string> Split(const std::string& path) {
 
 // A version number as a path segment or query value: 1 to 18 digits, no sign, no leading zero.
 std::optional<int64_t> ParseVersion(const std::string& text) {
-  if (text.empty() || text.size() > 18 || text[0] == '0') return std::nullopt;
+  if (text.empty() || text.size() > 18 || text[0] < '1' || text[0] > '9') return std::nullopt;
   int64_t value = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
@@ -95,10 +95,59 @@ HttpResponse ErrorResponse(int status, const std::string& message) {
   return JsonResponse({{"error", message}}, status);
 }
 
-Api::Api(Registry& registry, std::string token, std::vector<std::string> origins)
-    : registry_(registry), token_(std::move(token)), origins_(std::move(origins)) {}
+namespace {
+
+std::string Lower(std::string_view text) {
+  std::string lower(text);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower;
+}
+
+int DefaultPort(std::string_view scheme) { return scheme == "https" ? 443 : 80; }
+
+// NAME or NAME:PORT as the pair, the port defaulting to `default_port`; nullopt when the port is
+// not a number.
+std::optional<std::pair<std::string, int>> SplitHostPort(std::string_view text, int default_port) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) return std::pair(Lower(text), default_port);
+  const std::string_view digits = text.substr(colon + 1);
+  int port = 0;
+  const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+  if (digits.empty() || error != std::errc() || end != digits.data() + digits.size()) {
+    return std::nullopt;
+  }
+  return std::pair(Lower(text.substr(0, colon)), port);
+}
+
+}  // namespace
+
+bool ServerNames::AcceptsHost(std::string_view host) const {
+  const auto split = SplitHostPort(host, DefaultPort(scheme));
+  if (!split || split->second != port) return false;
+  std::string name = split->first;
+  if (name.ends_with('.')) name.pop_back();  // "localhost." is "localhost"
+  return std::find(hosts.begin(), hosts.end(), name) != hosts.end();
+}
+
+bool ServerNames::AcceptsOrigin(std::string_view origin) const {
+  const std::string prefix = scheme + "://";
+  return origin.starts_with(prefix) && AcceptsHost(origin.substr(prefix.size()));
+}
+
+Api::Api(Registry& registry, std::string token, ServerNames names)
+    : registry_(registry), token_(std::move(token)), names_(std::move(names)) {}
+
+std::optional<HttpResponse> Api::RefuseHost(const HttpRequest& request) const {
+  const auto it = request.headers.find("host");
+  const std::string host = it == request.headers.end() ? std::string() : it->second;
+  if (names_.AcceptsHost(host)) return std::nullopt;
+  return ErrorResponse(403, "Host '" + Echo(host, 64) +
+                                "' does not name this server; use its address, or start tune "
+                                "serve with --allow-host NAME for another name of it");
+}
 
 HttpResponse Api::Handle(const HttpRequest& request) const {
+  if (std::optional<HttpResponse> refused = RefuseHost(request)) return *refused;
   if (!request.path.starts_with("/api/")) return ErrorResponse(404, "no such page");
   const std::vector<std::string> parts = Split(request.path.substr(4));
   try {
@@ -109,6 +158,9 @@ HttpResponse Api::Handle(const HttpRequest& request) const {
     return ErrorResponse(409, e.what());
   } catch (const RegistryBusy& e) {
     return ErrorResponse(503, e.what());
+  } catch (const RegistryDamaged& e) {
+    std::cerr << "error: " << e.what() << std::endl;  // the server's operator must know
+    return ErrorResponse(500, e.what());
   } catch (const UserError& e) {
     return ErrorResponse(400, e.what());
   }
@@ -195,7 +247,8 @@ HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>
         // The evaluation outputs, one object per example: line, prompt, reference, prediction.
         json samples = json::array();
         if (record.eval_samples) {
-          std::ifstream in(registry_.ObjectPath(record.eval_samples->digest), std::ios::binary);
+          std::istringstream in(registry_.ReadObject(
+              *record.eval_samples, name + ":" + std::to_string(*version) + " eval_samples.jsonl"));
           for (std::string line; std::getline(in, line);) {
             json sample = json::parse(line, nullptr, /*allow_exceptions=*/false);
             if (sample.is_object()) samples.push_back(std::move(sample));
@@ -211,7 +264,9 @@ HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>
         for (const ManifestEntry& entry : record.files) {
           if (entry.path != file) continue;
           HttpResponse response;
-          response.file = registry_.ObjectPath(entry.digest);
+          response.object =
+              ObjectBody{registry_.ObjectPath(entry.digest), entry.digest, entry.size_bytes,
+                         name + ":" + std::to_string(*version) + " " + file};
           response.content_type = "application/octet-stream";
           response.headers.push_back({"X-Content-SHA256", entry.digest});
           std::string base = file.substr(file.rfind('/') + 1);
@@ -333,15 +388,10 @@ std::optional<HttpResponse> Api::RefuseMutation(const HttpRequest& request) cons
     const auto it = request.headers.find(name);
     return it == request.headers.end() ? std::string() : it->second;
   };
-  // Host names this server (a page of another site resolved to 127.0.0.1 sends its own name:
-  // DNS rebinding); Origin, when the browser sends one, is this server's (cross-site requests).
-  const std::string host = header("host");
-  const bool host_ok = std::any_of(origins_.begin(), origins_.end(), [&](const std::string& o) {
-    return o.substr(o.find("://") + 3) == host;
-  });
-  if (!host_ok) return ErrorResponse(403, "Host '" + Echo(host, 64) + "' is not this server");
+  // Origin, when the browser sends one, is this server's (cross-site requests); Host was checked
+  // for every request.
   const std::string origin = header("origin");
-  if (!origin.empty() && std::find(origins_.begin(), origins_.end(), origin) == origins_.end()) {
+  if (!origin.empty() && !names_.AcceptsOrigin(origin)) {
     return ErrorResponse(403, "Origin '" + Echo(origin, 64) + "' is not this server");
   }
   const std::string authorization = header("authorization");
@@ -369,23 +419,33 @@ HttpResponse Api::Post(const HttpRequest& request, const std::vector<std::string
   if (!IsValidName(name)) return ErrorResponse(400, "invalid adapter name");
   if (!IsValidName(alias)) return ErrorResponse(400, "invalid alias");
   const json body = json::parse(request.body, nullptr, false);
-  if (!body.is_object() || !body.contains("version") || !body["version"].is_number_integer()) {
+  // A JSON number as a version: a whole number in [minimum, 2^53] (2^64 - 1 read as a signed
+  // number would be -1).
+  const auto whole = [](const json& value, int64_t minimum) -> std::optional<int64_t> {
+    if (!value.is_number_integer()) return std::nullopt;
+    if (value.is_number_unsigned() && value.get<uint64_t>() > (uint64_t{1} << 53)) {
+      return std::nullopt;
+    }
+    const int64_t number = value.get<int64_t>();
+    if (number < minimum || number > (int64_t{1} << 53)) return std::nullopt;
+    return number;
+  };
+  const std::optional<int64_t> version =
+      body.is_object() && body.contains("version") ? whole(body["version"], 1) : std::nullopt;
+  if (!version) {
     return ErrorResponse(400,
-                         "the body is JSON {\"version\": N} with an optional "
-                         "\"expect_version\": M (0: the alias must be unset)");
+                         "the body is JSON {\"version\": N} (N a version, 1 or more) with an "
+                         "optional \"expect_version\": M (0: the alias must be unset)");
   }
   std::optional<int64_t> expected;
   if (body.contains("expect_version")) {
-    if (!body["expect_version"].is_number_integer()) {
-      return ErrorResponse(400, "expect_version is a whole number");
-    }
-    expected = body["expect_version"].get<int64_t>();
+    expected = whole(body["expect_version"], 0);
+    if (!expected) return ErrorResponse(400, "expect_version is a version, or 0 for unset");
   }
   if (!HasAdapter(name)) return ErrorResponse(404, "no adapter named '" + name + "'");
-  const int64_t version = body["version"].get<int64_t>();
-  const int64_t previous = registry_.MoveAlias(name, alias, version, expected);
+  const int64_t previous = registry_.MoveAlias(name, alias, *version, expected);
   return JsonResponse(
-      {{"name", name}, {"alias", alias}, {"version", version}, {"previous", previous}});
+      {{"name", name}, {"alias", alias}, {"version", *version}, {"previous", previous}});
 }
 
 }  // namespace tune

@@ -22,8 +22,10 @@
 // Errors are JSON {"error": "..."} with 400, 401, 403, 404, 409 or 413.
 //
 // Threads: Handle may be called from any number of threads at once (the registry serialises
-// writes). Security: a POST needs the token (Authorization: Bearer TOKEN) and a Host, and an
-// Origin if the browser sent one, naming this server; reads are open.
+// writes). Security: every request must name this server in its Host (a page of another site
+// whose name was made to resolve to this address, DNS rebinding, sends its own name); a POST
+// needs the token (Authorization: Bearer TOKEN) and, when the browser sent an Origin, this
+// server's; reads need no token.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +33,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -48,22 +51,46 @@ struct HttpRequest {
   std::string body;
 };
 
+// A stored object to send as a response's body: the server checks its bytes against `sha256`
+// and `size_bytes` as it sends them (registry.h: bytes leave the registry only checked).
+struct ObjectBody {
+  std::filesystem::path path;
+  std::string sha256;
+  int64_t size_bytes = 0;
+  std::string what;  // how the server's log names it: "rank:3 adapter_model.safetensors"
+};
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
-  // A file to send instead of `body` (the server handles Range requests for it).
-  std::optional<std::filesystem::path> file;
+  // An object to send instead of `body` (the server handles Range requests for it).
+  std::optional<ObjectBody> object;
+};
+
+// The names a request may give this server by: the Host header's host:port, and the Origin a
+// browser sends.
+struct ServerNames {
+  std::string scheme = "http";
+  int port = 0;
+  std::vector<std::string> hosts;  // lower case, without the port: "127.0.0.1", "localhost"
+
+  // Whether `host` (a Host header: NAME or NAME:PORT, the port defaulting to the scheme's) names
+  // this server.
+  bool AcceptsHost(std::string_view host) const;
+  // Whether `origin` (scheme://NAME[:PORT]) is this server.
+  bool AcceptsOrigin(std::string_view origin) const;
 };
 
 class Api {
  public:
-  // `registry` must outlive the Api. `origins` are the scheme://host:port a browser may send as
-  // Origin for a POST; their host:port parts are the Hosts accepted.
-  Api(Registry& registry, std::string token, std::vector<std::string> origins);
+  // `registry` must outlive the Api.
+  Api(Registry& registry, std::string token, ServerNames names);
 
   HttpResponse Handle(const HttpRequest& request) const;
+  // A 403 when the request's Host does not name this server (for every path, not only /api/).
+  std::optional<HttpResponse> RefuseHost(const HttpRequest& request) const;
 
   static constexpr size_t kMaxBodyBytes = 64 * 1024;
 
@@ -77,7 +104,7 @@ class Api {
 
   Registry& registry_;
   std::string token_;
-  std::vector<std::string> origins_;
+  ServerNames names_;
 };
 
 // A JSON error response: {"error": message}.

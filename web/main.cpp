@@ -2,6 +2,7 @@
 // libtorch). Serves until SIGINT or SIGTERM.
 //
 //   tune-serve --registry DIR [--host 127.0.0.1] [--port 8080] [--token-file FILE]
+//              [--allow-host NAME ...]
 #include <signal.h>
 
 #include <cstdio>
@@ -53,11 +54,17 @@ int main(int argc, char** argv) {
   std::string registry;
   std::string token_file;
   app.add_option("--registry", registry, "Registry folder")->required();
-  app.add_option("--host", options.host, "Address to bind")->capture_default_str();
+  app.add_option("--host", options.host,
+                 "IPv4 address to bind (127.0.0.1: this machine only; 0.0.0.0: all interfaces)")
+      ->capture_default_str();
   app.add_option("--port", options.port, "Port (0: any free port)")
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));
-  app.add_option("--token-file", token_file, "File holding the token promotions need");
+  app.add_option("--token-file", token_file,
+                 "File holding the token promotions need (default: $TUNE_SERVE_TOKEN, else a new "
+                 "random token, printed)");
+  app.add_option("--allow-host", options.allowed_hosts,
+                 "Another name clients reach this server by (a DNS name, a proxy's); repeatable");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -4,20 +4,27 @@
 // Living beside training: the server opens the registry like any other writer, so it holds the
 // registry only for the moment of a promotion; reads never wait for writes and see every version
 // registered before the request (registry.h). Threads: CivetWeb answers requests on a pool of
-// threads; the server is stopped by destroying it.
+// 512 threads; a client gets 10 seconds to send its request and to take each part of the answer,
+// so idle and slow connections cannot hold them all for long. The server is stopped by
+// destroying it. Stored objects are sent only as their SHA-256 says they are (api.h ObjectBody).
 #pragma once
 
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace tune {
 
 struct ServeOptions {
   std::filesystem::path registry;
-  std::string host = "127.0.0.1";  // what to bind: the loopback address unless told otherwise
+  std::string host = "127.0.0.1";  // the IPv4 address to bind: the loopback address unless told
   int port = 8080;                 // 0: any free port (port() says which)
   std::string token;               // what a promotion must send; not empty
+  // Other names clients reach this server by (a DNS name, a proxy's), for the Host check: the
+  // bound address, "localhost" for the loopback address and this machine's host name for any
+  // other are accepted without it.
+  std::vector<std::string> allowed_hosts;
 };
 
 class WebServer {

@@ -193,7 +193,11 @@ class DataCommandsImpl final : public DataCommands {
   int Diff() {
     const std::unique_ptr<Registry> registry = Registry::Open(registry_path_, Mode::kReadOnly);
     const DatasetRecord from = registry->GetDataset(ref_), to = registry->GetDataset(to_ref_);
-    const RowsDiff diff = DiffRows(ReadObject(*registry, from), ReadObject(*registry, to));
+    const auto rows = [&](const DatasetRecord& record) {
+      return registry->ReadObject(record.rows_object, "the rows of dataset " + record.name + ":" +
+                                                          std::to_string(record.version));
+    };
+    const RowsDiff diff = DiffRows(rows(from), rows(to));
     if (json_) {
       std::cout << nlohmann::json{{"from", from.name + ":" + std::to_string(from.version)},
                                   {"to", to.name + ":" + std::to_string(to.version)},
@@ -219,20 +223,6 @@ class DataCommandsImpl final : public DataCommands {
     lines("removed", diff.removed, "the first");
     lines("changed", diff.changed, "the second");
     return 0;
-  }
-
-  // The row list a dataset version stored, checked against its digest.
-  static std::string ReadObject(const Registry& registry, const DatasetRecord& record) {
-    const fs::path path = registry.ObjectPath(record.rows_object.digest);
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    if (!in || Sha256Hex(text.str()) != record.rows_object.digest) {
-      throw UserError("the rows of dataset " + record.name + ":" + std::to_string(record.version) +
-                      " (" + path.string() +
-                      ") are missing or damaged; run `tune registry verify`");
-    }
-    return text.str();
   }
 
   CLI::App* data_ = nullptr;

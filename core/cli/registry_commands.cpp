@@ -166,20 +166,19 @@ class Commands : public RegistryCommands {
         "Open a registry whose log is damaged, keeping every write before the damage (writes "
         "refuse such a registry until then)");
 
+    // Every option after `serve` goes to tune-serve, which has its own --help.
     serve_ = app.add_subcommand(
-        "serve", "Serve the registry in a browser: browse, compare, promote, download");
-    serve_->add_option("--host", serve_host_, "Address to bind (other machines: 0.0.0.0)")
-        ->capture_default_str();
-    serve_->add_option("--port", serve_port_, "Port to listen on (0: any free port)")
-        ->capture_default_str()
-        ->check(CLI::Range(0, 65535));
-    serve_->add_option("--token-file", serve_token_file_,
-                       "File holding the token promotions need (default: $TUNE_SERVE_TOKEN, else "
-                       "a new random token, printed)");
+        "serve",
+        "Serve the registry in a browser: browse, compare, promote, download (tune serve --help "
+        "lists its options)");
+    serve_->fallthrough(false);
+    serve_->prefix_command();
+    serve_->set_help_flag();
+    serve_->allow_extras();
 
     registry_path_ = DefaultRegistryPath();
     for (CLI::App* command :
-         {ls_, show_, diff_, promote_, history_, fetch_, verify_, gc_, backup_, recover_, serve_}) {
+         {ls_, show_, diff_, promote_, history_, fetch_, verify_, gc_, backup_, recover_}) {
       command
           ->add_option("--registry", registry_path_,
                        "Registry folder (default: $TUNE_REGISTRY, else .tune/registry)")
@@ -217,14 +216,14 @@ class Commands : public RegistryCommands {
     if (length <= 0) throw UserError("cannot find the tune executable (/proc/self/exe)");
     const fs::path server =
         fs::path(std::string(self, static_cast<size_t>(length))).parent_path() / "tune-serve";
-    std::vector<std::string> args = {server.string(),
-                                     "--registry",
-                                     registry_path_,
-                                     "--host",
-                                     serve_host_,
-                                     "--port",
-                                     std::to_string(serve_port_)};
-    if (!serve_token_file_.empty()) args.insert(args.end(), {"--token-file", serve_token_file_});
+    std::vector<std::string> args = {server.string()};
+    const std::vector<std::string> given = serve_->remaining();
+    args.insert(args.end(), given.begin(), given.end());
+    // The registry the other commands use, unless one was given.
+    if (std::none_of(given.begin(), given.end(),
+                     [](const std::string& arg) { return arg.starts_with("--registry"); })) {
+      args.insert(args.end(), {"--registry", registry_path_});
+    }
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
@@ -455,9 +454,6 @@ class Commands : public RegistryCommands {
   CLI::App* backup_ = nullptr;
   CLI::App* recover_ = nullptr;
   CLI::App* serve_ = nullptr;
-  std::string serve_host_ = "127.0.0.1";
-  int serve_port_ = 8080;
-  std::string serve_token_file_;
 
   std::string registry_path_;
   std::string ls_name_;

@@ -93,7 +93,8 @@ HttpResult Http(int port, const std::string& method, const std::string& target,
 // `tune serve` on a free port, stopped with SIGTERM when destroyed.
 class Server {
  public:
-  Server(const fs::path& registry, const std::vector<std::string>& extra = {}) {
+  Server(const fs::path& registry, const std::vector<std::string>& extra = {})
+      : log_(registry.parent_path() / ("serve-" + std::to_string(++started_) + ".log")) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
     std::vector<std::string> args = {TUNE_BINARY,       "serve",  "--registry",
@@ -105,6 +106,7 @@ class Server {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+    posix_spawn_file_actions_addopen(&actions, 2, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     ::close(fds[1]);
@@ -140,8 +142,12 @@ class Server {
   std::map<std::string, std::string> Auth() const {
     return {{"Authorization", "Bearer " + token_}, {"Origin", origin()}};
   }
+  // What the server wrote to its standard error so far.
+  std::string Log() const { return testing::ReadText(log_); }
 
  private:
+  static inline int started_ = 0;
+  fs::path log_;
   pid_t pid_ = 0;
   int port_ = 0;
   std::string token_;
@@ -410,6 +416,193 @@ TEST_F(ServeTest, TheUiListsComparesAndPromotesInARealBrowser) {
   EXPECT_EQ(seen["promote_message"], "production -> rank:2");
   EXPECT_EQ(registry_->Resolve("rank@production").version, 2);
   EXPECT_TRUE(fs::exists(shots / "compare.png"));
+}
+
+// Bytes leave the registry only as their SHA-256 says: a corrupted object goes out short of its
+// Content-Length (the connection is cut before its last bytes), a truncated one or a range of a
+// corrupted one not at all (500), damaged evaluation outputs are an error rather than fewer
+// lines, and the server logs each.
+TEST_F(ServeTest, ADamagedObjectIsNeverSentAsIfWhole) {
+  const Server server(RegistryDir());
+  const VersionRecord record = registry_->Resolve("rank:1");
+  const ManifestEntry& weights = record.files[1];
+  const fs::path object = registry_->ObjectPath(weights.digest);
+  fs::permissions(object, fs::perms::owner_write, fs::perm_options::add);
+  std::string bytes = testing::ReadText(object);
+  bytes[bytes.size() / 2] ^= 0x20;
+  std::ofstream(object, std::ios::binary | std::ios::trunc) << bytes;
+  const std::string target = "/api/adapters/rank/versions/1/files/adapter_model.safetensors";
+
+  HttpResult whole = Http(server.port(), "GET", target);
+  EXPECT_EQ(whole.status, 200);
+  EXPECT_LT(whole.body.size(), bytes.size()) << "the corrupted bytes went out whole";
+  EXPECT_EQ(whole.headers["content-length"], std::to_string(bytes.size()));
+  EXPECT_EQ(Http(server.port(), "GET", target, {{"Range", "bytes=0-3"}}).status, 500);
+
+  std::ofstream(object, std::ios::binary | std::ios::trunc) << bytes.substr(0, 3);
+  const HttpResult cut = Http(server.port(), "GET", target);
+  EXPECT_EQ(cut.status, 500);
+  EXPECT_NE(json::parse(cut.body)["error"].get<std::string>().find(
+                "has 3 bytes, the record says " + std::to_string(weights.size_bytes)),
+            std::string::npos)
+      << cut.body;
+
+  const fs::path samples = registry_->ObjectPath(record.eval_samples->digest);
+  fs::permissions(samples, fs::perms::owner_write, fs::perm_options::add);
+  std::string lines = testing::ReadText(samples);
+  lines[5] ^= 0x01;
+  std::ofstream(samples, std::ios::binary | std::ios::trunc) << lines;
+  EXPECT_EQ(Http(server.port(), "GET", "/api/adapters/rank/versions/1/eval").status, 500);
+
+  const std::string log = server.Log();
+  EXPECT_NE(log.find("error: object sha256:" + weights.digest +
+                     " (rank:1 adapter_model.safetensors) is corrupted"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("rank:1 eval_samples.jsonl"), std::string::npos) << log;
+  EXPECT_EQ(Http(server.port(), "GET", "/api/health").status, 200);
+}
+
+TEST_F(ServeTest, ARangeOutsideTheFileIs416AndTwoContentLengthsAreRefused) {
+  const Server server(RegistryDir());
+  const std::string target = "/api/adapters/rank/versions/1/files/adapter_model.safetensors";
+  const int64_t size = registry_->Resolve("rank:1").files[1].size_bytes;
+  for (const std::string& range :
+       {"bytes=" + std::to_string(size) + "-", std::string("bytes=5-2"), std::string("bytes=-0")}) {
+    HttpResult result = Http(server.port(), "GET", target, {{"Range", range}});
+    EXPECT_EQ(result.status, 416) << range;
+    EXPECT_EQ(result.headers["content-range"], "bytes */" + std::to_string(size)) << range;
+  }
+  const HttpResult tail = Http(server.port(), "GET", target, {{"Range", "bytes=-3"}});
+  EXPECT_EQ(tail.status, 206);
+  EXPECT_EQ(tail.body.size(), 3u);
+  // The raw request carries both lengths; Http adds none for a GET without a body.
+  const HttpResult smuggled =
+      Http(server.port(), "GET", "/api/health", {{"Content-Length", "0"}, {"Content-length", "5"}});
+  EXPECT_EQ(smuggled.status, 400);
+}
+
+// A page of another site whose name was made to resolve to 127.0.0.1 (DNS rebinding) sends its
+// own name as Host: reads are refused too, not only promotions.
+TEST_F(ServeTest, EveryRequestMustNameThisServerInItsHost) {
+  const Server server(RegistryDir(), {"--allow-host", "registry.example"});
+  const std::string port = std::to_string(server.port());
+  for (const std::string& path :
+       {std::string("/api/versions"), std::string("/"),
+        std::string("/api/adapters/rank/versions/1/files/adapter_model.safetensors")}) {
+    EXPECT_EQ(Http(server.port(), "GET", path, {{"Host", "evil.example:" + port}}).status, 403)
+        << path;
+    EXPECT_EQ(Http(server.port(), "GET", path, {{"Host", "127.0.0.1"}}).status, 403) << path;
+  }
+  EXPECT_EQ(Http(server.port(), "GET", "/api/health", {{"Host", "localhost:" + port}}).status, 200);
+  EXPECT_EQ(Http(server.port(), "GET", "/api/health", {{"Host", "LOCALHOST.:" + port}}).status,
+            200);
+  EXPECT_EQ(
+      Http(server.port(), "GET", "/api/health", {{"Host", "registry.example:" + port}}).status,
+      200);
+}
+
+TEST_F(ServeTest, NumbersOutsideTheirRangeAreRefused) {
+  const Server server(RegistryDir());
+  EXPECT_EQ(Http(server.port(), "GET", "/api/versions?limit=-1").status, 400);
+  EXPECT_EQ(Http(server.port(), "GET", "/api/versions?offset=-5").status, 400);
+  EXPECT_EQ(Http(server.port(), "GET", "/api/versions?limit=%2B5").status, 400);
+  const std::string target = "/api/adapters/rank/aliases/production";
+  for (const std::string& body :
+       {std::string(R"({"version": 18446744073709551615})"), std::string(R"({"version": -1})"),
+        std::string(R"({"version": 0})"),
+        std::string(R"({"version": 1, "expect_version": 18446744073709551615})"),
+        std::string(R"({"version": 1, "expect_version": -1})")}) {
+    EXPECT_EQ(Http(server.port(), "POST", target, server.Auth(), body).status, 400) << body;
+  }
+  EXPECT_TRUE(registry_->History("rank").empty());
+}
+
+TEST_F(ServeTest, AnAddressThatIsNotIPv4IsRefusedBeforeBinding) {
+  const auto result = testing::RunTune(
+      {"serve", "--registry", RegistryDir().string(), "--host", "127.0.0.257", "--port", "0"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.err,
+            "error: --host 127.0.0.257 is not an IPv4 address; use 127.0.0.1 (this machine only), "
+            "an address of one of its interfaces, or 0.0.0.0 (all of them)\n");
+}
+
+// CivetWeb answers what it cannot parse itself; that answer carries the headers every other does.
+TEST_F(ServeTest, TheServersOwnErrorPagesCarryTheSecurityHeaders) {
+  const Server server(RegistryDir());
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(server.port()));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  const std::string garbage = "NOT A REQUEST\r\n\r\n";
+  ASSERT_EQ(::send(fd, garbage.data(), garbage.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(garbage.size()));
+  std::string response;
+  char buffer[4096];
+  for (ssize_t n; (n = ::recv(fd, buffer, sizeof(buffer), 0)) > 0;) response.append(buffer, n);
+  ::close(fd);
+  EXPECT_TRUE(response.starts_with("HTTP/1.1 400")) << response;
+  EXPECT_NE(response.find("X-Content-Type-Options: nosniff"), std::string::npos) << response;
+  EXPECT_NE(response.find("Content-Security-Policy: default-src 'none'"), std::string::npos);
+}
+
+// Connections that send nothing, or announce a body they never send, hold no worker others need:
+// with 100 idle connections open (the old server had 50 workers, each held 30 seconds), a
+// request is still answered, and a 10^12-byte body is refused without waiting for it. The
+// bounds below are generous limits on a wait, not speeds: the server answers in milliseconds,
+// and before the fix these waited 30 and 60 seconds.
+TEST_F(ServeTest, IdleAndSlowClientsDoNotStopOthers) {
+  const Server server(RegistryDir());
+  const auto connect = [&] {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(server.port()));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    return fd;
+  };
+  // Everything the server sends until it closes, or what came within `seconds`.
+  const auto read_until_closed = [](int fd, int seconds, bool& closed) {
+    std::string response;
+    closed = false;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd ready{fd, POLLIN, 0};
+      if (::poll(&ready, 1, 200) <= 0) continue;
+      char buffer[4096];
+      const ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
+      if (n <= 0) {
+        closed = true;
+        break;
+      }
+      response.append(buffer, static_cast<size_t>(n));
+    }
+    return response;
+  };
+  std::vector<int> idle;
+  for (int i = 0; i < 100; ++i) idle.push_back(connect());
+  const int asking = connect();
+  const std::string request =
+      "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(server.port()) +
+      "\r\nConnection: close\r\n\r\n";
+  ::send(asking, request.data(), request.size(), MSG_NOSIGNAL);
+  bool closed = false;
+  EXPECT_TRUE(read_until_closed(asking, 8, closed).starts_with("HTTP/1.1 200"));
+  ::close(asking);
+
+  const int announcing = connect();
+  const std::string huge =
+      "POST /api/adapters/rank/aliases/production HTTP/1.1\r\nHost: 127.0.0.1:" +
+      std::to_string(server.port()) + "\r\nContent-Length: 1000000000000\r\n\r\n";
+  ::send(announcing, huge.data(), huge.size(), MSG_NOSIGNAL);
+  const std::string refused = read_until_closed(announcing, 8, closed);
+  EXPECT_TRUE(refused.starts_with("HTTP/1.1 413")) << refused;
+  EXPECT_TRUE(closed) << "the server kept the connection waiting for the body";
+  ::close(announcing);
+  for (int fd : idle) ::close(fd);
 }
 
 }  // namespace
