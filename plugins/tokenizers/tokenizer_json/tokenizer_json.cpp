@@ -3,30 +3,16 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include "unicode.h"
 #include "util/error.h"
+#include "util/json_file.h"
 
 namespace tune::tokenizer_json {
 namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-json ReadJson(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw UserError(file.string() + ": cannot read; check that it exists and is readable");
-  std::stringstream text;
-  text << in.rdbuf();
-  try {
-    return json::parse(text.str());
-  } catch (const json::parse_error& e) {
-    throw UserError(file.string() + ": not valid JSON (" + e.what() +
-                    "); download it again or fix it");
-  }
-}
 
 // The piece of `doc` at `key`, or null.
 const json& Member(const json& doc, const char* key) {
@@ -54,7 +40,7 @@ std::string_view CharAt(std::string_view text, size_t at) {
 
 std::unique_ptr<TokenizerJson> TokenizerJson::Load(const fs::path& dir) {
   const fs::path file = dir / "tokenizer.json";
-  std::unique_ptr<TokenizerJson> tokenizer(new TokenizerJson(file, ReadJson(file)));
+  std::unique_ptr<TokenizerJson> tokenizer(new TokenizerJson(file, ReadJsonFile(file)));
   tokenizer->ReadSpecialIds(dir);
   return tokenizer;
 }
@@ -153,7 +139,7 @@ void TokenizerJson::ReadPostProcessor(const json& spec, const std::string& where
 void TokenizerJson::ReadSpecialIds(const fs::path& dir) {
   const fs::path config_file = dir / "tokenizer_config.json";
   if (fs::exists(config_file)) {
-    const json config = ReadJson(config_file);
+    const json config = ReadJsonFile(config_file);
     const json& eos = Member(config, "eos_token");
     const std::string name = eos.is_string()   ? eos.get<std::string>()
                              : eos.is_object() ? eos.value("content", std::string())
@@ -170,7 +156,7 @@ void TokenizerJson::ReadSpecialIds(const fs::path& dir) {
   }
   const fs::path model_config = dir / "config.json";
   if (fs::exists(model_config)) {
-    const json config = ReadJson(model_config);
+    const json config = ReadJsonFile(model_config);
     const json& eos = Member(config, "eos_token_id");
     if (eos.is_number_integer()) eos_id_ = eos.get<int32_t>();
     if (eos.is_array() && !eos.empty() && eos[0].is_number_integer())
