@@ -14,6 +14,11 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
+// What a person can do about a template past a limit: it is the model folder's, not theirs.
+constexpr const char* kRefusedHint =
+    "; the template is broken or hostile: fix it, or render with a built-in template "
+    "(dataset.template = \"chatml\", \"llama2\" or \"zephyr\")";
+
 std::string ReadFile(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw UserError(file.string() + ": cannot read; check its permissions");
@@ -101,6 +106,8 @@ ChatTemplate::ChatTemplate(std::string_view source, jinja::Object variables, std
     : variables_(std::move(variables)), where_(std::move(where)) {
   try {
     template_ = std::make_shared<const jinja::Template>(source);
+  } catch (const jinja::TemplateLimit& e) {
+    throw TemplateRefused(where_ + ", " + e.what() + kRefusedHint);
   } catch (const jinja::TemplateError& e) {
     throw UserError(where_ + ", " + e.what());
   }
@@ -122,6 +129,8 @@ std::string ChatTemplate::Render(const std::vector<ChatMessage>& messages,
   context.Set("documents", jinja::Value(jinja::None{}));
   try {
     return template_->Render(context);
+  } catch (const jinja::TemplateLimit& e) {
+    throw TemplateRefused(where_ + ", " + e.what() + kRefusedHint);
   } catch (const jinja::TemplateError& e) {
     throw UserError(where_ + ", " + e.what());
   }
