@@ -860,7 +860,11 @@ class Renderer {
         return;
       case Node::Kind::kOutput: {
         const Value value = Eval(*node.expr);
-        Append(value.is_string() ? value.as_string() : value.Str(), out);
+        if (value.is_string()) {
+          Append(value.as_string(), out);
+        } else {
+          Append(value.Str(), out);
+        }
         return;
       }
       case Node::Kind::kIf:
@@ -1085,7 +1089,7 @@ class Renderer {
         return Value(!Eval(*e.args[0]).Truthy());
       case Expr::Kind::kNeg: {
         const Value v = Eval(*e.args[0]);
-        if (v.is_int()) return Value(-v.as_int());
+        if (v.is_int()) return Binary("-", Value(int64_t{0}), v, false, e.line, budget_);
         if (v.is_float()) return Value(-v.as_number());
         Fail(e.line, "cannot negate a " + v.TypeName());
       }

@@ -133,10 +133,19 @@ void NeedString(const Value& v, const std::string& what, int line) {
   if (!v.is_string()) Fail(line, what + " needs a string, got a " + v.TypeName());
 }
 
+// `d` as an integer, refused outside int64_t (where the conversion is undefined in C++; Python's
+// integers would grow).
+int64_t IntOf(double d, int line) {
+  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) {
+    Fail(line, "an integer too large for tune's templates (" + Value(d).Repr() + ")");
+  }
+  return static_cast<int64_t>(d);
+}
+
 int64_t ToInt(const Value& v, int line, const std::string& what) {
   if (v.is_int()) return v.as_int();
   if (v.is_bool()) return v.as_bool() ? 1 : 0;
-  if (v.is_float()) return static_cast<int64_t>(v.as_number());
+  if (v.is_float()) return IntOf(v.as_number(), line);
   Fail(line, what + " needs an integer, got a " + v.TypeName());
 }
 
@@ -264,6 +273,11 @@ int Compare(const Value& a, const Value& b, int line) {
 
 double FloorDiv(double a, double b) { return std::floor(a / b); }
 
+// Item `k` of range(start, step, ...), computed without signed overflow (k < its length).
+int64_t RangeItem(int64_t start, int64_t step, uint64_t k) {
+  return static_cast<int64_t>(static_cast<uint64_t>(start) + k * static_cast<uint64_t>(step));
+}
+
 // The length of range(start, stop, step), without overflow.
 uint64_t RangeLength(int64_t start, int64_t stop, int64_t step) {
   if (step > 0 && start < stop) {
@@ -380,8 +394,7 @@ Object Globals() {
                            "range(" + std::to_string(length) + ")");
                 List out;
                 out.reserve(static_cast<size_t>(length));
-                for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step)
-                  out.emplace_back(i);
+                for (uint64_t k = 0; k < length; ++k) out.emplace_back(RangeItem(start, step, k));
                 return Value(std::move(out));
               })));
   globals.Set("namespace", Value(Function([](std::vector<Value> args, Kwargs kwargs) -> Value {
@@ -478,7 +491,9 @@ Value Slice(const Value& value, const Value& start_value, const Value& stop_valu
   const int64_t stop = bound(stop_value, step > 0 ? size : -1);
   List items;
   std::string text;
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+  const uint64_t length = RangeLength(start, stop, step);
+  for (uint64_t k = 0; k < length; ++k) {
+    const int64_t i = RangeItem(start, step, k);
     if (value.is_list()) {
       items.push_back(value.as_list()[static_cast<size_t>(i)]);
     } else {
@@ -545,17 +560,24 @@ Value Binary(const std::string& op, const Value& left, const Value& right, bool 
   }
   const bool ints = left.is_int() && right.is_int();
   const double x = left.as_number(), y = right.as_number();
-  if (op == "+") return ints ? Value(left.as_int() + right.as_int()) : Value(x + y);
-  if (op == "-") return ints ? Value(left.as_int() - right.as_int()) : Value(x - y);
-  if (op == "*") return ints ? Value(left.as_int() * right.as_int()) : Value(x * y);
+  if (ints && (op == "+" || op == "-" || op == "*")) {
+    int64_t result;
+    const bool overflow = op == "+" ? __builtin_add_overflow(left.as_int(), right.as_int(), &result)
+                          : op == "-"
+                              ? __builtin_sub_overflow(left.as_int(), right.as_int(), &result)
+                              : __builtin_mul_overflow(left.as_int(), right.as_int(), &result);
+    if (overflow) Fail(line, "an integer too large for tune's templates");
+    return Value(result);
+  }
+  if (op == "+") return Value(x + y);
+  if (op == "-") return Value(x - y);
+  if (op == "*") return Value(x * y);
   if (y == 0 && (op == "/" || op == "//" || op == "%")) Fail(line, "division by zero");
   if (op == "/") return Value(x / y);
-  if (op == "//") {
-    return ints ? Value(static_cast<int64_t>(FloorDiv(x, y))) : Value(FloorDiv(x, y));
-  }
+  if (op == "//") return ints ? Value(IntOf(FloorDiv(x, y), line)) : Value(FloorDiv(x, y));
   if (op == "%") {
     const double r = x - y * FloorDiv(x, y);  // Python's sign: that of the divisor
-    return ints ? Value(static_cast<int64_t>(r)) : Value(r);
+    return ints ? Value(IntOf(r, line)) : Value(r);
   }
   Fail(line, "unknown operator '" + op + "'");
 }
@@ -640,7 +662,8 @@ Value ApplyFilter(const std::string& name, std::vector<Value> args, Kwargs kwarg
     }
   }
   if (name == "abs") {
-    if (v.is_int()) return Value(v.as_int() < 0 ? -v.as_int() : v.as_int());
+    if (v.is_int())
+      return Binary(v.as_int() < 0 ? "-" : "+", Value(int64_t{0}), v, false, line, budget);
     if (v.is_float()) return Value(std::fabs(v.as_number()));
     Fail(line, "abs of a " + v.TypeName());
   }

@@ -380,6 +380,24 @@ TEST(Jinja, RefusesValuesNestedPastTheLimitWithoutOverflowingTheStack) {
             "rendered: 1");
 }
 
+// Python's integers grow; tune's are int64_t, and refuse what would overflow them (undefined in
+// C++) instead.
+TEST(Jinja, RefusesIntegersPastInt64InsteadOfOverflowing) {
+  for (const std::string source :
+       {"{{ 9223372036854775807 + 1 }}", "{{ -9223372036854775807 - 2 }}",
+        "{{ 4611686018427387904 * 2 }}", "{{ -(-9223372036854775807 - 1) }}",
+        "{{ (-9223372036854775807 - 1)|abs }}", "{{ (-9223372036854775807 - 1) // -1 }}"}) {
+    EXPECT_EQ(LimitOf(source).rfind("error: line 1: an integer too large for tune's templates", 0),
+              0u)
+        << source << ": " << LimitOf(source);
+  }
+  EXPECT_EQ(LimitOf("{{ range(1e30|int) }}"),
+            "error: line 1: an integer too large for tune's templates (1e+30)");
+  EXPECT_EQ(LimitOf("{{ [1, 2, 3][1::9223372036854775807] }}|{{ range(9223372036854775800, "
+                    "9223372036854775807, 5)|list }}"),
+            "rendered: [2]|[9223372036854775800, 9223372036854775805]");
+}
+
 TEST(Jinja, LimitsAreTemplateLimitsAndOtherRefusalsAreNot) {
   EXPECT_EQ(LimitOf("{{ raise_exception('no') }}"), "error: line 1: the template raised: no");
   EXPECT_EQ(LimitOf("{{ 1 / 0 }}"), "error: line 1: division by zero");
