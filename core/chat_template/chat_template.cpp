@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
+#include "util/json_file.h"
 
 namespace tune {
 namespace fs = std::filesystem;
@@ -13,20 +14,17 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
+// What a person can do about a template past a limit: it is the model folder's, not theirs.
+constexpr const char* kRefusedHint =
+    "; the template is broken or hostile: fix it, or render with a built-in template "
+    "(dataset.template = \"chatml\", \"llama2\" or \"zephyr\")";
+
 std::string ReadFile(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw UserError(file.string() + ": cannot read; check its permissions");
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-json ReadJson(const fs::path& file) {
-  try {
-    return json::parse(ReadFile(file));
-  } catch (const json::parse_error& e) {
-    throw UserError(file.string() + ": not valid JSON (" + e.what() + ")");
-  }
 }
 
 }  // namespace
@@ -70,7 +68,7 @@ jinja::Object SpecialTokens(const json& config) {
 std::optional<ChatTemplate> ChatTemplate::Load(const fs::path& dir) {
   const fs::path config_file = dir / "tokenizer_config.json";
   std::error_code error;
-  const json config = fs::exists(config_file, error) ? ReadJson(config_file) : json();
+  const json config = fs::exists(config_file, error) ? ReadJsonFile<json>(config_file) : json();
   jinja::Object variables = SpecialTokens(config);
   if (const fs::path file = dir / "chat_template.jinja"; fs::exists(file, error)) {
     return ChatTemplate(ReadFile(file), std::move(variables), file.string());
@@ -78,7 +76,8 @@ std::optional<ChatTemplate> ChatTemplate::Load(const fs::path& dir) {
   json source;
   std::string where;
   if (const fs::path file = dir / "chat_template.json"; fs::exists(file, error)) {
-    source = ReadJson(file).value("chat_template", json());
+    const json doc = ReadJsonFile<json>(file);
+    if (doc.is_object() && doc.contains("chat_template")) source = doc["chat_template"];
     where = file.string() + ": chat_template";
   } else if (config.is_object() && config.contains("chat_template")) {
     source = config["chat_template"];
@@ -88,8 +87,10 @@ std::optional<ChatTemplate> ChatTemplate::Load(const fs::path& dir) {
   if (source.is_array()) {  // [{"name": "default", "template": "..."}, {"name": "tool_use", ...}]
     json chosen;
     for (const json& entry : source) {
-      if (entry.is_object() && entry.value("name", "") == "default")
-        chosen = entry.value("template", json());
+      if (entry.is_object() && entry.contains("name") && entry["name"] == "default" &&
+          entry.contains("template")) {
+        chosen = entry["template"];
+      }
     }
     if (!chosen.is_string()) {
       throw UserError(where + " is a list without a template named \"default\"");
@@ -105,6 +106,8 @@ ChatTemplate::ChatTemplate(std::string_view source, jinja::Object variables, std
     : variables_(std::move(variables)), where_(std::move(where)) {
   try {
     template_ = std::make_shared<const jinja::Template>(source);
+  } catch (const jinja::TemplateLimit& e) {
+    throw TemplateRefused(where_ + ", " + e.what() + kRefusedHint);
   } catch (const jinja::TemplateError& e) {
     throw UserError(where_ + ", " + e.what());
   }
@@ -126,6 +129,8 @@ std::string ChatTemplate::Render(const std::vector<ChatMessage>& messages,
   context.Set("documents", jinja::Value(jinja::None{}));
   try {
     return template_->Render(context);
+  } catch (const jinja::TemplateLimit& e) {
+    throw TemplateRefused(where_ + ", " + e.what() + kRefusedHint);
   } catch (const jinja::TemplateError& e) {
     throw UserError(where_ + ", " + e.what());
   }

@@ -14,8 +14,17 @@
 
 #include "chat_template/jinja.h"
 #include "tune/chat.h"
+#include "util/error.h"
 
 namespace tune {
+
+// A template refused whatever the conversation: past one of jinja.h's limits (nesting, steps,
+// text and list sizes). Not a bad row of a dataset, as a conversation the template refuses is:
+// every row would fail the same way.
+class TemplateRefused : public UserError {
+ public:
+  using UserError::UserError;
+};
 
 // A conversation rendered whole, with the [begin, end) byte ranges the assistant's messages
 // became (each ends where the template ends the turn, e.g. after <|eot_id|> or <|im_end|>).
@@ -30,7 +39,7 @@ class ChatTemplate {
   // tokenizer_config.json's "chat_template" (a string, or a list of {name, template} of which
   // "default" is used). std::nullopt when the folder has none. The special tokens the template
   // sees (bos_token, eos_token, ...) are tokenizer_config.json's. Throws UserError naming the file
-  // and the template's line for a template tune cannot parse.
+  // and the template's line for a template tune cannot parse (TemplateRefused past a limit).
   static std::optional<ChatTemplate> Load(const std::filesystem::path& dir);
 
   // `source` with the variables every render sees besides the messages (special tokens);
@@ -39,7 +48,7 @@ class ChatTemplate {
 
   // apply_chat_template(messages, tokenize=False, add_generation_prompt=...): tools and
   // documents are none. Throws UserError naming the template and line (a raise_exception in the
-  // template included: it says why the conversation does not fit).
+  // template included: it says why the conversation does not fit), TemplateRefused past a limit.
   std::string Render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
 
   // The whole conversation and where each assistant message is in it: the assistant turn at

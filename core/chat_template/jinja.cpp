@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+#include <string_view>
+#include <unordered_map>
 
 #include "chat_template/jinja_builtins.h"
 
@@ -16,6 +19,17 @@ namespace tune::jinja {
 }
 
 namespace {
+
+[[noreturn]] void FailLimit(int line, const std::string& message) {
+  throw TemplateLimit("line " + std::to_string(line) + ": " + message);
+}
+
+// Parsing and rendering recurse once per level of nesting, so nesting is bounded rather than
+// left to the stack.
+std::string NestedDeeperThanTheLimit(const char* what) {
+  return std::string(what) + " nested deeper than " + std::to_string(kMaxNesting) +
+         " levels (tune's limit for a chat template)";
+}
 
 // --- Cutting the source into text and tags ----------------------------------------------------
 
@@ -262,13 +276,11 @@ struct Expr {
   std::vector<std::unique_ptr<Expr>> args;  // operands, call arguments, list items, dict k/v
   std::vector<std::pair<std::string, std::unique_ptr<Expr>>> kwargs;
   bool negated = false;  // `is not`, `not in`
+  int depth = 1;         // of the tree below and including this node
 };
 using ExprPtr = std::unique_ptr<Expr>;
 
 namespace {
-
-// Templates come with model folders, so nesting is bounded rather than left to the stack.
-constexpr int kMaxNesting = 256;
 
 ExprPtr MakeExpr(Expr::Kind kind, int line) {
   auto e = std::make_unique<Expr>();
@@ -315,23 +327,23 @@ class ExprParser {
     if (!allow_if || !IsName("if")) return value;
     Next();
     auto e = MakeExpr(Expr::Kind::kConditional, line_);
-    e->args.push_back(Or());
-    e->args.push_back(std::move(value));
+    Add(*e, Or());
+    Add(*e, std::move(value));
     if (IsName("else")) {
       Next();
-      e->args.push_back(Conditional());
+      Add(*e, Conditional());
     }
     return e;
   }
 
  private:
-  // Counts the nesting of an expression being parsed, and refuses it past kMaxNesting.
+  // Counts the nesting of the parser's calls (parentheses nest them without deepening the tree),
+  // and refuses it past kMaxNesting.
   class Nested {
    public:
     explicit Nested(ExprParser& parser) : parser_(parser) {
       if (++parser_.depth_ > kMaxNesting) {
-        Fail(parser_.line_,
-             "an expression nested deeper than " + std::to_string(kMaxNesting) + " levels");
+        FailLimit(parser_.line_, NestedDeeperThanTheLimit("an expression"));
       }
     }
     ~Nested() { --parser_.depth_; }
@@ -340,13 +352,29 @@ class ExprParser {
     ExprParser& parser_;
   };
 
+  // Makes `child` (which may be null: a slice's missing bound) an operand of `parent`. The tree,
+  // which rendering walks recursively, is refused past kMaxNesting: a chain such as a|f|g or
+  // a.b.c deepens it by one per link while the parser itself does not nest.
+  void Add(Expr& parent, ExprPtr child) {
+    if (child) Deepen(parent, *child);
+    parent.args.push_back(std::move(child));
+  }
+  void AddKeyword(Expr& call, std::string key, ExprPtr value) {
+    Deepen(call, *value);
+    call.kwargs.emplace_back(std::move(key), std::move(value));
+  }
+  void Deepen(Expr& parent, const Expr& child) {
+    parent.depth = std::max(parent.depth, child.depth + 1);
+    if (parent.depth > kMaxNesting) FailLimit(line_, NestedDeeperThanTheLimit("an expression"));
+  }
+
   ExprPtr Or() {
     ExprPtr left = And();
     while (IsName("or")) {
       Next();
       auto e = MakeExpr(Expr::Kind::kOr, line_);
-      e->args.push_back(std::move(left));
-      e->args.push_back(And());
+      Add(*e, std::move(left));
+      Add(*e, And());
       left = std::move(e);
     }
     return left;
@@ -356,8 +384,8 @@ class ExprParser {
     while (IsName("and")) {
       Next();
       auto e = MakeExpr(Expr::Kind::kAnd, line_);
-      e->args.push_back(std::move(left));
-      e->args.push_back(Not());
+      Add(*e, std::move(left));
+      Add(*e, Not());
       left = std::move(e);
     }
     return left;
@@ -367,7 +395,7 @@ class ExprParser {
       const Nested nested(*this);
       Next();
       auto e = MakeExpr(Expr::Kind::kNot, line_);
-      e->args.push_back(Not());
+      Add(*e, Not());
       return e;
     }
     return Compare();
@@ -395,8 +423,8 @@ class ExprParser {
       auto e = MakeExpr(Expr::Kind::kBinary, line_);
       e->name = op;
       e->negated = negated;
-      e->args.push_back(std::move(left));
-      e->args.push_back(Concat());
+      Add(*e, std::move(left));
+      Add(*e, Concat());
       left = std::move(e);
     }
   }
@@ -406,8 +434,8 @@ class ExprParser {
       Next();
       auto e = MakeExpr(Expr::Kind::kBinary, line_);
       e->name = "~";
-      e->args.push_back(std::move(left));
-      e->args.push_back(Additive());
+      Add(*e, std::move(left));
+      Add(*e, Additive());
       left = std::move(e);
     }
     return left;
@@ -417,8 +445,8 @@ class ExprParser {
     while (IsOp("+") || IsOp("-")) {
       auto e = MakeExpr(Expr::Kind::kBinary, line_);
       e->name = Next().text;
-      e->args.push_back(std::move(left));
-      e->args.push_back(Multiplicative());
+      Add(*e, std::move(left));
+      Add(*e, Multiplicative());
       left = std::move(e);
     }
     return left;
@@ -428,8 +456,8 @@ class ExprParser {
     while (IsOp("*") || IsOp("/") || IsOp("//") || IsOp("%")) {
       auto e = MakeExpr(Expr::Kind::kBinary, line_);
       e->name = Next().text;
-      e->args.push_back(std::move(left));
-      e->args.push_back(Unary());
+      Add(*e, std::move(left));
+      Add(*e, Unary());
       left = std::move(e);
     }
     return left;
@@ -439,10 +467,11 @@ class ExprParser {
       const Nested nested(*this);
       Next();
       auto e = MakeExpr(Expr::Kind::kNeg, line_);
-      e->args.push_back(Unary());
+      Add(*e, Unary());
       return e;
     }
     if (IsOp("+")) {
+      const Nested nested(*this);
       Next();
       return Unary();
     }
@@ -456,7 +485,7 @@ class ExprParser {
         auto e = MakeExpr(Expr::Kind::kFilter, line_);
         e->name = ExpectName();
         if (!IsKnownFilter(e->name)) Fail(line_, "filter '" + e->name + "' is not supported");
-        e->args.push_back(std::move(value));
+        Add(*e, std::move(value));
         if (IsOp("(")) Arguments(*e);
         value = std::move(e);
       } else if (IsName("is")) {
@@ -468,14 +497,14 @@ class ExprParser {
         }
         e->name = ExpectName();
         if (!IsKnownTest(e->name)) Fail(line_, "test '" + e->name + "' is not supported");
-        e->args.push_back(std::move(value));
+        Add(*e, std::move(value));
         if (IsOp("(")) {
           Arguments(*e);
         } else if (Peek().kind == TokenKind::kString || Peek().kind == TokenKind::kNumber ||
                    (Peek().kind == TokenKind::kName && !IsName("and") && !IsName("or") &&
                     !IsName("else") && !IsName("if") && !IsName("is") && !IsName("in") &&
                     !IsName("not"))) {
-          e->args.push_back(Postfix(Primary()));  // `x is divisibleby 3`, `x is equalto y`
+          Add(*e, Postfix(Primary()));  // `x is divisibleby 3`, `x is equalto y`
         }
         return e;
       } else {
@@ -490,9 +519,9 @@ class ExprParser {
           Peek(1).text == "=") {
         std::string key = Next().text;
         Next();
-        call.kwargs.emplace_back(std::move(key), Conditional());
+        AddKeyword(call, std::move(key), Conditional());
       } else {
-        call.args.push_back(Conditional());
+        Add(call, Conditional());
       }
       if (!IsOp(",")) break;
       Next();
@@ -508,11 +537,11 @@ class ExprParser {
           e->kind = Expr::Kind::kItem;
           auto index = MakeExpr(Expr::Kind::kLiteral, line_);
           index->value = Next().number;
-          e->args.push_back(std::move(value));
-          e->args.push_back(std::move(index));
+          Add(*e, std::move(value));
+          Add(*e, std::move(index));
         } else {
           e->name = ExpectName();
-          e->args.push_back(std::move(value));
+          Add(*e, std::move(value));
         }
         value = std::move(e);
       } else if (IsOp("[")) {
@@ -530,13 +559,13 @@ class ExprParser {
         }
         Expect("]");
         auto e = MakeExpr(slice ? Expr::Kind::kSlice : Expr::Kind::kItem, line_);
-        e->args.push_back(std::move(value));
+        Add(*e, std::move(value));
         if (!slice && !parts[0]) Fail(line_, "an empty subscript []");
-        for (int i = 0; i < (slice ? 3 : 1); ++i) e->args.push_back(std::move(parts[i]));
+        for (int i = 0; i < (slice ? 3 : 1); ++i) Add(*e, std::move(parts[i]));
         value = std::move(e);
       } else if (IsOp("(")) {
         auto e = MakeExpr(Expr::Kind::kCall, line_);
-        e->args.push_back(std::move(value));
+        Add(*e, std::move(value));
         Arguments(*e);
         value = std::move(e);
       } else {
@@ -576,11 +605,11 @@ class ExprParser {
       ExprPtr inner = Conditional();
       if (IsOp(",")) {  // a tuple, kept as a list
         auto list = MakeExpr(Expr::Kind::kList, line_);
-        list->args.push_back(std::move(inner));
+        Add(*list, std::move(inner));
         while (IsOp(",")) {
           Next();
           if (IsOp(")")) break;
-          list->args.push_back(Conditional());
+          Add(*list, Conditional());
         }
         inner = std::move(list);
       }
@@ -590,7 +619,7 @@ class ExprParser {
     if (token.kind == TokenKind::kOperator && token.text == "[") {
       auto e = MakeExpr(Expr::Kind::kList, line_);
       while (!IsOp("]")) {
-        e->args.push_back(Conditional());
+        Add(*e, Conditional());
         if (!IsOp(",")) break;
         Next();
       }
@@ -600,9 +629,9 @@ class ExprParser {
     if (token.kind == TokenKind::kOperator && token.text == "{") {
       auto e = MakeExpr(Expr::Kind::kDict, line_);
       while (!IsOp("}")) {
-        e->args.push_back(Conditional());
+        Add(*e, Conditional());
         Expect(":");
-        e->args.push_back(Conditional());
+        Add(*e, Conditional());
         if (!IsOp(",")) break;
         Next();
       }
@@ -656,9 +685,7 @@ class StatementParser {
   // Parses nodes into `body` until a statement whose keyword is in `stops`; returns that keyword
   // (its parser is left at the statement's remaining tokens) or "" at the end of the template.
   std::string ParseBody(NodeList& body, const std::vector<std::string>& stops) {
-    if (++depth_ > kMaxNesting) {
-      Fail(last_line_, "blocks nested deeper than " + std::to_string(kMaxNesting) + " levels");
-    }
+    if (++depth_ > kMaxNesting) FailLimit(last_line_, NestedDeeperThanTheLimit("blocks"));
     const std::string end = ParseParts(body, stops);
     --depth_;
     return end;
@@ -804,23 +831,42 @@ class Renderer {
       if (scopes_.back().Find(name) == nullptr) scopes_.back().Set(name, value);
     }
   }
+  // A namespace lives no longer than the rendering that made it. Emptying each one the template
+  // changed breaks the cycles it may have made through them ({% set ns.me = ns %}), which
+  // reference counting alone would never free.
+  ~Renderer() {
+    for (const auto& [object, ns] : changed_namespaces_) ns.as_object().items.clear();
+  }
+  Renderer(const Renderer&) = delete;
+  Renderer& operator=(const Renderer&) = delete;
 
   void Render(const NodeList& nodes, std::string& out, LoopControl* loop) {
     for (const auto& node : nodes) {
       if (loop != nullptr && (loop->break_loop || loop->continue_loop)) return;
-      RenderNode(*node, out, loop);
+      try {
+        RenderNode(*node, out, loop);
+      } catch (const std::length_error& error) {  // a limit passed outside an expression
+        FailLimit(node->line, error.what());
+      }
     }
   }
 
  private:
   void RenderNode(const Node& node, std::string& out, LoopControl* loop) {
+    budget_.Spend(1);
     switch (node.kind) {
       case Node::Kind::kText:
-        out += node.text;
+        Append(node.text, out);
         return;
-      case Node::Kind::kOutput:
-        out += Eval(*node.expr).Str();
+      case Node::Kind::kOutput: {
+        const Value value = Eval(*node.expr);
+        if (value.is_string()) {
+          Append(value.as_string(), out);
+        } else {
+          Append(value.Str(), out);
+        }
         return;
+      }
       case Node::Kind::kIf:
         for (const auto& [condition, body] : node.branches) {
           if (Eval(*condition).Truthy()) {
@@ -836,7 +882,7 @@ class Renderer {
       case Node::Kind::kSet: {
         Value value = Eval(*node.expr);
         if (node.targets.size() == 1) {
-          scopes_.back().Set(node.targets[0], std::move(value));
+          Set(scopes_.back(), node.targets[0], std::move(value));
           return;
         }
         const Value target = Lookup(node.targets[0]);
@@ -844,7 +890,8 @@ class Renderer {
           Fail(node.line,
                "'set " + node.targets[0] + "." + node.targets[1] + "' needs a namespace() object");
         }
-        target.as_object().Set(node.targets[1], std::move(value));
+        changed_namespaces_.try_emplace(&target.as_object(), target);
+        Set(target.as_object(), node.targets[1], std::move(value));
         return;
       }
       case Node::Kind::kBlock:
@@ -858,6 +905,21 @@ class Renderer {
     }
   }
 
+  // Appends to the rendered text, within kMaxBytes; each kBytesPerStep bytes is a step.
+  void Append(std::string_view text, std::string& out) {
+    if (out.size() + text.size() > kMaxBytes) {
+      CheckBytes(out.size() + text.size(), "the rendered text");
+    }
+    budget_.Spend(static_cast<int64_t>(text.size()) / kBytesPerStep);
+    out += text;
+  }
+
+  // Object::Set reads the keys before it; every 16 keys read are a step.
+  void Set(Object& object, const std::string& name, Value value) {
+    budget_.Spend(static_cast<int64_t>(object.items.size()) / 16);
+    object.Set(name, std::move(value));
+  }
+
   void RenderFor(const Node& node, std::string& out) {
     const Value iterable = Eval(*node.expr);
     List items;
@@ -866,6 +928,7 @@ class Renderer {
     } else if (iterable.is_object()) {
       for (const auto& [key, value] : iterable.as_object().items) items.emplace_back(key);
     } else if (iterable.is_string()) {
+      CheckItems(iterable.as_string().size(), "a loop over a string's characters");
       for (const char c : iterable.as_string()) items.emplace_back(std::string(1, c));
     } else if (!iterable.is_undefined() && !iterable.is_none()) {
       Fail(node.line, "cannot loop over a " + iterable.TypeName());
@@ -874,6 +937,7 @@ class Renderer {
     if (node.filter) {
       List kept;
       for (const Value& item : items) {
+        budget_.Spend(1);
         scopes_.emplace_back();
         Bind(node, item);
         if (Eval(*node.filter).Truthy()) kept.push_back(item);
@@ -887,6 +951,7 @@ class Renderer {
     }
     LoopControl control;
     for (size_t i = 0; i < items.size() && !control.break_loop; ++i) {
+      budget_.Spend(kStepsPerIteration);
       control.continue_loop = false;
       scopes_.emplace_back();
       Bind(node, items[i]);
@@ -921,23 +986,66 @@ class Renderer {
     }
   }
 
-  Value Lookup(const std::string& name) const {
+  Value Lookup(const std::string& name) {
     for (auto scope = scopes_.rbegin(); scope != scopes_.rend(); ++scope) {
+      budget_.Spend(static_cast<int64_t>(scope->items.size()) / 16);
       if (const Value* value = scope->Find(name)) return *value;
     }
     return Value();
   }
 
+  // The value of `e`, counted against the budget; a limit passed while evaluating it is a
+  // TemplateLimit naming its line.
   Value Eval(const Expr& e) {
+    try {
+      Value value = Evaluate(e);
+      if (value.is_string() || Makes(e)) {
+        budget_.Count(value);
+      } else {
+        budget_.Spend(1);  // a list or dict read, not copied
+      }
+      return value;
+    } catch (const std::length_error& error) {
+      FailLimit(e.line, error.what());
+    }
+  }
+
+  // Whether `e` makes a new value (a string is copied whatever makes it).
+  static bool Makes(const Expr& e) {
+    return e.kind != Expr::Kind::kLiteral && e.kind != Expr::Kind::kName &&
+           e.kind != Expr::Kind::kAttr && e.kind != Expr::Kind::kItem;
+  }
+
+  // What a filter, test, operator or call reads of its operands: their items and text.
+  void CountOperands(const std::vector<Value>& args,
+                     const std::vector<std::pair<std::string, Value>>& kwargs) {
+    for (const Value& arg : args) budget_.Count(arg);
+    for (const auto& [key, value] : kwargs) budget_.Count(value);
+  }
+
+  // A dict's attribute or item: Object::Find reads the keys before it.
+  void CountFind(const Value& value) {
+    if (value.is_object()) {
+      budget_.Spend(static_cast<int64_t>(value.as_object().items.size()) / 16);
+    }
+  }
+
+  Value Evaluate(const Expr& e) {
     switch (e.kind) {
       case Expr::Kind::kLiteral:
         return e.value;
       case Expr::Kind::kName:
         return Lookup(e.name);
-      case Expr::Kind::kAttr:
-        return GetAttribute(Eval(*e.args[0]), e.name, e.line);
-      case Expr::Kind::kItem:
-        return GetItem(Eval(*e.args[0]), Eval(*e.args[1]), e.line);
+      case Expr::Kind::kAttr: {
+        const Value value = Eval(*e.args[0]);
+        CountFind(value);
+        return GetAttribute(value, e.name, e.line);
+      }
+      case Expr::Kind::kItem: {
+        const Value value = Eval(*e.args[0]);
+        CountFind(value);
+        return GetItem(value, Eval(*e.args[1]), e.line);
+      }
       case Expr::Kind::kSlice: {
         Value bounds[3];
         for (int i = 0; i < 3; ++i) {
@@ -956,9 +1064,12 @@ class Renderer {
                         : "a " + callee.TypeName()));
         }
         auto [args, kwargs] = Arguments(e, 1);
+        CountOperands(args, kwargs);
         try {
           return callee.as_function()(std::move(args), std::move(kwargs));
         } catch (const TemplateError&) {
+          throw;
+        } catch (const std::length_error&) {
           throw;
         } catch (const std::exception& error) {
           Fail(e.line, error.what());
@@ -966,17 +1077,19 @@ class Renderer {
       }
       case Expr::Kind::kFilter: {
         auto [args, kwargs] = Arguments(e, 0);
-        return ApplyFilter(e.name, std::move(args), std::move(kwargs), e.line);
+        CountOperands(args, kwargs);
+        return ApplyFilter(e.name, std::move(args), std::move(kwargs), e.line, budget_);
       }
       case Expr::Kind::kTest: {
         auto [args, kwargs] = Arguments(e, 0);
-        return Value(ApplyTest(e.name, args, e.line) != e.negated);
+        CountOperands(args, kwargs);
+        return Value(ApplyTest(e.name, args, e.line, budget_) != e.negated);
       }
       case Expr::Kind::kNot:
         return Value(!Eval(*e.args[0]).Truthy());
       case Expr::Kind::kNeg: {
         const Value v = Eval(*e.args[0]);
-        if (v.is_int()) return Value(-v.as_int());
+        if (v.is_int()) return Binary("-", Value(int64_t{0}), v, false, e.line, budget_);
         if (v.is_float()) return Value(-v.as_number());
         Fail(e.line, "cannot negate a " + v.TypeName());
       }
@@ -991,8 +1104,13 @@ class Renderer {
       case Expr::Kind::kConditional:
         if (Eval(*e.args[0]).Truthy()) return Eval(*e.args[1]);
         return e.args.size() > 2 ? Eval(*e.args[2]) : Value();
-      case Expr::Kind::kBinary:
-        return Binary(e.name, Eval(*e.args[0]), Eval(*e.args[1]), e.negated, e.line);
+      case Expr::Kind::kBinary: {
+        const Value left = Eval(*e.args[0]);
+        const Value right = Eval(*e.args[1]);
+        budget_.Count(left);
+        budget_.Count(right);
+        return Binary(e.name, left, right, e.negated, e.line, budget_);
+      }
       case Expr::Kind::kList: {
         List list;
         for (const auto& item : e.args) list.push_back(Eval(*item));
@@ -1003,7 +1121,7 @@ class Renderer {
         for (size_t i = 0; i + 1 < e.args.size(); i += 2) {
           const Value key = Eval(*e.args[i]);
           if (!key.is_string()) Fail(e.line, "dict keys must be strings");
-          object.Set(key.as_string(), Eval(*e.args[i + 1]));
+          Set(object, key.as_string(), Eval(*e.args[i + 1]));
         }
         return Value(std::move(object));
       }
@@ -1020,7 +1138,9 @@ class Renderer {
     return {std::move(args), std::move(kwargs)};
   }
 
+  Budget budget_;
   std::vector<Object> scopes_;
+  std::unordered_map<const Object*, Value> changed_namespaces_;
 };
 
 }  // namespace

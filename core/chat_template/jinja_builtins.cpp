@@ -2,13 +2,30 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <ctime>
 #include <stdexcept>
+#include <string_view>
+#include <unordered_map>
+
+#include "util/counted.h"
 
 namespace tune::jinja {
 namespace {
 
 using Kwargs = std::vector<std::pair<std::string, Value>>;
+
+constexpr const char* kLimitNote = " (tune's limit for a chat template)";
+
+// The first `needle` in `text` at or after `from`, or npos. glibc's memmem takes time linear in
+// the text (the two-way algorithm), where std::string::find may take text times needle.
+size_t Find(std::string_view text, std::string_view needle, size_t from = 0) {
+  if (from > text.size()) return std::string::npos;
+  if (needle.empty()) return from;
+  const void* found = memmem(text.data() + from, text.size() - from, needle.data(), needle.size());
+  return found == nullptr ? std::string::npos
+                          : static_cast<size_t>(static_cast<const char*>(found) - text.data());
+}
 
 bool IsPySpace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
@@ -55,12 +72,14 @@ std::string ReplaceAll(const std::string& s, const std::string& from, const std:
   std::string out;
   size_t at = 0;
   for (int64_t done = 0; count < 0 || done < count; ++done) {
-    const size_t found = s.find(from, at);
+    const size_t found = Find(s, from, at);
     if (found == std::string::npos) break;
-    out += s.substr(at, found - at) + to;
+    CheckBytes(out.size() + (found - at) + to.size(), "replace()'s result");
+    out.append(s, at, found - at).append(to);
     at = found + from.size();
   }
-  return out + s.substr(at);
+  CheckBytes(out.size() + (s.size() - at), "replace()'s result");
+  return out.append(s, at);
 }
 
 List Split(const std::string& s, const Value& separator, int64_t max_split) {
@@ -76,6 +95,7 @@ List Split(const std::string& s, const Value& separator, int64_t max_split) {
       }
       size_t j = i;
       while (j < s.size() && !IsPySpace(s[j])) ++j;
+      CheckItems(parts.size() + 1, "split()'s list");
       parts.emplace_back(s.substr(i, j - i));
       i = j;
     }
@@ -85,8 +105,9 @@ List Split(const std::string& s, const Value& separator, int64_t max_split) {
   if (sep.empty()) throw std::runtime_error("split() separator is empty");
   size_t at = 0;
   while (max_split < 0 || static_cast<int64_t>(parts.size()) < max_split) {
-    const size_t found = s.find(sep, at);
+    const size_t found = Find(s, sep, at);
     if (found == std::string::npos) break;
+    CheckItems(parts.size() + 2, "split()'s list");
     parts.emplace_back(s.substr(at, found - at));
     at = found + sep.size();
   }
@@ -112,11 +133,35 @@ void NeedString(const Value& v, const std::string& what, int line) {
   if (!v.is_string()) Fail(line, what + " needs a string, got a " + v.TypeName());
 }
 
+// `d` as an integer, refused outside int64_t (where the conversion is undefined in C++; Python's
+// integers would grow).
+int64_t IntOf(double d, int line) {
+  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) {
+    Fail(line, "an integer too large for tune's templates (" + Value(d).Repr() + ")");
+  }
+  return static_cast<int64_t>(d);
+}
+
 int64_t ToInt(const Value& v, int line, const std::string& what) {
   if (v.is_int()) return v.as_int();
   if (v.is_bool()) return v.as_bool() ? 1 : 0;
-  if (v.is_float()) return static_cast<int64_t>(v.as_number());
+  if (v.is_float()) return IntOf(v.as_number(), line);
   Fail(line, what + " needs an integer, got a " + v.TypeName());
+}
+
+// The text of `items` (or of their `attribute`, when it is a string) with `separator` between.
+std::string Join(const List& items, const std::string& separator, const Value& attribute,
+                 int line = 0) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const std::string text =
+        (attribute.is_string() ? GetAttribute(items[i], attribute.as_string(), line) : items[i])
+            .Str();
+    CheckBytes(out.size() + (i > 0 ? separator.size() : 0) + text.size(), "join()'s result");
+    if (i > 0) out += separator;
+    out += text;
+  }
+  return out;
 }
 
 Value StringMethod(const std::string& s, const std::string& name, const std::vector<Value>& args,
@@ -156,22 +201,19 @@ Value StringMethod(const std::string& s, const std::string& name, const std::vec
     NeedString(Arg(args, kwargs, 0, "sub"), name + "()", line);
     const std::string& sub = args[0].as_string();
     if (name == "find") {
-      const size_t at = s.find(sub);
+      const size_t at = Find(s, sub);
       return Value(at == std::string::npos ? int64_t{-1} : static_cast<int64_t>(at));
     }
     int64_t n = 0;
-    for (size_t at = s.find(sub); !sub.empty() && at != std::string::npos;
-         at = s.find(sub, at + sub.size()))
+    for (size_t at = Find(s, sub); !sub.empty() && at != std::string::npos;
+         at = Find(s, sub, at + sub.size()))
       ++n;
     return Value(n);
   }
   if (name == "join") {
     const Value& items = Arg(args, kwargs, 0, "iterable");
     if (!items.is_list()) Fail(line, "join() needs a list");
-    std::string out;
-    for (size_t i = 0; i < items.as_list().size(); ++i)
-      out += (i ? s : "") + items.as_list()[i].Str();
-    return Value(out);
+    return Value(Join(items.as_list(), s, Value()));
   }
   Fail(line, "string method '" + name + "' is not supported");
 }
@@ -181,9 +223,9 @@ Value BoundMethod(const Value& self, const std::string& name, int line) {
     if (self.is_string()) return StringMethod(self.as_string(), name, args, kwargs, line);
     if (self.is_list()) {
       if (name == "append") {
-        if (args.size() != 1) Fail(line, "append() takes one argument");
-        self.as_list().push_back(args[0]);
-        return Value(None{});
+        Fail(line,
+             "lists cannot be changed: transformers renders templates in an immutable sandbox, "
+             "which refuses append(); build a new list with + instead");
       }
       Fail(line, "list method '" + name + "' is not supported");
     }
@@ -231,7 +273,109 @@ int Compare(const Value& a, const Value& b, int line) {
 
 double FloorDiv(double a, double b) { return std::floor(a / b); }
 
+// Item `k` of range(start, step, ...), computed without signed overflow (k < its length).
+int64_t RangeItem(int64_t start, int64_t step, uint64_t k) {
+  return static_cast<int64_t>(static_cast<uint64_t>(start) + k * static_cast<uint64_t>(step));
+}
+
+// The length of range(start, stop, step), without overflow.
+uint64_t RangeLength(int64_t start, int64_t stop, int64_t step) {
+  if (step > 0 && start < stop) {
+    return (static_cast<uint64_t>(stop) - static_cast<uint64_t>(start) - 1) /
+               static_cast<uint64_t>(step) +
+           1;
+  }
+  if (step < 0 && start > stop) {
+    return (static_cast<uint64_t>(start) - static_cast<uint64_t>(stop) - 1) /
+               (0 - static_cast<uint64_t>(step)) +
+           1;
+  }
+  return 0;
+}
+
+bool EqualAt(const Value& a, const Value& b, Budget& budget, int depth) {
+  budget.Spend(1);
+  if (a.is_number() && b.is_number()) {
+    if (a.is_int() && b.is_int()) return a.as_int() == b.as_int();
+    return a.as_number() == b.as_number();
+  }
+  if (!a.SameType(b)) return false;
+  if (a.is_undefined() || a.is_none()) return true;
+  if (a.is_bool()) return a.as_bool() == b.as_bool();
+  if (a.is_string()) {
+    budget.Spend(static_cast<int64_t>(std::min(a.as_string().size(), b.as_string().size())) /
+                 kBytesPerStep);
+    return a.as_string() == b.as_string();
+  }
+  if (a.is_function()) return &a.as_function() == &b.as_function();
+  if (depth >= kMaxNesting) {
+    throw std::length_error("values compared nested deeper than " + std::to_string(kMaxNesting) +
+                            " levels" + kLimitNote);
+  }
+  if (a.is_list()) {
+    const List &x = a.as_list(), &y = b.as_list();
+    if (x.size() != y.size()) return false;
+    for (size_t i = 0; i < x.size(); ++i) {
+      if (!EqualAt(x[i], y[i], budget, depth + 1)) return false;
+    }
+    return true;
+  }
+  const Object &x = a.as_object(), &y = b.as_object();
+  if (x.items.size() != y.items.size()) return false;
+  for (const auto& [key, value] : x.items) {
+    budget.Spend(static_cast<int64_t>(y.items.size()) / 16);  // Find reads the keys
+    const Value* other = y.Find(key);
+    if (other == nullptr || !EqualAt(value, *other, budget, depth + 1)) return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+void Budget::Spend(int64_t steps) {
+  steps_ += steps;
+  if (steps_ > kMaxSteps) {
+    throw std::length_error("rendering takes more than " + Grouped(kMaxSteps) + " steps" +
+                            kLimitNote);
+  }
+}
+
+void Budget::Count(const Value& value) {
+  int64_t steps = 1;
+  if (value.is_string()) {
+    CheckBytes(value.as_string().size(), "a string");
+    steps += static_cast<int64_t>(value.as_string().size()) / kBytesPerStep;
+  } else if (value.is_list()) {
+    CheckItems(value.as_list().size(), "a list");
+    steps += static_cast<int64_t>(value.as_list().size());
+  } else if (value.is_object()) {
+    CheckItems(value.as_object().items.size(), "a dict");
+    steps += static_cast<int64_t>(value.as_object().items.size());
+  }
+  Spend(steps);
+}
+
+void CheckBytes(size_t bytes, const std::string& what) {
+  if (bytes <= kMaxBytes) return;
+  throw std::length_error(what + " would be longer than " + std::to_string(kMaxBytes >> 20) +
+                          " MiB" + kLimitNote);
+}
+
+void CheckItems(size_t items, const std::string& what) {
+  if (items <= kMaxItems) return;
+  throw std::length_error(what + " would have more than " + Grouped(kMaxItems) + " items" +
+                          kLimitNote);
+}
+
+void CheckText(const std::string& text, int depth) {
+  CheckBytes(text.size(), "a value's text");
+  if (depth > kMaxNesting) {
+    throw std::length_error("a value nested deeper than " + std::to_string(kMaxNesting) +
+                            " levels is printed" + kLimitNote);
+  }
+}
+
+bool Equal(const Value& a, const Value& b, Budget& budget) { return EqualAt(a, b, budget, 0); }
 
 Object Globals() {
   Object globals;
@@ -245,20 +389,33 @@ Object Globals() {
                 const int64_t stop = args.size() > 1 ? args[1].as_int() : args[0].as_int();
                 const int64_t step = args.size() > 2 ? args[2].as_int() : 1;
                 if (step == 0) throw std::runtime_error("range() step must not be zero");
+                const uint64_t length = RangeLength(start, stop, step);
+                CheckItems(length > kMaxItems ? kMaxItems + 1 : static_cast<size_t>(length),
+                           "range(" + std::to_string(length) + ")");
                 List out;
-                for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step)
-                  out.emplace_back(i);
+                out.reserve(static_cast<size_t>(length));
+                for (uint64_t k = 0; k < length; ++k) out.emplace_back(RangeItem(start, step, k));
                 return Value(std::move(out));
               })));
   globals.Set("namespace", Value(Function([](std::vector<Value> args, Kwargs kwargs) -> Value {
                 Object ns;
                 ns.is_namespace = true;
+                // Object::Set looks for the key; an index keeps this linear for many keys.
+                std::unordered_map<std::string, size_t> index;
+                const auto set = [&](const std::string& key, Value value) {
+                  const auto [at, added] = index.try_emplace(key, ns.items.size());
+                  if (added) {
+                    ns.items.emplace_back(key, std::move(value));
+                  } else {
+                    ns.items[at->second].second = std::move(value);
+                  }
+                };
                 for (const Value& a : args) {
                   if (a.is_object()) {
-                    for (const auto& [key, value] : a.as_object().items) ns.Set(key, value);
+                    for (const auto& [key, value] : a.as_object().items) set(key, value);
                   }
                 }
-                for (auto& [key, value] : kwargs) ns.Set(key, std::move(value));
+                for (auto& [key, value] : kwargs) set(key, std::move(value));
                 return Value(std::move(ns));
               })));
   globals.Set("raise_exception", Value(Function([](std::vector<Value> args, Kwargs) -> Value {
@@ -334,7 +491,9 @@ Value Slice(const Value& value, const Value& start_value, const Value& stop_valu
   const int64_t stop = bound(stop_value, step > 0 ? size : -1);
   List items;
   std::string text;
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+  const uint64_t length = RangeLength(start, stop, step);
+  for (uint64_t k = 0; k < length; ++k) {
+    const int64_t i = RangeItem(start, step, k);
     if (value.is_list()) {
       items.push_back(value.as_list()[static_cast<size_t>(i)]);
     } else {
@@ -344,22 +503,28 @@ Value Slice(const Value& value, const Value& start_value, const Value& stop_valu
   return value.is_list() ? Value(std::move(items)) : Value(text);
 }
 
-Value Binary(const std::string& op, const Value& left, const Value& right, bool negated, int line) {
-  if (op == "==") return Value(left == right);
-  if (op == "!=") return Value(!(left == right));
+Value Binary(const std::string& op, const Value& left, const Value& right, bool negated, int line,
+             Budget& budget) {
+  if (op == "==") return Value(Equal(left, right, budget));
+  if (op == "!=") return Value(!Equal(left, right, budget));
   if (op == "<") return Value(Compare(left, right, line) < 0);
   if (op == ">") return Value(Compare(left, right, line) > 0);
   if (op == "<=") return Value(Compare(left, right, line) <= 0);
   if (op == ">=") return Value(Compare(left, right, line) >= 0);
-  if (op == "~") return Value(left.Str() + right.Str());
+  if (op == "~") {
+    std::string text = left.Str();
+    const std::string more = right.Str();
+    CheckBytes(text.size() + more.size(), "a string");
+    return Value(text += more);
+  }
   if (op == "in") {
     bool found;
     if (right.is_string()) {
       NeedString(left, "'in' on a string", line);
-      found = right.as_string().find(left.as_string()) != std::string::npos;
+      found = Find(right.as_string(), left.as_string()) != std::string::npos;
     } else if (right.is_list()) {
-      found =
-          std::find(right.as_list().begin(), right.as_list().end(), left) != right.as_list().end();
+      found = std::any_of(right.as_list().begin(), right.as_list().end(),
+                          [&](const Value& item) { return Equal(left, item, budget); });
     } else if (right.is_object()) {
       found = left.is_string() && right.as_object().Find(left.as_string()) != nullptr;
     } else {
@@ -368,16 +533,26 @@ Value Binary(const std::string& op, const Value& left, const Value& right, bool 
     return Value(found != negated);
   }
   if (op == "+") {
-    if (left.is_string() && right.is_string()) return Value(left.as_string() + right.as_string());
+    if (left.is_string() && right.is_string()) {
+      CheckBytes(left.as_string().size() + right.as_string().size(), "a string");
+      return Value(left.as_string() + right.as_string());
+    }
     if (left.is_list() && right.is_list()) {
+      CheckItems(left.as_list().size() + right.as_list().size(), "a list");
       List joined = left.as_list();
       joined.insert(joined.end(), right.as_list().begin(), right.as_list().end());
       return Value(std::move(joined));
     }
   }
   if (op == "*" && left.is_string() && right.is_int()) {
+    const std::string& text = left.as_string();
+    const int64_t times = text.empty() ? 0 : std::max<int64_t>(right.as_int(), 0);
+    if (static_cast<uint64_t>(times) > kMaxBytes / std::max<size_t>(text.size(), 1)) {
+      CheckBytes(kMaxBytes + 1, "a string repeated " + std::to_string(times) + " times");
+    }
     std::string out;
-    for (int64_t i = 0; i < right.as_int(); ++i) out += left.as_string();
+    out.reserve(text.size() * static_cast<size_t>(times));
+    for (int64_t i = 0; i < times; ++i) out += text;
     return Value(out);
   }
   if (!left.is_number() || !right.is_number()) {
@@ -385,17 +560,24 @@ Value Binary(const std::string& op, const Value& left, const Value& right, bool 
   }
   const bool ints = left.is_int() && right.is_int();
   const double x = left.as_number(), y = right.as_number();
-  if (op == "+") return ints ? Value(left.as_int() + right.as_int()) : Value(x + y);
-  if (op == "-") return ints ? Value(left.as_int() - right.as_int()) : Value(x - y);
-  if (op == "*") return ints ? Value(left.as_int() * right.as_int()) : Value(x * y);
+  if (ints && (op == "+" || op == "-" || op == "*")) {
+    int64_t result;
+    const bool overflow = op == "+" ? __builtin_add_overflow(left.as_int(), right.as_int(), &result)
+                          : op == "-"
+                              ? __builtin_sub_overflow(left.as_int(), right.as_int(), &result)
+                              : __builtin_mul_overflow(left.as_int(), right.as_int(), &result);
+    if (overflow) Fail(line, "an integer too large for tune's templates");
+    return Value(result);
+  }
+  if (op == "+") return Value(x + y);
+  if (op == "-") return Value(x - y);
+  if (op == "*") return Value(x * y);
   if (y == 0 && (op == "/" || op == "//" || op == "%")) Fail(line, "division by zero");
   if (op == "/") return Value(x / y);
-  if (op == "//") {
-    return ints ? Value(static_cast<int64_t>(FloorDiv(x, y))) : Value(FloorDiv(x, y));
-  }
+  if (op == "//") return ints ? Value(IntOf(FloorDiv(x, y), line)) : Value(FloorDiv(x, y));
   if (op == "%") {
     const double r = x - y * FloorDiv(x, y);  // Python's sign: that of the divisor
-    return ints ? Value(static_cast<int64_t>(r)) : Value(r);
+    return ints ? Value(IntOf(r, line)) : Value(r);
   }
   Fail(line, "unknown operator '" + op + "'");
 }
@@ -421,7 +603,8 @@ bool IsKnownTest(const std::string& name) {
                      [&](const char* t) { return name == t; });
 }
 
-Value ApplyFilter(const std::string& name, std::vector<Value> args, Kwargs kwargs, int line) {
+Value ApplyFilter(const std::string& name, std::vector<Value> args, Kwargs kwargs, int line,
+                  Budget& budget) {
   const Value v = args.empty() ? Value() : args[0];
   const auto arg = [&](size_t i, const char* key) -> const Value& {
     return Arg(args, kwargs, i, key);
@@ -435,7 +618,7 @@ Value ApplyFilter(const std::string& name, std::vector<Value> args, Kwargs kwarg
   if (name == "string") return Value(v.Str());
   if (name == "tojson") {
     const Value& indent = arg(1, "indent");
-    return Value(v.Json(indent.is_int() ? static_cast<int>(indent.as_int()) : -1));
+    return Value(v.Json(indent.is_int() ? indent.as_int() : -1));
   }
   if (name == "length" || name == "count") {
     if (v.is_string()) return Value(CodePoints(v.as_string()));
@@ -458,15 +641,7 @@ Value ApplyFilter(const std::string& name, std::vector<Value> args, Kwargs kwarg
   }
   if (name == "join") {
     if (!v.is_list()) Fail(line, "join needs a list, got a " + v.TypeName());
-    const Value& separator = arg(1, "d");
-    const Value& attribute = arg(2, "attribute");
-    std::string out;
-    for (size_t i = 0; i < v.as_list().size(); ++i) {
-      const Value& item = v.as_list()[i];
-      out += (i ? separator.Str() : "") +
-             (attribute.is_string() ? GetAttribute(item, attribute.as_string(), line) : item).Str();
-    }
-    return Value(out);
+    return Value(Join(v.as_list(), arg(1, "d").Str(), arg(2, "attribute"), line));
   }
   if (name == "int") {
     if (v.is_string()) {
@@ -487,7 +662,8 @@ Value ApplyFilter(const std::string& name, std::vector<Value> args, Kwargs kwarg
     }
   }
   if (name == "abs") {
-    if (v.is_int()) return Value(v.as_int() < 0 ? -v.as_int() : v.as_int());
+    if (v.is_int())
+      return Binary(v.as_int() < 0 ? "-" : "+", Value(int64_t{0}), v, false, line, budget);
     if (v.is_float()) return Value(std::fabs(v.as_number()));
     Fail(line, "abs of a " + v.TypeName());
   }
@@ -495,6 +671,7 @@ Value ApplyFilter(const std::string& name, std::vector<Value> args, Kwargs kwarg
     if (v.is_list()) return Value(List(v.as_list()));
     List items;
     if (v.is_string()) {
+      CheckItems(v.as_string().size(), "a list of characters");
       for (const char c : v.as_string()) items.emplace_back(std::string(1, c));
     } else if (v.is_object()) {
       for (const auto& [key, value] : v.as_object().items) items.emplace_back(key);
@@ -526,7 +703,7 @@ Value ApplyFilter(const std::string& name, std::vector<Value> args, Kwargs kwarg
         NeedString(args[1], name + "'s test", line);
         std::vector<Value> test_args = {item};
         test_args.insert(test_args.end(), args.begin() + 2, args.end());
-        pass = ApplyTest(args[1].as_string(), test_args, line);
+        pass = ApplyTest(args[1].as_string(), test_args, line, budget);
       }
       if (pass == (name == "select")) kept.push_back(item);
     }
@@ -543,7 +720,7 @@ Value ApplyFilter(const std::string& name, std::vector<Value> args, Kwargs kwarg
         NeedString(args[2], name + "'s test", line);
         std::vector<Value> test_args = {attribute};
         test_args.insert(test_args.end(), args.begin() + 3, args.end());
-        pass = ApplyTest(args[2].as_string(), test_args, line);
+        pass = ApplyTest(args[2].as_string(), test_args, line, budget);
       } else {
         pass = attribute.Truthy();
       }
@@ -556,22 +733,25 @@ Value ApplyFilter(const std::string& name, std::vector<Value> args, Kwargs kwarg
     List mapped;
     const Value& attribute = arg(99, "attribute");
     for (const Value& item : v.as_list()) {
+      // Each result is new (a filter's text, a copy), counted as it is made.
       if (attribute.is_string()) {
         mapped.push_back(GetAttribute(item, attribute.as_string(), line));
       } else if (args.size() > 1 && args[1].is_string()) {
         std::vector<Value> filter_args = {item};
         filter_args.insert(filter_args.end(), args.begin() + 2, args.end());
-        mapped.push_back(ApplyFilter(args[1].as_string(), std::move(filter_args), {}, line));
+        mapped.push_back(
+            ApplyFilter(args[1].as_string(), std::move(filter_args), {}, line, budget));
       } else {
         Fail(line, "map needs a filter name or attribute=");
       }
+      budget.Count(mapped.back());
     }
     return Value(std::move(mapped));
   }
   Fail(line, "filter '" + name + "' is not supported");
 }
 
-bool ApplyTest(const std::string& name, const std::vector<Value>& args, int line) {
+bool ApplyTest(const std::string& name, const std::vector<Value>& args, int line, Budget& budget) {
   const Value v = args.empty() ? Value() : args[0];
   const auto other = [&]() -> const Value& {
     if (args.size() < 2) Fail(line, "test '" + name + "' needs an argument");
@@ -600,13 +780,15 @@ bool ApplyTest(const std::string& name, const std::vector<Value>& args, int line
     if (d == 0) Fail(line, "divisibleby 0");
     return ToInt(v, line, "divisibleby") % d == 0;
   }
-  if (name == "equalto" || name == "eq" || name == "==" || name == "sameas") return v == other();
-  if (name == "ne" || name == "!=") return !(v == other());
+  if (name == "equalto" || name == "eq" || name == "==" || name == "sameas") {
+    return Equal(v, other(), budget);
+  }
+  if (name == "ne" || name == "!=") return !Equal(v, other(), budget);
   if (name == "lt" || name == "lessthan") return Compare(v, other(), line) < 0;
   if (name == "gt" || name == "greaterthan") return Compare(v, other(), line) > 0;
   if (name == "le") return Compare(v, other(), line) <= 0;
   if (name == "ge") return Compare(v, other(), line) >= 0;
-  if (name == "in") return Binary("in", v, other(), false, line).as_bool();
+  if (name == "in") return Binary("in", v, other(), false, line, budget).as_bool();
   if (name == "lower") return v.is_string() && Lower(v.as_string()) == v.as_string();
   if (name == "upper") return v.is_string() && Upper(v.as_string()) == v.as_string();
   Fail(line, "test '" + name + "' is not supported");

@@ -2,11 +2,37 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <variant>
 
 #include "chat_template/jinja.h"
+#include "chat_template/jinja_builtins.h"
 
 namespace tune::jinja {
 namespace {
+
+using Container = std::variant<List*, Object*>;
+
+// The lists and dicts waiting to be freed by the outermost Free on this thread, or null.
+thread_local std::vector<Container>* freeing = nullptr;
+
+// Values hold lists and dicts by shared pointer, so freeing a list nested 100,000 deep would
+// recurse 100,000 times and overflow the stack. Each is freed here instead: one whose last
+// reference goes while another is being freed waits in the queue, and the outermost call frees
+// them in a loop.
+void Free(Container container) {
+  if (freeing != nullptr) {
+    freeing->push_back(container);
+    return;
+  }
+  std::vector<Container> queue = {container};
+  freeing = &queue;
+  while (!queue.empty()) {
+    const Container next = queue.back();
+    queue.pop_back();
+    std::visit([](auto* p) { delete p; }, next);
+  }
+  freeing = nullptr;
+}
 
 // Python's repr(float): the shortest digits that read back, in positional notation for
 // exponents from -4 to 15 and scientific otherwise, always with a '.' or an exponent.
@@ -105,11 +131,14 @@ std::string StringRepr(const std::string& s) {
   return out + quote;
 }
 
-void AppendJson(const Value& v, int indent, int depth, std::string& out) {
+void AppendJson(const Value& v, int64_t indent, int depth, std::string& out) {
+  CheckText(out, depth);
   const auto newline = [&](int level) {
     if (indent < 0) return;
+    const uint64_t spaces = static_cast<uint64_t>(std::min<int64_t>(indent, kMaxBytes)) * level;
+    CheckBytes(out.size() + 1 + std::min<uint64_t>(spaces, kMaxBytes + 1), "a value's text");
     out += '\n';
-    out.append(static_cast<size_t>(indent * level), ' ');
+    out.append(static_cast<size_t>(spaces), ' ');
   };
   if (v.is_list()) {
     const List& list = v.as_list();
@@ -142,6 +171,7 @@ void AppendJson(const Value& v, int indent, int depth, std::string& out) {
     out += '}';
   } else if (v.is_string()) {
     out += JsonString(v.as_string());
+    CheckText(out, depth);
   } else if (v.is_bool()) {
     out += v.as_bool() ? "true" : "false";
   } else if (v.is_int()) {
@@ -156,7 +186,48 @@ void AppendJson(const Value& v, int indent, int depth, std::string& out) {
   }
 }
 
+void AppendRepr(const Value& v, int depth, std::string& out) {
+  CheckText(out, depth);
+  if (v.is_list()) {
+    out += '[';
+    for (size_t i = 0; i < v.as_list().size(); ++i) {
+      if (i > 0) out += ", ";
+      AppendRepr(v.as_list()[i], depth + 1, out);
+    }
+    out += ']';
+  } else if (v.is_object()) {
+    out += '{';
+    for (size_t i = 0; i < v.as_object().items.size(); ++i) {
+      const auto& [key, value] = v.as_object().items[i];
+      if (i > 0) out += ", ";
+      out += StringRepr(key);
+      out += ": ";
+      AppendRepr(value, depth + 1, out);
+    }
+    out += '}';
+  } else if (v.is_undefined()) {
+  } else if (v.is_none()) {
+    out += "None";
+  } else if (v.is_bool()) {
+    out += v.as_bool() ? "True" : "False";
+  } else if (v.is_int()) {
+    out += std::to_string(v.as_int());
+  } else if (v.is_float()) {
+    out += FloatRepr(v.as_number());
+  } else if (v.is_string()) {
+    out += StringRepr(v.as_string());
+    CheckText(out, depth);
+  } else {
+    out += "<function>";
+  }
+}
+
 }  // namespace
+
+Value::Value(List list)
+    : data_(std::shared_ptr<List>(new List(std::move(list)), [](List* p) { Free(p); })) {}
+Value::Value(Object object)
+    : data_(std::shared_ptr<Object>(new Object(std::move(object)), [](Object* p) { Free(p); })) {}
 
 const Value* Object::Find(std::string_view key) const {
   for (const auto& [name, value] : items) {
@@ -193,35 +264,12 @@ std::string Value::Str() const {
 }
 
 std::string Value::Repr() const {
-  if (is_undefined()) return "";
-  if (is_none()) return "None";
-  if (is_bool()) return as_bool() ? "True" : "False";
-  if (is_int()) return std::to_string(as_int());
-  if (is_float()) return FloatRepr(as_number());
-  if (is_string()) return StringRepr(as_string());
-  if (is_list()) {
-    std::string out = "[";
-    for (size_t i = 0; i < as_list().size(); ++i) {
-      if (i > 0) out += ", ";
-      out += as_list()[i].Repr();
-    }
-    return out + "]";
-  }
-  if (is_object()) {
-    std::string out = "{";
-    for (size_t i = 0; i < as_object().items.size(); ++i) {
-      const auto& [key, value] = as_object().items[i];
-      if (i > 0) out += ", ";
-      out += StringRepr(key);
-      out += ": ";
-      out += value.Repr();
-    }
-    return out + "}";
-  }
-  return "<function>";
+  std::string out;
+  AppendRepr(*this, 0, out);
+  return out;
 }
 
-std::string Value::Json(int indent) const {
+std::string Value::Json(int64_t indent) const {
   std::string out;
   AppendJson(*this, indent, 0, out);
   return out;
@@ -237,35 +285,6 @@ std::string Value::TypeName() const {
   if (is_list()) return "list";
   if (is_object()) return "dict";
   return "function";
-}
-
-bool operator==(const Value& a, const Value& b) {
-  if (a.is_number() && b.is_number() && !a.is_bool() && !b.is_bool()) {
-    if (a.is_int() && b.is_int()) return a.as_int() == b.as_int();
-    return a.as_number() == b.as_number();
-  }
-  if (a.data_.index() != b.data_.index()) return false;
-  if (a.is_undefined() || a.is_none()) return true;
-  if (a.is_bool()) return a.as_bool() == b.as_bool();
-  if (a.is_string()) return a.as_string() == b.as_string();
-  if (a.is_list()) {
-    const List &x = a.as_list(), &y = b.as_list();
-    if (x.size() != y.size()) return false;
-    for (size_t i = 0; i < x.size(); ++i) {
-      if (!(x[i] == y[i])) return false;
-    }
-    return true;
-  }
-  if (a.is_object()) {
-    const Object &x = a.as_object(), &y = b.as_object();
-    if (x.items.size() != y.items.size()) return false;
-    for (const auto& [key, value] : x.items) {
-      const Value* other = y.Find(key);
-      if (other == nullptr || !(value == *other)) return false;
-    }
-    return true;
-  }
-  return &a.as_function() == &b.as_function();
 }
 
 }  // namespace tune::jinja

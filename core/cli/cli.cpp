@@ -240,11 +240,17 @@ int Generate(const fs::path& model_dir, const std::string& model_plugin,
                  std::chrono::duration<double>(start - load_start).count()));
   sampling.end_ids = EndIds(generation_config, model->tokenizer());
   int64_t tokens = 0;
-  GenerateText(*model, prompt, sampling, [&](std::string_view piece) {
-    ++tokens;
-    std::cout << piece << std::flush;
-  });
+  const TextGeneration generation =
+      GenerateText(*model, prompt, sampling, [&](std::string_view piece) {
+        ++tokens;
+        std::cout << piece << std::flush;
+      });
   std::cout << "\n";
+  if (generation.reached_context) {
+    LogInfo("generation stopped where the model's context ends (" +
+            std::to_string(description.max_positions) +
+            " tokens, the prompt's and the new ones); a shorter prompt leaves room for more");
+  }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   LogInfo(Format("%lld tokens in %.2f s (%.1f tokens/s)", static_cast<long long>(tokens), seconds,

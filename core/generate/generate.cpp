@@ -31,6 +31,20 @@ bool Contains(const std::vector<int32_t>& ids, int64_t id) {
   return std::find(ids.begin(), ids.end(), id) != ids.end();
 }
 
+// The new tokens the model's context leaves room for after a prompt of `prompt_tokens` (a
+// sequence is at most max_positions tokens, as transformers' max_length); refuses a prompt that
+// does not fit at all.
+int64_t RoomAfter(const Model& model, size_t prompt_tokens) {
+  const int64_t context = model.Describe().max_positions;
+  const auto length = static_cast<int64_t>(prompt_tokens);
+  if (length > context) {
+    throw UserError("the prompt is " + std::to_string(length) +
+                    " tokens, longer than the model's context of " + std::to_string(context) +
+                    "; shorten it");
+  }
+  return context - length;
+}
+
 }  // namespace
 
 std::vector<int32_t> EncodeWithBos(const Tokenizer& tokenizer, std::string_view text) {
@@ -74,18 +88,24 @@ int32_t PickToken(std::span<const float> logits, const SamplingOptions& options,
   return order[nucleus - 1];
 }
 
-std::vector<int32_t> GenerateTokens(Model& model, std::span<const int32_t> prompt_ids,
-                                    const SamplingOptions& options,
-                                    const std::function<void(int32_t)>& on_token) {
+Generation GenerateTokens(Model& model, std::span<const int32_t> prompt_ids,
+                          const SamplingOptions& options,
+                          const std::function<void(int32_t)>& on_token) {
   if (prompt_ids.empty()) throw UserError("cannot generate from an empty prompt");
   if (options.max_new_tokens < 0) throw UserError("max_new_tokens must be >= 0");
+  const int64_t room = RoomAfter(model, prompt_ids.size());
   c10::NoGradGuard no_grad;
   std::mt19937_64 rng(options.seed);
   const std::unique_ptr<KvCache> cache = model.NewCache();
   const std::vector<int32_t> end_ids = EndIdsOr(options.end_ids, model);
   std::vector<int64_t> ids(prompt_ids.begin(), prompt_ids.end());
-  std::vector<int32_t> generated;
+  Generation generation;
+  std::vector<int32_t>& generated = generation.ids;
   while (static_cast<int64_t>(generated.size()) < options.max_new_tokens) {
+    if (static_cast<int64_t>(generated.size()) == room) {
+      generation.reached_context = true;
+      break;
+    }
     const at::Tensor input = at::tensor(ids, at::kLong).unsqueeze(0);
     const at::Tensor logits =
         TokenLogits(model.Forward(input, cache.get()).select(1, -1).squeeze(0), model)
@@ -98,25 +118,26 @@ std::vector<int32_t> GenerateTokens(Model& model, std::span<const int32_t> promp
     if (on_token) on_token(next);
     ids.assign(1, next);
   }
-  return generated;
+  return generation;
 }
 
-std::vector<std::vector<int32_t>> GenerateGreedyBatched(
-    Model& model, const std::vector<std::vector<int32_t>>& prompts, int64_t max_new_tokens,
-    int64_t batch_size, std::span<const int32_t> end_ids_or_empty) {
+std::vector<Generation> GenerateGreedyBatched(Model& model,
+                                              const std::vector<std::vector<int32_t>>& prompts,
+                                              int64_t max_new_tokens, int64_t batch_size,
+                                              std::span<const int32_t> end_ids_or_empty) {
   if (max_new_tokens < 0) throw UserError("max_new_tokens must be >= 0");
   if (batch_size < 1) throw UserError("the generation batch size must be >= 1");
   c10::NoGradGuard no_grad;
   const std::vector<int32_t> end_ids = EndIdsOr(end_ids_or_empty, model);
-  const int64_t max_positions = model.Describe().max_positions;
   std::map<size_t, std::vector<size_t>> by_length;  // prompt length -> prompt indices
   for (size_t i = 0; i < prompts.size(); ++i) {
     if (prompts[i].empty()) throw UserError("cannot generate from an empty prompt");
     by_length[prompts[i].size()].push_back(i);
   }
-  std::vector<std::vector<int32_t>> outputs(prompts.size());
+  std::vector<Generation> outputs(prompts.size());
   for (const auto& [length, members] : by_length) {
-    const int64_t budget = std::min(max_new_tokens, max_positions - static_cast<int64_t>(length));
+    const int64_t room = RoomAfter(model, length);
+    const int64_t budget = std::min(max_new_tokens, room);
     for (size_t begin = 0; begin < members.size(); begin += static_cast<size_t>(batch_size)) {
       const size_t rows = std::min(members.size() - begin, static_cast<size_t>(batch_size));
       std::vector<int64_t> ids;
@@ -142,18 +163,21 @@ std::vector<std::vector<int32_t>> GenerateGreedyBatched(
             done[r] = true;
             --remaining;
           } else {
-            outputs[members[begin + r]].push_back(static_cast<int32_t>(picked[r]));
+            outputs[members[begin + r]].ids.push_back(static_cast<int32_t>(picked[r]));
           }
         }
         input = next.reshape({static_cast<int64_t>(rows), 1});
+      }
+      if (room < max_new_tokens) {  // rows still going stopped at the end of the context
+        for (size_t r = 0; r < rows; ++r) outputs[members[begin + r]].reached_context = !done[r];
       }
     }
   }
   return outputs;
 }
 
-std::string GenerateText(Model& model, std::string_view prompt, const SamplingOptions& options,
-                         const std::function<void(std::string_view)>& on_text) {
+TextGeneration GenerateText(Model& model, std::string_view prompt, const SamplingOptions& options,
+                            const std::function<void(std::string_view)>& on_text) {
   const Tokenizer& tokenizer = model.tokenizer();
   const std::vector<int32_t> prompt_ids = EncodeWithBos(tokenizer, prompt);
   // Decoding the whole continuation each time keeps text that spans tokens right (the bytes of
@@ -168,7 +192,7 @@ std::string GenerateText(Model& model, std::string_view prompt, const SamplingOp
       on_text(std::string_view(text).substr(reported, upto - reported));
     reported = std::max(reported, upto);
   };
-  GenerateTokens(model, prompt_ids, options, [&](int32_t token) {
+  const Generation generation = GenerateTokens(model, prompt_ids, options, [&](int32_t token) {
     generated.push_back(token);
     text = tokenizer.Decode(generated);
     size_t settled = text.size();
@@ -179,7 +203,7 @@ std::string GenerateText(Model& model, std::string_view prompt, const SamplingOp
     report(settled);
   });
   report(text.size());
-  return text;
+  return {text, generation.reached_context};
 }
 
 }  // namespace tune

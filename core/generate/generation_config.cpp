@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "generate/generate.h"
 #include "tune/tokenizer.h"
 #include "util/error.h"
+#include "util/json_file.h"
 
 namespace tune {
 namespace fs = std::filesystem;
@@ -19,14 +19,7 @@ GenerationConfig ReadGenerationConfig(const fs::path& dir) {
   const fs::path file = dir / "generation_config.json";
   std::error_code error;
   if (!fs::exists(file, error)) return config;
-  std::ifstream in(file);
-  if (!in) throw UserError(file.string() + ": cannot read; check its permissions");
-  json doc;
-  try {
-    doc = json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw UserError(file.string() + ": not valid JSON (" + e.what() + ")");
-  }
+  const json doc = ReadJsonFile(file);
   if (!doc.is_object()) throw UserError(file.string() + ": expected a JSON object");
   const auto fail = [&](const char* key, const char* expected) {
     throw UserError(file.string() + ": '" + key + "' = " + doc[key].dump() + " is not " + expected);

@@ -39,12 +39,13 @@ GenerationEval EvalGeneration(Model& model, const std::vector<TextExample>& exam
   for (const TextExample& example : examples) {
     prompts.push_back(EncodeWithBos(tokenizer, example.prompt));
   }
-  const std::vector<std::vector<int32_t>> outputs =
+  const std::vector<Generation> outputs =
       GenerateGreedyBatched(model, prompts, max_new_tokens, batch_size, end_ids);
   GenerationEval eval;
   std::vector<MetricExample> scored;
   for (size_t i = 0; i < examples.size(); ++i) {
-    eval.outputs.push_back({tokenizer.Decode(outputs[i]), {}});
+    eval.outputs.push_back({tokenizer.Decode(outputs[i].ids), {}});
+    if (outputs[i].reached_context) ++eval.reached_context;
     scored.push_back(
         {examples[i].prompt, eval.outputs.back().prediction, {examples[i].completion}});
   }

@@ -34,11 +34,12 @@ struct ExampleOutput {
 struct GenerationEval {
   std::map<std::string, double> scores;  // metric name -> score of the split
   std::vector<ExampleOutput> outputs;    // one per example, in order
+  int64_t reached_context = 0;           // outputs cut where the model's context ends
 };
 
-// Greedy-decodes each example's prompt (at most `max_new_tokens`, stopping at any of `end_ids`;
-// prompts of equal length `batch_size` at a time) and scores the outputs against the completions
-// with every metric.
+// Greedy-decodes each example's prompt (at most `max_new_tokens`, stopping at any of `end_ids`
+// or at the end of the model's context; prompts of equal length `batch_size` at a time) and
+// scores the outputs against the completions with every metric.
 GenerationEval EvalGeneration(Model& model, const std::vector<TextExample>& examples,
                               const std::vector<NamedMetric>& metrics, int64_t max_new_tokens,
                               int64_t batch_size, std::span<const int32_t> end_ids);

@@ -112,6 +112,8 @@ ReadFile ReadAndTokenize(DatasetRows rows, const fs::path& path, const Tokenizer
     if (!example.messages.empty() && *chat_template) {
       try {
         tokens = TokenizeChat(example, **chat_template, tokenizer);
+      } catch (const TemplateRefused&) {
+        throw;                        // the template itself is at fault, and would be on every row
       } catch (const UserError& e) {  // the template refuses this conversation
         problems.emplace_back(example.line, e.what());
         continue;

@@ -50,10 +50,11 @@ struct PreparedData {
 // completion that message, for generation metrics. Rows the plugin refuses, conversations the
 // template refuses and examples longer than `seq_len` tokens are bad rows: each is reported by
 // file and line, and the run stops (UserError naming the first and counting the rest) unless
-// config.skip_bad_rows. Before any of that, config.quality's filters drop rows of dataset.path
-// (not of eval_path), and its gates check the rows kept: a failed gate is a UserError, or with
-// `force` a warning. Throws UserError if no training example remains, or no eval example when
-// the split is by fraction > 0.
+// config.skip_bad_rows. A template past a limit (TemplateRefused) is no bad row: it stops the run
+// at once, whatever skip_bad_rows says. Before any of that, config.quality's filters drop rows of
+// dataset.path (not of eval_path), and its gates check the rows kept: a failed gate is a UserError,
+// or with `force` a warning. Throws UserError if no training example remains, or no eval example
+// when the split is by fraction > 0.
 PreparedData PrepareData(const DatasetConfig& config, const PluginHost& host,
                          const Tokenizer& tokenizer, const std::filesystem::path& model_dir,
                          int64_t seq_len, bool force);

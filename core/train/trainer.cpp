@@ -488,6 +488,13 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
     if (!metrics.empty()) {
       eval = EvalGeneration(*model, data.eval_text, metrics, train.eval_max_new_tokens,
                             train.batch_size, end_ids);
+      if (eval.reached_context > 0) {
+        progress.Say("note: " + std::to_string(eval.reached_context) + " of " +
+                     Counted(static_cast<int64_t>(eval.outputs.size()), "eval output") +
+                     " stopped where the model's context ends (" +
+                     std::to_string(model->Describe().max_positions) +
+                     " tokens), before an end token; they are scored as they are");
+      }
     }
     const double loss = EvalLoss(*model, data.eval, train.batch_size, train.train_on_prompt);
     eval.scores["eval_loss"] = loss;

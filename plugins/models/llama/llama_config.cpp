@@ -1,10 +1,9 @@
 #include "llama_config.h"
 
-#include <fstream>
-
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
+#include "util/json_file.h"
 
 namespace tune::llama {
 namespace {
@@ -71,17 +70,12 @@ class ConfigReader {
 
 LlamaConfig ReadLlamaConfig(const std::filesystem::path& dir) {
   const std::filesystem::path file = dir / "config.json";
-  std::ifstream in(file);
-  if (!in) {
+  std::error_code error;
+  if (!std::filesystem::exists(file, error)) {
     throw UserError(file.string() +
                     ": cannot read; a model directory needs config.json (Hugging Face layout)");
   }
-  json root;
-  try {
-    root = json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw UserError(file.string() + ": not valid JSON (" + e.what() + ")");
-  }
+  const json root = ReadJsonFile(file);
   if (!root.is_object()) throw UserError(file.string() + ": not a JSON object");
   const ConfigReader read(file, root);
 

@@ -10,6 +10,7 @@
 
 #include "normalizer.h"
 #include "util/error.h"
+#include "util/json_file.h"
 
 namespace tune::sentencepiece {
 namespace {
@@ -122,14 +123,9 @@ void AppendUtf8OrReplacement(std::string& out, std::string_view bytes) {
 // file or the key is absent.
 int32_t ConfigTokenId(const std::filesystem::path& dir, const char* key) {
   const std::filesystem::path file = dir / "config.json";
-  std::ifstream in(file);
-  if (!in) return -1;
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw UserError(file.string() + ": not valid JSON (" + e.what() + ")");
-  }
+  std::error_code error;
+  if (!std::filesystem::exists(file, error)) return -1;
+  const nlohmann::json config = ReadJsonFile(file);
   if (!config.is_object() || !config.contains(key) || config[key].is_null()) return -1;
   nlohmann::json value = config[key];
   if (value.is_array() && !value.empty()) value = value[0];

@@ -6,14 +6,16 @@
 #include <queue>
 
 #include "unicode.h"
+#include "util/echo.h"
 #include "util/error.h"
+#include "util/json_file.h"
 
 namespace tune::tokenizer_json {
 namespace {
 
 using json = nlohmann::json;
 
-std::string NullOr(const json& value) { return value.is_null() ? "null" : value.dump(); }
+std::string NullOr(const json& value) { return value.is_null() ? "null" : EchoJson(value); }
 
 bool EmptyOrNull(const json& model, const char* key) {
   if (!model.contains(key)) return true;
@@ -23,7 +25,7 @@ bool EmptyOrNull(const json& model, const char* key) {
 
 }  // namespace
 
-Bpe::Bpe(const json& model, const std::string& file) {
+Bpe::Bpe(const json& model, const std::string& file, int64_t id_limit) {
   const std::string type = model.value("type", std::string("BPE"));
   if (type != "BPE") {
     throw UserError(file + ": model.type '" + type +
@@ -32,7 +34,7 @@ Bpe::Bpe(const json& model, const std::string& file) {
   }
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     if (!EmptyOrNull(model, key)) {
-      throw UserError(file + ": model." + key + " = " + model[key].dump() +
+      throw UserError(file + ": model." + key + " = " + EchoJson(model[key]) +
                       " is not supported; tune reads BPE models without subword markers");
     }
   }
@@ -44,14 +46,29 @@ Bpe::Bpe(const json& model, const std::string& file) {
   if (!model.contains("vocab") || !model["vocab"].is_object()) {
     throw UserError(file + ": model.vocab is missing or not an object of token: id");
   }
+  std::vector<bool> taken;
   for (const auto& [token, id] : model["vocab"].items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
-      throw UserError(file + ": model.vocab[\"" + token + "\"] = " + id.dump() +
-                      " is not a token id (an integer from 0)");
+    const std::string entry = file + ": model.vocab[\"" + Echo(token, 40) + "\"] = " + EchoJson(id);
+    if (!id.is_number_integer() || id.get<int64_t>() < 0) {
+      throw UserError(entry + " is not a token id (an integer from 0)");
+    }
+    if (id.get<int64_t>() >= id_limit) {
+      throw UserError(entry + " is past the last id the file can have, " +
+                      std::to_string(id_limit - 1) + " (ids count from 0 up to the number of " +
+                      "tokens in model.vocab and added_tokens)");
     }
     const auto value = static_cast<int32_t>(id.get<int64_t>());
+    if (tokens_.size() <= static_cast<size_t>(value)) {
+      tokens_.resize(value + 1);
+      taken.resize(value + 1);
+    }
+    if (taken[value]) {
+      throw UserError(file + ": model.vocab gives id " + std::to_string(value) + " to both \"" +
+                      Echo(tokens_[value], 40) + "\" and \"" + Echo(token, 40) +
+                      "\"; an id is one token (the file is damaged)");
+    }
+    taken[value] = true;
     vocab_.emplace(token, value);
-    if (tokens_.size() <= static_cast<size_t>(value)) tokens_.resize(value + 1);
     tokens_[value] = token;
   }
   fuse_unk_ = model.value("fuse_unk", false);
@@ -84,7 +101,7 @@ void Bpe::ReadMerges(const json& merges, const std::string& file) {
       const std::string text = merge.get<std::string>();
       const size_t space = text.find(' ');
       if (space == std::string::npos || text.find(' ', space + 1) != std::string::npos) {
-        throw UserError(file + ": model.merges[" + std::to_string(rank) + "] = " + merge.dump() +
+        throw UserError(file + ": model.merges[" + std::to_string(rank) + "] = " + EchoJson(merge) +
                         " is not two tokens separated by one space");
       }
       left = text.substr(0, space);
@@ -94,12 +111,12 @@ void Bpe::ReadMerges(const json& merges, const std::string& file) {
       left = merge[0].get<std::string>();
       right = merge[1].get<std::string>();
     } else {
-      throw UserError(file + ": model.merges[" + std::to_string(rank) + "] = " + merge.dump() +
+      throw UserError(file + ": model.merges[" + std::to_string(rank) + "] = " + EchoJson(merge) +
                       " is neither \"left right\" nor [\"left\", \"right\"]");
     }
     const auto l = vocab_.find(left), r = vocab_.find(right), m = vocab_.find(left + right);
     if (l == vocab_.end() || r == vocab_.end() || m == vocab_.end()) {
-      throw UserError(file + ": model.merges[" + std::to_string(rank) + "] = " + merge.dump() +
+      throw UserError(file + ": model.merges[" + std::to_string(rank) + "] = " + EchoJson(merge) +
                       " names a token that is not in model.vocab");
     }
     merges_.try_emplace(PairKey(l->second, r->second),

@@ -21,8 +21,9 @@ class Bpe {
  public:
   // Reads tokenizer.json's "model" object. Throws UserError naming `file` and the key for
   // anything it cannot reproduce (another model type, subword prefixes or suffixes, dropout, a
-  // merge of pieces outside the vocabulary).
-  Bpe(const nlohmann::json& model, const std::string& file);
+  // merge of pieces outside the vocabulary), for an id outside 0 .. `id_limit` - 1 and for two
+  // tokens with one id.
+  Bpe(const nlohmann::json& model, const std::string& file, int64_t id_limit);
 
   // Appends the ids of `word`.
   void Encode(std::string_view word, std::vector<int32_t>& ids) const;

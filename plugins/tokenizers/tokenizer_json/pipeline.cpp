@@ -7,6 +7,7 @@
 #include "regex.h"
 #include "unicode.h"
 #include "util/error.h"
+#include "util/json_file.h"
 
 namespace tune::tokenizer_json {
 namespace {
@@ -25,8 +26,7 @@ constexpr std::string_view kByteLevelSplit =
 
 std::string TypeOf(const json& spec, const std::string& where) {
   if (!spec.is_object() || !spec.contains("type") || !spec["type"].is_string()) {
-    throw UserError(where + ": expected an object with a string \"type\", got " +
-                    spec.dump().substr(0, 80));
+    throw UserError(where + ": expected an object with a string \"type\", got " + EchoJson(spec));
   }
   return spec["type"].get<std::string>();
 }
@@ -37,9 +37,16 @@ T Get(const json& spec, const char* key, const std::string& where) {
   try {
     return spec[key].get<T>();
   } catch (const json::exception&) {
-    throw UserError(where + "." + key + " = " + spec[key].dump().substr(0, 80) +
-                    " has the wrong type");
+    throw UserError(where + "." + key + " = " + EchoJson(spec[key]) + " has the wrong type");
   }
+}
+
+// The steps of a Sequence at `key`, an array (a missing key: none).
+const json& StepList(const json& spec, const char* key, const std::string& where) {
+  static const json none = json::array();
+  if (!spec.contains(key)) return none;
+  if (!spec[key].is_array()) throw UserError(where + "." + key + " is not a list of steps");
+  return spec[key];
 }
 
 // Replace's and Split's pattern: {"String": s} (literal) or {"Regex": r}.
@@ -57,7 +64,7 @@ std::shared_ptr<const Regex> Pattern(const json& spec, const std::string& where)
   } catch (const json::exception&) {
   }
   throw UserError(where + ".pattern must be {\"String\": ...} or {\"Regex\": ...}, got " +
-                  pattern.dump().substr(0, 80));
+                  EchoJson(pattern));
 }
 
 std::string ReplaceAll(const Regex& pattern, std::string_view text, std::string_view content) {
@@ -204,14 +211,25 @@ std::string PrependScheme(const json& spec, const std::string& where) {
 
 }  // namespace
 
-Normalizer::Normalizer(const json& spec, const std::string& where) {
+void CheckSequenceDepth(int depth, const std::string& where) {
+  if (depth <= kMaxSequenceDepth) return;
+  // `where` ("FILE: normalizer.normalizers[0]...") grows by a key per level; the file and the
+  // first key say enough.
+  const std::string top = where.substr(0, where.find('.', where.rfind(": ")));
+  throw UserError(top + ": Sequence steps nested deeper than " + std::to_string(kMaxSequenceDepth) +
+                  " levels (tune's limit; published tokenizer.json files nest one); the file is "
+                  "damaged or not a real tokenizer");
+}
+
+Normalizer::Normalizer(const json& spec, const std::string& where, int depth) {
   if (spec.is_null()) return;
   const std::string type = TypeOf(spec, where);
   if (type == "Sequence") {
-    const json list = spec.value("normalizers", json::array());
+    CheckSequenceDepth(depth + 1, where);
+    const json& list = StepList(spec, "normalizers", where);
     for (size_t i = 0; i < list.size(); ++i) {
-      auto inner =
-          std::make_shared<Normalizer>(list[i], where + ".normalizers[" + std::to_string(i) + "]");
+      std::shared_ptr<const Normalizer> inner(
+          new Normalizer(list[i], where + ".normalizers[" + std::to_string(i) + "]", depth + 1));
       steps_.push_back([inner](std::string text) { return inner->Apply(std::move(text)); });
     }
   } else if (type == "NFC" || type == "NFKC" || type == "NFD" || type == "NFKD") {
@@ -244,14 +262,15 @@ std::string Normalizer::Apply(std::string text) const {
   return text;
 }
 
-PreTokenizer::PreTokenizer(const json& spec, const std::string& where) {
+PreTokenizer::PreTokenizer(const json& spec, const std::string& where, int depth) {
   if (spec.is_null()) return;
   const std::string type = TypeOf(spec, where);
   if (type == "Sequence") {
-    const json list = spec.value("pretokenizers", json::array());
+    CheckSequenceDepth(depth + 1, where);
+    const json& list = StepList(spec, "pretokenizers", where);
     for (size_t i = 0; i < list.size(); ++i) {
-      auto inner = std::make_shared<PreTokenizer>(
-          list[i], where + ".pretokenizers[" + std::to_string(i) + "]");
+      std::shared_ptr<const PreTokenizer> inner(new PreTokenizer(
+          list[i], where + ".pretokenizers[" + std::to_string(i) + "]", depth + 1));
       steps_.push_back([inner](std::vector<Piece> pieces) { return inner->Apply(pieces); });
     }
   } else if (type == "Split") {
@@ -299,15 +318,16 @@ std::vector<Piece> PreTokenizer::Apply(std::vector<Piece> pieces) const {
   return pieces;
 }
 
-Decoder::Decoder(const json& spec, const std::string& where) {
+Decoder::Decoder(const json& spec, const std::string& where, int depth) {
   if (spec.is_null()) return;
   using Tokens = std::vector<std::string>;
   const std::string type = TypeOf(spec, where);
   if (type == "Sequence") {
-    const json list = spec.value("decoders", json::array());
+    CheckSequenceDepth(depth + 1, where);
+    const json& list = StepList(spec, "decoders", where);
     for (size_t i = 0; i < list.size(); ++i) {
-      auto inner =
-          std::make_shared<Decoder>(list[i], where + ".decoders[" + std::to_string(i) + "]");
+      std::shared_ptr<const Decoder> inner(
+          new Decoder(list[i], where + ".decoders[" + std::to_string(i) + "]", depth + 1));
       steps_.push_back([inner](Tokens tokens) {
         for (const auto& step : inner->steps_) tokens = step(std::move(tokens));
         return tokens;

@@ -25,7 +25,9 @@ class TokenizerJson final : public Tokenizer {
  public:
   // Reads dir/tokenizer.json; the end-of-sequence token comes from dir/tokenizer_config.json's
   // eos_token, else config.json's eos_token_id; BOS is the token the post-processor puts first.
-  // Throws UserError naming the file and key of anything it cannot reproduce.
+  // Throws UserError naming the file and key of anything it cannot reproduce, of an id outside
+  // 0 .. N - 1 where N is the number of tokens the file lists (model.vocab and added_tokens: the
+  // ids Hugging Face's tokenizers gives them stay below it), and of one id given to two tokens.
   static std::unique_ptr<TokenizerJson> Load(const std::filesystem::path& dir);
 
   std::vector<int32_t> Encode(std::string_view text) const override;
@@ -52,10 +54,14 @@ class TokenizerJson final : public Tokenizer {
   };
 
   TokenizerJson(const std::filesystem::path& file, const nlohmann::json& doc);
-  void ReadAddedTokens(const nlohmann::json& list);
-  void ReadPostProcessor(const nlohmann::json& spec, const std::string& where);
+  // Every id is below `id_limit` (IdLimit in tokenizer_json.cpp).
+  void ReadAddedTokens(const nlohmann::json& list, int64_t id_limit);
+  // `depth`: the Sequences around `spec`.
+  void ReadPostProcessor(const nlohmann::json& spec, const std::string& where, int depth);
   void ReadSpecialIds(const std::filesystem::path& dir);
   std::optional<int32_t> IdOf(std::string_view token) const;
+  // `value` as an id of this tokenizer; UserError naming `where` when it is none.
+  int32_t TokenId(const nlohmann::json& value, const std::string& where) const;
   void CheckId(int32_t id) const;
   std::vector<AddedMatch> FindAddedTokens(std::string_view text) const;
   // Normalises, pre-tokenizes and encodes text[begin, end), which holds no added token.

@@ -187,11 +187,31 @@ TEST(Jinja, ConstructsRenderAsJinja2RendersThem) {
        "{{ nothing }}|{{ flag }}|{{ pi }}|{{ items }}|{{ user }}|{{ 1.0 }}|{{ 1e20 }}|{{ 0.0001 "
        "}}"},
       {"raise_exception", "{% if flag %}{{ raise_exception('no system role') }}{% endif %}"},
+      {"lists cannot be changed", "{% set l = [1] %}{{ l.append(2) }}{{ l }}"},
       {"undefined call", "{{ nope() }}"},
   };
   std::vector<Case> cases;
   for (const auto& [name, source] : snippets) cases.push_back({name, source, context});
   ExpectSameAsReferences(cases, /*also_js=*/false);
+}
+
+// The limits are far from what published templates need: a conversation of 2,000 messages and
+// 4 MB renders with each of them.
+TEST(ChatTemplates, PublishedTemplatesRenderLongConversationsWithinTheLimits) {
+  json messages = json::array();
+  for (int i = 0; i < 2000; ++i) {
+    messages.push_back(Message(i % 2 == 0 ? "user" : "assistant",
+                               "turn " + std::to_string(i) + ": " + std::string(2000, 'x')));
+  }
+  const json context = {{"messages", messages}, {"add_generation_prompt", true},
+                        {"bos_token", "<s>"},   {"eos_token", "</s>"},
+                        {"tools", nullptr},     {"documents", nullptr}};
+  for (const std::string model : {"llama-3.1", "mistral-v0.3", "qwen2.5", "zephyr", "gemma-2"}) {
+    SCOPED_TRACE(model);
+    const std::string text =
+        jinja::Template(ReadTemplate(model)).Render(JsonToValue(context).as_object());
+    EXPECT_NE(text.find("turn 1999: "), std::string::npos);
+  }
 }
 
 TEST(Jinja, RefusesWhatItDoesNotSupportNamingTheConstructAndLine) {
@@ -223,6 +243,166 @@ TEST(Jinja, RefusesWhatItDoesNotSupportNamingTheConstructAndLine) {
       EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
     }
   }
+}
+
+// What rendering `source` throws as TemplateLimit, "rendered: " and the text, or "error: " and
+// another refusal.
+std::string LimitOf(const std::string& source, const json& context = json::object()) {
+  try {
+    return "rendered: " + jinja::Template(source).Render(JsonToValue(context).as_object());
+  } catch (const jinja::TemplateLimit& e) {
+    return e.what();
+  } catch (const jinja::TemplateError& e) {
+    return std::string("error: ") + e.what();
+  }
+}
+
+// `link` repeated `n` times after `start`.
+std::string Chain(const std::string& start, const std::string& link, int n) {
+  std::string chain = start;
+  for (int i = 0; i < n; ++i) chain += link;
+  return chain;
+}
+
+TEST(Jinja, RefusesChainsPastTheNestingLimit) {
+  const std::string refusal =
+      "line 1: an expression nested deeper than 256 levels (tune's limit "
+      "for a chat template)";
+  const json context = {{"x", "a"}, {"d", {{"a", "b"}}}, {"l", {1}}};
+  for (const int n : {257, 100000}) {
+    for (const auto& [start, link] :
+         std::vector<std::pair<std::string, std::string>>{{"x", "|trim"},
+                                                          {"d", ".a"},
+                                                          {"l", "[0]"},
+                                                          {"x", " ~ x"},
+                                                          {"1", " + 1"},
+                                                          {"1", " * 1"},
+                                                          {"x", " and x"},
+                                                          {"x", " or x"},
+                                                          {"1", " < 2"},
+                                                          {"x", " in x"},
+                                                          {"x.upper", "()"},
+                                                          {"x", "|default('y')"}}) {
+      SCOPED_TRACE(start + link + " x " + std::to_string(n));
+      EXPECT_EQ(LimitOf("{{ " + Chain(start, link, n) + " }}", context), refusal);
+    }
+  }
+  EXPECT_EQ(LimitOf("{{ " + Chain("", "+", 100000) + "1 }}"), refusal);
+  EXPECT_EQ(LimitOf("{% if " + Chain("x", "|trim", 300) + " %}{% endif %}", context), refusal);
+}
+
+TEST(Jinja, RendersChainsUpToTheNestingLimit) {
+  const json context = {{"x", " a "}, {"d", {{"a", "b"}}}};
+  EXPECT_EQ(LimitOf("{{ " + Chain("x", "|trim", 255) + " }}", context), "rendered: a");
+  EXPECT_EQ(LimitOf("{{ " + Chain("1", " + 1", 255) + " }}"), "rendered: 256");
+  EXPECT_EQ(LimitOf("{{ " + Chain("x", " ~ 'b'", 255) + " }}", context),
+            "rendered:  a " + std::string(255, 'b'));
+}
+
+TEST(Jinja, RefusesRenderingPastTheStepBudget) {
+  const std::string steps =
+      "rendering takes more than 20,000,000 steps (tune's limit for a chat template)";
+  for (const auto& [source, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"{% for i in range(1000000) %}\n{% for j in range(1000000) %}{% endfor %}"
+            "{% endfor %}",
+            "line 2: " + steps},
+           {"{% for i in range(1000) %}{% for j in range(1000) %}{% for k in range(1000) %}"
+            "{% endfor %}{% endfor %}{% endfor %}",
+            "line 1: " + steps},
+           // Each level holds the one below twice: 2^60 leaves in 120 steps, compared.
+           {"{% set ns = namespace(x=[1]) %}{% for i in range(60) %}{% set ns.x = [ns.x, ns.x] %}"
+            "{% endfor %}\n{{ ns.x == [ns.x[0], ns.x[1]] }}",
+            "line 2: " + steps},
+           {"{% set ns = namespace(n=0) %}{% for i in range(100000000) %}{% endfor %}",
+            "line 1: range(100000000) would have more than 1,048,576 items (tune's limit for a "
+            "chat template)"},
+           {"{% for i in range(1000000000000) %}{% endfor %}",
+            "line 1: range(1000000000000) would have more than 1,048,576 items (tune's limit for "
+            "a chat template)"}}) {
+    SCOPED_TRACE(source);
+    EXPECT_EQ(LimitOf(source), expected);
+  }
+}
+
+TEST(Jinja, RefusesTextAndListsPastTheSizeLimits) {
+  const std::string limit = " (tune's limit for a chat template)";
+  for (const auto& [source, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"{{ 'a' * 1000000000 }}",
+            "line 1: a string repeated 1000000000 times would be longer than 16 MiB" + limit},
+           {"{% set ns = namespace(s='ab') %}{% for i in range(64) %}\n"
+            "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+            "line 2: a string would be longer than 16 MiB" + limit},
+           {"{% set ns = namespace(s='ab') %}{% for i in range(64) %}"
+            "{% set ns.s = ns.s + ns.s %}{% endfor %}",
+            "line 1: a string would be longer than 16 MiB" + limit},
+           {"{% set ns = namespace(l=[1]) %}{% for i in range(64) %}"
+            "{% set ns.l = ns.l + ns.l %}{% endfor %}",
+            "line 1: a list would have more than 1,048,576 items" + limit},
+           {"{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}",
+            "line 1: the rendered text would be longer than 16 MiB" + limit},
+           {"{{ [[1]]|tojson(indent=1000000000) }}",
+            "line 1: a value's text would be longer than 16 MiB" + limit},
+           {"{{ ('x' * 10000000)|replace('x', 'yy') }}",
+            "line 1: replace()'s result would be longer than 16 MiB" + limit},
+           {"{{ ['x' * 10000000, 'y' * 10000000]|join }}",
+            "line 1: join()'s result would be longer than 16 MiB" + limit},
+           {"{{ ('x' * 2000000)|list|length }}",
+            "line 1: a list of characters would have more than 1,048,576 items" + limit},
+           // 2^60 leaves in 120 steps, printed.
+           {"{% set ns = namespace(x=[1]) %}{% for i in range(60) %}{% set ns.x = [ns.x, ns.x] %}"
+            "{% endfor %}{{ ns.x }}",
+            "line 1: a value's text would be longer than 16 MiB" + limit},
+           {"{% set ns = namespace(x=[1]) %}{% for i in range(60) %}{% set ns.x = [ns.x, ns.x] %}"
+            "{% endfor %}{{ ns.x|tojson }}",
+            "line 1: a value's text would be longer than 16 MiB" + limit}}) {
+    SCOPED_TRACE(source);
+    EXPECT_EQ(LimitOf(source), expected);
+  }
+  EXPECT_EQ(LimitOf("{{ '' * 1000000000000000000 }}|{{ 'ab' * 3 }}"), "rendered: |ababab");
+}
+
+TEST(Jinja, RefusesValuesNestedPastTheLimitWithoutOverflowingTheStack) {
+  const std::string deep =
+      "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}"
+      "{% endfor %}";
+  const std::string printed =
+      "line 1: a value nested deeper than 256 levels is printed (tune's "
+      "limit for a chat template)";
+  EXPECT_EQ(LimitOf(deep + "{{ ns.x }}"), printed);
+  EXPECT_EQ(LimitOf(deep + "{{ ns.x|tojson }}"), printed);
+  EXPECT_EQ(LimitOf(deep + "{{ ns.x == ns.x }}"),
+            "line 1: values compared nested deeper than 256 levels (tune's limit for a chat "
+            "template)");
+  EXPECT_EQ(LimitOf(deep + "done"), "rendered: done");  // and the list is freed
+  // A namespace that holds itself: printed, it is nested without end.
+  EXPECT_EQ(LimitOf("{% set ns = namespace() %}{% set ns.me = [ns] %}{{ ns }}"), printed);
+  EXPECT_EQ(LimitOf("{% set ns = namespace(a=1) %}{% set ns.me = ns %}{{ ns.me.me.me.a }}"),
+            "rendered: 1");
+}
+
+// Python's integers grow; tune's are int64_t, and refuse what would overflow them (undefined in
+// C++) instead.
+TEST(Jinja, RefusesIntegersPastInt64InsteadOfOverflowing) {
+  for (const std::string source :
+       {"{{ 9223372036854775807 + 1 }}", "{{ -9223372036854775807 - 2 }}",
+        "{{ 4611686018427387904 * 2 }}", "{{ -(-9223372036854775807 - 1) }}",
+        "{{ (-9223372036854775807 - 1)|abs }}", "{{ (-9223372036854775807 - 1) // -1 }}"}) {
+    EXPECT_EQ(LimitOf(source).rfind("error: line 1: an integer too large for tune's templates", 0),
+              0u)
+        << source << ": " << LimitOf(source);
+  }
+  EXPECT_EQ(LimitOf("{{ range(1e30|int) }}"),
+            "error: line 1: an integer too large for tune's templates (1e+30)");
+  EXPECT_EQ(LimitOf("{{ [1, 2, 3][1::9223372036854775807] }}|{{ range(9223372036854775800, "
+                    "9223372036854775807, 5)|list }}"),
+            "rendered: [2]|[9223372036854775800, 9223372036854775805]");
+}
+
+TEST(Jinja, LimitsAreTemplateLimitsAndOtherRefusalsAreNot) {
+  EXPECT_EQ(LimitOf("{{ raise_exception('no') }}"), "error: line 1: the template raised: no");
+  EXPECT_EQ(LimitOf("{{ 1 / 0 }}"), "error: line 1: division by zero");
+  EXPECT_EQ(LimitOf(Chain("", "{% if x %}", 300)),
+            "line 1: blocks nested deeper than 256 levels (tune's limit for a chat template)");
 }
 
 }  // namespace

@@ -158,6 +158,29 @@ TEST(Cli, GenerateContinuesAPromptTheSameWayForTheSameSeed) {
   EXPECT_EQ(RunTune(args, kNoPluginPath).out, first.out);
 }
 
+TEST(Cli, GenerateStopsWhereTheModelsContextEndsWithANote) {
+  TempDir dir;
+  const fs::path model =
+      testing::MakeTinyLlama(dir.path() / "model", {"--seed", "3", "--max-positions", "8"});
+  const auto result = RunTune({"generate", "--model", model.string(), "--max-tokens", "12",
+                               "--temperature", "0.9", "--seed", "5", "the cat"},
+                              kNoPluginPath);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_GT(result.out.size(), 1u);
+  EXPECT_EQ(testing::CountLinesStartingWith(
+                result.err,
+                "info: generation stopped where the model's context ends (8 tokens, the prompt's "
+                "and the new ones); a shorter prompt leaves room for more"),
+            1)
+      << result.err;
+  const auto too_long =
+      RunTune({"generate", "--model", model.string(), std::string(200, 'x')}, kNoPluginPath);
+  EXPECT_EQ(too_long.exit_code, 1);
+  EXPECT_NE(too_long.err.find("tokens, longer than the model's context of 8; shorten it"),
+            std::string::npos)
+      << too_long.err;
+}
+
 TEST(Cli, GenerateRefusesAModelItCannotServeWithOneLine) {
   TempDir dir;
   const fs::path model = testing::MakeTinyLlama(dir.path() / "model", {"--seed", "3"});

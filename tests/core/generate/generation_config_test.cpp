@@ -80,7 +80,7 @@ TEST_F(EndIdsTest, GenerationStopsAtEveryEndIdTheConfigNames) {
   const std::vector<int32_t> prompt = {model->tokenizer().bos_id(), 17, 42, 99};
   SamplingOptions options;
   options.max_new_tokens = 12;
-  const std::vector<int32_t> free = GenerateTokens(*model, prompt, options);
+  const std::vector<int32_t> free = GenerateTokens(*model, prompt, options).ids;
   // The first generated token not seen before it becomes an end id of the config.
   size_t stop = 1;
   while (stop < free.size() &&
@@ -93,8 +93,8 @@ TEST_F(EndIdsTest, GenerationStopsAtEveryEndIdTheConfigNames) {
   options.end_ids = EndIds(ReadGenerationConfig(model_dir), model->tokenizer());
   EXPECT_EQ(options.end_ids, (std::vector<int32_t>{model->tokenizer().eos_id(), free[stop]}));
   const std::vector<int32_t> expected(free.begin(), free.begin() + stop);
-  EXPECT_EQ(GenerateTokens(*model, prompt, options), expected);
-  EXPECT_EQ(GenerateGreedyBatched(*model, {prompt}, 12, 1, options.end_ids)[0], expected);
+  EXPECT_EQ(GenerateTokens(*model, prompt, options).ids, expected);
+  EXPECT_EQ(GenerateGreedyBatched(*model, {prompt}, 12, 1, options.end_ids)[0].ids, expected);
 }
 
 }  // namespace

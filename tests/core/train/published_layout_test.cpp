@@ -163,6 +163,36 @@ TEST_P(PublishedLayout, EveryAssistantTurnIsLearnedUpToTheTemplatesEndOfTurn) {
   }
 }
 
+// A template past a limit is the model folder's fault, the same on every row: the run stops
+// naming the template, even where bad rows are skipped.
+TEST_P(PublishedLayout, ATemplatePastALimitStopsTheRunInsteadOfBeingABadRow) {
+  const fs::path folder = dir_->path() / (GetParam().name + "-hostile");
+  fs::copy(Folder(GetParam()), folder, fs::copy_options::recursive);
+  std::ofstream(folder / "chat_template.jinja")
+      << "{% set ns = namespace(x=[]) %}{% for i in range(300) %}{% set ns.x = [ns.x] %}"
+         "{% endfor %}\n{{ ns.x }}{% for m in messages %}{{ m.content }}{% endfor %}";
+  const auto tokenizer = host_->LoadTokenizer(folder);
+  DatasetConfig config;
+  config.plugin = "chat";
+  config.path = dir_->path() / "chat.jsonl";
+  config.options = PluginHost::DefaultOptions(host_->Require(PluginKind::kDataset, "chat"));
+  config.skip_bad_rows = true;
+  try {
+    PrepareData(config, *host_, *tokenizer, folder, 1024, false);
+    ADD_FAILURE() << "prepared";
+  } catch (const UserError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(
+                  (folder / "chat_template.jinja").string() +
+                      ", line 2: a value nested deeper than 256 levels is printed (tune's limit "
+                      "for a chat template); the template is broken or hostile: fix it, or render "
+                      "with a built-in template (dataset.template = \"chatml\", \"llama2\" or "
+                      "\"zephyr\")",
+                  0),
+              0u)
+        << e.what();
+  }
+}
+
 TEST_P(PublishedLayout, TrainsALoraAdapterAndRegistersIt) {
   const Layout& layout = GetParam();
   const fs::path folder = Folder(layout);

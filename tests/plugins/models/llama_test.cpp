@@ -146,7 +146,7 @@ TEST_F(LlamaPlugin, GreedyGenerationMatchesTheReferenceTokenForToken) {
   greedy.max_new_tokens = 24;
   std::vector<int32_t> expected = reference.greedy;
   if (!expected.empty() && expected.back() == model->tokenizer().eos_id()) expected.pop_back();
-  EXPECT_EQ(GenerateTokens(*model, prompt, greedy), expected);
+  EXPECT_EQ(GenerateTokens(*model, prompt, greedy).ids, expected);
 }
 
 TEST_F(LlamaPlugin, BatchedGreedyGenerationMatchesOnePromptAtATime) {
@@ -154,18 +154,60 @@ TEST_F(LlamaPlugin, BatchedGreedyGenerationMatchesOnePromptAtATime) {
   // Three lengths, one of them shared by three prompts, so a length group spans two batches.
   const std::vector<std::vector<int32_t>> prompts = {{1, 5, 9},        {1, 7},      {1, 3, 4},
                                                      {1, 8, 2, 6, 11}, {1, 10, 12}, {1, 2}};
-  const std::vector<std::vector<int32_t>> batched =
+  const std::vector<Generation> batched =
       GenerateGreedyBatched(*model, prompts, 16, /*batch_size=*/2);
   ASSERT_EQ(batched.size(), prompts.size());
   SamplingOptions greedy;
   greedy.max_new_tokens = 16;
   size_t generated = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    EXPECT_EQ(batched[i], GenerateTokens(*model, prompts[i], greedy)) << "prompt " << i;
-    generated += batched[i].size();
+    EXPECT_EQ(batched[i].ids, GenerateTokens(*model, prompts[i], greedy).ids) << "prompt " << i;
+    generated += batched[i].ids.size();
   }
   EXPECT_GT(generated, prompts.size());  // not all stopped at once
   EXPECT_THROW(GenerateGreedyBatched(*model, {{}}, 4, 2), UserError);
+}
+
+// A prompt near the model's context leaves room for a few tokens: generation stops there and
+// says so, where the model would refuse to read one more.
+TEST_F(LlamaPlugin, GenerationStopsWhereTheContextEnds) {
+  const auto model = Load(MakeCheckpoint(dir_, "short", {"--seed", "6", "--max-positions", "16"}));
+  ASSERT_EQ(model->Describe().max_positions, 16);
+  SamplingOptions sampling;
+  sampling.max_new_tokens = 10;
+  sampling.temperature = 1.0;
+  sampling.end_ids = {-1};  // no end id: only the budgets stop it
+  const std::vector<int32_t> prompt = {1, 5, 9, 3, 4, 8, 2, 6, 11, 10, 12, 7, 13};  // 13 of 16
+  const Generation generation = GenerateTokens(*model, prompt, sampling);
+  EXPECT_EQ(generation.ids.size(), 3u);
+  EXPECT_TRUE(generation.reached_context);
+  const std::vector<int32_t> full(16, 5);
+  EXPECT_TRUE(GenerateTokens(*model, full, sampling).reached_context);
+  EXPECT_TRUE(GenerateTokens(*model, full, sampling).ids.empty());
+  sampling.max_new_tokens = 3;  // the context is not what stops it
+  EXPECT_FALSE(GenerateTokens(*model, prompt, sampling).reached_context);
+
+  const std::vector<Generation> batched =
+      GenerateGreedyBatched(*model, {prompt, {1, 5}, full}, 10, 2, std::vector<int32_t>{-1});
+  EXPECT_EQ(batched[0].ids.size(), 3u);
+  EXPECT_TRUE(batched[0].reached_context);
+  EXPECT_EQ(batched[1].ids.size(), 10u);
+  EXPECT_FALSE(batched[1].reached_context);
+  EXPECT_TRUE(batched[2].ids.empty());
+  EXPECT_TRUE(batched[2].reached_context);
+
+  const std::vector<int32_t> longer(17, 5);
+  for (const auto& generate : std::vector<std::function<void()>>{
+           [&] { GenerateTokens(*model, longer, sampling); },
+           [&] { GenerateGreedyBatched(*model, {longer}, 10, 1); }}) {
+    try {
+      generate();
+      ADD_FAILURE() << "generated";
+    } catch (const UserError& e) {
+      EXPECT_STREQ(e.what(),
+                   "the prompt is 17 tokens, longer than the model's context of 16; shorten it");
+    }
+  }
 }
 
 TEST_F(LlamaPlugin, StreamedTextJoinsToTheWholeContinuation) {
@@ -176,8 +218,9 @@ TEST_F(LlamaPlugin, StreamedTextJoinsToTheWholeContinuation) {
   for (uint64_t seed = 0; seed < 5; ++seed) {
     sampling.seed = seed;
     std::string streamed;
-    const std::string text = GenerateText(*model, "the cat", sampling,
-                                          [&](std::string_view piece) { streamed += piece; });
+    const std::string text = GenerateText(*model, "the cat", sampling, [&](std::string_view piece) {
+                               streamed += piece;
+                             }).text;
     EXPECT_EQ(streamed, text) << "seed " << seed;
     EXPECT_FALSE(text.empty());
   }

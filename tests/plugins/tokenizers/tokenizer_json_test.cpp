@@ -10,7 +10,9 @@
 #include "plugin_host/plugin_host.h"
 #include "support/builtin_plugins.h"
 #include "support/test_support.h"
+#include "tokenizers/tokenizer_json/pipeline.h"
 #include "tune/tokenizer.h"
+#include "util/json_file.h"
 
 namespace tune {
 namespace {
@@ -157,6 +159,169 @@ TEST_F(TokenizerJsonRefusal, NamesTheFileAndKeyOfWhatItCannotRead) {
         }
       },
       UserError);
+}
+
+// `folder`'s tokenizer.json with `key` set to `text`, written as it is (a document nested too
+// deep for nlohmann::json to dump).
+void SetRawJson(const fs::path& folder, const std::string& key, const std::string& text) {
+  std::string doc;
+  EditTokenizerJson(folder, [&](json& d) { d[key] = "@@raw@@"; });
+  {
+    std::ifstream in(folder / "tokenizer.json");
+    doc.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  doc.replace(doc.find("\"@@raw@@\""), 9, text);
+  std::ofstream(folder / "tokenizer.json") << doc;
+}
+
+// `leaf` inside `levels` Sequences whose steps are at `list_key`.
+std::string Sequences(int levels, const std::string& list_key, const std::string& leaf) {
+  std::string text;
+  for (int i = 0; i < levels; ++i) text += R"({"type": "Sequence", ")" + list_key + R"(": [)";
+  text += leaf;
+  for (int i = 0; i < levels; ++i) text += "]}";
+  return text;
+}
+
+// What loading `folder` throws, after the host's "tokenizer plugin 'tokenizer-json': ", or ""
+// when it loads.
+std::string RefusalOf(PluginHost& host, const fs::path& folder) {
+  const std::string prefix = "tokenizer plugin 'tokenizer-json': ";
+  try {
+    host.LoadTokenizer(folder);
+  } catch (const UserError& e) {
+    const std::string message = e.what();
+    return message.starts_with(prefix) ? message.substr(prefix.size()) : message;
+  }
+  return "";
+}
+
+struct Step {
+  std::string key, list_key, leaf;
+};
+const std::vector<Step>& PipelineSteps() {
+  static const std::vector<Step> steps = {
+      {"normalizer", "normalizers", R"({"type": "NFC"})"},
+      {"pre_tokenizer", "pretokenizers", R"({"type": "ByteLevel", "add_prefix_space": false})"},
+      {"decoder", "decoders", R"({"type": "ByteLevel"})"},
+      {"post_processor", "processors", R"({"type": "ByteLevel"})"}};
+  return steps;
+}
+
+TEST_F(TokenizerJsonRefusal, RefusesPipelineNestedPastTheLimit) {
+  for (const Step& step : PipelineSteps()) {
+    SCOPED_TRACE(step.key);
+    const fs::path folder = MakeFolder("llama3", dir_->path() / ("nested-" + step.key));
+    const fs::path file = folder / "tokenizer.json";
+    SetRawJson(folder, step.key,
+               Sequences(tokenizer_json::kMaxSequenceDepth, step.list_key, step.leaf));
+    EXPECT_EQ(RefusalOf(*host_, folder), "");
+    SetRawJson(folder, step.key,
+               Sequences(tokenizer_json::kMaxSequenceDepth + 1, step.list_key, step.leaf));
+    EXPECT_EQ(RefusalOf(*host_, folder),
+              file.string() + ": " + step.key + ": Sequence steps nested deeper than " +
+                  std::to_string(tokenizer_json::kMaxSequenceDepth) +
+                  " levels (tune's limit; published tokenizer.json files nest one); the file is "
+                  "damaged or not a real tokenizer");
+  }
+}
+
+// 50,000 levels: 1 MB that crashed `tune tokenize` (the stack), and a few thousand cost gigabytes.
+TEST_F(TokenizerJsonRefusal, RefusesPipelineNestedTensOfThousandsDeepWithoutCrashing) {
+  for (const Step& step : PipelineSteps()) {
+    SCOPED_TRACE(step.key);
+    const fs::path folder = MakeFolder("llama3", dir_->path() / ("deep-" + step.key));
+    SetRawJson(folder, step.key, Sequences(50000, step.list_key, step.leaf));
+    const std::string message = RefusalOf(*host_, folder);
+    EXPECT_EQ(message.rfind((folder / "tokenizer.json").string() + ":1:", 0), 0u) << message;
+    EXPECT_NE(message.find("JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels"),
+              std::string::npos)
+        << message;
+  }
+}
+
+TEST_F(TokenizerJsonRefusal, RefusesIdsPastTheTokensTheFileLists) {
+  const fs::path folder = MakeFolder("llama3", dir_->path() / "big-id");
+  const fs::path file = folder / "tokenizer.json";
+  json doc = json::parse(std::ifstream(file));
+  // The file lists this many tokens with the one added below; ids run from 0 to one less.
+  const int64_t listed = doc["model"]["vocab"].size() + doc["added_tokens"].size() + 1;
+  EditTokenizerJson(folder, [&](json& d) { d["model"]["vocab"]["zzz"] = listed - 1; });
+  EXPECT_EQ(RefusalOf(*host_, folder), "");
+  EditTokenizerJson(folder, [&](json& d) { d["model"]["vocab"]["zzz"] = listed; });
+  EXPECT_EQ(RefusalOf(*host_, folder),
+            file.string() + ": model.vocab[\"zzz\"] = " + std::to_string(listed) +
+                " is past the last id the file can have, " + std::to_string(listed - 1) +
+                " (ids count from 0 up to the number of tokens in model.vocab and added_tokens)");
+  EditTokenizerJson(folder, [&](json& d) {
+    d["model"]["vocab"].erase("zzz");
+    d["added_tokens"][0]["id"] = 300000000;
+  });
+  const std::string message = RefusalOf(*host_, folder);
+  EXPECT_EQ(message.rfind(file.string() + ": added_tokens[0].id 300000000 is not from 0 to ", 0),
+            0u)
+      << message;
+}
+
+TEST_F(TokenizerJsonRefusal, RefusesTwoTokensWithOneIdNamingBoth) {
+  const fs::path folder = MakeFolder("llama3", dir_->path() / "same-id");
+  const fs::path file = folder / "tokenizer.json";
+  json doc = json::parse(std::ifstream(file));
+  const int64_t a = doc["model"]["vocab"]["a"].get<int64_t>();
+  EditTokenizerJson(folder, [&](json& d) { d["model"]["vocab"]["zzz"] = a; });
+  EXPECT_EQ(RefusalOf(*host_, folder),
+            file.string() + ": model.vocab gives id " + std::to_string(a) +
+                " to both \"a\" and \"zzz\"; an id is one token (the file is damaged)");
+  EditTokenizerJson(folder, [&](json& d) {
+    d["model"]["vocab"].erase("zzz");
+    d["added_tokens"][1]["id"] = a;
+  });
+  EXPECT_EQ(RefusalOf(*host_, folder),
+            file.string() + ": added_tokens[1] gives id " + std::to_string(a) + " to \"" +
+                doc["added_tokens"][1]["content"].get<std::string>() +
+                "\", which is already \"a\"'s; an id is one token (the file is damaged)");
+  EditTokenizerJson(folder, [&](json& d) {
+    d["added_tokens"][1]["id"] = doc["added_tokens"][1]["id"];
+    d["added_tokens"][2]["id"] = doc["added_tokens"][0]["id"];
+  });
+  EXPECT_NE(RefusalOf(*host_, folder).find(": added_tokens[2] gives id "), std::string::npos);
+}
+
+TEST_F(TokenizerJsonRefusal, RefusesBosAndEosIdsOutsideTheVocabulary) {
+  const fs::path folder = MakeFolder("llama3", dir_->path() / "special-ids");
+  const std::string ids = " = 300000000 is not one of the tokenizer's ids (0 to " +
+                          std::to_string(host_->LoadTokenizer(folder)->vocab_size() - 1) + ")";
+  EditTokenizerJson(folder, [](json& d) {
+    d["post_processor"]["processors"][1]["special_tokens"]["<|begin_of_text|>"]["ids"][0] =
+        300000000;
+  });
+  EXPECT_EQ(RefusalOf(*host_, folder),
+            (folder / "tokenizer.json").string() +
+                ": post_processor.processors[1].special_tokens[\"<|begin_of_text|>\"].ids[0]" +
+                ids);
+  EditTokenizerJson(folder, [](json& d) { d["post_processor"] = nullptr; });
+  fs::remove(folder / "tokenizer_config.json");  // EOS comes from config.json then
+  std::ofstream(folder / "config.json") << R"({"eos_token_id": [300000000, 1]})";
+  EXPECT_EQ(RefusalOf(*host_, folder),
+            (folder / "config.json").string() + ": eos_token_id[0]" + ids);
+}
+
+TEST_F(TokenizerJsonRefusal, SaysWhatIsWrongWithAFileThatIsNoTokenizer) {
+  const fs::path folder = MakeFolder("llama3", dir_->path() / "not-a-tokenizer");
+  const std::string file = (folder / "tokenizer.json").string();
+  for (const auto& [text, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"[1, 2]", file + ": is a JSON array, not a tokenizer (an object with a \"model\")"},
+           {"null", file + ": is null, not a tokenizer (an object with a \"model\")"},
+           {"{}", file + ": \"model\" is missing; a tokenizer.json needs the object"},
+           {R"({"model": "BPE"})", file + ": \"model\" is a JSON string; a tokenizer.json"},
+           {R"({"model": {"vocab": {"a": 0}, "fuse_unk": "yes"}})",
+            file + ": not a tokenizer.json tune can read (type must be boolean, but is string)"}}) {
+    SCOPED_TRACE(text);
+    std::ofstream(folder / "tokenizer.json") << text;
+    const std::string message = RefusalOf(*host_, folder);
+    EXPECT_EQ(message.rfind(expected, 0), 0u) << message;
+    EXPECT_EQ(message.find("json.exception"), std::string::npos) << message;
+  }
 }
 
 TEST_F(TokenizerJsonRefusal, AFolderWithoutTokenizerFilesListsTheFilesTuneReads) {
