@@ -11,6 +11,7 @@
 
 #include "plugin_host/plugin_host.h"
 #include "sweep/search.h"
+#include "util/counted.h"
 #include "util/echo.h"
 #include "util/error.h"
 #include "util/names.h"
@@ -346,6 +347,23 @@ struct RunFile::Impl {
     return typed ? fs::absolute(path).lexically_normal() : file.parent_path() / path;
   }
 };
+
+namespace {
+
+// "1,000,000,000,000 points (100 x 100 x 100 x 100 x 100 x 100)": a grid's size as the product it
+// is, never by listing it.
+std::string GridSizeText(const SweepConfig& sweep) {
+  std::string factors;
+  for (const SweepParameter& p : sweep.parameters) {
+    if (p.kind == SweepParameter::Kind::kExpression) continue;
+    factors += (factors.empty() ? "" : " x ") + std::to_string(p.values.size());
+  }
+  const int64_t size = GridSize(sweep);
+  return (size == INT64_MAX ? "more than " + Grouped(size) : Grouped(size)) + " points (" +
+         factors + ")";
+}
+
+}  // namespace
 
 namespace {
 
@@ -694,7 +712,10 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
     const Options options = section(
         "sweep",
         {OptionSpec::String("method", "grid", "Search method").Choices({"grid", "random", "tpe"}),
-         OptionSpec::Int("max_trials", 8, "Most trials to run").Range(1, 1e6),
+         OptionSpec::Int("max_trials", 0,
+                         "Most configurations to run; default: every point of a grid, 8 for "
+                         "random and tpe")
+             .Range(1, kMaxSweepConfigurations),
          OptionSpec::Int("parallel", 1, "Trials run at once").Range(1, 1024),
          OptionSpec::Int("repeats", 1,
                          "Trials per configuration, with seeds train.seed + 0, 1, ...; "
@@ -897,12 +918,25 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
         }
       }
       if (sweep.method == "grid") {
+        int64_t size = 0;
         try {
-          GridTrials(sweep);
+          size = GridSize(sweep);
         } catch (const UserError& e) {
           throw UserError(Where(sweep_table->source(), file) + ": " + e.what());
         }
+        if (sweep.max_trials == 0 && size > kMaxSweepConfigurations) {
+          throw UserError(Where(table->source(), file) + ": the grid of sweep.parameters has " +
+                          GridSizeText(sweep) + ", more than the " +
+                          Grouped(kMaxSweepConfigurations) +
+                          " configurations a sweep runs; list fewer values, use sweep.method = "
+                          "\"random\" or \"tpe\", or set sweep.max_trials to run the first ones");
+        }
       }
+    }
+    // What runs, written down: the resolved config says how many configurations, whatever the
+    // default was.
+    if (sweep.max_trials == 0) {
+      sweep_out.insert_or_assign("max_trials", SweepConfigurations(sweep));
     }
     config.sweep = std::move(sweep);
   }

@@ -106,7 +106,7 @@ struct SweepConfig {
   std::string method;  // grid | random | tpe
   std::string objective_metric;
   MetricGoal objective_goal = MetricGoal::kMaximize;
-  int64_t max_trials = 0;
+  int64_t max_trials = 0;  // 0: not set (SweepConfigurations says what runs then)
   int64_t parallel = 0;
   int64_t repeats = 1;  // trials per configuration, seeds train.seed + 0 .. repeats - 1
   std::vector<SweepParameter> parameters;

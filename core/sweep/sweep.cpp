@@ -18,6 +18,7 @@
 #include "sweep/search.h"
 #include "sweep/sweep_state.h"
 #include "train/lineage.h"
+#include "util/counted.h"
 #include "util/duration.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -446,11 +447,21 @@ int RunSweep(const SweepOptions& options) {
       config.train.device == "cpu"
           ? std::vector<std::string>()
           : TrialGpus(DescribeRuntime().cuda_devices, std::getenv("CUDA_VISIBLE_DEVICES"));
-  const std::vector<Assignment> grid =
-      sweep.method == "grid" ? GridTrials(sweep) : std::vector<Assignment>();
   SchedulePlan plan;
-  plan.configurations =
-      sweep.method == "grid" ? static_cast<int64_t>(grid.size()) : sweep.max_trials;
+  plan.configurations = SweepConfigurations(sweep);
+  if (sweep.method == "grid" && plan.configurations < GridSize(sweep)) {
+    std::string varied;
+    for (const std::string& key : GridKeysVaried(sweep, plan.configurations)) {
+      varied += (varied.empty() ? "" : ", ") + key;
+    }
+    LogWarning("the grid has " + Grouped(GridSize(sweep)) + " points; sweep.max_trials = " +
+               std::to_string(plan.configurations) + " runs the first ones, which vary " +
+               (varied.empty() ? std::string("no parameter") : "only " + varied) +
+               " (leave max_trials out to run every point)");
+  } else if (sweep.method != "grid" && sweep.max_trials == 0) {
+    LogInfo(sweep.method + " search over " + Counted(plan.configurations, "configuration") +
+            " (sweep.max_trials's default for " + sweep.method + "; set it to run more)");
+  }
   plan.repeats = sweep.repeats;
   plan.slots = std::min<int64_t>(sweep.parallel, plan.configurations * plan.repeats);
   if (!gpus.empty()) plan.slots = std::min<int64_t>(plan.slots, static_cast<int64_t>(gpus.size()));
@@ -463,7 +474,7 @@ int RunSweep(const SweepOptions& options) {
   const auto seed = static_cast<uint64_t>(config.train.seed);
   SweepScheduler scheduler(
       plan, state, [&](int64_t index, const std::vector<FinishedTrial>& finished) -> Assignment {
-        if (sweep.method == "grid") return grid.at(static_cast<size_t>(index));
+        if (sweep.method == "grid") return GridTrial(sweep, index);
         if (sweep.method == "random") return RandomTrial(sweep, seed, index);
         return TpeTrial(sweep, seed, index, finished);
       });
