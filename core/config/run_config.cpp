@@ -673,8 +673,9 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
   }
 
   // [[metrics]]: an array of tables, each naming a metric plugin.
-  std::map<std::string, MetricGoal> metric_goals = {{"eval_loss", MetricGoal::kMinimize},
-                                                    {"perplexity", MetricGoal::kMinimize}};
+  std::map<std::string, MetricTraits>& metric_traits = config.metric_traits;
+  metric_traits = {{"eval_loss", {MetricGoal::kMinimize, {.min = 0.0}}},
+                   {"perplexity", {MetricGoal::kMinimize, {.min = 1.0}}}};
   if (const toml::node* node = document.get("metrics")) {
     const toml::array* array = node->as_array();
     if (array == nullptr || !array->is_array_of_tables()) {
@@ -700,8 +701,9 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
         }
       }
       config.metrics.push_back({info->name, PluginOptions(options, *info)});
-      metric_goals[info->name] =
-          std::get<MetricPlugin>(plugins.Find(PluginKind::kMetric, info->name)->plugin).goal;
+      const auto& metric =
+          std::get<MetricPlugin>(plugins.Find(PluginKind::kMetric, info->name)->plugin);
+      metric_traits[info->name] = {metric.goal, metric.range};
       out_array.push_back(std::move(out));
     }
     resolved.insert_or_assign("metrics", std::move(out_array));
@@ -745,9 +747,9 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
           file, table->source(), out);
       sweep.objective_metric = objective.String("metric");
       std::vector<std::string> available;
-      for (const auto& [name, goal] : metric_goals) available.push_back(name);
-      const auto goal = metric_goals.find(sweep.objective_metric);
-      if (goal == metric_goals.end()) {
+      for (const auto& [name, traits] : metric_traits) available.push_back(name);
+      const auto traits = metric_traits.find(sweep.objective_metric);
+      if (traits == metric_traits.end()) {
         throw UserError(Where(table->get("metric")->source(), file) +
                         ": 'sweep.objective.metric' = \"" + sweep.objective_metric +
                         "\" is not measured by this run" +
@@ -756,7 +758,7 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
       }
       const std::string& goal_text = objective.String("goal");
       if (goal_text.empty()) {
-        sweep.objective_goal = goal->second;
+        sweep.objective_goal = traits->second.goal;
       } else if (goal_text == "maximize" || goal_text == "minimize") {
         sweep.objective_goal =
             goal_text == "maximize" ? MetricGoal::kMaximize : MetricGoal::kMinimize;

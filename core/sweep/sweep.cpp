@@ -63,6 +63,16 @@ std::string TrialOverride(const std::string& key, const OptionValue& value,
                       fs::absolute(run_file.parent_path() / *path).lexically_normal().string());
 }
 
+// What the sweep's tables say: its objective, and each score's range for its intervals.
+ReportContext ReportFor(const RunConfig& config) {
+  ReportContext report{config.name, config.sweep->objective_metric,
+                       config.sweep->objective_goal == MetricGoal::kMaximize};
+  for (const auto& [name, traits] : config.metric_traits) {
+    report.bounds[name] = {traits.range.min, traits.range.max};
+  }
+  return report;
+}
+
 // What the kernel can give without swapping (/proc/meminfo MemAvailable), in bytes; -1 if unknown.
 int64_t AvailableMemoryBytes() {
   std::ifstream in("/proc/meminfo");
@@ -176,8 +186,7 @@ class SweepDriver {
         state_(state),
         tracker_(tracker),
         runner_(runner),
-        report_{s_.config->name, s_.config->sweep->objective_metric,
-                s_.config->sweep->objective_goal == MetricGoal::kMaximize} {}
+        report_(ReportFor(*s_.config)) {}
 
   void Run() {
     const auto start = Clock::now();
@@ -509,7 +518,7 @@ int RunSweep(const SweepOptions& options) {
   folder.Keep();
   SweepDriver(setup, scheduler, state, *tracker, *runner).Run();
 
-  const ReportContext report{config.name, plan.objective, plan.maximize};
+  const ReportContext report = ReportFor(config);
   std::printf("%s", RankingTable(state, report).c_str());
   std::printf("sweep %s: %s\n", state.name.c_str(), folder.dir().c_str());
   const bool any_failed = std::any_of(state.trials.begin(), state.trials.end(), [](const Trial& t) {
