@@ -44,6 +44,27 @@ void Field(const json& object, const char* key, T& out) {
   Field(object, key, out, [](const json& v) { return v.get<T>(); });
 }
 
+json ScalesJson(const std::map<std::string, ScoreScale>& scales) {
+  json out = json::object();
+  for (const auto& [metric, scale] : scales) {
+    out[metric] = {{"goal", scale.goal},
+                   {"min", scale.min ? json(*scale.min) : json(nullptr)},
+                   {"max", scale.max ? json(*scale.max) : json(nullptr)}};
+  }
+  return out;
+}
+
+std::map<std::string, ScoreScale> ScalesFromJson(const json& object) {
+  std::map<std::string, ScoreScale> scales;
+  for (const auto& [metric, value] : object.items()) {
+    ScoreScale& scale = scales[metric];
+    scale.goal = value.at("goal").get<std::string>();
+    if (value.contains("min") && !value["min"].is_null()) scale.min = value["min"].get<double>();
+    if (value.contains("max") && !value["max"].is_null()) scale.max = value["max"].get<double>();
+  }
+  return scales;
+}
+
 json EntryJson(const ManifestEntry& e) {
   return {{"path", e.path}, {"digest", e.digest}, {"size_bytes", e.size_bytes}};
 }
@@ -108,6 +129,7 @@ json VersionRecordJson(const VersionRecord& r, RecordDetail detail) {
       {"seed", r.seed},
       {"scores", r.scores},
       {"base_scores", r.base_scores},
+      {"score_scales", ScalesJson(r.score_scales)},
       {"curve", std::move(curve)},
       {"wall_time_s", r.wall_time_s},
       {"peak_memory_bytes", r.peak_memory_bytes},
@@ -210,6 +232,7 @@ VersionRecord VersionRecordFromJson(std::string_view text) {
   Field(j, "seed", r.seed);
   Field(j, "scores", r.scores);
   Field(j, "base_scores", r.base_scores);
+  Field(j, "score_scales", r.score_scales, ScalesFromJson);
   Field(j, "curve", r.curve, [](const json& v) {
     std::vector<CurvePoint> curve;
     for (const json& p : v) {

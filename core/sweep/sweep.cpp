@@ -329,6 +329,19 @@ class SweepDriver {
     }
   }
 
+  // What only the sweep knows of a trial's run, as typed fields for the web view: its
+  // configuration and seed, and what the sweep optimises.
+  void AddTrialFields(int64_t number, RunInfo& info) const {
+    const Trial& trial = scheduler_.trial(number);
+    info.configuration = trial.configuration;
+    info.seed = s_.config->train.seed + trial.repeat;
+    if (const auto swept = trial.assignment.find("train.seed"); swept != trial.assignment.end()) {
+      if (const auto* seed = std::get_if<int64_t>(&swept->second)) info.seed = *seed;
+    }
+    info.objective = report_.objective;
+    info.objective_goal = report_.maximize ? "maximize" : "minimize";
+  }
+
   // Carries out a trial's tracker call (trial_channel.h) in the sweep's tracker and answers it;
   // false for any other message. A refusal goes back to the trial, whose call throws it.
   bool Serve(int64_t number, const TrialMessage& message) {
@@ -340,6 +353,7 @@ class SweepDriver {
         // A trial that fails before its go does not know yet which trial it is.
         if (!info.sweep) info.sweep = state_.name;
         if (!info.trial) info.trial = number;
+        AddTrialFields(number, info);
         reply.run_id = tracker_.CreateRun(info);
         trial.run_id = reply.run_id;
         Save();
@@ -378,8 +392,9 @@ class SweepDriver {
     if (exit.signaled && trial.status != TrialStatus::kFinished &&
         trial.status != TrialStatus::kPruned) {
       if (trial.run_id.empty()) {
-        trial.run_id =
-            tracker_.CreateRun({s_.config->name, state_.name, number, s_.config->resolved_toml});
+        RunInfo info{s_.config->name, state_.name, number, s_.config->resolved_toml};
+        AddTrialFields(number, info);
+        trial.run_id = tracker_.CreateRun(info);
       }
       tracker_.FinishRun(trial.run_id, RunStatus::kKilled, failure);
     }

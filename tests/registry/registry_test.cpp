@@ -2,6 +2,8 @@
 #include "registry/registry.h"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <fstream>
@@ -642,10 +644,44 @@ TEST_F(RegistryTest, RunsLogMetricsByStepAndFinish) {
   EXPECT_EQ(metrics[2].values,
             (std::map<std::string, double>{{"eval.exact_match", 0.25}, {"loss", 1.5}}));
   EXPECT_EQ(registry->ListRuns().size(), 1u);
+  EXPECT_FALSE(RunProcessEnded(run));  // finished: nothing to tell
   EXPECT_NE(ErrorOf([&] {
               registry->GetRunMetrics("feedfeedfeedfeed");
             }).find("no run 'feedfeedfeedfeed'"),
             std::string::npos);
+}
+
+// A sweep's trial records its configuration, seed and objective as fields, and every run the
+// process that will finish it: a run whose process has ended is told apart from one that trains,
+// without any clock.
+TEST_F(RegistryTest, ARunKnowsItsTrialAndWhetherItsProcessHasEnded) {
+  auto registry = Open();
+  RunInfo info{"rank", "rank-1", 4, "[train]\n"};
+  info.configuration = 2;
+  info.seed = 1;
+  info.objective = "exact_match";
+  info.objective_goal = "maximize";
+  const std::string id = registry->CreateRun(info);
+  RunRecord run = registry->GetRun(id);
+  EXPECT_EQ(run.info, info);
+  EXPECT_EQ(run.process.pid, getpid());
+  EXPECT_FALSE(RunProcessEnded(run));  // this process is alive
+
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  ASSERT_GT(child, 0);
+  waitpid(child, nullptr, 0);
+  RunRecord orphan = run;
+  orphan.process.pid = child;  // a process that has ended
+  EXPECT_TRUE(RunProcessEnded(orphan));
+  orphan.process = run.process;
+  orphan.process.start_ticks += 1;  // this PID, but another process than the one recorded
+  EXPECT_TRUE(RunProcessEnded(orphan));
+  orphan.process = run.process;
+  orphan.process.boot_id = "another boot";
+  EXPECT_TRUE(RunProcessEnded(orphan));
+  orphan.process = {};  // a run from before processes were recorded: cannot tell
+  EXPECT_FALSE(RunProcessEnded(orphan));
 }
 
 TEST(VersionRecordJson, RoundTripsEveryField) {

@@ -9,6 +9,9 @@
 //   registry_test_writer fill DIR ARTIFACT LIMIT_BYTES
 //       with files capped at LIMIT_BYTES (RLIMIT_FSIZE), register ARTIFACT; print the error;
 //       exit 0 if refused
+//   registry_test_writer run DIR SWEEP TRIAL
+//       create the run of trial TRIAL of sweep SWEEP, print its id, and exit without finishing it,
+//       as a sweep killed mid-trial leaves it
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -90,6 +93,14 @@ int Fill(const fs::path& dir, const fs::path& artifact, long limit_bytes) {
   return 3;
 }
 
+int AbandonedRun(const fs::path& dir, const std::string& sweep, int64_t trial) {
+  tune::RunInfo info{"rank", sweep, trial, "[train]\n"};
+  info.configuration = trial;
+  info.seed = 0;
+  std::cout << Registry::Open(dir, Registry::OpenMode::kCreate)->CreateRun(info) << std::endl;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -100,11 +111,13 @@ int main(int argc, char** argv) {
     }
     if (mode == "loop" && argc == 4) return Loop(argv[2], argv[3]);
     if (mode == "fill" && argc == 5) return Fill(argv[2], argv[3], std::stol(argv[4]));
+    if (mode == "run" && argc == 5) return AbandonedRun(argv[2], argv[3], std::stoll(argv[4]));
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
   }
   std::cerr
-      << "usage: registry_test_writer hold DIR | loop DIR SCRATCH | fill DIR ARTIFACT LIMIT\n";
+      << "usage: registry_test_writer hold DIR | loop DIR SCRATCH | fill DIR ARTIFACT LIMIT | "
+         "run DIR SWEEP TRIAL\n";
   return 2;
 }
