@@ -793,7 +793,7 @@ VersionRecord Registry::Resolve(std::string_view text) const {
   const AdapterRef ref = ParseAdapterRef(text);
   const std::shared_ptr<const Db> db = impl_->Reader();
   const AdapterEntry entry = db->RequireAdapter(ref.name);
-  if (ref.alias) {
+  if (ref.alias && *ref.alias != kLatestAlias) {
     const std::map<std::string, int64_t> aliases = db->Aliases(ref.name);
     const auto it = aliases.find(*ref.alias);
     if (it == aliases.end()) {
@@ -910,6 +910,11 @@ int64_t Registry::MoveAlias(std::string_view adapter, std::string_view alias, in
   if (!IsValidName(alias)) {
     throw UserError("invalid alias '" + Echo(alias, 64) + "'" +
                     ": aliases are 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit");
+  }
+  if (alias == kLatestAlias) {
+    throw UserError("alias 'latest' is reserved: " + std::string(adapter) +
+                    "@latest always names the latest version; choose another word such as "
+                    "production or staging");
   }
   // NAME:3 and NAME:v3 are versions, so an alias may not read as one: NAME@v3 and NAME:v3 would
   // name different versions.
@@ -1217,6 +1222,11 @@ int64_t Registry::RegisterDataset(std::string_view name, const DatasetRecord& gi
     throw UserError("invalid dataset name '" + Echo(name, 64) +
                     "': names are 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit");
   }
+  if (given.rows <= 0) {
+    throw UserError("dataset '" + std::string(name) + "': " + given.source +
+                    " has no rows; a dataset version holds at least one (check the file and "
+                    "its format)");
+  }
   const registry_internal::StoredObject object = impl.objects.Store(rows_file);
   DatasetRecord record = given;
   record.name = std::string(name);
@@ -1238,11 +1248,7 @@ int64_t Registry::RegisterDataset(std::string_view name, const DatasetRecord& gi
 }
 
 DatasetRecord Registry::GetDataset(std::string_view text) const {
-  const AdapterRef ref = ParseAdapterRef(text);
-  if (ref.alias) {
-    throw UserError("'" + Echo(text, 64) + "': datasets have versions, not aliases; use NAME or " +
-                    ref.name + ":N");
-  }
+  const DatasetRef ref = ParseDatasetRef(text);
   std::vector<DatasetRecord> versions;
   std::set<std::string> names;
   for (DatasetRecord& record : ListDatasets()) {

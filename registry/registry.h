@@ -184,13 +184,23 @@ VersionRecord VersionRecordFromJson(std::string_view json);
 std::string ManifestText(const std::vector<ManifestEntry>& files);
 
 // A parsed adapter reference: NAME@ALIAS, NAME:N, NAME:vN, or NAME (the latest version).
+// NAME@latest is the latest version too: `latest` is reserved, no alias may take it.
 struct AdapterRef {
   std::string name;
   std::optional<int64_t> version;
   std::optional<std::string> alias;
 };
+inline constexpr std::string_view kLatestAlias = "latest";
 // Throws UserError when `text` is not one of the four forms or a name is not a valid name.
 AdapterRef ParseAdapterRef(std::string_view text);
+
+// A parsed dataset reference: NAME:N, NAME:vN, or NAME (the latest version); datasets have no
+// aliases. Throws UserError, naming it a dataset reference, for anything else.
+struct DatasetRef {
+  std::string name;
+  std::optional<int64_t> version;
+};
+DatasetRef ParseDatasetRef(std::string_view text);
 
 // One move of an alias, kept forever. Version 0 means "unset".
 struct AliasMove {
@@ -353,7 +363,9 @@ class Registry {
 
   // Points `alias` of `name` at `version`, atomically. `expected`: nullopt moves it whatever it
   // points at; 0 requires it to be unset; N requires it to point at version N (AliasConflict
-  // otherwise). Returns the version it pointed at before (0: unset). Every move is kept.
+  // otherwise). Returns the version it pointed at before (0: unset). Every move is kept. Refuses
+  // `latest` (kLatestAlias, which always names the latest version) and aliases that read as a
+  // version (v3).
   int64_t MoveAlias(std::string_view name, std::string_view alias, int64_t version,
                     std::optional<int64_t> expected = std::nullopt);
   std::vector<AliasMove> History(std::string_view name) const;  // oldest first
@@ -378,7 +390,7 @@ class Registry {
 
   // Datasets: records the rows in `rows_file` (DatasetRecord::rows_object's format) as an object
   // and `record` as the next version of `name`, unless the latest version has the same sha256:
-  // then returns that version and adds nothing. Returns the version.
+  // then returns that version and adds nothing. Returns the version. Refuses a record of no rows.
   int64_t RegisterDataset(std::string_view name, const DatasetRecord& record,
                           const std::filesystem::path& rows_file);
   // NAME (the latest version) or NAME:N; unknown names get a "did you mean".

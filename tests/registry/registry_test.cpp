@@ -259,6 +259,19 @@ TEST_F(RegistryTest, AliasesThatReadAsVersionsAreRefused) {
   EXPECT_TRUE(registry->History("rank").size() == 2u);
 }
 
+// NAME@latest always names the latest version: an alias called latest could be left on an old one.
+TEST_F(RegistryTest, LatestIsReservedAndAlwaysNamesTheLatestVersion) {
+  auto registry = Open();
+  registry->Register("rank", SampleRecord(), Artifact("1"));
+  EXPECT_EQ(ErrorOf([&] { registry->MoveAlias("rank", "latest", 1); }),
+            "alias 'latest' is reserved: rank@latest always names the latest version; choose "
+            "another word such as production or staging");
+  EXPECT_TRUE(registry->History("rank").empty());
+  EXPECT_EQ(registry->Resolve("rank@latest").version, 1);
+  registry->Register("rank", SampleRecord(), Artifact("2"));
+  EXPECT_EQ(registry->Resolve("rank@latest").version, 2);
+}
+
 TEST_F(RegistryTest, MoveAliasRefusesStaleExpectedVersion) {
   auto registry = Open();
   for (int i = 0; i < 3; ++i)
@@ -521,6 +534,15 @@ TEST_F(RegistryTest, ADatasetGetsANewVersionOnlyWhenItsRowsChange) {
             "dataset 'task' has no version 3; its versions are 1 to 2");
   EXPECT_NE(ErrorOf([&] { registry->GetDataset("task@production"); }).find("not aliases"),
             std::string::npos);
+  // A dataset reference is called one, and version 0 is not a version.
+  EXPECT_EQ(ErrorOf([&] { registry->GetDataset("task:0"); }),
+            "invalid dataset reference 'task:0': the version '0' is not a whole number from 1 "
+            "(versions start at 1); write NAME (the latest version) or NAME:VERSION (NAME:3)");
+  DatasetRecord empty = SampleDataset(std::string(64, 'e'));
+  empty.rows = 0;
+  EXPECT_EQ(ErrorOf([&] { registry->RegisterDataset("empty", empty, rows); }),
+            "dataset 'empty': /data/task.jsonl has no rows; a dataset version holds at least one "
+            "(check the file and its format)");
   EXPECT_NE(ErrorOf([&] {
               registry->RegisterDataset("Bad Name", SampleDataset("c"), rows);
             }).find("invalid dataset name"),
