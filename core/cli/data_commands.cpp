@@ -4,13 +4,16 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
+#include "chat_template/chat_template.h"
 #include "cli/option_checks.h"
 #include "config/run_config.h"
 #include "data/dataset_identity.h"
@@ -131,11 +134,39 @@ class DataCommandsImpl final : public DataCommands {
     return dataset->Read(file_);
   }
 
+  // Conversations as training reads them with the model folder's chat template (when it has one):
+  // prompt and completion from the template, not the plugin's own rendering; a conversation the
+  // template refuses is a bad row, as in training.
+  void RenderWithModelTemplate(DatasetRows& rows) const {
+    const bool conversations =
+        std::any_of(rows.examples.begin(), rows.examples.end(),
+                    [](const TextExample& e) { return !e.messages.empty(); });
+    if (!conversations) return;
+    const std::optional<ChatTemplate> chat_template = ChatTemplate::Load(model_);
+    if (!chat_template) return;
+    std::erase_if(rows.examples, [&](TextExample& example) {
+      if (example.messages.empty()) return false;
+      try {
+        std::tie(example.prompt, example.completion) =
+            chat_template->PromptAndCompletion(example.messages);
+        return false;
+      } catch (const UserError& e) {
+        rows.bad_rows.push_back({example.line, e.what()});
+        return true;
+      }
+    });
+    std::sort(rows.bad_rows.begin(), rows.bad_rows.end(),
+              [](const BadRow& a, const BadRow& b) { return a.line < b.line; });
+  }
+
   int Inspect() {
     PluginHost host;
-    const DatasetRows rows = ReadRows(host);
+    DatasetRows rows = ReadRows(host);
     std::shared_ptr<const Tokenizer> tokenizer;
-    if (!model_.empty()) tokenizer = host.LoadTokenizer(model_);
+    if (!model_.empty()) {
+      tokenizer = host.LoadTokenizer(model_);
+      RenderWithModelTemplate(rows);
+    }
     const QualityReport report = InspectDataset(rows, tokenizer.get(), options_);
     if (json_) {
       std::cout << QualityReportJson(report) << "\n";

@@ -117,5 +117,44 @@ TEST(DataCommands, ShowNamesADatasetReferenceAndRefusesVersionZero) {
   EXPECT_EQ(zero.err.find("adapter"), std::string::npos);
 }
 
+// With --model, conversations are rendered with the model folder's chat template, as training
+// renders them: here the template leaves system messages out (rows 1 and 2 become one) and refuses
+// one conversation (a bad row, as in training); without it, the plugin's own chatml keeps them
+// apart.
+TEST(DataCommands, InspectWithAModelRendersConversationsWithItsChatTemplate) {
+  const testing::TempDir dir;
+  const auto model = testing::MakeTinyLlama(dir.path() / "model", {"--seed", "1"});
+  dir.Write("model/chat_template.jinja",
+            "{%- for m in messages %}{%- if m.content == 'refuse me' %}"
+            "{{ raise_exception('this template refuses it') }}{%- elif m.role != 'system' %}"
+            "<{{ m.role }}>{{ m.content }}</{{ m.role }}>{%- endif %}{%- endfor %}"
+            "{%- if add_generation_prompt %}<assistant>{%- endif %}");
+  const auto file = dir.Write(
+      "chat.jsonl",
+      "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", "
+      "\"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"hello\"}]}\n"
+      "{\"messages\": [{\"role\": \"system\", \"content\": \"Be long.\"}, {\"role\": \"user\", "
+      "\"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"hello\"}]}\n"
+      "{\"messages\": [{\"role\": \"user\", \"content\": \"refuse me\"}, {\"role\": "
+      "\"assistant\", \"content\": \"no\"}]}\n");
+  const auto with_model = RunTune(
+      {"data", "inspect", file.string(), "--plugin", "chat", "--model", model.string(), "--json"});
+  ASSERT_EQ(with_model.exit_code, 0) << with_model.err;
+  const auto rendered = nlohmann::json::parse(with_model.out);
+  EXPECT_EQ(rendered["exact_duplicates"], nlohmann::json::parse("[[1, 2]]")) << rendered.dump(2);
+  EXPECT_EQ(rendered["bad_rows"], 1);
+  const auto text =
+      RunTune({"data", "inspect", file.string(), "--plugin", "chat", "--model", model.string()});
+  EXPECT_NE(text.out.find("unreadable: line 3: "), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("this template refuses it"), std::string::npos) << text.out;
+
+  const auto plugin_only =
+      RunTune({"data", "inspect", file.string(), "--plugin", "chat", "--json"});
+  ASSERT_EQ(plugin_only.exit_code, 0) << plugin_only.err;
+  const auto own = nlohmann::json::parse(plugin_only.out);
+  EXPECT_EQ(own["exact_duplicates"], nlohmann::json::array()) << own.dump(2);
+  EXPECT_EQ(own["bad_rows"], 0);
+}
+
 }  // namespace
 }  // namespace tune
