@@ -134,11 +134,12 @@ json Configurations(const std::map<int64_t, json>& rows,
     json params = json::object();
     int64_t finished = 0;
     for (const json* row : members) {
-      trials.push_back((*row)["trial"]);
-      if (params.empty()) params = (*row)["params"];
-      if (!row->contains("version") || (*row)["status"] != "finished") continue;
+      trials.push_back(row->value("trial", json()));
+      if (params.empty()) params = row->value("params", json::object());
+      if (!row->contains("version") || row->value("status", "") != "finished") continue;
       ++finished;
-      for (const auto& [metric, value] : (*row)["scores"].items()) {
+      const json trial_scores = row->value("scores", json::object());
+      for (const auto& [metric, value] : trial_scores.items()) {
         if (value.is_number()) values[metric].push_back(value.get<double>());
       }
     }
@@ -396,6 +397,9 @@ json Api::Sweeps(const std::string& only) const {
     const auto sweep = sweeps.find(*record.sweep);
     if (sweep == sweeps.end()) continue;
     json& row = sweep->second.trials[*record.trial];
+    // A version whose run the registry does not have (registered by an older tune) finished.
+    if (!row.contains("trial")) row["trial"] = *record.trial;
+    if (!row.contains("status")) row["status"] = "finished";
     row["version"] = record.name + ":" + std::to_string(record.version);
     if (record.configuration) row["configuration"] = *record.configuration;
     row["seed"] = record.seed;

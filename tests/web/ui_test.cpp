@@ -119,6 +119,24 @@ TEST_F(WebView, ASweepGivesItsObjectiveSeedsAndEachConfigurationsBoundedInterval
   EXPECT_LT(exact["ci95_low"].get<double>(), 0.95);
 }
 
+// A version registered without its run (by an older tune) is a finished trial of its
+// configuration.
+TEST_F(WebView, AVersionWithoutItsRunIsAFinishedTrialOfItsConfiguration) {
+  VersionRecord record = testing::SampleRecord(2, 0.55);
+  record.sweep = "rank-1";
+  record.trial = 8;
+  record.configuration = 1;
+  record.seed = 3;
+  Add("rank", record);
+  const json sweep = Get("/api/sweeps/rank-1");
+  ASSERT_EQ(sweep["trials"].size(), 8u) << sweep.dump(2);
+  EXPECT_EQ(sweep["trials"][7]["trial"], 8);
+  EXPECT_EQ(sweep["trials"][7]["status"], "finished");
+  EXPECT_EQ(sweep["trials"][7]["seed"], 3);
+  EXPECT_EQ(sweep["configurations"][0]["trials"], json({1, 2, 3, 8}));
+  EXPECT_EQ(sweep["configurations"][0]["finished"], 4);
+}
+
 // A trial whose sweep was killed (and not resumed) is killed, not running forever; nothing about it
 // depends on how long ago it last logged.
 TEST_F(WebView, ATrialWhoseProcessIsGoneIsKilledNotRunning) {
