@@ -446,8 +446,8 @@ async function showSweeps(name) {
     main.replaceChildren(el('h2', {}, `sweep ${name}`),
       el('p', {id: 'objective'}, objective === undefined ? 'no finished trial yet'
         : `objective: ${objective} (${goal === 'minimize' ? 'lower' : 'higher'} is better); ` +
-          `intervals: ${interval}, Student's t over each configuration's seeds` +
-          (interval.includes(' in [') ? ', cut at the score\'s bounds' : '')),
+          `${interval}: Student's t over each configuration's seeds` +
+          (interval.includes(' in [') ? ', cut at the ends of the score\'s range' : '')),
       el('h3', {}, 'configurations'), summary,
       el('h3', {}, 'trials'), table, el('div', {class: 'columns'}, charts));
   }
