@@ -44,6 +44,27 @@ void Field(const json& object, const char* key, T& out) {
   Field(object, key, out, [](const json& v) { return v.get<T>(); });
 }
 
+json ScalesJson(const std::map<std::string, ScoreScale>& scales) {
+  json out = json::object();
+  for (const auto& [metric, scale] : scales) {
+    out[metric] = {{"goal", scale.goal},
+                   {"min", scale.min ? json(*scale.min) : json(nullptr)},
+                   {"max", scale.max ? json(*scale.max) : json(nullptr)}};
+  }
+  return out;
+}
+
+std::map<std::string, ScoreScale> ScalesFromJson(const json& object) {
+  std::map<std::string, ScoreScale> scales;
+  for (const auto& [metric, value] : object.items()) {
+    ScoreScale& scale = scales[metric];
+    scale.goal = value.at("goal").get<std::string>();
+    if (value.contains("min") && !value["min"].is_null()) scale.min = value["min"].get<double>();
+    if (value.contains("max") && !value["max"].is_null()) scale.max = value["max"].get<double>();
+  }
+  return scales;
+}
+
 json EntryJson(const ManifestEntry& e) {
   return {{"path", e.path}, {"digest", e.digest}, {"size_bytes", e.size_bytes}};
 }
@@ -108,6 +129,7 @@ json VersionRecordJson(const VersionRecord& r, RecordDetail detail) {
       {"seed", r.seed},
       {"scores", r.scores},
       {"base_scores", r.base_scores},
+      {"score_scales", ScalesJson(r.score_scales)},
       {"curve", std::move(curve)},
       {"wall_time_s", r.wall_time_s},
       {"peak_memory_bytes", r.peak_memory_bytes},
@@ -210,6 +232,7 @@ VersionRecord VersionRecordFromJson(std::string_view text) {
   Field(j, "seed", r.seed);
   Field(j, "scores", r.scores);
   Field(j, "base_scores", r.base_scores);
+  Field(j, "score_scales", r.score_scales, ScalesFromJson);
   Field(j, "curve", r.curve, [](const json& v) {
     std::vector<CurvePoint> curve;
     for (const json& p : v) {
@@ -267,10 +290,14 @@ std::string ManifestText(const std::vector<ManifestEntry>& files) {
   return text;
 }
 
-AdapterRef ParseAdapterRef(std::string_view text) {
+namespace {
+
+// NAME, NAME:N or NAME:vN (and NAME@ALIAS when `aliases`), for a reference to a `kind` ("adapter",
+// "dataset"); `forms` is how the refusal says to write one.
+AdapterRef ParseRef(std::string_view text, const char* kind, bool aliases, const char* forms) {
   const auto refuse = [&](const std::string& why) {
-    throw UserError("invalid adapter reference '" + Echo(text) + "': " + why +
-                    "; write NAME, NAME:VERSION (NAME:3 or NAME:v3) or NAME@ALIAS");
+    throw UserError("invalid " + std::string(kind) + " reference '" + Echo(text) + "': " + why +
+                    "; write " + forms);
   };
   const auto check_name = [&](std::string_view name, const char* what) {
     if (!IsValidName(name)) {
@@ -281,6 +308,9 @@ AdapterRef ParseAdapterRef(std::string_view text) {
   AdapterRef ref;
   const size_t at = text.find('@');
   const size_t colon = text.find(':');
+  if (at != std::string_view::npos && !aliases) {
+    refuse(std::string(kind) + "s have versions, not aliases");
+  }
   if (at != std::string_view::npos && colon != std::string_view::npos) {
     refuse("it has both ':' and '@'");
   }
@@ -302,7 +332,8 @@ AdapterRef ParseAdapterRef(std::string_view text) {
         std::from_chars(number.data(), number.data() + number.size(), version);
     if (number.empty() || error != std::errc() || end != number.data() + number.size() ||
         version < 1) {
-      refuse("the version '" + Echo(text.substr(colon + 1), 40) + "' is not a whole number from 1");
+      refuse("the version '" + Echo(text.substr(colon + 1), 40) +
+             "' is not a whole number from 1 (versions start at 1)");
     }
     ref.version = version;
     return ref;
@@ -310,6 +341,18 @@ AdapterRef ParseAdapterRef(std::string_view text) {
   ref.name = text;
   check_name(ref.name, "name");
   return ref;
+}
+
+}  // namespace
+
+AdapterRef ParseAdapterRef(std::string_view text) {
+  return ParseRef(text, "adapter", true, "NAME, NAME:VERSION (NAME:3 or NAME:v3) or NAME@ALIAS");
+}
+
+DatasetRef ParseDatasetRef(std::string_view text) {
+  const AdapterRef ref =
+      ParseRef(text, "dataset", false, "NAME (the latest version) or NAME:VERSION (NAME:3)");
+  return {ref.name, ref.version};
 }
 
 std::optional<RunStatus> RunStatusFromName(std::string_view name) {

@@ -110,15 +110,53 @@ bool IsSafeRelativePath(std::string_view path) {
 }
 
 json RunToJson(const RunRecord& run) {
+  const auto optional = [](const std::optional<int64_t>& v) {
+    return v ? json(*v) : json(nullptr);
+  };
   return {{"id", run.id},
           {"name", run.info.name},
           {"sweep", run.info.sweep ? json(*run.info.sweep) : json(nullptr)},
-          {"trial", run.info.trial ? json(*run.info.trial) : json(nullptr)},
+          {"trial", optional(run.info.trial)},
+          {"configuration", optional(run.info.configuration)},
+          {"seed", optional(run.info.seed)},
+          {"objective", run.info.objective},
+          {"objective_goal", run.info.objective_goal},
           {"config_toml", run.info.config_toml},
           {"status", RunStatusName(run.status)},
           {"started_ms", run.started_ms},
           {"finished_ms", run.finished_ms},
-          {"error", run.error}};
+          {"error", run.error},
+          {"process",
+           {{"pid", run.process.pid},
+            {"start_ticks", run.process.start_ticks},
+            {"boot_id", run.process.boot_id}}}};
+}
+
+// The first line of a /proc file, or "" when it cannot be read.
+std::string ProcLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// Field 22 of /proc/PID/stat (starttime), counted after the ')' that ends the command name, which
+// may itself hold spaces and parentheses; -1 when there is no such process.
+int64_t StartTicks(const std::string& pid) {
+  const std::string stat = ProcLine("/proc/" + pid + "/stat");
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream fields(stat.substr(close + 2));  // field 3 (state) on
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i) {
+    if (i == 22) return std::strtoll(field.c_str(), nullptr, 10);
+  }
+  return -1;
+}
+
+RunProcess ThisProcess() {
+  return {static_cast<int64_t>(::getpid()), StartTicks("self"),
+          ProcLine("/proc/sys/kernel/random/boot_id")};
 }
 
 // A run's error comes from anywhere (a plugin, a dataset row): bytes that are not UTF-8 become
@@ -134,6 +172,16 @@ RunRecord RunFromJson(const std::string& text) {
   run.info.name = j.at("name").get<std::string>();
   if (!j.at("sweep").is_null()) run.info.sweep = j.at("sweep").get<std::string>();
   if (!j.at("trial").is_null()) run.info.trial = j.at("trial").get<int64_t>();
+  if (j.contains("configuration") && !j["configuration"].is_null()) {
+    run.info.configuration = j["configuration"].get<int64_t>();
+  }
+  if (j.contains("seed") && !j["seed"].is_null()) run.info.seed = j["seed"].get<int64_t>();
+  run.info.objective = j.value("objective", "");
+  run.info.objective_goal = j.value("objective_goal", "");
+  if (const auto it = j.find("process"); it != j.end() && it->is_object()) {
+    run.process = {it->value("pid", int64_t{0}), it->value("start_ticks", int64_t{0}),
+                   it->value("boot_id", "")};
+  }
   run.info.config_toml = j.at("config_toml").get<std::string>();
   if (const std::optional<RunStatus> status =
           RunStatusFromName(j.at("status").get<std::string>())) {
@@ -810,7 +858,7 @@ VersionRecord Registry::Resolve(std::string_view text) const {
   const AdapterRef ref = ParseAdapterRef(text);
   const std::shared_ptr<const Db> db = impl_->Reader();
   const AdapterEntry entry = db->RequireAdapter(ref.name);
-  if (ref.alias) {
+  if (ref.alias && *ref.alias != kLatestAlias) {
     const std::map<std::string, int64_t> aliases = db->Aliases(ref.name);
     const auto it = aliases.find(*ref.alias);
     if (it == aliases.end()) {
@@ -927,6 +975,11 @@ int64_t Registry::MoveAlias(std::string_view adapter, std::string_view alias, in
   if (!IsValidName(alias)) {
     throw UserError("invalid alias '" + Echo(alias, 64) + "'" +
                     ": aliases are 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit");
+  }
+  if (alias == kLatestAlias) {
+    throw UserError("alias 'latest' is reserved: " + std::string(adapter) +
+                    "@latest always names the latest version; choose another word such as "
+                    "production or staging");
   }
   // NAME:3 and NAME:v3 are versions, so an alias may not read as one: NAME@v3 and NAME:v3 would
   // name different versions.
@@ -1339,6 +1392,11 @@ int64_t Registry::RegisterDataset(std::string_view name, const DatasetRecord& gi
     throw UserError("invalid dataset name '" + Echo(name, 64) +
                     "': names are 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit");
   }
+  if (given.rows <= 0) {
+    throw UserError("dataset '" + std::string(name) + "': " + given.source +
+                    " has no rows; a dataset version holds at least one (check the file and "
+                    "its format)");
+  }
   const registry_internal::StoredObject object = impl.objects.Store(rows_file);
   DatasetRecord record = given;
   record.name = std::string(name);
@@ -1360,11 +1418,7 @@ int64_t Registry::RegisterDataset(std::string_view name, const DatasetRecord& gi
 }
 
 DatasetRecord Registry::GetDataset(std::string_view text) const {
-  const AdapterRef ref = ParseAdapterRef(text);
-  if (ref.alias) {
-    throw UserError("'" + Echo(text, 64) + "': datasets have versions, not aliases; use NAME or " +
-                    ref.name + ":N");
-  }
+  const DatasetRef ref = ParseDatasetRef(text);
   std::vector<DatasetRecord> versions;
   std::set<std::string> names;
   for (DatasetRecord& record : ListDatasets()) {
@@ -1403,6 +1457,7 @@ std::string Registry::CreateRun(const RunInfo& info) {
   run.id = RandomHex(16);
   run.info = info;
   run.started_ms = NowMs();
+  run.process = ThisProcess();
   Impl::Lease lease = impl.Write(impl.write_wait);
   rocksdb::WriteBatch batch;
   batch.Put(lease.column(kRuns), run.id, RunText(run));
@@ -1459,6 +1514,14 @@ void Registry::FinishRun(std::string_view run_id, RunStatus status, std::string_
   rocksdb::WriteBatch batch;
   batch.Put(lease.column(kRuns), run.id, RunText(run));
   lease.Commit(batch);
+}
+
+bool RunProcessEnded(const RunRecord& run) {
+  if (run.status != RunStatus::kRunning || run.process.pid <= 0) return false;
+  const std::string boot_id = ProcLine("/proc/sys/kernel/random/boot_id");
+  if (boot_id.empty() || run.process.boot_id.empty()) return false;
+  if (boot_id != run.process.boot_id) return true;  // rebooted since
+  return StartTicks(std::to_string(run.process.pid)) != run.process.start_ticks;
 }
 
 std::vector<RunRecord> Registry::ListRuns() const {

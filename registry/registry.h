@@ -91,6 +91,16 @@ struct PluginRef {
   bool operator==(const PluginRef&) const = default;
 };
 
+// How to read a score, as its metric declares it: whether larger is better (every "gain" is
+// coloured by it) and the values it can take. Recorded with each version, so that a reader (the
+// web view) needs no plugin to tell a better eval_loss from a worse one.
+struct ScoreScale {
+  std::string goal = "maximize";  // maximize | minimize
+  std::optional<double> min;      // none: unbounded
+  std::optional<double> max;
+  bool operator==(const ScoreScale&) const = default;
+};
+
 // One file of a stored artifact.
 struct ManifestEntry {
   std::string path;    // relative, '/'-separated: "adapter_model.safetensors"
@@ -123,7 +133,9 @@ struct VersionRecord {
 
   std::map<std::string, double> scores;       // eval metrics of the adapted model
   std::map<std::string, double> base_scores;  // the same metrics of the base model alone
-  std::vector<CurvePoint> curve;              // training loss and learning rate by step
+  // Each score's scale; empty for versions registered before scales were recorded.
+  std::map<std::string, ScoreScale> score_scales;
+  std::vector<CurvePoint> curve;  // training loss and learning rate by step
 
   double wall_time_s = 0.0;
   int64_t peak_memory_bytes = 0;      // peak resident set of the training process
@@ -190,13 +202,23 @@ VersionRecord VersionRecordFromJson(std::string_view json);
 std::string ManifestText(const std::vector<ManifestEntry>& files);
 
 // A parsed adapter reference: NAME@ALIAS, NAME:N, NAME:vN, or NAME (the latest version).
+// NAME@latest is the latest version too: `latest` is reserved, no alias may take it.
 struct AdapterRef {
   std::string name;
   std::optional<int64_t> version;
   std::optional<std::string> alias;
 };
+inline constexpr std::string_view kLatestAlias = "latest";
 // Throws UserError when `text` is not one of the four forms or a name is not a valid name.
 AdapterRef ParseAdapterRef(std::string_view text);
+
+// A parsed dataset reference: NAME:N, NAME:vN, or NAME (the latest version); datasets have no
+// aliases. Throws UserError, naming it a dataset reference, for anything else.
+struct DatasetRef {
+  std::string name;
+  std::optional<int64_t> version;
+};
+DatasetRef ParseDatasetRef(std::string_view text);
 
 // One move of an alias, kept forever. Version 0 means "unset".
 struct AliasMove {
@@ -270,7 +292,22 @@ struct RunInfo {
   std::optional<std::string> sweep;
   std::optional<int64_t> trial;
   std::string config_toml;
+  // A sweep's trial, as the sweep knows it: the configuration it runs, its seed, and the score
+  // the sweep optimises with its goal (maximize | minimize). Unset outside a sweep.
+  std::optional<int64_t> configuration = {};
+  std::optional<int64_t> seed = {};
+  std::string objective = {};
+  std::string objective_goal = {};
   bool operator==(const RunInfo&) const = default;
+};
+
+// The process that created a run, which finishes it (`tune train`, or the sweep of a trial, whose
+// trials die with it): its PID, its start time in clock ticks after boot (/proc/PID/stat), and the
+// machine's boot id, so that a reused PID or a reboot is not taken for it.
+struct RunProcess {
+  int64_t pid = 0;  // 0: not recorded (runs created before processes were)
+  int64_t start_ticks = 0;
+  std::string boot_id;
 };
 
 struct RunRecord {
@@ -280,7 +317,13 @@ struct RunRecord {
   int64_t started_ms = 0;
   int64_t finished_ms = 0;  // 0 while running
   std::string error;        // why it failed, if it did
+  RunProcess process = {};  // set by CreateRun
 };
+
+// Whether `run` says running but the process that would finish it has ended: killed with its
+// sweep, out of memory, or the machine rebooted. Runs share a registry only on one machine
+// (DESIGN section 5), so the process is looked up here. False when it cannot tell.
+bool RunProcessEnded(const RunRecord& run);
 
 struct MetricsAtStep {
   int64_t step = 0;
@@ -339,7 +382,9 @@ class Registry {
 
   // Points `alias` of `name` at `version`, atomically. `expected`: nullopt moves it whatever it
   // points at; 0 requires it to be unset; N requires it to point at version N (AliasConflict
-  // otherwise). Returns the version it pointed at before (0: unset). Every move is kept.
+  // otherwise). Returns the version it pointed at before (0: unset). Every move is kept. Refuses
+  // `latest` (kLatestAlias, which always names the latest version) and aliases that read as a
+  // version (v3).
   int64_t MoveAlias(std::string_view name, std::string_view alias, int64_t version,
                     std::optional<int64_t> expected = std::nullopt);
   std::vector<AliasMove> History(std::string_view name) const;  // oldest first
@@ -376,14 +421,15 @@ class Registry {
 
   // Datasets: records the rows in `rows_file` (DatasetRecord::rows_object's format) as an object
   // and `record` as the next version of `name`, unless the latest version has the same sha256:
-  // then returns that version and adds nothing. Returns the version.
+  // then returns that version and adds nothing. Returns the version. Refuses a record of no rows.
   int64_t RegisterDataset(std::string_view name, const DatasetRecord& record,
                           const std::filesystem::path& rows_file);
   // NAME (the latest version) or NAME:N; unknown names get a "did you mean".
   DatasetRecord GetDataset(std::string_view ref) const;
   std::vector<DatasetRecord> ListDatasets() const;  // by name, then version
 
-  // Runs: what a trainer logs while it trains. Run ids are 16 hex digits.
+  // Runs: what a trainer logs while it trains. Run ids are 16 hex digits. The run records this
+  // process as the one that finishes it (RunProcessEnded).
   std::string CreateRun(const RunInfo& info);
   // Merges `values` into what step `step` already has.
   void LogMetrics(std::string_view run_id, int64_t step,

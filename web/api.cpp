@@ -11,6 +11,7 @@
 #include "registry/registry.h"
 #include "util/echo.h"
 #include "util/names.h"
+#include "util/spread.h"
 
 namespace tune {
 namespace {
@@ -87,6 +88,74 @@ json Summary(const VersionRecord& record, const std::map<std::string, int64_t>& 
   json summary = VersionRecordJson(record, RecordDetail::kSummary);
   summary["aliases"] = AliasesAt(aliases, record.version);
   return summary;
+}
+
+// A run's status as the web view shows it: a run still marked running whose process has ended
+// (its sweep was killed and not resumed, the machine rebooted) is killed, not running forever.
+std::pair<std::string, std::string> ShownStatus(const RunRecord& run) {
+  if (RunProcessEnded(run)) {
+    return {"killed",
+            "its process ended before it finished (killed?); `tune sweep --resume` continues a "
+            "sweep"};
+  }
+  return {std::string(RunStatusName(run.status)), run.error};
+}
+
+Bounds BoundsOf(const ScoreScale& scale) {
+  Bounds bounds;
+  if (scale.min) bounds.min = *scale.min;
+  if (scale.max) bounds.max = *scale.max;
+  return bounds;
+}
+
+json SpreadJson(const Spread& spread) {
+  return {{"count", spread.count},
+          {"mean", spread.mean},
+          {"stddev", spread.stddev},
+          {"ci95_low", spread.ci95_low},
+          {"ci95_high", spread.ci95_high}};
+}
+
+// Each configuration of a sweep's rows: its swept values, its trials, and every score's mean,
+// standard deviation and 95% interval over its finished repeats, as `tune sweep` ranks them
+// (util/spread.h), each interval within its score's scale.
+json Configurations(const std::map<int64_t, json>& rows,
+                    const std::map<std::string, ScoreScale>& scales) {
+  std::map<int64_t, std::vector<const json*>> by_configuration;
+  for (const auto& [trial, row] : rows) {
+    if (row.contains("configuration") && row["configuration"].is_number_integer()) {
+      by_configuration[row["configuration"].get<int64_t>()].push_back(&row);
+    }
+  }
+  json out = json::array();
+  for (const auto& [configuration, members] : by_configuration) {
+    std::map<std::string, std::vector<double>> values;
+    json trials = json::array();
+    json params = json::object();
+    int64_t finished = 0;
+    for (const json* row : members) {
+      trials.push_back(row->value("trial", json()));
+      if (params.empty()) params = row->value("params", json::object());
+      if (!row->contains("version") || row->value("status", "") != "finished") continue;
+      ++finished;
+      const json trial_scores = row->value("scores", json::object());
+      for (const auto& [metric, value] : trial_scores.items()) {
+        if (value.is_number()) values[metric].push_back(value.get<double>());
+      }
+    }
+    json scores = json::object();
+    for (const auto& [metric, list] : values) {
+      const auto scale = scales.find(metric);
+      scores[metric] =
+          SpreadJson(SpreadOf(list, scale == scales.end() ? Bounds{} : BoundsOf(scale->second)));
+    }
+    out.push_back({{"configuration", configuration},
+                   {"params", params},
+                   {"trials", trials},
+                   {"finished", finished},
+                   {"scores", scores}});
+  }
+  return out;
 }
 
 }  // namespace
@@ -314,12 +383,13 @@ HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>
     for (const MetricsAtStep& at : registry_.GetRunMetrics(run->id)) {
       metrics.push_back({{"step", at.step}, {"values", at.values}});
     }
+    const auto [status, error] = ShownStatus(*run);
     return JsonResponse({{"id", run->id},
                          {"name", run->info.name},
-                         {"status", RunStatusName(run->status)},
+                         {"status", status},
                          {"started_ms", run->started_ms},
                          {"finished_ms", run->finished_ms},
-                         {"error", run->error},
+                         {"error", error},
                          {"metrics", metrics}});
   }
   return not_found();
@@ -328,15 +398,23 @@ HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>
 json Api::Sweeps(const std::string& only) const {
   // A sweep, as the registry knows it: the runs of its trials (live: their metrics arrive every
   // 2 seconds) and the versions its finished trials became.
-  std::map<std::string, std::map<int64_t, json>> trials;  // sweep -> trial -> its row
+  struct SweepRows {
+    std::map<int64_t, json> trials;  // trial -> its row
+    std::string objective, goal;     // from its runs (the sweep records them)
+    std::map<std::string, ScoreScale> scales;
+  };
+  std::map<std::string, SweepRows> sweeps;
   for (const RunRecord& run : registry_.ListRuns()) {
     if (!run.info.sweep || !run.info.trial || (!only.empty() && *run.info.sweep != only)) continue;
+    const auto [status, error] = ShownStatus(run);
     json row = {{"trial", *run.info.trial},
                 {"run_id", run.id},
-                {"status", RunStatusName(run.status)},
+                {"status", status},
                 {"started_ms", run.started_ms},
                 {"finished_ms", run.finished_ms},
-                {"error", run.error}};
+                {"error", error}};
+    if (run.info.configuration) row["configuration"] = *run.info.configuration;
+    if (run.info.seed) row["seed"] = *run.info.seed;
     // The parameters: the "# trial: key=value ..." line the sweep appends to the run's config.
     const size_t at = run.info.config_toml.rfind("# trial: ");
     json params = json::object();
@@ -360,25 +438,50 @@ json Api::Sweeps(const std::string& only) const {
         break;
       }
     }
+    SweepRows& sweep = sweeps[*run.info.sweep];
+    if (!run.info.objective.empty()) {
+      sweep.objective = run.info.objective;
+      sweep.goal = run.info.objective_goal;
+    }
     // A resumed trial has a run per attempt: the latest one speaks for it.
-    trials[*run.info.sweep][*run.info.trial] = row;
+    sweep.trials[*run.info.trial] = row;
   }
   ListOptions options;
   for (const VersionRecord& record : registry_.List(options)) {
     if (!record.sweep || !record.trial) continue;
-    const auto sweep = trials.find(*record.sweep);
-    if (sweep == trials.end()) continue;
-    json& row = sweep->second[*record.trial];
+    const auto sweep = sweeps.find(*record.sweep);
+    if (sweep == sweeps.end()) continue;
+    json& row = sweep->second.trials[*record.trial];
+    // A version whose run the registry does not have (registered by an older tune) finished.
+    if (!row.contains("trial")) row["trial"] = *record.trial;
+    if (!row.contains("status")) row["status"] = "finished";
     row["version"] = record.name + ":" + std::to_string(record.version);
     if (record.configuration) row["configuration"] = *record.configuration;
+    row["seed"] = record.seed;
     row["scores"] = record.scores;
     row["base_scores"] = record.base_scores;
+    for (const auto& [metric, scale] : record.score_scales) sweep->second.scales[metric] = scale;
   }
   json out = json::array();
-  for (const auto& [name, rows] : trials) {
+  for (const auto& [name, sweep] : sweeps) {
     json list = json::array();
-    for (const auto& [trial, row] : rows) list.push_back(row);
-    out.push_back({{"name", name}, {"trials", list}});
+    for (const auto& [trial, row] : sweep.trials) list.push_back(row);
+    json scales = json::object();
+    json intervals = json::object();
+    for (const auto& [metric, scale] : sweep.scales) {
+      scales[metric] = {{"goal", scale.goal},
+                        {"min", scale.min ? json(*scale.min) : json(nullptr)},
+                        {"max", scale.max ? json(*scale.max) : json(nullptr)}};
+      intervals[metric] = "95% CI (" + IntervalName(BoundsOf(scale)) + ")";
+    }
+    out.push_back({{"name", name},
+                   {"objective", sweep.objective.empty()
+                                     ? json(nullptr)
+                                     : json{{"metric", sweep.objective}, {"goal", sweep.goal}}},
+                   {"score_scales", scales},
+                   {"intervals", intervals},
+                   {"configurations", Configurations(sweep.trials, sweep.scales)},
+                   {"trials", list}});
   }
   return out;
 }

@@ -3,7 +3,8 @@
 //
 //   GET  /api/health
 //   GET  /api/adapters                                   names, version counts, aliases
-//   GET  /api/versions?name=&filter=&sort=&offset=&limit= a page of version summaries
+//   GET  /api/versions?name=&filter=&sort=&offset=&limit= a page of version summaries (each
+//                                                        with its scores' scales) and the total
 //   GET  /api/adapters/NAME/versions/N                   one version's full record
 //   GET  /api/adapters/NAME/versions/N/files/PATH        a file of the version, by its digest
 //   GET  /api/adapters/NAME/versions/N/eval              its evaluation outputs (prompt,
@@ -12,9 +13,14 @@
 //   GET  /api/diff?from=REF&to=REF                       what differs between two versions
 //   GET  /api/runs/ID                                    a run and its metrics by step
 //   GET  /api/sweeps[/NAME]                              sweeps: each trial's run (status, last
-//                                                        step and loss, live), parameters, and
-//                                                        the version, configuration and scores
-//                                                        it became
+//                                                        step and loss, live; killed once its
+//                                                        process is gone), configuration, seed,
+//                                                        parameters, and the version and scores
+//                                                        it became; the objective; each score's
+//                                                        scale (goal, min, max); each
+//                                                        configuration's mean, sd and 95%
+//                                                        interval of every score, and which
+//                                                        interval that is
 //   POST /api/adapters/NAME/aliases/ALIAS                {"version": N, "expect_version": M}
 //
 // Every path segment and query value is checked by grammar before any lookup (names, aliases,

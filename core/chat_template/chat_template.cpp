@@ -191,4 +191,11 @@ RenderedChat ChatTemplate::LastTurnAsAtInference(const std::vector<ChatMessage>&
   return chat;
 }
 
+std::pair<std::string, std::string> ChatTemplate::PromptAndCompletion(
+    const std::vector<ChatMessage>& messages) const {
+  if (messages.empty()) return {};
+  const std::vector<ChatMessage> history(messages.begin(), messages.end() - 1);
+  return {Render(history, true), messages.back().content};
+}
+
 }  // namespace tune

@@ -61,6 +61,12 @@ class ChatTemplate {
   // conversation does not end with an assistant message.
   RenderedChat RenderWithAssistantSpans(const std::vector<ChatMessage>& messages) const;
 
+  // What training evaluates a conversation on, and `tune data inspect --model` measures: the
+  // prompt is the messages before the last one rendered with the generation prompt, the
+  // completion the last message's content. Throws UserError as Render does.
+  std::pair<std::string, std::string> PromptAndCompletion(
+      const std::vector<ChatMessage>& messages) const;
+
   const std::string& where() const { return where_; }
 
  private:

@@ -4,19 +4,24 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
+#include "chat_template/chat_template.h"
 #include "cli/option_checks.h"
 #include "config/run_config.h"
 #include "data/dataset_identity.h"
 #include "data/quality.h"
 #include "plugin_host/plugin_host.h"
 #include "registry/registry.h"
+#include "util/counted.h"
+#include "util/echo.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/sha256.h"
@@ -129,11 +134,39 @@ class DataCommandsImpl final : public DataCommands {
     return dataset->Read(file_);
   }
 
+  // Conversations as training reads them with the model folder's chat template (when it has one):
+  // prompt and completion from the template, not the plugin's own rendering; a conversation the
+  // template refuses is a bad row, as in training.
+  void RenderWithModelTemplate(DatasetRows& rows) const {
+    const bool conversations =
+        std::any_of(rows.examples.begin(), rows.examples.end(),
+                    [](const TextExample& e) { return !e.messages.empty(); });
+    if (!conversations) return;
+    const std::optional<ChatTemplate> chat_template = ChatTemplate::Load(model_);
+    if (!chat_template) return;
+    std::erase_if(rows.examples, [&](TextExample& example) {
+      if (example.messages.empty()) return false;
+      try {
+        std::tie(example.prompt, example.completion) =
+            chat_template->PromptAndCompletion(example.messages);
+        return false;
+      } catch (const UserError& e) {
+        rows.bad_rows.push_back({example.line, e.what()});
+        return true;
+      }
+    });
+    std::sort(rows.bad_rows.begin(), rows.bad_rows.end(),
+              [](const BadRow& a, const BadRow& b) { return a.line < b.line; });
+  }
+
   int Inspect() {
     PluginHost host;
-    const DatasetRows rows = ReadRows(host);
+    DatasetRows rows = ReadRows(host);
     std::shared_ptr<const Tokenizer> tokenizer;
-    if (!model_.empty()) tokenizer = host.LoadTokenizer(model_);
+    if (!model_.empty()) {
+      tokenizer = host.LoadTokenizer(model_);
+      RenderWithModelTemplate(rows);
+    }
     const QualityReport report = InspectDataset(rows, tokenizer.get(), options_);
     if (json_) {
       std::cout << QualityReportJson(report) << "\n";
@@ -146,9 +179,35 @@ class DataCommandsImpl final : public DataCommands {
     return 0;
   }
 
+  // A version holds rows: an empty file, a binary one, or one whose every row is unreadable is
+  // refused before anything is stored (it once registered as a version of 0 rows).
+  void RequireRows(const DatasetRows& rows) const {
+    std::ifstream in(file_, std::ios::binary);
+    std::string head(8000, '\0');  // git's test for binary files: a NUL in the first 8000 bytes
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    head.resize(static_cast<size_t>(in.gcount()));
+    if (const size_t nul = head.find('\0'); nul != std::string::npos) {
+      throw UserError(file_.string() + " is not text (a NUL byte at offset " + std::to_string(nul) +
+                      "); give the dataset file, one row per line for " + plugin_ +
+                      "; nothing registered");
+    }
+    if (!rows.examples.empty()) return;
+    if (rows.bad_rows.empty()) {
+      throw UserError(file_.string() + " holds no rows (" +
+                      (head.empty() ? "it is empty" : "no record in it") + "); nothing registered");
+    }
+    const BadRow& first = rows.bad_rows.front();
+    throw UserError(file_.string() + ": none of its " +
+                    Counted(static_cast<int64_t>(rows.bad_rows.size()), "row") +
+                    " could be read (line " + std::to_string(first.line) + ": " +
+                    Echo(first.reason, 200) + "); is it a " + plugin_ +
+                    " file? Choose the reader with --plugin; nothing registered");
+  }
+
   int Register() {
     PluginHost host;
     const DatasetRows rows = ReadRows(host);
+    RequireRows(rows);
     const QualityReport report = InspectDataset(rows, nullptr, QualityOptions{});
     DatasetRecord record;
     record.sha256 = report.dataset_sha256;

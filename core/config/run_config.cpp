@@ -11,6 +11,7 @@
 
 #include "plugin_host/plugin_host.h"
 #include "sweep/search.h"
+#include "util/counted.h"
 #include "util/echo.h"
 #include "util/error.h"
 #include "util/names.h"
@@ -349,6 +350,23 @@ struct RunFile::Impl {
 
 namespace {
 
+// "1,000,000,000,000 points (100 x 100 x 100 x 100 x 100 x 100)": a grid's size as the product it
+// is, never by listing it.
+std::string GridSizeText(const SweepConfig& sweep) {
+  std::string factors;
+  for (const SweepParameter& p : sweep.parameters) {
+    if (p.kind == SweepParameter::Kind::kExpression) continue;
+    factors += (factors.empty() ? "" : " x ") + std::to_string(p.values.size());
+  }
+  const int64_t size = GridSize(sweep);
+  return (size == INT64_MAX ? "more than " + Grouped(size) : Grouped(size)) + " points (" +
+         factors + ")";
+}
+
+}  // namespace
+
+namespace {
+
 void ApplyOverride(toml::table& document, const std::string& assignment) {
   const std::string source = std::string(kOverrideSource) + assignment + "'";
   const size_t equals = assignment.find('=');
@@ -655,8 +673,9 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
   }
 
   // [[metrics]]: an array of tables, each naming a metric plugin.
-  std::map<std::string, MetricGoal> metric_goals = {{"eval_loss", MetricGoal::kMinimize},
-                                                    {"perplexity", MetricGoal::kMinimize}};
+  std::map<std::string, MetricTraits>& metric_traits = config.metric_traits;
+  metric_traits = {{"eval_loss", {MetricGoal::kMinimize, {.min = 0.0}}},
+                   {"perplexity", {MetricGoal::kMinimize, {.min = 1.0}}}};
   if (const toml::node* node = document.get("metrics")) {
     const toml::array* array = node->as_array();
     if (array == nullptr || !array->is_array_of_tables()) {
@@ -682,8 +701,9 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
         }
       }
       config.metrics.push_back({info->name, PluginOptions(options, *info)});
-      metric_goals[info->name] =
-          std::get<MetricPlugin>(plugins.Find(PluginKind::kMetric, info->name)->plugin).goal;
+      const auto& metric =
+          std::get<MetricPlugin>(plugins.Find(PluginKind::kMetric, info->name)->plugin);
+      metric_traits[info->name] = {metric.goal, metric.range};
       out_array.push_back(std::move(out));
     }
     resolved.insert_or_assign("metrics", std::move(out_array));
@@ -694,7 +714,10 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
     const Options options = section(
         "sweep",
         {OptionSpec::String("method", "grid", "Search method").Choices({"grid", "random", "tpe"}),
-         OptionSpec::Int("max_trials", 8, "Most trials to run").Range(1, 1e6),
+         OptionSpec::Int("max_trials", 0,
+                         "Most configurations to run; default: every point of a grid, 8 for "
+                         "random and tpe")
+             .Range(1, kMaxSweepConfigurations),
          OptionSpec::Int("parallel", 1, "Trials run at once").Range(1, 1024),
          OptionSpec::Int("repeats", 1,
                          "Trials per configuration, with seeds train.seed + 0, 1, ...; "
@@ -724,9 +747,9 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
           file, table->source(), out);
       sweep.objective_metric = objective.String("metric");
       std::vector<std::string> available;
-      for (const auto& [name, goal] : metric_goals) available.push_back(name);
-      const auto goal = metric_goals.find(sweep.objective_metric);
-      if (goal == metric_goals.end()) {
+      for (const auto& [name, traits] : metric_traits) available.push_back(name);
+      const auto traits = metric_traits.find(sweep.objective_metric);
+      if (traits == metric_traits.end()) {
         throw UserError(Where(table->get("metric")->source(), file) +
                         ": 'sweep.objective.metric' = \"" + sweep.objective_metric +
                         "\" is not measured by this run" +
@@ -735,7 +758,7 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
       }
       const std::string& goal_text = objective.String("goal");
       if (goal_text.empty()) {
-        sweep.objective_goal = goal->second;
+        sweep.objective_goal = traits->second.goal;
       } else if (goal_text == "maximize" || goal_text == "minimize") {
         sweep.objective_goal =
             goal_text == "maximize" ? MetricGoal::kMaximize : MetricGoal::kMinimize;
@@ -897,12 +920,25 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
         }
       }
       if (sweep.method == "grid") {
+        int64_t size = 0;
         try {
-          GridTrials(sweep);
+          size = GridSize(sweep);
         } catch (const UserError& e) {
           throw UserError(Where(sweep_table->source(), file) + ": " + e.what());
         }
+        if (sweep.max_trials == 0 && size > kMaxSweepConfigurations) {
+          throw UserError(Where(table->source(), file) + ": the grid of sweep.parameters has " +
+                          GridSizeText(sweep) + ", more than the " +
+                          Grouped(kMaxSweepConfigurations) +
+                          " configurations a sweep runs; list fewer values, use sweep.method = "
+                          "\"random\" or \"tpe\", or set sweep.max_trials to run the first ones");
+        }
       }
+    }
+    // What runs, written down: the resolved config says how many configurations, whatever the
+    // default was.
+    if (sweep.max_trials == 0) {
+      sweep_out.insert_or_assign("max_trials", SweepConfigurations(sweep));
     }
     config.sweep = std::move(sweep);
   }

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -85,6 +86,13 @@ struct TrainConfig {
   int64_t threads = 0;
 };
 
+// How a metric's scores read: the plugin's goal and range (MetricPlugin); eval_loss and perplexity,
+// which the trainer measures itself, are lower-is-better from 0 and from 1.
+struct MetricTraits {
+  MetricGoal goal = MetricGoal::kMaximize;
+  MetricRange range;
+};
+
 struct MetricConfig {
   std::string plugin;
   Options options;
@@ -106,7 +114,7 @@ struct SweepConfig {
   std::string method;  // grid | random | tpe
   std::string objective_metric;
   MetricGoal objective_goal = MetricGoal::kMaximize;
-  int64_t max_trials = 0;
+  int64_t max_trials = 0;  // 0: not set (SweepConfigurations says what runs then)
   int64_t parallel = 0;
   int64_t repeats = 1;  // trials per configuration, seeds train.seed + 0 .. repeats - 1
   std::vector<SweepParameter> parameters;
@@ -124,6 +132,7 @@ struct RunConfig {
   OptimizerConfig optimizer;
   TrainConfig train;
   std::vector<MetricConfig> metrics;
+  std::map<std::string, MetricTraits> metric_traits;  // of every score the run records
   std::optional<SweepConfig> sweep;
   std::string registry_path;
   std::vector<std::filesystem::path> plugin_paths;

@@ -15,9 +15,10 @@
 //   threshold nothing is reported, since every pair is checked exactly. Exact duplicates count as
 //   one row here. A bucket with more than 64 rows compares each only with the bucket's first and
 //   previous rows, to stay linear on data made of templates.
-// - Conflicts: rows whose prompts are the same after normalisation, or near-duplicates of each
-//   other (the same MinHash search over the prompts alone), and whose normalised completions
-//   differ.
+// - Conflicts: rows with the same prompt (exactly, as the canonical form holds it) whose
+//   completions differ. Near-duplicates never make a conflict: whatever the threshold, two rows
+//   with different prompts are two questions, and [dataset.quality] drop_conflicts must not drop
+//   them.
 // - Empty fields: prompt or completion empty or only whitespace.
 // - Format breaks: when at least 90% of the completions share a habit (parse as JSON; end with
 //   whitespace or not; start with a capital letter or not), the rows that break it; and

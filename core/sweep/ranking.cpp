@@ -5,7 +5,8 @@
 namespace tune {
 
 std::vector<ConfigurationResult> RankConfigurations(const SweepState& state,
-                                                    const std::string& objective, bool maximize) {
+                                                    const std::string& objective, bool maximize,
+                                                    const std::map<std::string, Bounds>& bounds) {
   std::map<int64_t, ConfigurationResult> by_number;
   for (const Trial& t : state.trials) {
     ConfigurationResult& c = by_number[t.configuration];
@@ -31,7 +32,10 @@ std::vector<ConfigurationResult> RankConfigurations(const SweepState& state,
       }
     }
     if (c.finished > 0) c.wall_seconds /= static_cast<double>(c.finished);
-    for (const auto& [name, list] : values) c.scores[name] = SpreadOf(list);
+    for (const auto& [name, list] : values) {
+      const auto range = bounds.find(name);
+      c.scores[name] = SpreadOf(list, range == bounds.end() ? Bounds{} : range->second);
+    }
     if (const auto it = c.scores.find(objective); it != c.scores.end()) c.objective = it->second;
     if (!bases.empty()) c.base_objective = SpreadOf(bases).mean;
     ranked.push_back(std::move(c));

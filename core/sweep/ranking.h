@@ -26,8 +26,10 @@ struct ConfigurationResult {
 };
 
 // Every configuration in `state`, best mean objective first (larger when `maximize`); those with
-// no finished repeat last, by number. Pointers are into `state`.
-std::vector<ConfigurationResult> RankConfigurations(const SweepState& state,
-                                                    const std::string& objective, bool maximize);
+// no finished repeat last, by number. Pointers are into `state`. Each score's interval stays within
+// its `bounds` (its metric's range; unbounded when absent).
+std::vector<ConfigurationResult> RankConfigurations(
+    const SweepState& state, const std::string& objective, bool maximize,
+    const std::map<std::string, Bounds>& bounds = {});
 
 }  // namespace tune

@@ -39,7 +39,7 @@ int Column(const std::string& name) { return std::max(10, static_cast<int>(name.
 
 std::string TrialTable(const SweepState& state, const ReportContext& context) {
   const std::vector<ConfigurationResult> ranked =
-      RankConfigurations(state, context.objective, context.maximize);
+      RankConfigurations(state, context.objective, context.maximize, context.bounds);
   const std::set<std::string> others = OtherScores(state, context.objective);
   auto version_text = [&](const Trial& t) {
     return t.version > 0 ? context.adapter_name + ":v" + std::to_string(t.version)
@@ -89,7 +89,7 @@ std::string TrialTable(const SweepState& state, const ReportContext& context) {
 
 std::string ConfigurationTable(const SweepState& state, const ReportContext& context) {
   const std::vector<ConfigurationResult> ranked =
-      RankConfigurations(state, context.objective, context.maximize);
+      RankConfigurations(state, context.objective, context.maximize, context.bounds);
   const std::set<std::string> others = OtherScores(state, context.objective);
   auto versions_text = [&](const ConfigurationResult& c) {
     std::string text;
@@ -111,7 +111,13 @@ std::string ConfigurationTable(const SweepState& state, const ReportContext& con
   AddCell(text, "versions", versions_width, true);
   AddCell(text, context.objective, objective_width, false);
   AddCell(text, "sd", 8, false);
-  AddCell(text, "95% CI", 17, true);
+  const auto objective_bounds = context.bounds.find(context.objective);
+  const std::string ci_header =
+      "95% CI (" +
+      IntervalName(objective_bounds == context.bounds.end() ? Bounds{} : objective_bounds->second) +
+      ")";
+  const int ci_width = std::max(17, static_cast<int>(ci_header.size()));
+  AddCell(text, ci_header, ci_width, true);
   AddCell(text, "gain", 10, false);
   for (const std::string& name : others) AddCell(text, name, Column(name), false);
   AddCell(text, "wall", 9, false);
@@ -131,7 +137,7 @@ std::string ConfigurationTable(const SweepState& state, const ReportContext& con
     AddCell(text, versions_text(c), versions_width, true);
     AddCell(text, mean, objective_width, false);
     AddCell(text, sd, 8, false);
-    AddCell(text, ci, 17, true);
+    AddCell(text, ci, ci_width, true);
     AddCell(text, gain, 10, false);
     for (const std::string& name : others) {
       const auto it = c.scores.find(name);
@@ -190,7 +196,7 @@ std::string ProgressLine(const SweepState& state, const ReportContext& context,
   const int64_t done = finished + failed + pruned;
   std::string best = "-";
   const std::vector<ConfigurationResult> ranked =
-      RankConfigurations(state, context.objective, context.maximize);
+      RankConfigurations(state, context.objective, context.maximize, context.bounds);
   if (!ranked.empty() && ranked.front().objective) {
     const ConfigurationResult& c = ranked.front();
     if (state.repeats > 1) {

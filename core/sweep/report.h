@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "sweep/sweep_state.h"
+#include "util/spread.h"
 
 namespace tune {
 
@@ -13,6 +15,7 @@ struct ReportContext {
   std::string adapter_name;  // versions are NAME:vN
   std::string objective;
   bool maximize = true;
+  std::map<std::string, Bounds> bounds = {};  // each score's range, for its intervals
 };
 
 // "sweep s-1: 2/6 done, 1 running, 0 failed, 0 pruned, best eval_loss 1.2345 (trial 2), elapsed
@@ -23,7 +26,8 @@ std::string ProgressLine(const SweepState& state, const ReportContext& context,
 
 // The ranking, best first, and the best version. One row per trial when each configuration runs
 // once; with repeats, one row per configuration: its repeats finished, their versions, and each
-// score's mean, the objective's standard deviation and 95% confidence interval too.
+// score's mean, the objective's standard deviation and 95% confidence interval too (the header
+// names the interval: Student's t, cut at the objective's bounds when it has them).
 std::string RankingTable(const SweepState& state, const ReportContext& context);
 
 // "adapter.alpha=4 adapter.rank=2": the swept values as overrides.

@@ -303,8 +303,11 @@ void CheckTiedParameter(const SweepConfig& sweep, const SweepParameter& tied,
   }
 }
 
-std::vector<Assignment> GridTrials(const SweepConfig& sweep) {
-  std::vector<Assignment> trials = {{}};
+namespace {
+
+// The parameters a grid enumerates, in declaration order; refuses continuous distributions.
+std::vector<const SweepParameter*> GridAxes(const SweepConfig& sweep) {
+  std::vector<const SweepParameter*> axes;
   for (const SweepParameter& p : sweep.parameters) {
     if (p.kind == SweepParameter::Kind::kExpression) continue;
     if (p.kind == SweepParameter::Kind::kDistribution && p.distribution != "categorical") {
@@ -312,19 +315,56 @@ std::vector<Assignment> GridTrials(const SweepConfig& sweep) {
                       " distribution, which a grid cannot enumerate; give a list of values, or "
                       "use sweep.method = \"random\" or \"tpe\"");
     }
-    std::vector<Assignment> next;
-    for (const Assignment& partial : trials) {
-      for (const OptionValue& value : p.values) {
-        Assignment extended = partial;
-        extended[p.path] = value;
-        next.push_back(std::move(extended));
-      }
-    }
-    trials = std::move(next);
+    axes.push_back(&p);
   }
-  if (static_cast<int64_t>(trials.size()) > sweep.max_trials) trials.resize(sweep.max_trials);
-  for (Assignment& trial : trials) Tie(sweep, trial);
-  return trials;
+  return axes;
+}
+
+}  // namespace
+
+int64_t GridSize(const SweepConfig& sweep) {
+  int64_t size = 1;
+  for (const SweepParameter* p : GridAxes(sweep)) {
+    const auto n = static_cast<int64_t>(p->values.size());
+    if (n != 0 && size > INT64_MAX / n) return INT64_MAX;
+    size *= n;
+  }
+  return size;
+}
+
+Assignment GridTrial(const SweepConfig& sweep, int64_t index) {
+  const std::vector<const SweepParameter*> axes = GridAxes(sweep);
+  Assignment assignment;
+  // Mixed-radix digits of `index`, the last parameter the least significant.
+  for (auto it = axes.rbegin(); it != axes.rend(); ++it) {
+    const auto n = static_cast<int64_t>((*it)->values.size());
+    assignment[(*it)->path] = (*it)->values[static_cast<size_t>(index % n)];
+    index /= n;
+  }
+  Tie(sweep, assignment);
+  return assignment;
+}
+
+std::vector<std::string> GridKeysVaried(const SweepConfig& sweep, int64_t count) {
+  const std::vector<const SweepParameter*> axes = GridAxes(sweep);
+  std::vector<std::string> varied;
+  // A parameter changes within the first `count` points when the points that share each of its
+  // values (the product of the sizes after it) are fewer than `count`.
+  int64_t block = 1;
+  for (auto it = axes.rbegin(); it != axes.rend(); ++it) {
+    if (block < count && (*it)->values.size() > 1) varied.insert(varied.begin(), (*it)->path);
+    const auto n = static_cast<int64_t>((*it)->values.size());
+    block = block > INT64_MAX / n ? INT64_MAX : block * n;
+  }
+  return varied;
+}
+
+int64_t SweepConfigurations(const SweepConfig& sweep) {
+  if (sweep.method == "grid") {
+    const int64_t size = GridSize(sweep);
+    return sweep.max_trials > 0 ? std::min(size, sweep.max_trials) : size;
+  }
+  return sweep.max_trials > 0 ? sweep.max_trials : kDefaultSearchTrials;
 }
 
 Assignment RandomTrial(const SweepConfig& sweep, uint64_t seed, int64_t index) {

@@ -21,8 +21,26 @@ namespace tune {
 
 using Assignment = std::map<std::string, OptionValue>;
 
-// Every grid trial, at most max_trials. Throws UserError if a parameter is a distribution.
-std::vector<Assignment> GridTrials(const SweepConfig& sweep);
+// The configurations a sweep runs when nothing is pruned: a grid's every point unless
+// `max_trials` is set and smaller; random and tpe run `max_trials`, kDefaultSearchTrials when the
+// file does not set it (their search space need not be finite).
+inline constexpr int64_t kDefaultSearchTrials = 8;
+// The most configurations one sweep may run; larger grids are refused when the file is read.
+inline constexpr int64_t kMaxSweepConfigurations = 1'000'000;
+int64_t SweepConfigurations(const SweepConfig& sweep);
+
+// How many points a grid has: the product of its parameters' list sizes, counted without
+// enumerating them (a grid of 10^12 points costs nothing to count); INT64_MAX when the product
+// overflows. Throws UserError if a parameter is a distribution other than categorical.
+int64_t GridSize(const SweepConfig& sweep);
+
+// Point `index` (0-based, below GridSize) of the grid, in declaration order: the last parameter
+// varies fastest. Tied parameters are evaluated.
+Assignment GridTrial(const SweepConfig& sweep, int64_t index);
+
+// The listed parameters whose value changes among the grid's first `count` points, in
+// declaration order: what a max_trials smaller than the grid actually explores.
+std::vector<std::string> GridKeysVaried(const SweepConfig& sweep, int64_t count);
 
 // Trial `index` of a random search: the same (sweep, seed, index) always gives the same values.
 Assignment RandomTrial(const SweepConfig& sweep, uint64_t seed, int64_t index);

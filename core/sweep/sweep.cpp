@@ -18,6 +18,7 @@
 #include "sweep/search.h"
 #include "sweep/sweep_state.h"
 #include "train/lineage.h"
+#include "util/counted.h"
 #include "util/duration.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -60,6 +61,16 @@ std::string TrialOverride(const std::string& key, const OptionValue& value,
   }
   return OverrideText(key,
                       fs::absolute(run_file.parent_path() / *path).lexically_normal().string());
+}
+
+// What the sweep's tables say: its objective, and each score's range for its intervals.
+ReportContext ReportFor(const RunConfig& config) {
+  ReportContext report{config.name, config.sweep->objective_metric,
+                       config.sweep->objective_goal == MetricGoal::kMaximize};
+  for (const auto& [name, traits] : config.metric_traits) {
+    report.bounds[name] = {traits.range.min, traits.range.max};
+  }
+  return report;
 }
 
 // What the kernel can give without swapping (/proc/meminfo MemAvailable), in bytes; -1 if unknown.
@@ -175,8 +186,7 @@ class SweepDriver {
         state_(state),
         tracker_(tracker),
         runner_(runner),
-        report_{s_.config->name, s_.config->sweep->objective_metric,
-                s_.config->sweep->objective_goal == MetricGoal::kMaximize} {}
+        report_(ReportFor(*s_.config)) {}
 
   void Run() {
     const auto start = Clock::now();
@@ -319,6 +329,19 @@ class SweepDriver {
     }
   }
 
+  // What only the sweep knows of a trial's run, as typed fields for the web view: its
+  // configuration and seed, and what the sweep optimises.
+  void AddTrialFields(int64_t number, RunInfo& info) const {
+    const Trial& trial = scheduler_.trial(number);
+    info.configuration = trial.configuration;
+    info.seed = s_.config->train.seed + trial.repeat;
+    if (const auto swept = trial.assignment.find("train.seed"); swept != trial.assignment.end()) {
+      if (const auto* seed = std::get_if<int64_t>(&swept->second)) info.seed = *seed;
+    }
+    info.objective = report_.objective;
+    info.objective_goal = report_.maximize ? "maximize" : "minimize";
+  }
+
   // Carries out a trial's tracker call (trial_channel.h) in the sweep's tracker and answers it;
   // false for any other message. A refusal goes back to the trial, whose call throws it.
   bool Serve(int64_t number, const TrialMessage& message) {
@@ -330,6 +353,7 @@ class SweepDriver {
         // A trial that fails before its go does not know yet which trial it is.
         if (!info.sweep) info.sweep = state_.name;
         if (!info.trial) info.trial = number;
+        AddTrialFields(number, info);
         reply.run_id = tracker_.CreateRun(info);
         trial.run_id = reply.run_id;
         Save();
@@ -368,8 +392,9 @@ class SweepDriver {
     if (exit.signaled && trial.status != TrialStatus::kFinished &&
         trial.status != TrialStatus::kPruned) {
       if (trial.run_id.empty()) {
-        trial.run_id =
-            tracker_.CreateRun({s_.config->name, state_.name, number, s_.config->resolved_toml});
+        RunInfo info{s_.config->name, state_.name, number, s_.config->resolved_toml};
+        AddTrialFields(number, info);
+        trial.run_id = tracker_.CreateRun(info);
       }
       tracker_.FinishRun(trial.run_id, RunStatus::kKilled, failure);
     }
@@ -446,11 +471,21 @@ int RunSweep(const SweepOptions& options) {
       config.train.device == "cpu"
           ? std::vector<std::string>()
           : TrialGpus(DescribeRuntime().cuda_devices, std::getenv("CUDA_VISIBLE_DEVICES"));
-  const std::vector<Assignment> grid =
-      sweep.method == "grid" ? GridTrials(sweep) : std::vector<Assignment>();
   SchedulePlan plan;
-  plan.configurations =
-      sweep.method == "grid" ? static_cast<int64_t>(grid.size()) : sweep.max_trials;
+  plan.configurations = SweepConfigurations(sweep);
+  if (sweep.method == "grid" && plan.configurations < GridSize(sweep)) {
+    std::string varied;
+    for (const std::string& key : GridKeysVaried(sweep, plan.configurations)) {
+      varied += (varied.empty() ? "" : ", ") + key;
+    }
+    LogWarning("the grid has " + Grouped(GridSize(sweep)) + " points; sweep.max_trials = " +
+               std::to_string(plan.configurations) + " runs the first ones, which vary " +
+               (varied.empty() ? std::string("no parameter") : "only " + varied) +
+               " (leave max_trials out to run every point)");
+  } else if (sweep.method != "grid" && sweep.max_trials == 0) {
+    LogInfo(sweep.method + " search over " + Counted(plan.configurations, "configuration") +
+            " (sweep.max_trials's default for " + sweep.method + "; set it to run more)");
+  }
   plan.repeats = sweep.repeats;
   plan.slots = std::min<int64_t>(sweep.parallel, plan.configurations * plan.repeats);
   if (!gpus.empty()) plan.slots = std::min<int64_t>(plan.slots, static_cast<int64_t>(gpus.size()));
@@ -463,7 +498,7 @@ int RunSweep(const SweepOptions& options) {
   const auto seed = static_cast<uint64_t>(config.train.seed);
   SweepScheduler scheduler(
       plan, state, [&](int64_t index, const std::vector<FinishedTrial>& finished) -> Assignment {
-        if (sweep.method == "grid") return grid.at(static_cast<size_t>(index));
+        if (sweep.method == "grid") return GridTrial(sweep, index);
         if (sweep.method == "random") return RandomTrial(sweep, seed, index);
         return TpeTrial(sweep, seed, index, finished);
       });
@@ -498,7 +533,7 @@ int RunSweep(const SweepOptions& options) {
   folder.Keep();
   SweepDriver(setup, scheduler, state, *tracker, *runner).Run();
 
-  const ReportContext report{config.name, plan.objective, plan.maximize};
+  const ReportContext report = ReportFor(config);
   std::printf("%s", RankingTable(state, report).c_str());
   std::printf("sweep %s: %s\n", state.name.c_str(), folder.dir().c_str());
   const bool any_failed = std::any_of(state.trials.begin(), state.trials.end(), [](const Trial& t) {

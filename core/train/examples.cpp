@@ -4,6 +4,7 @@
 #include <numeric>
 #include <optional>
 #include <random>
+#include <tuple>
 
 #include <ATen/ATen.h>
 
@@ -60,9 +61,8 @@ TokenizedExample TokenizeChat(TextExample& example, const ChatTemplate& chat_tem
     out.trained.emplace_back(first, static_cast<int64_t>(out.ids.size()));
   }
   if (at < chat.text.size()) append(chat.text.size());
-  const std::vector<ChatMessage> history(example.messages.begin(), example.messages.end() - 1);
-  example.prompt = chat_template.Render(history, true);
-  example.completion = example.messages.back().content;
+  std::tie(example.prompt, example.completion) =
+      chat_template.PromptAndCompletion(example.messages);
   return out;
 }
 

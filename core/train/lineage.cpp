@@ -1,6 +1,7 @@
 #include "train/lineage.h"
 
 #include <cctype>
+#include <cmath>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -94,6 +95,13 @@ VersionRecord MakeVersionRecord(const RunConfig& config, const PluginHost& host,
   record.seed = config.train.seed;
   record.scores = summary.scores;
   record.base_scores = summary.base_scores;
+  for (const auto& [metric, traits] : config.metric_traits) {
+    if (!record.scores.contains(metric) && !record.base_scores.contains(metric)) continue;
+    ScoreScale& scale = record.score_scales[metric];
+    scale.goal = traits.goal == MetricGoal::kMaximize ? "maximize" : "minimize";
+    if (std::isfinite(traits.range.min)) scale.min = traits.range.min;
+    if (std::isfinite(traits.range.max)) scale.max = traits.range.max;
+  }
   record.curve = summary.curve;
   record.wall_time_s = summary.wall_seconds;
   record.peak_memory_bytes = summary.peak_memory_bytes;

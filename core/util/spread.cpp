@@ -1,6 +1,9 @@
 #include "util/spread.h"
 
+#include <algorithm>
 #include <cmath>
+
+#include "util/number_text.h"
 
 namespace tune {
 
@@ -22,7 +25,14 @@ double StudentT975(int64_t degrees_of_freedom) {
          (3 * z7 + 19 * z5 + 17 * z3 - 15 * z) / (384 * n * n * n);
 }
 
-Spread SpreadOf(const std::vector<double>& values) {
+bool Bounds::bounded() const { return std::isfinite(min) || std::isfinite(max); }
+
+std::string IntervalName(const Bounds& bounds) {
+  if (!bounds.bounded()) return "t";
+  return "t, in [" + NumberText(bounds.min) + ", " + NumberText(bounds.max) + "]";
+}
+
+Spread SpreadOf(const std::vector<double>& values, const Bounds& bounds) {
   Spread spread;
   spread.count = static_cast<int64_t>(values.size());
   if (values.empty()) return spread;
@@ -36,8 +46,8 @@ Spread SpreadOf(const std::vector<double>& values) {
   spread.stddev = std::sqrt(squares / static_cast<double>(values.size() - 1));
   const double half =
       StudentT975(spread.count - 1) * spread.stddev / std::sqrt(static_cast<double>(values.size()));
-  spread.ci95_low = spread.mean - half;
-  spread.ci95_high = spread.mean + half;
+  spread.ci95_low = std::max(spread.mean - half, bounds.min);
+  spread.ci95_high = std::min(spread.mean + half, bounds.max);
   return spread;
 }
 

@@ -2,6 +2,8 @@
 #include "registry/registry.h"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <fstream>
@@ -255,6 +257,19 @@ TEST_F(RegistryTest, AliasesThatReadAsVersionsAreRefused) {
   EXPECT_EQ(registry->MoveAlias("rank", "v3-candidate", 1), 0);  // words with digits are fine
   EXPECT_EQ(registry->MoveAlias("rank", "v", 1), 0);
   EXPECT_TRUE(registry->History("rank").size() == 2u);
+}
+
+// NAME@latest always names the latest version: an alias called latest could be left on an old one.
+TEST_F(RegistryTest, LatestIsReservedAndAlwaysNamesTheLatestVersion) {
+  auto registry = Open();
+  registry->Register("rank", SampleRecord(), Artifact("1"));
+  EXPECT_EQ(ErrorOf([&] { registry->MoveAlias("rank", "latest", 1); }),
+            "alias 'latest' is reserved: rank@latest always names the latest version; choose "
+            "another word such as production or staging");
+  EXPECT_TRUE(registry->History("rank").empty());
+  EXPECT_EQ(registry->Resolve("rank@latest").version, 1);
+  registry->Register("rank", SampleRecord(), Artifact("2"));
+  EXPECT_EQ(registry->Resolve("rank@latest").version, 2);
 }
 
 TEST_F(RegistryTest, MoveAliasRefusesStaleExpectedVersion) {
@@ -519,6 +534,15 @@ TEST_F(RegistryTest, ADatasetGetsANewVersionOnlyWhenItsRowsChange) {
             "dataset 'task' has no version 3; its versions are 1 to 2");
   EXPECT_NE(ErrorOf([&] { registry->GetDataset("task@production"); }).find("not aliases"),
             std::string::npos);
+  // A dataset reference is called one, and version 0 is not a version.
+  EXPECT_EQ(ErrorOf([&] { registry->GetDataset("task:0"); }),
+            "invalid dataset reference 'task:0': the version '0' is not a whole number from 1 "
+            "(versions start at 1); write NAME (the latest version) or NAME:VERSION (NAME:3)");
+  DatasetRecord empty = SampleDataset(std::string(64, 'e'));
+  empty.rows = 0;
+  EXPECT_EQ(ErrorOf([&] { registry->RegisterDataset("empty", empty, rows); }),
+            "dataset 'empty': /data/task.jsonl has no rows; a dataset version holds at least one "
+            "(check the file and its format)");
   EXPECT_NE(ErrorOf([&] {
               registry->RegisterDataset("Bad Name", SampleDataset("c"), rows);
             }).find("invalid dataset name"),
@@ -642,10 +666,44 @@ TEST_F(RegistryTest, RunsLogMetricsByStepAndFinish) {
   EXPECT_EQ(metrics[2].values,
             (std::map<std::string, double>{{"eval.exact_match", 0.25}, {"loss", 1.5}}));
   EXPECT_EQ(registry->ListRuns().size(), 1u);
+  EXPECT_FALSE(RunProcessEnded(run));  // finished: nothing to tell
   EXPECT_NE(ErrorOf([&] {
               registry->GetRunMetrics("feedfeedfeedfeed");
             }).find("no run 'feedfeedfeedfeed'"),
             std::string::npos);
+}
+
+// A sweep's trial records its configuration, seed and objective as fields, and every run the
+// process that will finish it: a run whose process has ended is told apart from one that trains,
+// without any clock.
+TEST_F(RegistryTest, ARunKnowsItsTrialAndWhetherItsProcessHasEnded) {
+  auto registry = Open();
+  RunInfo info{"rank", "rank-1", 4, "[train]\n"};
+  info.configuration = 2;
+  info.seed = 1;
+  info.objective = "exact_match";
+  info.objective_goal = "maximize";
+  const std::string id = registry->CreateRun(info);
+  RunRecord run = registry->GetRun(id);
+  EXPECT_EQ(run.info, info);
+  EXPECT_EQ(run.process.pid, getpid());
+  EXPECT_FALSE(RunProcessEnded(run));  // this process is alive
+
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  ASSERT_GT(child, 0);
+  waitpid(child, nullptr, 0);
+  RunRecord orphan = run;
+  orphan.process.pid = child;  // a process that has ended
+  EXPECT_TRUE(RunProcessEnded(orphan));
+  orphan.process = run.process;
+  orphan.process.start_ticks += 1;  // this PID, but another process than the one recorded
+  EXPECT_TRUE(RunProcessEnded(orphan));
+  orphan.process = run.process;
+  orphan.process.boot_id = "another boot";
+  EXPECT_TRUE(RunProcessEnded(orphan));
+  orphan.process = {};  // a run from before processes were recorded: cannot tell
+  EXPECT_FALSE(RunProcessEnded(orphan));
 }
 
 TEST(VersionRecordJson, RoundTripsEveryField) {

@@ -43,6 +43,7 @@ inline VersionRecord SampleRecord(int64_t rank = 8, double exact_match = 0.5) {
   r.seed = 7;
   r.scores = {{"exact_match", exact_match}, {"token_f1", exact_match + 0.1}};
   r.base_scores = {{"exact_match", 0.1}, {"token_f1", 0.2}};
+  r.score_scales = {{"exact_match", {"maximize", 0.0, 1.0}}, {"token_f1", {"maximize", 0.0, 1.0}}};
   r.curve = {{0, 2.5, 0.0}, {10, 1.25, 2e-4}, {20, 0.75, 1e-4}};
   r.wall_time_s = 12.5;
   r.peak_memory_bytes = int64_t{3} << 30;

@@ -16,6 +16,9 @@
 //       disk, not abort), gc and verify; print what each did; exit 0 when all behaved
 //   registry_test_writer backup DIR DEST
 //       back the registry up to DEST
+//   registry_test_writer run DIR SWEEP TRIAL
+//       create the run of trial TRIAL of sweep SWEEP, print its id, and exit without finishing it,
+//       as a sweep killed mid-trial leaves it
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -169,6 +172,12 @@ int FullDisk(const fs::path& mount_point) {
   std::cout << "after freeing: production -> " << registry->Resolve("full@production").version
             << (cleaned ? "" : "; the .dbtmp file was left") << std::endl;
   return refused == 8 && verify.problems.empty() && cleaned ? 0 : 1;
+int AbandonedRun(const fs::path& dir, const std::string& sweep, int64_t trial) {
+  tune::RunInfo info{"rank", sweep, trial, "[train]\n"};
+  info.configuration = trial;
+  info.seed = 0;
+  std::cout << Registry::Open(dir, Registry::OpenMode::kCreate)->CreateRun(info) << std::endl;
+  return 0;
 }
 
 }  // namespace
@@ -188,12 +197,13 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (mode == "fill" && argc == 5) return Fill(argv[2], argv[3], std::stol(argv[4]));
+    if (mode == "run" && argc == 5) return AbandonedRun(argv[2], argv[3], std::stoll(argv[4]));
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
   }
   std::cerr
       << "usage: registry_test_writer hold DIR | loop DIR SCRATCH [COUNT] | fill DIR ARTIFACT "
-         "LIMIT | fullfs MOUNT_POINT | backup DIR DEST\n";
+         "LIMIT | fullfs MOUNT_POINT | backup DIR DEST | run DIR SWEEP TRIAL\n";
   return 2;
 }

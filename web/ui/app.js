@@ -28,18 +28,53 @@ async function api(path, options) {
   return body;
 }
 
+// Numbers as people read them: four significant digits (0.1235, 12.35), whole numbers from 1,000
+// on with separators (tokens/s 12,346), tiny ones in exponent form (2e-4).
 function fmt(value) {
   if (value === undefined || value === null) return '-';
-  if (typeof value === 'number') return Number.isInteger(value) ? String(value) : value.toFixed(4);
-  return String(value);
+  if (typeof value !== 'number' || !Number.isFinite(value)) return String(value);
+  const abs = Math.abs(value);
+  if (Number.isInteger(value)) return abs >= 1e4 ? value.toLocaleString('en-US') : String(value);
+  if (abs >= 1000) return Math.round(value).toLocaleString('en-US');
+  if (abs >= 1e-3) return String(Number(value.toPrecision(4)));
+  return value.toExponential(2).replace(/\.?0+e/, 'e');
+}
+
+// A change in a score, signed: "+0.1235", "-7.28".
+function fmtGain(gain) {
+  if (gain === undefined || gain === null || Number.isNaN(gain)) return '-';
+  return (gain > 0 ? '+' : '') + fmt(gain);
+}
+
+// The class that colours a change of `metric` by what its metric declares: green when it got
+// better (lower for eval_loss and perplexity), red when worse, none when the direction is unknown.
+function gainClass(metric, gain, scales) {
+  const scale = (scales || {})[metric];
+  if (!scale || !gain) return '';
+  const better = scale.goal === 'minimize' ? gain < 0 : gain > 0;
+  return better ? 'gain-up' : 'gain-down';
+}
+
+// The lower of `a` and `b` by the metric's goal comes second: larger first when maximised.
+function byGoal(goal) {
+  return goal === 'minimize' ? (a, b) => a - b : (a, b) => b - a;
 }
 
 function versionLink(name, version) {
   return el('a', {href: `#/v/${encodeURIComponent(name)}/${version}`}, `${name}:${version}`);
 }
 
-// A line chart of series [{name, points: [[x, y], ...]}] as SVG.
-function chart(series, title, xName = 'step') {
+// Whether an axis over `values` reads better in logs: all positive and spanning a ratio of 4 or
+// more (a rank of 2 to 16, a learning rate of 1e-4 to 1e-2), where a linear axis crowds the small
+// values into a corner.
+function logScaleFits(values) {
+  if (values.length < 2 || values.some(v => !(v > 0))) return false;
+  return Math.max(...values) / Math.min(...values) >= 4;
+}
+
+// A line chart of series [{name, points: [[x, y], ...]}] as SVG. `options.logX` puts x on a
+// logarithmic axis; `options.ticks` labels those x values on the axis.
+function chart(series, title, xName = 'step', options = {}) {
   const ns = 'http://www.w3.org/2000/svg';
   const width = 560, height = 240, pad = 40;
   const svg = document.createElementNS(ns, 'svg');
@@ -48,10 +83,11 @@ function chart(series, title, xName = 'step') {
   svg.setAttribute('height', height);
   const all = series.flatMap(s => s.points);
   if (all.length === 0) return el('p', {}, `${title}: no points`);
-  const xs = all.map(p => p[0]), ys = all.map(p => p[1]);
+  const tx = options.logX ? Math.log : x => x;
+  const xs = all.map(p => tx(p[0])), ys = all.map(p => p[1]);
   const [x0, x1] = [Math.min(...xs), Math.max(...xs) || 1];
   const [y0, y1] = [Math.min(...ys), Math.max(...ys)];
-  const sx = x => pad + (x - x0) / ((x1 - x0) || 1) * (width - 2 * pad);
+  const sx = x => pad + (tx(x) - x0) / ((x1 - x0) || 1) * (width - 2 * pad);
   const sy = y => height - pad - (y - y0) / ((y1 - y0) || 1) * (height - 2 * pad);
   const colors = ['#2b6cb0', '#c05621', '#2f855a', '#6b46c1', '#b83280'];
   series.forEach((s, i) => {
@@ -81,8 +117,12 @@ function chart(series, title, xName = 'step') {
     label.textContent = s.name;
     svg.append(label);
   });
-  for (const [text, x, y] of [[fmt(y1), 2, pad], [fmt(y0), 2, height - pad],
-                               [`${xName} ${x0}`, pad, height - 8], [`${x1}`, width - pad - 20, height - 8]]) {
+  const xLabels = options.ticks
+    ? options.ticks.map(t => [fmt(t), sx(t) - 8, height - 22])
+    : [[fmt(options.logX ? Math.exp(x0) : x0), pad, height - 22],
+       [fmt(options.logX ? Math.exp(x1) : x1), width - pad - 20, height - 22]];
+  for (const [text, x, y] of [[fmt(y1), 2, pad], [fmt(y0), 2, height - pad], ...xLabels,
+                               [xName + (options.logX ? ' (log scale)' : ''), pad, height - 6]]) {
     const label = document.createElementNS(ns, 'text');
     label.setAttribute('x', x);
     label.setAttribute('y', y);
@@ -90,11 +130,12 @@ function chart(series, title, xName = 'step') {
     label.textContent = text;
     svg.append(label);
   }
-  return el('figure', {}, el('figcaption', {}, title), svg);
+  return el('figure', {'data-log-x': options.logX ? 'true' : 'false'}, el('figcaption', {}, title), svg);
 }
 
-// ---- Adapters: every version, sortable and filterable ----
-const listState = {filter: '', sort: '-created_ms'};
+// ---- Adapters: every version, a page at a time, sortable and filterable ----
+const pageSize = 50;
+const listState = {filter: '', sort: '-created_ms', offset: 0};
 let listTimer = null;
 
 async function showAdapters() {
@@ -103,6 +144,7 @@ async function showAdapters() {
                  placeholder: "filter, e.g. scores.exact_match > 0.5 and adapter.rank = 16"}),
     el('button', {id: 'apply', onclick: () => {
       listState.filter = document.getElementById('filter').value;
+      listState.offset = 0;
       render();
     }}, 'filter'),
     el('button', {id: 'compare', onclick: () => {
@@ -111,12 +153,14 @@ async function showAdapters() {
     }}, 'compare selected'));
   const message = el('p', {class: 'error', id: 'list-error'});
   const table = el('table', {id: 'versions'});
-  main.replaceChildren(controls, message, table);
+  const pager = el('div', {class: 'controls', id: 'pager'});
+  main.replaceChildren(controls, message, table, pager);
 
   async function render() {
     let page;
     try {
-      const query = new URLSearchParams({limit: '1000', sort: listState.sort});
+      const query = new URLSearchParams({limit: String(pageSize), offset: String(listState.offset),
+                                         sort: listState.sort});
       if (listState.filter) query.set('filter', listState.filter);
       page = await api('versions?' + query);
       message.textContent = '';
@@ -124,11 +168,17 @@ async function showAdapters() {
       message.textContent = error.message;
       return;
     }
+    // Versions removed meanwhile can leave the page past the end: show the last one instead.
+    if (page.versions.length === 0 && page.total > 0 && listState.offset > 0) {
+      listState.offset = Math.floor((page.total - 1) / pageSize) * pageSize;
+      return render();
+    }
     const metrics = [...new Set(page.versions.flatMap(v => Object.keys(v.scores)))].sort();
     const header = (label, key, numeric) => el('th', {
       class: numeric ? 'num' : '', 'data-key': key,
       onclick: () => {
         listState.sort = listState.sort === '-' + key ? key : '-' + key;
+        listState.offset = 0;
         render();
       }}, label + (listState.sort === key ? ' ▲' : listState.sort === '-' + key ? ' ▼' : ''));
     const head = el('tr', {}, el('th', {}, ''), header('version', 'version', false),
@@ -145,16 +195,28 @@ async function showAdapters() {
         const score = v.scores[m], base = v.base_scores[m];
         const gain = score !== undefined && base !== undefined ? score - base : undefined;
         return [el('td', {class: 'num'}, fmt(score)),
-                el('td', {class: 'num ' + (gain > 0 ? 'gain-up' : gain < 0 ? 'gain-down' : '')},
-                   gain === undefined ? '-' : (gain >= 0 ? '+' : '') + gain.toFixed(4))];
+                el('td', {class: 'num gain ' + gainClass(m, gain, v.score_scales), 'data-metric': m},
+                   fmtGain(gain))];
       }),
       el('td', {}, el('code', {}, v.dataset.hash.slice(0, 12))),
       el('td', {}, v.aliases.map(a => el('span', {class: 'badge'}, a))),
       el('td', {}, new Date(v.created_ms).toISOString().replace('T', ' ').slice(0, 19))));
     table.replaceChildren(head, ...rows);
+    const first = page.total === 0 ? 0 : listState.offset + 1;
+    const last = listState.offset + page.versions.length;
+    pager.replaceChildren(
+      el('button', {id: 'previous', ...(listState.offset === 0 ? {disabled: ''} : {}), onclick: () => {
+        listState.offset = Math.max(0, listState.offset - pageSize);
+        render();
+      }}, '‹ previous'),
+      el('span', {id: 'page-range'}, `versions ${fmt(first)}–${fmt(last)} of ${fmt(page.total)}`),
+      el('button', {id: 'next', ...(last >= page.total ? {disabled: ''} : {}), onclick: () => {
+        listState.offset += pageSize;
+        render();
+      }}, 'next ›'));
   }
   await render();
-  // New versions appear without a reload: the list is asked again every 2 seconds.
+  // New versions appear without a reload: the page is asked again every 2 seconds.
   listTimer = setInterval(() => { if (!document.querySelector('input.pick:checked')) render(); }, 2000);
 }
 
@@ -176,15 +238,19 @@ async function showVersion(name, version) {
     ['rows dropped', Object.entries(record.dataset.dropped || {}).map(([why, n]) => `${n} ${why}`).join(', ') || 'none'],
     ['base model', `${record.base_model.name} (${record.base_model.path})`],
     ['seed', record.seed], ['run', record.run_id], ['tokens/s', fmt(record.tokens_per_second)],
-    ['artifact', `${record.artifact.digest} (${record.artifact.size_bytes} bytes)`]];
+    ['artifact', `${record.artifact.digest} (${fmt(record.artifact.size_bytes)} bytes)`]];
   const metrics = Object.keys(record.scores).sort();
   const scores = el('table', {id: 'scores'},
     el('tr', {}, el('th', {}, 'metric'), el('th', {class: 'num'}, 'base'),
        el('th', {class: 'num'}, 'tuned'), el('th', {class: 'num'}, 'gain')),
-    metrics.map(m => el('tr', {}, el('td', {}, m), el('td', {class: 'num'}, fmt(record.base_scores[m])),
-      el('td', {class: 'num'}, fmt(record.scores[m])),
-      el('td', {class: 'num'}, record.base_scores[m] === undefined ? '-'
-                                 : (record.scores[m] - record.base_scores[m]).toFixed(4)))));
+    metrics.map(m => {
+      const gain = record.base_scores[m] === undefined ? undefined
+                                                       : record.scores[m] - record.base_scores[m];
+      return el('tr', {}, el('td', {}, m), el('td', {class: 'num'}, fmt(record.base_scores[m])),
+        el('td', {class: 'num'}, fmt(record.scores[m])),
+        el('td', {class: 'num gain ' + gainClass(m, gain, record.score_scales), 'data-metric': m},
+           fmtGain(gain)));
+    }));
   const aliasInput = el('input', {type: 'text', id: 'alias', value: 'production'});
   const aliasMessage = el('span', {id: 'alias-message'});
   const promote = el('div', {class: 'controls'}, 'alias', aliasInput,
@@ -206,7 +272,7 @@ async function showVersion(name, version) {
     }}, `point it at ${name}:${record.version}`), aliasMessage);
   const files = el('ul', {}, record.artifact.files.map(f => el('li', {},
     el('a', {href: `/api/adapters/${encodeURIComponent(name)}/versions/${record.version}/files/${f.path.split('/').map(encodeURIComponent).join('/')}`},
-       f.path), ` ${f.size_bytes} bytes, sha256 ${f.digest.slice(0, 12)}`)));
+       f.path), ` ${fmt(f.size_bytes)} bytes, sha256 ${f.digest.slice(0, 12)}`)));
   main.replaceChildren(
     el('h2', {}, `${name}:${record.version} `, record.aliases.map(a => el('span', {class: 'badge'}, a))),
     el('div', {class: 'columns'},
@@ -222,7 +288,7 @@ async function showVersion(name, version) {
     el('p', {}, 'or: ', el('code', {}, `tune fetch ${name}:${record.version} -o ${name}-v${record.version}`)),
     el('h3', {}, 'config'), el('pre', {id: 'config'}, record.config_toml),
     el('h3', {}, 'outputs on the eval prompts'),
-    outputTable([`${name}:${record.version}`], [samples]));
+    outputTable([`${name}:${record.version}`], [samples], record.score_scales));
 }
 
 // ---- Versions compared ----
@@ -260,13 +326,14 @@ async function showCompare(refs) {
           'loss by step'),
     el('p', {}, `${differing.size} config keys differ`),
     el('h3', {}, 'outputs on the same eval prompts'),
-    outputTable(refs, outputs));
+    outputTable(refs, outputs, records[0].score_scales));
 }
 
 // One row per eval prompt (matched by prompt text): reference, the base model's output where it
 // was kept, then each version's output. Under each output, its per-example scores; a version's
-// cell is green where its first score beats the base model's on that example, red where it loses.
-function outputTable(refs, outputs) {
+// cell is green where its first score beats the base model's on that example, red where it loses,
+// by that metric's goal.
+function outputTable(refs, outputs, scales) {
   const byPrompt = new Map();
   outputs.forEach((samples, i) => samples.forEach(sample => {
     if (!byPrompt.has(sample.prompt)) byPrompt.set(sample.prompt, {reference: sample.reference, outputs: []});
@@ -283,8 +350,8 @@ function outputTable(refs, outputs) {
     const scores = output.scores || {};
     const first = Object.keys(scores).sort()[0];
     const versus = base && first !== undefined && base.scores[first] !== undefined
-      ? Math.sign(scores[first] - base.scores[first]) : 0;
-    return el('td', {class: 'output' + (versus > 0 ? ' gain-up' : versus < 0 ? ' gain-down' : '')},
+      ? gainClass(first, scores[first] - base.scores[first], scales) : '';
+    return el('td', {class: 'output' + (versus ? ' ' + versus : '')},
       el('div', {class: 'prediction'}, output.prediction),
       el('div', {class: 'example-scores'},
          Object.keys(scores).sort().map(m => `${m} ${fmt(scores[m])}`).join(' · ')));
@@ -317,29 +384,72 @@ async function showSweeps(name) {
     const sweep = await api(`sweeps/${encodeURIComponent(name)}`);
     const params = [...new Set(sweep.trials.flatMap(t => Object.keys(t.params || {})))].sort();
     const metrics = [...new Set(sweep.trials.flatMap(t => Object.keys(t.scores || {})))].sort();
+    // What the sweep optimises leads; sweeps recorded before it was kept fall back to a metric.
+    const objective = sweep.objective ? sweep.objective.metric : metrics[0];
+    const goal = sweep.objective ? sweep.objective.goal
+                                 : ((sweep.score_scales || {})[objective] || {}).goal;
+    const others = metrics.filter(m => m !== objective);
+    const shown = objective === undefined ? [] : [objective, ...others];
+    const interval = (sweep.intervals || {})[objective] || '95% CI';
+
+    // Each configuration once: its mean, deviation and interval over its seeds, best first.
+    const configurations = [...(sweep.configurations || [])].sort((a, b) => {
+      const x = (a.scores[objective] || {}).mean, y = (b.scores[objective] || {}).mean;
+      if (x === undefined || y === undefined) return (x === undefined) - (y === undefined);
+      return byGoal(goal)(x, y);
+    });
+    const spreadCells = c => {
+      const s = c.scores[objective];
+      if (!s) return [el('td', {class: 'num'}, '-'), el('td', {class: 'num'}, '-'), el('td', {}, '-')];
+      return [el('td', {class: 'num objective-mean'}, fmt(s.mean)),
+              el('td', {class: 'num'}, s.count > 1 ? fmt(s.stddev) : '-'),
+              el('td', {class: 'interval'}, s.count > 1 ? `${fmt(s.ci95_low)} to ${fmt(s.ci95_high)}` : '-')];
+    };
+    const summary = el('table', {id: 'configurations'},
+      el('tr', {}, el('th', {}, 'configuration'), params.map(p => el('th', {}, p)),
+         el('th', {class: 'num'}, 'seeds'),
+         el('th', {class: 'num'}, objective === undefined ? 'objective' : `${objective} mean`),
+         el('th', {class: 'num'}, 'sd'), el('th', {id: 'interval-name'}, interval),
+         others.map(m => el('th', {class: 'num'}, `${m} mean`))),
+      configurations.map(c => el('tr', {'data-configuration': c.configuration},
+        el('td', {}, c.configuration), params.map(p => el('td', {}, fmt((c.params || {})[p]))),
+        el('td', {class: 'num'}, `${c.finished}/${c.trials.length}`),
+        spreadCells(c),
+        others.map(m => el('td', {class: 'num'}, fmt((c.scores[m] || {}).mean))))));
+
     const table = el('table', {id: 'trials'},
-      el('tr', {}, el('th', {}, 'trial'), el('th', {}, 'configuration'), el('th', {}, 'status'),
-         params.map(p => el('th', {}, p)),
+      el('tr', {}, el('th', {}, 'trial'), el('th', {}, 'configuration'), el('th', {}, 'seed'),
+         el('th', {}, 'status'), params.map(p => el('th', {}, p)),
          el('th', {class: 'num'}, 'step'), el('th', {class: 'num'}, 'loss'),
-         metrics.map(m => el('th', {class: 'num'}, m)), el('th', {}, 'version')),
-      sweep.trials.map(t => el('tr', {},
-        el('td', {}, t.trial), el('td', {}, fmt(t.configuration)), el('td', {}, t.status),
+         shown.map(m => el('th', {class: 'num'}, m)), el('th', {}, 'version')),
+      sweep.trials.map(t => el('tr', {'data-trial': t.trial},
+        el('td', {}, t.trial), el('td', {}, fmt(t.configuration)), el('td', {class: 'seed'}, fmt(t.seed)),
+        el('td', {class: 'status', title: t.error || ''}, t.status),
         params.map(p => el('td', {}, fmt((t.params || {})[p]))),
         el('td', {class: 'num'}, fmt(t.step)), el('td', {class: 'num'}, fmt(t.loss)),
-        metrics.map(m => el('td', {class: 'num'}, fmt((t.scores || {})[m]))),
+        shown.map(m => el('td', {class: 'num'}, fmt((t.scores || {})[m]))),
         el('td', {}, t.version ? versionLink(...t.version.split(':')) : '-'))));
-    // The first metric against each numeric swept parameter: a dot per finished trial, and a line
+    // The objective against each numeric swept parameter: a dot per finished trial, and a line
     // through the mean of the trials at each value (a configuration's repeats share its values).
-    const charts = metrics.length === 0 ? [] : params.map(p => {
-      const points = sweep.trials.filter(t => t.scores && typeof (t.params || {})[p] === 'number')
-        .map(t => [t.params[p], t.scores[metrics[0]]]).sort((a, b) => a[0] - b[0]);
+    const charts = objective === undefined ? [] : params.map(p => {
+      const points = sweep.trials
+        .filter(t => t.scores && t.scores[objective] !== undefined && typeof (t.params || {})[p] === 'number')
+        .map(t => [t.params[p], t.scores[objective]]).sort((a, b) => a[0] - b[0]);
       const byValue = new Map();
       for (const [x, y] of points) byValue.set(x, [...(byValue.get(x) || []), y]);
       const means = [...byValue].map(([x, ys]) => [x, ys.reduce((a, b) => a + b, 0) / ys.length]);
-      return chart([{name: `${metrics[0]}, mean`, points: means},
-                    {name: 'each trial', points, dots: true}], `${metrics[0]} against ${p}`, p);
+      const values = [...byValue.keys()];
+      return chart([{name: `${objective}, mean`, points: means},
+                    {name: 'each trial', points, dots: true}], `${objective} against ${p}`, p,
+                   {logX: logScaleFits(values), ticks: values.length <= 8 ? values : undefined});
     });
-    main.replaceChildren(el('h2', {}, `sweep ${name}`), table, el('div', {class: 'columns'}, charts));
+    main.replaceChildren(el('h2', {}, `sweep ${name}`),
+      el('p', {id: 'objective'}, objective === undefined ? 'no finished trial yet'
+        : `objective: ${objective} (${goal === 'minimize' ? 'lower' : 'higher'} is better); ` +
+          `${interval}: Student's t over each configuration's seeds` +
+          (interval.includes(' in [') ? ', cut at the ends of the score\'s range' : '')),
+      el('h3', {}, 'configurations'), summary,
+      el('h3', {}, 'trials'), table, el('div', {class: 'columns'}, charts));
   }
   await render();
   listTimer = setInterval(render, 2000);

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -87,9 +88,16 @@ struct OptimizerPlugin {
   PluginInfo info;
   OptimizerFactory create;
 };
+// The values a metric's score can take: [0, 1] for a fraction of examples, [0, 100] for BLEU,
+// unbounded when left out. Intervals of a sweep's mean score over its repeats stay inside it.
+struct MetricRange {
+  double min = -std::numeric_limits<double>::infinity();
+  double max = std::numeric_limits<double>::infinity();
+};
 struct MetricPlugin {
   PluginInfo info;
-  MetricGoal goal;
+  MetricGoal goal;  // whether a larger score is better: every "gain" is read by it
+  MetricRange range = {};
   Factory<Metric> create;
 };
 

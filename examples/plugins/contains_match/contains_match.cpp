@@ -47,6 +47,7 @@ void Register(tune::Registrar& registrar) {
                .description = "Fraction of predictions containing a reference as whole words.",
                .options = tune::NormalizeOptionSpecs()},
       .goal = tune::MetricGoal::kMaximize,
+      .range = {.min = 0.0, .max = 1.0},
       .create = [](const tune::Options& options) -> std::unique_ptr<tune::Metric> {
         return std::make_unique<ContainsMatch>(tune::NormalizeOptionsFrom(options));
       }});

@@ -303,6 +303,7 @@ void Register(tune::Registrar& registrar) {
                    "lowercase", false,
                    "Compare case-insensitively, as sacreBLEU's -lc (ASCII letters only).")}},
       .goal = tune::MetricGoal::kMaximize,
+      .range = {.min = 0.0, .max = 100.0},
       .create = [](const tune::Options& options) -> std::unique_ptr<tune::Metric> {
         return std::make_unique<Bleu>(options.Bool("lowercase"));
       }});

@@ -35,6 +35,7 @@ void Register(tune::Registrar& registrar) {
                               "(SQuAD-style by default).",
                .options = tune::NormalizeOptionSpecs()},
       .goal = tune::MetricGoal::kMaximize,
+      .range = {.min = 0.0, .max = 1.0},
       .create = [](const tune::Options& options) -> std::unique_ptr<tune::Metric> {
         return std::make_unique<ExactMatch>(tune::NormalizeOptionsFrom(options));
       }});

@@ -96,6 +96,7 @@ void Register(tune::Registrar& registrar) {
                    "of [a-z0-9]); an empty word list on either side scores 0.",
                .options = {}},
       .goal = tune::MetricGoal::kMaximize,
+      .range = {.min = 0.0, .max = 1.0},
       .create = [](const tune::Options&) -> std::unique_ptr<tune::Metric> {
         return std::make_unique<RougeLMetric>();
       }});

@@ -67,6 +67,7 @@ void Register(tune::Registrar& registrar) {
                               "two empty answers agree, as in SQuAD v2.0).",
                .options = std::move(options)},
       .goal = tune::MetricGoal::kMaximize,
+      .range = {.min = 0.0, .max = 1.0},
       .create = [](const tune::Options& options) -> std::unique_ptr<tune::Metric> {
         return std::make_unique<TokenF1>(
             tune::NormalizeOptions{.lowercase = options.Bool("lowercase"),

@@ -67,5 +67,94 @@ TEST(DataCommands, RegisterListShowAndDiffDatasetVersions) {
   EXPECT_NE(unknown.err.find("no dataset 'aq' in registry"), std::string::npos) << unknown.err;
 }
 
+// A version holds rows: an empty file, a binary one and one no row of which reads are refused with
+// one line each, and nothing is registered.
+TEST(DataCommands, RegisterRefusesAFileWithNoRows) {
+  const testing::TempDir dir;
+  const std::string registry = (dir.path() / "registry").string();
+  const auto reg = [&](const std::filesystem::path& file) {
+    return RunTune({"data", "register", file.string(), "--name", "qa", "--registry", registry});
+  };
+  const auto empty = dir.Write("empty.jsonl", "");
+  auto result = reg(empty);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.err,
+            "error: " + empty.string() + " holds no rows (it is empty); nothing registered\n");
+  const auto binary = dir.Write("weights.bin", std::string("\x93NUMPY\x01\x00{'descr'", 17));
+  result = reg(binary);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.err, "error: " + binary.string() +
+                            " is not text (a NUL byte at offset 7); give the dataset file, one row "
+                            "per line for jsonl; nothing registered\n");
+  const auto unreadable = dir.Write("notes.jsonl", "first note\nsecond note\n");
+  result = reg(unreadable);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.err.rfind("error: " + unreadable.string() +
+                                 ": none of its 2 rows could be read (line 1: not JSON",
+                             0),
+            0u)
+      << result.err;
+  EXPECT_EQ(testing::CountLinesStartingWith(result.err, ""), 1) << result.err;
+  EXPECT_NE(result.err.find("is it a jsonl file? Choose the reader with --plugin"),
+            std::string::npos)
+      << result.err;
+  EXPECT_EQ(RunTune({"data", "ls", "--registry", registry}).out.find("qa:"), std::string::npos);
+}
+
+// `tune data show` takes a dataset reference and says so; versions start at 1.
+TEST(DataCommands, ShowNamesADatasetReferenceAndRefusesVersionZero) {
+  const testing::TempDir dir;
+  const std::string registry = (dir.path() / "registry").string();
+  const auto file = dir.Write("d1.jsonl", "{\"prompt\": \"p\", \"completion\": \"c\"}\n");
+  ASSERT_EQ(RunTune({"data", "register", file.string(), "--name", "d1", "--registry", registry})
+                .exit_code,
+            0);
+  const auto zero = RunTune({"data", "show", "d1:0", "--registry", registry});
+  EXPECT_EQ(zero.exit_code, 1);
+  EXPECT_EQ(zero.err,
+            "error: invalid dataset reference 'd1:0': the version '0' is not a whole number from 1 "
+            "(versions start at 1); write NAME (the latest version) or NAME:VERSION (NAME:3)\n");
+  EXPECT_EQ(zero.err.find("adapter"), std::string::npos);
+}
+
+// With --model, conversations are rendered with the model folder's chat template, as training
+// renders them: here the template leaves system messages out (rows 1 and 2 become one) and refuses
+// one conversation (a bad row, as in training); without it, the plugin's own chatml keeps them
+// apart.
+TEST(DataCommands, InspectWithAModelRendersConversationsWithItsChatTemplate) {
+  const testing::TempDir dir;
+  const auto model = testing::MakeTinyLlama(dir.path() / "model", {"--seed", "1"});
+  dir.Write("model/chat_template.jinja",
+            "{%- for m in messages %}{%- if m.content == 'refuse me' %}"
+            "{{ raise_exception('this template refuses it') }}{%- elif m.role != 'system' %}"
+            "<{{ m.role }}>{{ m.content }}</{{ m.role }}>{%- endif %}{%- endfor %}"
+            "{%- if add_generation_prompt %}<assistant>{%- endif %}");
+  const auto file = dir.Write(
+      "chat.jsonl",
+      "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", "
+      "\"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"hello\"}]}\n"
+      "{\"messages\": [{\"role\": \"system\", \"content\": \"Be long.\"}, {\"role\": \"user\", "
+      "\"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"hello\"}]}\n"
+      "{\"messages\": [{\"role\": \"user\", \"content\": \"refuse me\"}, {\"role\": "
+      "\"assistant\", \"content\": \"no\"}]}\n");
+  const auto with_model = RunTune(
+      {"data", "inspect", file.string(), "--plugin", "chat", "--model", model.string(), "--json"});
+  ASSERT_EQ(with_model.exit_code, 0) << with_model.err;
+  const auto rendered = nlohmann::json::parse(with_model.out);
+  EXPECT_EQ(rendered["exact_duplicates"], nlohmann::json::parse("[[1, 2]]")) << rendered.dump(2);
+  EXPECT_EQ(rendered["bad_rows"], 1);
+  const auto text =
+      RunTune({"data", "inspect", file.string(), "--plugin", "chat", "--model", model.string()});
+  EXPECT_NE(text.out.find("unreadable: line 3: "), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("this template refuses it"), std::string::npos) << text.out;
+
+  const auto plugin_only =
+      RunTune({"data", "inspect", file.string(), "--plugin", "chat", "--json"});
+  ASSERT_EQ(plugin_only.exit_code, 0) << plugin_only.err;
+  const auto own = nlohmann::json::parse(plugin_only.out);
+  EXPECT_EQ(own["exact_duplicates"], nlohmann::json::array()) << own.dump(2);
+  EXPECT_EQ(own["bad_rows"], 0);
+}
+
 }  // namespace
 }  // namespace tune

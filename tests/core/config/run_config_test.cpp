@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "plugin_host/plugin_host.h"
+#include "sweep/search.h"
 #include "support/test_support.h"
 #include "util/error.h"
 
@@ -322,6 +323,44 @@ TEST_F(RunConfigTest, TiedParametersAreCheckedBeforeAnythingRuns) {
             "FILE:40:1: sweep parameter 'optimizer.lr' is a log_uniform distribution, which a grid "
             "cannot enumerate; give a list of values, or use sweep.method = \"random\" or "
             "\"tpe\"");
+}
+
+// A grid runs every point unless max_trials says otherwise, and the resolved config says how many;
+// one too large to run is refused where its parameters are, with its size, before anything is
+// enumerated (10^12 points once ran out of memory, 10^7 took gigabytes to validate).
+TEST_F(RunConfigTest, AGridRunsEveryPointAndOneTooLargeIsRefusedWithItsSize) {
+  std::string grid = Edit("method = \"random\"", "method = \"grid\"");
+  grid.replace(grid.find("max_trials = 8\n"), 15, "");
+  const std::string lr =
+      "\"optimizer.lr\" = { distribution = \"log_uniform\", min = 1e-4, max = 1e-2 }";
+  std::string ten = "[";
+  for (int i = 1; i <= 10; ++i) ten += std::to_string(i) + (i < 10 ? ", " : "]");
+  std::string keys;
+  for (const char* key : {"train.steps", "train.batch_size", "train.seq_len", "train.seed",
+                          "optimizer.warmup_steps"}) {
+    keys += "\"" + std::string(key) + "\" = " + ten + "\n";
+  }
+  std::string million = grid;
+  million.replace(million.find(lr), lr.size(), keys);
+  const RunConfig config = Resolve(million);
+  EXPECT_EQ(config.sweep->max_trials, 0);
+  EXPECT_EQ(SweepConfigurations(*config.sweep), 400'000);  // 4 ranks x 10^5
+  EXPECT_NE(config.resolved_toml.find("max_trials = 400000"), std::string::npos)
+      << config.resolved_toml;
+
+  std::string too_large = grid;
+  too_large.replace(too_large.find(lr), lr.size(),
+                    keys +
+                        "\"adapter.dropout\" = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, "
+                        "0.7, 0.8, 0.9]\n\"optimizer.weight_decay\" = [0.0, 0.1, "
+                        "0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]\n");
+  EXPECT_EQ(ErrorOf(too_large),
+            "FILE:45:1: the grid of sweep.parameters has 40,000,000 points (10 x 4 x 10 x 10 x 10 "
+            "x 10 x 10 x 10), more than the 1,000,000 configurations a sweep runs; list fewer "
+            "values, use sweep.method = \"random\" or \"tpe\", or set sweep.max_trials to run "
+            "the first ones");
+  // With max_trials it runs the first ones, however large the grid.
+  EXPECT_EQ(SweepConfigurations(*Resolve(too_large, {"sweep.max_trials=8"}).sweep), 8);
 }
 
 // A run folder's run.toml from an older tune (17-digit floats, other layout) is the same config.

@@ -61,9 +61,8 @@ TEST(DataQuality, FindsPlantedExactAndNearDuplicatesByLine) {
   EXPECT_EQ(report.ExactDuplicateRows(), 1);
   EXPECT_EQ(report.near_duplicates,
             (std::vector<std::vector<int64_t>>{{11, 62}, {21, 63}, {31, 64}}));
-  // Line 65's whole text is not close enough to line 41's (its answer differs too), but its
-  // prompt is: a conflict.
-  EXPECT_EQ(report.conflicts, (std::vector<std::vector<int64_t>>{{41, 65}}));
+  // Line 65's prompt is close to line 41's but not the same: another question, not a conflict.
+  EXPECT_EQ(report.conflicts, (std::vector<std::vector<int64_t>>{}));
 
   QualityOptions strict;
   strict.near_threshold = 0.99;  // only the punctuation change stays this close
@@ -82,21 +81,44 @@ TEST(DataQuality, ASharedTemplateDoesNotMakeUnrelatedRowsNearDuplicates) {
                                   "Add two and two.", "Greet a friend."}) {
     rows.push_back({header + instruction + "\n\n### Response:\n", "An answer."});
   }
-  rows.push_back({header + "Name a colour!\n\n### Response:\n", "Blue."});
+  rows.push_back({header + "Name a colour.\n\n### Response:\n", "Blue."});
   const QualityReport report = Inspect(rows);
   EXPECT_EQ(report.near_duplicates, std::vector<std::vector<int64_t>>{});
   EXPECT_EQ(report.conflicts, (std::vector<std::vector<int64_t>>{{1, 6}}));
 }
 
+// One prompt, exactly, with different completions; prompts that differ in case, spacing or
+// punctuation are different prompts.
 TEST(DataQuality, ConflictsAreOnePromptWithDifferentCompletions) {
   const QualityReport report = Inspect({{"What is 2 + 2?", "4"},
                                         {"what is 2+2 ?", "5"},
                                         {"Name a colour.", "Red"},
-                                        {"name a colour", "red"},
+                                        {"Name a colour.", "Blue"},
+                                        {"Name a colour.", "Red"},
                                         {"", "alone"},
                                         {"", "twice"}});
-  EXPECT_EQ(report.conflicts, (std::vector<std::vector<int64_t>>{{1, 2}}));
-  EXPECT_EQ(report.empty_prompts, (std::vector<int64_t>{5, 6}));
+  EXPECT_EQ(report.conflicts, (std::vector<std::vector<int64_t>>{{3, 4, 5}}));
+  EXPECT_EQ(report.empty_prompts, (std::vector<int64_t>{6, 7}));
+}
+
+// At a low near-duplicate threshold, rows with different prompts pass for near-duplicates; they
+// stay different questions, so none is a conflict (--near-threshold 0.5 once made 317 of the
+// example data's valid rows conflicts, which drop_conflicts dropped).
+TEST(DataQuality, NearDuplicatesAtALowThresholdMakeNoConflict) {
+  // Rows differ at both ends, so no shared template is taken out and the long middle makes them
+  // near-duplicates.
+  std::string shared = "name the capital of";
+  for (int w = 0; w < 60; ++w) shared.append(" w").append(std::to_string(w));
+  std::vector<TextExample> rows;
+  for (const char* country : {"France", "Spain", "Peru", "Chad"}) {
+    rows.push_back({std::string(country) + ": " + shared + " " + country + "?",
+                    std::string("The capital of ") + country});
+  }
+  QualityOptions loose;
+  loose.near_threshold = 0.5;
+  const QualityReport report = Inspect(rows, nullptr, loose);
+  EXPECT_FALSE(report.near_duplicates.empty());  // the test could fail: rows are near-duplicates
+  EXPECT_EQ(report.conflicts, (std::vector<std::vector<int64_t>>{}));
 }
 
 TEST(DataQuality, PersonalDataIsFoundByLineAndNeverShownWhole) {

@@ -44,7 +44,7 @@ TEST(SweepReport, WithRepeatsEachConfigurationShowsItsMeanSpreadAndInterval) {
   state.trials[5].version = 0;
   state.trials[5].error = "killed by signal 9 (out of memory?)";
   const std::string table = RankingTable(state, kContext);
-  EXPECT_NE(table.find("config trials  versions      exact_match       sd 95% CI                  "
+  EXPECT_NE(table.find("config trials  versions      exact_match       sd 95% CI (t)              "
                        "gain  eval_loss      wall  parameters\n"),
             std::string::npos)
       << table;
@@ -66,6 +66,23 @@ TEST(SweepReport, WithRepeatsEachConfigurationShowsItsMeanSpreadAndInterval) {
   EXPECT_EQ(ProgressLine(state, kContext, 6, 0, 60.0),
             "sweep rank-1: 6/6 done, 0 running, 1 failed, 0 pruned, best exact_match 0.7000 ± "
             "0.2000 (configuration 1, 3 of 3 repeats), elapsed 0:01:00, ETA 0:00:00");
+}
+
+// Exact match is a fraction: its interval over the seeds stays within [0, 1] (Student's t gave
+// 1.1969 above), and the header says which interval it is.
+TEST(SweepReport, TheIntervalOfABoundedObjectiveStaysWithinItsBoundsAndIsNamed) {
+  SweepState state;
+  state.name = "rank-1";
+  state.repeats = 3;
+  state.trials = {Finished(1, 1, 0, 0.5, 2), Finished(2, 1, 1, 0.7, 2), Finished(3, 1, 2, 0.9, 2)};
+  ReportContext context = kContext;
+  context.bounds = {{"exact_match", {0.0, 1.0}}};
+  const std::string table = RankingTable(state, context);
+  EXPECT_NE(table.find("exact_match       sd 95% CI (t, in [0, 1])       gain"), std::string::npos)
+      << table;
+  EXPECT_NE(table.find("0.7000   0.2000 [0.2031, 1.0000]         +0.6000"), std::string::npos)
+      << table;
+  EXPECT_NE(table.find("(95% CI 0.2031 to 1.0000)"), std::string::npos) << table;
 }
 
 }  // namespace

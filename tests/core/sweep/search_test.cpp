@@ -40,27 +40,68 @@ SweepParameter Tied(std::string path, std::string expression) {
 
 TEST(SweepSearch, GridIsTheProductInDeclarationOrderWithTiedValues) {
   SweepConfig sweep;
-  sweep.max_trials = 100;
+  sweep.method = "grid";
   sweep.parameters = {Values("adapter.rank", {int64_t{2}, int64_t{4}}),
                       Values("optimizer.lr", {1e-3, 3e-3, 1e-2}),
                       Tied("adapter.alpha", "2 * adapter.rank")};
-  const std::vector<Assignment> trials = GridTrials(sweep);
-  ASSERT_EQ(trials.size(), 6u);
-  EXPECT_EQ(trials[0].at("adapter.rank"), OptionValue(int64_t{2}));
-  EXPECT_EQ(trials[0].at("optimizer.lr"), OptionValue(1e-3));
-  EXPECT_EQ(trials[1].at("optimizer.lr"), OptionValue(3e-3));
-  EXPECT_EQ(trials[5].at("adapter.rank"), OptionValue(int64_t{4}));
-  EXPECT_EQ(trials[5].at("adapter.alpha"), OptionValue(int64_t{8}));
-  sweep.max_trials = 4;
-  EXPECT_EQ(GridTrials(sweep).size(), 4u);
+  ASSERT_EQ(GridSize(sweep), 6);
+  EXPECT_EQ(GridTrial(sweep, 0).at("adapter.rank"), OptionValue(int64_t{2}));
+  EXPECT_EQ(GridTrial(sweep, 0).at("optimizer.lr"), OptionValue(1e-3));
+  EXPECT_EQ(GridTrial(sweep, 1).at("optimizer.lr"), OptionValue(3e-3));
+  EXPECT_EQ(GridTrial(sweep, 5).at("adapter.rank"), OptionValue(int64_t{4}));
+  EXPECT_EQ(GridTrial(sweep, 5).at("adapter.alpha"), OptionValue(int64_t{8}));
+}
+
+// Without max_trials a grid runs every point (it once stopped at 8 and varied only the last
+// key); max_trials runs the first ones. Random and tpe have no size of their own: 8 by default.
+TEST(SweepSearch, AGridRunsEveryPointUnlessMaxTrialsSaysOtherwise) {
+  SweepConfig sweep;
+  sweep.method = "grid";
+  for (const char* key : {"adapter.rank", "adapter.alpha", "optimizer.lr"}) {
+    std::vector<OptionValue> values;
+    for (int64_t i = 0; i < 10; ++i) values.emplace_back(i);
+    sweep.parameters.push_back(Values(key, values));
+  }
+  EXPECT_EQ(SweepConfigurations(sweep), 1000);
+  sweep.max_trials = 8;
+  EXPECT_EQ(SweepConfigurations(sweep), 8);
+  EXPECT_EQ(GridKeysVaried(sweep, 8), std::vector<std::string>{"optimizer.lr"});
+  EXPECT_EQ(GridKeysVaried(sweep, 11), (std::vector<std::string>{"adapter.alpha", "optimizer.lr"}));
+  EXPECT_EQ(GridKeysVaried(sweep, 1000).size(), 3u);
+  sweep.max_trials = 5000;
+  EXPECT_EQ(SweepConfigurations(sweep), 1000);
+  sweep.method = "random";
+  sweep.max_trials = 0;
+  EXPECT_EQ(SweepConfigurations(sweep), kDefaultSearchTrials);
+  sweep.max_trials = 30;
+  EXPECT_EQ(SweepConfigurations(sweep), 30);
+}
+
+// A grid's size is a product of list sizes, so a grid of 10^12 points (or more than int64 holds)
+// is counted, and any point found, without enumerating the others.
+TEST(SweepSearch, AHugeGridIsCountedWithoutEnumeratingIt) {
+  SweepConfig sweep;
+  sweep.method = "grid";
+  for (int k = 0; k < 12; ++k) {
+    std::vector<OptionValue> values;
+    for (int64_t i = 0; i < 10; ++i) values.emplace_back(i);
+    sweep.parameters.push_back(Values("key" + std::to_string(k), values));
+  }
+  EXPECT_EQ(GridSize(sweep), 1'000'000'000'000);
+  const Assignment last = GridTrial(sweep, GridSize(sweep) - 1);
+  EXPECT_EQ(last.at("key0"), OptionValue(int64_t{9}));
+  EXPECT_EQ(last.at("key11"), OptionValue(int64_t{9}));
+  EXPECT_EQ(GridTrial(sweep, 10).at("key10"), OptionValue(int64_t{1}));
+  for (int k = 12; k < 24; ++k) sweep.parameters.push_back(sweep.parameters[0]);
+  EXPECT_EQ(GridSize(sweep), INT64_MAX);
 }
 
 TEST(SweepSearch, GridRefusesContinuousDistributions) {
   SweepConfig sweep;
-  sweep.max_trials = 10;
+  sweep.method = "grid";
   sweep.parameters = {Distribution("optimizer.lr", "log_uniform", 1e-4, 1e-2)};
   try {
-    GridTrials(sweep);
+    GridSize(sweep);
     FAIL() << "expected a refusal";
   } catch (const UserError& e) {
     EXPECT_EQ(std::string(e.what()),

@@ -22,6 +22,8 @@ const pages = [
 for (const [name, path, ready, scrollTo] of pages) {
   await page.goto(url + path);
   await page.waitForSelector(ready);
+  // A hash change keeps the scroll position of the page before: start each page at its top.
+  await page.evaluate(() => window.scrollTo(0, 0));
   if (scrollTo) {
     await page.waitForSelector(scrollTo);
     await page.evaluate(selector => {
