@@ -122,6 +122,34 @@ ObjectStore::ObjectStore(fs::path objects_dir, std::string registry_name)
 void ObjectStore::CreateLayout() const {
   fs::create_directories(dir_ / "sha256");
   fs::create_directories(TempDir());
+  fs::create_directories(UploadsDir());
+}
+
+fs::path ObjectStore::UploadPath(std::string_view digest) const {
+  return UploadsDir() / std::string(digest);
+}
+
+void ObjectStore::Adopt(const fs::path& file, std::string_view digest) const {
+  const auto fail = [&](const std::string& doing, int error) {
+    throw UserError("cannot store " + file.string() + " in registry " + registry_name_ + ": " +
+                    doing + ": " + ErrnoText(error) +
+                    (IsDiskFull(error) ? "; free space on that disk and retry"
+                                       : "; check the permissions and health of that file system"));
+  };
+  {
+    Fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0 || ::fsync(fd.get()) != 0) fail("syncing", errno);
+  }
+  const fs::path target = PathOf(digest);
+  const fs::path shard = target.parent_path();
+  if (!fs::exists(shard)) {
+    if (::mkdir(shard.c_str(), 0755) != 0 && errno != EEXIST)
+      fail("creating " + shard.string(), errno);
+    SyncDirectory(shard.parent_path());
+  }
+  ::chmod(file.c_str(), 0444);
+  if (::rename(file.c_str(), target.c_str()) != 0) fail("renaming to " + target.string(), errno);
+  SyncDirectory(shard);
 }
 
 fs::path ObjectStore::PathOf(std::string_view digest) const {

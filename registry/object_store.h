@@ -34,11 +34,18 @@ class ObjectStore {
   const std::filesystem::path& dir() const { return dir_; }
   std::filesystem::path PathOf(std::string_view digest) const;
   std::filesystem::path TempDir() const { return dir_ / "tmp"; }
+  // Where a server keeps the objects it receives in chunks until they are whole.
+  std::filesystem::path UploadsDir() const { return dir_ / "uploads"; }
+  std::filesystem::path UploadPath(std::string_view digest) const;
 
   // Copies `file` in: into a temp file while hashing, fsync, rename to its digest, fsync the
   // directory. Throws UserError (naming `file` and the registry) when it cannot, for example on a
   // full disk; the temp file is removed then.
   StoredObject Store(const std::filesystem::path& file) const;
+
+  // Moves `file`, whose bytes the caller has checked hash to `digest`, into the store under its
+  // digest, durably (fsync of the file and of the folders). Throws UserError when it cannot.
+  void Adopt(const std::filesystem::path& file, std::string_view digest) const;
 
   // Removes a file of TempDir() unless a Store is still writing it. True when it was removed.
   bool RemoveUnusedTemp(const std::filesystem::path& temp) const;

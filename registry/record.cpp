@@ -141,6 +141,7 @@ json VersionRecordJson(const VersionRecord& r, RecordDetail detail) {
       {"trial", r.trial ? json(*r.trial) : json(nullptr)},
       {"configuration", r.configuration ? json(*r.configuration) : json(nullptr)},
       {"run_id", r.run_id},
+      {"registered_by", r.registered_by},
       {"artifact",
        {{"digest", r.artifact_digest},
         {"size_bytes", r.artifact_size_bytes},
@@ -176,7 +177,8 @@ std::string DatasetRecordToJson(const DatasetRecord& r, int indent) {
               {"rows", r.rows},
               {"summary", r.summary},
               {"report", ReportJson(r.report_json)},
-              {"rows_object", EntryJson(r.rows_object)}}
+              {"rows_object", EntryJson(r.rows_object)},
+              {"registered_by", r.registered_by}}
       .dump(indent);
 }
 
@@ -194,6 +196,7 @@ DatasetRecord DatasetRecordFromJson(std::string_view text) {
   if (const auto it = j.find("rows_object"); it != j.end() && it->is_object()) {
     r.rows_object = EntryFromJson(*it);
   }
+  Field(j, "registered_by", r.registered_by);
   return r;
 }
 
@@ -260,6 +263,7 @@ VersionRecord VersionRecordFromJson(std::string_view text) {
   Field(j, "configuration", r.configuration,
         [](const json& v) { return std::optional(v.get<int64_t>()); });
   Field(j, "run_id", r.run_id);
+  Field(j, "registered_by", r.registered_by);
   if (const auto it = j.find("artifact"); it != j.end() && it->is_object()) {
     Field(*it, "digest", r.artifact_digest);
     Field(*it, "size_bytes", r.artifact_size_bytes);

@@ -1,36 +1,23 @@
 // Registry: adapter versions, their lineage, the aliases that point at them, and the runs that
-// produced them (DESIGN section 5). No libtorch: the web view and tools link this alone.
+// produced them (DESIGN sections 5 and 10). No libtorch: the web view and tools link this alone.
 //
-// On disk, under the registry directory:
-//   db/                       RocksDB: metadata in column families, a schema-version key
-//   db/LOCK.pid               PID and command line of the process that holds db/LOCK for writing
-//   db/LAST_WRITE.seq         RocksDB sequence number after the last write that returned: readers
-//                             reopen when it moves and refuse a view that does not reach it
-//   db/FILES.lock             held while a writer changes the database's files (db_locks.h)
-//   objects/sha256/ab/<hex>   adapter files, named by the SHA-256 of their bytes, never changed
-//   objects/tmp/              files being written; anything left here is an interrupted write
+// One interface, two implementations, chosen by where the registry is (Registry::Open):
+//   a folder (/data/registry, .tune/registry)  the embedded registry, RocksDB and content-addressed
+//                                              files on this machine (local_registry.h)
+//   a URL (https://host:8443)                  a `tune serve` registry server, over HTTP(S); its
+//                                              token from RemoteAccess or $TUNE_TOKEN
+// Every command works against either with the same results; what differs is said below.
 //
 // Errors: every refusal is a UserError (util/error.h) whose what() is one line saying what is
 // wrong, where, and how to fix it. Refusals a caller may want to tell apart are subclasses:
-// RegistryBusy (another process writes), RegistryDamaged and AliasConflict (a compare-and-set
-// lost).
+// RegistryBusy (another process writes), RegistryDamaged, AliasConflict (a compare-and-set
+// lost), RegistryUnreachable (a server that cannot be reached: worth retrying) and
+// RegistryDenied (a server refused the token).
 //
-// Threads: any number of threads may use one Registry, and one process may open several; writes
-// are serialised between them all. Processes: any number may open a registry, for reading or
-// writing, at once. Each write holds db/LOCK only for its own transaction (milliseconds; a Gc for
-// as long as it removes files) and waits up to `write_wait` for another's to end; a read waits
-// at most for a writer's open or compaction (milliseconds), never for a write. Every call sees
-// every write that returned before the call began, in this process or another: a view that would
-// not (a damaged log) is an error naming the damage, never a shorter answer.
-// Damage: a listing, Gc and Backup refuse a database whose tables fail their checksums or whose
-// records do not add up to the counts it keeps; Verify reports each such problem. A write refuses
-// a log whose tail is damaged (it held a write that returned) until Recover accepts the loss.
-// Space: a write first checks that the disk has room for RocksDB to open (a few MiB); Gc and
-// Verify open nothing for writing, so they work on a full disk.
-// Durability: a write call that returns has reached the disk (fsync), except LogMetrics: it
-// buffers, and writes what it holds when it is called 2 seconds or more after the last such write
-// (if the registry is free then), at FinishRun, and when the Registry is destroyed. A crash loses
-// at most what was logged since the last of those; reads through the same Registry see it at once.
+// Threads: any number of threads may use one Registry. Every call sees every write that returned
+// before the call began, from any process or machine: a view that would not (a damaged log) is
+// an error naming the damage, never a shorter answer. Durability: a write call that returns has
+// reached the disk (the server's, for a URL), except LogMetrics, which buffers (see there).
 #pragma once
 
 #include <sys/types.h>
@@ -64,6 +51,20 @@ class RegistryBusy : public UserError {
 // counts name, or its log lost writes that returned. What was asked is refused rather than
 // answered from what is left; `tune registry verify` lists the damage.
 class RegistryDamaged : public UserError {
+ public:
+  using UserError::UserError;
+};
+
+// A registry server that cannot be reached: refused, timed out, a TLS handshake that failed, a
+// connection cut. What was sent before may or may not have arrived; every write is safe to retry.
+class RegistryUnreachable : public UserError {
+ public:
+  using UserError::UserError;
+};
+
+// A registry server refused the request's token: none, unknown, revoked, or of a role below the
+// one the request needs.
+class RegistryDenied : public UserError {
  public:
   using UserError::UserError;
 };
@@ -150,6 +151,7 @@ struct VersionRecord {
   // in their seed.
   std::optional<int64_t> configuration;
   std::string run_id;
+  std::string registered_by;  // a server's token name, or USER@HOST; set by Register
 
   // What `tune data inspect` says of the training file, and the rows [dataset.quality] dropped
   // from it, by reason ("exact_duplicate": 212).
@@ -186,6 +188,7 @@ struct DatasetRecord {
   // One line per row, in file order: "ROW_SHA256 PROMPT_SHA256 LINE" (the SHA-256 of the row's
   // canonical form and of its prompt), stored as an object: what `tune data diff` compares.
   ManifestEntry rows_object;
+  std::string registered_by;  // a server's token name, or USER@HOST; set by RegisterDataset
 
   bool operator==(const DatasetRecord&) const = default;
 };
@@ -226,6 +229,7 @@ struct AliasMove {
   std::string alias;
   int64_t old_version = 0;
   int64_t new_version = 0;
+  std::string by;  // who moved it: a server's token name, or USER@HOST; empty in older moves
 };
 
 // Which versions List returns, in what order.
@@ -303,11 +307,13 @@ struct RunInfo {
 
 // The process that created a run, which finishes it (`tune train`, or the sweep of a trial, whose
 // trials die with it): its PID, its start time in clock ticks after boot (/proc/PID/stat), and the
-// machine's boot id, so that a reused PID or a reboot is not taken for it.
+// machine's boot id and machine id, so that a reused PID, a reboot or another machine is not
+// taken for it.
 struct RunProcess {
   int64_t pid = 0;  // 0: not recorded (runs created before processes were)
   int64_t start_ticks = 0;
   std::string boot_id;
+  std::string machine_id = {};  // /etc/machine-id; empty in runs recorded before it was
 };
 
 struct RunRecord {
@@ -315,14 +321,15 @@ struct RunRecord {
   RunInfo info;
   RunStatus status = RunStatus::kRunning;
   int64_t started_ms = 0;
-  int64_t finished_ms = 0;  // 0 while running
-  std::string error;        // why it failed, if it did
-  RunProcess process = {};  // set by CreateRun
+  int64_t finished_ms = 0;      // 0 while running
+  std::string error;            // why it failed, if it did
+  RunProcess process = {};      // set by CreateRun
+  std::string created_by = {};  // a server's token name, or USER@HOST; set by CreateRun
 };
 
 // Whether `run` says running but the process that would finish it has ended: killed with its
-// sweep, out of memory, or the machine rebooted. Runs share a registry only on one machine
-// (DESIGN section 5), so the process is looked up here. False when it cannot tell.
+// sweep, out of memory, or the machine rebooted. Only a run made on this machine can be judged
+// (a server's runs come from many): false for another machine's, and when it cannot tell.
 bool RunProcessEnded(const RunRecord& run);
 
 struct MetricsAtStep {
@@ -331,45 +338,82 @@ struct MetricsAtStep {
   bool operator==(const MetricsAtStep&) const = default;
 };
 
+// What a token may do on a registry server. Each role includes the ones before it.
+enum class Role {
+  kRead,     // browse and fetch
+  kWrite,    // record runs, metrics, versions and datasets
+  kPromote,  // move aliases
+  kAdmin,    // gc, verify, backup, and tokens
+};
+std::string_view RoleName(Role role);                     // read, write, promote, admin
+std::optional<Role> RoleFromName(std::string_view name);  // nullopt for any other
+
+// A token of a registry server, as the registry keeps it: never the secret, only its SHA-256.
+struct TokenInfo {
+  std::string name;
+  Role role = Role::kRead;
+  int64_t created_ms = 0;
+  std::string created_by;
+  int64_t revoked_ms = 0;  // 0 while it works
+  std::string revoked_by;
+};
+
+// How to reach a registry server, for a registry named by a URL. Empty fields are taken from the
+// environment: $TUNE_TOKEN and $TUNE_CA_FILE.
+struct RemoteAccess {
+  std::string token;    // NAME.SECRET, as `tune serve token add` printed it
+  std::string ca_file;  // PEM file of the CA that signed the server's certificate
+};
+
 class Registry {
  public:
   enum class OpenMode {
     kReadOnly,   // refuses writes; works while another process writes
     kReadWrite,  // the registry must exist
-    kCreate,     // read-write, creating an empty registry when there is none
+    kCreate,     // read-write, creating an empty registry when there is none (a folder only)
   };
 
-  // How long a write waits for another process's write to end before it fails with RegistryBusy.
-  static constexpr std::chrono::milliseconds kWriteWait{60'000};
+  struct OpenOptions {
+    // How long a write waits for another process's write to end before it fails with
+    // RegistryBusy (a folder; a server waits as it was started to).
+    std::chrono::milliseconds write_wait{60'000};
+    RemoteAccess access;  // a URL
+  };
 
-  // Fails with RegistryBusy naming the PID that held the registry longer than `write_wait` (when
-  // kCreate writes the schema), and with UserError when there is no registry at `dir` (except
-  // kCreate) or its schema is newer. A damaged registry opens (so that Verify can say what is
-  // wrong); the calls that meet the damage throw RegistryDamaged.
-  static std::unique_ptr<Registry> Open(const std::filesystem::path& dir, OpenMode mode,
-                                        std::chrono::milliseconds write_wait = kWriteWait);
-  ~Registry();
-  Registry(const Registry&) = delete;
-  Registry& operator=(const Registry&) = delete;
+  // `location`: a folder or an http:// or https:// URL. Throws UserError when there is no
+  // registry there (a folder, except kCreate), its schema is newer, or (a URL) the server cannot
+  // be reached (RegistryUnreachable) or refuses the token (RegistryDenied). A damaged registry
+  // opens, so that Verify can say what is wrong; the calls that meet the damage throw
+  // RegistryDamaged.
+  static std::unique_ptr<Registry> Open(const std::string& location, OpenMode mode,
+                                        const OpenOptions& options);
+  static std::unique_ptr<Registry> Open(const std::string& location, OpenMode mode);
+  // Whether `location` names a server rather than a folder.
+  static bool IsUrl(std::string_view location);
 
-  const std::filesystem::path& dir() const;
-  bool read_only() const;
+  virtual ~Registry() = default;
 
-  // Stores every file under `artifact_dir` (identical bytes are kept once), and `eval_samples`
-  // when given (a JSONL file of evaluation outputs), and records the next version of `name` with
-  // `record`'s lineage. Versions start at 1 and are never reused. Returns the version. Files
-  // reach the disk before the record that names them, so a crash at any moment leaves at worst
-  // unreferenced files (Gc removes them).
-  int64_t Register(std::string_view name, const VersionRecord& record,
-                   const std::filesystem::path& artifact_dir,
-                   const std::filesystem::path& eval_samples = {});
+  // How messages name it: the folder as given, or the server's URL.
+  virtual const std::string& location() const = 0;
+  virtual bool read_only() const = 0;
+
+  // Stores every file under `artifact_dir` (identical bytes are kept once; a server is sent only
+  // the ones it lacks), and `eval_samples` when given (a JSONL file of evaluation outputs), and
+  // records the next version of `name` with `record`'s lineage. Versions start at 1 and are
+  // never reused. Returns the version. A record with a run_id is registered once per run and
+  // artifact: registering the same run's same files again (a retry) returns the version it
+  // became. Files reach the disk before the record that names them, so a crash at any moment
+  // leaves at worst unreferenced files (Gc removes them).
+  virtual int64_t Register(std::string_view name, const VersionRecord& record,
+                           const std::filesystem::path& artifact_dir,
+                           const std::filesystem::path& eval_samples = {}) = 0;
 
   // The version a reference names. Unknown names get a "did you mean"; unknown versions and
   // aliases are listed.
-  VersionRecord Resolve(std::string_view ref) const;
-  VersionRecord Get(std::string_view name, int64_t version) const;
+  virtual VersionRecord Resolve(std::string_view ref) const = 0;
+  virtual VersionRecord Get(std::string_view name, int64_t version) const = 0;
 
-  std::vector<std::string> Names() const;  // sorted
+  virtual std::vector<std::string> Names() const = 0;  // sorted
   std::vector<VersionRecord> List(const ListOptions& options = {}) const;
   // The versions List would return from `offset` on, at most `limit` of them, and how many List
   // would return in all: a server's page without copying the rest.
@@ -377,73 +421,72 @@ class Registry {
     std::vector<VersionRecord> versions;
     size_t total = 0;
   };
-  Page ListPage(const ListOptions& options, size_t offset, size_t limit) const;
-  std::map<std::string, int64_t> Aliases(std::string_view name) const;  // alias -> version
+  virtual Page ListPage(const ListOptions& options, size_t offset, size_t limit) const = 0;
+  virtual std::map<std::string, int64_t> Aliases(std::string_view name) const = 0;
 
   // Points `alias` of `name` at `version`, atomically. `expected`: nullopt moves it whatever it
   // points at; 0 requires it to be unset; N requires it to point at version N (AliasConflict
-  // otherwise). Returns the version it pointed at before (0: unset). Every move is kept. Refuses
-  // `latest` (kLatestAlias, which always names the latest version) and aliases that read as a
-  // version (v3).
-  int64_t MoveAlias(std::string_view name, std::string_view alias, int64_t version,
-                    std::optional<int64_t> expected = std::nullopt);
-  std::vector<AliasMove> History(std::string_view name) const;  // oldest first
+  // otherwise). Returns the version it pointed at before (0: unset). Every move is kept, with
+  // who made it. Refuses `latest` (kLatestAlias, which always names the latest version) and
+  // aliases that read as a version (v3).
+  virtual int64_t MoveAlias(std::string_view name, std::string_view alias, int64_t version,
+                            std::optional<int64_t> expected = std::nullopt) = 0;
+  virtual std::vector<AliasMove> History(std::string_view name) const = 0;  // oldest first
 
   // Writes the version's files and tune.json (its record) to `out_dir`, which must not exist or
   // be empty. Every byte is checked against its SHA-256 on the way; on any mismatch nothing is
   // left at `out_dir` and the error names the digest.
-  VersionRecord Fetch(std::string_view ref, const std::filesystem::path& out_dir) const;
-
-  // Where the object with `digest` (64 lowercase hex digits, checked: UserError otherwise) is
-  // stored, for a server to send while it checks the bytes; it may be missing if the registry is
-  // damaged.
-  std::filesystem::path ObjectPath(std::string_view digest) const;
+  virtual VersionRecord Fetch(std::string_view ref, const std::filesystem::path& out_dir) const = 0;
   // The bytes of a stored object, checked against its size and SHA-256 (RegistryDamaged naming
   // `what` and the digest when they differ or it is missing). For objects small enough to hold
   // in memory: evaluation outputs, dataset rows.
-  std::string ReadObject(const ManifestEntry& object, std::string_view what) const;
+  virtual std::string ReadObject(const ManifestEntry& object, std::string_view what) const = 0;
 
   // Re-hashes every object and checks every reference between records, aliases and objects.
-  VerifyReport Verify() const;
-  // Removes objects no version refers to, and interrupted writes, older than `grace`. Refuses
-  // (removing nothing) unless the scan that decides what is referenced read every record.
-  GcReport Gc(std::chrono::seconds grace);
-  // A consistent copy at `backup_dir` (which must not exist) that opens as a registry, verified
-  // once written: throws UserError naming the count and the first problem when an object was
-  // missing or corrupted in the source (the copy is kept, whole but for those). It is written
-  // as BACKUP_DIR.partial-XXXXXXXX and renamed when whole: an interrupted backup leaves only that.
-  void Backup(const std::filesystem::path& backup_dir) const;
-
-  // Opens a registry whose write-ahead log is damaged (writes refuse it: the log held writes that
-  // returned), keeping every write before the damage and dropping the rest. Returns one line
-  // saying what was kept and what was lost. Waits for other writers as a write does.
-  static std::string Recover(const std::filesystem::path& dir);
+  virtual VerifyReport Verify() const = 0;
+  // Removes objects no version refers to, and interrupted writes and uploads, older than
+  // `grace`. Refuses (removing nothing) unless the scan that decides what is referenced read
+  // every record.
+  virtual GcReport Gc(std::chrono::seconds grace) = 0;
+  // A consistent copy at `backup_dir` (which must not exist; on the server's machine for a URL)
+  // that opens as a registry, verified once written: throws UserError naming the count and the
+  // first problem when an object was missing or corrupted in the source (the copy is kept, whole
+  // but for those). It is written as BACKUP_DIR.partial-XXXXXXXX and renamed when whole: an
+  // interrupted backup leaves only that.
+  virtual void Backup(const std::filesystem::path& backup_dir) const = 0;
 
   // Datasets: records the rows in `rows_file` (DatasetRecord::rows_object's format) as an object
   // and `record` as the next version of `name`, unless the latest version has the same sha256:
   // then returns that version and adds nothing. Returns the version. Refuses a record of no rows.
-  int64_t RegisterDataset(std::string_view name, const DatasetRecord& record,
-                          const std::filesystem::path& rows_file);
+  virtual int64_t RegisterDataset(std::string_view name, const DatasetRecord& record,
+                                  const std::filesystem::path& rows_file) = 0;
   // NAME (the latest version) or NAME:N; unknown names get a "did you mean".
-  DatasetRecord GetDataset(std::string_view ref) const;
-  std::vector<DatasetRecord> ListDatasets() const;  // by name, then version
+  virtual DatasetRecord GetDataset(std::string_view ref) const = 0;
+  virtual std::vector<DatasetRecord> ListDatasets() const = 0;  // by name, then version
 
-  // Runs: what a trainer logs while it trains. Run ids are 16 hex digits. The run records this
-  // process as the one that finishes it (RunProcessEnded).
-  std::string CreateRun(const RunInfo& info);
-  // Merges `values` into what step `step` already has.
-  void LogMetrics(std::string_view run_id, int64_t step,
-                  const std::map<std::string, double>& values);
-  void FinishRun(std::string_view run_id, RunStatus status, std::string_view error = "");
-  RunRecord GetRun(std::string_view run_id) const;
-  std::vector<RunRecord> ListRuns() const;                                  // oldest first
-  std::vector<MetricsAtStep> GetRunMetrics(std::string_view run_id) const;  // by step
+  // Runs: what a trainer logs while it trains. Run ids are 16 hex digits. `id` empty: a new
+  // one; given (a client that made it before it could reach the registry): the run with that id,
+  // created once (a retried create returns it). The run records the process that called (its
+  // machine's, for a server) as the one that finishes it (RunProcessEnded).
+  virtual std::string CreateRun(const RunInfo& info, std::string_view id = {}) = 0;
+  // Merges `values` into what step `step` already has. Buffers: a folder writes what it holds
+  // when called 2 seconds or more after its last such write (if the registry is free then), a
+  // server's client sends it from a thread of its own about once a second; both at FinishRun
+  // and when the Registry is destroyed. Never waits for a disk or a network; a crash loses at
+  // most what was logged since the last write or send. Reads through the same Registry see it.
+  virtual void LogMetrics(std::string_view run_id, int64_t step,
+                          const std::map<std::string, double>& values) = 0;
+  virtual void FinishRun(std::string_view run_id, RunStatus status,
+                         std::string_view error = "") = 0;
+  virtual RunRecord GetRun(std::string_view run_id) const = 0;
+  virtual std::vector<RunRecord> ListRuns() const = 0;                                  // oldest
+  virtual std::vector<MetricsAtStep> GetRunMetrics(std::string_view run_id) const = 0;  // by step
 
-  class Impl;
-
- private:
-  explicit Registry(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  // Tokens of a registry server (kept in its registry; a folder keeps them for the server that
+  // serves it). AddToken returns the token, NAME.SECRET: the only time the secret is shown.
+  virtual std::string AddToken(std::string_view name, Role role) = 0;
+  virtual std::vector<TokenInfo> ListTokens() const = 0;  // by name
+  virtual void RevokeToken(std::string_view name) = 0;
 };
 
 }  // namespace tune

@@ -7,26 +7,23 @@
 
 #include <nlohmann/json.hpp>
 
+#include "registry/local_registry.h"
 #include "registry/record_json.h"
-#include "registry/registry.h"
+#include "registry/wire.h"
 #include "util/echo.h"
 #include "util/names.h"
 #include "util/spread.h"
+#include "web/api_internal.h"
 
 namespace tune {
-namespace {
+namespace web_internal {
 
 using nlohmann::json;
 
-// JSON of any text: bytes that are not UTF-8 (a model's output may hold any) become U+FFFD.
-std::string Dump(const json& value) {
-  return value.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-HttpResponse JsonResponse(const json& value, int status = 200) {
+HttpResponse JsonResponse(const json& value, int status) {
   HttpResponse response;
   response.status = status;
-  response.body = Dump(value);
+  response.body = wire::Dump(value);
   return response;
 }
 
@@ -61,6 +58,17 @@ std::optional<int64_t> QueryInt(const HttpRequest& request, const std::string& k
   return value;
 }
 
+// A JSON number as a version: a whole number in [minimum, 2^53] (2^64 - 1 read as a signed
+// number would be -1).
+std::optional<int64_t> WholeNumber(const json& value, int64_t minimum) {
+  if (!value.is_number_integer()) return std::nullopt;
+  if (value.is_number_unsigned() && value.get<uint64_t>() > (uint64_t{1} << 53))
+    return std::nullopt;
+  const int64_t number = value.get<int64_t>();
+  if (number < minimum || number > (int64_t{1} << 53)) return std::nullopt;
+  return number;
+}
+
 bool IsRunId(const std::string& text) {
   return text.size() == 16 && std::all_of(text.begin(), text.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
@@ -73,6 +81,39 @@ bool SameSecret(const std::string& a, const std::string& b) {
   for (size_t i = 0; i < a.size(); ++i) differ |= static_cast<unsigned char>(a[i] ^ b[i]);
   return differ == 0;
 }
+
+ListOptions ListOptionsOf(const HttpRequest& request) {
+  ListOptions options;
+  if (const auto it = request.query.find("name"); it != request.query.end()) {
+    if (!IsValidName(it->second)) throw UserError("invalid adapter name");
+    options.name = it->second;
+  }
+  if (const auto it = request.query.find("filter"); it != request.query.end()) {
+    options.filter = it->second;
+  }
+  if (const auto it = request.query.find("sort"); it != request.query.end()) {
+    options.sort = it->second;
+  }
+  return options;
+}
+
+// A run's status as the web view shows it: a run still marked running whose process has ended
+// (its sweep was killed and not resumed, the machine rebooted) is killed, not running forever.
+std::pair<std::string, std::string> ShownStatus(const RunRecord& run) {
+  if (RunProcessEnded(run)) {
+    return {"killed",
+            "its process ended before it finished (killed?); `tune sweep --resume` continues a "
+            "sweep"};
+  }
+  return {std::string(RunStatusName(run.status)), run.error};
+}
+
+}  // namespace web_internal
+
+namespace {
+
+using nlohmann::json;
+using namespace web_internal;
 
 // The aliases of an adapter that point at `version`.
 json AliasesAt(const std::map<std::string, int64_t>& aliases, int64_t version) {
@@ -88,17 +129,6 @@ json Summary(const VersionRecord& record, const std::map<std::string, int64_t>& 
   json summary = VersionRecordJson(record, RecordDetail::kSummary);
   summary["aliases"] = AliasesAt(aliases, record.version);
   return summary;
-}
-
-// A run's status as the web view shows it: a run still marked running whose process has ended
-// (its sweep was killed and not resumed, the machine rebooted) is killed, not running forever.
-std::pair<std::string, std::string> ShownStatus(const RunRecord& run) {
-  if (RunProcessEnded(run)) {
-    return {"killed",
-            "its process ended before it finished (killed?); `tune sweep --resume` continues a "
-            "sweep"};
-  }
-  return {std::string(RunStatusName(run.status)), run.error};
 }
 
 Bounds BoundsOf(const ScoreScale& scale) {
@@ -203,8 +233,8 @@ bool ServerNames::AcceptsOrigin(std::string_view origin) const {
   return origin.starts_with(prefix) && AcceptsHost(origin.substr(prefix.size()));
 }
 
-Api::Api(Registry& registry, std::string token, ServerNames names)
-    : registry_(registry), token_(std::move(token)), names_(std::move(names)) {}
+Api::Api(LocalRegistry& registry, ServerAccess access, ServerNames names)
+    : registry_(registry), access_(std::move(access)), names_(std::move(names)) {}
 
 std::optional<HttpResponse> Api::RefuseHost(const HttpRequest& request) const {
   const auto it = request.headers.find("host");
@@ -215,16 +245,83 @@ std::optional<HttpResponse> Api::RefuseHost(const HttpRequest& request) const {
                                 "serve with --allow-host NAME for another name of it");
 }
 
+Api::Caller Api::Identify(const HttpRequest& request) const {
+  Caller caller;
+  const auto it = request.headers.find("authorization");
+  if (it == request.headers.end()) {
+    if (access_.open_reads) caller.role = Role::kRead;
+    return caller;
+  }
+  caller.presented = true;
+  if (!it->second.starts_with("Bearer ")) return caller;
+  const std::string_view token = std::string_view(it->second).substr(7);
+  if (SameSecret(std::string(token), access_.owner_token)) {
+    caller.name = "owner";
+    caller.role = Role::kAdmin;
+  } else if (const std::optional<TokenInfo> known = registry_.Authenticate(token)) {
+    caller.name = known->name;
+    caller.role = known->role;
+  }
+  return caller;
+}
+
+void Require(const Api::Caller& caller, Role needed) {
+  if (!caller.role || *caller.role < needed) throw NotAllowed{needed};
+}
+
+size_t Api::BodyLimit(const HttpRequest& request) const {
+  const std::optional<Role> role = Identify(request).role;
+  if (!role || *role < Role::kWrite) return kMaxBodyBytes;
+  if (request.method == "PUT" && request.path.starts_with("/api/objects/")) {
+    return wire::kChunkBytes;
+  }
+  return wire::kMaxJsonBytes;
+}
+
 HttpResponse Api::Handle(const HttpRequest& request) const {
   if (std::optional<HttpResponse> refused = RefuseHost(request)) return *refused;
   if (!request.path.starts_with("/api/")) return ErrorResponse(404, "no such page");
   const std::vector<std::string> parts = Split(request.path.substr(4));
+  const Caller caller = Identify(request);
   try {
-    if (request.method == "GET" || request.method == "HEAD") return Get(request, parts);
-    if (request.method == "POST") return Post(request, parts);
+    if (parts.size() == 1 && parts[0] == "health") {
+      json health = {{"status", "ok"},
+                     {"protocol", wire::kProtocol},
+                     {"role", caller.role ? json(RoleName(*caller.role)) : json(nullptr)}};
+      if (caller.role) health["registry"] = registry_.location();
+      return JsonResponse(health);
+    }
+    if (request.method == "GET" || request.method == "HEAD") {
+      Require(caller, Role::kRead);
+      return Get(request, parts, caller);
+    }
+    if (request.method == "POST" || request.method == "PUT") {
+      if (std::optional<HttpResponse> refused = RefuseCrossOrigin(request)) return *refused;
+      Require(caller, Role::kRead);  // no token: 401 before anything else is said
+      return request.method == "POST" ? Post(request, parts, caller) : Put(request, parts, caller);
+    }
     return ErrorResponse(405, "method " + Echo(request.method, 16) + " is not allowed");
+  } catch (const NotAllowed& refused) {
+    if (!caller.presented) {
+      return ErrorResponse(401,
+                           "this server needs a token: send it as Authorization: Bearer "
+                           "TOKEN (the one tune serve printed, or one from `tune serve "
+                           "token add`)");
+    }
+    if (!caller.role) {
+      return ErrorResponse(401,
+                           "the token is not one of this server's, or it was revoked; ask "
+                           "the server's owner for one (`tune serve token add`)");
+    }
+    return ErrorResponse(403, "token '" + caller.name + "' has the role " +
+                                  std::string(RoleName(*caller.role)) + "; this needs " +
+                                  std::string(RoleName(refused.needed)));
   } catch (const AliasConflict& e) {
     return ErrorResponse(409, e.what());
+  } catch (const UploadOffsetConflict& e) {
+    HttpResponse response = ErrorResponse(409, e.what());
+    response.body = wire::Dump({{"error", e.what()}, {"received", e.received()}});
+    return response;
   } catch (const RegistryBusy& e) {
     return ErrorResponse(503, e.what());
   } catch (const RegistryDamaged& e) {
@@ -240,12 +337,13 @@ bool Api::HasAdapter(const std::string& name) const {
   return std::binary_search(names.begin(), names.end(), name);  // Names() is sorted
 }
 
-HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>& parts) const {
+HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>& parts,
+                      const Caller& caller) const {
   const auto not_found = [&] {
     return ErrorResponse(404, "no such resource: " + Echo(request.path));
   };
-  if (parts.size() == 1 && parts[0] == "health") {
-    return JsonResponse({{"status", "ok"}, {"registry", registry_.dir().string()}});
+  if (std::optional<HttpResponse> answered = GetForClient(request, parts, caller)) {
+    return *answered;
   }
   if (parts.size() == 1 && parts[0] == "adapters") {
     json adapters = json::array();
@@ -294,10 +392,7 @@ HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>
     if (parts.size() == 3 && parts[2] == "history") {
       json moves = json::array();
       for (const AliasMove& move : registry_.History(name)) {
-        moves.push_back({{"time_ms", move.time_ms},
-                         {"alias", move.alias},
-                         {"old_version", move.old_version},
-                         {"new_version", move.new_version}});
+        moves.push_back(wire::AliasMoveToJson(move));
       }
       return JsonResponse(moves);
     }
@@ -370,27 +465,6 @@ HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>
     if (parts.size() == 1) return JsonResponse(sweeps);
     if (sweeps.empty()) return not_found();
     return JsonResponse(sweeps[0]);
-  }
-  if (parts.size() == 2 && parts[0] == "runs") {
-    if (!IsRunId(parts[1])) return ErrorResponse(400, "invalid run id: 16 hex digits");
-    std::optional<RunRecord> run;
-    try {
-      run = registry_.GetRun(parts[1]);
-    } catch (const UserError&) {
-      return not_found();
-    }
-    json metrics = json::array();
-    for (const MetricsAtStep& at : registry_.GetRunMetrics(run->id)) {
-      metrics.push_back({{"step", at.step}, {"values", at.values}});
-    }
-    const auto [status, error] = ShownStatus(*run);
-    return JsonResponse({{"id", run->id},
-                         {"name", run->info.name},
-                         {"status", status},
-                         {"started_ms", run->started_ms},
-                         {"finished_ms", run->finished_ms},
-                         {"error", error},
-                         {"metrics", metrics}});
   }
   return not_found();
 }
@@ -486,55 +560,32 @@ json Api::Sweeps(const std::string& only) const {
   return out;
 }
 
-std::optional<HttpResponse> Api::RefuseMutation(const HttpRequest& request) const {
-  const auto header = [&](const std::string& name) -> std::string {
-    const auto it = request.headers.find(name);
-    return it == request.headers.end() ? std::string() : it->second;
-  };
-  // Origin, when the browser sends one, is this server's (cross-site requests); Host was checked
+std::optional<HttpResponse> Api::RefuseCrossOrigin(const HttpRequest& request) const {
+  // Origin, when a browser sends one, is this server's (cross-site requests); Host was checked
   // for every request.
-  const std::string origin = header("origin");
-  if (!origin.empty() && !names_.AcceptsOrigin(origin)) {
-    return ErrorResponse(403, "Origin '" + Echo(origin, 64) + "' is not this server");
-  }
-  const std::string authorization = header("authorization");
-  if (authorization.empty()) {
-    return ErrorResponse(401,
-                         "changes need the token `tune serve` printed: send it as "
-                         "Authorization: Bearer TOKEN");
-  }
-  if (!authorization.starts_with("Bearer ") || !SameSecret(authorization.substr(7), token_)) {
-    return ErrorResponse(403, "wrong token: use the one `tune serve` printed");
+  const auto it = request.headers.find("origin");
+  if (it != request.headers.end() && !it->second.empty() && !names_.AcceptsOrigin(it->second)) {
+    return ErrorResponse(403, "Origin '" + Echo(it->second, 64) + "' is not this server");
   }
   return std::nullopt;
 }
 
-HttpResponse Api::Post(const HttpRequest& request, const std::vector<std::string>& parts) const {
-  if (std::optional<HttpResponse> refused = RefuseMutation(request)) return *refused;
-  if (request.body.size() > kMaxBodyBytes) {
-    return ErrorResponse(413, "request body over " + std::to_string(kMaxBodyBytes) + " bytes");
+HttpResponse Api::Post(const HttpRequest& request, const std::vector<std::string>& parts,
+                       const Caller& caller) const {
+  if (std::optional<HttpResponse> answered = PostForClient(request, parts, caller)) {
+    return *answered;
   }
   if (parts.size() != 4 || parts[0] != "adapters" || parts[2] != "aliases") {
     return ErrorResponse(404, "no such resource: " + Echo(request.path));
   }
+  Require(caller, Role::kPromote);
   const std::string& name = parts[1];
   const std::string& alias = parts[3];
   if (!IsValidName(name)) return ErrorResponse(400, "invalid adapter name");
   if (!IsValidName(alias)) return ErrorResponse(400, "invalid alias");
   const json body = json::parse(request.body, nullptr, false);
-  // A JSON number as a version: a whole number in [minimum, 2^53] (2^64 - 1 read as a signed
-  // number would be -1).
-  const auto whole = [](const json& value, int64_t minimum) -> std::optional<int64_t> {
-    if (!value.is_number_integer()) return std::nullopt;
-    if (value.is_number_unsigned() && value.get<uint64_t>() > (uint64_t{1} << 53)) {
-      return std::nullopt;
-    }
-    const int64_t number = value.get<int64_t>();
-    if (number < minimum || number > (int64_t{1} << 53)) return std::nullopt;
-    return number;
-  };
   const std::optional<int64_t> version =
-      body.is_object() && body.contains("version") ? whole(body["version"], 1) : std::nullopt;
+      body.is_object() && body.contains("version") ? WholeNumber(body["version"], 1) : std::nullopt;
   if (!version) {
     return ErrorResponse(400,
                          "the body is JSON {\"version\": N} (N a version, 1 or more) with an "
@@ -542,11 +593,12 @@ HttpResponse Api::Post(const HttpRequest& request, const std::vector<std::string
   }
   std::optional<int64_t> expected;
   if (body.contains("expect_version")) {
-    expected = whole(body["expect_version"], 0);
+    expected = WholeNumber(body["expect_version"], 0);
     if (!expected) return ErrorResponse(400, "expect_version is a version, or 0 for unset");
   }
   if (!HasAdapter(name)) return ErrorResponse(404, "no adapter named '" + name + "'");
-  const int64_t previous = registry_.MoveAlias(name, alias, *version, expected);
+  const int64_t previous =
+      registry_.Acting(caller.name)->MoveAlias(name, alias, *version, expected);
   return JsonResponse(
       {{"name", name}, {"alias", alias}, {"version", *version}, {"previous", previous}});
 }

@@ -15,13 +15,15 @@
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <mutex>
+#include <sstream>
 #include <string_view>
 #include <thread>
 #include <vector>
 
-#include "registry/registry.h"
+#include "registry/local_registry.h"
 #include "util/error.h"
 #include "util/sha256.h"
 #include "web/api.h"
@@ -357,7 +359,7 @@ bool HasConflictingLengths(const mg_request_info* info) {
 
 class WebServer::Impl {
  public:
-  Impl(std::unique_ptr<Registry> registry_in, const ServeOptions& options)
+  Impl(std::unique_ptr<LocalRegistry> registry_in, const ServeOptions& options)
       : registry(std::move(registry_in)), options(options) {}
 
   ~Impl() {
@@ -420,22 +422,30 @@ class WebServer::Impl {
       SendBody(conn, *refused, head);
       return refused->status;
     }
-    if (info->content_length > static_cast<long long>(Api::kMaxBodyBytes)) {
-      // Answered before a byte of the body is read; the connection closes after it.
-      mg_send_http_error(conn, 413, "request body over %zu bytes", Api::kMaxBodyBytes);
+    // Judged by the token before a byte of the body is read: only a client that may write sends
+    // more than a little. Past the limit the connection closes after the answer.
+    const size_t limit = api->BodyLimit(request);
+    if (info->content_length > static_cast<long long>(limit)) {
+      mg_send_http_error(conn, 413, "request body over %zu bytes", limit);
       return 413;
     }
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::milliseconds(kRequestTimeoutMs);
-    char buffer[4096];
-    for (int n; request.body.size() <= Api::kMaxBodyBytes &&
-                (n = mg_read(conn, buffer, sizeof(buffer))) > 0;) {
-      request.body.append(buffer, static_cast<size_t>(n));
+    if (info->content_length > 0) request.body.reserve(static_cast<size_t>(info->content_length));
+    // On the heap: CivetWeb's threads have small stacks (see below).
+    std::vector<char> buffer(size_t{64} << 10);
+    for (int n;
+         request.body.size() <= limit && (n = mg_read(conn, buffer.data(), buffer.size())) > 0;) {
+      request.body.append(buffer.data(), static_cast<size_t>(n));
       if (std::chrono::steady_clock::now() > deadline) {
         mg_send_http_error(conn, 408, "the request body took over %d seconds to arrive",
                            kRequestTimeoutMs / 1000);
         return 408;
       }
+    }
+    if (request.body.size() > limit) {
+      mg_send_http_error(conn, 413, "request body over %zu bytes", limit);
+      return 413;
     }
     HttpResponse response;
     if (request.path.starts_with("/api/")) {
@@ -461,47 +471,99 @@ class WebServer::Impl {
     return response.status;
   }
 
-  std::unique_ptr<Registry> registry;
+  std::unique_ptr<LocalRegistry> registry;
   ServeOptions options;
   std::unique_ptr<Api> api;
   mg_context* context = nullptr;
   int port = 0;
 };
 
+namespace {
+
+// CivetWeb takes the certificate and its key in one PEM file: a private copy of both, readable
+// by this user only, removed once the server has read it.
+class CombinedPem {
+ public:
+  CombinedPem(const std::filesystem::path& cert, const std::filesystem::path& key) {
+    const auto read = [](const std::filesystem::path& file, const char* what) {
+      std::ifstream in(file, std::ios::binary);
+      std::ostringstream text;
+      text << in.rdbuf();
+      if (!in || text.str().find("-----BEGIN") == std::string::npos) {
+        throw UserError(std::string("--tls-") + what + " " + file.string() +
+                        ": cannot read a PEM file there; pass the server's " + what +
+                        " in PEM form");
+      }
+      return text.str();
+    };
+    const std::string both = read(key, "key") + "\n" + read(cert, "cert");
+    char name[] = "/tmp/tune-serve-tls-XXXXXX";
+    const int fd = ::mkstemp(name);  // created 0600
+    if (fd < 0) throw UserError("cannot write a temporary file in /tmp for the TLS certificate");
+    path_ = name;
+    const bool written = ::write(fd, both.data(), both.size()) == static_cast<ssize_t>(both.size());
+    ::close(fd);
+    if (!written) throw UserError("cannot write the TLS certificate to " + path_);
+  }
+  ~CombinedPem() { ::unlink(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
+
 std::unique_ptr<WebServer> WebServer::Start(const ServeOptions& options) {
-  if (options.token.empty()) throw UserError("tune serve needs a token for promotions");
+  if (options.token.empty()) throw UserError("tune serve needs a token for its owner");
   in_addr bound{};
   if (::inet_pton(AF_INET, options.host.c_str(), &bound) != 1) {
     throw UserError("--host " + options.host +
                     " is not an IPv4 address; use 127.0.0.1 (this machine only), an address of "
                     "one of its interfaces, or 0.0.0.0 (all of them)");
   }
+  const bool tls = !options.tls_cert.empty() || !options.tls_key.empty();
+  if (tls && (options.tls_cert.empty() || options.tls_key.empty())) {
+    throw UserError("--tls-cert and --tls-key go together: pass the certificate and its key");
+  }
+  if (!tls && !IsLoopback(bound) && !options.insecure_http) {
+    throw UserError("serving " + options.host +
+                    " without TLS would send tokens and adapters across the network in the "
+                    "clear; pass --tls-cert and --tls-key, or --insecure-http on a network you "
+                    "trust");
+  }
   static std::once_flag civetweb_ready;
-  std::call_once(civetweb_ready, [] { mg_init_library(0); });
+  std::call_once(civetweb_ready, [] { mg_init_library(MG_FEATURES_TLS); });
   auto impl = std::make_unique<Impl>(
-      Registry::Open(options.registry, Registry::OpenMode::kReadWrite), options);
+      LocalRegistry::Open(options.registry, Registry::OpenMode::kReadWrite), options);
 
   const int port = options.port != 0 ? options.port : FreePort(options.host);
-  const std::string listen = options.host + ":" + std::to_string(port);
+  const std::string listen = options.host + ":" + std::to_string(port) + (tls ? "s" : "");
   const std::string threads = std::to_string(kWorkerThreads);
   const std::string timeout = std::to_string(kRequestTimeoutMs);
   // CivetWeb's own answers (its error pages) carry the security headers too; its header
   // option takes them without the line break of the last.
   std::string additional_header = kSecurityHeaders;
   additional_header.resize(additional_header.size() - 2);
-  const char* settings[] = {"listening_ports",
-                            listen.c_str(),
-                            "num_threads",
-                            threads.c_str(),
-                            "request_timeout_ms",
-                            timeout.c_str(),
-                            "linger_timeout_ms",
-                            "0",
-                            "enable_directory_listing",
-                            "no",
-                            "additional_header",
-                            additional_header.c_str(),
-                            nullptr};
+  std::optional<CombinedPem> pem;
+  if (tls) pem.emplace(options.tls_cert, options.tls_key);
+  std::vector<const char*> settings = {"listening_ports",
+                                       listen.c_str(),
+                                       "num_threads",
+                                       threads.c_str(),
+                                       "request_timeout_ms",
+                                       timeout.c_str(),
+                                       "linger_timeout_ms",
+                                       "0",
+                                       "enable_directory_listing",
+                                       "no",
+                                       "additional_header",
+                                       additional_header.c_str()};
+  if (pem) {
+    settings.insert(settings.end(), {"ssl_certificate", pem->path().c_str(), "ssl_protocol_version",
+                                     "4"});  // TLS 1.2 and later
+  }
+  settings.push_back(nullptr);
   mg_callbacks callbacks{};
   // CivetWeb's own messages are kept for the error Start gives, not printed.
   static std::mutex message_mutex;
@@ -512,12 +574,14 @@ std::unique_ptr<WebServer> WebServer::Start(const ServeOptions& options) {
     return 1;
   };
   callbacks.http_error = &Impl::HttpError;
-  impl->context = mg_start(&callbacks, nullptr, settings);
+  impl->context = mg_start(&callbacks, nullptr, settings.data());
   if (impl->context == nullptr) {
     std::lock_guard lock(message_mutex);
-    throw UserError("cannot listen on " + listen + " (" + last_message +
-                    "): is the port in use, or the address not this machine's? choose another "
-                    "with --port or --host");
+    throw UserError(
+        "cannot listen on " + listen + " (" + last_message + ")" +
+        (tls ? ": is the certificate a PEM certificate, and the key its private key?" : "") +
+        " is the port in use, or the address not this machine's? choose another "
+        "with --port or --host");
   }
   mg_server_port ports[4] = {};
   if (mg_get_server_ports(impl->context, 4, ports) < 1) {
@@ -525,9 +589,11 @@ std::unique_ptr<WebServer> WebServer::Start(const ServeOptions& options) {
   }
   impl->port = ports[0].port;
   ServerNames names;
+  names.scheme = tls ? "https" : "http";
   names.port = impl->port;
   names.hosts = NamesOfThisServer(options, bound);
-  impl->api = std::make_unique<Api>(*impl->registry, options.token, names);
+  impl->api = std::make_unique<Api>(*impl->registry,
+                                    ServerAccess{options.token, options.open_reads}, names);
   mg_set_request_handler(impl->context, "/", &Impl::Handle, impl.get());
   return std::unique_ptr<WebServer>(new WebServer(std::move(impl)));
 }
@@ -538,7 +604,8 @@ WebServer::~WebServer() = default;
 int WebServer::port() const { return impl_->port; }
 
 std::string WebServer::url() const {
-  return "http://" + impl_->options.host + ":" + std::to_string(impl_->port);
+  const bool tls = !impl_->options.tls_cert.empty();
+  return (tls ? "https://" : "http://") + impl_->options.host + ":" + std::to_string(impl_->port);
 }
 
 }  // namespace tune

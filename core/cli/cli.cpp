@@ -362,8 +362,7 @@ int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, Tr
   if (options.run_dir.empty()) options.run_dir = DefaultRunFolder(config.name, options);
   const InterruptScope interrupts;  // SIGINT/SIGTERM: checkpoint at the step, then stop
   const TrialResult result = RunTrial(
-      config, host, options, [&] { return OpenRegistryTracker(config.registry_path); },
-      driver.get());
+      config, host, options, [&] { return OpenRegistryTracker(config.registry); }, driver.get());
   PrintTrialResult(config, result, options.run_dir);
   return 0;
 }

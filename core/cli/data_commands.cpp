@@ -108,8 +108,9 @@ class DataCommandsImpl final : public DataCommands {
     for (CLI::App* command : {register_, ls_, show_, diff_}) {
       command
           ->add_option("--registry", registry_path_,
-                       "Registry folder (default: $TUNE_REGISTRY, else .tune/registry)")
-          ->check(cli::FolderToWrite());
+                       "Registry folder, or registry server URL with $TUNE_TOKEN (default: "
+                       "$TUNE_REGISTRY, else .tune/registry)")
+          ->check(cli::RegistryLocation());
     }
   }
 

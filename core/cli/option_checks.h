@@ -82,4 +82,14 @@ inline CLI::Validator FolderToWrite() {
       "FOLDER");
 }
 
+// Where a registry is: a folder (as FolderToWrite) or a registry server's http(s):// URL.
+inline CLI::Validator RegistryLocation() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        if (text.starts_with("http://") || text.starts_with("https://")) return "";
+        return FolderToWrite().operator()(text);
+      },
+      "FOLDER|URL");
+}
+
 }  // namespace tune::cli

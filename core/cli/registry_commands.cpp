@@ -17,6 +17,8 @@
 
 #include "cli/option_checks.h"
 #include "config/run_config.h"
+#include "orchestrate/tracker.h"
+#include "registry/local_registry.h"
 #include "registry/record_json.h"
 #include "registry/registry.h"
 #include "util/counted.h"
@@ -161,6 +163,13 @@ class Commands : public RegistryCommands {
     backup_->add_option("dir", out_dir_, "Folder to create")
         ->required()
         ->check(cli::FolderToWrite());
+    push_ = registry->add_subcommand(
+        "push",
+        "Record a run that finished without reaching its registry: its run, metrics, "
+        "dataset and version (nothing twice)");
+    push_->add_option("run_dir", out_dir_, "The run's folder (.tune/runs/NAME)")
+        ->required()
+        ->check(CLI::ExistingDirectory);
     recover_ = registry->add_subcommand(
         "recover",
         "Open a registry whose log is damaged, keeping every write before the damage (writes "
@@ -178,11 +187,12 @@ class Commands : public RegistryCommands {
 
     registry_path_ = DefaultRegistryPath();
     for (CLI::App* command :
-         {ls_, show_, diff_, promote_, history_, fetch_, verify_, gc_, backup_, recover_}) {
+         {ls_, show_, diff_, promote_, history_, fetch_, verify_, gc_, backup_, push_, recover_}) {
       command
           ->add_option("--registry", registry_path_,
-                       "Registry folder (default: $TUNE_REGISTRY, else .tune/registry)")
-          ->check(cli::FolderToWrite());
+                       "Registry folder, or registry server URL with $TUNE_TOKEN (default: "
+                       "$TUNE_REGISTRY, else .tune/registry)")
+          ->check(cli::RegistryLocation());
     }
   }
 
@@ -196,8 +206,20 @@ class Commands : public RegistryCommands {
     if (verify_->parsed()) return Verify();
     if (gc_->parsed()) return Gc();
     if (backup_->parsed()) return Backup();
+    if (push_->parsed()) {
+      const auto registry = Open(Mode::kCreate);
+      const int64_t version = PushRunFolder(out_dir_, *registry);
+      std::cout << "pushed " << out_dir_ << " to " << registry->location() << ": version "
+                << version << "\n";
+      return 0;
+    }
     if (recover_->parsed()) {
-      std::cout << Registry::Recover(registry_path_) << "\n";
+      if (Registry::IsUrl(registry_path_)) {
+        throw UserError(
+            "tune registry recover works on a registry folder, on its machine: run it "
+            "where `tune serve` runs, with the server stopped");
+      }
+      std::cout << LocalRegistry::Recover(registry_path_) << "\n";
       return 0;
     }
     if (serve_->parsed()) return Serve();
@@ -452,6 +474,7 @@ class Commands : public RegistryCommands {
   CLI::App* verify_ = nullptr;
   CLI::App* gc_ = nullptr;
   CLI::App* backup_ = nullptr;
+  CLI::App* push_ = nullptr;
   CLI::App* recover_ = nullptr;
   CLI::App* serve_ = nullptr;
 

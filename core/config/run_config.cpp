@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "plugin_host/plugin_host.h"
+#include "registry/registry.h"
 #include "sweep/search.h"
 #include "util/counted.h"
 #include "util/echo.h"
@@ -945,15 +946,35 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
 
   {
     const Options options = section(
-        "registry", {OptionSpec::String("path", DefaultRegistryPath(),
-                                        "Where adapters are stored (default: $TUNE_REGISTRY, else "
-                                        ".tune/registry)")});
+        "registry",
+        {OptionSpec::String("path", DefaultRegistryPath(),
+                            "Where adapters are stored: a folder, or the URL of a `tune serve` "
+                            "registry server (default: $TUNE_REGISTRY, else .tune/registry)"),
+         OptionSpec::String("token_file", "",
+                            "A file whose first line is the server's token (default: "
+                            "$TUNE_TOKEN)"),
+         OptionSpec::String("ca_file", "",
+                            "PEM file of the CA that signed the server's certificate (default: "
+                            "$TUNE_CA_FILE, else the system's)"),
+         OptionSpec::Int("retry_seconds", 600,
+                         "How long a finished run waits for a server it cannot reach before "
+                         "leaving its registration to `tune registry push`")
+             .Range(0, 7 * 24 * 3600)});
     const toml::table* table = SubTable(document, "registry", "registry", file);
-    // Written in the file: relative to the file. Typed or defaulted: to where tune runs.
-    config.registry_path =
-        table && table->get("path")
-            ? impl_->ResolvePath("registry.path", options.String("path")).string()
-            : options.String("path");
+    // Written in the file: relative to the file. Typed or defaulted: to where tune runs. A URL
+    // is no path.
+    const std::string path = options.String("path");
+    config.registry.location = table && table->get("path") && !Registry::IsUrl(path)
+                                   ? impl_->ResolvePath("registry.path", path).string()
+                                   : path;
+    for (const auto& [key, field] : {std::pair{"token_file", &config.registry.token_file},
+                                     std::pair{"ca_file", &config.registry.ca_file}}) {
+      const std::string value = options.String(key);
+      if (value.empty()) continue;
+      *field = table && table->get(key) ? impl_->ResolvePath(std::string("registry.") + key, value)
+                                        : std::filesystem::path(value);
+    }
+    config.registry.retry_seconds = options.Int("retry_seconds");
   }
   config.plugin_paths = PluginPaths();
   {
@@ -990,7 +1011,8 @@ std::string RangeText(const OptionSpec& spec) {
 
 bool IsPathKey(std::string_view dotted) {
   return dotted == "model.path" || dotted == "dataset.path" || dotted == "dataset.eval_path" ||
-         dotted == "registry.path" || dotted == "plugins.paths";
+         dotted == "registry.path" || dotted == "registry.token_file" ||
+         dotted == "registry.ca_file" || dotted == "plugins.paths";
 }
 
 std::string OverrideText(const std::string& key, const OptionValue& value) {

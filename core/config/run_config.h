@@ -123,6 +123,17 @@ struct SweepConfig {
   int64_t early_stop_eta = 0;
 };
 
+// Where a run's versions go ([registry]): a folder, or a `tune serve` registry server's URL with
+// how to reach it.
+struct RegistryConfig {
+  std::string location;              // [registry] path: a folder or an http(s):// URL
+  std::filesystem::path token_file;  // its first line is the token; empty: $TUNE_TOKEN
+  std::filesystem::path ca_file;     // the CA of a self-signed server; empty: $TUNE_CA_FILE
+  // How long a run that finished waits for a server it cannot reach before leaving its
+  // registration to `tune registry push`.
+  int64_t retry_seconds = 600;
+};
+
 struct RunConfig {
   std::filesystem::path file;
   std::string name;  // adapters register under this name
@@ -134,14 +145,15 @@ struct RunConfig {
   std::vector<MetricConfig> metrics;
   std::map<std::string, MetricTraits> metric_traits;  // of every score the run records
   std::optional<SweepConfig> sweep;
-  std::string registry_path;
+  RegistryConfig registry;
   std::vector<std::filesystem::path> plugin_paths;
   // The whole configuration as TOML, overrides applied and every default filled in.
   std::string resolved_toml;
 };
 
 // Where adapters are stored unless [registry] path says otherwise: $TUNE_REGISTRY when set, else
-// .tune/registry (relative to where tune runs). Every command that opens a registry defaults to it.
+// .tune/registry (relative to where tune runs); a folder or a server's URL. Every command that
+// opens a registry defaults to it.
 std::string DefaultRegistryPath();
 
 // Whether two resolved configs (RunConfig::resolved_toml, as this or an earlier tune wrote it)

@@ -1,10 +1,17 @@
 // Tracker: where runs report as they train and where their adapters become versions. `tune train`
-// and `tune sweep` both go through it: the local registry is behind it today (a registry server's
-// client is the next), and a sweep's trials use one that sends each call to the sweep
+// and `tune sweep` both go through it: a registry folder or a registry server behind it
+// (OpenRegistryTracker), and a sweep's trials use one that sends each call to the sweep
 // (MakeDriverTracker, orchestrate/trial_channel.h), which carries it out in its own.
 //
+// Training never waits on the network: against a server, CreateRun and LogMetrics return at once
+// (the calls go out from a thread of the tracker's, and wait there while the server cannot be
+// reached), and only Register waits: for as long as the upload takes, and at most
+// RegistryConfig::retry_seconds of the server being unreachable. A run whose registration could
+// not be made keeps everything in its folder, for `tune registry push` (PushRunFolder).
+//
 // Threads: one thread at a time per Tracker. Errors: UserError of one line (a registry in use
-// longer than its wait, a full disk); what was recorded before stays recorded.
+// longer than its wait, a full disk, a server unreachable for too long); what was recorded
+// before stays recorded.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +22,9 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json_fwd.hpp>
+
+#include "config/run_config.h"
 #include "registry/registry.h"
 
 namespace tune {
@@ -36,26 +46,47 @@ struct TrackedVersion {
   std::optional<TrackedDataset> dataset;
   bool operator==(const TrackedVersion&) const = default;
 };
+nlohmann::json TrackedVersionToJson(const TrackedVersion& version);
+TrackedVersion TrackedVersionFromJson(const nlohmann::json& json);  // UserError when malformed
 
 class Tracker {
  public:
   virtual ~Tracker() = default;
 
+  // The run's id: the registry's choice (a folder), or the tracker's (a server, which may not be
+  // reachable yet).
   virtual std::string CreateRun(const RunInfo& info) = 0;
   // May buffer (the registry writes metrics at most every 2 s); FinishRun writes what is held.
   virtual void LogMetrics(std::string_view run_id, int64_t step,
                           const std::map<std::string, double>& values) = 0;
   // Records the dataset version first (none is added when the rows are the latest version's),
   // links the adapter's record to it, then records the adapter. Returns the adapter's version.
+  // A retry of the same run's registration returns the same version (Registry::Register).
   virtual int64_t Register(TrackedVersion version) = 0;
   virtual void FinishRun(std::string_view run_id, RunStatus status,
                          std::string_view error = "") = 0;
 
-  // Where it records, as messages name it: the registry's folder.
+  // Where it records, as messages name it: the registry's folder or URL.
   virtual std::string location() const = 0;
 };
 
-// The registry at `dir`, created when there is none. Throws UserError when it cannot be opened.
-std::unique_ptr<Tracker> OpenRegistryTracker(const std::filesystem::path& dir);
+// The registry `config` names: a folder, created when there is none, or a server's URL (opened
+// on the tracker's thread: a server that cannot be reached yet is not an error until Register
+// has waited for it). Throws UserError when a folder cannot be opened or a token file read.
+std::unique_ptr<Tracker> OpenRegistryTracker(const RegistryConfig& config);
+
+// The token and CA `config` names (its token file read). UserError when the file cannot be read.
+RemoteAccess AccessOf(const RegistryConfig& config);
+
+// What a run folder needs for `tune registry push`: the run (run.json, written when the run is
+// created) and its version to register (registration.json, written before it registers).
+void WriteRunRecord(const std::filesystem::path& run_dir, const std::string& run_id,
+                    const RunInfo& info);
+void WriteRegistration(const std::filesystem::path& run_dir, const TrackedVersion& version);
+
+// `tune registry push RUN_DIR`: records a finished run that could not reach its registry (its
+// run, its metrics from metrics.jsonl, its dataset and version) in `registry`, and returns the
+// version. A run registered before gets its version again, and nothing is added twice.
+int64_t PushRunFolder(const std::filesystem::path& run_dir, Registry& registry);
 
 }  // namespace tune

@@ -14,6 +14,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A trained run whose registry server could not be reached: not a failed run; its folder holds
+// what `tune registry push` records.
+class RegistrationPending : public UserError {
+ public:
+  using UserError::UserError;
+};
+
 // Thrown out of the trainer by a stop verdict.
 class Stopped : public std::runtime_error {
  public:
@@ -80,6 +87,7 @@ TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptio
     return *opened;
   };
   std::string run_id;
+  RunInfo run_info;
   auto create_run = [&] {
     RunInfo info{config.name, std::nullopt, std::nullopt, config.resolved_toml};
     if (!go.sweep.empty()) {
@@ -89,6 +97,7 @@ TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptio
       info.config_toml += "\n# trial: " + go.parameters + "\n";
     }
     run_id = tracker().CreateRun(info);
+    run_info = info;
   };
   if (driver != nullptr) {
     options.wait_for_turn = [&] {
@@ -139,7 +148,16 @@ TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptio
       version.record.trial = go.trial;
       version.record.configuration = go.configuration;
     }
-    result.version = tracker().Register(std::move(version));
+    // What `tune registry push` records if the registry cannot be reached now.
+    WriteRunRecord(options.run_dir, run_id, run_info);
+    WriteRegistration(options.run_dir, version);
+    try {
+      result.version = tracker().Register(std::move(version));
+    } catch (const RegistryUnreachable& e) {
+      // Trained and kept: only the registration is left to do.
+      throw RegistrationPending(std::string(e.what()) + " (the run folder is " +
+                                options.run_dir.string() + ")");
+    }
   } catch (const Stopped& e) {
     finish(RunStatus::kKilled, e.what());
     result.outcome = TrialResult::Outcome::kStopped;
@@ -148,6 +166,8 @@ TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptio
   } catch (const Interrupted& e) {
     finish(RunStatus::kKilled, e.what());
     throw;
+  } catch (const RegistrationPending&) {
+    throw;  // the run stays running on the server until pushed
   } catch (const std::exception& e) {
     finish(RunStatus::kFailed, e.what());
     throw;

@@ -504,7 +504,7 @@ int RunSweep(const SweepOptions& options) {
       });
   SaveSweepState(folder.dir(), state);
 
-  const std::unique_ptr<Tracker> tracker = OpenRegistryTracker(config.registry_path);
+  const std::unique_ptr<Tracker> tracker = OpenRegistryTracker(config.registry);
   // The runs of trials a killed sweep left: they died with it.
   for (const Trial& t : state.trials) {
     if (t.status == TrialStatus::kRunning && !t.run_id.empty()) {

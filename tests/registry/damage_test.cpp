@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 
-#include "registry/registry.h"
+#include "registry/local_registry.h"
 #include "registry/registry_test_util.h"
 #include "support/test_support.h"
 
@@ -21,8 +21,8 @@ using testing::SampleRecord;
 class RegistryDamage : public ::testing::Test {
  protected:
   fs::path RegistryDir() const { return dir_.path() / "registry"; }
-  std::unique_ptr<Registry> Open(Mode mode = Mode::kCreate) {
-    return Registry::Open(RegistryDir(), mode);
+  std::unique_ptr<LocalRegistry> Open(Mode mode = Mode::kCreate) {
+    return LocalRegistry::Open(RegistryDir(), mode);
   }
   fs::path Artifact(const std::string& weights) {
     return MakeArtifact(dir_.path() / ("artifact-" + std::to_string(++artifacts_)), weights);
@@ -148,7 +148,7 @@ TEST_F(RegistryDamage, ACutLogTailIsDamageUntilRecoverAcceptsTheLoss) {
             std::string::npos)
       << report.problems[0];
 
-  const std::string recovered = Registry::Recover(RegistryDir());
+  const std::string recovered = LocalRegistry::Recover(RegistryDir());
   EXPECT_EQ(recovered.rfind("recovered registry " + RegistryDir().string() + " up to write ", 0),
             0u)
       << recovered;
@@ -157,7 +157,8 @@ TEST_F(RegistryDamage, ACutLogTailIsDamageUntilRecoverAcceptsTheLoss) {
   EXPECT_TRUE(after->Aliases("rank").empty());  // the promote was in the lost tail
   EXPECT_EQ(after->MoveAlias("rank", "canary", 2), 0);
   EXPECT_TRUE(after->Verify().problems.empty());
-  EXPECT_EQ(Registry::Recover(RegistryDir()).find("nothing was lost") != std::string::npos, true);
+  EXPECT_EQ(LocalRegistry::Recover(RegistryDir()).find("nothing was lost") != std::string::npos,
+            true);
 }
 
 TEST_F(RegistryDamage, AMissingCurrentFileIsNamedAsDamage) {
@@ -180,7 +181,9 @@ TEST_F(RegistryDamage, AMissingCurrentFileIsNamedAsDamage) {
 TEST_F(RegistryDamage, TablesStayFewAfterManyWrites) {
   auto registry = Open();
   for (int i = 1; i <= 60; ++i) {
-    registry->Register("rank", SampleRecord(), Artifact("same bytes"));
+    VersionRecord record = SampleRecord();
+    record.run_id = std::to_string(i);  // another run each time: a new version of the same bytes
+    registry->Register("rank", record, Artifact("same bytes"));
     registry->MoveAlias("rank", "production", i);
   }
   size_t tables = 0;

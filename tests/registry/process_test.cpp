@@ -16,7 +16,7 @@
 
 #include <gtest/gtest.h>
 
-#include "registry/registry.h"
+#include "registry/local_registry.h"
 #include "registry/registry_test_util.h"
 #include "support/test_support.h"
 
@@ -115,7 +115,7 @@ TEST(RegistryProcesses, AWriteWaitsForAStuckWriterThenNamesItsPid) {
   Writer holder({"hold", registry.string()});
   ASSERT_EQ(holder.ReadLines(20000, 1), std::vector<std::string>{"ready"});
   // Opening writes nothing, so it does not wait; the first write does.
-  auto writer = Registry::Open(registry, Mode::kReadWrite, std::chrono::milliseconds(300));
+  auto writer = LocalRegistry::Open(registry, Mode::kReadWrite, std::chrono::milliseconds(300));
   EXPECT_EQ(writer->Resolve("held").version, 1);
   const auto start = std::chrono::steady_clock::now();
   try {
@@ -132,7 +132,7 @@ TEST(RegistryProcesses, AWriteWaitsForAStuckWriterThenNamesItsPid) {
     EXPECT_EQ(std::string(e.what()), expected);
   }
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
-  EXPECT_THROW(Registry::Open(registry, Mode::kCreate, std::chrono::milliseconds(10))
+  EXPECT_THROW(LocalRegistry::Open(registry, Mode::kCreate, std::chrono::milliseconds(10))
                    ->Register("other", testing::SampleRecord(),
                               testing::MakeArtifact(dir.path() / "other", "other")),
                RegistryBusy);
@@ -147,8 +147,8 @@ TEST(RegistryProcesses, WritersInTwoProcessesTakeTurns) {
   const fs::path registry = dir.path() / "registry";
   const fs::path scratch = dir.path() / "scratch";
   fs::create_directories(scratch);
-  auto mine = Registry::Open(registry, Mode::kCreate);
-  auto reader = Registry::Open(registry, Mode::kReadOnly);
+  auto mine = LocalRegistry::Open(registry, Mode::kCreate);
+  auto reader = LocalRegistry::Open(registry, Mode::kReadOnly);
   Writer other({"loop", registry.string(), scratch.string()});
   ASSERT_FALSE(other.ReadLines(20000, 1).empty()) << "the other writer registered nothing";
   const std::string run = mine->CreateRun({"mine", std::nullopt, std::nullopt, ""});
@@ -177,7 +177,8 @@ TEST(RegistryProcesses, WritersInTwoProcessesTakeTurns) {
   last >> name >> version >> digest;
   EXPECT_EQ(reader->Resolve(name + ":" + std::to_string(version)).artifact_digest, digest);
   EXPECT_TRUE(reader->Verify().problems.empty());
-  EXPECT_EQ(Registry::Open(dir.path() / "backup", Mode::kReadOnly)->Resolve("mine").version, 12);
+  EXPECT_EQ(LocalRegistry::Open(dir.path() / "backup", Mode::kReadOnly)->Resolve("mine").version,
+            12);
 }
 
 TEST(RegistryProcesses, ReadOnlyOpenWorksWhileAWriterHoldsTheRegistry) {
@@ -185,7 +186,7 @@ TEST(RegistryProcesses, ReadOnlyOpenWorksWhileAWriterHoldsTheRegistry) {
   const fs::path registry = dir.path() / "registry";
   Writer holder({"hold", registry.string()});
   ASSERT_EQ(holder.ReadLines(20000, 1), std::vector<std::string>{"ready"});
-  auto reader = Registry::Open(registry, Mode::kReadOnly);
+  auto reader = LocalRegistry::Open(registry, Mode::kReadOnly);
   EXPECT_EQ(reader->Resolve("held").version, 1);
   reader->Fetch("held:1", dir.path() / "out");
   EXPECT_TRUE(fs::exists(dir.path() / "out" / "adapter_model.safetensors"));
@@ -200,7 +201,7 @@ TEST(RegistryProcesses, AWriterThatDiedLeavesTheRegistryOpenable) {
     ASSERT_EQ(holder.ReadLines(20000, 1), std::vector<std::string>{"ready"});
     holder.Kill();
   }
-  auto writer = Registry::Open(registry, Mode::kReadWrite);
+  auto writer = LocalRegistry::Open(registry, Mode::kReadWrite);
   EXPECT_EQ(writer->Resolve("held").version, 1);
 }
 
@@ -231,7 +232,7 @@ TEST(RegistryProcesses, KilledWriterLosesNothingCommitted) {
       ++kills;
     }
     if (!fs::exists(registry / "db" / "CURRENT")) continue;
-    auto opened = Registry::Open(registry, Mode::kReadWrite);
+    auto opened = LocalRegistry::Open(registry, Mode::kReadWrite);
     for (const auto& [ref, digest] : reported) {
       const VersionRecord record = opened->Resolve(ref);
       ASSERT_EQ(record.artifact_digest, digest) << ref << " after " << kills << " kills";
@@ -243,7 +244,7 @@ TEST(RegistryProcesses, KilledWriterLosesNothingCommitted) {
   EXPECT_GE(kills, 10);
   EXPECT_GE(reported.size(), 10u) << "the writer registered too little to test anything";
   // Orphans a kill left behind are collected, and what is referenced stays.
-  auto opened = Registry::Open(registry, Mode::kReadWrite);
+  auto opened = LocalRegistry::Open(registry, Mode::kReadWrite);
   opened->Gc(std::chrono::seconds(0));
   EXPECT_TRUE(opened->Verify().problems.empty());
   for (const auto& [ref, digest] : reported) {
@@ -255,7 +256,7 @@ TEST(RegistryProcesses, FullDiskFailsClearlyAndKeepsEverythingCommitted) {
   TempDir dir;
   const fs::path registry = dir.path() / "registry";
   {
-    auto writer = Registry::Open(registry, Mode::kCreate);
+    auto writer = LocalRegistry::Open(registry, Mode::kCreate);
     writer->Register("small", testing::SampleRecord(),
                      testing::MakeArtifact(dir.path() / "small", "small weights"));
     writer->MoveAlias("small", "production", 1);
@@ -275,7 +276,7 @@ TEST(RegistryProcesses, FullDiskFailsClearlyAndKeepsEverythingCommitted) {
             std::string::npos)
       << lines[0];
 
-  auto opened = Registry::Open(registry, Mode::kReadWrite);
+  auto opened = LocalRegistry::Open(registry, Mode::kReadWrite);
   EXPECT_EQ(opened->Names(), std::vector<std::string>{"small"});
   EXPECT_EQ(opened->Resolve("small@production").version, 1);
   EXPECT_TRUE(opened->Verify().problems.empty());
@@ -294,7 +295,7 @@ TEST(RegistryProcesses, EveryWriteThatReturnedIsSeenByEveryProcess) {
   const fs::path registry = dir.path() / "registry";
   const fs::path scratch = dir.path() / "scratch";
   fs::create_directories(scratch);
-  Registry::Open(registry, Mode::kCreate);
+  LocalRegistry::Open(registry, Mode::kCreate);
   constexpr int kWriters = 3;
   constexpr int kEach = 60;
   std::vector<std::unique_ptr<Writer>> writers;
@@ -302,7 +303,7 @@ TEST(RegistryProcesses, EveryWriteThatReturnedIsSeenByEveryProcess) {
     writers.push_back(std::make_unique<Writer>(std::vector<std::string>{
         "loop", registry.string(), scratch.string(), std::to_string(kEach)}));
   }
-  auto reader = Registry::Open(registry, Mode::kReadOnly);
+  auto reader = LocalRegistry::Open(registry, Mode::kReadOnly);
   int seen = 0;
   for (bool running = true; running;) {
     running = false;
@@ -356,7 +357,7 @@ TEST(RegistryProcesses, AKilledBackupNeverLeavesAFolderThatLooksFinished) {
   TempDir dir;
   const fs::path registry = dir.path() / "registry";
   {
-    auto writer = Registry::Open(registry, Mode::kCreate);
+    auto writer = LocalRegistry::Open(registry, Mode::kCreate);
     for (int i = 0; i < 120; ++i) {
       writer->Register("many", testing::SampleRecord(),
                        testing::MakeArtifact(dir.path() / "a", std::string(48 << 10, char(i))));
@@ -372,7 +373,7 @@ TEST(RegistryProcesses, AKilledBackupNeverLeavesAFolderThatLooksFinished) {
     backing.Kill();
     if (fs::exists(backup)) {
       ++finished;
-      const VerifyReport report = Registry::Open(backup, Mode::kReadOnly)->Verify();
+      const VerifyReport report = LocalRegistry::Open(backup, Mode::kReadOnly)->Verify();
       ASSERT_TRUE(report.problems.empty()) << backup << ": " << report.problems[0];
       EXPECT_EQ(report.versions_checked, 120);
     } else {

@@ -1,5 +1,6 @@
 // Registry: registering, resolving, aliases, fetch, verify, gc, backup, runs.
-#include "registry/registry.h"
+#include "registry/common.h"
+#include "registry/local_registry.h"
 
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -61,8 +62,8 @@ class RegistryTest : public ::testing::Test {
     return MakeArtifact(dir_.path() / ("artifact-" + std::to_string(artifacts_++)), weights,
                         config);
   }
-  std::unique_ptr<Registry> Open(Mode mode = Mode::kCreate) {
-    return Registry::Open(dir_.path() / "registry", mode);
+  std::unique_ptr<LocalRegistry> Open(Mode mode = Mode::kCreate) {
+    return LocalRegistry::Open(dir_.path() / "registry", mode);
   }
   fs::path RegistryDir() const { return dir_.path() / "registry"; }
 
@@ -92,6 +93,8 @@ TEST_F(RegistryTest, RegisterThenResolveRoundTripsTheRecord) {
   expected.files = stored.files;
   expected.artifact_digest = stored.artifact_digest;
   expected.artifact_size_bytes = stored.artifact_size_bytes;
+  EXPECT_EQ(stored.registered_by, registry_internal::LocalUser());
+  expected.registered_by = stored.registered_by;
   EXPECT_EQ(stored, expected);
 }
 
@@ -493,7 +496,7 @@ TEST_F(RegistryTest, BackupOpensAsARegistryWithTheSameVersionsAndAliases) {
   EXPECT_NE(ErrorOf([&] { registry->Backup(backup); }).find("already exists"), std::string::npos);
   registry.reset();
 
-  auto copy = Registry::Open(backup, Mode::kReadWrite);
+  auto copy = LocalRegistry::Open(backup, Mode::kReadWrite);
   EXPECT_EQ(copy->Resolve("rank").version, 2);
   EXPECT_EQ(copy->Resolve("rank@production").version, 2);
   EXPECT_TRUE(copy->Verify().problems.empty());
@@ -558,7 +561,7 @@ TEST_F(RegistryTest, GcKeepsADatasetsRowsAndBackupCopiesThem) {
   EXPECT_TRUE(fs::exists(registry->ObjectPath(digest)));
   EXPECT_TRUE(registry->Verify().problems.empty());
   registry->Backup(dir_.path() / "backup");
-  auto copy = Registry::Open(dir_.path() / "backup", Mode::kReadOnly);
+  auto copy = LocalRegistry::Open(dir_.path() / "backup", Mode::kReadOnly);
   EXPECT_EQ(ReadFile(copy->ObjectPath(digest)), "row hashes\n");
   fs::remove(registry->ObjectPath(digest));
   const std::vector<std::string> problems = registry->Verify().problems;

@@ -36,16 +36,17 @@
 
 #include <rocksdb/db.h>
 
-#include "registry/registry.h"
+#include "registry/local_registry.h"
 #include "registry/registry_test_util.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using tune::LocalRegistry;
 using tune::Registry;
 
 int Hold(const fs::path& dir, const std::string& command_line) {
-  Registry::Open(dir, Registry::OpenMode::kCreate)
+  LocalRegistry::Open(dir, Registry::OpenMode::kCreate)
       ->Register("held", tune::testing::SampleRecord(),
                  tune::testing::MakeArtifact(dir.parent_path() / "held-artifact", "held"));
   const std::string db_dir = (dir / "db").string();
@@ -62,7 +63,7 @@ int Hold(const fs::path& dir, const std::string& command_line) {
 }
 
 int Loop(const fs::path& dir, const fs::path& scratch, int64_t count) {
-  auto registry = Registry::Open(dir, Registry::OpenMode::kCreate);
+  auto registry = LocalRegistry::Open(dir, Registry::OpenMode::kCreate);
   std::mt19937_64 random{std::random_device{}()};
   const char* names[] = {"alpha", "beta"};
   for (int64_t i = 0; count < 0 || i < count; ++i) {
@@ -94,7 +95,7 @@ int Fill(const fs::path& dir, const fs::path& artifact, long limit_bytes) {
   signal(SIGXFSZ, SIG_IGN);
   const rlimit limit{static_cast<rlim_t>(limit_bytes), static_cast<rlim_t>(limit_bytes)};
   setrlimit(RLIMIT_FSIZE, &limit);
-  auto registry = Registry::Open(dir, Registry::OpenMode::kReadWrite);
+  auto registry = LocalRegistry::Open(dir, Registry::OpenMode::kReadWrite);
   try {
     registry->Register("big", tune::testing::SampleRecord(), artifact);
   } catch (const tune::UserError& e) {
@@ -130,7 +131,7 @@ int FullDisk(const fs::path& mount_point) {
     return 3;
   }
   const fs::path dir = mount_point / "registry";
-  auto registry = Registry::Open(dir, Registry::OpenMode::kCreate);
+  auto registry = LocalRegistry::Open(dir, Registry::OpenMode::kCreate);
   for (int i = 0; i < 8; ++i) {
     const fs::path artifact =
         tune::testing::MakeArtifact(mount_point / "artifact", std::string(64 << 10, char('a' + i)));
@@ -172,11 +173,13 @@ int FullDisk(const fs::path& mount_point) {
   std::cout << "after freeing: production -> " << registry->Resolve("full@production").version
             << (cleaned ? "" : "; the .dbtmp file was left") << std::endl;
   return refused == 8 && verify.problems.empty() && cleaned ? 0 : 1;
+}
+
 int AbandonedRun(const fs::path& dir, const std::string& sweep, int64_t trial) {
   tune::RunInfo info{"rank", sweep, trial, "[train]\n"};
   info.configuration = trial;
   info.seed = 0;
-  std::cout << Registry::Open(dir, Registry::OpenMode::kCreate)->CreateRun(info) << std::endl;
+  std::cout << LocalRegistry::Open(dir, Registry::OpenMode::kCreate)->CreateRun(info) << std::endl;
   return 0;
 }
 
@@ -193,7 +196,7 @@ int main(int argc, char** argv) {
     }
     if (mode == "fullfs" && argc == 3) return FullDisk(argv[2]);
     if (mode == "backup" && argc == 4) {
-      Registry::Open(argv[2], Registry::OpenMode::kReadWrite)->Backup(argv[3]);
+      LocalRegistry::Open(argv[2], Registry::OpenMode::kReadWrite)->Backup(argv[3]);
       return 0;
     }
     if (mode == "fill" && argc == 5) return Fill(argv[2], argv[3], std::stol(argv[4]));

@@ -4,8 +4,23 @@
 
 const main = document.getElementById('main');
 const tokenInput = document.getElementById('token');
+// `tune serve` prints the page's address with #token=...: kept for this tab, out of the address.
+if (location.hash.startsWith('#token=')) {
+  sessionStorage.setItem('tune-token', decodeURIComponent(location.hash.slice(7)));
+  history.replaceState(null, '', location.pathname + '#/');
+}
 tokenInput.value = sessionStorage.getItem('tune-token') || '';
-tokenInput.addEventListener('change', () => sessionStorage.setItem('tune-token', tokenInput.value));
+tokenInput.addEventListener('change', () => {
+  sessionStorage.setItem('tune-token', tokenInput.value);
+  route();
+});
+
+// Every request carries the token: a server opens reads to nobody else unless it says so.
+function withToken(options) {
+  const headers = Object.assign({}, (options || {}).headers);
+  if (tokenInput.value) headers['Authorization'] = 'Bearer ' + tokenInput.value;
+  return Object.assign({}, options, {headers});
+}
 
 // el('td', {class: 'num'}, 'text', child, ...): strings become text nodes.
 function el(tag, attributes, ...children) {
@@ -22,10 +37,22 @@ function el(tag, attributes, ...children) {
 }
 
 async function api(path, options) {
-  const response = await fetch('/api/' + path, options);
+  const response = await fetch('/api/' + path, withToken(options));
   const body = await response.json();
+  if (response.status === 401) {
+    throw new Error(body.error + ' (paste the token into the token box above)');
+  }
   if (!response.ok) throw new Error(body.error || response.statusText);
   return body;
+}
+
+// A file of a version, fetched with the token and handed to the browser as a download.
+async function download(url, name) {
+  const response = await fetch(url, withToken());
+  if (!response.ok) throw new Error((await response.json()).error || response.statusText);
+  const link = el('a', {href: URL.createObjectURL(await response.blob()), download: name});
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
 }
 
 // Numbers as people read them: four significant digits (0.1235, 12.35), whole numbers from 1,000
@@ -261,7 +288,7 @@ async function showVersion(name, version) {
         const moved = await api(
           `adapters/${encodeURIComponent(name)}/aliases/${encodeURIComponent(aliasInput.value)}`, {
             method: 'POST',
-            headers: {'Content-Type': 'application/json', 'Authorization': 'Bearer ' + tokenInput.value},
+            headers: {'Content-Type': 'application/json'},
             body: JSON.stringify({version: record.version, expect_version: last ? last.new_version : 0})});
         aliasMessage.textContent = `${moved.alias} -> ${name}:${moved.version}`;
         aliasMessage.className = '';
@@ -270,9 +297,14 @@ async function showVersion(name, version) {
         aliasMessage.className = 'error';
       }
     }}, `point it at ${name}:${record.version}`), aliasMessage);
-  const files = el('ul', {}, record.artifact.files.map(f => el('li', {},
-    el('a', {href: `/api/adapters/${encodeURIComponent(name)}/versions/${record.version}/files/${f.path.split('/').map(encodeURIComponent).join('/')}`},
-       f.path), ` ${fmt(f.size_bytes)} bytes, sha256 ${f.digest.slice(0, 12)}`)));
+  const files = el('ul', {}, record.artifact.files.map(f => {
+    const url = `/api/adapters/${encodeURIComponent(name)}/versions/${record.version}/files/${f.path.split('/').map(encodeURIComponent).join('/')}`;
+    return el('li', {},
+      el('a', {href: url, onclick: event => {
+        event.preventDefault();
+        download(url, f.path.split('/').pop()).catch(error => alert(error.message));
+      }}, f.path), ` ${fmt(f.size_bytes)} bytes, sha256 ${f.digest.slice(0, 12)}`);
+  }));
   main.replaceChildren(
     el('h2', {}, `${name}:${record.version} `, record.aliases.map(a => el('span', {class: 'badge'}, a))),
     el('div', {class: 'columns'},
@@ -470,5 +502,7 @@ async function route() {
 }
 
 window.addEventListener('hashchange', route);
-api('health').then(health => { document.getElementById('registry').textContent = health.registry; });
+api('health').then(health => {
+  document.getElementById('registry').textContent = health.registry || '';
+});
 route();

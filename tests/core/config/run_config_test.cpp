@@ -162,7 +162,7 @@ TEST_F(RunConfigTest, ResolvesTheDesignExampleIntoTypedSections) {
   EXPECT_EQ(config.sweep->objective_goal, MetricGoal::kMaximize);
   ASSERT_EQ(config.sweep->parameters.size(), 3u);
   EXPECT_EQ(config.sweep->early_stop, "asha");
-  EXPECT_EQ(config.registry_path, ".tune/registry");
+  EXPECT_EQ(config.registry.location, ".tune/registry");
 }
 
 TEST_F(RunConfigTest, SweepParametersKeepTheirKinds) {
@@ -296,7 +296,7 @@ TEST_F(RunConfigTest, PathsGivenAsKeyValueAreRelativeToTheCurrentFolder) {
   }
   fs::current_path(before);
   EXPECT_EQ(config.dataset.path, elsewhere.path() / "other.jsonl");
-  EXPECT_EQ(config.registry_path, (elsewhere.path() / "reg").string());
+  EXPECT_EQ(config.registry.location, (elsewhere.path() / "reg").string());
   EXPECT_EQ(config.model.path, dir_.path() / "models/tiny");  // written in the file
 }
 

@@ -21,7 +21,7 @@ try {
   const shot = async name => { if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true }); };
 
   // Adapters: every version listed; sorting by version ascending puts version 1 first.
-  await page.goto(url + '/');
+  await page.goto(url + '/#token=' + encodeURIComponent(token));
   await page.waitForSelector('#versions tr:nth-child(2)');
   result.listed = await page.$$eval('#versions tr td:nth-child(2) a', links => links.map(a => a.textContent));
   await page.click('#versions th[data-key="version"]');

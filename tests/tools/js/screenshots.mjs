@@ -1,15 +1,16 @@
 // Saves a screenshot of each page of a running `tune serve` (for docs/): the adapters list, a
 // version, two versions compared (top, and their outputs on the eval prompts), and a sweep.
 //
-//   node screenshots.mjs URL OUT_DIR NAME:A NAME:B SWEEP
+//   node screenshots.mjs URL TOKEN OUT_DIR NAME:A NAME:B SWEEP
 import { chromium } from 'playwright-core';
 
-const [url, out, a, b, sweep] = process.argv.slice(2);
+const [url, token, out, a, b, sweep] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu'],
 });
 const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
+await page.goto(url + '/#token=' + encodeURIComponent(token));  // kept for the tab
 // Each page's ready selector is one only that page has: a hash change keeps the old page until
 // the new one renders.
 const pages = [

@@ -1,10 +1,10 @@
 // Reads the web view of a running `tune serve` as a person would, in Debian's chromium (headless),
 // and prints one JSON object with what it saw; tests/web/ui_test.cpp decides.
 //
-//   node view.mjs URL
+//   node view.mjs URL TOKEN
 import { chromium } from 'playwright-core';
 
-const [url] = process.argv.slice(2);
+const [url, token] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu'],
@@ -18,8 +18,9 @@ try {
   page.on('pageerror', error => result.page_errors.push(String(error)));
   const text = selector => page.$eval(selector, node => node.textContent);
 
+  // The address tune serve prints hands the page its token, kept for the tab.
+  await page.goto(url + '/#token=' + encodeURIComponent(token));
   // Adapters: a page of 50, the fall in eval loss coloured as the improvement it is.
-  await page.goto(url + '/');
   await page.waitForSelector('#page-range');
   result.first_page = await text('#page-range');
   result.first_page_rows = await page.$$eval('#versions tr td:nth-child(2) a', links => links.length);

@@ -1,0 +1,65 @@
+// The registry server's protocol (DESIGN section 10): the paths, headers and JSON both the server
+// (web/api.cpp) and its client (remote_registry.cpp) speak. One header both sides include; what
+// a message holds is defined here and nowhere else.
+//
+//   GET  /api/health                                  {"status", "registry", "protocol", "role"}
+//   GET  /api/names                                   ["name", ...] sorted
+//   GET  /api/resolve?ref=REF                         a version record
+//   GET  /api/versions?...&detail=full                a page of whole version records
+//   GET  /api/adapters/NAME/aliases                   {"alias": version}
+//   GET  /api/objects/DIGEST                          an object's bytes (Range), checked as sent
+//   POST /api/objects/received  {"objects": [{"digest", "size_bytes"}]}
+//                               -> {"received": [bytes that arrived of each, in order]}
+//   PUT  /api/objects/DIGEST?size=S&offset=O          a chunk (at most kChunkBytes), its
+//                                                     SHA-256 in kChunkShaHeader
+//                               -> {"received": bytes that arrived}; 409 {"received"} for an
+//                                  offset that is not that
+//   POST /api/adapters/NAME/versions  {"record"}      -> {"version"}: the objects it names stored
+//   GET  /api/datasets[?ref=REF]                      every dataset version, or one
+//   POST /api/datasets/NAME      {"record"}           -> {"version"}
+//   GET  /api/runs[/ID]                               every run, or one with its metrics
+//   POST /api/runs               {"run": {...}}       -> {"id"}; the run's id, info and process
+//   POST /api/runs/ID/metrics    {"metrics": [...]}   MetricsAtStep, merged
+//   POST /api/runs/ID/finish     {"status", "error"}
+//   POST /api/registry/verify | gc {"grace_seconds"} | backup {"dir"}   (admin)
+//   GET  /api/tokens; POST /api/tokens {"name", "role"} -> {"token"};
+//   POST /api/tokens/NAME/revoke                                        (admin)
+// Errors are {"error": "one line"} with 400 (refused input; UserError), 401 (no token), 403 (a
+// token without the role), 404, 409 (AliasConflict, an upload's offset), 413, 500
+// (RegistryDamaged) or 503 (RegistryBusy).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "registry/registry.h"
+
+namespace tune::wire {
+
+constexpr int kProtocol = 1;
+constexpr size_t kChunkBytes = size_t{8} << 20;
+constexpr const char* kChunkShaHeader = "X-Chunk-SHA256";
+// A request body the server reads whole (records, metrics); chunks have their own limit.
+constexpr size_t kMaxJsonBytes = size_t{16} << 20;
+
+nlohmann::json RunToJson(const RunRecord& run);
+RunRecord RunFromJson(const nlohmann::json& json);
+nlohmann::json AliasMoveToJson(const AliasMove& move);
+AliasMove AliasMoveFromJson(const nlohmann::json& json);
+nlohmann::json TokenToJson(const TokenInfo& token);
+TokenInfo TokenFromJson(const nlohmann::json& json);
+nlohmann::json MetricsToJson(const std::vector<MetricsAtStep>& metrics);
+std::vector<MetricsAtStep> MetricsFromJson(const nlohmann::json& json);
+nlohmann::json VerifyReportToJson(const VerifyReport& report);
+VerifyReport VerifyReportFromJson(const nlohmann::json& json);
+nlohmann::json GcReportToJson(const GcReport& report);
+GcReport GcReportFromJson(const nlohmann::json& json);
+
+// JSON text of any of these: bytes that are not UTF-8 (an error message, a model's output)
+// become U+FFFD rather than failing.
+std::string Dump(const nlohmann::json& value);
+
+}  // namespace tune::wire
