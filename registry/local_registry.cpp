@@ -30,6 +30,7 @@
 #include "util/counted.h"
 #include "util/echo.h"
 #include "util/names.h"
+#include "util/sha256.h"
 #include "util/suggest.h"
 
 namespace tune {
@@ -113,6 +114,22 @@ struct AdapterEntry {
 // An open RocksDB with the registry's column families, and the reads of records through it. A
 // read-only Db sees the database as it was when opened; a writable one holds db/LOCK until it is
 // destroyed, so a write reads what it changes through the handle it commits with.
+// The version records of one state of a registry's adapters, and the listings made of them.
+struct ParsedVersions {
+  using Order = std::vector<const VersionRecord*>;
+  std::vector<VersionRecord> versions;
+  std::mutex orders_mutex;
+  std::map<std::string, std::shared_ptr<const Order>> orders;
+};
+
+// The last ParsedVersions a registry's views made, and the state of the adapters' entries (their
+// SHA-256) it was made from.
+struct ParsedVersionsCache {
+  std::mutex mutex;
+  std::string state;
+  std::shared_ptr<ParsedVersions> parsed;
+};
+
 class Db {
  public:
   explicit Db(std::string registry_name) : name(std::move(registry_name)) {}
@@ -223,15 +240,32 @@ class Db {
     return RunFromJson(*text);
   }
 
-  // Every version record in key order (by name, then version), parsed once: a read view lives
-  // until the next write, so a server answering many requests parses the registry once per
-  // change, not once per request. Throws UserError when the records do not match the counts the
-  // adapters' entries keep (MissingRecords): a listing never leaves out a version silently.
-  const std::vector<VersionRecord>& AllVersions() const {
-    std::call_once(versions_parsed_, [&] {
-      std::vector<VersionRecord> parsed;
+  // Every version record in key order (by name, then version), parsed once per state of the
+  // adapters' entries (every registration changes one): views reopened after writes that add no
+  // version (metrics, runs, every 2 seconds while something trains) share the parse through
+  // `cache`, so a server answering many requests parses the registry once per new version, not
+  // once per request or write. Throws RegistryDamaged when the records do not match the counts
+  // the adapters' entries keep (MissingRecords): a listing never leaves out a version silently.
+  const std::vector<VersionRecord>& AllVersions() const { return Parsed().versions; }
+
+  ParsedVersions& Parsed() const {
+    std::call_once(parsed_once_, [&] {
+      Sha256 fingerprint;
+      Scan(kAdapters, "", [&](const std::string& key, const std::string& value) {
+        fingerprint.Update(key);
+        fingerprint.Update(value);
+      });
+      const std::string state = fingerprint.FinishHex();
+      if (cache != nullptr) {
+        std::lock_guard lock(cache->mutex);
+        if (cache->parsed != nullptr && cache->state == state) {
+          parsed_ = cache->parsed;
+          return;
+        }
+      }
+      auto parsed = std::make_shared<ParsedVersions>();
       Scan(kVersions, "", [&](const std::string&, const std::string& value) {
-        parsed.push_back(VersionRecordFromJson(value));
+        parsed->versions.push_back(VersionRecordFromJson(value));
       });
       if (const std::vector<std::string> missing = MissingRecords(); !missing.empty()) {
         throw RegistryDamaged(
@@ -242,9 +276,14 @@ class Db {
                  : std::string()) +
             "; run `tune registry verify`, then restore it from a backup");
       }
-      versions_ = std::move(parsed);
+      if (cache != nullptr) {
+        std::lock_guard lock(cache->mutex);
+        cache->state = state;
+        cache->parsed = parsed;
+      }
+      parsed_ = std::move(parsed);
     });
-    return versions_;
+    return *parsed_;
   }
 
   // What a scan cannot tell by itself: a damaged table block can end an iteration early, or hide
@@ -292,21 +331,22 @@ class Db {
     return missing;
   }
 
-  // A listing's records in its order, computed by `compute` the first time this view is asked
-  // for `key` and kept for the view's life: a web view asks for the same list every 2 seconds,
-  // and for pages of it. Holds a few dozen listings; past that it starts again.
-  using Order = std::vector<const VersionRecord*>;
+  // A listing's records in its order, computed by `compute` the first time it is asked for `key`
+  // and kept with the parsed versions: a web view asks for the same list every 2 seconds, and
+  // for pages of it. Holds a few dozen listings; past that it starts again.
+  using Order = ParsedVersions::Order;
   std::shared_ptr<const Order> CachedOrder(const std::string& key,
                                            const std::function<Order()>& compute) const {
     constexpr size_t kListings = 32;
+    ParsedVersions& parsed = Parsed();
     {
-      std::lock_guard lock(orders_mutex_);
-      if (const auto it = orders_.find(key); it != orders_.end()) return it->second;
+      std::lock_guard lock(parsed.orders_mutex);
+      if (const auto it = parsed.orders.find(key); it != parsed.orders.end()) return it->second;
     }
     auto order = std::make_shared<const Order>(compute());  // outside the lock: may throw
-    std::lock_guard lock(orders_mutex_);
-    if (orders_.size() >= kListings) orders_.clear();
-    orders_.emplace(key, order);
+    std::lock_guard lock(parsed.orders_mutex);
+    if (parsed.orders.size() >= kListings) parsed.orders.clear();
+    parsed.orders.emplace(key, order);
     return order;
   }
 
@@ -314,12 +354,11 @@ class Db {
   rocksdb::DB* db = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   std::shared_ptr<rocksdb::Logger> logger;
+  std::shared_ptr<ParsedVersionsCache> cache;  // shared by a registry's views; null: none
 
  private:
-  mutable std::once_flag versions_parsed_;
-  mutable std::vector<VersionRecord> versions_;
-  mutable std::mutex orders_mutex_;
-  mutable std::map<std::string, std::shared_ptr<const Order>> orders_;
+  mutable std::once_flag parsed_once_;
+  mutable std::shared_ptr<ParsedVersions> parsed_;
 };
 
 // What a reader may see while a writer replaces the file list under it: worth another try.
@@ -466,7 +505,10 @@ class LocalRegistry::Impl {
       }
       if (opened != nullptr) {
         const uint64_t sequence = opened->db->GetLatestSequenceNumber();
-        if (!stamp || sequence >= *stamp) return opened;
+        if (!stamp || sequence >= *stamp) {
+          opened->cache = parsed_versions;
+          return opened;
+        }
         behind = sequence;
       } else if (!IsTransientReadError(status)) {
         break;
@@ -699,6 +741,8 @@ class LocalRegistry::Impl {
   std::chrono::milliseconds write_wait;
   ObjectStore objects;
 
+  // The versions parsed by the last view, for the next one when no version changed in between.
+  std::shared_ptr<ParsedVersionsCache> parsed_versions = std::make_shared<ParsedVersionsCache>();
   mutable std::mutex view_mutex;
   mutable std::shared_ptr<const Db> view;
   mutable std::optional<uint64_t> view_stamp;

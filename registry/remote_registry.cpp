@@ -71,6 +71,20 @@ std::string Query(const ListOptions& options, size_t offset, size_t limit) {
   return query;
 }
 
+// `call`, again after a pause while the server cannot be reached (it restarts, a connection is
+// cut), kSendAttempts times in all.
+template <typename Call>
+auto Retried(const Call& call) {
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return call();
+    } catch (const RegistryUnreachable&) {
+      if (attempt >= kSendAttempts) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200 << attempt));
+    }
+  }
+}
+
 // A server's page of versions: 1,000 at most (web/api.cpp).
 constexpr size_t kServerPage = 1000;
 
@@ -202,12 +216,15 @@ int64_t RemoteRegistry::Register(std::string_view name, const VersionRecord& lin
     record.eval_samples = ManifestEntry{"eval_samples.jsonl", hashed.digest, hashed.size_bytes};
     objects.emplace_back(*record.eval_samples, eval_samples);
   }
-  SendObjects(objects);
-  const json answer =
-      Expect(client_.Post("/api/adapters/" + std::string(name) + "/versions",
-                          wire::Dump({{"record", json::parse(VersionRecordToJson(record))}})),
-             url_);
-  return answer.at("version").get<int64_t>();
+  const std::string body = wire::Dump({{"record", json::parse(VersionRecordToJson(record))}});
+  // Every step is safe to repeat: objects the server has are not sent again, and a record with a
+  // run id registers once.
+  return Retried([&] {
+    SendObjects(objects);
+    return Expect(client_.Post("/api/adapters/" + std::string(name) + "/versions", body), url_)
+        .at("version")
+        .get<int64_t>();
+  });
 }
 
 VersionRecord RemoteRegistry::Resolve(std::string_view ref) const {
@@ -350,12 +367,13 @@ int64_t RemoteRegistry::RegisterDataset(std::string_view name, const DatasetReco
   const registry_internal::StoredObject hashed =
       registry_internal::ObjectStore::HashFile(rows_file);
   record.rows_object = {"rows.txt", hashed.digest, hashed.size_bytes};
-  SendObjects({{record.rows_object, rows_file}});
-  return Expect(client_.Post("/api/datasets/" + UrlEncode(name),
-                             wire::Dump({{"record", json::parse(DatasetRecordToJson(record))}})),
-                url_)
-      .at("version")
-      .get<int64_t>();
+  const std::string body = wire::Dump({{"record", json::parse(DatasetRecordToJson(record))}});
+  return Retried([&] {
+    SendObjects({{record.rows_object, rows_file}});
+    return Expect(client_.Post("/api/datasets/" + UrlEncode(name), body), url_)
+        .at("version")
+        .get<int64_t>();
+  });
 }
 
 DatasetRecord RemoteRegistry::GetDataset(std::string_view ref) const {

@@ -289,6 +289,9 @@ HttpResponse Api::Handle(const HttpRequest& request) const {
                      {"protocol", wire::kProtocol},
                      {"role", caller.role ? json(RoleName(*caller.role)) : json(nullptr)}};
       if (caller.role) health["registry"] = registry_.location();
+      if (caller.role == Role::kAdmin) {
+        health["object_bytes_received"] = object_bytes_received_.load();
+      }
       return JsonResponse(health);
     }
     if (request.method == "GET" || request.method == "HEAD") {

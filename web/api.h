@@ -40,6 +40,7 @@
 // the token's name. Tokens are never logged.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -150,6 +151,9 @@ class Api {
   LocalRegistry& registry_;
   ServerAccess access_;
   ServerNames names_;
+  // Object bytes received in chunks since the server started (in /api/health for an admin): what
+  // shows that a client sent only what the server lacked.
+  mutable std::atomic<int64_t> object_bytes_received_{0};
 };
 
 // Thrown inside Api when the caller's token does not allow the request: 401 without a token, 403

@@ -221,6 +221,7 @@ HttpResponse Api::Put(const HttpRequest& request, const std::vector<std::string>
   }
   const int64_t received =
       registry_.ReceiveObjectChunk(parts[1], *size, *offset, request.body, chunk_sha->second);
+  object_bytes_received_ += static_cast<int64_t>(request.body.size());
   return JsonResponse({{"received", received}});
 }
 

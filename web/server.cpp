@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <civetweb.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
@@ -480,6 +481,24 @@ class WebServer::Impl {
 
 namespace {
 
+// Loads web/civetweb_tls.cpp's library (beside the plugins: <bin>/../lib/tune) before CivetWeb
+// loads OpenSSL. Returns why TLS cannot be served, or "" when it can.
+std::string LoadCivetWebTls() {
+  char self[4096];
+  const ssize_t length = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (length <= 0) return "cannot find this executable (/proc/self/exe), so not the TLS library";
+  const std::filesystem::path library =
+      std::filesystem::path(std::string(self, static_cast<size_t>(length))).parent_path() /
+      "../lib/tune/libtune_civetweb_tls.so";
+  if (::dlopen(library.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+    const char* why = ::dlerror();
+    return "cannot load " + library.lexically_normal().string() + " (" +
+           (why != nullptr ? why : "unknown") +
+           "), which TLS needs with this CivetWeb and OpenSSL 3; reinstall tune";
+  }
+  return "";
+}
+
 // CivetWeb takes the certificate and its key in one PEM file: a private copy of both, readable
 // by this user only, removed once the server has read it.
 class CombinedPem {
@@ -533,7 +552,12 @@ std::unique_ptr<WebServer> WebServer::Start(const ServeOptions& options) {
                     "trust");
   }
   static std::once_flag civetweb_ready;
-  std::call_once(civetweb_ready, [] { mg_init_library(MG_FEATURES_TLS); });
+  static std::string tls_missing;  // why TLS cannot be served, if it cannot
+  std::call_once(civetweb_ready, [] {
+    tls_missing = LoadCivetWebTls();
+    mg_init_library(MG_FEATURES_TLS);
+  });
+  if (tls && !tls_missing.empty()) throw UserError(tls_missing);
   auto impl = std::make_unique<Impl>(
       LocalRegistry::Open(options.registry, Registry::OpenMode::kReadWrite), options);
 
@@ -553,8 +577,6 @@ std::unique_ptr<WebServer> WebServer::Start(const ServeOptions& options) {
                                        threads.c_str(),
                                        "request_timeout_ms",
                                        timeout.c_str(),
-                                       "linger_timeout_ms",
-                                       "0",
                                        "enable_directory_listing",
                                        "no",
                                        "additional_header",

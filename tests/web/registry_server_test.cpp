@@ -1,0 +1,482 @@
+// One registry for a team: `tune serve` as the registry server and Registry::Open(URL) as its
+// client, over real sockets on the loopback address. The same calls give the same answers as a
+// folder; tokens and their roles decide who may do what; objects travel by digest and uploads
+// resume; TLS with a certificate the test makes.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "registry/http_client.h"
+#include "registry/local_registry.h"
+#include "registry/registry_test_util.h"
+#include "registry/wire.h"
+#include "support/test_support.h"
+#include "util/sha256.h"
+#include "web/server.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Mode = Registry::OpenMode;
+using registry_internal::HttpAnswer;
+using registry_internal::HttpClient;
+using registry_internal::HttpClientOptions;
+using testing::MakeArtifact;
+using testing::SampleRecord;
+using testing::TempDir;
+
+constexpr const char* kOwner = "owner-secret";
+
+// tune serve in this process on a free port, on `registry`.
+std::unique_ptr<WebServer> Serve(const fs::path& registry, bool open_reads = false,
+                                 const fs::path& cert = {}, const fs::path& key = {}) {
+  ServeOptions options;
+  options.registry = registry;
+  options.port = 0;
+  options.token = kOwner;
+  options.open_reads = open_reads;
+  options.tls_cert = cert;
+  options.tls_key = key;
+  return WebServer::Start(options);
+}
+
+std::unique_ptr<Registry> Client(const std::string& url, const std::string& token = kOwner,
+                                 const std::string& ca_file = "") {
+  return Registry::Open(url, Mode::kReadWrite, Registry::OpenOptions{{}, {token, ca_file}});
+}
+
+HttpClient Http(const std::string& url, const std::string& token) {
+  HttpClientOptions options;
+  options.base_url = url;
+  options.token = token;
+  return HttpClient(options);
+}
+
+int64_t BytesReceived(const std::string& url) {
+  const HttpAnswer health = Http(url, kOwner).Get("/api/health");
+  return json::parse(health.body).at("object_bytes_received").get<int64_t>();
+}
+
+class RegistryServer : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    LocalRegistry::Open(dir_.path() / "served", Mode::kCreate);
+    server_ = Serve(dir_.path() / "served");
+  }
+  fs::path Artifact(const std::string& weights) {
+    return MakeArtifact(dir_.path() / ("artifact-" + std::to_string(++artifacts_)), weights);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<WebServer> server_;
+  int artifacts_ = 0;
+};
+
+// One scenario against a registry, written down as what a person would see of each answer
+// (without what differs between any two registries: times, run ids, who).
+// `work` is a folder of its own for the files the scenario writes; `folder` is the registry's
+// folder (the server's, for a URL), which errors name.
+std::vector<std::string> Scenario(Registry& registry, const fs::path& work,
+                                  const fs::path& folder) {
+  std::vector<std::string> seen;
+  const auto note = [&](const std::string& line) { seen.push_back(line); };
+  const auto refused = [&](const std::function<void()>& call) {
+    try {
+      call();
+      note("not refused");
+    } catch (const UserError& e) {
+      std::string text = e.what();
+      // A folder names itself by its path, a server by its URL: the rest is the same.
+      for (const std::string& place : {work.string(), folder.string(), registry.location()}) {
+        for (size_t at; (at = text.find(place)) != std::string::npos;)
+          text.replace(at, place.size(), "REGISTRY");
+      }
+      note("refused: " + text);
+    }
+  };
+  const fs::path samples = work / "samples.jsonl";
+  std::ofstream(samples) << R"({"prompt": "p", "prediction": "<b>x</b>"})"
+                         << "\n";
+  for (int i = 1; i <= 3; ++i) {
+    VersionRecord record = SampleRecord(2 << i, 0.1 * i);
+    record.run_id = "";
+    const int64_t version = registry.Register(
+        "rank", record,
+        MakeArtifact(work / ("a" + std::to_string(i)), "weights " + std::to_string(i)), samples);
+    note("registered rank:" + std::to_string(version));
+  }
+  note("names " + json(registry.Names()).dump());
+  note("latest " + std::to_string(registry.Resolve("rank").version));
+  const VersionRecord second = registry.Get("rank", 2);
+  note("rank:2 digest " + second.artifact_digest);
+  const std::vector<VersionRecord> sorted =
+      registry.List({"rank", "scores.exact_match > 0.15", "-scores.exact_match"});
+  for (const VersionRecord& r : sorted) note("listed rank:" + std::to_string(r.version));
+  const Registry::Page page = registry.ListPage({}, 1, 1);
+  note("page of " + std::to_string(page.total) +
+       ": rank:" + std::to_string(page.versions[0].version));
+  note("was " + std::to_string(registry.MoveAlias("rank", "production", 2, 0)));
+  refused([&] { registry.MoveAlias("rank", "production", 3, 0); });
+  refused([&] { registry.MoveAlias("rank", "latest", 3); });
+  note("aliases " + json(registry.Aliases("rank")).dump());
+  for (const AliasMove& move : registry.History("rank")) {
+    note("moved " + move.alias + " " + std::to_string(move.old_version) + " -> " +
+         std::to_string(move.new_version) + (move.by.empty() ? " by nobody" : " by someone"));
+  }
+  refused([&] { registry.Resolve("rnak"); });
+  refused([&] { registry.Resolve("rank:9"); });
+  refused([&] { registry.Resolve("rank@staging"); });
+  const VersionRecord fetched = registry.Fetch("rank@production", work / "fetched");
+  note("fetched rank:" + std::to_string(fetched.version) + " " +
+       testing::ReadText(work / "fetched" / "adapter_model.safetensors"));
+  refused([&] { registry.Fetch("rank:1", work / "fetched"); });
+  note("eval " + registry.ReadObject(*second.eval_samples, "rank:2 eval"));
+
+  std::ofstream(work / "rows.txt") << std::string(64, 'a') << " " << std::string(64, 'b') << " 1\n";
+  DatasetRecord dataset;
+  dataset.sha256 = std::string(64, 'c');
+  dataset.rows = 1;
+  dataset.source = "/data/task.jsonl";
+  note("dataset v" + std::to_string(registry.RegisterDataset("task", dataset, work / "rows.txt")));
+  note("dataset again v" +
+       std::to_string(registry.RegisterDataset("task", dataset, work / "rows.txt")));
+  note("dataset rows " + std::to_string(registry.GetDataset("task").rows) + " of " +
+       std::to_string(registry.ListDatasets().size()) + " versions");
+
+  const std::string run = registry.CreateRun({"rank", "s1", 2, "[train]\n"});
+  registry.LogMetrics(run, 1, {{"loss", 2.0}});
+  registry.LogMetrics(run, 2, {{"loss", 1.0}});
+  registry.LogMetrics(run, 2, {{"eval_loss", 1.5}});
+  registry.FinishRun(run, RunStatus::kFinished);
+  const RunRecord recorded = registry.GetRun(run);
+  note("run " + recorded.info.name + " " + std::string(RunStatusName(recorded.status)) + " sweep " +
+       *recorded.info.sweep + " trial " + std::to_string(*recorded.info.trial));
+  for (const MetricsAtStep& at : registry.GetRunMetrics(run)) {
+    note("step " + std::to_string(at.step) + " " + json(at.values).dump());
+  }
+  note(std::to_string(registry.ListRuns().size()) + " runs");
+  refused([&] { registry.LogMetrics(run, -1, {{"loss", 1.0}}); });
+
+  const VerifyReport report = registry.Verify();
+  note("verify: " + std::to_string(report.versions_checked) + " versions, " +
+       std::to_string(report.problems.size()) + " problems");
+  note("gc removed " + std::to_string(registry.Gc(std::chrono::seconds(0)).objects_removed));
+  const std::string token = registry.AddToken("alice", Role::kPromote);
+  note("token " + token.substr(0, 6) + " of " + std::to_string(token.size()) + " characters");
+  refused([&] { registry.AddToken("alice", Role::kRead); });
+  registry.RevokeToken("alice");
+  for (const TokenInfo& info : registry.ListTokens()) {
+    note("token " + info.name + " " + std::string(RoleName(info.role)) +
+         (info.revoked_ms != 0 ? " revoked" : ""));
+  }
+  return seen;
+}
+
+// The property the issue asks for: every command works against a server with the same output as
+// against a folder. One scenario, run against each, must read the same.
+TEST_F(RegistryServer, EveryCallAnswersAsAFolderDoes) {
+  const fs::path folder_work = dir_.path() / "folder-work";
+  const fs::path server_work = dir_.path() / "server-work";
+  fs::create_directories(folder_work);
+  fs::create_directories(server_work);
+  const auto local = LocalRegistry::Open(dir_.path() / "folder", Mode::kCreate);
+  const std::vector<std::string> from_folder =
+      Scenario(*local, folder_work, dir_.path() / "folder");
+  const auto remote = Client(server_->url());
+  const std::vector<std::string> from_server =
+      Scenario(*remote, server_work, dir_.path() / "served");
+  EXPECT_EQ(from_server, from_folder);
+  EXPECT_GE(from_server.size(), 30u);
+}
+
+TEST_F(RegistryServer, EveryChangeRecordsTheTokenThatMadeIt) {
+  const auto owner = Client(server_->url());
+  const std::string bob_token = owner->AddToken("bob", Role::kPromote);
+  const auto bob = Client(server_->url(), bob_token);
+  VersionRecord record = SampleRecord();
+  const int64_t version = bob->Register("rank", record, Artifact("w"));
+  bob->MoveAlias("rank", "production", version);
+  const std::string run = bob->CreateRun({"rank", std::nullopt, std::nullopt, ""});
+  EXPECT_EQ(owner->Get("rank", version).registered_by, "bob");
+  EXPECT_EQ(owner->History("rank").back().by, "bob");
+  EXPECT_EQ(owner->GetRun(run).created_by, "bob");
+  EXPECT_EQ(owner->ListTokens()[0].created_by, "owner");
+}
+
+// Objects travel by digest: the second registration of the same bytes (another run) sends none,
+// and an upload cut off (the first chunk arrived, then nothing) goes on from where it stopped.
+TEST_F(RegistryServer, OnlyTheBytesTheServerLacksAreSentAndAnUploadResumes) {
+  const auto client = Client(server_->url());
+  std::string weights(wire::kChunkBytes + 12345, '\0');
+  for (size_t i = 0; i < weights.size(); ++i) weights[i] = static_cast<char>(i * 7919 % 251);
+  const fs::path artifact = Artifact(weights);
+
+  // A client that sent the first chunk and died.
+  const std::string digest = Sha256Hex(weights);
+  const std::string chunk = weights.substr(0, wire::kChunkBytes);
+  const HttpAnswer first =
+      Http(server_->url(), kOwner)
+          .Put("/api/objects/" + digest + "?size=" + std::to_string(weights.size()) + "&offset=0",
+               chunk, {{wire::kChunkShaHeader, Sha256Hex(chunk)}});
+  ASSERT_EQ(first.status, 200) << first.body;
+  const int64_t before = BytesReceived(server_->url());
+  EXPECT_EQ(before, static_cast<int64_t>(wire::kChunkBytes));
+
+  VersionRecord record = SampleRecord();
+  record.run_id = "aaaaaaaaaaaaaaaa";
+  const int64_t version = client->Register("rank", record, artifact);
+  // The rest of the weights, and the config, which it lacked too.
+  const int64_t config_bytes =
+      static_cast<int64_t>(fs::file_size(artifact / "adapter_config.json"));
+  EXPECT_EQ(BytesReceived(server_->url()) - before, 12345 + config_bytes);
+
+  record.run_id = "bbbbbbbbbbbbbbbb";
+  const int64_t after_first = BytesReceived(server_->url());
+  EXPECT_EQ(client->Register("rank", record, artifact), version + 1);
+  EXPECT_EQ(BytesReceived(server_->url()), after_first) << "object bytes were sent again";
+  // A retried registration of one run (it did not hear the answer) makes no second version.
+  EXPECT_EQ(client->Register("rank", record, artifact), version + 1);
+  EXPECT_EQ(client->Resolve("rank").version, version + 1);
+  client->Fetch("rank:" + std::to_string(version), dir_.path() / "out");
+  EXPECT_EQ(testing::ReadText(dir_.path() / "out" / "adapter_model.safetensors"), weights);
+  EXPECT_TRUE(client->Verify().problems.empty());
+}
+
+// Bytes that do not hash as they say are refused at the chunk, and a whole object that does not
+// hash to its name is never stored.
+TEST_F(RegistryServer, AChunkOrAnObjectThatDoesNotHashAsItSaysIsRefused) {
+  const HttpClient http = Http(server_->url(), kOwner);
+  const std::string bytes = "some weights";
+  const std::string digest = Sha256Hex(bytes);
+  const std::string target =
+      "/api/objects/" + digest + "?size=" + std::to_string(bytes.size()) + "&offset=0";
+  const HttpAnswer damaged =
+      http.Put(target, "Some weights", {{wire::kChunkShaHeader, Sha256Hex(bytes)}});
+  EXPECT_EQ(damaged.status, 400);
+  EXPECT_NE(damaged.body.find("damaged on the way"), std::string::npos) << damaged.body;
+  const std::string other = "other weight";  // same length, another digest
+  const HttpAnswer wrong = http.Put(target, other, {{wire::kChunkShaHeader, Sha256Hex(other)}});
+  EXPECT_EQ(wrong.status, 400);
+  EXPECT_NE(wrong.body.find("hash to sha256:" + Sha256Hex(other)), std::string::npos) << wrong.body;
+  const HttpAnswer late = http.Put("/api/objects/" + digest + "?size=12&offset=5", "we",
+                                   {{wire::kChunkShaHeader, Sha256Hex("we")}});
+  EXPECT_EQ(late.status, 409);
+  EXPECT_EQ(json::parse(late.body)["received"], 0);
+  VersionRecord record = SampleRecord();
+  record.files = {{"adapter_model.safetensors", digest, 12}};
+  const HttpAnswer unsent =
+      http.Post("/api/adapters/rank/versions",
+                wire::Dump({{"record", json::parse(VersionRecordToJson(record))}}));
+  EXPECT_EQ(unsent.status, 400);
+  EXPECT_NE(unsent.body.find("is not stored; send it first"), std::string::npos) << unsent.body;
+  EXPECT_THROW(Client(server_->url())->Resolve("rank"), UserError);
+}
+
+// Every endpoint, under every role and with no token, a wrong one and a revoked one: allowed
+// exactly from its role up.
+TEST_F(RegistryServer, EveryEndpointNeedsItsRole) {
+  const auto owner = Client(server_->url());
+  owner->Register("rank", SampleRecord(), Artifact("w"));
+  const std::string run = owner->CreateRun({"rank", std::nullopt, std::nullopt, ""});
+  std::map<std::string, std::string> tokens;
+  for (const Role role : {Role::kRead, Role::kWrite, Role::kPromote, Role::kAdmin}) {
+    tokens[std::string(RoleName(role))] =
+        owner->AddToken(std::string(RoleName(role)) + "-token", role);
+  }
+  tokens["revoked"] = owner->AddToken("gone", Role::kAdmin);
+  owner->RevokeToken("gone");
+  tokens["wrong"] = "read-token.0000000000000000000000000000000000000000000000000000000000000000";
+  tokens["none"] = "";
+
+  struct Endpoint {
+    std::string method, target, body;
+    Role needs;
+  };
+  const std::string digest(64, 'e');
+  const std::vector<Endpoint> endpoints = {
+      {"GET", "/api/names", "", Role::kRead},
+      {"GET", "/api/adapters", "", Role::kRead},
+      {"GET", "/api/versions", "", Role::kRead},
+      {"GET", "/api/versions?detail=full", "", Role::kRead},
+      {"GET", "/api/resolve?ref=rank", "", Role::kRead},
+      {"GET", "/api/adapters/rank/versions/1", "", Role::kRead},
+      {"GET", "/api/adapters/rank/versions/1/files/adapter_model.safetensors", "", Role::kRead},
+      {"GET", "/api/adapters/rank/aliases", "", Role::kRead},
+      {"GET", "/api/adapters/rank/history", "", Role::kRead},
+      {"GET", "/api/datasets", "", Role::kRead},
+      {"GET", "/api/runs", "", Role::kRead},
+      {"GET", "/api/runs/" + run, "", Role::kRead},
+      {"GET", "/api/sweeps", "", Role::kRead},
+      {"POST", "/api/objects/received", R"({"objects": []})", Role::kWrite},
+      {"PUT", "/api/objects/" + digest + "?size=1&offset=0", "x", Role::kWrite},
+      {"POST", "/api/runs", R"({"run": {"id": "", "name": "rank"}})", Role::kWrite},
+      {"POST", "/api/runs/" + run + "/metrics", R"({"metrics": []})", Role::kWrite},
+      {"POST", "/api/runs/" + run + "/finish", R"({"status": "finished"})", Role::kWrite},
+      {"POST", "/api/adapters/rank/versions", R"({"record": {}})", Role::kWrite},
+      {"POST", "/api/datasets/task", R"({"record": {}})", Role::kWrite},
+      {"POST", "/api/adapters/rank/aliases/staging", R"({"version": 1})", Role::kPromote},
+      {"POST", "/api/registry/verify", "{}", Role::kAdmin},
+      {"POST", "/api/registry/gc", R"({"grace_seconds": 86400})", Role::kAdmin},
+      {"GET", "/api/tokens", "", Role::kAdmin},
+      {"POST", "/api/tokens", R"({"name": "x", "role": "read"})", Role::kAdmin},
+      {"POST", "/api/tokens/nobody/revoke", "{}", Role::kAdmin},
+  };
+  for (const Endpoint& endpoint : endpoints) {
+    for (const auto& [who, token] : tokens) {
+      const HttpClient http = Http(server_->url(), token);
+      HttpAnswer answer;
+      if (endpoint.method == "GET") answer = http.Get(endpoint.target);
+      if (endpoint.method == "POST") answer = http.Post(endpoint.target, endpoint.body);
+      if (endpoint.method == "PUT") answer = http.Put(endpoint.target, endpoint.body, {});
+      const std::optional<Role> role = RoleFromName(who);
+      const std::string what = endpoint.method + " " + endpoint.target + " as " + who + ": " +
+                               std::to_string(answer.status) + " " + answer.body.substr(0, 200);
+      if (!role) {
+        EXPECT_EQ(answer.status, 401) << what;
+      } else if (*role < endpoint.needs) {
+        EXPECT_EQ(answer.status, 403) << what;
+      } else {
+        EXPECT_NE(answer.status, 401) << what;
+        EXPECT_NE(answer.status, 403) << what;
+      }
+    }
+  }
+  // Health answers anyone, and tells a token's role; a revoked token is no one's.
+  EXPECT_EQ(json::parse(Http(server_->url(), tokens["write"]).Get("/api/health").body)["role"],
+            "write");
+  EXPECT_TRUE(json::parse(Http(server_->url(), tokens["revoked"]).Get("/api/health").body)["role"]
+                  .is_null());
+  EXPECT_THROW(Client(server_->url(), tokens["read"])->MoveAlias("rank", "production", 1),
+               RegistryDenied);
+  EXPECT_THROW(Client(server_->url(), "")->Names(), RegistryDenied);
+}
+
+TEST_F(RegistryServer, ReadsWithoutATokenOnlyWhereTheServerOpensThem) {
+  LocalRegistry::Open(dir_.path() / "open", Mode::kCreate)
+      ->Register("rank", SampleRecord(), Artifact("w"));
+  const auto open = Serve(dir_.path() / "open", /*open_reads=*/true);
+  EXPECT_EQ(Client(open->url(), "")->Resolve("rank").version, 1);
+  EXPECT_THROW(Client(open->url(), "")->MoveAlias("rank", "production", 1), RegistryDenied);
+  EXPECT_THROW(Client(server_->url(), "")->Names(), RegistryDenied);
+}
+
+TEST_F(RegistryServer, ATokenIsStoredOnlyAsItsHash) {
+  const std::string token = Client(server_->url())->AddToken("carol", Role::kWrite);
+  const std::string secret = token.substr(token.find('.') + 1);
+  ASSERT_EQ(secret.size(), 64u);
+  // Nowhere under the registry: not in the database's files, not in any object.
+  for (const auto& entry : fs::recursive_directory_iterator(dir_.path() / "served")) {
+    if (!entry.is_regular_file()) continue;
+    EXPECT_EQ(testing::ReadText(entry.path()).find(secret), std::string::npos) << entry.path();
+  }
+  EXPECT_EQ(Client(server_->url(), token)->Names().size(), 0u);
+}
+
+TEST_F(RegistryServer, BindingAnotherAddressNeedsTlsOrInsecureHttp) {
+  ServeOptions options;
+  options.registry = dir_.path() / "served";
+  options.host = "0.0.0.0";
+  options.port = 0;
+  options.token = kOwner;
+  try {
+    WebServer::Start(options);
+    FAIL() << "served 0.0.0.0 in plain HTTP";
+  } catch (const UserError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "serving 0.0.0.0 without TLS would send tokens and adapters across the network in "
+              "the clear; pass --tls-cert and --tls-key, or --insecure-http on a network you "
+              "trust");
+  }
+  options.insecure_http = true;
+  EXPECT_NE(WebServer::Start(options), nullptr);
+}
+
+// A CA and a server certificate for 127.0.0.1, made with openssl for the test.
+struct Certificates {
+  fs::path ca, cert, key, other_ca;
+};
+Certificates MakeCertificates(const fs::path& dir) {
+  const std::string d = dir.string();
+  const std::string script =
+      "set -e; cd " + d +
+      "; openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=tune-test-ca "
+      "-keyout ca.key -out ca.pem 2>/dev/null"
+      "; openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other-ca "
+      "-keyout other.key -out other.pem 2>/dev/null"
+      "; openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server.key "
+      "-out server.csr 2>/dev/null"
+      "; printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext"
+      "; openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+      "-extfile san.ext -out server.pem 2>/dev/null";
+  const auto made = testing::RunCommand({"/bin/sh", "-c", script});
+  EXPECT_EQ(made.exit_code, 0) << made.err;
+  return {dir / "ca.pem", dir / "server.pem", dir / "server.key", dir / "other.pem"};
+}
+
+TEST_F(RegistryServer, TlsWithACertificateTheTestMakes) {
+  const Certificates certs = MakeCertificates(dir_.path());
+  LocalRegistry::Open(dir_.path() / "tls", Mode::kCreate)
+      ->Register("rank", SampleRecord(), Artifact("tls weights"));
+  const auto server = Serve(dir_.path() / "tls", false, certs.cert, certs.key);
+  ASSERT_TRUE(server->url().starts_with("https://127.0.0.1:")) << server->url();
+
+  const auto client = Client(server->url(), kOwner, certs.ca.string());
+  EXPECT_EQ(client->Resolve("rank").version, 1);
+  client->Fetch("rank", dir_.path() / "fetched");
+  EXPECT_EQ(testing::ReadText(dir_.path() / "fetched" / "adapter_model.safetensors"),
+            "tls weights");
+  EXPECT_EQ(client->Register("rank", SampleRecord(), Artifact("more")), 2);
+
+  try {
+    Client(server->url(), kOwner, certs.other_ca.string());
+    FAIL() << "trusted a certificate no trusted CA signed";
+  } catch (const RegistryUnreachable& e) {
+    EXPECT_NE(std::string(e.what()).find("its certificate is not trusted"), std::string::npos)
+        << e.what();
+  }
+  // A plain-HTTP client against the TLS port, and a TLS client against a plain one.
+  const std::string port = server->url().substr(server->url().rfind(':'));
+  try {
+    Client("http://127.0.0.1" + port);
+    FAIL() << "plain HTTP reached a TLS port";
+  } catch (const RegistryUnreachable& e) {
+    EXPECT_NE(std::string(e.what()).find("if the server serves TLS, use https://"),
+              std::string::npos)
+        << e.what();
+  }
+  const std::string plain_port = server_->url().substr(server_->url().rfind(':'));
+  try {
+    Client("https://127.0.0.1" + plain_port, kOwner, certs.ca.string());
+    FAIL() << "TLS reached a plain HTTP port";
+  } catch (const RegistryUnreachable& e) {
+    EXPECT_NE(std::string(e.what()).find("the TLS handshake failed"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST_F(RegistryServer, AServerThatCannotBeReachedSaysSoAndHow) {
+  const std::string port = server_->url().substr(server_->url().rfind(':'));
+  server_.reset();
+  try {
+    Client("http://127.0.0.1" + port);
+    FAIL() << "reached a stopped server";
+  } catch (const RegistryUnreachable& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("cannot reach the registry server at http://127.0.0.1" +
+                                              port + ": the connection was refused (",
+                                          0),
+              0u)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("is `tune serve` running there, on that port?"),
+              std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace tune
