@@ -713,6 +713,21 @@ class LocalRegistry::Impl {
     return record.version;
   }
 
+  // Stores an upload that has all its bytes once they are checked to hash to `digest`, and
+  // returns what they hash to: when that is another digest, the upload is removed (it starts
+  // again).
+  std::string FinishUpload(std::string_view digest) {
+    const fs::path staging = objects.UploadPath(digest);
+    const registry_internal::StoredObject whole = ObjectStore::HashFile(staging);
+    if (whole.digest != digest) {
+      std::error_code ec;
+      fs::remove(staging, ec);
+    } else {
+      objects.Adopt(staging, digest);
+    }
+    return whole.digest;
+  }
+
   // Throws UserError naming `what` unless the object `entry` names is stored with its size.
   void RequireStored(const ManifestEntry& entry, const std::string& what) const {
     if (!registry_internal::IsHexDigest(entry.digest)) {
@@ -1668,14 +1683,27 @@ std::optional<TokenInfo> LocalRegistry::Authenticate(std::string_view token) con
   return info;
 }
 
-int64_t LocalRegistry::ObjectReceived(std::string_view digest, int64_t size_bytes) const {
+namespace {
+
+// One upload of an object at a time in this process (two clients may send the same bytes).
+std::mutex uploads_mutex;
+
+}  // namespace
+
+int64_t LocalRegistry::ObjectReceived(std::string_view digest, int64_t size_bytes) {
   if (!registry_internal::IsHexDigest(digest)) {
     throw UserError("'" + Echo(digest, 64) + "' is not a SHA-256 digest (64 lowercase hex digits)");
   }
+  std::lock_guard lock(uploads_mutex);
   std::error_code ec;
   if (fs::exists(impl_->objects.PathOf(digest), ec)) return size_bytes;
   const auto staged = fs::file_size(impl_->objects.UploadPath(digest), ec);
-  return ec ? 0 : static_cast<int64_t>(staged);
+  if (ec) return 0;
+  // Whole, but the server stopped before it stored it: stored now (or refused and started over).
+  if (static_cast<int64_t>(staged) == size_bytes) {
+    return impl_->FinishUpload(digest) == digest ? size_bytes : 0;
+  }
+  return static_cast<int64_t>(staged);
 }
 
 int64_t LocalRegistry::ReceiveObjectChunk(std::string_view digest, int64_t size_bytes,
@@ -1697,8 +1725,6 @@ int64_t LocalRegistry::ReceiveObjectChunk(std::string_view digest, int64_t size_
                     " does not hash to the SHA-256 sent with it: it was damaged on the way; send "
                     "it again");
   }
-  // One upload of an object at a time in this process (two clients may send the same bytes).
-  static std::mutex uploads_mutex;
   std::lock_guard lock(uploads_mutex);
   std::error_code ec;
   if (fs::exists(impl.objects.PathOf(digest), ec)) return size_bytes;
@@ -1721,14 +1747,11 @@ int64_t LocalRegistry::ReceiveObjectChunk(std::string_view digest, int64_t size_
   }
   const int64_t now = received + static_cast<int64_t>(bytes.size());
   if (now < size_bytes) return now;
-  // Whole: its bytes must be what its name says before anything can name it.
-  const registry_internal::StoredObject whole = ObjectStore::HashFile(staging);
-  if (whole.digest != digest) {
-    fs::remove(staging, ec);
-    throw UserError(what + ": the bytes that arrived hash to sha256:" + whole.digest +
-                    " instead (the file changed while it was sent?); send it again from the start");
+  if (const std::string actual = impl.FinishUpload(digest); actual != digest) {
+    throw UserError(what + ": the bytes that arrived hash to sha256:" + actual +
+                    " instead (the file changed while it was sent?); send it again from the "
+                    "start");
   }
-  impl.objects.Adopt(staging, digest);
   return now;
 }
 

@@ -53,8 +53,9 @@ class LocalRegistry final : public Registry {
   std::filesystem::path ObjectPath(std::string_view digest) const;
 
   // Uploads, the server's side (DESIGN section 10). How many bytes of the object `digest` of
-  // `size_bytes` bytes have arrived so far: `size_bytes` when it is stored, 0 when nothing is.
-  int64_t ObjectReceived(std::string_view digest, int64_t size_bytes) const;
+  // `size_bytes` bytes have arrived so far: `size_bytes` when it is stored, 0 when nothing is. An
+  // upload whose bytes all arrived before the server stopped is stored now, if they hash right.
+  int64_t ObjectReceived(std::string_view digest, int64_t size_bytes);
   // Appends `bytes`, which the client says hash to `chunk_sha256`, to the object's upload at
   // `offset`. Refuses (UserError, storing nothing) a chunk whose bytes hash otherwise, an offset
   // that is not what has arrived (UploadOffsetConflict, naming it), and bytes past `size_bytes`.

@@ -17,6 +17,8 @@ packages=(
   libboost-dev libboost-filesystem-dev
   libgtest-dev libgmock-dev
   libcli11-dev nlohmann-json3-dev libssl-dev
+  libcurl4-openssl-dev  # a registry server's client (https)
+  openssl  # tests: the certificates of a TLS registry server
   chromium  # tests: the web view in a real browser, driven by playwright-core (tests/tools/js)
 )
 

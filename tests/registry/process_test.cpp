@@ -30,83 +30,15 @@ using testing::TempDir;
 using Mode = Registry::OpenMode;
 
 // registry_test_writer with `args`, its stdout on a pipe.
-class Writer {
+class Writer : public testing::ChildProcess {
  public:
-  explicit Writer(std::vector<std::string> args) {
-    args.insert(args.begin(), TUNE_REGISTRY_TEST_WRITER);
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    const int spawned = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(fds[1]);
-    out_ = fds[0];
-    if (spawned != 0) throw std::runtime_error("cannot run " + args[0]);
-  }
-  ~Writer() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      Wait();
-    }
-    ::close(out_);
-  }
-
-  pid_t pid() const { return pid_; }
-
-  // Complete lines written so far, waiting at most `timeout_ms` for more, or until `enough`.
-  std::vector<std::string> ReadLines(int timeout_ms, size_t enough = SIZE_MAX) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            deadline - std::chrono::steady_clock::now())
-                            .count();
-      if (left <= 0) break;
-      pollfd fd{out_, POLLIN, 0};
-      if (::poll(&fd, 1, static_cast<int>(left)) <= 0) break;
-      char buffer[4096];
-      const ssize_t n = ::read(out_, buffer, sizeof buffer);
-      if (n <= 0) break;
-      pending_.append(buffer, static_cast<size_t>(n));
-      if (static_cast<size_t>(std::count(pending_.begin(), pending_.end(), '\n')) >= enough) break;
-    }
-    std::vector<std::string> lines;
-    size_t newline;
-    while ((newline = pending_.find('\n')) != std::string::npos) {
-      lines.push_back(pending_.substr(0, newline));
-      pending_.erase(0, newline + 1);
-    }
-    return lines;
-  }
-
-  void Kill() {
-    ::kill(pid_, SIGKILL);
-    Wait();
-  }
-
-  int Wait() {
-    if (pid_ > 0) {
-      waitpid(pid_, &status_, 0);
-      pid_ = -1;
-    }
-    return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
-  }
-
-  // Whether it has exited (then Wait returns at once).
-  bool Exited() {
-    if (pid_ > 0 && waitpid(pid_, &status_, WNOHANG) == pid_) pid_ = -1;
-    return pid_ < 0;
-  }
+  explicit Writer(std::vector<std::string> args) : ChildProcess(WithWriter(std::move(args))) {}
 
  private:
-  pid_t pid_ = -1;
-  int status_ = 0;
-  int out_ = -1;
-  std::string pending_;
+  static std::vector<std::string> WithWriter(std::vector<std::string> args) {
+    args.insert(args.begin(), TUNE_REGISTRY_TEST_WRITER);
+    return args;
+  }
 };
 
 TEST(RegistryProcesses, AWriteWaitsForAStuckWriterThenNamesItsPid) {

@@ -16,6 +16,9 @@
 //       disk, not abort), gc and verify; print what each did; exit 0 when all behaved
 //   registry_test_writer backup DIR DEST
 //       back the registry up to DEST
+//   registry_test_writer remote-register URL ARTIFACT
+//       register ARTIFACT as a version of "big" through the registry server at URL ($TUNE_TOKEN);
+//       print "VERSION DIGEST"
 //   registry_test_writer run DIR SWEEP TRIAL
 //       create the run of trial TRIAL of sweep SWEEP, print its id, and exit without finishing it,
 //       as a sweep killed mid-trial leaves it
@@ -195,6 +198,14 @@ int main(int argc, char** argv) {
       return Loop(argv[2], argv[3], argc == 5 ? std::stol(argv[4]) : -1);
     }
     if (mode == "fullfs" && argc == 3) return FullDisk(argv[2]);
+    if (mode == "remote-register" && argc == 4) {
+      tune::VersionRecord record = tune::testing::SampleRecord();
+      record.run_id = "00000000000000aa";  // one run: a retry must not make a second version
+      const auto registry = Registry::Open(argv[2], Registry::OpenMode::kReadWrite);
+      const int64_t version = registry->Register("big", record, argv[3]);
+      std::cout << version << " " << registry->Get("big", version).artifact_digest << std::endl;
+      return 0;
+    }
     if (mode == "backup" && argc == 4) {
       LocalRegistry::Open(argv[2], Registry::OpenMode::kReadWrite)->Backup(argv[3]);
       return 0;
@@ -207,6 +218,7 @@ int main(int argc, char** argv) {
   }
   std::cerr
       << "usage: registry_test_writer hold DIR | loop DIR SCRATCH [COUNT] | fill DIR ARTIFACT "
-         "LIMIT | fullfs MOUNT_POINT | backup DIR DEST | run DIR SWEEP TRIAL\n";
+         "LIMIT | fullfs MOUNT_POINT | backup DIR DEST | remote-register URL ARTIFACT | run DIR "
+         "SWEEP TRIAL\n";
   return 2;
 }

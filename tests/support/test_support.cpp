@@ -1,10 +1,14 @@
 #include "support/test_support.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <random>
@@ -17,6 +21,99 @@ extern char** environ;
 
 namespace tune::testing {
 namespace fs = std::filesystem;
+
+namespace {
+
+// This process's environment as NAME=VALUE strings, with `env`'s variables set (an empty value
+// unsets one).
+std::vector<std::string> EnvironmentWith(const std::map<std::string, std::string>& env) {
+  std::map<std::string, std::string> environment;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const std::string text(*entry);
+    const size_t equals = text.find('=');
+    if (equals != std::string::npos) environment[text.substr(0, equals)] = text.substr(equals + 1);
+  }
+  for (const auto& [name, value] : env) {
+    if (value.empty()) {
+      environment.erase(name);
+    } else {
+      environment[name] = value;
+    }
+  }
+  std::vector<std::string> strings;
+  for (const auto& [name, value] : environment) strings.push_back(name + "=" + value);
+  return strings;
+}
+
+}  // namespace
+
+ChildProcess::ChildProcess(std::vector<std::string> argv,
+                           const std::map<std::string, std::string>& env) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  std::vector<char*> args;
+  for (std::string& arg : argv) args.push_back(arg.data());
+  args.push_back(nullptr);
+  std::vector<std::string> environment = EnvironmentWith(env);
+  std::vector<char*> envp;
+  for (std::string& entry : environment) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  const int spawned = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  out_ = fds[0];
+  if (spawned != 0) throw std::runtime_error("cannot run " + argv[0]);
+}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0) Kill();
+  ::close(out_);
+}
+
+std::vector<std::string> ChildProcess::ReadLines(int timeout_ms, size_t enough) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - std::chrono::steady_clock::now())
+                          .count();
+    if (left <= 0) break;
+    pollfd fd{out_, POLLIN, 0};
+    if (::poll(&fd, 1, static_cast<int>(left)) <= 0) break;
+    char buffer[4096];
+    const ssize_t n = ::read(out_, buffer, sizeof buffer);
+    if (n <= 0) break;
+    pending_.append(buffer, static_cast<size_t>(n));
+    if (static_cast<size_t>(std::count(pending_.begin(), pending_.end(), '\n')) >= enough) break;
+  }
+  std::vector<std::string> lines;
+  size_t newline;
+  while ((newline = pending_.find('\n')) != std::string::npos) {
+    lines.push_back(pending_.substr(0, newline));
+    pending_.erase(0, newline + 1);
+  }
+  return lines;
+}
+
+void ChildProcess::Kill() {
+  if (pid_ > 0) ::kill(pid_, SIGKILL);
+  Wait();
+}
+
+int ChildProcess::Wait() {
+  if (pid_ > 0) {
+    waitpid(pid_, &status_, 0);
+    pid_ = -1;
+  }
+  return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+}
+
+bool ChildProcess::Exited() {
+  if (pid_ > 0 && waitpid(pid_, &status_, WNOHANG) == pid_) pid_ = -1;
+  return pid_ < 0;
+}
 
 TempDir::TempDir() {
   std::random_device random;
@@ -52,21 +149,7 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
   const fs::path out_file = capture.path() / "stdout";
   const fs::path err_file = capture.path() / "stderr";
 
-  std::map<std::string, std::string> environment;
-  for (char** entry = environ; *entry != nullptr; ++entry) {
-    const std::string text(*entry);
-    const size_t equals = text.find('=');
-    if (equals != std::string::npos) environment[text.substr(0, equals)] = text.substr(equals + 1);
-  }
-  for (const auto& [name, value] : env) {
-    if (value.empty()) {
-      environment.erase(name);
-    } else {
-      environment[name] = value;
-    }
-  }
-  std::vector<std::string> env_strings;
-  for (const auto& [name, value] : environment) env_strings.push_back(name + "=" + value);
+  std::vector<std::string> env_strings = EnvironmentWith(env);
   std::vector<char*> envp;
   for (std::string& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);

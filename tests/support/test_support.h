@@ -1,6 +1,8 @@
 // Helpers shared by the test suites: temporary folders and running the real `tune` binary.
 #pragma once
 
+#include <sys/types.h>
+
 #include <filesystem>
 #include <map>
 #include <string>
@@ -42,6 +44,32 @@ CommandResult RunTune(const std::vector<std::string>& args,
 // The same, in the folder `dir` (where .tune/ and relative paths are then).
 CommandResult RunTuneIn(const std::filesystem::path& dir, const std::vector<std::string>& args,
                         const std::map<std::string, std::string>& env = {});
+
+// A process running beside the test, its stdout on a pipe the test reads line by line; SIGKILLed
+// if it still runs when destroyed.
+class ChildProcess {
+ public:
+  // argv[0] is a path. `env` as RunCommand's.
+  explicit ChildProcess(std::vector<std::string> argv,
+                        const std::map<std::string, std::string>& env = {});
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Complete lines written so far, waiting at most `timeout_ms` for more, or until `enough`.
+  std::vector<std::string> ReadLines(int timeout_ms, size_t enough = SIZE_MAX);
+  void Kill();  // SIGKILL, then reaps it
+  // Reaps it; its exit status, or 128 + the signal that ended it.
+  int Wait();
+  bool Exited();  // whether it has exited (then Wait returns at once)
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = 0;
+  int out_ = -1;
+  std::string pending_;
+};
 
 // Runs the built `tune` with `args` in the background and sends it `signal` ("KILL", "TERM") as
 // soon as the bash condition `ready` holds (e.g. `[ -d run/checkpoints/step-000000010 ]`), then

@@ -2,8 +2,13 @@
 // client, over real sockets on the loopback address. The same calls give the same answers as a
 // folder; tokens and their roles decide who may do what; objects travel by digest and uploads
 // resume; TLS with a certificate the test makes.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <fstream>
 #include <thread>
@@ -17,6 +22,7 @@
 #include "registry/wire.h"
 #include "support/test_support.h"
 #include "util/sha256.h"
+#include "web/serve_process.h"
 #include "web/server.h"
 
 namespace tune {
@@ -476,6 +482,108 @@ TEST_F(RegistryServer, AServerThatCannotBeReachedSaysSoAndHow) {
     EXPECT_NE(std::string(e.what()).find("is `tune serve` running there, on that port?"),
               std::string::npos);
   }
+}
+
+// A free port on the loopback address (a server restarted on it must find it again).
+int FreeLoopbackPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+// An adapter of 64 MiB that no other has (`seed`).
+fs::path BigArtifact(const fs::path& dir, int seed) {
+  std::string weights(64 << 20, '\0');
+  uint64_t state = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(seed + 1);
+  for (size_t i = 0; i < weights.size(); i += 8) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    std::memcpy(&weights[i], &state, 8);
+  }
+  return MakeArtifact(dir, weights);
+}
+
+// Waits until the server holds part of the weights' upload (at least one chunk, not all), or the
+// client is done. True when it caught the upload midway.
+bool CaughtMidUpload(const fs::path& registry, testing::ChildProcess& client) {
+  const fs::path uploads = registry / "objects" / "uploads";
+  // The upload may take seconds on a busy machine, or finish between two looks on a quick one.
+  for (int look = 0; look < 120'000 && !client.Exited(); ++look) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(uploads, ec)) {
+      const auto size = fs::file_size(entry.path(), ec);
+      if (!ec && size >= wire::kChunkBytes && size < (64u << 20)) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
+
+// The server dies in the middle of an upload and comes back on the same port: the client goes on
+// from the bytes that arrived, and the version is registered once.
+TEST(RegistryServerProcesses, AServerKilledMidUploadAndRestartedLosesAndDoublesNothing) {
+  TempDir dir;
+  const fs::path token = dir.Write("token", kOwner);
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    const fs::path registry = dir.path() / ("registry-" + std::to_string(attempt));
+    LocalRegistry::Open(registry, Mode::kCreate);
+    const int port = FreeLoopbackPort();
+    auto server = std::make_unique<testing::ServeProcess>(
+        registry, std::vector<std::string>{"--token-file", token.string()}, port);
+    ASSERT_EQ(server->port(), port) << server->first_lines();
+    testing::ChildProcess client(
+        {TUNE_REGISTRY_TEST_WRITER, "remote-register", server->url(),
+         BigArtifact(dir.path() / ("big-" + std::to_string(attempt)), attempt).string()},
+        {{"TUNE_TOKEN", kOwner}});
+    if (!CaughtMidUpload(registry, client)) continue;  // it finished first: try a new one
+    server->Stop(SIGKILL);
+    server = std::make_unique<testing::ServeProcess>(
+        registry, std::vector<std::string>{"--token-file", token.string()}, port);
+    const std::vector<std::string> printed = client.ReadLines(120'000, 1);
+    ASSERT_EQ(client.Wait(), 0) << "the client gave up";
+    ASSERT_EQ(printed.size(), 1u);
+    EXPECT_TRUE(printed[0].starts_with("1 ")) << printed[0];
+    server.reset();
+    auto local = LocalRegistry::Open(registry, Mode::kReadWrite);
+    EXPECT_EQ(local->List().size(), 1u);
+    EXPECT_TRUE(local->Verify().problems.empty());
+    EXPECT_TRUE(fs::is_empty(registry / "objects" / "uploads"));
+    return;
+  }
+  FAIL() << "every upload finished before the test could stop the server midway";
+}
+
+// The client dies in the middle of an upload: no version appears, and gc removes what arrived.
+TEST(RegistryServerProcesses, AClientKilledMidUploadLeavesNoVersionAndGcRemovesItsChunks) {
+  TempDir dir;
+  const fs::path registry = dir.path() / "registry";
+  LocalRegistry::Open(registry, Mode::kCreate);
+  const fs::path token = dir.Write("token", kOwner);
+  testing::ServeProcess server(registry, {"--token-file", token.string()});
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    testing::ChildProcess client(
+        {TUNE_REGISTRY_TEST_WRITER, "remote-register", server.url(),
+         BigArtifact(dir.path() / ("big-" + std::to_string(attempt)), attempt).string()},
+        {{"TUNE_TOKEN", kOwner}});
+    if (!CaughtMidUpload(registry, client)) continue;
+    client.Kill();
+    const auto remote = Client(server.url());
+    EXPECT_THROW(remote->Resolve("big"), UserError);  // no version, whole or partial
+    EXPECT_FALSE(fs::is_empty(registry / "objects" / "uploads"));
+    const GcReport report = remote->Gc(std::chrono::seconds(0));
+    EXPECT_GE(report.temp_files_removed, 1);
+    EXPECT_TRUE(fs::is_empty(registry / "objects" / "uploads"));
+    EXPECT_TRUE(remote->Verify().problems.empty());
+    return;
+  }
+  FAIL() << "every upload finished before the test could stop the client midway";
 }
 
 }  // namespace
