@@ -7,10 +7,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cinttypes>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <random>
 #include <set>
@@ -713,12 +715,28 @@ class LocalRegistry::Impl {
     return record.version;
   }
 
+  // The digest of an upload's bytes so far (uploads_mutex): what FinishUpload need not read again.
+  struct UploadDigest {
+    Sha256 whole;
+    int64_t hashed = 0;
+  };
+  std::map<std::string, UploadDigest> upload_digests;
+
   // Stores an upload that has all its bytes once they are checked to hash to `digest`, and
   // returns what they hash to: when that is another digest, the upload is removed (it starts
   // again).
   std::string FinishUpload(std::string_view digest) {
     const fs::path staging = objects.UploadPath(digest);
-    const registry_internal::StoredObject whole = ObjectStore::HashFile(staging);
+    registry_internal::StoredObject whole;
+    std::error_code ec;
+    const auto size = static_cast<int64_t>(fs::file_size(staging, ec));
+    const auto running = upload_digests.find(std::string(digest));
+    if (running != upload_digests.end() && !ec && running->second.hashed == size) {
+      whole.digest = running->second.whole.FinishHex();
+    } else {
+      whole = ObjectStore::HashFile(staging);
+    }
+    if (running != upload_digests.end()) upload_digests.erase(running);
     if (whole.digest != digest) {
       std::error_code ec;
       fs::remove(staging, ec);
@@ -1685,8 +1703,11 @@ std::optional<TokenInfo> LocalRegistry::Authenticate(std::string_view token) con
 
 namespace {
 
-// One upload of an object at a time in this process (two clients may send the same bytes).
+// One upload's chunk at a time in this process (two clients may send the same bytes), and the
+// chunks that wait for the one before them.
 std::mutex uploads_mutex;
+std::condition_variable upload_arrived;
+constexpr auto kChunkWait = std::chrono::seconds(30);
 
 }  // namespace
 
@@ -1720,31 +1741,65 @@ int64_t LocalRegistry::ReceiveObjectChunk(std::string_view digest, int64_t size_
                     std::to_string(offset) + " does not fit in its " + std::to_string(size_bytes) +
                     " bytes");
   }
-  if (!SameText(Sha256Hex(bytes), chunk_sha256)) {
-    throw UserError(what + ": the chunk at " + std::to_string(offset) +
-                    " does not hash to the SHA-256 sent with it: it was damaged on the way; send "
-                    "it again");
-  }
-  std::lock_guard lock(uploads_mutex);
-  std::error_code ec;
-  if (fs::exists(impl.objects.PathOf(digest), ec)) return size_bytes;
+  // The chunk's own digest on a thread of its own, beside the running digest of the whole below.
+  std::future<std::string> chunk_digest =
+      std::async(std::launch::async, [bytes] { return Sha256Hex(bytes); });
+  std::unique_lock lock(uploads_mutex);
   const fs::path staging = impl.objects.UploadPath(digest);
-  const auto staged = fs::file_size(staging, ec);
-  const int64_t received = ec ? 0 : static_cast<int64_t>(staged);
+  // A chunk that came ahead of the one before it (a client sends two at once) waits for it.
+  const auto deadline = std::chrono::steady_clock::now() + kChunkWait;
+  int64_t received = 0;
+  for (;;) {
+    std::error_code ec;
+    if (fs::exists(impl.objects.PathOf(digest), ec)) return size_bytes;
+    const auto staged = fs::file_size(staging, ec);
+    received = ec ? 0 : static_cast<int64_t>(staged);
+    if (offset <= received || std::chrono::steady_clock::now() >= deadline) break;
+    upload_arrived.wait_until(lock, deadline);
+  }
   if (offset != received) {
+    chunk_digest.wait();
     throw UploadOffsetConflict(what + ": " + std::to_string(received) +
                                    " bytes have arrived, not " + std::to_string(offset) +
                                    "; send from there",
                                received);
   }
+  // The whole's digest as the bytes arrive, so a finished upload need not be read again. A
+  // server that restarted, or a chunk refused below, leaves none: the file is read then.
+  Impl::UploadDigest& running = impl.upload_digests[std::string(digest)];
+  if (offset == 0) running = Impl::UploadDigest{};
+  const bool follows = running.hashed == offset;
+  if (follows) {
+    running.whole.Update(bytes);
+    running.hashed += static_cast<int64_t>(bytes.size());
+  }
+  if (!SameText(chunk_digest.get(), chunk_sha256)) {
+    impl.upload_digests.erase(std::string(digest));
+    throw UserError(what + ": the chunk at " + std::to_string(offset) +
+                    " does not hash to the SHA-256 sent with it: it was damaged on the way; send "
+                    "it again");
+  }
+  if (!follows) impl.upload_digests.erase(std::string(digest));
   {
-    std::ofstream out(staging, std::ios::binary | std::ios::app);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out.flush()) {
+    const int fd = ::open(staging.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    bool written = fd >= 0;
+    for (size_t at = 0; written && at < bytes.size();) {
+      const ssize_t n = ::write(fd, bytes.data() + at, bytes.size() - at);
+      written = n > 0 || (n < 0 && errno == EINTR);
+      if (n > 0) at += static_cast<size_t>(n);
+    }
+    // The disk starts on these bytes now, so the fsync of the whole object waits for less.
+    if (written)
+      ::sync_file_range(fd, offset, static_cast<off64_t>(bytes.size()), SYNC_FILE_RANGE_WRITE);
+    if (fd >= 0) ::close(fd);
+    if (!written) {
+      impl.upload_digests.erase(std::string(digest));
+      ::truncate(staging.c_str(), offset);  // what arrived before stays; this chunk is sent again
       throw UserError("cannot write " + staging.string() + " in registry " + impl.name +
                       "; check the disk has space");
     }
   }
+  upload_arrived.notify_all();
   const int64_t now = received + static_cast<int64_t>(bytes.size());
   if (now < size_bytes) return now;
   if (const std::string actual = impl.FinishUpload(digest); actual != digest) {

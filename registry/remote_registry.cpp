@@ -1,10 +1,15 @@
 #include "registry/remote_registry.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <deque>
 #include <fstream>
+#include <future>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -23,6 +28,10 @@ using registry_internal::HttpAnswer;
 using registry_internal::UrlEncode;
 
 constexpr int kSendAttempts = 5;  // per chunk or download, over a cut connection
+// Chunks of one object sent at once.
+constexpr size_t kChunksInFlight = 2;
+// Metrics in one request: about 400 KiB of JSON, far below the server's limit for a body.
+constexpr size_t kMetricsPerRequest = 10'000;
 
 std::string EnvOr(const std::string& given, const char* variable) {
   if (!given.empty()) return given;
@@ -85,6 +94,54 @@ auto Retried(const Call& call) {
   }
 }
 
+// A file to send: its object's digest and size, and the SHA-256 of each of its chunks (the
+// pieces of wire::kChunkBytes a send is made of), worked out from one mapping of the file. The
+// chunks' digests are made on a thread of their own beside the whole's: a second core would
+// otherwise wait.
+}  // namespace
+
+struct OutgoingObject {
+  ManifestEntry entry;
+  std::filesystem::path file;
+  std::vector<std::string> chunk_sha256;
+};
+
+namespace {
+
+OutgoingObject HashForSending(const std::string& relative, const fs::path& file) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat status {};
+  if (fd < 0 || ::fstat(fd, &status) != 0) {
+    if (fd >= 0) ::close(fd);
+    throw UserError("cannot read " + file.string() + "; check it exists and is readable");
+  }
+  const auto size = static_cast<size_t>(status.st_size);
+  void* mapped = size > 0 ? ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0) : nullptr;
+  ::close(fd);
+  if (mapped == MAP_FAILED) {
+    throw UserError("cannot read " + file.string() + "; check the file is readable");
+  }
+  struct Unmap {
+    void* at;
+    size_t size;
+    ~Unmap() {
+      if (at != nullptr) ::munmap(at, size);
+    }
+  } unmap{mapped, size};
+  const std::string_view bytes(static_cast<const char*>(mapped), size);
+  OutgoingObject outgoing{{relative, "", static_cast<int64_t>(size)}, file, {}};
+  std::future<std::vector<std::string>> chunks = std::async(std::launch::async, [bytes] {
+    std::vector<std::string> digests;
+    for (size_t at = 0; at < bytes.size(); at += wire::kChunkBytes) {
+      digests.push_back(Sha256Hex(bytes.substr(at, wire::kChunkBytes)));
+    }
+    return digests;
+  });
+  outgoing.entry.digest = Sha256Hex(bytes);
+  outgoing.chunk_sha256 = chunks.get();
+  return outgoing;
+}
+
 // A server's page of versions: 1,000 at most (web/api.cpp).
 constexpr size_t kServerPage = 1000;
 
@@ -132,68 +189,92 @@ void RemoteRegistry::RequireWritable(std::string_view what) const {
   }
 }
 
-void RemoteRegistry::SendObjects(const std::vector<std::pair<ManifestEntry, fs::path>>& files) {
+void RemoteRegistry::SendObjects(const std::vector<OutgoingObject>& files) {
   json objects = json::array();
-  for (const auto& [entry, path] : files) {
-    objects.push_back({{"digest", entry.digest}, {"size_bytes", entry.size_bytes}});
+  for (const OutgoingObject& file : files) {
+    objects.push_back({{"digest", file.entry.digest}, {"size_bytes", file.entry.size_bytes}});
   }
   const json received =
       Expect(client_.Post("/api/objects/received", wire::Dump({{"objects", objects}})), url_);
   for (size_t i = 0; i < files.size(); ++i) {
     const int64_t have = received.at("received").at(i).get<int64_t>();
-    if (have < files[i].first.size_bytes) SendObject(files[i].first, files[i].second, have);
+    if (have < files[i].entry.size_bytes) SendObject(files[i], have);
   }
 }
 
-void RemoteRegistry::SendObject(const ManifestEntry& object, const fs::path& file,
-                                int64_t received) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+void RemoteRegistry::SendObject(const OutgoingObject& object, int64_t received) {
+  const int fd = ::open(object.file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    throw UserError("cannot read " + file.string() + " to send it to " + url_ +
+    throw UserError("cannot read " + object.file.string() + " to send it to " + url_ +
                     "; check it exists and is readable");
   }
   struct Close {
     int fd;
     ~Close() { ::close(fd); }
   } close{fd};
-  std::string chunk;
-  int failures = 0;
-  while (received < object.size_bytes) {
-    const size_t want =
-        static_cast<size_t>(std::min<int64_t>(object.size_bytes - received, wire::kChunkBytes));
-    chunk.resize(want);
-    const ssize_t n = ::pread(fd, chunk.data(), want, received);
-    if (n != static_cast<ssize_t>(want)) {
-      throw UserError("cannot read " + file.string() + " at byte " + std::to_string(received) +
-                      " (it changed while being sent?); register it again");
+  const int64_t size = object.entry.size_bytes;
+  const std::string& digest = object.entry.digest;
+  const auto chunk_bytes = static_cast<int64_t>(wire::kChunkBytes);
+  // Sends the chunk at `offset`; its answer (the server waits with a chunk until the ones before
+  // it arrived), or nullopt when the connection was cut.
+  const auto send = [&](int64_t offset) -> std::optional<HttpAnswer> {
+    std::string chunk(static_cast<size_t>(std::min(size - offset, chunk_bytes)), '\0');
+    if (::pread(fd, chunk.data(), chunk.size(), offset) != static_cast<ssize_t>(chunk.size())) {
+      throw UserError("cannot read " + object.file.string() + " at byte " + std::to_string(offset) +
+                      " (it changed while being sent?); register it "
+                      "again");
     }
-    const std::string target = "/api/objects/" + object.digest +
-                               "?size=" + std::to_string(object.size_bytes) +
-                               "&offset=" + std::to_string(received);
-    HttpAnswer answer;
+    // The chunk's digest from the first read, unless the server asked from another offset.
+    const auto index = static_cast<size_t>(offset / chunk_bytes);
+    const bool aligned = offset % chunk_bytes == 0 && index < object.chunk_sha256.size();
     try {
-      answer = client_.Put(target, chunk, {{wire::kChunkShaHeader, Sha256Hex(chunk)}});
+      return client_.Put(
+          "/api/objects/" + digest + "?size=" + std::to_string(size) +
+              "&offset=" + std::to_string(offset),
+          chunk,
+          {{wire::kChunkShaHeader, aligned ? object.chunk_sha256[index] : Sha256Hex(chunk)}});
     } catch (const RegistryUnreachable&) {
-      // A cut connection: ask how far it came, and go on from there.
-      if (++failures >= kSendAttempts) throw;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200 << failures));
-      const json have = Expect(
-          client_.Post(
-              "/api/objects/received",
-              wire::Dump(
-                  {{"objects", {{{"digest", object.digest}, {"size_bytes", object.size_bytes}}}}})),
-          url_);
-      received = have.at("received").at(0).get<int64_t>();
-      continue;
+      return std::nullopt;
     }
-    if (answer.status == 409) {
-      const json body = json::parse(answer.body, nullptr, false);
-      if (body.is_object() && body.contains("received")) {
-        received = body["received"].get<int64_t>();
+  };
+  int failures = 0;
+  while (received < size) {
+    // Two chunks in flight: the server reads the next from the network while it hashes and
+    // writes this one.
+    std::deque<std::future<std::optional<HttpAnswer>>> in_flight;
+    int64_t next = received;
+    bool broken = false;
+    while (!broken && (next < size || !in_flight.empty())) {
+      while (next < size && in_flight.size() < kChunksInFlight) {
+        in_flight.push_back(std::async(std::launch::async, send, next));
+        next += std::min(size - next, chunk_bytes);
+      }
+      const std::optional<HttpAnswer> answer = in_flight.front().get();
+      in_flight.pop_front();
+      if (answer && answer->status == 200) {
+        received = Expect(*answer, url_).at("received").get<int64_t>();
         continue;
       }
+      if (answer && answer->status != 409) Expect(*answer, url_);  // refused: thrown
+      broken = true;  // a cut connection or a chunk out of turn: ask how far it came
     }
-    received = Expect(answer, url_).at("received").get<int64_t>();
+    for (auto& pending : in_flight) pending.wait();
+    if (!broken) break;
+    if (++failures >= kSendAttempts) {
+      throw RegistryUnreachable("cannot send object sha256:" + digest +
+                                " to the registry server "
+                                "at " +
+                                url_ + ": the connection was cut " + std::to_string(failures) +
+                                " times; check the network and retry");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 << failures));
+    received = Expect(client_.Post(
+                          "/api/objects/received",
+                          wire::Dump({{"objects", {{{"digest", digest}, {"size_bytes", size}}}}})),
+                      url_)
+                   .at("received")
+                   .at(0)
+                   .get<int64_t>();
   }
 }
 
@@ -203,18 +284,15 @@ int64_t RemoteRegistry::Register(std::string_view name, const VersionRecord& lin
   registry_internal::RequireAdapterName(name);
   VersionRecord record = lineage;
   record.files.clear();
-  std::vector<std::pair<ManifestEntry, fs::path>> objects;
+  std::vector<OutgoingObject> objects;
   for (const auto& [relative, path] : registry_internal::ArtifactFiles(artifact_dir)) {
-    const registry_internal::StoredObject hashed = registry_internal::ObjectStore::HashFile(path);
-    record.files.push_back({relative, hashed.digest, hashed.size_bytes});
-    objects.emplace_back(record.files.back(), path);
+    objects.push_back(HashForSending(relative, path));
+    record.files.push_back(objects.back().entry);
   }
   record.eval_samples.reset();
   if (!eval_samples.empty()) {
-    const registry_internal::StoredObject hashed =
-        registry_internal::ObjectStore::HashFile(eval_samples);
-    record.eval_samples = ManifestEntry{"eval_samples.jsonl", hashed.digest, hashed.size_bytes};
-    objects.emplace_back(*record.eval_samples, eval_samples);
+    objects.push_back(HashForSending("eval_samples.jsonl", eval_samples));
+    record.eval_samples = objects.back().entry;
   }
   const std::string body = wire::Dump({{"record", json::parse(VersionRecordToJson(record))}});
   // Every step is safe to repeat: objects the server has are not sent again, and a record with a
@@ -364,12 +442,11 @@ int64_t RemoteRegistry::RegisterDataset(std::string_view name, const DatasetReco
                                         const fs::path& rows_file) {
   RequireWritable("register datasets");
   DatasetRecord record = given;
-  const registry_internal::StoredObject hashed =
-      registry_internal::ObjectStore::HashFile(rows_file);
-  record.rows_object = {"rows.txt", hashed.digest, hashed.size_bytes};
+  const OutgoingObject rows = HashForSending("rows.txt", rows_file);
+  record.rows_object = rows.entry;
   const std::string body = wire::Dump({{"record", json::parse(DatasetRecordToJson(record))}});
   return Retried([&] {
-    SendObjects({{record.rows_object, rows_file}});
+    SendObjects({rows});
     return Expect(client_.Post("/api/datasets/" + UrlEncode(name), body), url_)
         .at("version")
         .get<int64_t>();
@@ -440,18 +517,23 @@ bool RemoteRegistry::SendMetrics(const std::string& run_id) {
   }
   bool reached = true;
   for (auto& [run, steps] : taking) {
-    std::vector<MetricsAtStep> points;
-    for (const auto& [step, values] : steps) points.push_back({step, values});
-    try {
-      Expect(client_.Post("/api/runs/" + run + "/metrics",
-                          wire::Dump({{"metrics", wire::MetricsToJson(points)}})),
-             url_);
-      steps.clear();
-    } catch (const RegistryUnreachable&) {
-      reached = false;
-      break;
-    } catch (const UserError&) {
-      steps.clear();  // refused (a run the server does not know): not worth sending again
+    // In requests of a bounded size, each taken or held whole.
+    while (reached && !steps.empty()) {
+      std::vector<MetricsAtStep> points;
+      auto end = steps.begin();
+      for (; end != steps.end() && points.size() < kMetricsPerRequest; ++end) {
+        points.push_back({end->first, end->second});
+      }
+      try {
+        Expect(client_.Post("/api/runs/" + run + "/metrics",
+                            wire::Dump({{"metrics", wire::MetricsToJson(points)}})),
+               url_);
+        steps.erase(steps.begin(), end);
+      } catch (const RegistryUnreachable&) {
+        reached = false;
+      } catch (const UserError&) {
+        steps.clear();  // refused (a run the server does not know): not worth sending again
+      }
     }
   }
   // What the server did not take waits for the next send; values logged since win.
@@ -467,9 +549,14 @@ bool RemoteRegistry::SendMetrics(const std::string& run_id) {
 
 void RemoteRegistry::FinishRun(std::string_view run_id, RunStatus status, std::string_view error) {
   RequireWritable("finish runs");
-  if (!SendMetrics(std::string(run_id))) {
-    throw RegistryUnreachable("cannot reach the registry server at " + url_ + " to finish run " +
-                              std::string(run_id));
+  // What is held for the run goes first, a few times over a cut connection.
+  for (int attempt = 1; !SendMetrics(std::string(run_id)); ++attempt) {
+    if (attempt >= kSendAttempts) {
+      std::lock_guard lock(metrics_mutex_);
+      throw RegistryUnreachable(last_unreachable_ + " (sending the metrics of run " +
+                                std::string(run_id) + " before finishing it)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 << attempt));
   }
   Expect(client_.Post("/api/runs/" + std::string(run_id) + "/finish",
                       wire::Dump({{"status", RunStatusName(status)}, {"error", error}})),

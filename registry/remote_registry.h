@@ -20,6 +20,8 @@
 
 namespace tune {
 
+struct OutgoingObject;  // a file to send (remote_registry.cpp)
+
 class RemoteRegistry final : public Registry {
  public:
   // Checks the server answers, speaks this protocol and takes the token (GET /api/health).
@@ -65,9 +67,9 @@ class RemoteRegistry final : public Registry {
   RemoteRegistry(std::string url, bool read_only, registry_internal::HttpClientOptions options);
 
   void RequireWritable(std::string_view what) const;
-  // Sends the objects of `files` (digest, size, the file with their bytes) the server lacks.
-  void SendObjects(const std::vector<std::pair<ManifestEntry, std::filesystem::path>>& files);
-  void SendObject(const ManifestEntry& object, const std::filesystem::path& file, int64_t received);
+  // Sends the objects of `files` the server lacks, each from the bytes that arrived before.
+  void SendObjects(const std::vector<OutgoingObject>& files);
+  void SendObject(const OutgoingObject& object, int64_t received);
   // Sends what is held for `run_id` (every run when empty). False when the server could not be
   // reached: the points are held for the next try.
   bool SendMetrics(const std::string& run_id);
@@ -81,6 +83,7 @@ class RemoteRegistry final : public Registry {
   std::condition_variable metrics_wake_;
   // run id -> step -> values logged and not yet taken by the server
   std::map<std::string, std::map<int64_t, std::map<std::string, double>>> pending_metrics_;
+  std::string last_unreachable_;  // why the last send of metrics failed
   bool stopping_ = false;
   std::thread sender_;  // started by the first LogMetrics
 };

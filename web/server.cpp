@@ -432,18 +432,26 @@ class WebServer::Impl {
     }
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::milliseconds(kRequestTimeoutMs);
-    if (info->content_length > 0) request.body.reserve(static_cast<size_t>(info->content_length));
-    // On the heap: CivetWeb's threads have small stacks (see below).
-    std::vector<char> buffer(size_t{64} << 10);
-    for (int n;
-         request.body.size() <= limit && (n = mg_read(conn, buffer.data(), buffer.size())) > 0;) {
-      request.body.append(buffer.data(), static_cast<size_t>(n));
+    // Straight into the body when its length is known; in pieces of 64 KiB when it is not
+    // (chunked), on the heap either way: CivetWeb's threads have small stacks (see below).
+    const size_t known = info->content_length > 0 ? static_cast<size_t>(info->content_length) : 0;
+    request.body.resize(known > 0 ? known : size_t{64} << 10);
+    size_t got = 0;
+    for (int n; got <= limit;) {
+      if (got == request.body.size()) {
+        if (known > 0) break;
+        request.body.resize(2 * request.body.size());
+      }
+      n = mg_read(conn, request.body.data() + got, request.body.size() - got);
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
       if (std::chrono::steady_clock::now() > deadline) {
         mg_send_http_error(conn, 408, "the request body took over %d seconds to arrive",
                            kRequestTimeoutMs / 1000);
         return 408;
       }
     }
+    request.body.resize(got);
     if (request.body.size() > limit) {
       mg_send_http_error(conn, 413, "request body over %zu bytes", limit);
       return 413;

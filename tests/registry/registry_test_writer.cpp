@@ -19,6 +19,9 @@
 //   registry_test_writer remote-register URL ARTIFACT
 //       register ARTIFACT as a version of "big" through the registry server at URL ($TUNE_TOKEN);
 //       print "VERSION DIGEST"
+//   registry_test_writer remote-runs URL
+//       through the registry server at URL ($TUNE_TOKEN), record runs and their metrics until
+//       killed, printing "RUN_ID" as each finishes
 //   registry_test_writer run DIR SWEEP TRIAL
 //       create the run of trial TRIAL of sweep SWEEP, print its id, and exit without finishing it,
 //       as a sweep killed mid-trial leaves it
@@ -198,6 +201,17 @@ int main(int argc, char** argv) {
       return Loop(argv[2], argv[3], argc == 5 ? std::stol(argv[4]) : -1);
     }
     if (mode == "fullfs" && argc == 3) return FullDisk(argv[2]);
+    if (mode == "remote-runs" && argc == 3) {
+      const auto registry = Registry::Open(argv[2], Registry::OpenMode::kReadWrite);
+      for (int64_t i = 0;; ++i) {
+        const std::string run = registry->CreateRun({"busy", std::nullopt, std::nullopt, ""});
+        for (int64_t step = 1; step <= 50; ++step) {
+          registry->LogMetrics(run, step, {{"loss", 1.0 / static_cast<double>(step + i)}});
+        }
+        registry->FinishRun(run, tune::RunStatus::kFinished);
+        std::cout << run << std::endl;
+      }
+    }
     if (mode == "remote-register" && argc == 4) {
       tune::VersionRecord record = tune::testing::SampleRecord();
       record.run_id = "00000000000000aa";  // one run: a retry must not make a second version
@@ -218,7 +232,7 @@ int main(int argc, char** argv) {
   }
   std::cerr
       << "usage: registry_test_writer hold DIR | loop DIR SCRATCH [COUNT] | fill DIR ARTIFACT "
-         "LIMIT | fullfs MOUNT_POINT | backup DIR DEST | remote-register URL ARTIFACT | run DIR "
-         "SWEEP TRIAL\n";
+         "LIMIT | fullfs MOUNT_POINT | backup DIR DEST | remote-register URL ARTIFACT | "
+         "remote-runs URL | run DIR SWEEP TRIAL\n";
   return 2;
 }

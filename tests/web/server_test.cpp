@@ -326,6 +326,11 @@ TEST_F(ServeTest, TheUiListsComparesAndPromotesInARealBrowser) {
   hostile.scores["<img src=x onerror=window.__xss=1>"] = 0.5;
   registry_->Register("rank", hostile, testing::MakeArtifact(dir_.path() / "a4", "weights 4"));
   const Server server(RegistryDir());
+  // Another client writes to the server all along: runs and their metrics, which invalidate the
+  // server's view every few seconds.
+  testing::ChildProcess busy({TUNE_REGISTRY_TEST_WRITER, "remote-runs", server.url()},
+                             {{"TUNE_TOKEN", server.token()}});
+  ASSERT_EQ(busy.ReadLines(60000, 1).size(), 1u) << "the other client recorded nothing";
   const fs::path shots = dir_.path() / "shots";
   fs::create_directories(shots);
   const auto run = testing::RunCommand({TUNE_NODE, TUNE_SOURCE_DIR "/tests/tools/js/browser.mjs",
@@ -361,6 +366,8 @@ TEST_F(ServeTest, TheUiListsComparesAndPromotesInARealBrowser) {
   EXPECT_EQ(seen["promote_message"], "production -> rank:2");
   EXPECT_EQ(registry_->Resolve("rank@production").version, 2);
   EXPECT_TRUE(fs::exists(shots / "compare.png"));
+  EXPECT_FALSE(busy.ReadLines(5000, 1).empty()) << "the other client stopped writing";
+  EXPECT_FALSE(busy.Exited());
 }
 
 // Bytes leave the registry only as their SHA-256 says: a corrupted object goes out short of its
