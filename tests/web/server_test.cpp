@@ -207,20 +207,15 @@ TEST_F(ServeTest, PagesAndScriptsComeWithAContentSecurityPolicy) {
   EXPECT_EQ(Http(server.port(), "GET", "/nothing.html").status, 404);
 }
 
-// A version another process registers shows within 2 seconds; a backup runs while serving.
-TEST_F(ServeTest, AVersionRegisteredElsewhereAppearsWithinTwoSeconds) {
+// A version another process registers shows on the next request; a backup runs while serving.
+TEST_F(ServeTest, AVersionRegisteredElsewhereShowsOnTheNextRequest) {
   const Server server(RegistryDir());
   ASSERT_EQ(json::parse(Http(server.port(), "GET", "/api/versions").body)["total"], 3);
   auto writer = Registry::Open(RegistryDir(), Registry::OpenMode::kReadWrite);
   writer->Register("other", testing::SampleRecord(), testing::MakeArtifact(dir_.path() / "o", "o"));
-  const auto start = std::chrono::steady_clock::now();
-  int total = 0;
-  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(2)) {
-    total = json::parse(Http(server.port(), "GET", "/api/versions").body)["total"].get<int>();
-    if (total == 4) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_EQ(total, 4);
+  // Every read sees every write that returned before it (registry.h): no waiting, whatever the
+  // machine's speed.
+  EXPECT_EQ(json::parse(Http(server.port(), "GET", "/api/versions").body)["total"], 4);
   const auto backup = testing::RunTune({"registry", "backup", (dir_.path() / "backup").string(),
                                         "--registry", RegistryDir().string()});
   EXPECT_EQ(backup.exit_code, 0) << backup.err;
