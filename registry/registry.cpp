@@ -121,6 +121,10 @@ json RunToJson(const RunRecord& run) {
           {"seed", optional(run.info.seed)},
           {"objective", run.info.objective},
           {"objective_goal", run.info.objective_goal},
+          {"node", run.info.node},
+          {"job", run.info.job},
+          {"attempt", optional(run.info.attempt)},
+          {"end_reason", run.end_reason},
           {"config_toml", run.info.config_toml},
           {"status", RunStatusName(run.status)},
           {"started_ms", run.started_ms},
@@ -178,6 +182,12 @@ RunRecord RunFromJson(const std::string& text) {
   if (j.contains("seed") && !j["seed"].is_null()) run.info.seed = j["seed"].get<int64_t>();
   run.info.objective = j.value("objective", "");
   run.info.objective_goal = j.value("objective_goal", "");
+  run.info.node = j.value("node", "");
+  run.info.job = j.value("job", "");
+  if (j.contains("attempt") && !j["attempt"].is_null()) {
+    run.info.attempt = j["attempt"].get<int64_t>();
+  }
+  run.end_reason = j.value("end_reason", "");
   if (const auto it = j.find("process"); it != j.end() && it->is_object()) {
     run.process = {it->value("pid", int64_t{0}), it->value("start_ticks", int64_t{0}),
                    it->value("boot_id", "")};
@@ -1502,7 +1512,8 @@ void Registry::LogMetrics(std::string_view run_id, int64_t step,
   }
 }
 
-void Registry::FinishRun(std::string_view run_id, RunStatus status, std::string_view error) {
+void Registry::FinishRun(std::string_view run_id, RunStatus status, std::string_view error,
+                         std::string_view end_reason) {
   Impl& impl = *impl_;
   impl.RequireWritable("finish runs");
   Impl::Lease lease = impl.Write(impl.write_wait);
@@ -1511,6 +1522,8 @@ void Registry::FinishRun(std::string_view run_id, RunStatus status, std::string_
   run.status = status;
   run.finished_ms = NowMs();
   run.error = std::string(error);
+  run.end_reason =
+      end_reason.empty() ? std::string(RunStatusName(status)) : std::string(end_reason);
   rocksdb::WriteBatch batch;
   batch.Put(lease.column(kRuns), run.id, RunText(run));
   lease.Commit(batch);
@@ -1518,6 +1531,7 @@ void Registry::FinishRun(std::string_view run_id, RunStatus status, std::string_
 
 bool RunProcessEnded(const RunRecord& run) {
   if (run.status != RunStatus::kRunning || run.process.pid <= 0) return false;
+  if (!run.info.job.empty()) return false;  // Slurm's: its trial may outlive the run's creator
   const std::string boot_id = ProcLine("/proc/sys/kernel/random/boot_id");
   if (boot_id.empty() || run.process.boot_id.empty()) return false;
   if (boot_id != run.process.boot_id) return true;  // rebooted since

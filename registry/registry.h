@@ -298,6 +298,11 @@ struct RunInfo {
   std::optional<int64_t> seed = {};
   std::string objective = {};
   std::string objective_goal = {};
+  // Where the run's process ran: its host, and the Slurm job ("1234_5": task 5 of array 1234)
+  // when Slurm started it; and which attempt at its sweep trial it is (1, 2, ... after retries).
+  std::string node = {};
+  std::string job = {};
+  std::optional<int64_t> attempt = {};
   bool operator==(const RunInfo&) const = default;
 };
 
@@ -318,11 +323,16 @@ struct RunRecord {
   int64_t finished_ms = 0;  // 0 while running
   std::string error;        // why it failed, if it did
   RunProcess process = {};  // set by CreateRun
+  // Why it ended, in one word (empty while running, or from an older tune): finished, pruned,
+  // failed (its own error), interrupted (checkpointed on SIGTERM/SIGINT), cancelled, preempted,
+  // time_limit, node_failure, out_of_memory, killed, heartbeat_lost, lost.
+  std::string end_reason = {};
 };
 
 // Whether `run` says running but the process that would finish it has ended: killed with its
 // sweep, out of memory, or the machine rebooted. Runs share a registry only on one machine
-// (DESIGN section 5), so the process is looked up here. False when it cannot tell.
+// (DESIGN section 5), so the process is looked up here. False when it cannot tell, as for a run
+// of a Slurm job (its trial outlives the driver that created the run).
 bool RunProcessEnded(const RunRecord& run);
 
 struct MetricsAtStep {
@@ -434,7 +444,9 @@ class Registry {
   // Merges `values` into what step `step` already has.
   void LogMetrics(std::string_view run_id, int64_t step,
                   const std::map<std::string, double>& values);
-  void FinishRun(std::string_view run_id, RunStatus status, std::string_view error = "");
+  // `end_reason`: RunRecord::end_reason's word; empty: the status's own (finished, failed, killed).
+  void FinishRun(std::string_view run_id, RunStatus status, std::string_view error = "",
+                 std::string_view end_reason = "");
   RunRecord GetRun(std::string_view run_id) const;
   std::vector<RunRecord> ListRuns() const;                                  // oldest first
   std::vector<MetricsAtStep> GetRunMetrics(std::string_view run_id) const;  // by step
