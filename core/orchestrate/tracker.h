@@ -46,16 +46,20 @@ class Tracker {
   virtual void LogMetrics(std::string_view run_id, int64_t step,
                           const std::map<std::string, double>& values) = 0;
   // Records the dataset version first (none is added when the rows are the latest version's),
-  // links the adapter's record to it, then records the adapter. Returns the adapter's version.
+  // links the adapter's record to it, then records the adapter. Returns the adapter's version;
+  // asked again for a run that has one (its record's run_id), returns that one.
   virtual int64_t Register(TrackedVersion version) = 0;
-  virtual void FinishRun(std::string_view run_id, RunStatus status,
-                         std::string_view error = "") = 0;
+  // `end_reason`: RunRecord::end_reason's word; empty: the status's own.
+  virtual void FinishRun(std::string_view run_id, RunStatus status, std::string_view error = "",
+                         std::string_view end_reason = "") = 0;
 
-  // Where it records, as messages name it: the registry's folder.
+  // Where it records, as messages name it and OpenRegistryTracker opens it: the registry's folder.
   virtual std::string location() const = 0;
 };
 
-// The registry at `dir`, created when there is none. Throws UserError when it cannot be opened.
-std::unique_ptr<Tracker> OpenRegistryTracker(const std::filesystem::path& dir);
+// The registry at `location` (a folder; created when there is none). A trial that lost its driver
+// records through this with the driver's location (TrialGo::registry), so whatever this accepts
+// the trials accept too. Throws UserError when it cannot be opened.
+std::unique_ptr<Tracker> OpenRegistryTracker(const std::string& location);
 
 }  // namespace tune
