@@ -161,9 +161,12 @@ class SlurmTools : public SlurmCommands {
 
   bool Requeue(const std::string& task) override {
     if (RunProgram({"scontrol", "requeue", task}, kToolTimeout).exit_code != 0) return false;
-    // A requeued job waits two minutes before it may start again; a trial need not.
-    RunProgram({"scontrol", "update", "JobId=" + task, "StartTime=now"}, kToolTimeout);
+    StartNow(task);
     return true;
+  }
+
+  void StartNow(const std::string& task) override {
+    RunProgram({"scontrol", "update", "JobId=" + task, "StartTime=now"}, kToolTimeout);
   }
 
   void Cancel(const std::string& task) override { RunProgram({"scancel", task}, kToolTimeout); }

@@ -90,6 +90,9 @@ class SlurmCommands {
   // Puts an ended (or running) task back in its queue, to start at once. False when Slurm
   // refuses (it has forgotten the task, or the cluster does not allow requeueing).
   virtual bool Requeue(const std::string& task) = 0;
+  // Lets a task that waits in the queue start as soon as there is room: Slurm holds a requeued
+  // job back for two minutes.
+  virtual void StartNow(const std::string& task) = 0;
   virtual void Cancel(const std::string& task) = 0;
 };
 

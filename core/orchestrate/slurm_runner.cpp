@@ -279,6 +279,7 @@ class SlurmRunner : public TrialRunner {
       const bool queued = task.state == "PENDING" || SlurmTaskRequeued(task);
       const bool rerun_by_slurm = shared_->requeued_by_slurm.erase(launch.trial) > 0 ||
                                   shared_->waiting.contains(launch.trial);
+      if (queued) shared_->slurm->StartNow(launch.job);
       if ((queued || (rerun_by_slurm && !SlurmTaskEnded(task))) ||
           shared_->slurm->Requeue(launch.job)) {
         started[i] = Bind(launch.trial, launch.job, false);
