@@ -18,6 +18,7 @@ packages=(
   libgtest-dev libgmock-dev
   libcli11-dev nlohmann-json3-dev libssl-dev
   chromium  # tests: the web view in a real browser, driven by playwright-core (tests/tools/js)
+  slurm-wlm munge  # tests (ctest -L slurm): sweeps through a one-host Slurm, scripts/slurm-cluster.sh
 )
 
 missing=()

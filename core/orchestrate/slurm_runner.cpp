@@ -55,12 +55,16 @@ struct Task {
   SlurmTask slurm;     // what Slurm said last; its state is empty until it says
   bool ran = false;    // seen running, or connected
   bool alone = false;  // adopted while running: it trains alone and never connects
+  // Run again (requeued): let it start as soon as Slurm has it pending, which may be only once
+  // its last run has finished completing; Slurm holds a requeued job back two minutes.
+  bool release = false;
   int misses = 0;
   std::optional<Clock::time_point> running_since;
   std::unique_ptr<TrialChannel> channel;
   Clock::time_point heard;       // on the runner's clock
   Clock::time_point heard_mark;  // the channel's last_heard() then
-  bool closed_seen = false;
+  std::optional<Clock::time_point> closed_at;  // when its channel was seen closed
+  Clock::time_point answered_at{};             // when Slurm last said what it is
   std::optional<TrialExit> exit;
 };
 
@@ -115,10 +119,12 @@ struct Shared {
       }
       return;
     }
-    if (task.channel != nullptr && !task.closed_seen) {
-      task.closed_seen = true;
+    if (task.channel != nullptr && !task.closed_at) {
+      task.closed_at = now;
       backoff.Soon(now);  // the process is ending: how, Slurm says shortly
     }
+    // What Slurm said before the process ended is not how it ended.
+    if (task.closed_at && task.answered_at <= *task.closed_at) return;
     if (task.channel == nullptr && !task.alone && task.running_since &&
         now - *task.running_since > heartbeat()) {
       slurm->Cancel(task.id);
@@ -158,6 +164,7 @@ struct Shared {
     task.heard = setup.now();
     task.heard_mark = task.channel->last_heard();
     task.ran = true;
+    task.slurm.state = "RUNNING";  // whatever Slurm said before it connected
     if (!task.running_since) task.running_since = task.heard;
   }
 
@@ -197,6 +204,7 @@ struct Shared {
         return t.id == task->id ||
                (t.id.empty() && !task->slurm.raw_id.empty() && t.raw_id == task->slurm.raw_id);
       });
+      task->answered_at = now;
       if (found == answer.end()) {
         ++task->misses;
         continue;
@@ -208,6 +216,10 @@ struct Shared {
       if (seen.node.empty()) seen.node = task->slurm.node;
       changed |= seen != task->slurm;
       task->slurm = seen;
+      if (task->release && seen.state == "PENDING") {
+        slurm->StartNow(task->id);
+        task->release = false;
+      }
       if (seen.state == "RUNNING") {
         task->ran = true;
         if (!task->running_since) task->running_since = now;
@@ -231,6 +243,9 @@ class SlurmTrial : public RunningTrial {
     const auto it = shared_->live.find(task_->trial);
     if (it != shared_->live.end() && it->second == task_.get()) shared_->live.erase(it);
   }
+
+  // Lets Slurm start it at once when it is next seen waiting (Task::release).
+  void Release() { task_->release = true; }
 
   TrialChannel* channel() override { return task_->channel.get(); }
   TrialPlace place() const override { return {task_->slurm.node, task_->id}; }
@@ -279,10 +294,10 @@ class SlurmRunner : public TrialRunner {
       const bool queued = task.state == "PENDING" || SlurmTaskRequeued(task);
       const bool rerun_by_slurm = shared_->requeued_by_slurm.erase(launch.trial) > 0 ||
                                   shared_->waiting.contains(launch.trial);
-      if (queued) shared_->slurm->StartNow(launch.job);
       if ((queued || (rerun_by_slurm && !SlurmTaskEnded(task))) ||
           shared_->slurm->Requeue(launch.job)) {
         started[i] = Bind(launch.trial, launch.job, false);
+        static_cast<SlurmTrial&>(*started[i]).Release();
       } else {
         fresh.push_back(i);
       }

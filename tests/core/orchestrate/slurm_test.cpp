@@ -331,6 +331,9 @@ TEST_F(SlurmRunnerTest, RunsATrialAgainByRequeueingItsTaskOrInANewArrayWhenSlurm
   EXPECT_EQ(slurm_->requeued, (std::vector<std::string>{"100_1"}));
   EXPECT_EQ(slurm_->scripts.size(), 1u);
   EXPECT_EQ(again[0]->place().job, "100_1");
+  // Slurm holds a requeued task back two minutes: let go once it is seen waiting.
+  EXPECT_FALSE(PollUntilEnded(*again[0], std::chrono::seconds(1), 1));
+  EXPECT_EQ(slurm_->started_now, (std::vector<std::string>{"100_1"}));
 
   slurm_->tasks["100_1"].state = "NODE_FAIL";
   ASSERT_TRUE(PollUntilEnded(*again[0], std::chrono::seconds(1)));
