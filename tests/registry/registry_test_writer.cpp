@@ -172,6 +172,8 @@ int FullDisk(const fs::path& mount_point) {
   std::cout << "after freeing: production -> " << registry->Resolve("full@production").version
             << (cleaned ? "" : "; the .dbtmp file was left") << std::endl;
   return refused == 8 && verify.problems.empty() && cleaned ? 0 : 1;
+}
+
 int AbandonedRun(const fs::path& dir, const std::string& sweep, int64_t trial) {
   tune::RunInfo info{"rank", sweep, trial, "[train]\n"};
   info.configuration = trial;
