@@ -309,8 +309,19 @@ void SweepDriver::Watch(int64_t number) {
     attempt.node = place.node;
     Save();
   }
-  if (!exit && failure.empty()) return;
-  Ended(number, exit ? *exit : process.trial->Kill(), failure);
+  if (exit || !failure.empty()) {
+    Ended(number, exit ? *exit : process.trial->Kill(), failure);
+    return;
+  }
+  // A cluster's trial that reported its result and closed its channel has ended, whatever the
+  // scheduler says once it has noticed (a query or two later): the next one need not wait. (A
+  // local process is reaped at once, and killed if dropped before.)
+  const TrialStatus status = scheduler_.trial(number).status;
+  const TrialChannel* channel = process.trial->channel();
+  if (!process.trial->place().job.empty() && channel != nullptr && channel->closed() &&
+      (status == TrialStatus::kFinished || status == TrialStatus::kPruned)) {
+    Ended(number, TrialExit{}, "");
+  }
 }
 
 void SweepDriver::Handle(int64_t number, const TrialMessage& message) {
@@ -478,7 +489,9 @@ void SweepDriver::PrintProgress(double elapsed_seconds) {
   for (const auto& [number, process] : processes_) {
     const TrialPlace place = process->trial->place();
     std::string where;
-    if (!place.job.empty()) where = " (" + PlaceText(place.node, place.job) + ")";
+    if (!place.node.empty() && !place.job.empty())
+      where = " on " + PlaceText(place.node, place.job);
+    if (place.node.empty() && !place.job.empty()) where = " " + PlaceText(place.node, place.job);
     std::string what;
     if (scheduler_.readied(number)) {
       what = "next: loads now, starts when a slot frees";
