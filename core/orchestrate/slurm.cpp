@@ -160,12 +160,10 @@ class SlurmTools : public SlurmCommands {
   }
 
   bool Requeue(const std::string& task) override {
-    if (RunProgram({"scontrol", "requeue", task}, kToolTimeout).exit_code != 0) return false;
-    StartNow(task);
-    return true;
+    return RunProgram({"scontrol", "requeue", task}, kToolTimeout).exit_code == 0;
   }
 
-  void StartNow(const std::string& task) override {
+  void Release(const std::string& task) override {
     RunProgram({"scontrol", "update", "JobId=" + task, "StartTime=now"}, kToolTimeout);
   }
 
@@ -361,7 +359,21 @@ std::string RenderArrayScript(const ArrayScript& script) {
 
 std::unique_ptr<SlurmCommands> MakeSlurmCommands() { return std::make_unique<SlurmTools>(); }
 
-void CheckSlurmExecutor(const ExecutorConfig& executor) {
+std::optional<int64_t> ParseMaxArraySize(std::string_view show_config) {
+  for (const std::string_view line : Lines(show_config)) {
+    if (!line.starts_with("MaxArraySize")) continue;
+    const size_t equals = line.find('=');
+    if (equals == std::string_view::npos) return std::nullopt;
+    const std::string value(line.substr(equals + 1));
+    char* end = nullptr;
+    const long long size = std::strtoll(value.c_str(), &end, 10);
+    if (end == value.c_str()) return std::nullopt;
+    return size;
+  }
+  return std::nullopt;
+}
+
+void CheckSlurmExecutor(const ExecutorConfig& executor, int64_t trials) {
   const auto where = [&](const std::string& key) {
     const auto it = executor.wheres.find(key);
     if (it != executor.wheres.end()) return it->second;
@@ -384,6 +396,15 @@ void CheckSlurmExecutor(const ExecutorConfig& executor) {
                       DidYouMean(executor.partition, partitions) +
                       "; sinfo lists: " + Join(partitions, ", "));
     }
+  }
+  const std::optional<int64_t> max_array_size =
+      ParseMaxArraySize(RunProgram({"scontrol", "show", "config"}, kToolTimeout).out);
+  if (max_array_size && trials >= *max_array_size) {
+    throw UserError(where("kind") + ": the sweep runs " + std::to_string(trials) +
+                    " trials and Slurm array task N runs trial N, but this cluster numbers array "
+                    "tasks below " +
+                    std::to_string(*max_array_size) +
+                    " (MaxArraySize); run fewer (sweep.max_trials) or split the sweep");
   }
   std::vector<std::string> argv = {"sbatch", "--test-only"};
   for (const std::string& option : SbatchOptions(executor)) argv.push_back(option);

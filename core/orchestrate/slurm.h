@@ -87,21 +87,27 @@ class SlurmCommands {
   // (for the completion log, when the controller has forgotten them). One call each way at most.
   virtual std::vector<SlurmTask> Query(const std::vector<std::string>& arrays,
                                        const std::vector<std::string>& raw_ids) = 0;
-  // Puts an ended (or running) task back in its queue, to start at once. False when Slurm
-  // refuses (it has forgotten the task, or the cluster does not allow requeueing).
+  // Puts an ended (or running) task back in its queue (see Release). False when Slurm refuses (it
+  // has forgotten the task, or the cluster does not allow requeueing).
   virtual bool Requeue(const std::string& task) = 0;
-  // Lets a task that waits in the queue start as soon as there is room: Slurm holds a requeued
-  // job back for two minutes.
-  virtual void StartNow(const std::string& task) = 0;
+  // Lets a task that waits in the queue start now: Slurm holds a requeued job back for two minutes
+  // (its credential's lifetime). Not in the second its last run ended: a node refuses the job
+  // then ("Job credential revoked", and the job fails).
+  virtual void Release(const std::string& task) = 0;
   virtual void Cancel(const std::string& task) = 0;
 };
 
 // The tools on PATH (SLURM_CONF, if set, names the cluster's configuration for them).
 std::unique_ptr<SlurmCommands> MakeSlurmCommands();
 
-// Checks before a sweep makes anything that Slurm would take its trials: sbatch is on PATH, the
-// partition exists, and `sbatch --test-only` accepts the options. Each refusal is one line naming
-// the executor's key in `where_file` (sweep.executor.partition at sweep.toml:14:13).
-void CheckSlurmExecutor(const ExecutorConfig& executor);
+// Checks before a sweep makes anything that Slurm would take its `trials`: sbatch is on PATH, the
+// partition exists, `sbatch --test-only` accepts the options, and trial numbers fit the cluster's
+// arrays (task N runs trial N; MaxArraySize). Each refusal is one line naming the executor's key
+// where the file sets it (sweep.executor.partition at sweep.toml:14:13).
+void CheckSlurmExecutor(const ExecutorConfig& executor, int64_t trials);
+
+// "MaxArraySize = 1001" in `scontrol show config`: array tasks are numbered below it. nullopt
+// when the text does not say.
+std::optional<int64_t> ParseMaxArraySize(std::string_view show_config);
 
 }  // namespace tune

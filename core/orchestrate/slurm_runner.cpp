@@ -55,14 +55,15 @@ struct Task {
   SlurmTask slurm;     // what Slurm said last; its state is empty until it says
   bool ran = false;    // seen running, or connected
   bool alone = false;  // adopted while running: it trains alone and never connects
-  // Run again (requeued): let it start as soon as Slurm has it pending, which may be only once
-  // its last run has finished completing; Slurm holds a requeued job back two minutes.
+  // Run again (requeued): released (SlurmCommands::Release) once Slurm has it pending, which may
+  // be only when its last run has finished completing, and no sooner than `release_after`.
   bool release = false;
+  Clock::time_point release_after{};
   int misses = 0;
   std::optional<Clock::time_point> running_since;
   std::unique_ptr<TrialChannel> channel;
-  Clock::time_point heard;       // on the runner's clock
-  Clock::time_point heard_mark;  // the channel's last_heard() then
+  Clock::time_point heard;                     // on the runner's clock
+  Clock::time_point heard_mark;                // the channel's last_heard() then
   std::optional<Clock::time_point> closed_at;  // when its channel was seen closed
   Clock::time_point answered_at{};             // when Slurm last said what it is
   std::optional<TrialExit> exit;
@@ -141,7 +142,7 @@ struct Shared {
       task.exit = TrialExit{false, 0, AttemptEnd::kRequeued,
                             "Slurm put task " + task.id + " back in its queue (requeued)"};
     } else if (SlurmTaskEnded(task.slurm)) {
-      const AttemptEnd end = SlurmAttemptEnd(task.slurm);
+      AttemptEnd end = SlurmAttemptEnd(task.slurm);
       std::string detail = "Slurm: " + task.slurm.state;
       if (task.slurm.signal != 0) {
         detail += " (signal " + std::to_string(task.slurm.signal) + ")";
@@ -149,6 +150,12 @@ struct Shared {
         detail += " (exit status " + std::to_string(task.slurm.exit_code) + ")";
       }
       detail += ", task " + task.id + (task.slurm.node.empty() ? "" : " on " + task.slurm.node);
+      // A trial's own failures come after it has connected: one that never did failed to start
+      // (its node refused it, or could not run tune), which another attempt may not.
+      if (end == AttemptEnd::kFailed && task.channel == nullptr && !task.alone) {
+        end = AttemptEnd::kNodeFailure;
+        detail += "; it never reached its driver, so it did not start (see its log)";
+      }
       task.exit =
           TrialExit{task.slurm.signal != 0,
                     task.slurm.signal != 0 ? task.slurm.signal : task.slurm.exit_code, end, detail};
@@ -216,8 +223,8 @@ struct Shared {
       if (seen.node.empty()) seen.node = task->slurm.node;
       changed |= seen != task->slurm;
       task->slurm = seen;
-      if (task->release && seen.state == "PENDING") {
-        slurm->StartNow(task->id);
+      if (task->release && seen.state == "PENDING" && now >= task->release_after) {
+        slurm->Release(task->id);
         task->release = false;
       }
       if (seen.state == "RUNNING") {
@@ -244,8 +251,12 @@ class SlurmTrial : public RunningTrial {
     if (it != shared_->live.end() && it->second == task_.get()) shared_->live.erase(it);
   }
 
-  // Lets Slurm start it at once when it is next seen waiting (Task::release).
-  void Release() { task_->release = true; }
+  // Releases it when it is next seen waiting, two seconds from now at the soonest: its last run
+  // may have ended this very second (Task::release, SlurmCommands::Release).
+  void Release(Clock::time_point now) {
+    task_->release = true;
+    task_->release_after = now + std::chrono::seconds(2);
+  }
 
   TrialChannel* channel() override { return task_->channel.get(); }
   TrialPlace place() const override { return {task_->slurm.node, task_->id}; }
@@ -297,7 +308,7 @@ class SlurmRunner : public TrialRunner {
       if ((queued || (rerun_by_slurm && !SlurmTaskEnded(task))) ||
           shared_->slurm->Requeue(launch.job)) {
         started[i] = Bind(launch.trial, launch.job, false);
-        static_cast<SlurmTrial&>(*started[i]).Release();
+        static_cast<SlurmTrial&>(*started[i]).Release(shared_->setup.now());
       } else {
         fresh.push_back(i);
       }

@@ -403,7 +403,10 @@ int RunSweep(const SweepOptions& given) {
                     ": a local sweep's trials end with it");
   }
   // Before anything is made: what Slurm would refuse.
-  if (IsSlurm(config)) CheckSlurmExecutor(config.sweep->executor);
+  if (IsSlurm(config)) {
+    CheckSlurmExecutor(config.sweep->executor,
+                       SweepConfigurations(*config.sweep) * config.sweep->repeats);
+  }
   SweepFolder folder(options, *sweep);
   if (options.detach) {
     SaveSweepState(folder.dir(), folder.state());

@@ -362,9 +362,17 @@ TEST_F(SlurmSweep, DetachSubmitsTheDriverAsAJobAndAttachFollowsItToTheRanking) {
   EXPECT_NE(detached.out.find("sweep detach-1: its driver is Slurm job "), std::string::npos)
       << detached.out;
   EXPECT_TRUE(fs::exists(SweepDir() / "slurm/driver.sh"));
+  // Once the job drives the sweep (it listens), attaching follows it.
+  ASSERT_TRUE(Await([&] { return fs::exists(SweepDir() / "slurm/driver.json"); }))
+      << testing::ReadText(SweepDir() / "driver.log");
   const CommandResult attached = RunTuneIn(dir_.path(), {"sweep", "--attach", "detach-1"});
   ASSERT_EQ(attached.exit_code, 0) << attached.out << attached.err;
+  EXPECT_NE(attached.out.find("sweep detach-1 has a driver running; following it"),
+            std::string::npos)
+      << attached.out;
   EXPECT_NE(attached.out.find("\nbest: detach:v"), std::string::npos) << attached.out;
+  EXPECT_NE(testing::ReadText(SweepDir() / "driver.log").find("\nbest: detach:v"),
+            std::string::npos);
   EXPECT_EQ(Versions().size(), 2u);
 }
 

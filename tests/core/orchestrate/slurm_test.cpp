@@ -81,6 +81,13 @@ TEST(SlurmOutput, ATasksEndReadsAsTheAttemptsEnd) {
   EXPECT_TRUE(SlurmTaskEnded({"1_1", "", "TIMEOUT", "", 0, 0}));
 }
 
+TEST(SlurmOutput, MaxArraySizeIsReadFromTheConfigSlurmShows) {
+  EXPECT_EQ(ParseMaxArraySize("JobAcctGatherType       = jobacct_gather/none\n"
+                              "MaxArraySize            = 1001\nMaxJobCount = 10000\n"),
+            1001);
+  EXPECT_EQ(ParseMaxArraySize("MaxJobCount = 10000\n"), std::nullopt);
+}
+
 TEST(SlurmScript, OptionsComeFromTheExecutorThenItsSbatchArgsAsTheyAre) {
   ExecutorConfig executor;
   executor.kind = "slurm";
@@ -134,7 +141,7 @@ TEST(SlurmScript, TaskNRunsTrialNWithItsArgumentsAsTheyAre) {
 // A scheduler that answers as the test says, and remembers what it was asked.
 struct FakeSlurmState {
   std::vector<std::string> scripts;
-  std::vector<std::string> requeued, cancelled, started_now;
+  std::vector<std::string> requeued, cancelled, released;
   std::map<std::string, SlurmTask> tasks;
   bool refuse_requeue = false;
   int next_array = 100;
@@ -170,7 +177,7 @@ class FakeSlurm : public SlurmCommands {
     state_->tasks[task].state = "PENDING";
     return true;
   }
-  void StartNow(const std::string& task) override { state_->started_now.push_back(task); }
+  void Release(const std::string& task) override { state_->released.push_back(task); }
   void Cancel(const std::string& task) override {
     state_->cancelled.push_back(task);
     state_->tasks[task].state = "CANCELLED";
@@ -331,9 +338,12 @@ TEST_F(SlurmRunnerTest, RunsATrialAgainByRequeueingItsTaskOrInANewArrayWhenSlurm
   EXPECT_EQ(slurm_->requeued, (std::vector<std::string>{"100_1"}));
   EXPECT_EQ(slurm_->scripts.size(), 1u);
   EXPECT_EQ(again[0]->place().job, "100_1");
-  // Slurm holds a requeued task back two minutes: let go once it is seen waiting.
+  // Slurm holds a requeued task back two minutes: let go once it is seen waiting, but not in the
+  // second its last run ended.
   EXPECT_FALSE(PollUntilEnded(*again[0], std::chrono::seconds(1), 1));
-  EXPECT_EQ(slurm_->started_now, (std::vector<std::string>{"100_1"}));
+  EXPECT_TRUE(slurm_->released.empty());
+  EXPECT_FALSE(PollUntilEnded(*again[0], std::chrono::seconds(1), 2));
+  EXPECT_EQ(slurm_->released, (std::vector<std::string>{"100_1"}));
 
   slurm_->tasks["100_1"].state = "NODE_FAIL";
   ASSERT_TRUE(PollUntilEnded(*again[0], std::chrono::seconds(1)));
@@ -344,6 +354,19 @@ TEST_F(SlurmRunnerTest, RunsATrialAgainByRequeueingItsTaskOrInANewArrayWhenSlurm
   ASSERT_EQ(slurm_->scripts.size(), 2u);
   EXPECT_EQ(third[0]->place().job, "101_1");
   EXPECT_TRUE(fs::exists(dir_.path() / "slurm" / "array-2.sh"));
+}
+
+// A trial's own failure comes after it connected; one that failed before did not start (its node
+// refused it): not the trial's fault, so another attempt may run it.
+TEST_F(SlurmRunnerTest, ATaskThatFailedBeforeItConnectedFailedToStartNotOnItsOwn) {
+  std::vector<std::unique_ptr<RunningTrial>> started = runner_->Start(std::vector{Launch(1)});
+  slurm_->tasks["100_1"] = {"100_1", "101", "FAILED", "node7", 1, 0};
+  const std::optional<TrialExit> exit = PollUntilEnded(*started[0], std::chrono::seconds(1));
+  ASSERT_TRUE(exit);
+  EXPECT_EQ(exit->end, AttemptEnd::kNodeFailure);
+  EXPECT_NE(exit->Describe().find("it never reached its driver, so it did not start"),
+            std::string::npos)
+      << exit->Describe();
 }
 
 TEST_F(SlurmRunnerTest, ATaskSlurmNoLongerKnowsIsLost) {
