@@ -388,6 +388,15 @@ Connected ConnectToDriver(const DriverAddress& address, int64_t trial,
   return connected;
 }
 
+bool Resolves(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (host.empty() || getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0) return false;
+  freeaddrinfo(found);
+  return true;
+}
+
 bool DriverAnswers(const DriverAddress& address) {
   const int fd = Dial(address.host, address.port, std::chrono::seconds(5));
   if (fd < 0) return false;

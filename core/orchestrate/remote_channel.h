@@ -100,6 +100,9 @@ struct Connected {
 Connected ConnectToDriver(const DriverAddress& address, int64_t trial,
                           std::chrono::milliseconds timeout);
 
+// Whether `host` resolves to an address here.
+bool Resolves(const std::string& host);
+
 // Whether this sweep's driver listens at `address`: it answers a hello with the proof of the
 // secret (nothing else that may have taken the port does). For `tune sweep --attach`.
 bool DriverAnswers(const DriverAddress& address);

@@ -10,6 +10,7 @@
 
 #include "orchestrate/remote_channel.h"
 #include "util/error.h"
+#include "util/log.h"
 
 namespace tune {
 namespace {
@@ -433,7 +434,17 @@ fs::path DriverFile(const fs::path& sweep_dir) { return sweep_dir / "slurm" / "d
 std::unique_ptr<TrialRunner> MakeSlurmRunner(SlurmRunnerSetup setup,
                                              std::unique_ptr<SlurmCommands> slurm) {
   if (setup.host.empty()) setup.host = setup.executor.driver_address;
-  if (setup.host.empty()) setup.host = HostName();
+  if (setup.host.empty()) {
+    setup.host = HostName();
+    // A host whose own name does not resolve (a container's) is reached by its address here;
+    // other nodes then need sweep.executor.driver_address.
+    if (!Resolves(setup.host)) {
+      LogWarning("this host's name '" + setup.host +
+                 "' does not resolve; trials reach the driver at 127.0.0.1, which only works on "
+                 "this host (set sweep.executor.driver_address to a name the nodes resolve)");
+      setup.host = "127.0.0.1";
+    }
+  }
   fs::create_directories(setup.dir / "slurm");
   // The scripts already there are an earlier driver's: number on after them.
   int64_t arrays = 0;
