@@ -1548,7 +1548,8 @@ void LocalRegistry::LogMetrics(std::string_view run_id, int64_t step,
   }
 }
 
-void LocalRegistry::FinishRun(std::string_view run_id, RunStatus status, std::string_view error) {
+void LocalRegistry::FinishRun(std::string_view run_id, RunStatus status, std::string_view error,
+                              std::string_view end_reason) {
   Impl& impl = *impl_;
   impl.RequireWritable("finish runs");
   Impl::Lease lease = impl.Write(impl.write_wait);
@@ -1557,6 +1558,8 @@ void LocalRegistry::FinishRun(std::string_view run_id, RunStatus status, std::st
   run.status = status;
   run.finished_ms = NowMs();
   run.error = std::string(error);
+  run.end_reason =
+      end_reason.empty() ? std::string(RunStatusName(status)) : std::string(end_reason);
   rocksdb::WriteBatch batch;
   batch.Put(lease.column(kRuns), run.id, RunText(run));
   lease.Commit(batch);

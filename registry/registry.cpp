@@ -86,6 +86,7 @@ int64_t StartTicks(const std::string& pid) {
 
 bool RunProcessEnded(const RunRecord& run) {
   if (run.status != RunStatus::kRunning || run.process.pid <= 0) return false;
+  if (!run.info.job.empty()) return false;  // Slurm's: its trial may outlive the run's creator
   // A run made on another machine (through a server) is not this machine's to judge.
   const std::string machine = FirstLine("/etc/machine-id");
   if (!run.process.machine_id.empty() && run.process.machine_id != machine) return false;

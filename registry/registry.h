@@ -302,6 +302,11 @@ struct RunInfo {
   std::optional<int64_t> seed = {};
   std::string objective = {};
   std::string objective_goal = {};
+  // Where the run's process ran: its host, and the Slurm job ("1234_5": task 5 of array 1234)
+  // when Slurm started it; and which attempt at its sweep trial it is (1, 2, ... after retries).
+  std::string node = {};
+  std::string job = {};
+  std::optional<int64_t> attempt = {};
   bool operator==(const RunInfo&) const = default;
 };
 
@@ -325,11 +330,16 @@ struct RunRecord {
   std::string error;            // why it failed, if it did
   RunProcess process = {};      // set by CreateRun
   std::string created_by = {};  // a server's token name, or USER@HOST; set by CreateRun
+  // Why it ended, in one word (empty while running, or from an older tune): finished, pruned,
+  // failed (its own error), interrupted (checkpointed on SIGTERM/SIGINT), cancelled, preempted,
+  // time_limit, node_failure, out_of_memory, killed, heartbeat_lost, lost.
+  std::string end_reason = {};
 };
 
 // Whether `run` says running but the process that would finish it has ended: killed with its
 // sweep, out of memory, or the machine rebooted. Only a run made on this machine can be judged
-// (a server's runs come from many): false for another machine's, and when it cannot tell.
+// (a server's runs come from many): false for another machine's, for a Slurm job's (its trial
+// outlives the driver that created the run), and when it cannot tell.
 bool RunProcessEnded(const RunRecord& run);
 
 struct MetricsAtStep {
@@ -476,8 +486,9 @@ class Registry {
   // most what was logged since the last write or send. Reads through the same Registry see it.
   virtual void LogMetrics(std::string_view run_id, int64_t step,
                           const std::map<std::string, double>& values) = 0;
-  virtual void FinishRun(std::string_view run_id, RunStatus status,
-                         std::string_view error = "") = 0;
+  // `end_reason`: RunRecord::end_reason's word; empty: the status's own (finished, failed, killed).
+  virtual void FinishRun(std::string_view run_id, RunStatus status, std::string_view error = "",
+                         std::string_view end_reason = "") = 0;
   virtual RunRecord GetRun(std::string_view run_id) const = 0;
   virtual std::vector<RunRecord> ListRuns() const = 0;                                  // oldest
   virtual std::vector<MetricsAtStep> GetRunMetrics(std::string_view run_id) const = 0;  // by step

@@ -547,7 +547,8 @@ bool RemoteRegistry::SendMetrics(const std::string& run_id) {
   return reached;
 }
 
-void RemoteRegistry::FinishRun(std::string_view run_id, RunStatus status, std::string_view error) {
+void RemoteRegistry::FinishRun(std::string_view run_id, RunStatus status, std::string_view error,
+                               std::string_view end_reason) {
   RequireWritable("finish runs");
   // What is held for the run goes first, a few times over a cut connection.
   for (int attempt = 1; !SendMetrics(std::string(run_id)); ++attempt) {
@@ -559,7 +560,9 @@ void RemoteRegistry::FinishRun(std::string_view run_id, RunStatus status, std::s
     std::this_thread::sleep_for(std::chrono::milliseconds(200 << attempt));
   }
   Expect(client_.Post("/api/runs/" + std::string(run_id) + "/finish",
-                      wire::Dump({{"status", RunStatusName(status)}, {"error", error}})),
+                      wire::Dump({{"status", RunStatusName(status)},
+                                  {"error", error},
+                                  {"end_reason", end_reason}})),
          url_);
 }
 

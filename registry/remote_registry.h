@@ -55,7 +55,8 @@ class RemoteRegistry final : public Registry {
   std::string CreateRun(const RunInfo& info, std::string_view id = {}) override;
   void LogMetrics(std::string_view run_id, int64_t step,
                   const std::map<std::string, double>& values) override;
-  void FinishRun(std::string_view run_id, RunStatus status, std::string_view error = "") override;
+  void FinishRun(std::string_view run_id, RunStatus status, std::string_view error = "",
+                 std::string_view end_reason = "") override;
   RunRecord GetRun(std::string_view run_id) const override;
   std::vector<RunRecord> ListRuns() const override;
   std::vector<MetricsAtStep> GetRunMetrics(std::string_view run_id) const override;

@@ -29,6 +29,10 @@ json RunToJson(const RunRecord& run) {
           {"seed", Optional(run.info.seed)},
           {"objective", run.info.objective},
           {"objective_goal", run.info.objective_goal},
+          {"node", run.info.node},
+          {"job", run.info.job},
+          {"attempt", Optional(run.info.attempt)},
+          {"end_reason", run.end_reason},
           {"config_toml", run.info.config_toml},
           {"status", RunStatusName(run.status)},
           {"started_ms", run.started_ms},
@@ -54,6 +58,10 @@ RunRecord RunFromJson(const json& j) {
   run.info.seed = OptionalInt(j, "seed");
   run.info.objective = j.value("objective", "");
   run.info.objective_goal = j.value("objective_goal", "");
+  run.info.node = j.value("node", "");
+  run.info.job = j.value("job", "");
+  run.info.attempt = OptionalInt(j, "attempt");
+  run.end_reason = j.value("end_reason", "");
   if (const auto it = j.find("process"); it != j.end() && it->is_object()) {
     run.process = {it->value("pid", int64_t{0}), it->value("start_ticks", int64_t{0}),
                    it->value("boot_id", ""), it->value("machine_id", "")};

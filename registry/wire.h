@@ -20,7 +20,7 @@
 //   GET  /api/runs[/ID]                               every run, or one with its metrics
 //   POST /api/runs               {"run": {...}}       -> {"id"}; the run's id, info and process
 //   POST /api/runs/ID/metrics    {"metrics": [...]}   MetricsAtStep, merged
-//   POST /api/runs/ID/finish     {"status", "error"}
+//   POST /api/runs/ID/finish     {"status", "error", "end_reason"}
 //   POST /api/registry/verify | gc {"grace_seconds"} | backup {"dir"}   (admin)
 //   GET  /api/tokens; POST /api/tokens {"name", "role"} -> {"token"};
 //   POST /api/tokens/NAME/revoke                                        (admin)

@@ -20,6 +20,7 @@ packages=(
   libcurl4-openssl-dev  # a registry server's client (https)
   openssl  # tests: the certificates of a TLS registry server
   chromium  # tests: the web view in a real browser, driven by playwright-core (tests/tools/js)
+  slurm-wlm munge  # tests (ctest -L slurm): sweeps through a one-host Slurm, scripts/slurm-cluster.sh
 )
 
 missing=()

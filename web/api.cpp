@@ -476,8 +476,9 @@ json Api::Sweeps(const std::string& only) const {
   // A sweep, as the registry knows it: the runs of its trials (live: their metrics arrive every
   // 2 seconds) and the versions its finished trials became.
   struct SweepRows {
-    std::map<int64_t, json> trials;  // trial -> its row
-    std::string objective, goal;     // from its runs (the sweep records them)
+    std::map<int64_t, json> trials;    // trial -> its row
+    std::map<int64_t, json> attempts;  // trial -> each of its runs, oldest first
+    std::string objective, goal;       // from its runs (the sweep records them)
     std::map<std::string, ScoreScale> scales;
   };
   std::map<std::string, SweepRows> sweeps;
@@ -492,6 +493,17 @@ json Api::Sweeps(const std::string& only) const {
                 {"error", error}};
     if (run.info.configuration) row["configuration"] = *run.info.configuration;
     if (run.info.seed) row["seed"] = *run.info.seed;
+    // Where it runs or ran (a Slurm job's node and job id), and every attempt before this one.
+    row["node"] = run.info.node;
+    row["job"] = run.info.job;
+    if (run.info.attempt) row["attempt"] = *run.info.attempt;
+    json& attempts = sweeps[*run.info.sweep].attempts[*run.info.trial];
+    attempts.push_back({{"attempt", run.info.attempt ? json(*run.info.attempt) : json(nullptr)},
+                        {"node", run.info.node},
+                        {"job", run.info.job},
+                        {"status", status},
+                        {"end_reason", run.end_reason},
+                        {"error", error}});
     // The parameters: the "# trial: key=value ..." line the sweep appends to the run's config.
     const size_t at = run.info.config_toml.rfind("# trial: ");
     json params = json::object();
@@ -542,7 +554,11 @@ json Api::Sweeps(const std::string& only) const {
   json out = json::array();
   for (const auto& [name, sweep] : sweeps) {
     json list = json::array();
-    for (const auto& [trial, row] : sweep.trials) list.push_back(row);
+    for (const auto& [trial, row] : sweep.trials) {
+      list.push_back(row);
+      const auto attempts = sweep.attempts.find(trial);
+      list.back()["attempts"] = attempts == sweep.attempts.end() ? json::array() : attempts->second;
+    }
     json scales = json::object();
     json intervals = json::object();
     for (const auto& [metric, scale] : sweep.scales) {

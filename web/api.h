@@ -16,7 +16,9 @@
 //   GET  /api/sweeps[/NAME]                              sweeps: each trial's run (status, last
 //                                                        step and loss, live; killed once its
 //                                                        process is gone), configuration, seed,
-//                                                        parameters, and the version and scores
+//                                                        parameters, where it ran (node, Slurm
+//                                                        job, attempt) and every attempt with
+//                                                        why it ended, and the version and scores
 //                                                        it became; the objective; each score's
 //                                                        scale (goal, min, max); each
 //                                                        configuration's mean, sd and 95%

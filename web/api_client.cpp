@@ -1,5 +1,6 @@
 // The registry's client protocol (registry/wire.h), the server's side: what `tune` on another
 // machine calls through RemoteRegistry. Every write is made as the caller's token (Acting).
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "registry/local_registry.h"
@@ -159,10 +160,17 @@ std::optional<HttpResponse> Api::PostForClient(const HttpRequest& request,
       }
       return JsonResponse(json::object());
     }
-    const json body = Body(request, "{\"status\": finished|failed|killed, \"error\": TEXT}");
+    const json body = Body(
+        request, "{\"status\": finished|failed|killed, \"error\": TEXT, \"end_reason\": WORD}");
     const std::optional<RunStatus> status = RunStatusFromName(body.value("status", ""));
     if (!status) return ErrorResponse(400, "status is finished, failed or killed");
-    registry_.FinishRun(parts[1], *status, body.value("error", ""));
+    const std::string end_reason = body.value("end_reason", "");
+    if (end_reason.size() > 32 || !std::all_of(end_reason.begin(), end_reason.end(), [](char c) {
+          return (c >= 'a' && c <= 'z') || c == '_';
+        })) {
+      return ErrorResponse(400, "end_reason is one word of at most 32 letters a-z and '_'");
+    }
+    registry_.FinishRun(parts[1], *status, body.value("error", ""), end_reason);
     return JsonResponse(json::object());
   }
   // The registry's upkeep and its tokens.

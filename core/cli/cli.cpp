@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +21,7 @@
 #include "config/run_config.h"
 #include "generate/generate.h"
 #include "generate/generation_config.h"
+#include "orchestrate/remote_channel.h"
 #include "orchestrate/run_folders.h"
 #include "orchestrate/tracker.h"
 #include "orchestrate/trial.h"
@@ -342,18 +344,46 @@ void PrintTrialResult(const RunConfig& config, const TrialResult& result, const 
               config.name.c_str(), static_cast<long long>(result.version), result.registry.c_str());
 }
 
-// `channel_fd`: the trial channel from tune sweep, or -1.
+// How a trial reaches the sweep that started it: a local sweep's channel descriptor, or a Slurm
+// task's connection file and trial number (orchestrate/remote_channel.h). Neither: no sweep.
+struct DriverOptions {
+  int channel_fd = -1;
+  fs::path driver_file;
+  int64_t trial = 0;
+};
+
 int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, TrainOptions options,
-             int channel_fd) {
-  std::unique_ptr<TrialChannel> driver;
-  if (channel_fd >= 0) {
-    if (fcntl(channel_fd, F_GETFD) == -1) {
-      throw UserError("--channel-fd " + std::to_string(channel_fd) +
+             const DriverOptions& driver_options) {
+  std::unique_ptr<TrialChannel> channel;
+  std::unique_ptr<Heartbeat> heartbeat;  // destroyed before the channel it sends on
+  TrialDriver driver;
+  if (driver_options.channel_fd >= 0) {
+    if (fcntl(driver_options.channel_fd, F_GETFD) == -1) {
+      throw UserError("--channel-fd " + std::to_string(driver_options.channel_fd) +
                       " is not an open file descriptor; the option is for the trials tune sweep "
                       "starts, leave it out");
     }
-    driver = std::make_unique<TrialChannel>(channel_fd);
+    channel = std::make_unique<TrialChannel>(driver_options.channel_fd);
+  } else if (!driver_options.driver_file.empty()) {
+    if (driver_options.trial <= 0) {
+      throw UserError(
+          "--driver needs --trial N, the trial this run is (tune sweep's Slurm script "
+          "passes both)");
+    }
+    driver.go_alone = ReadGo(driver_options.driver_file, driver_options.trial);
+    const DriverAddress address = ReadDriverAddress(driver_options.driver_file);
+    Connected connected = ConnectToDriver(address, driver_options.trial, std::chrono::seconds(10));
+    if (connected.channel != nullptr) {
+      channel = std::move(connected.channel);
+      heartbeat = std::make_unique<Heartbeat>(
+          *channel, std::chrono::seconds(std::max<int64_t>(1, connected.heartbeat_seconds)));
+    } else {
+      LogWarning("the sweep's driver at " + address.host + ":" + std::to_string(address.port) +
+                 " does not answer; training alone, recording in " + driver.go_alone->registry +
+                 " (tune sweep --attach " + driver.go_alone->sweep + " picks the result up)");
+    }
   }
+  driver.channel = channel.get();
   const RunFile run_file = RunFile::Read(file, overrides);
   PluginHost host;
   LoadPlugins(host, run_file.PluginPaths());
@@ -362,7 +392,7 @@ int TrainRun(const fs::path& file, const std::vector<std::string>& overrides, Tr
   if (options.run_dir.empty()) options.run_dir = DefaultRunFolder(config.name, options);
   const InterruptScope interrupts;  // SIGINT/SIGTERM: checkpoint at the step, then stop
   const TrialResult result = RunTrial(
-      config, host, options, [&] { return OpenRegistryTracker(config.registry); }, driver.get());
+      config, host, options, [&] { return OpenRegistryTracker(config.registry); }, driver);
   PrintTrialResult(config, result, options.run_dir);
   return 0;
 }
@@ -534,18 +564,25 @@ int RunCli(int argc, char** argv) {
                    "measurement instead of evaluating the base model again (tune sweep passes "
                    "one per sweep)")
       ->check(cli::FolderToWrite());
-  int train_channel_fd = -1;
+  DriverOptions train_driver;
   train
-      ->add_option("--channel-fd", train_channel_fd,
+      ->add_option("--channel-fd", train_driver.channel_fd,
                    "A trial channel from tune sweep: report progress there, wait for its go "
                    "before training and for its verdict after each intermediate eval")
       ->group("");  // tune sweep's, not a person's: left out of --help
+  train
+      ->add_option("--driver", train_driver.driver_file,
+                   "The connection file of the tune sweep whose Slurm task this is")
+      ->group("");
+  train->add_option("--trial", train_driver.trial, "The trial of that sweep this run is")
+      ->group("");
+  train->get_option("--driver")->excludes("--channel-fd");
 
   CLI::App* sweep = app.add_subcommand(
       "sweep", "Run a sweep's trials, register every finished adapter, print the ranking");
   SweepOptions sweep_options;
   std::string sweep_file;
-  sweep->add_option("file", sweep_file, "Sweep file (.toml with [sweep])")->required();
+  sweep->add_option("file", sweep_file, "Sweep file (.toml with [sweep])");
   sweep->add_option("overrides", sweep_options.overrides,
                     "key=value settings that replace the file's, in every trial");
   sweep->add_flag("--resume", sweep_options.resume,
@@ -553,6 +590,12 @@ int RunCli(int argc, char** argv) {
                   "interrupted ones from their checkpoints, run the rest");
   sweep->add_flag("--force", sweep_options.force,
                   "Resume although the sweep file or the data changed");
+  sweep->add_flag("--detach", sweep_options.detach,
+                  "Slurm: submit the sweep's driver as a Slurm job and return");
+  sweep->add_option("--attach", sweep_options.attach,
+                    "Pick up sweep NAME (e.g. rank-1): follow its driver, or drive it when none "
+                    "runs (the trials still in Slurm are watched again)");
+  sweep->get_option("--attach")->excludes("--detach")->excludes("--resume");
 
   try {
     app.parse(argc, argv);
@@ -574,12 +617,18 @@ int RunCli(int argc, char** argv) {
     if (plugins->parsed()) return ListPlugins(plugins_json);
     if (validate->parsed()) return Validate(validate_file, validate_overrides);
     if (sweep->parsed()) {
+      if (sweep_file.empty() == sweep_options.attach.empty()) {
+        throw UserError(
+            sweep_file.empty()
+                ? "tune sweep needs a sweep file, or --attach NAME; see `tune sweep --help`"
+                : "tune sweep takes a sweep file or --attach NAME, not both");
+      }
       sweep_options.file = sweep_file;
       return RunSweep(sweep_options);
     }
     if (train->parsed()) {
       train_options.run_dir = train_output;
-      return TrainRun(train_file, train_overrides, train_options, train_channel_fd);
+      return TrainRun(train_file, train_overrides, train_options, train_driver);
     }
     if (tokenize->parsed()) return Tokenize(tokenize_model, tokenize_text, tokenize_json);
     if (generate->parsed()) {

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <regex>
 #include <sstream>
 
 #include <toml++/toml.h>
@@ -224,6 +225,105 @@ const toml::table* SubTable(const toml::table& parent, std::string_view key,
                     TypeOf(*node) + " " + Describe(*node));
   }
   return node->as_table();
+}
+
+// Slurm's time formats (sbatch --time): M, M:S, H:M:S, D-H, D-H:M, D-H:M:S, each a number.
+bool IsSlurmTime(const std::string& text) {
+  static const std::regex time(R"(^(\d+-\d+(:\d+){0,2}|\d+(:\d+){0,2})$)");
+  return std::regex_match(text, time);
+}
+
+// [sweep.executor]: checked here, so that a typo fails before anything is submitted; what only
+// the cluster can tell (a partition it does not have) is checked by the Slurm runner, which names
+// the key with `wheres`.
+ExecutorConfig ResolveExecutor(const toml::table& sweep_table, int64_t parallel,
+                               const fs::path& file, toml::table& sweep_out) {
+  const toml::table* table = SubTable(sweep_table, "executor", "sweep.executor", file);
+  toml::table out;
+  const Options options = ResolveSection(
+      {table,
+       "sweep.executor",
+       {OptionSpec::String("kind", "local", "Where trials run").Choices({"local", "slurm"}),
+        OptionSpec::String("partition", "", "Slurm partition; default: the cluster's default"),
+        OptionSpec::String("gres", "", "Generic resources per trial, e.g. \"gpu:1\""),
+        OptionSpec::String("time", "", "Time limit per trial, e.g. \"02:00:00\""),
+        OptionSpec::Int("cpus_per_task", 1, "Cores per trial").Range(1, 65536),
+        OptionSpec::String("mem", "", "Memory per trial, e.g. \"64G\""),
+        OptionSpec::Int("array_parallelism", parallel,
+                        "Trials at once (sbatch --array=...%N); default: sweep.parallel")
+            .Range(1, 100000),
+        OptionSpec::Int("max_retries", 2,
+                        "More attempts per trial after a failure that is not its own (a killed "
+                        "or lost node, a cancellation) or a preemption")
+            .Range(0, 100),
+        OptionSpec::StringList("sbatch_args", {}, "Further sbatch options, as they are"),
+        OptionSpec::Int("heartbeat_timeout_seconds", 120,
+                        "A running trial silent this long is failed and retried")
+            .Range(5, 7 * 86400),
+        OptionSpec::Int("signal_seconds", 120,
+                        "Seconds before the time limit at which Slurm asks the trial to "
+                        "checkpoint and requeue")
+            .Range(0, 86400),
+        OptionSpec::String("driver_address", "",
+                           "Host name the nodes reach tune sweep at; default: this host's")},
+       {}},
+      file, table ? table->source() : sweep_table.source(), out);
+  ExecutorConfig executor;
+  executor.kind = options.String("kind");
+  executor.partition = options.String("partition");
+  executor.gres = options.String("gres");
+  executor.time = options.String("time");
+  executor.cpus_per_task = options.Int("cpus_per_task");
+  executor.mem = options.String("mem");
+  executor.array_parallelism = options.Int("array_parallelism");
+  executor.max_retries = options.Int("max_retries");
+  executor.sbatch_args = options.StringList("sbatch_args");
+  executor.heartbeat_timeout_seconds = options.Int("heartbeat_timeout_seconds");
+  executor.signal_seconds = options.Int("signal_seconds");
+  executor.driver_address = options.String("driver_address");
+  if (table != nullptr) {
+    executor.wheres[""] = Where(table->source(), file);
+    for (const auto& [key, node] : *table) {
+      executor.wheres[std::string(key.str())] = Where(node.source(), file);
+    }
+  }
+  const auto refuse = [&](const std::string& key, const std::string& why) {
+    throw UserError(executor.wheres[key] + ": 'sweep.executor." + key + "' " + why);
+  };
+  if (executor.kind == "local") {
+    // One way to say each thing: a Slurm setting on a local sweep would be silently ignored.
+    for (const auto& [key, where] : executor.wheres) {
+      if (!key.empty() && key != "kind") {
+        refuse(key,
+               "is a Slurm setting and this sweep runs locally; set kind = \"slurm\" or "
+               "remove it");
+      }
+    }
+  }
+  if (!executor.time.empty() && !IsSlurmTime(executor.time)) {
+    refuse("time", "= \"" + Echo(executor.time, 40) +
+                       "\" is not a Slurm time limit; write minutes (\"90\"), \"HH:MM:SS\" or "
+                       "\"D-HH:MM:SS\"");
+  }
+  if (!executor.mem.empty() && !std::regex_match(executor.mem, std::regex("^\\d+[KMGT]?$"))) {
+    refuse("mem", "= \"" + Echo(executor.mem, 40) +
+                      "\" is not a Slurm memory size; write megabytes (\"4000\") or a number "
+                      "with K, M, G or T (\"64G\")");
+  }
+  for (const std::string& arg : executor.sbatch_args) {
+    // The array, its script and its output are tune's: one of them given twice would win silently.
+    for (const char* own : {"--array", "-a", "--output", "-o", "--error", "-e", "--parsable",
+                            "--wrap", "--signal", "--requeue", "--no-requeue"}) {
+      if (arg == own || arg.starts_with(std::string(own) + "=") ||
+          (std::string_view(own).size() == 2 && arg.starts_with(own))) {
+        refuse("sbatch_args", "sets " + std::string(own) +
+                                  ", which tune sets for its trials; remove it (the keys of "
+                                  "[sweep.executor] set the rest)");
+      }
+    }
+  }
+  sweep_out.insert_or_assign("executor", std::move(out));
+  return executor;
 }
 
 // [dataset.quality]: the filters a run applies to its training file and the gates it must pass
@@ -724,12 +824,13 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
                          "Trials per configuration, with seeds train.seed + 0, 1, ...; "
                          "configurations are ranked by their mean")
              .Range(1, 1000)},
-        {"objective", "parameters", "early_stop"});
+        {"objective", "parameters", "early_stop", "executor"});
     sweep.method = options.String("method");
     sweep.max_trials = options.Int("max_trials");
     sweep.parallel = options.Int("parallel");
     sweep.repeats = options.Int("repeats");
     toml::table& sweep_out = *resolved.get_as<toml::table>("sweep");
+    sweep.executor = ResolveExecutor(*sweep_table, sweep.parallel, file, sweep_out);
 
     {
       const toml::table* table = SubTable(*sweep_table, "objective", "sweep.objective", file);

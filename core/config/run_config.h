@@ -110,6 +110,29 @@ struct SweepParameter {
   std::optional<double> q;  // quantisation step
 };
 
+// [sweep.executor]: where a sweep's trials run. "local": child processes of `tune sweep` (the
+// default); "slurm": Slurm job arrays, with the driver staying where `tune sweep` runs
+// (orchestrate/slurm_runner.h). Every key but `kind` is Slurm's.
+struct ExecutorConfig {
+  std::string kind = "local";  // local | slurm
+  std::string partition;       // empty: the cluster's default partition
+  std::string gres;            // "gpu:1": generic resources per trial
+  std::string time;            // Slurm's time limit per trial ("02:00:00"); empty: the partition's
+  int64_t cpus_per_task = 1;
+  std::string mem;                       // "64G"; empty: the partition's default
+  int64_t array_parallelism = 0;         // trials at once (sbatch --array=...%N)
+  int64_t max_retries = 2;               // more attempts per trial after failures and preemptions
+  std::vector<std::string> sbatch_args;  // given to sbatch as they are
+  // A running trial that reports nothing (heartbeats included) this long is failed and retried.
+  int64_t heartbeat_timeout_seconds = 120;
+  // Slurm sends SIGTERM this long before the time limit: the trial checkpoints and is requeued.
+  int64_t signal_seconds = 120;
+  std::string driver_address;  // the host name the nodes reach `tune sweep` at; empty: this host's
+  // Where the file sets each key ("sweep.toml:14:13"), and the table itself under "", for errors
+  // found only when Slurm is asked (a partition it does not have).
+  std::map<std::string, std::string> wheres;
+};
+
 struct SweepConfig {
   std::string method;  // grid | random | tpe
   std::string objective_metric;
@@ -121,6 +144,7 @@ struct SweepConfig {
   std::string early_stop;  // none | asha
   int64_t early_stop_min_steps = 0;
   int64_t early_stop_eta = 0;
+  ExecutorConfig executor;
 };
 
 // Where a run's versions go ([registry]): a folder, or a `tune serve` registry server's URL with

@@ -49,8 +49,9 @@ class RegistryTracker : public Tracker {
     return RegisterTracked(*registry_, std::move(version));
   }
 
-  void FinishRun(std::string_view run_id, RunStatus status, std::string_view error) override {
-    registry_->FinishRun(run_id, status, error);
+  void FinishRun(std::string_view run_id, RunStatus status, std::string_view error,
+                 std::string_view end_reason) override {
+    registry_->FinishRun(run_id, status, error, end_reason);
   }
 
   std::string location() const override { return registry_->location(); }
@@ -143,9 +144,11 @@ class ServerTracker : public Tracker {
     return done->version;
   }
 
-  void FinishRun(std::string_view run_id, RunStatus status, std::string_view error) override {
-    Enqueue([id = std::string(run_id), status, text = std::string(error)](Registry& registry) {
-      registry.FinishRun(id, status, text);
+  void FinishRun(std::string_view run_id, RunStatus status, std::string_view error,
+                 std::string_view end_reason) override {
+    Enqueue([id = std::string(run_id), status, text = std::string(error),
+             reason = std::string(end_reason)](Registry& registry) {
+      registry.FinishRun(id, status, text, reason);
     });
   }
 

@@ -63,8 +63,9 @@ class Tracker {
   // links the adapter's record to it, then records the adapter. Returns the adapter's version.
   // A retry of the same run's registration returns the same version (Registry::Register).
   virtual int64_t Register(TrackedVersion version) = 0;
-  virtual void FinishRun(std::string_view run_id, RunStatus status,
-                         std::string_view error = "") = 0;
+  // `end_reason`: RunRecord::end_reason's word; empty: the status's own.
+  virtual void FinishRun(std::string_view run_id, RunStatus status, std::string_view error = "",
+                         std::string_view end_reason = "") = 0;
 
   // Where it records, as messages name it: the registry's folder or URL.
   virtual std::string location() const = 0;

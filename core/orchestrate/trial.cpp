@@ -1,13 +1,16 @@
 #include "orchestrate/trial.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 
 #include <nlohmann/json.hpp>
 
+#include "orchestrate/trial_runner.h"
 #include "runtime/interrupt.h"
 #include "train/lineage.h"
+#include "util/log.h"
 
 namespace tune {
 namespace {
@@ -26,10 +29,6 @@ class Stopped : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
-
-void Tell(TrialChannel* driver, const TrialMessage& message) {
-  if (driver != nullptr) TellDriver(*driver, message);
-}
 
 // A finished run remembers the version it became (run_dir/registered.json), so --resume on it
 // with the same config registers nothing a second time (a changed config is refused, or with
@@ -69,23 +68,155 @@ TrialDone DoneMessage(const TrialResult& result) {
           result.summary.wall_seconds};
 }
 
+// The Slurm job this process runs in ("1234_5": task 5 of array 1234); empty outside Slurm.
+std::string SlurmJob() {
+  const char* array = std::getenv("SLURM_ARRAY_JOB_ID");
+  const char* task = std::getenv("SLURM_ARRAY_TASK_ID");
+  if (array != nullptr && task != nullptr) return std::string(array) + "_" + task;
+  const char* job = std::getenv("SLURM_JOB_ID");
+  return job != nullptr ? job : "";
+}
+
+// The trial's side of its driver, and its tracker: the driver's (MakeDriverTracker) while it has
+// one, else the registry's. A trial that may go on alone (TrialDriver::go_alone) turns alone when
+// the driver is lost, and the tracker call that found it out is made again in the registry; any
+// other trial ends with DriverLost's error.
+class DriverLink : public Tracker {
+ public:
+  // `registry`: the trial's own [registry] (its token and CA), used at the driver's location
+  // (TrialGo::registry) once alone.
+  DriverLink(const TrialDriver& driver, const OpenTracker& open_tracker, RegistryConfig registry)
+      : channel_(driver.channel),
+        go_alone_(driver.go_alone),
+        open_tracker_(open_tracker),
+        registry_(std::move(registry)) {}
+
+  bool driven() const { return channel_ != nullptr; }
+
+  void Tell(const TrialMessage& message) {
+    if (channel_ == nullptr) return;
+    try {
+      TellDriver(*channel_, message);
+    } catch (const DriverLost& e) {
+      Lose(e);
+    }
+  }
+
+  // Reports prepared and returns the driver's go; alone, the go the driver wrote (or none).
+  TrialGo AwaitGo() {
+    Tell(TrialPrepared{});
+    if (channel_ != nullptr) {
+      try {
+        go_ = AwaitDriver<TrialGo>(*channel_);
+        return go_;
+      } catch (const DriverLost& e) {
+        Lose(e);
+      }
+    }
+    if (go_alone_) go_ = *go_alone_;
+    return go_;
+  }
+
+  // The verdict on an eval just reported; alone, train on.
+  TrialVerdict AwaitVerdict() {
+    if (channel_ == nullptr) return {};
+    try {
+      return AwaitDriver<TrialVerdict>(*channel_);
+    } catch (const DriverLost& e) {
+      Lose(e);
+      return {};
+    }
+  }
+
+  std::string CreateRun(const RunInfo& info) override {
+    return Call([&](Tracker& t) { return t.CreateRun(info); });
+  }
+  void LogMetrics(std::string_view run_id, int64_t step,
+                  const std::map<std::string, double>& values) override {
+    Call([&](Tracker& t) { t.LogMetrics(run_id, step, values); });
+  }
+  int64_t Register(TrackedVersion version) override {
+    // Registration is idempotent by run (OpenRegistryTracker), so a version the driver made
+    // before its reply was lost is not made twice.
+    return Call([&](Tracker& t) { return t.Register(version); });
+  }
+  void FinishRun(std::string_view run_id, RunStatus status, std::string_view error,
+                 std::string_view end_reason) override {
+    Call([&](Tracker& t) { t.FinishRun(run_id, status, error, end_reason); });
+  }
+  std::string location() const override {
+    if (tracker_ != nullptr) return tracker_->location();
+    return go_.registry;
+  }
+
+ private:
+  template <typename F>
+  auto Call(F call) -> decltype(call(std::declval<Tracker&>())) {
+    try {
+      return call(Current());
+    } catch (const DriverLost& e) {
+      Lose(e);
+      return call(Current());
+    }
+  }
+
+  Tracker& Current() {
+    if (tracker_ == nullptr) {
+      if (channel_ != nullptr) {
+        tracker_ = MakeDriverTracker(*channel_, go_.registry);
+      } else if (go_alone_) {
+        RegistryConfig alone = registry_;
+        alone.location = go_.registry.empty() ? go_alone_->registry : go_.registry;
+        tracker_ = OpenRegistryTracker(alone);
+      } else {
+        tracker_ = open_tracker_();
+      }
+    }
+    return *tracker_;
+  }
+
+  void Lose(const DriverLost& e) {
+    if (!go_alone_) throw e;
+    const std::string registry = go_.registry.empty() ? go_alone_->registry : go_.registry;
+    LogWarning("lost the sweep's driver; training on alone, recording in " + registry +
+               " (the sweep picks the result up: tune sweep --attach " + go_alone_->sweep + ")");
+    channel_ = nullptr;
+    tracker_.reset();
+  }
+
+  TrialChannel* channel_;
+  std::optional<TrialGo> go_alone_;
+  const OpenTracker& open_tracker_;
+  RegistryConfig registry_;
+  TrialGo go_;  // what the driver said at go, or go_alone_
+  std::unique_ptr<Tracker> tracker_;
+};
+
 }  // namespace
 
+std::optional<TrialDone> RegisteredTrial(const fs::path& run_dir) {
+  const fs::path file = RegisteredFile(run_dir);
+  if (!fs::exists(file)) return std::nullopt;
+  try {
+    const nlohmann::json registered = nlohmann::json::parse(std::ifstream(file));
+    const TrainSummary summary = ReadSummary(run_dir);
+    return TrialDone{registered.at("version").get<int64_t>(), summary.scores, summary.base_scores,
+                     summary.wall_seconds};
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  } catch (const UserError&) {
+    return std::nullopt;
+  }
+}
+
 TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptions options,
-                     const OpenTracker& open_tracker, TrialChannel* driver) {
+                     const OpenTracker& open_tracker, const TrialDriver& driver) {
+  DriverLink link(driver, open_tracker, config.registry);
   if (std::optional<TrialResult> before = RegisteredBefore(config, options)) {
-    Tell(driver, DoneMessage(*before));
+    link.Tell(DoneMessage(*before));
     return *before;
   }
   TrialGo go;  // what the driver says this trial is; empty when alone
-  // A driven trial records through its driver, which holds the registry for all its trials.
-  std::unique_ptr<Tracker> opened;
-  auto tracker = [&]() -> Tracker& {
-    if (opened == nullptr) {
-      opened = driver != nullptr ? MakeDriverTracker(*driver, go.registry) : open_tracker();
-    }
-    return *opened;
-  };
   std::string run_id;
   RunInfo run_info;
   auto create_run = [&] {
@@ -93,16 +224,18 @@ TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptio
     if (!go.sweep.empty()) {
       info.sweep = go.sweep;
       info.trial = go.trial;
+      info.attempt = go.attempt;
       // The web view reads the configuration's swept values from this line.
       info.config_toml += "\n# trial: " + go.parameters + "\n";
     }
-    run_id = tracker().CreateRun(info);
+    info.node = HostName();
+    info.job = SlurmJob();
+    run_id = link.CreateRun(info);
     run_info = info;
   };
-  if (driver != nullptr) {
+  if (link.driven() || driver.go_alone) {
     options.wait_for_turn = [&] {
-      Tell(driver, TrialPrepared{});
-      go = AwaitDriver<TrialGo>(*driver);
+      go = link.AwaitGo();
       create_run();
     };
   } else {
@@ -111,30 +244,30 @@ TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptio
   // Steps reach the driver as progress, at most one per kStepReportInterval (trial_channel.h).
   std::optional<std::chrono::steady_clock::time_point> last_step_report;
   options.on_step = [&](const StepReport& report) {
-    tracker().LogMetrics(run_id, report.step,
-                         {{"loss", report.loss},
-                          {"lr", report.lr},
-                          {"grad_norm", report.grad_norm},
-                          {"tokens_per_second", report.tokens_per_second}});
+    link.LogMetrics(run_id, report.step,
+                    {{"loss", report.loss},
+                     {"lr", report.lr},
+                     {"grad_norm", report.grad_norm},
+                     {"tokens_per_second", report.tokens_per_second}});
     const auto now = std::chrono::steady_clock::now();
     if (!last_step_report || now - *last_step_report >= kStepReportInterval ||
         report.step == report.total_steps) {
       last_step_report = now;
-      Tell(driver, report);
+      link.Tell(report);
     }
   };
   options.on_eval = [&](int64_t step, double eval_loss) {
-    tracker().LogMetrics(run_id, step, {{"eval_loss", eval_loss}});
-    if (driver == nullptr) return;
-    Tell(driver, TrialEvaluated{step, eval_loss});
-    const TrialVerdict verdict = AwaitDriver<TrialVerdict>(*driver);
+    link.LogMetrics(run_id, step, {{"eval_loss", eval_loss}});
+    if (!link.driven()) return;
+    link.Tell(TrialEvaluated{step, eval_loss});
+    const TrialVerdict verdict = link.AwaitVerdict();
     if (!verdict.go_on) throw Stopped(verdict.reason);
   };
 
   // A trial that fails before its go has no run yet: it gets one, so every attempt is recorded.
-  auto finish = [&](RunStatus status, const std::string& error) {
+  auto finish = [&](RunStatus status, const std::string& error, AttemptEnd end) {
     if (run_id.empty()) create_run();
-    tracker().FinishRun(run_id, status, error);
+    link.FinishRun(run_id, status, error, AttemptEndName(end));
   };
   TrialResult result;
   try {
@@ -152,30 +285,30 @@ TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptio
     WriteRunRecord(options.run_dir, run_id, run_info);
     WriteRegistration(options.run_dir, version);
     try {
-      result.version = tracker().Register(std::move(version));
+      result.version = link.Register(std::move(version));
     } catch (const RegistryUnreachable& e) {
       // Trained and kept: only the registration is left to do.
       throw RegistrationPending(std::string(e.what()) + " (the run folder is " +
                                 options.run_dir.string() + ")");
     }
   } catch (const Stopped& e) {
-    finish(RunStatus::kKilled, e.what());
+    finish(RunStatus::kKilled, e.what(), AttemptEnd::kPruned);
     result.outcome = TrialResult::Outcome::kStopped;
     result.stop_reason = e.what();
     return result;
   } catch (const Interrupted& e) {
-    finish(RunStatus::kKilled, e.what());
+    finish(RunStatus::kKilled, e.what(), AttemptEnd::kInterrupted);
     throw;
   } catch (const RegistrationPending&) {
     throw;  // the run stays running on the server until pushed
   } catch (const std::exception& e) {
-    finish(RunStatus::kFailed, e.what());
+    finish(RunStatus::kFailed, e.what(), AttemptEnd::kFailed);
     throw;
   }
-  tracker().FinishRun(run_id, RunStatus::kFinished);
-  result.registry = tracker().location();
+  link.FinishRun(run_id, RunStatus::kFinished, "", AttemptEndName(AttemptEnd::kFinished));
+  result.registry = link.location();
   WriteRegistered(options.run_dir, config.name, result.version, result.registry);
-  Tell(driver, DoneMessage(result));
+  link.Tell(DoneMessage(result));
   return result;
 }
 

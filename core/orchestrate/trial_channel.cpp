@@ -95,7 +95,9 @@ json TrialJson(const TrialMessage& message) {
                                {"name", m.info.name},
                                {"sweep", m.info.sweep ? json(*m.info.sweep) : json(nullptr)},
                                {"trial", m.info.trial ? json(*m.info.trial) : json(nullptr)},
-                               {"config_toml", m.info.config_toml}};
+                               {"config_toml", m.info.config_toml},
+                               {"node", m.info.node},
+                               {"job", m.info.job}};
                  },
                  [](const TrackerLogMetrics& m) {
                    json steps = json::array();
@@ -108,7 +110,11 @@ json TrialJson(const TrialMessage& message) {
                    return json{{"type", "finish_run"},
                                {"run_id", m.run_id},
                                {"status", RunStatusName(m.status)},
-                               {"error", m.error}};
+                               {"error", m.error},
+                               {"end_reason", m.end_reason}};
+                 },
+                 [](const TrialHeartbeat&) {
+                   return json{{"type", "heartbeat"}};
                  }},
       message);
 }
@@ -137,6 +143,8 @@ std::optional<TrialMessage> TrialFromJson(const json& j) {
     if (!j.at("sweep").is_null()) info.sweep = j["sweep"].get<std::string>();
     if (!j.at("trial").is_null()) info.trial = j["trial"].get<int64_t>();
     info.config_toml = j.at("config_toml").get<std::string>();
+    info.node = j.value("node", "");
+    info.job = j.value("job", "");
     return TrackerCreateRun{std::move(info)};
   }
   if (type == "log_metrics") {
@@ -152,8 +160,9 @@ std::optional<TrialMessage> TrialFromJson(const json& j) {
     const std::optional<RunStatus> status = RunStatusFromName(j.at("status").get<std::string>());
     if (!status) return std::nullopt;
     return TrackerFinishRun{j.at("run_id").get<std::string>(), *status,
-                            j.at("error").get<std::string>()};
+                            j.at("error").get<std::string>(), j.value("end_reason", "")};
   }
+  if (type == "heartbeat") return TrialHeartbeat{};
   return std::nullopt;
 }
 
@@ -166,7 +175,8 @@ json DriverJson(const DriverMessage& message) {
                                {"configuration", m.configuration},
                                {"parameters", m.parameters},
                                {"base_model_sha256", m.base_model_sha256},
-                               {"registry", m.registry}};
+                               {"registry", m.registry},
+                               {"attempt", m.attempt}};
                  },
                  [](const TrialVerdict& m) {
                    return json{{"type", "verdict"}, {"go_on", m.go_on}, {"reason", m.reason}};
@@ -188,7 +198,8 @@ std::optional<DriverMessage> DriverFromJson(const json& j) {
                    j.at("configuration").get<int64_t>(),
                    j.at("parameters").get<std::string>(),
                    j.at("base_model_sha256").get<std::string>(),
-                   j.at("registry").get<std::string>()};
+                   j.at("registry").get<std::string>(),
+                   j.value("attempt", int64_t{1})};
   }
   if (type == "verdict") {
     return TrialVerdict{j.at("go_on").get<bool>(), j.at("reason").get<std::string>()};
@@ -240,6 +251,7 @@ void TrialChannel::Send(const DriverMessage& message) { SendLine(EncodeDriverMes
 
 void TrialChannel::SendLine(std::string line) {
   line += '\n';
+  const std::lock_guard lock(send_mutex_);
   size_t sent = 0;
   while (sent < line.size()) {
     // MSG_NOSIGNAL: a closed peer is an error here, not SIGPIPE.
@@ -256,10 +268,12 @@ bool TrialChannel::Fill(bool wait) {
     const ssize_t n = recv(fd_, chunk, sizeof(chunk), wait ? 0 : MSG_DONTWAIT);
     if (n > 0) {
       buffer_.append(chunk, static_cast<size_t>(n));
+      last_heard_ = std::chrono::steady_clock::now();
       return true;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    // Waiting, this is a receive timeout (remote_channel.h): the other end has gone silent.
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return !wait;
     return false;  // end of stream, or the socket failed
   }
 }
@@ -295,8 +309,8 @@ std::vector<TrialMessage> TrialChannel::TakeTrialMessages() {
 
 namespace {
 
-UserError DriverGone() {
-  return UserError("the sweep that started this trial has ended; resume the sweep with --resume");
+DriverLost DriverGone() {
+  return DriverLost("the sweep that started this trial has ended; resume the sweep with --resume");
 }
 
 // The trial's tracker calls, carried out by the driver. Used by the trial's one thread.
@@ -321,9 +335,11 @@ class DriverTracker : public Tracker {
     return Call(TrackerRegister{std::move(version)}).version;
   }
 
-  void FinishRun(std::string_view run_id, RunStatus status, std::string_view error) override {
+  void FinishRun(std::string_view run_id, RunStatus status, std::string_view error,
+                 std::string_view end_reason) override {
     SendPending();
-    Call(TrackerFinishRun{std::string(run_id), status, std::string(error)});
+    Call(
+        TrackerFinishRun{std::string(run_id), status, std::string(error), std::string(end_reason)});
   }
 
   std::string location() const override { return location_; }

@@ -10,19 +10,22 @@
 //   trial  -> evaluated  after every intermediate eval; the trial waits for a verdict
 //   driver -> verdict    go on, or stop here (early stopping), with the reason the run records
 //   trial  -> done       registered: the version and its scores; then the trial exits 0
+//   trial  -> heartbeat  at any time, from a trial on another machine (remote_channel.h), so
+//                        that its driver can tell a silent trial from a busy one
 // and, whenever the trial records something, its tracker's calls (orchestrate/tracker.h), which
 // the driver carries out in its own tracker, so that one process holds the registry for all:
 //   trial  -> create_run, register, finish_run   each answered by the driver's reply
 //   trial  -> log_metrics                        the steps since the last, not answered
 // A trial resumed after it had registered sends done alone. A trial told to stop finishes its run
 // and exits 0 without done. Anything else that ends the process is a failure the driver reads from
-// the exit status. No libtorch.
+// the exit status. Over TCP the conversation starts with remote_channel.h's handshake. No libtorch.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -56,6 +59,10 @@ struct TrialDone {
 // A fast trial would otherwise wake its driver at every step and take the cores it trains on.
 inline constexpr std::chrono::milliseconds kStepReportInterval{500};
 
+struct TrialHeartbeat {
+  bool operator==(const TrialHeartbeat&) const = default;
+};
+
 // The tracker's calls, as the trial makes them.
 struct TrackerCreateRun {
   RunInfo info;
@@ -77,13 +84,14 @@ struct TrackerFinishRun {
   std::string run_id;
   RunStatus status = RunStatus::kFinished;
   std::string error;
+  std::string end_reason;  // RunRecord::end_reason
   bool operator==(const TrackerFinishRun&) const = default;
 };
 
 // "step" carries the trainer's StepReport as it is.
 using TrialMessage =
     std::variant<TrialPrepared, StepReport, TrialEvaluated, TrialDone, TrackerCreateRun,
-                 TrackerLogMetrics, TrackerRegister, TrackerFinishRun>;
+                 TrackerLogMetrics, TrackerRegister, TrackerFinishRun, TrialHeartbeat>;
 
 // What a driver tells its trial when it lets it train: the lineage the trial records.
 struct TrialGo {
@@ -95,6 +103,7 @@ struct TrialGo {
   // the trial computes it).
   std::string base_model_sha256;
   std::string registry;  // where the driver's tracker records (Tracker::location)
+  int64_t attempt = 1;   // 1-based: a trial retried after a lost node or a preemption is on 2, 3...
   bool operator==(const TrialGo&) const = default;
 };
 
@@ -128,7 +137,14 @@ class ChannelClosed : public UserError {
   using UserError::UserError;
 };
 
-// One end of a channel. Owns its descriptor and closes it. Used by one thread.
+// The trial's side: its driver has gone (TellDriver, AwaitDriver, a driver tracker's calls).
+class DriverLost : public UserError {
+ public:
+  using UserError::UserError;
+};
+
+// One end of a channel. Owns its descriptor and closes it. Used by one thread, except that Send
+// may also be called from a second one (a trial's heartbeat): each line goes out whole.
 class TrialChannel {
  public:
   explicit TrialChannel(int fd);
@@ -150,18 +166,24 @@ class TrialChannel {
   // once the trial's end is closed and everything before it was taken.
   std::vector<TrialMessage> TakeTrialMessages();
   bool closed() const { return closed_; }
+  // When bytes last arrived (or the channel was made): what a heartbeat timeout measures.
+  std::chrono::steady_clock::time_point last_heard() const { return last_heard_; }
+
+  // One raw line, for remote_channel.h's handshake, which comes before any message.
+  void SendLine(std::string line);
 
  private:
-  void SendLine(std::string line);
   // Reads what is there (waiting for some when `wait`) into buffer_; false at end of stream.
   bool Fill(bool wait);
 
   int fd_;
   std::string buffer_;
   bool closed_ = false;
+  std::chrono::steady_clock::time_point last_heard_ = std::chrono::steady_clock::now();
+  std::mutex send_mutex_;
 };
 
-// The trial's side, where a channel that closes means the driver has gone: these throw UserError
+// The trial's side, where a channel that closes means the driver has gone: these throw DriverLost
 // saying so (and to resume the sweep) rather than ChannelClosed.
 void TellDriver(TrialChannel& driver, const TrialMessage& message);
 // The driver's next message, which must be a `Message`.

@@ -16,6 +16,8 @@
 namespace tune {
 namespace {
 
+namespace fs = std::filesystem;
+
 // `channel_fd` (close-on-exec here) stays open in the child, which runs `argv`.
 pid_t Spawn(const std::vector<std::string>& argv, const std::filesystem::path& log,
             const std::string& cuda_visible_devices, int channel_fd) {
@@ -62,16 +64,18 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::filesystem::path& l
 
 class LocalProcess : public RunningTrial {
  public:
-  LocalProcess(pid_t pid, int channel_fd)
+  LocalProcess(pid_t pid, int channel_fd, std::string host)
       : pid_(pid),
         pidfd_(static_cast<int>(syscall(SYS_pidfd_open, pid, 0))),
-        channel_(channel_fd) {}
+        channel_(channel_fd),
+        host_(std::move(host)) {}
 
   ~LocalProcess() override {
     if (pid_ != 0) Kill();
   }
 
-  TrialChannel& channel() override { return channel_; }
+  TrialChannel* channel() override { return &channel_; }
+  TrialPlace place() const override { return {host_, ""}; }
 
   // Readable once the process has exited; -1 where the kernel has no pidfd_open.
   int pidfd() const { return pidfd_; }
@@ -94,12 +98,14 @@ class LocalProcess : public RunningTrial {
     pidfd_ = -1;
     exit_.signaled = WIFSIGNALED(status);
     exit_.code = exit_.signaled ? WTERMSIG(status) : WEXITSTATUS(status);
+    exit_.end = LocalAttemptEnd(exit_.signaled, exit_.code);
     return exit_;
   }
 
   pid_t pid_;
   int pidfd_;
   TrialChannel channel_;
+  std::string host_;
   TrialExit exit_;
 };
 
@@ -112,13 +118,40 @@ class LocalProcessRunner : public TrialRunner {
     binary_.assign(self, static_cast<size_t>(length));
   }
 
-  std::unique_ptr<RunningTrial> Start(const TrialLaunch& launch) override {
+  std::vector<std::unique_ptr<RunningTrial>> Start(std::span<const TrialLaunch> launches) override {
+    std::vector<std::unique_ptr<RunningTrial>> started;
+    for (const TrialLaunch& launch : launches) started.push_back(StartOne(launch));
+    return started;
+  }
+
+  std::vector<std::unique_ptr<RunningTrial>> Adopt(std::span<const TrialLaunch> launches) override {
+    return std::vector<std::unique_ptr<RunningTrial>>(launches.size());
+  }
+
+  void WaitForAny(std::span<RunningTrial* const> trials,
+                  std::chrono::milliseconds timeout) override {
+    std::vector<pollfd> fds;
+    for (RunningTrial* trial : trials) {
+      const auto* process = static_cast<LocalProcess*>(trial);
+      fds.push_back({process->pidfd(), POLLIN, 0});  // poll skips negative descriptors
+      if (!trial->channel()->closed()) fds.push_back({trial->channel()->fd(), POLLIN, 0});
+    }
+    poll(fds.data(), fds.size(), static_cast<int>(timeout.count()));
+  }
+
+ private:
+  std::unique_ptr<RunningTrial> StartOne(const TrialLaunch& launch) {
     int sockets[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sockets) != 0) {
       throw UserError("cannot start a trial process: socketpair failed");
     }
     std::vector<std::string> argv = {binary_};
     argv.insert(argv.end(), launch.train_args.begin(), launch.train_args.end());
+    // An interrupted trial continues from its checkpoint; anything else starts clean.
+    const fs::path run_dir = TrialRunFolder(launch);
+    const bool has_checkpoint =
+        fs::is_directory(run_dir / "checkpoints") && !fs::is_empty(run_dir / "checkpoints");
+    argv.push_back(has_checkpoint ? "--resume" : "--restart");
     argv.insert(argv.end(), {"--channel-fd", std::to_string(sockets[1])});
     pid_t pid;
     try {
@@ -129,32 +162,43 @@ class LocalProcessRunner : public TrialRunner {
       throw;
     }
     close(sockets[1]);
-    return std::make_unique<LocalProcess>(pid, sockets[0]);
+    return std::make_unique<LocalProcess>(pid, sockets[0], host_);
   }
 
-  void WaitForAny(std::span<RunningTrial* const> trials,
-                  std::chrono::milliseconds timeout) override {
-    std::vector<pollfd> fds;
-    for (RunningTrial* trial : trials) {
-      const auto* process = static_cast<LocalProcess*>(trial);
-      fds.push_back({process->pidfd(), POLLIN, 0});  // poll skips negative descriptors
-      if (!trial->channel().closed()) fds.push_back({trial->channel().fd(), POLLIN, 0});
-    }
-    poll(fds.data(), fds.size(), static_cast<int>(timeout.count()));
-  }
-
- private:
   std::string binary_;
+  std::string host_ = HostName();
 };
 
 }  // namespace
 
 std::string TrialExit::Describe() const {
+  if (!detail.empty()) return detail;
   if (signaled) {
     return "killed by signal " + std::to_string(code) +
            (code == SIGKILL ? " (out of memory?)" : "");
   }
   return "exited with status " + std::to_string(code);
+}
+
+AttemptEnd LocalAttemptEnd(bool signaled, int code) {
+  if (signaled) return AttemptEnd::kKilled;
+  if (code == 0) return AttemptEnd::kFinished;
+  if (code == 128 + SIGINT || code == 128 + SIGTERM) return AttemptEnd::kInterrupted;
+  return AttemptEnd::kFailed;
+}
+
+fs::path TrialRunFolder(const TrialLaunch& launch) {
+  const std::vector<std::string>& args = launch.train_args;
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "-o" || args[i] == "--output") return args[i + 1];
+  }
+  return {};
+}
+
+std::string HostName() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "";
+  return name;
 }
 
 std::unique_ptr<TrialRunner> MakeLocalProcessRunner() {

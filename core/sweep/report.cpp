@@ -174,6 +174,30 @@ std::string ConfigurationTable(const SweepState& state, const ReportContext& con
   return text;
 }
 
+// Every trial's attempts, when one ran under Slurm or more than once: where, and why each ended.
+std::string AttemptLines(const SweepState& state) {
+  const bool worth_it = std::any_of(state.trials.begin(), state.trials.end(), [](const Trial& t) {
+    return t.attempts.size() > 1 || std::any_of(t.attempts.begin(), t.attempts.end(),
+                                                [](const Attempt& a) { return !a.job.empty(); });
+  });
+  if (!worth_it) return "";
+  std::string text = "\nwhere each trial ran, attempt by attempt:\n";
+  for (const Trial& t : state.trials) {
+    if (t.attempts.empty()) continue;
+    text += "  trial " + std::to_string(t.number) + ":";
+    for (size_t i = 0; i < t.attempts.size(); ++i) {
+      const Attempt& a = t.attempts[i];
+      const std::string place = PlaceText(a.node, a.job);
+      text += (i == 0 ? " " : "; ") + std::to_string(i + 1) + ". " +
+              (place.empty() ? "where unknown" : place) + " " + (a.end.empty() ? "running" : a.end);
+      if (!a.error.empty() && a.end != "finished" && a.end != "pruned")
+        text += " (" + a.error + ")";
+    }
+    text += "\n";
+  }
+  return text;
+}
+
 }  // namespace
 
 std::string ParameterText(const Assignment& assignment) {
@@ -185,8 +209,14 @@ std::string ParameterText(const Assignment& assignment) {
   return text;
 }
 
+std::string PlaceText(const std::string& node, const std::string& job) {
+  if (job.empty()) return node;
+  return (node.empty() ? "" : node + " ") + "(job " + job + ")";
+}
+
 std::string ProgressLine(const SweepState& state, const ReportContext& context,
-                         int64_t total_trials, int64_t training, double elapsed_seconds) {
+                         int64_t total_trials, int64_t training, double elapsed_seconds,
+                         int64_t queued) {
   int64_t finished = 0, failed = 0, pruned = 0;
   for (const Trial& t : state.trials) {
     finished += t.status == TrialStatus::kFinished;
@@ -213,14 +243,17 @@ std::string ProgressLine(const SweepState& state, const ReportContext& context,
                                     static_cast<double>(std::max<int64_t>(0, total_trials - done))
                               : 0.0;
   return "sweep " + state.name + ": " + std::to_string(done) + "/" + std::to_string(total_trials) +
-         " done, " + std::to_string(training) + " running, " + std::to_string(failed) +
-         " failed, " + std::to_string(pruned) + " pruned, best " + context.objective + " " + best +
-         ", elapsed " + FormatDuration(elapsed_seconds) + ", ETA " +
-         (done > 0 ? FormatDuration(eta) : std::string("?"));
+         " done, " + std::to_string(training) + " running, " +
+         (queued > 0 ? std::to_string(queued) + " queued, " : std::string()) +
+         std::to_string(failed) + " failed, " + std::to_string(pruned) + " pruned, best " +
+         context.objective + " " + best + ", elapsed " + FormatDuration(elapsed_seconds) +
+         ", ETA " + (done > 0 ? FormatDuration(eta) : std::string("?"));
 }
 
 std::string RankingTable(const SweepState& state, const ReportContext& context) {
-  return state.repeats > 1 ? ConfigurationTable(state, context) : TrialTable(state, context);
+  std::string text =
+      state.repeats > 1 ? ConfigurationTable(state, context) : TrialTable(state, context);
+  return text + AttemptLines(state);
 }
 
 }  // namespace tune

@@ -103,12 +103,14 @@ SweepScheduler::Actions SweepScheduler::Next(bool room_to_ready) {
     const int slot = FreeSlot();
     live_[t->number] = {true, slot};
     t->status = TrialStatus::kRunning;
+    t->attempts.emplace_back();
     actions.launch.push_back({t->number, false, slot});
     ++training;
   }
   if (!ready && training == plan_.slots && plan_.ready_ahead && room_to_ready) {
     if (Trial* t = NextCandidate()) {
       live_[t->number] = {false, -1};
+      t->attempts.emplace_back();
       actions.launch.push_back({t->number, true, -1});
     }
   }
@@ -182,13 +184,41 @@ void SweepScheduler::Finished(int64_t number, const TrialDone& done) {
   }
 }
 
-void SweepScheduler::Ended(int64_t number, const std::string& failure, double wall_seconds) {
+bool SweepScheduler::Ended(int64_t number, AttemptEnd end, const std::string& failure,
+                           double wall_seconds) {
   live_.erase(number);
   Trial& t = trial(number);
-  if (t.status == TrialStatus::kFinished || t.status == TrialStatus::kPruned) return;
-  t.status = TrialStatus::kFailed;
-  t.error = failure.empty() ? "ended without reporting a result" : failure;
+  if (t.attempts.empty()) t.attempts.emplace_back();  // a sweep.json from before attempts
+  Attempt& attempt = t.attempts.back();
+  if (t.status == TrialStatus::kFinished || t.status == TrialStatus::kPruned) {
+    attempt.end = AttemptEndName(t.status == TrialStatus::kFinished ? AttemptEnd::kFinished
+                                                                    : AttemptEnd::kPruned);
+    return false;
+  }
+  // A clean exit without a result is the trial's own failure; so is one that ran out of memory.
+  if (end == AttemptEnd::kFinished || end == AttemptEnd::kPruned) end = AttemptEnd::kFailed;
+  attempt.end = AttemptEndName(end);
+  attempt.error = failure.empty() ? "ended without reporting a result" : failure;
+  t.error = attempt.error;
   t.wall_seconds = wall_seconds;
+  const auto attempts = static_cast<int64_t>(t.attempts.size());
+  if (AttemptRetryable(end) && attempts <= plan_.max_retries) {
+    t.status = TrialStatus::kPending;
+    return true;
+  }
+  t.status = TrialStatus::kFailed;
+  if (AttemptRetryable(end) && plan_.max_retries > 0) {
+    t.error += " (attempt " + std::to_string(attempts) + " of " +
+               std::to_string(1 + plan_.max_retries) + "; no retries left)";
+  }
+  return false;
+}
+
+void SweepScheduler::Adopt(int64_t number) {
+  live_[number] = {true, FreeSlot()};
+  Trial& t = trial(number);
+  t.status = TrialStatus::kRunning;
+  if (t.attempts.empty()) t.attempts.emplace_back();
 }
 
 bool SweepScheduler::done() const {

@@ -8,6 +8,11 @@
 // Early stopping is ASHA (Li et al. 2020) over configurations: at each rung, a configuration goes
 // on only if its mean eval loss over the repeats that reached the rung is among the best 1/eta of
 // the configurations' means there; a pruned configuration's remaining repeats do not run.
+//
+// Retries: every launch is an attempt (Trial::attempts). An attempt that ends without a result and
+// without the trial's fault (orchestrate/attempt.h: a lost node, a preemption, a cancellation, a
+// trial that stopped reporting) puts the trial back among the pending ones, first in line, until
+// it has had 1 + max_retries attempts; then it fails.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "orchestrate/attempt.h"
 #include "orchestrate/trial_channel.h"
 #include "sweep/search.h"
 #include "sweep/sweep_state.h"
@@ -33,6 +39,7 @@ struct SchedulePlan {
   int64_t eta = 3;
   std::string objective;
   bool maximize = true;
+  int64_t max_retries = 0;  // more attempts per trial after a retryable end
 };
 
 // Whether a configuration whose mean eval loss at a rung is `mine` goes on, given the means of
@@ -70,9 +77,14 @@ class SweepScheduler {
   TrialVerdict Evaluated(int64_t trial, int64_t step, double eval_loss);
   // A trial reported its registered version.
   void Finished(int64_t trial, const TrialDone& done);
-  // A trial's process ended. `failure` says how, when it ended other than by finishing or by a stop
-  // verdict (empty: it exited cleanly without reporting a result).
-  void Ended(int64_t trial, const std::string& failure, double wall_seconds);
+  // A trial's attempt ended: `end` as its runner saw it, and `failure` its account when the trial
+  // reported no result (empty: it exited cleanly without one). A finished or pruned trial stays
+  // so whatever the end. Returns whether the trial will be attempted again.
+  bool Ended(int64_t trial, AttemptEnd end, const std::string& failure, double wall_seconds);
+
+  // A trial whose process outlived an earlier driver (a Slurm job) is live again, on a slot, as
+  // the attempt it is on. Call before the first Next().
+  void Adopt(int64_t trial);
 
   Trial& trial(int64_t number);
   bool readied(int64_t number) const;  // loaded ahead, waiting for its go

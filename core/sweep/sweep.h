@@ -29,6 +29,8 @@ struct SweepOptions {
   std::filesystem::path root = ".tune/sweeps";
   bool resume = false;  // continue the newest sweep of this name instead of starting one
   bool force = false;   // resume although the sweep file or the data changed
+  bool detach = false;  // Slurm: submit the sweep's driver as a job of its own and return
+  std::string attach;   // <name>-<N>: follow that sweep, or drive it if nothing does (file unused)
 };
 
 // The GPUs trials run on, one trial each, as the values a trial's CUDA_VISIBLE_DEVICES takes:
@@ -36,8 +38,9 @@ struct SweepOptions {
 // 0..count-1 when it is unset (nullptr).
 std::vector<std::string> TrialGpus(int64_t count, const char* cuda_visible_devices);
 
-// Returns the exit code: 0 when every trial finished, 1 when some failed (they are listed).
-// Throws UserError for a sweep that cannot start.
+// Returns the exit code: 0 when every trial finished (or, detached, when the driver job was
+// submitted), 1 when some failed (they are listed). Throws UserError for a sweep that cannot start;
+// a new sweep that cannot start leaves no folder behind.
 int RunSweep(const SweepOptions& options);
 
 }  // namespace tune

@@ -66,6 +66,15 @@ json TrialJson(const Trial& t) {
             {"scores", t.scores},
             {"run_id", t.run_id}};
   if (t.base_objective) j["base_objective"] = *t.base_objective;
+  json attempts = json::array();
+  for (const Attempt& a : t.attempts) {
+    attempts.push_back({{"job", a.job},
+                        {"node", a.node},
+                        {"end", a.end},
+                        {"error", a.error},
+                        {"run_id", a.run_id}});
+  }
+  j["attempts"] = attempts;
   return j;
 }
 
@@ -88,6 +97,10 @@ Trial TrialFromJson(const json& j) {
   if (j.contains("base_objective")) t.base_objective = j["base_objective"].get<double>();
   t.scores = j.value("scores", std::map<std::string, double>());
   t.run_id = j.value("run_id", "");
+  for (const json& a : j.value("attempts", json::array())) {
+    t.attempts.push_back({a.value("job", ""), a.value("node", ""), a.value("end", ""),
+                          a.value("error", ""), a.value("run_id", "")});
+  }
   return t;
 }
 
@@ -113,9 +126,12 @@ void SaveSweepState(const fs::path& dir, const SweepState& state) {
   json trials = json::array();
   for (const Trial& t : state.trials) trials.push_back(TrialJson(t));
   const json root = {{"name", state.name},
+                     {"file", state.file},
+                     {"overrides", state.overrides},
                      {"sweep_sha256", state.sweep_sha256},
                      {"dataset_sha256", state.dataset_sha256},
                      {"repeats", state.repeats},
+                     {"finished", state.finished},
                      {"trials", trials}};
   const fs::path temp = dir / "sweep.json.tmp";
   {
@@ -132,9 +148,12 @@ SweepState LoadSweepState(const fs::path& dir) {
     const json root = json::parse(std::ifstream(path));
     SweepState state;
     state.name = root.at("name").get<std::string>();
+    state.file = root.value("file", "");
+    state.overrides = root.value("overrides", std::vector<std::string>());
     state.sweep_sha256 = root.at("sweep_sha256").get<std::string>();
     state.dataset_sha256 = root.at("dataset_sha256").get<std::string>();
     state.repeats = root.value("repeats", int64_t{1});
+    state.finished = root.value("finished", false);
     for (const json& j : root.at("trials")) state.trials.push_back(TrialFromJson(j));
     return state;
   } catch (const json::exception& e) {

@@ -17,6 +17,17 @@ namespace tune {
 enum class TrialStatus { kPending, kRunning, kFinished, kFailed, kPruned };
 const char* TrialStatusName(TrialStatus status);  // pending, running, finished, failed, pruned
 
+// One attempt at a trial: where it ran and why it ended (a trial runs again after an attempt that
+// ended without its fault, orchestrate/attempt.h).
+struct Attempt {
+  std::string job;     // the Slurm job that ran it ("1234_5": task 5 of array 1234); empty locally
+  std::string node;    // the host it ran on; empty until known
+  std::string end;     // AttemptEndName; empty while it runs
+  std::string error;   // what ended it, when it ended without a result
+  std::string run_id;  // its run in the tracker; empty until it made one
+  bool operator==(const Attempt&) const = default;
+};
+
 struct Trial {
   int64_t number = 0;         // 1-based; its folder is trial-NNN
   int64_t configuration = 0;  // 1-based; its swept values
@@ -31,13 +42,18 @@ struct Trial {
   int64_t pruned_at = 0;                  // the step at which early stopping ended it
   std::map<int64_t, double> rung_losses;  // eval loss at each early-stopping rung it reached
   std::string run_id;                     // its latest run in the tracker
+  std::vector<Attempt> attempts;          // every attempt, the latest last
 };
 
 struct SweepState {
   std::string name;  // <sweep name>-<N>
+  // What started it, for `tune sweep --attach NAME`: the sweep file (absolute) and its overrides.
+  std::string file;
+  std::vector<std::string> overrides;
   std::string sweep_sha256;
   std::string dataset_sha256;
   int64_t repeats = 1;
+  bool finished = false;      // its driver ran it to the end: every trial settled
   std::vector<Trial> trials;  // by number
 };
 

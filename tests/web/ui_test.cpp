@@ -56,6 +56,20 @@ class WebView : public ::testing::Test {
         Add("rank", record);
       }
     }
+    // Sweep slurm-1's trial 1 under Slurm: preempted on node7, finished on node8, one task.
+    for (const int64_t attempt : {1, 2}) {
+      RunInfo info{"slurm", "slurm-1", 1, "# trial: adapter.rank=4\n"};
+      info.node = attempt == 1 ? "node7" : "node8";
+      info.job = "12_1";
+      info.attempt = attempt;
+      const std::string run = registry_->CreateRun(info);
+      if (attempt == 1) {
+        registry_->FinishRun(run, RunStatus::kKilled, "Slurm: PREEMPTED, task 12_1 on node7",
+                             "preempted");
+      } else {
+        registry_->FinishRun(run, RunStatus::kFinished);
+      }
+    }
     // Trial 7's sweep was killed: its run says running, and its process is gone.
     const auto abandoned = testing::RunCommand(
         {TUNE_REGISTRY_TEST_WRITER, "run", RegistryDir().string(), "rank-1", "7"});
@@ -118,6 +132,21 @@ TEST_F(WebView, ASweepGivesItsObjectiveSeedsAndEachConfigurationsBoundedInterval
   EXPECT_GT(exact["stddev"].get<double>(), 0.0);
   EXPECT_EQ(exact["ci95_high"].get<double>(), 1.0);  // t alone: 1.06
   EXPECT_LT(exact["ci95_low"].get<double>(), 0.95);
+}
+
+// A trial that ran under Slurm says where, and every attempt why it ended; a local sweep's trials
+// have no job.
+TEST_F(WebView, ASlurmTrialSaysWhereItRanAndWhyEachAttemptEnded) {
+  const json trial = Get("/api/sweeps/slurm-1")["trials"][0];
+  EXPECT_EQ(trial["node"], "node8");
+  EXPECT_EQ(trial["job"], "12_1");
+  EXPECT_EQ(trial["attempt"], 2);
+  ASSERT_EQ(trial["attempts"].size(), 2u) << trial.dump(2);
+  EXPECT_EQ(trial["attempts"][0]["end_reason"], "preempted");
+  EXPECT_EQ(trial["attempts"][0]["node"], "node7");
+  EXPECT_EQ(trial["attempts"][0]["error"], "Slurm: PREEMPTED, task 12_1 on node7");
+  EXPECT_EQ(trial["attempts"][1]["end_reason"], "finished");
+  EXPECT_EQ(Get("/api/sweeps/rank-1")["trials"][0]["job"], "");
 }
 
 // A version registered without its run (by an older tune) is a finished trial of its
@@ -191,6 +220,13 @@ TEST_F(WebView, ThePagesReadGainsPagesSweepsAndNumbersAsAPersonWouldInARealBrows
   EXPECT_EQ(seen["seeds"], json({"0", "1", "2", "0", "1", "2", "0"}));
   EXPECT_EQ(seen["statuses"], json({"finished", "finished", "finished", "finished", "finished",
                                     "finished", "killed"}));
+  EXPECT_EQ(seen["rank_where"], json::array()) << "a local sweep's page shows no Slurm columns";
+  // A Slurm sweep's trial: where it ran, its attempts' ends, and each attempt on hovering.
+  EXPECT_EQ(seen["slurm_where"], json({"node8 (job 12_1)"}));
+  EXPECT_EQ(seen["slurm_attempts"], json({"preempted, finished"}));
+  EXPECT_EQ(seen["slurm_attempts_title"],
+            "1. node7 (job 12_1): preempted (Slurm: PREEMPTED, task 12_1 on node7)\n"
+            "2. node8 (job 12_1): finished");
 }
 
 }  // namespace

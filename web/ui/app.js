@@ -449,14 +449,23 @@ async function showSweeps(name) {
         spreadCells(c),
         others.map(m => el('td', {class: 'num'}, fmt((c.scores[m] || {}).mean))))));
 
+    // Where each trial ran and why each of its attempts ended, once one ran under Slurm or twice.
+    const placed = sweep.trials.some(t => t.job || (t.attempts || []).length > 1);
+    const place = a => a.job ? `${a.node || '?'} (job ${a.job})` : (a.node || '-');
+    const attemptCells = t => !placed ? [] : [
+      el('td', {class: 'where'}, place(t)),
+      el('td', {class: 'attempts', title: (t.attempts || []).map((a, i) =>
+        `${i + 1}. ${place(a)}: ${a.end_reason || a.status}${a.error ? ` (${a.error})` : ''}`).join('\n')},
+        (t.attempts || []).map(a => a.end_reason || a.status).join(', '))];
     const table = el('table', {id: 'trials'},
       el('tr', {}, el('th', {}, 'trial'), el('th', {}, 'configuration'), el('th', {}, 'seed'),
-         el('th', {}, 'status'), params.map(p => el('th', {}, p)),
+         el('th', {}, 'status'), placed ? [el('th', {}, 'ran on'), el('th', {}, 'attempts')] : [],
+         params.map(p => el('th', {}, p)),
          el('th', {class: 'num'}, 'step'), el('th', {class: 'num'}, 'loss'),
          shown.map(m => el('th', {class: 'num'}, m)), el('th', {}, 'version')),
       sweep.trials.map(t => el('tr', {'data-trial': t.trial},
         el('td', {}, t.trial), el('td', {}, fmt(t.configuration)), el('td', {class: 'seed'}, fmt(t.seed)),
-        el('td', {class: 'status', title: t.error || ''}, t.status),
+        el('td', {class: 'status', title: t.error || ''}, t.status), attemptCells(t),
         params.map(p => el('td', {}, fmt((t.params || {})[p]))),
         el('td', {class: 'num'}, fmt(t.step)), el('td', {class: 'num'}, fmt(t.loss)),
         shown.map(m => el('td', {class: 'num'}, fmt((t.scores || {})[m]))),

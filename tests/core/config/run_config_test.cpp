@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "plugin_host/plugin_host.h"
-#include "sweep/search.h"
 #include "support/test_support.h"
+#include "sweep/search.h"
 #include "util/error.h"
 
 namespace tune {
@@ -338,7 +338,8 @@ TEST_F(RunConfigTest, AGridRunsEveryPointAndOneTooLargeIsRefusedWithItsSize) {
   std::string keys;
   for (const char* key : {"train.steps", "train.batch_size", "train.seq_len", "train.seed",
                           "optimizer.warmup_steps"}) {
-    keys += "\"" + std::string(key) + "\" = " + ten + "\n";
+    // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on the chain of + here.
+    keys.append("\"").append(key).append("\" = ").append(ten).append("\n");
   }
   std::string million = grid;
   million.replace(million.find(lr), lr.size(), keys);
@@ -453,6 +454,69 @@ TEST_F(RunConfigTest, PluginPathsResolveAgainstTheFilesFolder) {
 
 TEST_F(RunConfigTest, MissingFileIsAUserError) {
   EXPECT_THROW(RunFile::Read(dir_.path() / "absent.toml", {}), UserError);
+}
+
+// The issue's example reads as written: every key typed, the rest Slurm's defaults.
+TEST_F(RunConfigTest, ASlurmExecutorReadsAsWritten) {
+  std::string text = kRunFile;
+  text += R"(
+[sweep.executor]
+kind = "slurm"
+partition = "gpu"
+gres = "gpu:1"
+time = "02:00:00"
+cpus_per_task = 8
+mem = "64G"
+array_parallelism = 16
+max_retries = 2
+sbatch_args = ["--account=ml", "--qos=normal"]
+)";
+  const RunConfig config = Resolve(text);
+  const ExecutorConfig& executor = config.sweep->executor;
+  EXPECT_EQ(executor.kind, "slurm");
+  EXPECT_EQ(executor.partition, "gpu");
+  EXPECT_EQ(executor.gres, "gpu:1");
+  EXPECT_EQ(executor.time, "02:00:00");
+  EXPECT_EQ(executor.cpus_per_task, 8);
+  EXPECT_EQ(executor.mem, "64G");
+  EXPECT_EQ(executor.array_parallelism, 16);
+  EXPECT_EQ(executor.max_retries, 2);
+  EXPECT_EQ(executor.sbatch_args, (std::vector<std::string>{"--account=ml", "--qos=normal"}));
+  EXPECT_EQ(executor.heartbeat_timeout_seconds, 120);
+  EXPECT_NE(executor.wheres.at("partition").find("rank.toml:58:"), std::string::npos)
+      << executor.wheres.at("partition");
+  // Without the table: local, and array_parallelism follows sweep.parallel.
+  const RunConfig local = Resolve(kRunFile, {"sweep.parallel=3"});
+  EXPECT_EQ(local.sweep->executor.kind, "local");
+  EXPECT_EQ(local.sweep->executor.array_parallelism, 3);
+}
+
+TEST_F(RunConfigTest, ExecutorValuesSlurmWouldRefuseAreRefusedWhereTheyAreWritten) {
+  const auto slurm = [](const char* keys) {
+    std::string text = kRunFile;
+    text += "\n[sweep.executor]\nkind = \"slurm\"\n";
+    text += keys;
+    return text;
+  };
+  EXPECT_EQ(ErrorOf(slurm("time = \"2 hours\"\n")),
+            "FILE:58:8: 'sweep.executor.time' = \"2 hours\" is not a Slurm time limit; write "
+            "minutes (\"90\"), \"HH:MM:SS\" or \"D-HH:MM:SS\"");
+  EXPECT_EQ(ErrorOf(slurm("mem = \"64 GB\"\n")),
+            "FILE:58:7: 'sweep.executor.mem' = \"64 GB\" is not a Slurm memory size; write "
+            "megabytes (\"4000\") or a number with K, M, G or T (\"64G\")");
+  EXPECT_EQ(ErrorOf(slurm("sbatch_args = [\"--array=1-4\"]\n")),
+            "FILE:58:15: 'sweep.executor.sbatch_args' sets --array, which tune sets for its "
+            "trials; remove it (the keys of [sweep.executor] set the rest)");
+  EXPECT_EQ(ErrorOf(slurm("kindd = \"x\"\n")),
+            "FILE:58:1: unknown key 'sweep.executor.kindd' (did you mean 'sweep.executor.kind'?)");
+  std::string local = kRunFile;
+  local += "\n[sweep.executor]\npartition = \"gpu\"\n";
+  EXPECT_EQ(ErrorOf(local),
+            "FILE:57:13: 'sweep.executor.partition' is a Slurm setting and this sweep runs "
+            "locally; set kind = \"slurm\" or remove it");
+  EXPECT_EQ(ErrorOf(kRunFile, {"sweep.executor.kind=slurn"}),
+            "argument 'sweep.executor.kind=slurn': 'sweep.executor.kind' = \"slurn\" is not one "
+            "of local, slurm (did you mean 'slurm'?)");
 }
 
 }  // namespace

@@ -42,16 +42,23 @@ TEST(TrialChannel, EveryMessageReadsBackAsWritten) {
       TrialDone{4, {{"exact_match", 0.5}, {"eval_loss", 1.0}}, {{"exact_match", 0.0}}, 12.5},
       TrackerCreateRun{{"rank", "rank-2", 3, "[train]\nsteps = 10\n"}},
       TrackerCreateRun{{"alone", std::nullopt, std::nullopt, ""}},
+      TrackerCreateRun{[] {
+        RunInfo info{"rank", "rank-2", 3, ""};
+        info.node = "node7";
+        info.job = "1234_3";
+        return info;
+      }()},
+      TrialHeartbeat{},
       TrackerLogMetrics{"0123456789abcdef", {{1, {{"loss", 2.5}}}, {2, {{"loss", 2.25}}}}},
       TrackerRegister{Version()},
-      TrackerFinishRun{"0123456789abcdef", RunStatus::kKilled, "pruned at step 5"}};
+      TrackerFinishRun{"0123456789abcdef", RunStatus::kKilled, "pruned at step 5", "pruned"}};
   for (const TrialMessage& message : trial_messages) {
     const std::string line = EncodeTrialMessage(message);
     EXPECT_EQ(line.find('\n'), std::string::npos) << line;
     EXPECT_EQ(DecodeTrialMessage(line), message) << line;
   }
   const std::vector<DriverMessage> driver_messages = {
-      TrialGo{"rank-2", 3, 2, "adapter.rank=4 optimizer.lr=0.001", "ab12", ".tune/registry"},
+      TrialGo{"rank-2", 3, 2, "adapter.rank=4 optimizer.lr=0.001", "ab12", ".tune/registry", 2},
       TrialVerdict{true, ""}, TrialVerdict{false, "pruned at step 5 (eval_loss 2.0000)"},
       TrackerReply{"0123456789abcdef", 0, ""}, TrackerReply{"", 7, "registry is full"}};
   for (const DriverMessage& message : driver_messages) {

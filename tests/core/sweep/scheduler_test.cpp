@@ -58,7 +58,7 @@ TEST(SweepScheduler, FillsEverySlotThenReadiesTheNextTrialAheadWhenThereIsRoom) 
   EXPECT_TRUE(scheduler.Next(true).launch.empty());  // nothing changed, nothing to do
 
   scheduler.Finished(2, Done(1, 0.5));
-  scheduler.Ended(2, "", 1.0);
+  scheduler.Ended(2, AttemptEnd::kFinished, "", 1.0);
   actions = scheduler.Next(true);
   ASSERT_EQ(actions.go.size(), 1u);
   EXPECT_EQ(actions.go[0].trial, 3);
@@ -68,9 +68,9 @@ TEST(SweepScheduler, FillsEverySlotThenReadiesTheNextTrialAheadWhenThereIsRoom) 
   EXPECT_FALSE(scheduler.done());
 
   scheduler.Finished(1, Done(2, 0.6));
-  scheduler.Ended(1, "", 1.0);
+  scheduler.Ended(1, AttemptEnd::kFinished, "", 1.0);
   scheduler.Finished(3, Done(3, 0.7));
-  scheduler.Ended(3, "", 1.0);
+  scheduler.Ended(3, AttemptEnd::kFinished, "", 1.0);
   EXPECT_TRUE(scheduler.Next(true).launch.empty());
   EXPECT_TRUE(scheduler.done());
 }
@@ -94,7 +94,7 @@ TEST(SweepScheduler, InterruptedTrialsRunBeforePendingOnesAndFinishedOnesNeverAg
   SweepScheduler scheduler(Plan(3), state, grid.propose());
   for (int64_t number = 1; number <= 3; ++number) {
     scheduler.Next(false);
-    scheduler.Ended(number, "x", 0.0);
+    scheduler.Ended(number, AttemptEnd::kFailed, "x", 0.0);
   }
   // As a killed sweep leaves it: 1 finished, 2 running without a process, 3 pending.
   state.trials[0].status = TrialStatus::kFinished;
@@ -103,7 +103,7 @@ TEST(SweepScheduler, InterruptedTrialsRunBeforePendingOnesAndFinishedOnesNeverAg
   SweepScheduler resumed(Plan(3), state, grid.propose());
   auto actions = resumed.Next(false);
   EXPECT_EQ(Launched(actions, false), (std::vector<int64_t>{2}));
-  resumed.Ended(2, "", 1.0);
+  resumed.Ended(2, AttemptEnd::kFinished, "", 1.0);
   actions = resumed.Next(false);
   EXPECT_EQ(Launched(actions, false), (std::vector<int64_t>{3}));
   EXPECT_EQ(state.trials.size(), 3u);  // no configuration proposed again
@@ -114,12 +114,12 @@ TEST(SweepScheduler, AFailingTrialFailsAloneAndTheNextOneStarts) {
   Grid grid;
   SweepScheduler scheduler(Plan(2), state, grid.propose());
   scheduler.Next(false);
-  scheduler.Ended(1, "killed by signal 9 (out of memory?)", 3.0);
+  scheduler.Ended(1, AttemptEnd::kKilled, "killed by signal 9 (out of memory?)", 3.0);
   EXPECT_EQ(state.trials[0].status, TrialStatus::kFailed);
   EXPECT_EQ(state.trials[0].error, "killed by signal 9 (out of memory?)");
   EXPECT_EQ(Launched(scheduler.Next(false), false), (std::vector<int64_t>{2}));
   // One that exits cleanly without a result failed too.
-  scheduler.Ended(2, "", 1.0);
+  scheduler.Ended(2, AttemptEnd::kFinished, "", 1.0);
   EXPECT_EQ(state.trials[1].error, "ended without reporting a result");
   EXPECT_TRUE(scheduler.done());
 }
@@ -132,7 +132,7 @@ TEST(SweepScheduler, RepeatsRunEveryConfigurationSeveralTimesAndProposalsSeeThei
   for (int64_t number = 1; number <= 3; ++number) {
     EXPECT_EQ(Launched(scheduler.Next(false), false), (std::vector<int64_t>{number}));
     scheduler.Finished(number, Done(number, 0.2 * static_cast<double>(number)));
-    scheduler.Ended(number, "", 1.0);
+    scheduler.Ended(number, AttemptEnd::kFinished, "", 1.0);
   }
   scheduler.Next(false);  // configuration 2's first repeat
   ASSERT_EQ(state.trials.size(), 6u);
@@ -185,8 +185,8 @@ TEST(SweepScheduler, AshaComparesConfigurationsByTheirMeanNotSingleSeeds) {
   // Its other repeat, still training, stops at its next eval whatever its loss.
   EXPECT_FALSE(scheduler.Evaluated(6, 5, 0.1).go_on);
   EXPECT_EQ(state.trials[5].status, TrialStatus::kPruned);
-  scheduler.Ended(5, "", 1.0);
-  scheduler.Ended(6, "", 1.0);
+  scheduler.Ended(5, AttemptEnd::kFinished, "", 1.0);
+  scheduler.Ended(6, AttemptEnd::kFinished, "", 1.0);
   EXPECT_EQ(state.trials[4].status, TrialStatus::kPruned);  // not failed
 }
 
@@ -200,18 +200,91 @@ TEST(SweepScheduler, APrunedConfigurationsRepeatsThatHaveNotStartedNeverRun) {
   scheduler.Next(false);
   EXPECT_TRUE(scheduler.Evaluated(1, 5, 1.0).go_on);
   scheduler.Finished(1, Done(1, 0.5));
-  scheduler.Ended(1, "", 1.0);
+  scheduler.Ended(1, AttemptEnd::kFinished, "", 1.0);
   scheduler.Next(false);
   EXPECT_TRUE(scheduler.Evaluated(2, 5, 1.0).go_on);
   scheduler.Finished(2, Done(2, 0.5));
-  scheduler.Ended(2, "", 1.0);
+  scheduler.Ended(2, AttemptEnd::kFinished, "", 1.0);
   EXPECT_EQ(Launched(scheduler.Next(false), false), (std::vector<int64_t>{3}));
   EXPECT_FALSE(scheduler.Evaluated(3, 5, 4.0).go_on);
-  scheduler.Ended(3, "", 1.0);
+  scheduler.Ended(3, AttemptEnd::kFinished, "", 1.0);
   // Trial 4 repeats configuration 2: it is pruned with it and never launched.
   EXPECT_EQ(state.trials[3].status, TrialStatus::kPruned);
   EXPECT_TRUE(scheduler.Next(false).launch.empty());
   EXPECT_TRUE(scheduler.done());
+}
+
+// A lost node, a preemption or a cancellation is not the trial's fault: it runs again, before any
+// pending trial, until it has had 1 + max_retries attempts; each attempt keeps why it ended.
+TEST(SweepScheduler, RetriesAnAttemptThatEndedWithoutItsFaultUntilRetriesRunOut) {
+  SweepState state;
+  Grid grid;
+  SchedulePlan plan = Plan(2);
+  plan.max_retries = 2;
+  SweepScheduler scheduler(plan, state, grid.propose());
+  EXPECT_EQ(Launched(scheduler.Next(false), false), (std::vector<int64_t>{1}));
+  EXPECT_TRUE(scheduler.Ended(1, AttemptEnd::kNodeFailure, "its node failed", 2.0));
+  EXPECT_EQ(state.trials[0].status, TrialStatus::kPending);
+  EXPECT_EQ(Launched(scheduler.Next(false), false), (std::vector<int64_t>{1}));
+  EXPECT_TRUE(scheduler.Ended(1, AttemptEnd::kPreempted, "preempted", 2.0));
+  EXPECT_EQ(Launched(scheduler.Next(false), false), (std::vector<int64_t>{1}));
+  EXPECT_FALSE(scheduler.Ended(1, AttemptEnd::kCancelled, "cancelled", 2.0));
+  EXPECT_EQ(state.trials[0].status, TrialStatus::kFailed);
+  EXPECT_EQ(state.trials[0].error, "cancelled (attempt 3 of 3; no retries left)");
+  ASSERT_EQ(state.trials[0].attempts.size(), 3u);
+  EXPECT_EQ(state.trials[0].attempts[0].end, "node_failure");
+  EXPECT_EQ(state.trials[0].attempts[1].end, "preempted");
+  EXPECT_EQ(state.trials[0].attempts[2].end, "cancelled");
+  EXPECT_EQ(Launched(scheduler.Next(false), false), (std::vector<int64_t>{2}));
+}
+
+// The trial's own error, or running out of memory, would happen again: no second attempt.
+TEST(SweepScheduler, NeverRetriesATrialsOwnFailureOrOneThatRanOutOfMemory) {
+  for (const AttemptEnd end : {AttemptEnd::kFailed, AttemptEnd::kOutOfMemory}) {
+    SweepState state;
+    Grid grid;
+    SchedulePlan plan = Plan(1);
+    plan.max_retries = 5;
+    SweepScheduler scheduler(plan, state, grid.propose());
+    scheduler.Next(false);
+    EXPECT_FALSE(scheduler.Ended(1, end, "no", 1.0));
+    EXPECT_EQ(state.trials[0].status, TrialStatus::kFailed);
+    EXPECT_EQ(state.trials[0].attempts.back().end, AttemptEndName(end));
+    EXPECT_TRUE(scheduler.done());
+  }
+}
+
+// Whatever ends a trial's process after it registered (a cancellation on its way out) leaves it
+// finished: the result counts, and nothing runs again.
+TEST(SweepScheduler, AFinishedTrialStaysFinishedWhateverEndsItsProcess) {
+  SweepState state;
+  Grid grid;
+  SchedulePlan plan = Plan(1);
+  plan.max_retries = 2;
+  SweepScheduler scheduler(plan, state, grid.propose());
+  scheduler.Next(false);
+  scheduler.Finished(1, Done(1, 0.5));
+  EXPECT_FALSE(scheduler.Ended(1, AttemptEnd::kCancelled, "cancelled", 1.0));
+  EXPECT_EQ(state.trials[0].status, TrialStatus::kFinished);
+  EXPECT_EQ(state.trials[0].attempts.back().end, "finished");
+  EXPECT_TRUE(scheduler.done());
+}
+
+// A driver that attaches to a sweep whose trials still run in Slurm takes them back on their
+// slots: nothing is launched in their place, and their end is handled as any other.
+TEST(SweepScheduler, AnAdoptedTrialTakesItsSlotAndIsNotLaunchedAgain) {
+  SweepState state;
+  Grid grid;
+  SweepScheduler first(Plan(2), state, grid.propose());
+  first.Next(false);  // trial 1, then its driver goes away
+  SweepScheduler attached(Plan(2), state, grid.propose());
+  attached.Adopt(1);
+  EXPECT_TRUE(attached.Next(false).launch.empty());
+  EXPECT_EQ(attached.live(), (std::vector<int64_t>{1}));
+  attached.Finished(1, Done(1, 0.5));
+  attached.Ended(1, AttemptEnd::kFinished, "", 1.0);
+  EXPECT_EQ(state.trials[0].attempts.size(), 1u);
+  EXPECT_EQ(Launched(attached.Next(false), false), (std::vector<int64_t>{2}));
 }
 
 }  // namespace

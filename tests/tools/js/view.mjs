@@ -57,6 +57,14 @@ try {
     cell => cell.textContent);
   result.seeds = await page.$$eval('#trials td.seed', cells => cells.map(c => c.textContent));
   result.statuses = await page.$$eval('#trials td.status', cells => cells.map(c => c.textContent));
+  result.rank_where = await page.$$eval('#trials td.where', cells => cells.map(c => c.textContent));
+
+  // A Slurm sweep: where each trial ran, and its attempts.
+  await page.goto(url + '/#/sweeps/slurm-1');
+  await page.waitForSelector('#trials td.where');
+  result.slurm_where = await page.$$eval('#trials td.where', cells => cells.map(c => c.textContent));
+  result.slurm_attempts = await page.$$eval('#trials td.attempts', cells => cells.map(c => c.textContent));
+  result.slurm_attempts_title = await page.$eval('#trials td.attempts', cell => cell.title);
 } catch (error) {
   result.error = String(error);
   result.main_text = await browser.contexts()[0]?.pages()[0]?.textContent('main').catch(() => '');
