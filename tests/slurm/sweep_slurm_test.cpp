@@ -15,6 +15,7 @@
 #include "orchestrate/slurm.h"
 #include "registry/registry.h"
 #include "support/test_support.h"
+#include "web/serve_process.h"
 
 namespace tune {
 namespace {
@@ -107,7 +108,9 @@ class SlurmSweep : public ::testing::Test {
     text +=
         "\nbatch_size = 4\nseq_len = 32\ncheckpoint_every = 50\neval_max_examples = 4\n"
         "eval_max_new_tokens = 4\nthreads = 1\n[[metrics]]\nplugin = \"exact_match\"\n"
-        "[registry]\npath = \"registry\"\n[sweep]\nmethod = \"grid\"\n"
+        "[registry]\n" +
+        registry_ +
+        "[sweep]\nmethod = \"grid\"\n"
         "objective = { metric = \"eval_loss\", goal = \"minimize\" }\nparallel = 2\n";
     if (executor != "local") text += "[sweep.executor]\nkind = \"slurm\"\n" + executor;
     text += "[sweep.parameters]\n\"adapter.rank\" = " + ranks +
@@ -177,15 +180,30 @@ class SlurmSweep : public ::testing::Test {
     return ends;
   }
 
+  // `tune serve` over the test's registry folder, which the sweep files name from then on (its
+  // URL and the owner's token file): the driver and its trials record there over HTTP.
+  std::unique_ptr<testing::ServeProcess> ServeRegistry() {
+    const fs::path token = dir_.Write("token", "owner.0123456789abcdef0123456789abcdef");
+    Registry::Open(dir_.path() / "registry", Registry::OpenMode::kCreate);
+    auto server = std::make_unique<testing::ServeProcess>(
+        dir_.path() / "registry", std::vector<std::string>{"--token-file", token.string()});
+    registry_ = "path = \"" + server->url() + "\"\ntoken_file = \"" + token.string() + "\"\n";
+    return server;
+  }
+
   static TempDir* shared_;
   TempDir dir_;
   std::string name_ = "s";
+  std::string registry_ = "path = \"registry\"\n";  // the sweep file's [registry] keys
 };
 TempDir* SlurmSweep::shared_ = nullptr;
 
-// Four trials as one array: four versions, each run saying where it ran, and the ranking a local
-// run of the same seeds gives (on the CPU, a trial's numbers do not depend on who started it).
-TEST_F(SlurmSweep, FourTrialsRegisterFourVersionsRankedAsALocalRunRanksThem) {
+// Four trials as one array, recording on a registry server (tune serve over its folder): four
+// versions, each run saying where it ran and who recorded it, and the ranking a local run of the
+// same seeds gives (on the CPU, a trial's numbers do not depend on who started it).
+TEST_F(SlurmSweep, FourTrialsRegisterFourVersionsOnAServerRankedAsALocalRunRanksThem) {
+  const std::unique_ptr<testing::ServeProcess> server = ServeRegistry();
+  ASSERT_GT(server->port(), 0) << server->Log();
   SweepFile("four", "[1, 2, 4, 8]", 20, "array_parallelism = 2\n");
   const CommandResult slurm = Sweep();
   ASSERT_EQ(slurm.exit_code, 0) << slurm.out << slurm.err;
@@ -206,9 +224,11 @@ TEST_F(SlurmSweep, FourTrialsRegisterFourVersionsRankedAsALocalRunRanksThem) {
     EXPECT_FALSE(run.info.node.empty());
     EXPECT_EQ(run.info.attempt, 1);
     EXPECT_EQ(run.end_reason, "finished");
+    EXPECT_EQ(run.created_by, "owner");
   }
 
   TempDir local;
+  registry_ = "path = \"registry\"\n";
   SweepFile("four", "[1, 2, 4, 8]", 20, "local", "", local.path());
   const CommandResult here = Sweep({}, local.path());
   ASSERT_EQ(here.exit_code, 0) << here.out << here.err;
@@ -332,9 +352,11 @@ TEST_F(SlurmSweep, ATrialThatStopsReportingIsFailedAndRetried) {
       << State()["trials"][0];
 }
 
-// The driver goes away (killed): its trials train on alone and register themselves; `tune sweep
-// --attach` drives the sweep again, picks up what finished alone, and ranks it all.
+// The driver goes away (killed): its trials train on alone and register themselves on the registry
+// server; `tune sweep --attach` drives the sweep again, picks up what finished alone, and ranks it.
 TEST_F(SlurmSweep, ADriverThatGoesAwayLeavesItsTrialsTrainingAndAttachPicksThemUp) {
+  const std::unique_ptr<testing::ServeProcess> server = ServeRegistry();
+  ASSERT_GT(server->port(), 0) << server->Log();
   SweepFile("orphan", "[2, 4]", 1500, "array_parallelism = 1\n");
   BackgroundSweep sweep(dir_.path(), {"sweep.toml"});
   ASSERT_TRUE(Await([&] { return HasCheckpoint(1, 100); }));
