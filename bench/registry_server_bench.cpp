@@ -141,7 +141,8 @@ int main(int argc, char** argv) {
           run_ids[static_cast<size_t>(r)] = run;
           int64_t step = 0;
           while (step < points) {
-            client->LogMetrics(run, ++step, {{"loss", 1.0 / static_cast<double>(step)}});
+            ++step;
+            client->LogMetrics(run, step, {{"loss", 1.0 / static_cast<double>(step)}});
             if (step % 1000 == 0) std::this_thread::yield();
           }
           client->FinishRun(run, tune::RunStatus::kFinished);  // what it holds reaches the server

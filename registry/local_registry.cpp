@@ -568,12 +568,12 @@ class LocalRegistry::Impl {
       if (impl_.pending_metrics.empty()) return;
       rocksdb::WriteBatch batch;
       for (const auto& [key, values] : impl_.pending_metrics) {
-        json merged = json::object();
+        std::map<std::string, double> merged;
         if (std::optional<std::string> existing = db_->Get(kRunMetrics, key)) {
-          merged = json::parse(*existing);
+          merged = wire::MetricValuesFromJson(json::parse(*existing));
         }
         for (const auto& [metric, value] : values) merged[metric] = value;
-        batch.Put(column(kRunMetrics), key, merged.dump());
+        batch.Put(column(kRunMetrics), key, wire::MetricValuesToJson(merged).dump());
       }
       Commit(batch, /*sync=*/false);  // the run folder's metrics.jsonl is the durable copy
       impl_.pending_metrics.clear();
@@ -1582,8 +1582,7 @@ std::vector<MetricsAtStep> LocalRegistry::GetRunMetrics(std::string_view run_id)
   const std::string prefix = std::string(run_id) + "/";
   std::map<int64_t, std::map<std::string, double>> by_step;
   db->Scan(kRunMetrics, prefix, [&](const std::string& key, const std::string& value) {
-    by_step[std::stoll(key.substr(prefix.size()))] =
-        json::parse(value).get<std::map<std::string, double>>();
+    by_step[std::stoll(key.substr(prefix.size()))] = wire::MetricValuesFromJson(json::parse(value));
   });
   {
     // What this process logged and has not written yet.

@@ -17,6 +17,7 @@
 #include "registry/object_store.h"
 #include "registry/wire.h"
 #include "util/echo.h"
+#include "util/log.h"
 #include "util/sha256.h"
 
 namespace tune {
@@ -531,8 +532,11 @@ bool RemoteRegistry::SendMetrics(const std::string& run_id) {
         steps.erase(steps.begin(), end);
       } catch (const RegistryUnreachable&) {
         reached = false;
-      } catch (const UserError&) {
-        steps.clear();  // refused (a run the server does not know): not worth sending again
+      } catch (const UserError& e) {
+        // Refused (a run the server does not know): not worth sending again, but said.
+        LogWarning("metrics of " + std::to_string(steps.size()) + " steps of run " + run +
+                   " were refused: " + e.what());
+        steps.clear();
       }
     }
   }

@@ -1,5 +1,10 @@
 #include "registry/wire.h"
 
+#include <cmath>
+#include <limits>
+
+#include "util/error.h"
+
 namespace tune::wire {
 
 using nlohmann::json;
@@ -111,17 +116,51 @@ TokenInfo TokenFromJson(const json& j) {
   return token;
 }
 
+json MetricValuesToJson(const std::map<std::string, double>& values) {
+  json out = json::object();
+  for (const auto& [metric, value] : values) {
+    if (std::isnan(value)) {
+      out[metric] = "nan";
+    } else if (std::isinf(value)) {
+      out[metric] = value > 0 ? "inf" : "-inf";
+    } else {
+      out[metric] = value;
+    }
+  }
+  return out;
+}
+
+std::map<std::string, double> MetricValuesFromJson(const json& j) {
+  if (!j.is_object()) throw UserError("metric values are an object {\"metric\": number}");
+  std::map<std::string, double> values;
+  for (const auto& [metric, value] : j.items()) {
+    if (value.is_number()) {
+      values[metric] = value.get<double>();
+    } else if (value == "nan" || value.is_null()) {  // null: how an older tune kept NaN
+      values[metric] = std::numeric_limits<double>::quiet_NaN();
+    } else if (value == "inf" || value == "-inf") {
+      values[metric] = value == "inf" ? std::numeric_limits<double>::infinity()
+                                      : -std::numeric_limits<double>::infinity();
+    } else {
+      throw UserError("metric " + metric + " is " + value.dump() +
+                      "; a metric's value is a number, \"nan\", \"inf\" or \"-inf\"");
+    }
+  }
+  return values;
+}
+
 json MetricsToJson(const std::vector<MetricsAtStep>& metrics) {
   json out = json::array();
-  for (const MetricsAtStep& at : metrics) out.push_back({{"step", at.step}, {"values", at.values}});
+  for (const MetricsAtStep& at : metrics) {
+    out.push_back({{"step", at.step}, {"values", MetricValuesToJson(at.values)}});
+  }
   return out;
 }
 
 std::vector<MetricsAtStep> MetricsFromJson(const json& j) {
   std::vector<MetricsAtStep> metrics;
   for (const json& at : j) {
-    metrics.push_back(
-        {at.at("step").get<int64_t>(), at.at("values").get<std::map<std::string, double>>()});
+    metrics.push_back({at.at("step").get<int64_t>(), MetricValuesFromJson(at.at("values"))});
   }
   return metrics;
 }

@@ -53,6 +53,12 @@ nlohmann::json TokenToJson(const TokenInfo& token);
 TokenInfo TokenFromJson(const nlohmann::json& json);
 nlohmann::json MetricsToJson(const std::vector<MetricsAtStep>& metrics);
 std::vector<MetricsAtStep> MetricsFromJson(const nlohmann::json& json);
+// One step's {metric: value}. JSON has no NaN or infinity: those values are the strings "nan",
+// "inf" and "-inf" (a diverged loss, an undefined score), read back as the numbers they were
+// (null, which an older tune wrote for all three, reads as NaN). FromJson throws UserError on any
+// other value.
+nlohmann::json MetricValuesToJson(const std::map<std::string, double>& values);
+std::map<std::string, double> MetricValuesFromJson(const nlohmann::json& json);
 nlohmann::json VerifyReportToJson(const VerifyReport& report);
 VerifyReport VerifyReportFromJson(const nlohmann::json& json);
 nlohmann::json GcReportToJson(const GcReport& report);

@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include <fstream>
 #include <thread>
@@ -160,12 +162,17 @@ std::vector<std::string> Scenario(Registry& registry, const fs::path& work,
   registry.LogMetrics(run, 1, {{"loss", 2.0}});
   registry.LogMetrics(run, 2, {{"loss", 1.0}});
   registry.LogMetrics(run, 2, {{"eval_loss", 1.5}});
+  // A diverged run's numbers, which JSON has no numbers for, are kept as they were.
+  registry.LogMetrics(run, 3,
+                      {{"loss", std::numeric_limits<double>::infinity()},
+                       {"grad_norm", -std::numeric_limits<double>::infinity()},
+                       {"eval_loss", std::numeric_limits<double>::quiet_NaN()}});
   registry.FinishRun(run, RunStatus::kFinished);
   const RunRecord recorded = registry.GetRun(run);
   note("run " + recorded.info.name + " " + std::string(RunStatusName(recorded.status)) + " sweep " +
        *recorded.info.sweep + " trial " + std::to_string(*recorded.info.trial));
   for (const MetricsAtStep& at : registry.GetRunMetrics(run)) {
-    note("step " + std::to_string(at.step) + " " + json(at.values).dump());
+    note("step " + std::to_string(at.step) + " " + wire::MetricValuesToJson(at.values).dump());
   }
   note(std::to_string(registry.ListRuns().size()) + " runs");
   refused([&] { registry.LogMetrics(run, -1, {{"loss", 1.0}}); });
@@ -200,6 +207,9 @@ TEST_F(RegistryServer, EveryCallAnswersAsAFolderDoes) {
       Scenario(*remote, server_work, dir_.path() / "served");
   EXPECT_EQ(from_server, from_folder);
   EXPECT_GE(from_server.size(), 30u);
+  EXPECT_NE(std::find(from_server.begin(), from_server.end(),
+                      R"(step 3 {"eval_loss":"nan","grad_norm":"-inf","loss":"inf"})"),
+            from_server.end());
 }
 
 TEST_F(RegistryServer, EveryChangeRecordsTheTokenThatMadeIt) {
