@@ -12,7 +12,6 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
-#include <future>
 #include <mutex>
 #include <random>
 #include <set>
@@ -1730,8 +1729,7 @@ int64_t LocalRegistry::ObjectReceived(std::string_view digest, int64_t size_byte
 }
 
 int64_t LocalRegistry::ReceiveObjectChunk(std::string_view digest, int64_t size_bytes,
-                                          int64_t offset, std::string_view bytes,
-                                          std::string_view chunk_sha256) {
+                                          int64_t offset, std::string_view bytes) {
   Impl& impl = *impl_;
   impl.RequireWritable("receive objects");
   const std::string what = "object sha256:" + Echo(digest, 64);
@@ -1743,9 +1741,6 @@ int64_t LocalRegistry::ReceiveObjectChunk(std::string_view digest, int64_t size_
                     std::to_string(offset) + " does not fit in its " + std::to_string(size_bytes) +
                     " bytes");
   }
-  // The chunk's own digest on a thread of its own, beside the running digest of the whole below.
-  std::future<std::string> chunk_digest =
-      std::async(std::launch::async, [bytes] { return Sha256Hex(bytes); });
   std::unique_lock lock(uploads_mutex);
   const fs::path staging = impl.objects.UploadPath(digest);
   // A chunk that came ahead of the one before it (a client sends two at once) waits for it.
@@ -1760,26 +1755,19 @@ int64_t LocalRegistry::ReceiveObjectChunk(std::string_view digest, int64_t size_
     upload_arrived.wait_until(lock, deadline);
   }
   if (offset != received) {
-    chunk_digest.wait();
     throw UploadOffsetConflict(what + ": " + std::to_string(received) +
                                    " bytes have arrived, not " + std::to_string(offset) +
                                    "; send from there",
                                received);
   }
   // The whole's digest as the bytes arrive, so a finished upload need not be read again. A
-  // server that restarted, or a chunk refused below, leaves none: the file is read then.
+  // server that restarted, or a chunk not written below, leaves none: the file is read then.
   Impl::UploadDigest& running = impl.upload_digests[std::string(digest)];
   if (offset == 0) running = Impl::UploadDigest{};
   const bool follows = running.hashed == offset;
   if (follows) {
     running.whole.Update(bytes);
     running.hashed += static_cast<int64_t>(bytes.size());
-  }
-  if (!SameText(chunk_digest.get(), chunk_sha256)) {
-    impl.upload_digests.erase(std::string(digest));
-    throw UserError(what + ": the chunk at " + std::to_string(offset) +
-                    " does not hash to the SHA-256 sent with it: it was damaged on the way; send "
-                    "it again");
   }
   if (!follows) impl.upload_digests.erase(std::string(digest));
   {
@@ -1806,8 +1794,8 @@ int64_t LocalRegistry::ReceiveObjectChunk(std::string_view digest, int64_t size_
   if (now < size_bytes) return now;
   if (const std::string actual = impl.FinishUpload(digest); actual != digest) {
     throw UserError(what + ": the bytes that arrived hash to sha256:" + actual +
-                    " instead (the file changed while it was sent?); send it again from the "
-                    "start");
+                    " instead (the file changed while it was sent, or was damaged on the way); "
+                    "send it again from the start");
   }
   return now;
 }

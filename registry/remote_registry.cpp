@@ -95,16 +95,13 @@ auto Retried(const Call& call) {
   }
 }
 
-// A file to send: its object's digest and size, and the SHA-256 of each of its chunks (the
-// pieces of wire::kChunkBytes a send is made of), worked out from one mapping of the file. The
-// chunks' digests are made on a thread of their own beside the whole's: a second core would
-// otherwise wait.
+// A file to send: its object's digest and size, from one mapping of the file. The server hashes
+// what arrives and stores the object only under the digest it is sent as.
 }  // namespace
 
 struct OutgoingObject {
   ManifestEntry entry;
   std::filesystem::path file;
-  std::vector<std::string> chunk_sha256;
 };
 
 namespace {
@@ -130,17 +127,7 @@ OutgoingObject HashForSending(const std::string& relative, const fs::path& file)
     }
   } unmap{mapped, size};
   const std::string_view bytes(static_cast<const char*>(mapped), size);
-  OutgoingObject outgoing{{relative, "", static_cast<int64_t>(size)}, file, {}};
-  std::future<std::vector<std::string>> chunks = std::async(std::launch::async, [bytes] {
-    std::vector<std::string> digests;
-    for (size_t at = 0; at < bytes.size(); at += wire::kChunkBytes) {
-      digests.push_back(Sha256Hex(bytes.substr(at, wire::kChunkBytes)));
-    }
-    return digests;
-  });
-  outgoing.entry.digest = Sha256Hex(bytes);
-  outgoing.chunk_sha256 = chunks.get();
-  return outgoing;
+  return {{relative, Sha256Hex(bytes), static_cast<int64_t>(size)}, file};
 }
 
 // A server's page of versions: 1,000 at most (web/api.cpp).
@@ -225,15 +212,10 @@ void RemoteRegistry::SendObject(const OutgoingObject& object, int64_t received) 
                       " (it changed while being sent?); register it "
                       "again");
     }
-    // The chunk's digest from the first read, unless the server asked from another offset.
-    const auto index = static_cast<size_t>(offset / chunk_bytes);
-    const bool aligned = offset % chunk_bytes == 0 && index < object.chunk_sha256.size();
     try {
-      return client_.Put(
-          "/api/objects/" + digest + "?size=" + std::to_string(size) +
-              "&offset=" + std::to_string(offset),
-          chunk,
-          {{wire::kChunkShaHeader, aligned ? object.chunk_sha256[index] : Sha256Hex(chunk)}});
+      return client_.Put("/api/objects/" + digest + "?size=" + std::to_string(size) +
+                             "&offset=" + std::to_string(offset),
+                         chunk);
     } catch (const RegistryUnreachable&) {
       return std::nullopt;
     }
