@@ -283,8 +283,7 @@ TEST_F(RegistryServer, AnObjectThatDoesNotHashAsItSaysIsRefused) {
   ASSERT_EQ(http.Put(target + "&offset=0", bytes).status, 200);  // sent again whole: stored
   EXPECT_EQ(BytesReceived(server_->url()), 5 + 12) << "the refused chunk counted as received";
   const std::string other = "other weights";
-  const HttpAnswer late =
-      http.Put("/api/objects/" + Sha256Hex(other) + "?size=13&offset=5", "we");
+  const HttpAnswer late = http.Put("/api/objects/" + Sha256Hex(other) + "?size=13&offset=5", "we");
   EXPECT_EQ(late.status, 409);
   EXPECT_EQ(json::parse(late.body)["received"], 0);
   VersionRecord record = SampleRecord();
