@@ -134,8 +134,11 @@ HttpAnswer HttpClient::Post(std::string_view target, std::string_view json) cons
   return Perform("POST", target, json, {{"Content-Type", "application/json"}}, nullptr);
 }
 
-HttpAnswer HttpClient::Put(std::string_view target, std::string_view bytes) const {
-  return Perform("PUT", target, bytes, {{"Content-Type", "application/octet-stream"}}, nullptr);
+HttpAnswer HttpClient::Put(std::string_view target, std::string_view bytes,
+                           const std::map<std::string, std::string>& headers) const {
+  std::map<std::string, std::string> all = headers;
+  all.emplace("Content-Type", "application/octet-stream");
+  return Perform("PUT", target, bytes, all, nullptr);
 }
 
 HttpAnswer HttpClient::Download(std::string_view target, int64_t from,

@@ -40,8 +40,9 @@ class HttpClient {
 
   HttpAnswer Get(std::string_view target) const;
   HttpAnswer Post(std::string_view target, std::string_view json) const;
-  // PUT of raw bytes (application/octet-stream).
-  HttpAnswer Put(std::string_view target, std::string_view bytes) const;
+  // PUT of raw bytes (application/octet-stream), with extra request headers.
+  HttpAnswer Put(std::string_view target, std::string_view bytes,
+                 const std::map<std::string, std::string>& headers) const;
   // GET whose body goes to `sink` as it arrives (sink returns false to stop), from byte `from`
   // on (a Range request when from > 0). The answer's body is left empty unless the status is
   // not 200 or 206 (then it holds the error).

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -715,34 +716,67 @@ class LocalRegistry::Impl {
   }
 
   // The digest of an upload's bytes so far (uploads_mutex): what FinishUpload need not read again.
+  struct SentChunk {
+    int64_t offset;
+    std::string sha256;  // as the client sent it
+  };
   struct UploadDigest {
     Sha256 whole;
     int64_t hashed = 0;
+    std::vector<SentChunk> chunks;  // in order, as appended
   };
   std::map<std::string, UploadDigest> upload_digests;
 
-  // Stores an upload that has all its bytes once they are checked to hash to `digest`, and
-  // returns what they hash to: when that is another digest, the upload is removed (it starts
-  // again).
-  std::string FinishUpload(std::string_view digest) {
+  struct UploadEnd {
+    std::string digest;                 // what the bytes that arrived hash to
+    std::optional<int64_t> damaged_at;  // where the first chunk damaged on the way began
+  };
+  // Stores an upload that has all its bytes once they are checked to hash to `digest`. When they
+  // hash otherwise, the upload goes back to its first chunk that does not hash as it was sent,
+  // or, when every chunk does, is removed (it starts again).
+  UploadEnd FinishUpload(std::string_view digest) {
     const fs::path staging = objects.UploadPath(digest);
-    registry_internal::StoredObject whole;
+    UploadEnd end;
     std::error_code ec;
     const auto size = static_cast<int64_t>(fs::file_size(staging, ec));
     const auto running = upload_digests.find(std::string(digest));
-    if (running != upload_digests.end() && !ec && running->second.hashed == size) {
-      whole.digest = running->second.whole.FinishHex();
-    } else {
-      whole = ObjectStore::HashFile(staging);
+    std::vector<SentChunk> chunks;
+    if (running != upload_digests.end()) {
+      chunks = std::move(running->second.chunks);
+      end.digest = !ec && running->second.hashed == size ? running->second.whole.FinishHex() : "";
+      upload_digests.erase(running);
     }
-    if (running != upload_digests.end()) upload_digests.erase(running);
-    if (whole.digest != digest) {
-      std::error_code ec;
-      fs::remove(staging, ec);
-    } else {
+    if (end.digest.empty()) end.digest = ObjectStore::HashFile(staging).digest;
+    if (end.digest == digest) {
       objects.Adopt(staging, digest);
+      return end;
     }
-    return whole.digest;
+    end.damaged_at = FirstDamagedChunk(staging, chunks, size);
+    if (end.damaged_at) {
+      ::truncate(staging.c_str(), *end.damaged_at);
+    } else {
+      fs::remove(staging, ec);
+    }
+    return end;
+  }
+
+  // Where the first of `chunks` in `file` (of `size` bytes) begins whose bytes do not hash to
+  // the SHA-256 sent with it; nullopt when each does.
+  static std::optional<int64_t> FirstDamagedChunk(const fs::path& file,
+                                                  const std::vector<SentChunk>& chunks,
+                                                  int64_t size) {
+    std::ifstream in(file, std::ios::binary);
+    std::string bytes;
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      const int64_t end = i + 1 < chunks.size() ? chunks[i + 1].offset : size;
+      bytes.resize(static_cast<size_t>(end - chunks[i].offset));
+      in.seekg(chunks[i].offset);
+      if (!in.read(bytes.data(), static_cast<std::streamsize>(bytes.size())) ||
+          Sha256Hex(bytes) != chunks[i].sha256) {
+        return chunks[i].offset;
+      }
+    }
+    return std::nullopt;
   }
 
   // Throws UserError naming `what` unless the object `entry` names is stored with its size.
@@ -1721,20 +1755,27 @@ int64_t LocalRegistry::ObjectReceived(std::string_view digest, int64_t size_byte
   if (fs::exists(impl_->objects.PathOf(digest), ec)) return size_bytes;
   const auto staged = fs::file_size(impl_->objects.UploadPath(digest), ec);
   if (ec) return 0;
-  // Whole, but the server stopped before it stored it: stored now (or refused and started over).
+  // Whole, but the server stopped before it stored it: stored now (or refused, and sent again
+  // from its damaged chunk, or from the start).
   if (static_cast<int64_t>(staged) == size_bytes) {
-    return impl_->FinishUpload(digest) == digest ? size_bytes : 0;
+    const Impl::UploadEnd end = impl_->FinishUpload(digest);
+    return end.digest == digest ? size_bytes : end.damaged_at.value_or(0);
   }
   return static_cast<int64_t>(staged);
 }
 
 int64_t LocalRegistry::ReceiveObjectChunk(std::string_view digest, int64_t size_bytes,
-                                          int64_t offset, std::string_view bytes) {
+                                          int64_t offset, std::string_view bytes,
+                                          std::string_view chunk_sha256) {
   Impl& impl = *impl_;
   impl.RequireWritable("receive objects");
   const std::string what = "object sha256:" + Echo(digest, 64);
   if (!registry_internal::IsHexDigest(digest)) {
     throw UserError("'" + Echo(digest, 64) + "' is not a SHA-256 digest (64 lowercase hex digits)");
+  }
+  if (!registry_internal::IsHexDigest(chunk_sha256)) {
+    throw UserError(what + ": the chunk's SHA-256 '" + Echo(chunk_sha256, 64) +
+                    "' is not 64 lowercase hex digits");
   }
   if (size_bytes < 0 || offset < 0 || offset + static_cast<int64_t>(bytes.size()) > size_bytes) {
     throw UserError(what + ": a chunk of " + std::to_string(bytes.size()) + " bytes at " +
@@ -1789,13 +1830,24 @@ int64_t LocalRegistry::ReceiveObjectChunk(std::string_view digest, int64_t size_
                       "; check the disk has space");
     }
   }
+  if (const auto kept = impl.upload_digests.find(std::string(digest));
+      kept != impl.upload_digests.end()) {
+    kept->second.chunks.push_back({offset, std::string(chunk_sha256)});
+  }
   upload_arrived.notify_all();
   const int64_t now = received + static_cast<int64_t>(bytes.size());
   if (now < size_bytes) return now;
-  if (const std::string actual = impl.FinishUpload(digest); actual != digest) {
-    throw UserError(what + ": the bytes that arrived hash to sha256:" + actual +
-                    " instead (the file changed while it was sent, or was damaged on the way); "
-                    "send it again from the start");
+  const Impl::UploadEnd end = impl.FinishUpload(digest);
+  if (end.damaged_at) {
+    throw UploadOffsetConflict(what + ": the chunk at " + std::to_string(*end.damaged_at) +
+                                   " does not hash to the SHA-256 sent with it: it was damaged "
+                                   "on the way; send from there",
+                               *end.damaged_at);
+  }
+  if (end.digest != digest) {
+    throw UserError(what + ": the bytes that arrived hash to sha256:" + end.digest +
+                    " instead (the file changed while it was sent?); send it again from the "
+                    "start");
   }
   return now;
 }

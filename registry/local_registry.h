@@ -56,14 +56,16 @@ class LocalRegistry final : public Registry {
   // `size_bytes` bytes have arrived so far: `size_bytes` when it is stored, 0 when nothing is. An
   // upload whose bytes all arrived before the server stopped is stored now, if they hash right.
   int64_t ObjectReceived(std::string_view digest, int64_t size_bytes);
-  // Appends `bytes` to the object's upload at `offset`. Refuses (UserError, storing nothing) an
-  // offset that is not what has arrived (UploadOffsetConflict, naming it) and bytes past
-  // `size_bytes`. The chunk that completes the object has the whole checked against `digest`:
-  // stored when it matches; else refused and the upload dropped (sent again from the start; no
-  // chunk is checked on its own: TCP, TLS and that check cover the way). Returns the bytes that
-  // have arrived.
+  // Appends `bytes`, which the client says hash to `chunk_sha256`, to the object's upload at
+  // `offset`. Refuses (UserError, storing nothing) an offset that is not what has arrived
+  // (UploadOffsetConflict, naming it) and bytes past `size_bytes`. The chunk that completes the
+  // object has the whole checked against `digest` and the object stored. When the whole does not
+  // match, each chunk is checked against what was sent with it: the first that differs was
+  // damaged on the way, and the upload goes back to it (UploadOffsetConflict); with none (the
+  // file changed while it was sent), the upload is dropped. So bytes are hashed once on the way
+  // and chunks again only when something is wrong. Returns the bytes that have arrived.
   int64_t ReceiveObjectChunk(std::string_view digest, int64_t size_bytes, int64_t offset,
-                             std::string_view bytes);
+                             std::string_view bytes, std::string_view chunk_sha256);
   // Register and RegisterDataset for objects already stored (by digest): `record.files` and
   // `record.eval_samples`, or `record.rows_object`, name them. UserError naming the first that is
   // not stored, or stored with another size.

@@ -95,8 +95,7 @@ auto Retried(const Call& call) {
   }
 }
 
-// A file to send: its object's digest and size, from one mapping of the file. The server hashes
-// what arrives and stores the object only under the digest it is sent as.
+// A file to send: its object's digest and size, from one mapping of the file.
 }  // namespace
 
 struct OutgoingObject {
@@ -212,10 +211,12 @@ void RemoteRegistry::SendObject(const OutgoingObject& object, int64_t received) 
                       " (it changed while being sent?); register it "
                       "again");
     }
+    // Its digest here, while the chunk before it is on its way.
+    const std::string chunk_sha256 = Sha256Hex(chunk);
     try {
       return client_.Put("/api/objects/" + digest + "?size=" + std::to_string(size) +
                              "&offset=" + std::to_string(offset),
-                         chunk);
+                         chunk, {{wire::kChunkShaHeader, chunk_sha256}});
     } catch (const RegistryUnreachable&) {
       return std::nullopt;
     }

@@ -10,8 +10,8 @@
 //   GET  /api/objects/DIGEST                          an object's bytes (Range), checked as sent
 //   POST /api/objects/received  {"objects": [{"digest", "size_bytes"}]}
 //                               -> {"received": [bytes that arrived of each, in order]}
-//   PUT  /api/objects/DIGEST?size=S&offset=O          a chunk (at most kChunkBytes); the
-//                                                     whole, once arrived, must hash to DIGEST
+//   PUT  /api/objects/DIGEST?size=S&offset=O          a chunk (at most kChunkBytes), its
+//                                                     SHA-256 in kChunkShaHeader
 //                               -> {"received": bytes that arrived}; 409 {"received"} for an
 //                                  offset that is not that
 //   POST /api/adapters/NAME/versions  {"record"}      -> {"version"}: the objects it names stored
@@ -41,6 +41,7 @@ namespace tune::wire {
 
 constexpr int kProtocol = 1;
 constexpr size_t kChunkBytes = size_t{8} << 20;
+constexpr const char* kChunkShaHeader = "X-Chunk-SHA256";
 // A request body the server reads whole (records, metrics); chunks have their own limit.
 constexpr size_t kMaxJsonBytes = size_t{16} << 20;
 

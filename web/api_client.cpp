@@ -219,10 +219,16 @@ HttpResponse Api::Put(const HttpRequest& request, const std::vector<std::string>
   if (!IsDigest(parts[1])) return ErrorResponse(400, "an object is named by its SHA-256");
   const std::optional<int64_t> size = QueryInt(request, "size", -1, int64_t{1} << 50);
   const std::optional<int64_t> offset = QueryInt(request, "offset", -1, int64_t{1} << 50);
-  if (!size || !offset || *size < 0 || *offset < 0) {
-    return ErrorResponse(400, "a chunk is PUT with ?size=S&offset=O");
+  std::string header = wire::kChunkShaHeader;
+  for (char& c : header) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const auto chunk_sha = request.headers.find(header);
+  if (!size || !offset || *size < 0 || *offset < 0 || chunk_sha == request.headers.end()) {
+    return ErrorResponse(400,
+                         std::string("a chunk is PUT with ?size=S&offset=O and its SHA-256 in ") +
+                             wire::kChunkShaHeader);
   }
-  const int64_t received = registry_.ReceiveObjectChunk(parts[1], *size, *offset, request.body);
+  const int64_t received =
+      registry_.ReceiveObjectChunk(parts[1], *size, *offset, request.body, chunk_sha->second);
   object_bytes_received_ += static_cast<int64_t>(request.body.size());
   return JsonResponse({{"received", received}});
 }

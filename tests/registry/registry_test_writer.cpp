@@ -21,7 +21,9 @@
 //       print "VERSION DIGEST"
 //   registry_test_writer remote-runs URL
 //       through the registry server at URL ($TUNE_TOKEN), record runs and their metrics until
-//       killed, printing "RUN_ID" as each finishes
+//       killed, printing "RUN_ID" as each finishes; about ten runs a second, as a busy team's
+//       trainers would (not as fast as it can: thousands of runs would slow every page on a
+//       slow machine)
 //   registry_test_writer run DIR SWEEP TRIAL
 //       create the run of trial TRIAL of sweep SWEEP, print its id, and exit without finishing it,
 //       as a sweep killed mid-trial leaves it
@@ -32,12 +34,14 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <rocksdb/db.h>
@@ -210,6 +214,7 @@ int main(int argc, char** argv) {
         }
         registry->FinishRun(run, tune::RunStatus::kFinished);
         std::cout << run << std::endl;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
     }
     if (mode == "remote-register" && argc == 4) {
