@@ -81,6 +81,21 @@ int Tokens(CLI::App& token, CLI::App& add, CLI::App& ls, const std::string& regi
   return 0;
 }
 
+// Runs `command` and turns what it throws into one line on stderr: exit status 1 for the user's
+// errors, 2 for the program's.
+template <typename Command>
+int ReportErrors(Command command) {
+  try {
+    return command();
+  } catch (const tune::UserError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "internal error: " << e.what() << "\n";
+    return 2;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -126,15 +141,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (token->parsed()) {
-    try {
-      return Tokens(*token, *add, *ls, registry, token_name, role);
-    } catch (const tune::UserError& e) {
-      std::cerr << "error: " << e.what() << "\n";
-      return 1;
-    } catch (const std::exception& e) {
-      std::cerr << "internal error: " << e.what() << "\n";
-      return 2;
-    }
+    return ReportErrors([&] { return Tokens(*token, *add, *ls, registry, token_name, role); });
   }
   // Blocked before any thread starts, so that every thread leaves them to sigwait below.
   sigset_t stop;
@@ -142,7 +149,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  try {
+  return ReportErrors([&] {
     options.registry = registry;
     options.tls_cert = tls_cert;
     options.tls_key = tls_key;
@@ -159,11 +166,5 @@ int main(int argc, char** argv) {
     sigwait(&stop, &signal);
     std::printf("stopped\n");
     return 0;
-  } catch (const tune::UserError& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "internal error: " << e.what() << "\n";
-    return 2;
-  }
+  });
 }

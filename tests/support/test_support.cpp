@@ -219,6 +219,15 @@ CommandResult SignalTuneWhen(const std::vector<std::string>& args, const std::st
   return run;
 }
 
+std::string TwiceRows(int count) {
+  std::string rows;
+  for (int i = 0; i < count; ++i) {
+    rows += "{\"prompt\": \"twice " + std::to_string(i) + " =\", \"completion\": \"" +
+            std::to_string(2 * i) + "\"}\n";
+  }
+  return rows;
+}
+
 fs::path MakeTinyLlama(const fs::path& dir, const std::vector<std::string>& flags) {
   std::vector<std::string> argv = {
       kPython, (fs::path(TUNE_SOURCE_DIR) / "tests/tools/make_tiny_llama.py").string(),

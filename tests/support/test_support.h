@@ -88,6 +88,10 @@ inline constexpr const char* kPython = TUNE_PYTHON;
 std::filesystem::path MakeTinyLlama(const std::filesystem::path& dir,
                                     const std::vector<std::string>& flags);
 
+// `count` JSONL rows {"prompt": "twice I =", "completion": "2I"} for I = 0..count-1: a task a
+// tiny model learns in a few hundred steps, for tests that train.
+std::string TwiceRows(int count);
+
 // The whole of a file; empty when it cannot be read.
 std::string ReadText(const std::filesystem::path& path);
 

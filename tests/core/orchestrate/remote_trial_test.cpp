@@ -22,12 +22,7 @@ class RemoteTrial : public ::testing::Test {
   static void SetUpTestSuite() {
     shared_ = new testing::TempDir();
     testing::MakeTinyLlama(shared_->path() / "model", {"--seed", "6"});
-    std::string rows;
-    for (int i = 0; i < 80; ++i) {
-      rows += "{\"prompt\": \"twice " + std::to_string(i) + " =\", \"completion\": \"" +
-              std::to_string(2 * i) + "\"}\n";
-    }
-    shared_->Write("data.jsonl", rows);
+    shared_->Write("data.jsonl", testing::TwiceRows(80));
   }
   static void TearDownTestSuite() { delete shared_; }
 

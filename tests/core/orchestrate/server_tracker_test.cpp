@@ -26,12 +26,7 @@ class ServerTracker : public ::testing::Test {
   static void SetUpTestSuite() {
     shared_ = new TempDir();
     testing::MakeTinyLlama(shared_->path() / "model", {"--seed", "7"});
-    std::string rows;
-    for (int i = 0; i < 60; ++i) {
-      rows += "{\"prompt\": \"twice " + std::to_string(i) + " =\", \"completion\": \"" +
-              std::to_string(2 * i) + "\"}\n";
-    }
-    shared_->Write("data.jsonl", rows);
+    shared_->Write("data.jsonl", testing::TwiceRows(60));
   }
   static void TearDownTestSuite() { delete shared_; }
 
