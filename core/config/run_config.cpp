@@ -1,10 +1,10 @@
 #include "config/run_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
-#include <regex>
 #include <sstream>
 
 #include <toml++/toml.h>
@@ -227,10 +227,44 @@ const toml::table* SubTable(const toml::table& parent, std::string_view key,
   return node->as_table();
 }
 
+// Whether `text` is `count` numbers (one or more digits each) joined by `separator`.
+bool IsNumbersJoinedBy(std::string_view text, char separator, int count) {
+  int numbers = 0;
+  size_t start = 0;
+  while (numbers < count) {
+    size_t end = text.find(separator, start);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view number = text.substr(start, end - start);
+    if (number.empty() ||
+        !std::all_of(number.begin(), number.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return false;
+    }
+    ++numbers;
+    if (end == text.size()) return numbers == count;
+    start = end + 1;
+  }
+  return false;
+}
+
 // Slurm's time formats (sbatch --time): M, M:S, H:M:S, D-H, D-H:M, D-H:M:S, each a number.
-bool IsSlurmTime(const std::string& text) {
-  static const std::regex time(R"(^(\d+-\d+(:\d+){0,2}|\d+(:\d+){0,2})$)");
-  return std::regex_match(text, time);
+bool IsSlurmTime(std::string_view text) {
+  const size_t dash = text.find('-');
+  const std::string_view clock = dash == std::string_view::npos ? text : text.substr(dash + 1);
+  if (dash != std::string_view::npos && !IsNumbersJoinedBy(text.substr(0, dash), '-', 1)) {
+    return false;
+  }
+  for (int parts = 1; parts <= 3; ++parts) {
+    if (IsNumbersJoinedBy(clock, ':', parts)) return true;
+  }
+  return false;
+}
+
+// Slurm's memory sizes (sbatch --mem): a number of megabytes, or one with K, M, G or T.
+bool IsSlurmMemory(std::string_view text) {
+  if (!text.empty() && std::string_view("KMGT").find(text.back()) != std::string_view::npos) {
+    text.remove_suffix(1);
+  }
+  return IsNumbersJoinedBy(text, ' ', 1);
 }
 
 // [sweep.executor]: checked here, so that a typo fails before anything is submitted; what only
@@ -305,7 +339,7 @@ ExecutorConfig ResolveExecutor(const toml::table& sweep_table, int64_t parallel,
                        "\" is not a Slurm time limit; write minutes (\"90\"), \"HH:MM:SS\" or "
                        "\"D-HH:MM:SS\"");
   }
-  if (!executor.mem.empty() && !std::regex_match(executor.mem, std::regex("^\\d+[KMGT]?$"))) {
+  if (!executor.mem.empty() && !IsSlurmMemory(executor.mem)) {
     refuse("mem", "= \"" + Echo(executor.mem, 40) +
                       "\" is not a Slurm memory size; write megabytes (\"4000\") or a number "
                       "with K, M, G or T (\"64G\")");

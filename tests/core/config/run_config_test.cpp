@@ -504,6 +504,23 @@ TEST_F(RunConfigTest, ExecutorValuesSlurmWouldRefuseAreRefusedWhereTheyAreWritte
   EXPECT_EQ(ErrorOf(slurm("mem = \"64 GB\"\n")),
             "FILE:58:7: 'sweep.executor.mem' = \"64 GB\" is not a Slurm memory size; write "
             "megabytes (\"4000\") or a number with K, M, G or T (\"64G\")");
+  // Every form sbatch --time and --mem take, and near misses.
+  for (const char* time : {"90", "10:30", "2:00:00", "1-12", "1-12:30", "1-12:30:15"}) {
+    EXPECT_NO_THROW(Resolve(slurm(("time = \"" + std::string(time) + "\"\n").c_str()))) << time;
+  }
+  for (const char* time : {"1-", "-5", "1:2:3:4", "1-2-3", "1-2:3:4:5", "1:", "a:10"}) {
+    EXPECT_NE(ErrorOf(slurm(("time = \"" + std::string(time) + "\"\n").c_str())).find("time limit"),
+              std::string::npos)
+        << time;
+  }
+  for (const char* mem : {"4000", "64G", "512M", "1T", "100K"}) {
+    EXPECT_NO_THROW(Resolve(slurm(("mem = \"" + std::string(mem) + "\"\n").c_str()))) << mem;
+  }
+  for (const char* mem : {"G", "64GB", "6.4G", "-1", "64g"}) {
+    EXPECT_NE(ErrorOf(slurm(("mem = \"" + std::string(mem) + "\"\n").c_str())).find("memory size"),
+              std::string::npos)
+        << mem;
+  }
   EXPECT_EQ(ErrorOf(slurm("sbatch_args = [\"--array=1-4\"]\n")),
             "FILE:58:15: 'sweep.executor.sbatch_args' sets --array, which tune sets for its "
             "trials; remove it (the keys of [sweep.executor] set the rest)");
