@@ -9,9 +9,10 @@
 // RegistryConfig::retry_seconds of the server being unreachable. A run whose registration could
 // not be made keeps everything in its folder, for `tune registry push` (PushRunFolder).
 //
-// Threads: one thread at a time per Tracker. Errors: UserError of one line (a registry in use
-// longer than its wait, a full disk, a server unreachable for too long); what was recorded
-// before stays recorded.
+// Threads: one thread at a time per Tracker, except that the trackers OpenRegistryTracker makes
+// also take Register on other threads beside the calls of that one. Errors: UserError of one line
+// (a registry in use longer than its wait, a full disk, a server unreachable for too long); what
+// was recorded before stays recorded.
 #pragma once
 
 #include <cstdint>

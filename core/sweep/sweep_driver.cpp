@@ -102,11 +102,30 @@ void SweepDriver::Run() {
     std::vector<RunningTrial*> live;
     for (auto& [number, process] : processes_) live.push_back(process->trial.get());
     runner_.WaitForAny(live, std::chrono::milliseconds(200));
+    AnswerRegistrations();
     for (const int64_t number : scheduler_.live()) Watch(number);
     if (Clock::now() - last_report > std::chrono::seconds(5)) {
       last_report = Clock::now();
       PrintProgress(SecondsSince(start));
     }
+  }
+}
+
+void SweepDriver::AnswerRegistrations() {
+  for (auto it = registrations_.begin(); it != registrations_.end();) {
+    if (it->reply.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      ++it;
+      continue;
+    }
+    const TrackerReply reply = it->reply.get();
+    if (const auto process = processes_.find(it->number); process != processes_.end()) {
+      try {
+        process->second->trial->channel()->Send(reply);
+      } catch (const ChannelClosed&) {
+        // It died waiting: Watch reaps it.
+      }
+    }
+    it = registrations_.erase(it);
   }
 }
 
@@ -400,7 +419,19 @@ bool SweepDriver::Serve(int64_t number, const TrialMessage& message) {
       }
       return true;  // not answered
     } else if (const auto* registered = std::get_if<TrackerRegister>(&message)) {
-      reply.version = tracker_.Register(registered->version);
+      // Answered by AnswerRegistrations once made (OpenRegistryTracker's trackers take Register
+      // on another thread beside the other calls).
+      registrations_.push_back(
+          {number, std::async(std::launch::async, [this, version = registered->version] {
+             TrackerReply made;
+             try {
+               made.version = tracker_.Register(version);
+             } catch (const UserError& e) {
+               made.error = e.what();
+             }
+             return made;
+           })});
+      return true;
     } else if (const auto* finish = std::get_if<TrackerFinishRun>(&message)) {
       tracker_.FinishRun(finish->run_id, finish->status, finish->error, finish->end_reason);
     } else {

@@ -3,13 +3,16 @@
 // the sweep's tracker, records every attempt (where it ran, why it ended) in sweep.json and in its
 // run, and prints progress. The decisions themselves are the scheduler's.
 //
-// Threads: one. Errors: UserError when the runner cannot start trials (Slurm refused them); the
-// state is saved, and trials already handed to a cluster go on alone.
+// Threads: one, and a thread per registration in progress (an upload to a registry server may
+// take minutes; the other trials' calls and verdicts do not wait for it). Errors: UserError when
+// the runner cannot start trials (Slurm refused them); the state is saved, and trials already
+// handed to a cluster go on alone.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -67,6 +70,7 @@ class SweepDriver {
   void Handle(int64_t number, const TrialMessage& message);
   void AddTrialFields(int64_t number, RunInfo& info) const;
   bool Serve(int64_t number, const TrialMessage& message);
+  void AnswerRegistrations();
   void Ended(int64_t number, const TrialExit& exit, std::string failure);
   void RecordEnd(int64_t number, AttemptEnd end, const std::string& failure);
   void PrintProgress(double elapsed_seconds);
@@ -78,6 +82,12 @@ class SweepDriver {
   TrialRunner& runner_;
   ReportContext report_;
   std::map<int64_t, std::unique_ptr<Process>> processes_;
+  // Registrations in progress, each on a thread of its own, and the trial each answers.
+  struct Registration {
+    int64_t number;
+    std::future<TrackerReply> reply;
+  };
+  std::vector<Registration> registrations_;
 };
 
 // trial-001: the name of a trial's run folder (and, with .log, of its log).

@@ -197,5 +197,43 @@ TEST_F(ServerTracker, AServerThatComesBackBeforeTheRunGivesUpGetsAllOfIt) {
   EXPECT_EQ(registry->GetRun(version.run_id).status, RunStatus::kFinished);
 }
 
+// A trial waiting to register (its server is down) holds up no other: the sweep's other trial
+// gets its verdicts and trains to its end meanwhile, and both register once the server is back.
+TEST_F(ServerTracker, ATrialWaitingToRegisterHoldsUpNoOtherTrial) {
+  int port = 0;
+  {
+    const auto probe = Serve();
+    port = probe->port();
+  }
+  const std::string url = "http://127.0.0.1:" + std::to_string(port);
+  const fs::path file = RunFile("waits", false,
+                                "[sweep]\nmethod = \"grid\"\nparallel = 2\nobjective = { metric = "
+                                "\"eval_loss\", goal = \"minimize\" }\n[sweep.parameters]\n"
+                                "\"train.steps\" = [2, 30]\n");
+  testing::CommandResult swept;
+  std::atomic<bool> done = false;
+  std::thread sweeping([&] {
+    swept = RunTuneIn(dir_.path(),
+                      {"sweep", file.string(), "train.eval_every=2", "registry.retry_seconds=600"},
+                      Env(url));
+    done = true;
+  });
+  // Trial 1 waits to register from its second step on; trial 2 needs a verdict every two steps.
+  const fs::path sweep_dir = dir_.path() / ".tune/sweeps/waits-1";
+  const auto waiting = [&](const char* trial) {
+    return fs::exists(sweep_dir / trial / "registration.json");
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  while (!(waiting("trial-001") && waiting("trial-002")) && !done &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(waiting("trial-002")) << "trial 2 stopped while trial 1 waited to register";
+  const auto server = Serve(port);
+  sweeping.join();
+  ASSERT_EQ(swept.exit_code, 0) << swept.out << swept.err;
+  EXPECT_EQ(Client(url)->List({"waits", "", ""}).size(), 2u);
+}
+
 }  // namespace
 }  // namespace tune
