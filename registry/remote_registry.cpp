@@ -1,7 +1,6 @@
 #include "registry/remote_registry.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -95,7 +94,7 @@ auto Retried(const Call& call) {
   }
 }
 
-// A file to send: its object's digest and size, from one mapping of the file.
+// A file to send: its object's digest and size, read as the folder registry reads it.
 }  // namespace
 
 struct OutgoingObject {
@@ -106,27 +105,8 @@ struct OutgoingObject {
 namespace {
 
 OutgoingObject HashForSending(const std::string& relative, const fs::path& file) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  struct stat status {};
-  if (fd < 0 || ::fstat(fd, &status) != 0) {
-    if (fd >= 0) ::close(fd);
-    throw UserError("cannot read " + file.string() + "; check it exists and is readable");
-  }
-  const auto size = static_cast<size_t>(status.st_size);
-  void* mapped = size > 0 ? ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0) : nullptr;
-  ::close(fd);
-  if (mapped == MAP_FAILED) {
-    throw UserError("cannot read " + file.string() + "; check the file is readable");
-  }
-  struct Unmap {
-    void* at;
-    size_t size;
-    ~Unmap() {
-      if (at != nullptr) ::munmap(at, size);
-    }
-  } unmap{mapped, size};
-  const std::string_view bytes(static_cast<const char*>(mapped), size);
-  return {{relative, Sha256Hex(bytes), static_cast<int64_t>(size)}, file};
+  const registry_internal::StoredObject hashed = registry_internal::ObjectStore::HashFile(file);
+  return {{relative, hashed.digest, hashed.size_bytes}, file};
 }
 
 // A server's page of versions: 1,000 at most (web/api.cpp).
