@@ -17,6 +17,7 @@
 #include "cli/data_commands.h"
 #include "cli/option_checks.h"
 #include "cli/registry_commands.h"
+#include "cli/review_commands.h"
 #include "config/run_config.h"
 #include "generate/generate.h"
 #include "generate/generation_config.h"
@@ -508,6 +509,7 @@ int RunCli(int argc, char** argv) {
   generate->add_option("prompt", generate_prompt, "Text to continue")->required();
   const std::unique_ptr<RegistryCommands> registry_commands = RegistryCommands::Add(app);
   const std::unique_ptr<DataCommands> data_commands = DataCommands::Add(app);
+  const std::unique_ptr<ReviewCommands> review_commands = ReviewCommands::Add(app);
 
   CLI::App* train =
       app.add_subcommand("train", "Train one adapter from a run file and evaluate it");
@@ -591,6 +593,7 @@ int RunCli(int argc, char** argv) {
     }
     if (std::optional<int> code = registry_commands->Run()) return *code;
     if (std::optional<int> code = data_commands->Run()) return *code;
+    if (std::optional<int> code = review_commands->Run()) return *code;
     std::cout << app.help();
     return 0;
   } catch (const Interrupted& e) {

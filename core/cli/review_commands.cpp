@@ -1,0 +1,211 @@
+#include "cli/review_commands.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli/option_checks.h"
+#include "config/run_config.h"
+#include "registry/registry.h"
+#include "registry/wire.h"
+#include "util/counted.h"
+#include "util/error.h"
+#include "util/sha256.h"
+
+namespace tune {
+namespace {
+
+namespace fs = std::filesystem;
+using Mode = Registry::OpenMode;
+
+std::string ReadText(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw UserError("cannot read " + file.string() + "; check it exists and is readable");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string Fixed(double value, int digits) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.*f", digits, value);
+  return text;
+}
+
+class ReviewCommandsImpl final : public ReviewCommands {
+ public:
+  explicit ReviewCommandsImpl(CLI::App& app) {
+    CLI::App* review = app.add_subcommand(
+        "review", "Blind pairwise review of versions' outputs by people, and its results");
+    review->require_subcommand(1);
+    create_ = review->add_subcommand(
+        "create", "Store a review set (prompts and optional references) and open a review of it");
+    create_->add_option("name", name_, "The review's name (also the review set's)")->required();
+    create_
+        ->add_option("--prompts", prompts_file_,
+                     "JSONL: one {\"prompt\": TEXT, \"reference\": TEXT} per line, reference "
+                     "optional")
+        ->required()
+        ->check(cli::ExistingFile("the review set"));
+    ls_ = review->add_subcommand("ls", "List the reviews: contestants, judgements, open or closed");
+    results_ = review->add_subcommand(
+        "results",
+        "Per contestant: Bradley-Terry rating with 95% bootstrap interval, win rate against each "
+        "other, judgements; and agreement between raters");
+    results_->add_option("name", name_, "The review")->required();
+    results_->add_flag("--json", json_, "Print the results as JSON");
+    close_ = review->add_subcommand(
+        "close", "End a review: no more judgements, and who wrote what is shown");
+    close_->add_option("name", name_, "The review")->required();
+    registry_path_ = DefaultRegistryPath();
+    for (CLI::App* command : {create_, ls_, results_, close_}) {
+      command
+          ->add_option("--registry", registry_path_,
+                       "Registry folder, or registry server URL with $TUNE_TOKEN (default: "
+                       "$TUNE_REGISTRY, else .tune/registry)")
+          ->check(cli::RegistryLocation());
+    }
+  }
+
+  std::optional<int> Run() override {
+    if (create_->parsed()) return Create();
+    if (ls_->parsed()) return List();
+    if (results_->parsed()) return Results();
+    if (close_->parsed()) {
+      Registry::Open(registry_path_, Mode::kReadWrite)->CloseReview(name_);
+      std::cout << "closed review " << name_ << "; `tune review results " << name_
+                << "` shows what it found\n";
+      return 0;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  // The review set becomes a dataset version holding its rows (the file itself) beside the row
+  // hashes every dataset version keeps; the review is opened on that version.
+  int Create() {
+    const std::string text = ReadText(prompts_file_);
+    const std::vector<ReviewPrompt> prompts = ParseReviewSet(text, prompts_file_.string());
+    std::string rows;
+    int64_t line = 0;
+    for (const ReviewPrompt& prompt : prompts) {
+      const std::string canonical =
+          nlohmann::json::array({prompt.prompt, prompt.reference}).dump() + "\n";
+      rows += Sha256Hex(canonical) + " " + Sha256Hex(prompt.prompt) + " " + std::to_string(++line) +
+              "\n";
+    }
+    DatasetRecord record;
+    record.sha256 = Sha256Hex(text);
+    record.source = fs::absolute(prompts_file_).lexically_normal().string();
+    record.rows = static_cast<int64_t>(prompts.size());
+    record.summary = Counted(record.rows, "prompt") + " for review";
+    const fs::path rows_file =
+        fs::temp_directory_path() / ("tune-review-rows-" + std::to_string(::getpid()) + ".txt");
+    std::ofstream(rows_file, std::ios::binary) << rows;
+    const auto registry = Registry::Open(registry_path_, Mode::kCreate);
+    int64_t version = 0;
+    try {
+      version = registry->RegisterDataset(name_, record, rows_file, prompts_file_);
+    } catch (...) {
+      fs::remove(rows_file);
+      throw;
+    }
+    fs::remove(rows_file);
+    const std::string set = name_ + ":" + std::to_string(version);
+    registry->CreateReview(name_, set);
+    std::cout << "review " << name_ << " of " << Counted(record.rows, "prompt") << " (review set "
+              << set << "); record outputs with `tune review generate " << name_
+              << " VERSION...`\n";
+    return 0;
+  }
+
+  int List() {
+    const auto registry = Registry::Open(registry_path_, Mode::kReadOnly);
+    const std::vector<ReviewRecord> reviews = registry->ListReviews();
+    if (reviews.empty()) {
+      std::cout << "no reviews in " << registry_path_
+                << "; `tune review create NAME --prompts FILE` opens one\n";
+      return 0;
+    }
+    for (const ReviewRecord& review : reviews) {
+      std::string contestants;
+      for (const ReviewOutputs& outputs : review.outputs) {
+        contestants += (contestants.empty() ? "" : ", ") + outputs.contestant;
+      }
+      std::cout << review.name << "  " << review.set << "  " << Counted(review.prompts, "prompt")
+                << "  " << (contestants.empty() ? std::string("no outputs yet") : contestants)
+                << "  " << (review.closed_ms == 0 ? "open" : "closed") << "  "
+                << Counted(registry->Results(review.name).judgements, "judgement") << "\n";
+    }
+    return 0;
+  }
+
+  int Results() {
+    const ReviewResults results = Registry::Open(registry_path_, Mode::kReadOnly)->Results(name_);
+    if (json_) {
+      std::cout << wire::ResultsToJson(results).dump(2) << "\n";
+      return 0;
+    }
+    std::cout << "review " << results.review << " (" << (results.closed ? "closed" : "open")
+              << "): " << Counted(results.judgements, "judgement") << " by "
+              << Counted(results.raters, "rater") << "\n";
+    std::vector<std::string> names;
+    for (const ContestantResult& c : results.contestants) names.push_back(c.contestant);
+    size_t width = 10;
+    for (const std::string& name : names) width = std::max(width, name.size());
+    std::printf("%-*s  %6s  %-15s  %10s", static_cast<int>(width), "contestant", "rating",
+                "95% interval", "judgements");
+    for (const std::string& name : names)
+      std::printf("  %*s", static_cast<int>(width), ("vs " + name).c_str());
+    std::printf("\n");
+    for (const ContestantResult& c : results.contestants) {
+      std::printf("%-*s  %6.0f  %-15s  %10lld", static_cast<int>(width), c.contestant.c_str(),
+                  c.rating.rating,
+                  (Fixed(c.rating.ci95_low, 0) + " to " + Fixed(c.rating.ci95_high, 0)).c_str(),
+                  static_cast<long long>(c.judgements));
+      for (const std::string& name : names) {
+        const auto it = c.against.find(name);
+        const std::string cell = it == c.against.end() ? std::string("-")
+                                 : !it->second.rate()
+                                     ? std::string("-")
+                                     : Fixed(100 * *it->second.rate(), 0) + "% of " +
+                                           std::to_string(it->second.judgements);
+        std::printf("  %*s", static_cast<int>(width), cell.c_str());
+      }
+      std::printf("\n");
+    }
+    std::cout << "ratings: Bradley-Terry on the Elo scale (ties and both-bad count half), "
+              << results.resamples << " bootstrap resamples\n";
+    if (results.agreement.alpha) {
+      std::cout << "agreement: Krippendorff's alpha " << Fixed(*results.agreement.alpha, 2)
+                << " over " << Counted(results.agreement.items, "pair")
+                << " judged by two or more raters\n";
+    } else {
+      std::cout << "agreement: not measured (no pair judged by two raters with any variation)\n";
+    }
+    return 0;
+  }
+
+  CLI::App* create_ = nullptr;
+  CLI::App* ls_ = nullptr;
+  CLI::App* results_ = nullptr;
+  CLI::App* close_ = nullptr;
+  std::string registry_path_;
+  std::string name_;
+  fs::path prompts_file_;
+  bool json_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<ReviewCommands> ReviewCommands::Add(CLI::App& app) {
+  return std::make_unique<ReviewCommandsImpl>(app);
+}
+
+}  // namespace tune
