@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/option_checks.h"
+#include "cli/review_generate.h"
 #include "config/run_config.h"
 #include "registry/registry.h"
 #include "registry/wire.h"
@@ -53,6 +54,21 @@ class ReviewCommandsImpl final : public ReviewCommands {
                      "optional")
         ->required()
         ->check(cli::ExistingFile("the review set"));
+    generate_ = review->add_subcommand(
+        "generate",
+        "Record each version's outputs on the review's prompts, and the base model's (greedy, "
+        "seed 0, the model's chat template where it has one); run it again to go on after a stop");
+    generate_->add_option("name", name_, "The review")->required();
+    generate_->add_option("versions", generation_.versions, "NAME:N, NAME@ALIAS or NAME, ...")
+        ->required();
+    generate_->add_option("--max-new-tokens", generation_.max_new_tokens, "Most tokens per output")
+        ->capture_default_str()
+        ->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
+    generate_
+        ->add_option("--work-dir", generation_.work_dir,
+                     "Where outputs are written as they are made (REVIEW/CONTESTANT.jsonl)")
+        ->capture_default_str()
+        ->check(cli::FolderToWrite());
     ls_ = review->add_subcommand("ls", "List the reviews: contestants, judgements, open or closed");
     results_ = review->add_subcommand(
         "results",
@@ -64,7 +80,7 @@ class ReviewCommandsImpl final : public ReviewCommands {
         "close", "End a review: no more judgements, and who wrote what is shown");
     close_->add_option("name", name_, "The review")->required();
     registry_path_ = DefaultRegistryPath();
-    for (CLI::App* command : {create_, ls_, results_, close_}) {
+    for (CLI::App* command : {create_, generate_, ls_, results_, close_}) {
       command
           ->add_option("--registry", registry_path_,
                        "Registry folder, or registry server URL with $TUNE_TOKEN (default: "
@@ -75,6 +91,16 @@ class ReviewCommandsImpl final : public ReviewCommands {
 
   std::optional<int> Run() override {
     if (create_->parsed()) return Create();
+    if (generate_->parsed()) {
+      generation_.review = name_;
+      const std::vector<std::string> recorded =
+          GenerateReviewOutputs(*Registry::Open(registry_path_, Mode::kReadWrite), generation_);
+      std::cout << "review " << name_ << ": recorded the outputs of "
+                << (recorded.empty() ? std::string("none (all were recorded before)") : "");
+      for (size_t i = 0; i < recorded.size(); ++i) std::cout << (i == 0 ? "" : ", ") << recorded[i];
+      std::cout << "; raters judge them at #/review/" << name_ << " in tune serve\n";
+      return 0;
+    }
     if (ls_->parsed()) return List();
     if (results_->parsed()) return Results();
     if (close_->parsed()) {
@@ -193,6 +219,7 @@ class ReviewCommandsImpl final : public ReviewCommands {
   }
 
   CLI::App* create_ = nullptr;
+  CLI::App* generate_ = nullptr;
   CLI::App* ls_ = nullptr;
   CLI::App* results_ = nullptr;
   CLI::App* close_ = nullptr;
@@ -200,6 +227,7 @@ class ReviewCommandsImpl final : public ReviewCommands {
   std::string name_;
   fs::path prompts_file_;
   bool json_ = false;
+  ReviewGeneration generation_;
 };
 
 }  // namespace
