@@ -196,9 +196,12 @@ ReviewRecord ReviewFromJson(const json& j) {
   review.prompts = j.value("prompts", int64_t{0});
   review.base_model_hash = j.value("base_model_hash", "");
   for (const json& o : j.value("outputs", json::array())) {
-    review.outputs.push_back({o.at("contestant").get<std::string>(), EntryFromJson(o.at("object")),
-                              o.value("generation", ""), o.value("created_ms", int64_t{0}),
-                              o.value("created_by", "")});
+    // A rater is not told where an open review's outputs are (web/api_review.cpp).
+    const auto object = o.find("object");
+    review.outputs.push_back(
+        {o.at("contestant").get<std::string>(),
+         object != o.end() && object->is_object() ? EntryFromJson(*object) : ManifestEntry{},
+         o.value("generation", ""), o.value("created_ms", int64_t{0}), o.value("created_by", "")});
   }
   review.created_ms = j.value("created_ms", int64_t{0});
   review.created_by = j.value("created_by", "");

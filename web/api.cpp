@@ -351,7 +351,9 @@ HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>
   if (std::optional<HttpResponse> answered = GetForClient(request, parts, caller)) {
     return *answered;
   }
-  if (std::optional<HttpResponse> answered = GetForReviews(request, parts)) return *answered;
+  if (std::optional<HttpResponse> answered = GetForReviews(request, parts, caller)) {
+    return *answered;
+  }
   if (parts.size() == 1 && parts[0] == "adapters") {
     json adapters = json::array();
     for (const std::string& name : registry_.Names()) {

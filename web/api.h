@@ -147,7 +147,8 @@ class Api {
   // Reviews, policies and promotion requests (wire.h), api_review.cpp. nullopt: not one of
   // their paths.
   std::optional<HttpResponse> GetForReviews(const HttpRequest& request,
-                                            const std::vector<std::string>& parts) const;
+                                            const std::vector<std::string>& parts,
+                                            const Caller& caller) const;
   std::optional<HttpResponse> PostForReviews(const HttpRequest& request,
                                              const std::vector<std::string>& parts,
                                              const Caller& caller) const;

@@ -43,20 +43,31 @@ void RequireRater(const Api::Caller& caller) {
   if (caller.name.empty()) throw NotAllowed{Role::kRead};
 }
 
+// A review as `caller` may see it: while it is open, a rater (a token below the write role) is not
+// told where each contestant's outputs are stored, which would say who wrote what they judge.
+json ReviewFor(const ReviewRecord& review, const Api::Caller& caller) {
+  json answer = wire::ReviewToJson(review);
+  if (review.closed_ms == 0 && (!caller.role || *caller.role < Role::kWrite)) {
+    for (json& outputs : answer["outputs"]) outputs.erase("object");
+  }
+  return answer;
+}
+
 }  // namespace
 
 std::optional<HttpResponse> Api::GetForReviews(const HttpRequest& request,
-                                               const std::vector<std::string>& parts) const {
+                                               const std::vector<std::string>& parts,
+                                               const Caller& caller) const {
   if (parts.size() >= 1 && parts[0] == "reviews") {
     if (parts.size() == 1) {
       json reviews = json::array();
       for (const ReviewRecord& review : registry_.ListReviews()) {
-        reviews.push_back(wire::ReviewToJson(review));
+        reviews.push_back(ReviewFor(review, caller));
       }
       return JsonResponse(reviews);
     }
     RequireName(parts[1], "review name");
-    if (parts.size() == 2) return JsonResponse(wire::ReviewToJson(registry_.GetReview(parts[1])));
+    if (parts.size() == 2) return JsonResponse(ReviewFor(registry_.GetReview(parts[1]), caller));
     if (parts.size() == 3 && parts[2] == "results") {
       return JsonResponse(wire::ResultsToJson(registry_.Results(parts[1])));
     }

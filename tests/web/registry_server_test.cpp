@@ -435,6 +435,30 @@ TEST_F(RegistryServer, OverridingAPolicyOverHttpNeedsAnAdminAndRatingANamedToken
   EXPECT_EQ(Http(open->url(), "").Post("/api/reviews/qa/next", "{}").status, 401);
 }
 
+// Who wrote what stays hidden from raters until the review is closed: the review they read does
+// not say where each contestant's outputs are stored (whose bytes they could fetch and match).
+TEST_F(RegistryServer, ARaterIsNotToldWhereAnOpenReviewsOutputsAre) {
+  const auto owner = Client(server_->url());
+  const fs::path work = dir_.path() / "work";
+  fs::create_directories(work);
+  std::ofstream(work / "rows.txt") << "rows\n";
+  std::ofstream(work / "prompts.jsonl") << "{\"prompt\": \"a?\"}\n";
+  std::ofstream(work / "outputs.jsonl") << "{\"prompt\": 0, \"output\": \"yes\"}\n";
+  DatasetRecord set;
+  set.sha256 = "prompts";
+  set.rows = 1;
+  set.source = "prompts.jsonl";
+  owner->RegisterDataset("qa", set, work / "rows.txt", work / "prompts.jsonl");
+  owner->CreateReview("qa", "qa");
+  owner->AddReviewOutputs("qa", "base", work / "outputs.jsonl", "greedy");
+  const auto rater = Client(server_->url(), owner->AddToken("rita", Role::kRead));
+  EXPECT_EQ(rater->GetReview("qa").outputs.at(0).object.digest, "");
+  EXPECT_EQ(rater->ListReviews().at(0).outputs.at(0).object.digest, "");
+  EXPECT_EQ(owner->GetReview("qa").outputs.at(0).object.digest.size(), 64u);
+  owner->CloseReview("qa");
+  EXPECT_EQ(rater->GetReview("qa").outputs.at(0).object.digest.size(), 64u);
+}
+
 // Every endpoint, under every role and with no token, a wrong one and a revoked one: allowed
 // exactly from its role up.
 TEST_F(RegistryServer, EveryEndpointNeedsItsRole) {
