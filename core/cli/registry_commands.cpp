@@ -367,6 +367,23 @@ class Commands : public RegistryCommands {
                                     ? std::string()
                                     : " (base model " + NumberText(base->second) + ")")});
     }
+    // People's judgement: the version's rating in each review it is in.
+    for (const ReviewRecord& review : registry->ListReviews()) {
+      const ReviewResults results = registry->Results(review.name);
+      for (const ContestantResult& c : results.contestants) {
+        if (c.contestant != Ref(r)) continue;
+        std::string row = "rating " + std::to_string(std::lround(c.rating.rating)) + " (95% " +
+                          std::to_string(std::lround(c.rating.ci95_low)) + " to " +
+                          std::to_string(std::lround(c.rating.ci95_high)) + "), " +
+                          Counted(c.judgements, "judgement");
+        if (const auto base = c.against.find(std::string(kBaseContestant));
+            base != c.against.end() && base->second.rate()) {
+          row += ", wins " + std::to_string(std::lround(100 * *base->second.rate())) +
+                 "% against the base model";
+        }
+        rows.push_back({"review " + review.name, row});
+      }
+    }
     if (!r.curve.empty()) {
       rows.push_back({"loss", NumberText(r.curve.front().loss) + " at step " +
                                   std::to_string(r.curve.front().step) + " -> " +

@@ -48,12 +48,16 @@ class ReviewCommandsImpl final : public ReviewCommands {
     create_ = review->add_subcommand(
         "create", "Store a review set (prompts and optional references) and open a review of it");
     create_->add_option("name", name_, "The review's name (also the review set's)")->required();
-    create_
-        ->add_option("--prompts", prompts_file_,
-                     "JSONL: one {\"prompt\": TEXT, \"reference\": TEXT} per line, reference "
-                     "optional")
-        ->required()
-        ->check(cli::ExistingFile("the review set"));
+    CLI::Option* prompts =
+        create_
+            ->add_option("--prompts", prompts_file_,
+                         "JSONL: one {\"prompt\": TEXT, \"reference\": TEXT} per line, reference "
+                         "optional")
+            ->check(cli::ExistingFile("the review set"));
+    CLI::Option* from_eval = create_->add_option(
+        "--from-eval", from_eval_,
+        "The prompts and references of a version's evaluation split (NAME:N), instead of a file");
+    prompts->excludes(from_eval);
     generate_ = review->add_subcommand(
         "generate",
         "Record each version's outputs on the review's prompts, and the base model's (greedy, "
@@ -116,8 +120,51 @@ class ReviewCommandsImpl final : public ReviewCommands {
   // The review set becomes a dataset version holding its rows (the file itself) beside the row
   // hashes every dataset version keeps; the review is opened on that version.
   int Create() {
+    if (prompts_file_.empty() && from_eval_.empty()) {
+      throw UserError("tune review create " + name_ +
+                      " needs its prompts: --prompts FILE, or --from-eval NAME:N for a version's "
+                      "evaluation split");
+    }
+    const auto registry = Registry::Open(registry_path_, Mode::kCreate);
+    if (!from_eval_.empty()) {
+      // The version's evaluation outputs hold its eval split's prompts and references.
+      const VersionRecord version = registry->Resolve(from_eval_);
+      const std::string ref = version.name + ":" + std::to_string(version.version);
+      if (!version.eval_samples) {
+        throw UserError(ref +
+                        " has no stored evaluation outputs to take prompts from; give the "
+                        "prompts with --prompts FILE");
+      }
+      std::istringstream samples(registry->ReadObject(*version.eval_samples, ref + " eval"));
+      std::string set;
+      for (std::string line; std::getline(samples, line);) {
+        const nlohmann::json sample = nlohmann::json::parse(line, nullptr, false);
+        if (!sample.is_object() || !sample.contains("prompt")) continue;
+        set += nlohmann::json{{"prompt", sample["prompt"]},
+                              {"reference", sample.value("reference", "")}}
+                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+               "\n";
+      }
+      prompts_file_ = fs::temp_directory_path() /
+                      ("tune-review-" + std::to_string(::getpid()) + "-prompts.jsonl");
+      std::ofstream(prompts_file_, std::ios::binary) << set;
+      struct Remove {
+        fs::path file;
+        ~Remove() {
+          std::error_code ec;
+          fs::remove(file, ec);
+        }
+      } remove{prompts_file_};
+      return CreateFrom(*registry, ref + " eval split");
+    }
+    return CreateFrom(*registry, fs::absolute(prompts_file_).lexically_normal().string());
+  }
+
+  // `source`: where the prompts came from, as the review set's record says.
+  int CreateFrom(Registry& registry, const std::string& source) {
     const std::string text = ReadText(prompts_file_);
-    const std::vector<ReviewPrompt> prompts = ParseReviewSet(text, prompts_file_.string());
+    const std::vector<ReviewPrompt> prompts =
+        ParseReviewSet(text, from_eval_.empty() ? prompts_file_.string() : source);
     std::string rows;
     int64_t line = 0;
     for (const ReviewPrompt& prompt : prompts) {
@@ -128,23 +175,22 @@ class ReviewCommandsImpl final : public ReviewCommands {
     }
     DatasetRecord record;
     record.sha256 = Sha256Hex(text);
-    record.source = fs::absolute(prompts_file_).lexically_normal().string();
+    record.source = source;
     record.rows = static_cast<int64_t>(prompts.size());
     record.summary = Counted(record.rows, "prompt") + " for review";
     const fs::path rows_file =
         fs::temp_directory_path() / ("tune-review-rows-" + std::to_string(::getpid()) + ".txt");
     std::ofstream(rows_file, std::ios::binary) << rows;
-    const auto registry = Registry::Open(registry_path_, Mode::kCreate);
     int64_t version = 0;
     try {
-      version = registry->RegisterDataset(name_, record, rows_file, prompts_file_);
+      version = registry.RegisterDataset(name_, record, rows_file, prompts_file_);
     } catch (...) {
       fs::remove(rows_file);
       throw;
     }
     fs::remove(rows_file);
     const std::string set = name_ + ":" + std::to_string(version);
-    registry->CreateReview(name_, set);
+    registry.CreateReview(name_, set);
     std::cout << "review " << name_ << " of " << Counted(record.rows, "prompt") << " (review set "
               << set << "); record outputs with `tune review generate " << name_
               << " VERSION...`\n";
@@ -226,6 +272,7 @@ class ReviewCommandsImpl final : public ReviewCommands {
   std::string registry_path_;
   std::string name_;
   fs::path prompts_file_;
+  std::string from_eval_;
   bool json_ = false;
   ReviewGeneration generation_;
 };

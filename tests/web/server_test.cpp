@@ -431,6 +431,11 @@ TEST_F(ServeTest, TwoRatersJudgeBlindPairsAndThePolicyGatesThePromotionInARealBr
   EXPECT_EQ(seen["agreement"],
             "agreement between raters: not measured yet (no pair judged by two raters with any "
             "variation)");
+  // The version's own page shows its rating in the review.
+  ASSERT_EQ(seen["version_judgements"].size(), 5u) << seen.dump(2);
+  EXPECT_EQ(seen["version_judgements"][0], "qa");
+  EXPECT_EQ(seen["version_judgements"][3], "20");
+  EXPECT_EQ(seen["version_judgements"][4], "100% vs rank:1");
   EXPECT_EQ(seen["promote_asked"], "request 1 waits for 1 approver(s) with the promote role");
   EXPECT_EQ(seen["approved"], "production -> rank:2");
   EXPECT_EQ(registry_->Resolve("rank@production").version, 2);

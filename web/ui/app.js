@@ -282,6 +282,8 @@ async function showVersion(name, version) {
     }));
   const aliasInput = el('input', {type: 'text', id: 'alias', value: 'production'});
   const aliasMessage = el('span', {id: 'alias-message'});
+  const judgements = await judgementSection(`${name}:${record.version}`)
+    .catch(error => el('p', {class: 'error'}, error.message));
   const policies = el('div', {});
   const approveMessage = el('span', {id: 'approve-message'});
   const refreshPolicies = async () => {
@@ -324,7 +326,7 @@ async function showVersion(name, version) {
     el('div', {class: 'columns'},
       el('section', {}, el('h3', {}, 'lineage'),
          el('table', {id: 'lineage'}, lineage.map(([k, v]) => el('tr', {}, el('th', {}, k), el('td', {}, String(v))))),
-         el('h3', {}, 'scores'), scores),
+         el('h3', {}, 'scores'), scores, el('h3', {}, "people's judgement"), judgements),
       el('section', {}, el('h3', {}, 'training'),
          chart([{name: 'loss', points: record.curve.map(p => [p.step, p.loss])},
                 ...(evalLoss.length ? [{name: 'eval loss', points: evalLoss}] : [])], 'loss by step'),
@@ -624,6 +626,26 @@ async function showResults(name) {
     el('p', {}, `Bradley-Terry ratings on the Elo scale (ties and both-bad count half), ` +
       `95% intervals from ${results.resamples} bootstrap resamples.`),
     el('p', {id: 'agreement'}, agreement));
+}
+
+// People's judgement of one version (NAME:N): its rating and win rates in each review it is in.
+async function judgementSection(ref) {
+  const reviews = (await api('reviews')).filter(r => r.outputs.some(o => o.contestant === ref));
+  if (reviews.length === 0) return el('p', {}, `in no review yet (tune review generate REVIEW ${ref})`);
+  const rows = await Promise.all(reviews.map(async review => {
+    const results = await api(`reviews/${encodeURIComponent(review.name)}/results`);
+    const mine = results.contestants.find(c => c.contestant === ref);
+    return el('tr', {},
+      el('td', {}, el('a', {href: `#/results/${encodeURIComponent(review.name)}`}, review.name)),
+      el('td', {class: 'num'}, Math.round(mine.rating)),
+      el('td', {}, `${Math.round(mine.ci95_low)} to ${Math.round(mine.ci95_high)}`),
+      el('td', {class: 'num'}, mine.judgements),
+      el('td', {}, Object.entries(mine.against).map(([other, rate]) =>
+        `${rate.win_rate === null ? '-' : Math.round(100 * rate.win_rate) + '%'} vs ${other}`).join(', ')));
+  }));
+  return el('table', {id: 'judgements'},
+    el('tr', {}, ['review', 'rating', '95% interval', 'judgements', 'win rate'].map(h => el('th', {}, h))),
+    rows);
 }
 
 // The policies of an adapter's aliases, how `version` stands against each, and the requests that

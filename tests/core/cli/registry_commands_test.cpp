@@ -304,12 +304,33 @@ TEST_F(RegistryCommandsTest, ReviewCreateStoresTheSetAndResultsRankTheContestant
   EXPECT_NE(result.out.find("100% of 3"), std::string::npos) << result.out;
   result = Tune({"review", "results", "qa", "--json"});
   EXPECT_EQ(nlohmann::json::parse(result.out)["contestants"][0]["contestant"], "rank:2");
+  result = Tune({"adapters", "show", "rank:2"});
+  EXPECT_NE(result.out.find("review qa "), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find(", 3 judgements"), std::string::npos) << result.out;
   result = Tune({"review", "close", "qa"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   result = Tune({"review", "ls"});
   EXPECT_NE(result.out.find("qa  qa:1  3 prompts  rank:1, rank:2  closed  3 judgements"),
             std::string::npos)
       << result.out;
+}
+
+TEST_F(RegistryCommandsTest, ReviewCreateTakesTheEvalSplitOfAVersion) {
+  const fs::path samples = dir_.path() / "samples.jsonl";
+  std::ofstream(samples) << R"({"prompt": "2+2?", "reference": "4", "prediction": "5"})"
+                         << "\n"
+                         << R"({"prompt": "3+3?", "reference": "6", "prediction": "6"})"
+                         << "\n";
+  Registry::Open(registry_, Registry::OpenMode::kReadWrite)
+      ->Register("evald", SampleRecord(), MakeArtifact(dir_.path() / "a4", "evald"), samples);
+  auto result = Tune({"review", "create", "ev", "--from-eval", "evald:1"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("review ev of 2 prompts (review set ev:1)"), std::string::npos);
+  EXPECT_EQ(Registry::Open(registry_, Registry::OpenMode::kReadOnly)->GetDataset("ev").source,
+            "evald:1 eval split");
+  ExpectOneErrorLine(Tune({"review", "create", "ev2", "--from-eval", "rank:1"}),
+                     "rank:1 has no stored evaluation outputs to take prompts from; give the "
+                     "prompts with --prompts FILE");
 }
 
 TEST_F(RegistryCommandsTest, ReviewCreateRefusesAMalformedSetNamingTheLine) {

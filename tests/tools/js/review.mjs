@@ -88,6 +88,7 @@ try {
   await as(alice);
   await page.goto(url + '/#/v/rank/2');
   await page.waitForSelector('#policies .policy');
+  result.version_judgements = await page.$$eval('#judgements td', cells => cells.map(c => c.textContent));
   await page.fill('#alias', 'production');
   await page.click('#promote');
   result.promote_asked = await message('#alias-message', '');
