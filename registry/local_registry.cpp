@@ -1225,6 +1225,12 @@ void CheckRecords(const Db& db, const ObjectStore& objects, const std::set<std::
                                 (present ? " is corrupted" : " is missing"));
     }
   });
+  const auto check = [&](const std::string& what, const std::string& digest) {
+    if (good.count(digest)) return;
+    const bool present = fs::exists(objects.PathOf(digest));
+    report.problems.push_back(what + ": object sha256:" + digest +
+                              (present ? " is corrupted" : " is missing"));
+  };
   db.Scan(kDefault, kDatasetPrefix, [&](const std::string& key, const std::string& value) {
     DatasetRecord record;
     try {
@@ -1233,12 +1239,21 @@ void CheckRecords(const Db& db, const ObjectStore& objects, const std::set<std::
       report.problems.push_back("record " + key + ": " + e.what());
       return;
     }
-    const std::string& digest = record.rows_object.digest;
-    if (good.count(digest)) return;
-    const bool present = fs::exists(objects.PathOf(digest));
-    report.problems.push_back("dataset " + record.name + ":" + std::to_string(record.version) +
-                              " rows: object sha256:" + digest +
-                              (present ? " is corrupted" : " is missing"));
+    const std::string label = "dataset " + record.name + ":" + std::to_string(record.version);
+    check(label + " rows", record.rows_object.digest);
+    if (record.content) check(label + " prompts", record.content->digest);
+  });
+  db.Scan(kDefault, kReviewPrefix, [&](const std::string& key, const std::string& value) {
+    ReviewRecord review;
+    try {
+      review = wire::ReviewFromJson(json::parse(value));
+    } catch (const std::exception& e) {
+      report.problems.push_back("record " + key + ": " + e.what());
+      return;
+    }
+    for (const ReviewOutputs& outputs : review.outputs) {
+      check("review " + review.name + " outputs of " + outputs.contestant, outputs.object.digest);
+    }
   });
   db.Scan(kAliases, "", [&](const std::string& key, const std::string& value) {
     const std::string adapter = key.substr(0, key.find('/'));

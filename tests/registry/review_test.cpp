@@ -332,6 +332,23 @@ TEST_F(ReviewTest, GcKeepsReviewSetsAndOutputs) {
   EXPECT_TRUE(registry_->Verify().problems.empty());
 }
 
+TEST_F(ReviewTest, VerifyFindsADamagedOutputsObject) {
+  AddVersion(0.5);
+  CreateReview("r", 2);
+  AddOutputs("r", "rank:1");
+  const ManifestEntry outputs = registry_->GetReview("r").outputs.at(0).object;
+  const fs::path object = registry_->ObjectPath(outputs.digest);
+  fs::permissions(object, fs::perms::owner_write, fs::perm_options::add);
+  std::ofstream(object, std::ios::binary | std::ios::trunc) << "damaged";
+  const VerifyReport report = registry_->Verify();
+  bool named = false;
+  for (const std::string& problem : report.problems) {
+    named = named || problem == "review r outputs of rank:1: object sha256:" + outputs.digest +
+                                    " is corrupted";
+  }
+  EXPECT_TRUE(named) << ::testing::PrintToString(report.problems);
+}
+
 // ---- Promotion policies ----
 
 class PolicyTest : public ReviewTest {
