@@ -459,6 +459,40 @@ TEST_F(RegistryServer, ARaterIsNotToldWhereAnOpenReviewsOutputsAre) {
   EXPECT_EQ(rater->GetReview("qa").outputs.at(0).object.digest.size(), 64u);
 }
 
+// Hostile or mistaken requests to the review and policy routes: one line each, saying what the
+// body should be, or naming the policy's file, line and key.
+TEST_F(RegistryServer, MalformedReviewAndPolicyRequestsAreRefusedWithOneLine) {
+  const auto owner = Client(server_->url());
+  owner->Register("rank", SampleRecord(), Artifact("w"));
+  const HttpClient http = Http(server_->url(), kOwner);
+  const auto error = [&](const std::string& target, const std::string& body) {
+    const HttpAnswer answer = http.Post(target, body);
+    EXPECT_EQ(answer.status, 400) << target << " " << body << ": " << answer.body;
+    return json::parse(answer.body).value("error", "");
+  };
+  EXPECT_EQ(error("/api/reviews/qa/judgements", R"({"pair": "one", "verdict": "left"})"),
+            "the body is JSON {\"pair\": ID, \"verdict\": \"left\" | \"right\" | \"tie\" | "
+            "\"both_bad\", \"reason\": TEXT}");
+  EXPECT_EQ(error("/api/reviews/qa/judgements", R"({"pair": 1, "verdict": "maybe"})"),
+            "the body is JSON {\"pair\": ID, \"verdict\": \"left\" | \"right\" | \"tie\" | "
+            "\"both_bad\", \"reason\": TEXT}");
+  EXPECT_NE(error("/api/reviews/qa/next", "{}").find("no review 'qa'"), std::string::npos);
+  EXPECT_NE(error("/api/reviews/Bad%20Name/next", "{}").find("invalid review name"),
+            std::string::npos);
+  EXPECT_EQ(error("/api/reviews", "[]"), "the body is JSON {\"name\": NAME, \"set\": DATASET}");
+  const json policy = {{"alias", "production"},
+                       {"require", {"exact_match >= 0.5", "exact_match => 0.5"}},
+                       {"source", "team.toml"},
+                       {"lines", {4, 5}}};
+  EXPECT_EQ(error("/api/adapters/rank/policies", json{{"policy", policy}}.dump()),
+            "team.toml:5: policy.production.require[1]: 'exact_match => 0.5' compares with '=>'; "
+            "a condition is METRIC OP NUMBER with OP one of >= > <= <, such as \"exact_match >= "
+            "0.80\"");
+  const HttpAnswer refused =
+      http.Post("/api/adapters/rank/promotions", R"({"alias": "production", "version": 1})");
+  EXPECT_EQ(refused.status, 200) << refused.body;  // no policy: it moves
+}
+
 // Every endpoint, under every role and with no token, a wrong one and a revoked one: allowed
 // exactly from its role up.
 TEST_F(RegistryServer, EveryEndpointNeedsItsRole) {

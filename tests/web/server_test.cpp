@@ -425,6 +425,7 @@ TEST_F(ServeTest, TwoRatersJudgeBlindPairsAndThePolicyGatesThePromotionInARealBr
                 "human.judgements >= 12: 10, 2 short (needs >= 12)"),
             std::string::npos)
       << seen.dump(2);
+  EXPECT_EQ(seen["override_refused"], "token 'alice' has the role promote; this needs admin");
   EXPECT_EQ(seen["results_order"], json({"rank:2", "rank:1"}));
   EXPECT_EQ(seen["results_summary"], "20 judgements by 2 raters; open");
   // Both raters chose alike every time: no variation, so no agreement measure.

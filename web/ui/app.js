@@ -313,6 +313,23 @@ async function showVersion(name, version) {
       }
       await refreshPolicies();
     }}, `point it at ${name}:${record.version}`), aliasMessage);
+  // An admin may set a policy aside, saying why: the alias history keeps the reason.
+  const overrideReason = el('input', {type: 'text', id: 'override-reason', placeholder: 'reason (admins only)'});
+  const override = el('div', {class: 'controls'}, overrideReason,
+    el('button', {id: 'override', onclick: async () => {
+      try {
+        const moved = await api(
+          `adapters/${encodeURIComponent(name)}/aliases/${encodeURIComponent(aliasInput.value)}`, {
+            method: 'POST', headers: {'Content-Type': 'application/json'},
+            body: JSON.stringify({version: record.version, override_reason: overrideReason.value})});
+        aliasMessage.textContent = `${aliasInput.value} -> ${name}:${moved.version} (policy overridden)`;
+        aliasMessage.className = '';
+      } catch (error) {
+        aliasMessage.textContent = error.message;
+        aliasMessage.className = 'error';
+      }
+      await refreshPolicies();
+    }}, 'override the policy'));
   const files = el('ul', {}, record.artifact.files.map(f => {
     const url = `/api/adapters/${encodeURIComponent(name)}/versions/${record.version}/files/${f.path.split('/').map(encodeURIComponent).join('/')}`;
     return el('li', {},
@@ -331,7 +348,7 @@ async function showVersion(name, version) {
          chart([{name: 'loss', points: record.curve.map(p => [p.step, p.loss])},
                 ...(evalLoss.length ? [{name: 'eval loss', points: evalLoss}] : [])], 'loss by step'),
          chart([{name: 'lr', points: record.curve.map(p => [p.step, p.lr])}], 'learning rate'))),
-    el('h3', {}, 'aliases'), promote, el('h3', {}, 'promotion policies'), policies, approveMessage,
+    el('h3', {}, 'aliases'), promote, el('h3', {}, 'promotion policies'), policies, approveMessage, override,
     el('h3', {}, 'download'), files,
     el('p', {}, 'or: ', el('code', {}, `tune fetch ${name}:${record.version} -o ${name}-v${record.version}`)),
     el('h3', {}, 'config'), el('pre', {id: 'config'}, record.config_toml),

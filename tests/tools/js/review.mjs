@@ -71,6 +71,10 @@ try {
   await page.fill('#alias', 'production');
   await page.click('#promote');
   result.promote_refused = await message('#alias-message', '');
+  // Setting the policy aside is an admin's: alice, of the promote role, is refused.
+  await page.fill('#override-reason', 'demo tomorrow');
+  await page.click('#override');
+  result.override_refused = await message('#alias-message', result.promote_refused);
   await shot('promotion-refused');
 
   result.bob_judged = await rate(bob, false);
