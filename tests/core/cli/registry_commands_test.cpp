@@ -249,6 +249,17 @@ TEST(RegistryCommands, EveryRegistryCommandHasHelp) {
                                                {"adapters", "diff", "--help"},
                                                {"adapters", "promote", "--help"},
                                                {"adapters", "history", "--help"},
+                                               {"adapters", "approve", "--help"},
+                                               {"adapters", "requests", "--help"},
+                                               {"adapters", "policy", "set", "--help"},
+                                               {"adapters", "policy", "show", "--help"},
+                                               {"adapters", "policy", "remove", "--help"},
+                                               {"review", "--help"},
+                                               {"review", "create", "--help"},
+                                               {"review", "generate", "--help"},
+                                               {"review", "ls", "--help"},
+                                               {"review", "results", "--help"},
+                                               {"review", "close", "--help"},
                                                {"fetch", "--help"},
                                                {"registry", "--help"},
                                                {"registry", "verify", "--help"},
@@ -258,9 +269,17 @@ TEST(RegistryCommands, EveryRegistryCommandHasHelp) {
     EXPECT_EQ(result.exit_code, 0) << args[0] << " " << args[1];
     EXPECT_NE(result.out.find("Usage:"), std::string::npos) << result.out;
   }
-  const auto result = RunTune({"adapters"});
-  EXPECT_EQ(result.exit_code, 1);
-  EXPECT_EQ(CountLinesStartingWith(result.err, "error: "), 1) << result.err;
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"adapters"}, {"review"}, {"adapters", "policy"}}) {
+    const auto result = RunTune(args);
+    EXPECT_EQ(result.exit_code, 1) << args[0];
+    EXPECT_EQ(CountLinesStartingWith(result.err, "error: "), 1) << result.err;
+  }
+  // Without its prompts, review create says how to give them.
+  const auto result = RunTune({"review", "create", "qa"});
+  EXPECT_EQ(result.err,
+            "error: tune review create qa needs its prompts: --prompts FILE, or --from-eval NAME:N "
+            "for a version's evaluation split\n");
 }
 
 // Outputs of `contestant` on every prompt of review `review`: "CONTESTANT on I".
