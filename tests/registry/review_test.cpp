@@ -286,6 +286,20 @@ TEST_F(ReviewTest, NextPairPrefersTheContestantsWithFewestJudgementsBetweenThem)
   }
 }
 
+TEST_F(ReviewTest, WithJudgementsEvenNextPairPrefersTheClosestRatings) {
+  AddVersion(0.5);
+  AddVersion(0.6);
+  CreateReview("r", 2);
+  AddOutputs("r", "rank:1");
+  AddOutputs("r", "rank:2");
+  AddOutputs("r", "base");
+  // Every pair judged twice: rank:2 beats both others, which tie with each other.
+  EXPECT_EQ(Judge("r", "alice", "rank:2"), 6);
+  const BlindPair pair = *registry_->Acting("bob")->NextPair("r");
+  EXPECT_EQ((std::set<std::string>{Writer(pair.left), Writer(pair.right)}),
+            (std::set<std::string>{"rank:1", "base"}));
+}
+
 TEST_F(ReviewTest, ResultsRateTheBetterVersionHigherWithIntervalsWinRatesAndAgreement) {
   AddVersion(0.5);
   AddVersion(0.6);
