@@ -34,7 +34,8 @@
 //   POST /api/adapters/NAME/policies {"policy"}; POST .../policies/ALIAS/remove    (admin)
 // Reviews (read to look; write to create and record outputs; any named token to rate; promote
 // to close):
-//   GET  /api/reviews; GET /api/reviews/NAME          records
+//   GET  /api/reviews; GET /api/reviews/NAME          records (while open, without the outputs'
+//                                                     objects for a token below write: a rater)
 //   POST /api/reviews  {"name", "set"}
 //   POST /api/reviews/NAME/outputs {"contestant", "object", "generation"}: the object stored
 //   POST /api/reviews/NAME/next                        -> a blind pair, or {"done": true}
