@@ -1,5 +1,6 @@
 // The review commands (DESIGN section 11): `tune review create NAME --prompts FILE`, `tune review
-// generate NAME VERSION...` (review_generate.h), `tune review ls|results|close`. Each takes --registry PATH (default: $TUNE_REGISTRY, else .tune/registry).
+// generate NAME VERSION...` (review_generate.h), `tune review ls|results|close`. Each takes
+// --registry PATH (default: $TUNE_REGISTRY, else .tune/registry).
 #pragma once
 
 #include <memory>
