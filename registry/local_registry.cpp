@@ -28,6 +28,8 @@
 #include "registry/db_locks.h"
 #include "registry/filter.h"
 #include "registry/object_store.h"
+#include "registry/policy.h"
+#include "registry/review.h"
 #include "registry/wire.h"
 #include "util/counted.h"
 #include "util/echo.h"
@@ -74,6 +76,15 @@ constexpr const char* kDatasetPrefix = "datasets/";
 constexpr const char* kRegisteredPrefix = "registered/";
 // tokens/NAME -> TokenInfo JSON with the SHA-256 of the secret.
 constexpr const char* kTokenPrefix = "tokens/";
+// People's judgement (DESIGN section 11), in the default column family as datasets are:
+//   reviews/NAME              -> ReviewRecord JSON
+//   review_pairs/NAME/ID      -> ShownPair JSON, IDs from 1 in the order shown
+//   policies/ADAPTER/ALIAS    -> AliasPolicy JSON
+//   promotions/ADAPTER/ID     -> PromotionRequest JSON, IDs from 1 per adapter
+constexpr const char* kReviewPrefix = "reviews/";
+constexpr const char* kReviewPairPrefix = "review_pairs/";
+constexpr const char* kPolicyPrefix = "policies/";
+constexpr const char* kPromotionPrefix = "promotions/";
 
 std::string Pad(int64_t number) {
   char text[32];
@@ -705,6 +716,9 @@ class LocalRegistry::Impl {
     if (!fs::exists(objects.PathOf(record.rows_object.digest), ec)) {
       restore(record.rows_object.digest);
     }
+    if (record.content && !fs::exists(objects.PathOf(record.content->digest), ec)) {
+      restore(record.content->digest);
+    }
     record.version = latest ? latest->version + 1 : 1;
     record.registered_by = by;
     if (record.created_ms == 0) record.created_ms = NowMs();
@@ -1071,10 +1085,9 @@ Registry::Page LocalRegistry::ListPage(const ListOptions& options, size_t offset
   return page;
 }
 
-int64_t LocalRegistry::MoveAlias(std::string_view adapter, std::string_view alias, int64_t version,
-                                 std::optional<int64_t> expected) {
-  Impl& impl = *impl_;
-  impl.RequireWritable("move aliases");
+namespace {
+
+void RequireMovableAlias(std::string_view adapter, std::string_view alias) {
   if (!IsValidName(alias)) {
     throw UserError("invalid alias '" + Echo(alias, 64) + "'" +
                     ": aliases are 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit");
@@ -1093,31 +1106,95 @@ int64_t LocalRegistry::MoveAlias(std::string_view adapter, std::string_view alia
                     std::string(adapter) + ":" + std::string(alias) +
                     "); choose a word such as production or staging");
   }
-  Impl::Lease lease = impl.Write(impl.write_wait);
+}
+
+std::string AliasKey(std::string_view adapter, std::string_view alias) {
+  return std::string(adapter) + "/" + std::string(alias);
+}
+
+std::string PolicyKey(std::string_view adapter, std::string_view alias) {
+  return std::string(kPolicyPrefix) + AliasKey(adapter, alias);
+}
+
+std::optional<AliasPolicy> PolicyOf(const Db& db, std::string_view adapter,
+                                    std::string_view alias) {
+  const std::optional<std::string> text = db.Get(kDefault, PolicyKey(adapter, alias));
+  if (!text) return std::nullopt;
+  return wire::PolicyFromJson(json::parse(*text));
+}
+
+int64_t CurrentVersion(const Db& db, std::string_view adapter, std::string_view alias) {
+  const std::optional<std::string> text = db.Get(kAliases, AliasKey(adapter, alias));
+  return text ? std::stoll(*text) : 0;
+}
+
+std::string Describe(int64_t version) {
+  return version == 0 ? std::string("unset") : "version " + std::to_string(version);
+}
+
+// Points `alias` at `version` under `lease` (MoveAlias's checks of the alias's name made), with
+// what `extra` also writes, in one batch. Returns where it pointed before.
+int64_t CommitAliasMove(LocalRegistry::Impl::Lease& lease, std::string_view adapter,
+                        std::string_view alias, int64_t version, std::optional<int64_t> expected,
+                        AliasMove move, rocksdb::WriteBatch& extra) {
   AdapterEntry entry = lease.db().RequireAdapter(adapter);
   lease.db().GetVersion(adapter, version);  // refuses a version that does not exist
-  const std::string alias_key = std::string(adapter) + "/" + std::string(alias);
-  const std::optional<std::string> current_text = lease.db().Get(kAliases, alias_key);
-  const int64_t current = current_text ? std::stoll(*current_text) : 0;
+  const int64_t current = CurrentVersion(lease.db(), adapter, alias);
   if (expected && *expected != current) {
-    const auto describe = [](int64_t v) {
-      return v == 0 ? std::string("unset") : "version " + std::to_string(v);
-    };
     throw AliasConflict("alias '" + std::string(alias) + "' of adapter '" + std::string(adapter) +
-                        "' is " + describe(current) + ", not " + describe(*expected) +
+                        "' is " + Describe(current) + ", not " + Describe(*expected) +
                         " as expected: it was moved meanwhile; check `tune adapters history " +
                         std::string(adapter) + "` and retry");
   }
-  if (current == version) return current;
+  if (current == version) {
+    if (extra.Count() > 0) lease.Commit(extra);
+    return current;
+  }
   entry.alias_moves += 1;
-  const AliasMove move{NowMs(), std::string(alias), current, version, by_};
-  rocksdb::WriteBatch batch;
-  batch.Put(lease.column(kAliases), alias_key, std::to_string(version));
-  batch.Put(lease.column(kAliasHistory), Key(adapter, entry.alias_moves),
+  move.time_ms = NowMs();
+  move.alias = std::string(alias);
+  move.old_version = current;
+  move.new_version = version;
+  extra.Put(lease.column(kAliases), AliasKey(adapter, alias), std::to_string(version));
+  extra.Put(lease.column(kAliasHistory), Key(adapter, entry.alias_moves),
             wire::AliasMoveToJson(move).dump());
-  batch.Put(lease.column(kAdapters), std::string(adapter), entry.ToJson());
-  lease.Commit(batch);
+  extra.Put(lease.column(kAdapters), std::string(adapter), entry.ToJson());
+  lease.Commit(extra);
   return current;
+}
+
+}  // namespace
+
+int64_t LocalRegistry::MoveAlias(std::string_view adapter, std::string_view alias, int64_t version,
+                                 std::optional<int64_t> expected,
+                                 std::string_view override_reason) {
+  Impl& impl = *impl_;
+  impl.RequireWritable("move aliases");
+  RequireMovableAlias(adapter, alias);
+  if (override_reason.size() > 1000) {
+    throw UserError("the reason for overriding the policy of " + std::string(adapter) + "@" +
+                    std::string(alias) + " has " + std::to_string(override_reason.size()) +
+                    " bytes; say it in 1,000 at most");
+  }
+  Impl::Lease lease = impl.Write(impl.write_wait);
+  AliasMove move;
+  move.by = by_;
+  if (PolicyOf(lease.db(), adapter, alias)) {
+    if (override_reason.empty()) {
+      throw PolicyRefused("alias '" + std::string(alias) + "' of adapter '" + std::string(adapter) +
+                              "' has a promotion policy: promote with `tune adapters promote " +
+                              std::string(adapter) + ":" + std::to_string(version) + " " +
+                              std::string(alias) +
+                              "`, or, as an admin, override the policy with --override REASON",
+                          {});
+    }
+    move.reason = std::string(override_reason);
+    move.overridden = true;
+  } else {
+    move.reason = std::string(override_reason);
+  }
+  rocksdb::WriteBatch batch;
+  return CommitAliasMove(lease, adapter, alias, version, expected, std::move(move), batch);
 }
 
 std::vector<AliasMove> LocalRegistry::History(std::string_view adapter) const {
@@ -1181,6 +1258,12 @@ void CheckRecords(const Db& db, const ObjectStore& objects, const std::set<std::
                                 (present ? " is corrupted" : " is missing"));
     }
   });
+  const auto check = [&](const std::string& what, const std::string& digest) {
+    if (good.count(digest)) return;
+    const bool present = fs::exists(objects.PathOf(digest));
+    report.problems.push_back(what + ": object sha256:" + digest +
+                              (present ? " is corrupted" : " is missing"));
+  };
   db.Scan(kDefault, kDatasetPrefix, [&](const std::string& key, const std::string& value) {
     DatasetRecord record;
     try {
@@ -1189,12 +1272,21 @@ void CheckRecords(const Db& db, const ObjectStore& objects, const std::set<std::
       report.problems.push_back("record " + key + ": " + e.what());
       return;
     }
-    const std::string& digest = record.rows_object.digest;
-    if (good.count(digest)) return;
-    const bool present = fs::exists(objects.PathOf(digest));
-    report.problems.push_back("dataset " + record.name + ":" + std::to_string(record.version) +
-                              " rows: object sha256:" + digest +
-                              (present ? " is corrupted" : " is missing"));
+    const std::string label = "dataset " + record.name + ":" + std::to_string(record.version);
+    check(label + " rows", record.rows_object.digest);
+    if (record.content) check(label + " prompts", record.content->digest);
+  });
+  db.Scan(kDefault, kReviewPrefix, [&](const std::string& key, const std::string& value) {
+    ReviewRecord review;
+    try {
+      review = wire::ReviewFromJson(json::parse(value));
+    } catch (const std::exception& e) {
+      report.problems.push_back("record " + key + ": " + e.what());
+      return;
+    }
+    for (const ReviewOutputs& outputs : review.outputs) {
+      check("review " + review.name + " outputs of " + outputs.contestant, outputs.object.digest);
+    }
   });
   db.Scan(kAliases, "", [&](const std::string& key, const std::string& value) {
     const std::string adapter = key.substr(0, key.find('/'));
@@ -1224,7 +1316,14 @@ std::set<std::string> ReferencedObjects(const Db& db, const std::string& doing) 
     for (const ManifestEntry& file : ObjectsOf(record)) referenced.insert(file.digest);
   }
   db.Scan(kDefault, kDatasetPrefix, [&](const std::string&, const std::string& value) {
-    referenced.insert(DatasetRecordFromJson(value).rows_object.digest);
+    const DatasetRecord record = DatasetRecordFromJson(value);
+    referenced.insert(record.rows_object.digest);
+    if (record.content) referenced.insert(record.content->digest);
+  });
+  db.Scan(kDefault, kReviewPrefix, [&](const std::string&, const std::string& value) {
+    for (const ReviewOutputs& outputs : wire::ReviewFromJson(json::parse(value)).outputs) {
+      referenced.insert(outputs.object.digest);
+    }
   });
   return referenced;
 }
@@ -1450,15 +1549,22 @@ std::string LocalRegistry::Recover(const fs::path& dir) {
 }
 
 int64_t LocalRegistry::RegisterDataset(std::string_view name, const DatasetRecord& given,
-                                       const fs::path& rows_file) {
+                                       const fs::path& rows_file, const fs::path& content_file) {
   Impl& impl = *impl_;
   impl.RequireWritable("register datasets");
   impl.RequireDatasetRecord(name, given);
   const registry_internal::StoredObject object = impl.objects.Store(rows_file);
   DatasetRecord record = given;
   record.rows_object = {"rows.txt", object.digest, object.size_bytes};
-  return impl.CommitDataset(name, std::move(record), by_,
-                            [&](const std::string&) { impl.objects.Store(rows_file); });
+  record.content.reset();
+  if (!content_file.empty()) {
+    const registry_internal::StoredObject content = impl.objects.Store(content_file);
+    record.content = ManifestEntry{"prompts.jsonl", content.digest, content.size_bytes};
+  }
+  const std::string content_digest = record.content ? record.content->digest : std::string();
+  return impl.CommitDataset(name, std::move(record), by_, [&](const std::string& digest) {
+    impl.objects.Store(digest == content_digest ? content_file : rows_file);
+  });
 }
 
 int64_t LocalRegistry::RegisterStoredDataset(std::string_view name, const DatasetRecord& given) {
@@ -1469,6 +1575,11 @@ int64_t LocalRegistry::RegisterStoredDataset(std::string_view name, const Datase
   record.rows_object.path = "rows.txt";
   impl.RequireStored(record.rows_object,
                      "the rows of the new version of dataset " + std::string(name));
+  if (record.content) {
+    record.content->path = "prompts.jsonl";
+    impl.RequireStored(*record.content,
+                       "the content of the new version of dataset " + std::string(name));
+  }
   return impl.CommitDataset(name, std::move(record), by_, [&](const std::string& digest) {
     throw UserError("object sha256:" + digest +
                     " was removed by a gc while the dataset that names it was being registered; "
@@ -1850,6 +1961,609 @@ int64_t LocalRegistry::ReceiveObjectChunk(std::string_view digest, int64_t size_
                     "start");
   }
   return now;
+}
+
+// ---- Reviews and promotion policies (DESIGN section 11) ----
+
+namespace {
+
+std::string ReviewKey(std::string_view review) { return std::string(kReviewPrefix).append(review); }
+
+std::string PairKeyPrefix(std::string_view review) {
+  return std::string(kReviewPairPrefix).append(review).append("/");
+}
+
+std::vector<ReviewRecord> AllReviews(const Db& db) {
+  std::vector<ReviewRecord> reviews;
+  db.Scan(kDefault, kReviewPrefix, [&](const std::string&, const std::string& value) {
+    reviews.push_back(wire::ReviewFromJson(json::parse(value)));
+  });
+  return reviews;
+}
+
+ReviewRecord RequireReview(const Db& db, std::string_view review) {
+  if (!IsValidName(review)) {
+    throw UserError("invalid review name '" + Echo(review, 64) +
+                    "': names are 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit");
+  }
+  if (const std::optional<std::string> text = db.Get(kDefault, ReviewKey(review))) {
+    return wire::ReviewFromJson(json::parse(*text));
+  }
+  std::vector<std::string> names;
+  for (const ReviewRecord& known : AllReviews(db)) names.push_back(known.name);
+  throw UserError("no review '" + std::string(review) + "' in registry " + db.name +
+                  DidYouMean(review, names) +
+                  "; `tune review create NAME --prompts FILE` makes one");
+}
+
+void RequireOpen(const ReviewRecord& review, const std::string& what) {
+  if (review.closed_ms == 0) return;
+  throw UserError("review '" + review.name + "' was closed by " + review.closed_by +
+                  "; it takes no more " + what + " (`tune review results " + review.name +
+                  "` shows what it found)");
+}
+
+std::vector<ShownPair> PairsOf(const Db& db, std::string_view review) {
+  std::vector<ShownPair> pairs;
+  db.Scan(kDefault, PairKeyPrefix(review), [&](const std::string&, const std::string& value) {
+    pairs.push_back(wire::ShownPairFromJson(json::parse(value)));
+  });
+  return pairs;
+}
+
+const ReviewOutputs* OutputsOf(const ReviewRecord& review, std::string_view contestant) {
+  for (const ReviewOutputs& outputs : review.outputs) {
+    if (outputs.contestant == contestant) return &outputs;
+  }
+  return nullptr;
+}
+
+// Every judgement in every review `contestant` is in, over the contestants of all of them.
+struct PooledJudgements {
+  std::vector<std::string> contestants;
+  std::vector<PairwiseJudgement> judgements;
+  int Index(const std::string& contestant) const {
+    const auto it = std::find(contestants.begin(), contestants.end(), contestant);
+    return it == contestants.end() ? -1 : static_cast<int>(it - contestants.begin());
+  }
+};
+
+PooledJudgements PoolJudgements(const Db& db, const std::string& contestant) {
+  PooledJudgements pooled;
+  for (const ReviewRecord& review : AllReviews(db)) {
+    if (OutputsOf(review, contestant) == nullptr) continue;
+    std::vector<std::string> names;
+    for (const ReviewOutputs& outputs : review.outputs) {
+      names.push_back(outputs.contestant);
+      if (pooled.Index(outputs.contestant) < 0) pooled.contestants.push_back(outputs.contestant);
+    }
+    for (PairwiseJudgement j : registry_internal::ToPairwise(names, PairsOf(db, review.name))) {
+      j.first = pooled.Index(names[j.first]);
+      j.second = pooled.Index(names[j.second]);
+      pooled.judgements.push_back(j);
+    }
+  }
+  return pooled;
+}
+
+// How `version` of the policy's adapter stands against the policy, the alias as `db` has it.
+std::vector<PolicyCheck> CheckVersion(const Db& db, const AliasPolicy& policy, int64_t version) {
+  const VersionRecord record = db.GetVersion(policy.name, version);
+  const std::string me = policy.name + ":" + std::to_string(version);
+  const int64_t current_version = CurrentVersion(db, policy.name, policy.alias);
+  const std::string current = current_version == 0
+                                  ? std::string(kBaseContestant)
+                                  : policy.name + ":" + std::to_string(current_version);
+  std::optional<PooledJudgements> pooled;
+  std::vector<std::vector<WinRate>> rates;
+  std::vector<PolicyCheck> checks;
+  for (size_t i = 0; i < policy.require.size(); ++i) {
+    const registry_internal::Condition condition = registry_internal::ParseCondition(policy, i);
+    std::optional<double> value;
+    std::string missing;
+    if (!registry_internal::IsHumanMetric(condition.metric)) {
+      if (const auto it = record.scores.find(condition.metric); it != record.scores.end()) {
+        value = it->second;
+      } else {
+        missing = me + " has no score " + condition.metric;
+      }
+    } else {
+      if (!pooled) {
+        pooled = PoolJudgements(db, me);
+        rates = WinRates(static_cast<int>(pooled->contestants.size()), pooled->judgements);
+      }
+      const int mine = pooled->Index(me);
+      const auto rate_against = [&](const std::string& other) {
+        const int theirs = pooled->Index(other);
+        return mine >= 0 && theirs >= 0 && mine != theirs ? rates[mine][theirs] : WinRate{};
+      };
+      if (condition.metric == "human.rating") {
+        if (mine >= 0) {
+          value = EloRating(BradleyTerryStrengths(static_cast<int>(pooled->contestants.size()),
+                                                  pooled->judgements)[mine]);
+        } else {
+          missing = me + " is in no review yet (`tune review generate`)";
+        }
+      } else {
+        const std::string other =
+            condition.metric == "human.win_rate_vs_base" ? std::string(kBaseContestant) : current;
+        const WinRate rate = rate_against(other);
+        if (condition.metric == "human.judgements") {
+          value = static_cast<double>(rate.judgements);
+        } else {
+          value = rate.rate();
+          if (!value) missing = "no judgements of " + me + " against " + other + " yet";
+        }
+      }
+    }
+    checks.push_back(registry_internal::Evaluate(condition, policy.require[i], value, missing));
+  }
+  return checks;
+}
+
+bool AllMet(const std::vector<PolicyCheck>& checks) {
+  return std::all_of(checks.begin(), checks.end(), [](const PolicyCheck& c) { return c.met; });
+}
+
+[[noreturn]] void RefusePromotion(const AliasPolicy& policy, int64_t version,
+                                  std::vector<PolicyCheck> checks) {
+  const std::string source = policy.source.empty() ? std::string() : " (" + policy.source + ")";
+  const std::string message = "cannot promote " + policy.name + ":" + std::to_string(version) +
+                              " to " + policy.alias + ": its policy" + source +
+                              " is not met: " + registry_internal::DescribeFailures(checks);
+  throw PolicyRefused(message, std::move(checks));
+}
+
+std::string PromotionKeyPrefix(std::string_view adapter) {
+  return std::string(kPromotionPrefix).append(adapter).append("/");
+}
+
+std::vector<PromotionRequest> RequestsOf(const Db& db, std::string_view adapter) {
+  std::vector<PromotionRequest> requests;
+  db.Scan(kDefault, PromotionKeyPrefix(adapter), [&](const std::string&, const std::string& value) {
+    requests.push_back(wire::PromotionFromJson(json::parse(value)));
+  });
+  return requests;
+}
+
+BlindPair Show(const ObjectStore& objects, const Db& db, const ReviewRecord& review,
+               const ShownPair& shown, int64_t judged, int64_t remaining) {
+  const DatasetRecord set = [&] {
+    const DatasetRef ref = ParseDatasetRef(review.set);
+    const std::optional<std::string> text = db.Get(kDefault, DatasetKey(ref.name, *ref.version));
+    if (!text || !DatasetRecordFromJson(*text).content) {
+      throw RegistryDamaged("review '" + review.name + "' names the review set " + review.set +
+                            ", which registry " + db.name +
+                            " does not hold: run `tune registry verify`");
+    }
+    return DatasetRecordFromJson(*text);
+  }();
+  const std::vector<ReviewPrompt> prompts = ParseReviewSet(
+      objects.ReadVerified(set.content->digest, set.content->size_bytes, review.set + " prompts"),
+      review.set);
+  const auto output = [&](const std::string& contestant) {
+    const ReviewOutputs* outputs = OutputsOf(review, contestant);
+    const std::string what = "the outputs of " + contestant + " in review " + review.name;
+    return registry_internal::ParseOutputs(
+        objects.ReadVerified(outputs->object.digest, outputs->object.size_bytes, what),
+        review.prompts, what)[static_cast<size_t>(shown.prompt)];
+  };
+  const ReviewPrompt& prompt = prompts.at(static_cast<size_t>(shown.prompt));
+  return BlindPair{shown.id,           shown.prompt,        prompt.prompt, prompt.reference,
+                   output(shown.left), output(shown.right), judged,        remaining};
+}
+
+}  // namespace
+
+void LocalRegistry::CreateReview(std::string_view name, std::string_view set_ref) {
+  Impl& impl = *impl_;
+  impl.RequireWritable("create reviews");
+  if (!IsValidName(name)) {
+    throw UserError("invalid review name '" + Echo(name, 64) +
+                    "': names are 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit");
+  }
+  const DatasetRecord set = GetDataset(set_ref);
+  const std::string set_name = set.name + ":" + std::to_string(set.version);
+  if (!set.content) {
+    throw UserError("dataset " + set_name +
+                    " is a training file, whose rows the registry does not hold; a review needs "
+                    "a review set: `tune review create NAME --prompts FILE`");
+  }
+  const std::vector<ReviewPrompt> prompts =
+      ParseReviewSet(impl.objects.ReadVerified(set.content->digest, set.content->size_bytes,
+                                               set_name + " prompts"),
+                     set_name);
+  Impl::Lease lease = impl.Write(impl.write_wait);
+  if (lease.db().Get(kDefault, ReviewKey(name))) {
+    throw UserError("review '" + std::string(name) +
+                    "' exists already; choose another name (`tune review results " +
+                    std::string(name) + "` shows it)");
+  }
+  ReviewRecord review;
+  review.name = std::string(name);
+  review.set = set_name;
+  review.prompts = static_cast<int64_t>(prompts.size());
+  review.created_ms = NowMs();
+  review.created_by = by_;
+  rocksdb::WriteBatch batch;
+  batch.Put(lease.column(kDefault), ReviewKey(name), wire::Dump(wire::ReviewToJson(review)));
+  lease.Commit(batch);
+}
+
+ReviewRecord LocalRegistry::GetReview(std::string_view name) const {
+  return RequireReview(*impl_->Reader(), name);
+}
+
+std::vector<ReviewRecord> LocalRegistry::ListReviews() const {
+  return AllReviews(*impl_->Reader());
+}
+
+void LocalRegistry::AddReviewOutputs(std::string_view review, std::string_view contestant,
+                                     const fs::path& outputs_file, std::string_view generation) {
+  Impl& impl = *impl_;
+  impl.RequireWritable("record outputs");
+  const registry_internal::StoredObject object = impl.objects.Store(outputs_file);
+  AddStoredReviewOutputs(review, contestant,
+                         {outputs_file.filename().string(), object.digest, object.size_bytes},
+                         generation);
+}
+
+void LocalRegistry::AddStoredReviewOutputs(std::string_view review_name,
+                                           std::string_view contestant, const ManifestEntry& object,
+                                           std::string_view generation) {
+  Impl& impl = *impl_;
+  impl.RequireWritable("record outputs");
+  if (!registry_internal::IsContestant(contestant)) {
+    throw UserError("'" + Echo(contestant, 64) +
+                    "' is not a contestant: a version (NAME:N) or base, the base model");
+  }
+  impl.RequireStored(object, "the outputs of " + std::string(contestant));
+  const std::string what = "the outputs of " + std::string(contestant) + " (" + object.path + ")";
+  Impl::Lease lease = impl.Write(impl.write_wait);
+  ReviewRecord review = RequireReview(lease.db(), review_name);
+  RequireOpen(review, "outputs");
+  registry_internal::ParseOutputs(impl.objects.ReadVerified(object.digest, object.size_bytes, what),
+                                  review.prompts, what);
+  if (const ReviewOutputs* recorded = OutputsOf(review, contestant)) {
+    if (recorded->object.digest == object.digest) return;
+    throw UserError("review '" + review.name + "' has the outputs of " + std::string(contestant) +
+                    " already (recorded by " + recorded->created_by +
+                    "), and they differ from these; a contestant's outputs are recorded once: "
+                    "start another review to compare new ones");
+  }
+  if (contestant != kBaseContestant) {
+    const VersionRecord version = Resolve(contestant);  // refuses versions that do not exist
+    if (review.base_model_hash.empty()) {
+      review.base_model_hash = version.base_model_hash;
+    } else if (version.base_model_hash != review.base_model_hash) {
+      throw UserError(std::string(contestant) + " was trained from base model " +
+                      version.base_model_name + " (" + version.base_model_hash.substr(0, 12) +
+                      "), not the one the other versions in review '" + review.name + "' share (" +
+                      review.base_model_hash.substr(0, 12) +
+                      "); compare versions of one base model per review");
+    }
+  }
+  ReviewOutputs outputs;
+  outputs.contestant = std::string(contestant);
+  outputs.object = object;
+  outputs.object.path = "outputs.jsonl";
+  outputs.generation = std::string(generation);
+  outputs.created_ms = NowMs();
+  outputs.created_by = by_;
+  review.outputs.push_back(std::move(outputs));
+  rocksdb::WriteBatch batch;
+  batch.Put(lease.column(kDefault), ReviewKey(review.name), wire::Dump(wire::ReviewToJson(review)));
+  lease.Commit(batch);
+}
+
+std::optional<BlindPair> LocalRegistry::NextPair(std::string_view review_name) {
+  Impl& impl = *impl_;
+  impl.RequireWritable("show pairs");
+  Impl::Lease lease = impl.Write(impl.write_wait);
+  const ReviewRecord review = RequireReview(lease.db(), review_name);
+  RequireOpen(review, "judgements");
+  if (review.outputs.size() < 2) {
+    throw UserError("review '" + review.name + "' has the outputs of " +
+                    Counted(static_cast<int64_t>(review.outputs.size()), "contestant") +
+                    "; it needs two to compare (`tune review generate " + review.name +
+                    " VERSION...`)");
+  }
+  const std::vector<ShownPair> pairs = PairsOf(lease.db(), review.name);
+  int64_t judged = 0;
+  const ShownPair* waiting = nullptr;
+  for (const ShownPair& pair : pairs) {
+    if (pair.rater != by_) continue;
+    if (pair.verdict) {
+      ++judged;
+    } else if (waiting == nullptr) {
+      waiting = &pair;
+    }
+  }
+  std::random_device entropy;
+  const uint64_t random = (uint64_t{entropy()} << 32) ^ entropy();
+  const std::optional<registry_internal::PairChoice> choice =
+      registry_internal::ChoosePair(review, pairs, by_, random);
+  if (waiting != nullptr) {
+    return Show(impl.objects, lease.db(), review, *waiting, judged,
+                choice ? choice->remaining + 1 : 1);
+  }
+  if (!choice) return std::nullopt;
+  ShownPair shown;
+  shown.id = static_cast<int64_t>(pairs.size()) + 1;
+  shown.rater = by_;
+  shown.shown_ms = NowMs();
+  shown.prompt = choice->prompt;
+  shown.left = choice->left;
+  shown.right = choice->right;
+  BlindPair blind = Show(impl.objects, lease.db(), review, shown, judged, choice->remaining);
+  rocksdb::WriteBatch batch;
+  batch.Put(lease.column(kDefault), PairKeyPrefix(review.name) + Pad(shown.id),
+            wire::Dump(wire::ShownPairToJson(shown)));
+  lease.Commit(batch);
+  return blind;
+}
+
+void LocalRegistry::Judge(std::string_view review_name, int64_t pair_id, Verdict verdict,
+                          std::string_view reason) {
+  Impl& impl = *impl_;
+  impl.RequireWritable("record judgements");
+  if (reason.size() > 1000) {
+    throw UserError("the reason has " + std::to_string(reason.size()) +
+                    " bytes; say it in 1,000 at most");
+  }
+  Impl::Lease lease = impl.Write(impl.write_wait);
+  const ReviewRecord review = RequireReview(lease.db(), review_name);
+  RequireOpen(review, "judgements");
+  const std::string key = PairKeyPrefix(review.name) + Pad(pair_id);
+  const std::optional<std::string> text =
+      pair_id > 0 ? lease.db().Get(kDefault, key) : std::nullopt;
+  std::optional<ShownPair> pair;
+  if (text) pair = wire::ShownPairFromJson(json::parse(*text));
+  if (!pair || pair->rater != by_) {
+    throw UserError("pair " + std::to_string(pair_id) + " of review '" + review.name +
+                    "' was never shown to " + by_ +
+                    "; judge the pairs the review shows you (ask for the next one)");
+  }
+  if (pair->verdict) {
+    throw UserError(by_ + " judged pair " + std::to_string(pair_id) + " of review '" + review.name +
+                    "' already (" + std::string(VerdictName(*pair->verdict)) +
+                    "); each pair is judged once by each rater");
+  }
+  pair->verdict = verdict;
+  pair->judged_ms = NowMs();
+  pair->reason = std::string(reason);
+  rocksdb::WriteBatch batch;
+  batch.Put(lease.column(kDefault), key, wire::Dump(wire::ShownPairToJson(*pair)));
+  lease.Commit(batch);
+}
+
+void LocalRegistry::CloseReview(std::string_view review_name) {
+  Impl& impl = *impl_;
+  impl.RequireWritable("close reviews");
+  Impl::Lease lease = impl.Write(impl.write_wait);
+  ReviewRecord review = RequireReview(lease.db(), review_name);
+  RequireOpen(review, "closing");
+  review.closed_ms = NowMs();
+  review.closed_by = by_;
+  rocksdb::WriteBatch batch;
+  batch.Put(lease.column(kDefault), ReviewKey(review.name), wire::Dump(wire::ReviewToJson(review)));
+  lease.Commit(batch);
+}
+
+ReviewResults LocalRegistry::Results(std::string_view review_name) const {
+  const std::shared_ptr<const Db> db = impl_->Reader();
+  const ReviewRecord review = RequireReview(*db, review_name);
+  return registry_internal::ComputeResults(review, PairsOf(*db, review.name));
+}
+
+std::vector<ShownPair> LocalRegistry::Judgements(std::string_view review_name) const {
+  const std::shared_ptr<const Db> db = impl_->Reader();
+  const ReviewRecord review = RequireReview(*db, review_name);
+  if (review.closed_ms == 0) {
+    throw UserError("review '" + review.name +
+                    "' is open: who wrote what stays hidden until it is closed (`tune review "
+                    "close " +
+                    review.name + "`)");
+  }
+  return PairsOf(*db, review.name);
+}
+
+void LocalRegistry::SetPolicy(const AliasPolicy& given) {
+  Impl& impl = *impl_;
+  impl.RequireWritable("set policies");
+  RequireMovableAlias(given.name, given.alias);
+  if (given.approvers < 0 || given.approvers > 10) {
+    throw UserError((given.source.empty() ? std::string("policy") : given.source) + ": policy." +
+                    given.alias + ".approvers is a whole number from 0 to 10");
+  }
+  std::set<std::string> scores;
+  ListOptions options;
+  options.name = given.name;
+  for (const VersionRecord& record : List(options)) {
+    for (const auto& [metric, value] : record.scores) scores.insert(metric);
+  }
+  for (size_t i = 0; i < given.require.size(); ++i) {
+    const registry_internal::Condition condition = registry_internal::ParseCondition(given, i);
+    if (registry_internal::IsHumanMetric(condition.metric) || scores.count(condition.metric)) {
+      continue;
+    }
+    const std::vector<std::string> known(scores.begin(), scores.end());
+    throw UserError(
+        registry_internal::WhereCondition(given, i) + ": unknown metric '" + condition.metric +
+        "'" + DidYouMean(condition.metric, known) + "; " +
+        (known.empty() ? "the versions of " + given.name + " have no scores"
+                       : "the versions of " + given.name + " have the scores " + JoinNames(known)) +
+        ", and people's judgements give human.win_rate_vs_current, "
+        "human.win_rate_vs_base, human.judgements and human.rating");
+  }
+  AliasPolicy policy = given;
+  policy.set_ms = NowMs();
+  policy.set_by = by_;
+  Impl::Lease lease = impl.Write(impl.write_wait);
+  lease.db().RequireAdapter(policy.name);
+  rocksdb::WriteBatch batch;
+  batch.Put(lease.column(kDefault), PolicyKey(policy.name, policy.alias),
+            wire::Dump(wire::PolicyToJson(policy)));
+  lease.Commit(batch);
+}
+
+void LocalRegistry::RemovePolicy(std::string_view name, std::string_view alias) {
+  Impl& impl = *impl_;
+  impl.RequireWritable("remove policies");
+  Impl::Lease lease = impl.Write(impl.write_wait);
+  lease.db().RequireAdapter(name);
+  if (!PolicyOf(lease.db(), name, alias)) {
+    throw UserError("alias '" + Echo(alias, 64) + "' of adapter '" + std::string(name) +
+                    "' has no policy to remove; `tune adapters policy show " + std::string(name) +
+                    "` lists them");
+  }
+  rocksdb::WriteBatch batch;
+  batch.Delete(lease.column(kDefault), PolicyKey(name, alias));
+  lease.Commit(batch);
+}
+
+std::vector<AliasPolicy> LocalRegistry::Policies(std::string_view name) const {
+  const std::shared_ptr<const Db> db = impl_->Reader();
+  db->RequireAdapter(name);
+  std::vector<AliasPolicy> policies;
+  db->Scan(kDefault, std::string(kPolicyPrefix).append(name).append("/"),
+           [&](const std::string&, const std::string& value) {
+             policies.push_back(wire::PolicyFromJson(json::parse(value)));
+           });
+  return policies;
+}
+
+std::vector<PolicyCheck> LocalRegistry::CheckPolicy(std::string_view name, std::string_view alias,
+                                                    int64_t version) const {
+  const std::shared_ptr<const Db> db = impl_->Reader();
+  db->RequireAdapter(name);
+  const std::optional<AliasPolicy> policy = PolicyOf(*db, name, alias);
+  if (!policy) return {};
+  return CheckVersion(*db, *policy, version);
+}
+
+PromotionRequest LocalRegistry::Promote(std::string_view name, std::string_view alias,
+                                        int64_t version, std::optional<int64_t> expected) {
+  Impl& impl = *impl_;
+  impl.RequireWritable("move aliases");
+  RequireMovableAlias(name, alias);
+  Impl::Lease lease = impl.Write(impl.write_wait);
+  lease.db().RequireAdapter(name);
+  PromotionRequest request;
+  request.name = std::string(name);
+  request.alias = std::string(alias);
+  request.version = version;
+  request.requested_by = by_;
+  request.requested_ms = NowMs();
+  const std::optional<AliasPolicy> policy = PolicyOf(lease.db(), name, alias);
+  AliasMove move;
+  move.by = by_;
+  rocksdb::WriteBatch batch;
+  if (policy) {
+    request.checks = CheckVersion(lease.db(), *policy, version);
+    if (!AllMet(request.checks)) RefusePromotion(*policy, version, request.checks);
+    request.approvers = policy->approvers;
+    move.reason = "its policy is met";
+    if (policy->approvers > 0) {
+      const int64_t current = CurrentVersion(lease.db(), name, alias);
+      if (expected && *expected != current) {
+        throw AliasConflict("alias '" + std::string(alias) + "' of adapter '" + std::string(name) +
+                            "' is " + Describe(current) + ", not " + Describe(*expected) +
+                            " as expected: it was moved meanwhile");
+      }
+      const std::vector<PromotionRequest> requests = RequestsOf(lease.db(), name);
+      for (const PromotionRequest& asked : requests) {
+        if (asked.status == "waiting" && asked.alias == alias && asked.version == version &&
+            asked.from_version == current) {
+          return asked;
+        }
+      }
+      request.id = static_cast<int64_t>(requests.size()) + 1;
+      request.from_version = current;
+      request.status = "waiting";
+      batch.Put(lease.column(kDefault), PromotionKeyPrefix(name) + Pad(request.id),
+                wire::Dump(wire::PromotionToJson(request)));
+      lease.Commit(batch);
+      return request;
+    }
+  }
+  request.from_version = CommitAliasMove(lease, name, alias, version, expected, move, batch);
+  request.status = "moved";
+  return request;
+}
+
+PromotionRequest LocalRegistry::Approve(std::string_view name, int64_t request_id) {
+  Impl& impl = *impl_;
+  impl.RequireWritable("approve promotions");
+  Impl::Lease lease = impl.Write(impl.write_wait);
+  lease.db().RequireAdapter(name);
+  const std::string key = PromotionKeyPrefix(name) + Pad(request_id);
+  const std::optional<std::string> text =
+      request_id > 0 ? lease.db().Get(kDefault, key) : std::nullopt;
+  if (!text) {
+    throw UserError("adapter '" + std::string(name) + "' has no promotion request " +
+                    std::to_string(request_id) + "; `tune adapters requests " + std::string(name) +
+                    "` lists them");
+  }
+  PromotionRequest request = wire::PromotionFromJson(json::parse(*text));
+  const std::string label = "request " + std::to_string(request.id) + " (" + request.name + ":" +
+                            std::to_string(request.version) + " to " + request.alias + ")";
+  if (request.status != "waiting") {
+    throw UserError(label + " is " + request.status + "; only a waiting request is approved");
+  }
+  if (request.requested_by == by_) {
+    throw UserError(by_ + " asked for " + label +
+                    "; another person with the promote role must approve it");
+  }
+  if (std::find(request.approved_by.begin(), request.approved_by.end(), by_) !=
+      request.approved_by.end()) {
+    throw UserError(by_ + " approved " + label + " already; it waits for " +
+                    Counted(request.approvers - static_cast<int64_t>(request.approved_by.size()),
+                            "more approver"));
+  }
+  request.approved_by.push_back(by_);
+  rocksdb::WriteBatch batch;
+  const auto save = [&] {
+    batch.Put(lease.column(kDefault), key, wire::Dump(wire::PromotionToJson(request)));
+  };
+  if (static_cast<int64_t>(request.approved_by.size()) < request.approvers) {
+    save();
+    lease.Commit(batch);
+    return request;
+  }
+  const int64_t current = CurrentVersion(lease.db(), name, request.alias);
+  if (current != request.from_version) {
+    request.status = "stale";
+    save();
+    lease.Commit(batch);
+    throw AliasConflict(label + " was asked while " + request.alias + " was " +
+                        Describe(request.from_version) + "; it is " + Describe(current) +
+                        " now, so the request is stale: ask again");
+  }
+  if (const std::optional<AliasPolicy> policy = PolicyOf(lease.db(), name, request.alias)) {
+    request.checks = CheckVersion(lease.db(), *policy, request.version);
+    if (!AllMet(request.checks)) {
+      request.approved_by.pop_back();  // the approval counts once the policy holds again
+      save();
+      lease.Commit(batch);
+      RefusePromotion(*policy, request.version, request.checks);
+    }
+  }
+  request.status = "moved";
+  save();
+  AliasMove move;
+  move.by = by_;
+  move.reason = "request " + std::to_string(request.id) + " by " + request.requested_by +
+                ", approved by " + JoinNames(request.approved_by);
+  CommitAliasMove(lease, name, request.alias, request.version, request.from_version,
+                  std::move(move), batch);
+  return request;
+}
+
+std::vector<PromotionRequest> LocalRegistry::PromotionRequests(std::string_view name) const {
+  const std::shared_ptr<const Db> db = impl_->Reader();
+  db->RequireAdapter(name);
+  return RequestsOf(*db, name);
 }
 
 }  // namespace tune

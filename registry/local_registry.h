@@ -67,12 +67,15 @@ class LocalRegistry final : public Registry {
   int64_t ReceiveObjectChunk(std::string_view digest, int64_t size_bytes, int64_t offset,
                              std::string_view bytes, std::string_view chunk_sha256);
   // Register and RegisterDataset for objects already stored (by digest): `record.files` and
-  // `record.eval_samples`, or `record.rows_object`, name them. UserError naming the first that is
-  // not stored, or stored with another size.
+  // `record.eval_samples`, or `record.rows_object` and `record.content`, name them. UserError
+  // naming the first that is not stored, or stored with another size.
   int64_t RegisterStored(std::string_view name, const VersionRecord& record);
   int64_t RegisterStoredDataset(std::string_view name, const DatasetRecord& record);
   // CreateRun for a client on another machine, which says which process finishes the run.
   std::string CreateRunFor(const RunInfo& info, std::string_view id, const RunProcess& process);
+  // AddReviewOutputs for an object already stored (by digest), checked as the file would be.
+  void AddStoredReviewOutputs(std::string_view review, std::string_view contestant,
+                              const ManifestEntry& object, std::string_view generation);
 
   // The token's record when `token` (NAME.SECRET) is one of this registry's and not revoked; the
   // secret is compared by its SHA-256, in constant time. nullopt otherwise.
@@ -95,7 +98,8 @@ class LocalRegistry final : public Registry {
   Page ListPage(const ListOptions& options, size_t offset, size_t limit) const override;
   std::map<std::string, int64_t> Aliases(std::string_view name) const override;
   int64_t MoveAlias(std::string_view name, std::string_view alias, int64_t version,
-                    std::optional<int64_t> expected = std::nullopt) override;
+                    std::optional<int64_t> expected = std::nullopt,
+                    std::string_view override_reason = {}) override;
   std::vector<AliasMove> History(std::string_view name) const override;
   VersionRecord Fetch(std::string_view ref, const std::filesystem::path& out_dir) const override;
   std::string ReadObject(const ManifestEntry& object, std::string_view what) const override;
@@ -103,7 +107,8 @@ class LocalRegistry final : public Registry {
   GcReport Gc(std::chrono::seconds grace) override;
   void Backup(const std::filesystem::path& backup_dir) const override;
   int64_t RegisterDataset(std::string_view name, const DatasetRecord& record,
-                          const std::filesystem::path& rows_file) override;
+                          const std::filesystem::path& rows_file,
+                          const std::filesystem::path& content_file = {}) override;
   DatasetRecord GetDataset(std::string_view ref) const override;
   std::vector<DatasetRecord> ListDatasets() const override;
   std::string CreateRun(const RunInfo& info, std::string_view id = {}) override;
@@ -114,6 +119,27 @@ class LocalRegistry final : public Registry {
   RunRecord GetRun(std::string_view run_id) const override;
   std::vector<RunRecord> ListRuns() const override;
   std::vector<MetricsAtStep> GetRunMetrics(std::string_view run_id) const override;
+  void CreateReview(std::string_view name, std::string_view set) override;
+  ReviewRecord GetReview(std::string_view name) const override;
+  std::vector<ReviewRecord> ListReviews() const override;
+  void AddReviewOutputs(std::string_view review, std::string_view contestant,
+                        const std::filesystem::path& outputs_file,
+                        std::string_view generation) override;
+  std::optional<BlindPair> NextPair(std::string_view review) override;
+  void Judge(std::string_view review, int64_t pair, Verdict verdict,
+             std::string_view reason = {}) override;
+  void CloseReview(std::string_view review) override;
+  ReviewResults Results(std::string_view review) const override;
+  std::vector<ShownPair> Judgements(std::string_view review) const override;
+  void SetPolicy(const AliasPolicy& policy) override;
+  void RemovePolicy(std::string_view name, std::string_view alias) override;
+  std::vector<AliasPolicy> Policies(std::string_view name) const override;
+  std::vector<PolicyCheck> CheckPolicy(std::string_view name, std::string_view alias,
+                                       int64_t version) const override;
+  PromotionRequest Promote(std::string_view name, std::string_view alias, int64_t version,
+                           std::optional<int64_t> expected = std::nullopt) override;
+  PromotionRequest Approve(std::string_view name, int64_t request) override;
+  std::vector<PromotionRequest> PromotionRequests(std::string_view name) const override;
   std::string AddToken(std::string_view name, Role role) override;
   std::vector<TokenInfo> ListTokens() const override;
   void RevokeToken(std::string_view name) override;

@@ -178,6 +178,7 @@ std::string DatasetRecordToJson(const DatasetRecord& r, int indent) {
               {"summary", r.summary},
               {"report", ReportJson(r.report_json)},
               {"rows_object", EntryJson(r.rows_object)},
+              {"content", r.content ? EntryJson(*r.content) : json(nullptr)},
               {"registered_by", r.registered_by}}
       .dump(indent);
 }
@@ -195,6 +196,9 @@ DatasetRecord DatasetRecordFromJson(std::string_view text) {
   Field(j, "report", r.report_json, [](const json& v) { return v.dump(); });
   if (const auto it = j.find("rows_object"); it != j.end() && it->is_object()) {
     r.rows_object = EntryFromJson(*it);
+  }
+  if (const auto it = j.find("content"); it != j.end() && it->is_object()) {
+    r.content = EntryFromJson(*it);
   }
   Field(j, "registered_by", r.registered_by);
   return r;

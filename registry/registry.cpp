@@ -58,6 +58,32 @@ std::optional<Role> RoleFromName(std::string_view name) {
   return std::nullopt;
 }
 
+PolicyRefused::PolicyRefused(const std::string& message, std::vector<PolicyCheck> checks)
+    : UserError(message), checks_(std::move(checks)) {}
+PolicyRefused::~PolicyRefused() = default;
+
+std::string_view VerdictName(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::kLeft:
+      return "left";
+    case Verdict::kRight:
+      return "right";
+    case Verdict::kTie:
+      return "tie";
+    case Verdict::kBothBad:
+      return "both_bad";
+  }
+  return "tie";
+}
+
+std::optional<Verdict> VerdictFromName(std::string_view name) {
+  for (const Verdict verdict :
+       {Verdict::kLeft, Verdict::kRight, Verdict::kTie, Verdict::kBothBad}) {
+    if (VerdictName(verdict) == name) return verdict;
+  }
+  return std::nullopt;
+}
+
 namespace {
 
 // The first line of a /proc (or /etc) file, or "" when it cannot be read.

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "util/error.h"
+#include "util/pairwise.h"
 
 namespace tune {
 
@@ -73,6 +74,19 @@ class RegistryDenied : public UserError {
 class AliasConflict : public UserError {
  public:
   using UserError::UserError;
+};
+
+// A promotion its alias's policy does not allow (yet): the conditions that fail, each with how far
+// it is from passing, are in what() and checks().
+struct PolicyCheck;
+class PolicyRefused : public UserError {
+ public:
+  PolicyRefused(const std::string& message, std::vector<PolicyCheck> checks);
+  ~PolicyRefused() override;
+  const std::vector<PolicyCheck>& checks() const { return checks_; }
+
+ private:
+  std::vector<PolicyCheck> checks_;
 };
 
 // A hyper-parameter's value, as the run config wrote it: "adapter.rank" -> 16.
@@ -188,6 +202,10 @@ struct DatasetRecord {
   // One line per row, in file order: "ROW_SHA256 PROMPT_SHA256 LINE" (the SHA-256 of the row's
   // canonical form and of its prompt), stored as an object: what `tune data diff` compares.
   ManifestEntry rows_object;
+  // The rows themselves, when the dataset is a review set (JSONL: "prompt" and an optional
+  // "reference" per line, as `tune review create` wrote them); unset for training files, whose
+  // rows stay where they are.
+  std::optional<ManifestEntry> content;
   std::string registered_by;  // a server's token name, or USER@HOST; set by RegisterDataset
 
   bool operator==(const DatasetRecord&) const = default;
@@ -230,6 +248,10 @@ struct AliasMove {
   int64_t old_version = 0;
   int64_t new_version = 0;
   std::string by;  // who moved it: a server's token name, or USER@HOST; empty in older moves
+  // Why, where the alias has a policy: the approved request ("request 3 by alice, approved by
+  // bob"), or an admin's stated reason for overriding the policy (then `overridden`).
+  std::string reason = {};
+  bool overridden = false;
 };
 
 // Which versions List returns, in what order.
@@ -348,6 +370,152 @@ struct MetricsAtStep {
   bool operator==(const MetricsAtStep&) const = default;
 };
 
+// ---- People's judgement (DESIGN section 11) ----
+//
+// A review shows people the outputs of versions on the same prompts, two at a time, without
+// saying which version wrote which, and keeps what they chose. Its prompts are a review set, a
+// dataset version with its rows stored (DatasetRecord::content); its contestants are versions
+// (NAME:N) and the base model they were trained from ("base"), each once its outputs on every
+// prompt are recorded. Every judgement is kept with its rater (the token's name, or USER@HOST on
+// a folder), its time, the pair and the order it was shown in.
+
+inline constexpr std::string_view kBaseContestant = "base";
+
+// One contestant's outputs on a review's prompts, as `tune review generate` made them.
+struct ReviewOutputs {
+  std::string contestant;  // NAME:N, or base
+  // JSONL, one line per prompt in order: {"prompt": INDEX, "output": TEXT}.
+  ManifestEntry object;
+  std::string generation;  // how they were made: "greedy, seed 0, at most 64 new tokens, ..."
+  int64_t created_ms = 0;
+  std::string created_by;
+};
+
+struct ReviewRecord {
+  std::string name;
+  std::string set;  // the review set: a dataset version, NAME:N
+  int64_t prompts = 0;
+  // The base model every version in the review was trained from (its hash): versions of other
+  // bases are refused, so that "base" names one model.
+  std::string base_model_hash;
+  std::vector<ReviewOutputs> outputs;  // in the order recorded
+  int64_t created_ms = 0;
+  std::string created_by;
+  int64_t closed_ms = 0;  // 0 while open
+  std::string closed_by;
+};
+
+// A prompt of a review set, as its content holds it.
+struct ReviewPrompt {
+  std::string prompt;
+  std::string reference;  // empty when the set has none
+};
+// A review set's content: JSONL, one {"prompt": TEXT, "reference": TEXT} per line (reference
+// optional). UserError naming `where`, the line and what is wrong.
+std::vector<ReviewPrompt> ParseReviewSet(std::string_view jsonl, const std::string& where);
+
+enum class Verdict { kLeft, kRight, kTie, kBothBad };
+std::string_view VerdictName(Verdict verdict);                  // left, right, tie, both_bad
+std::optional<Verdict> VerdictFromName(std::string_view name);  // nullopt for any other
+
+// A pair as its rater sees it: one prompt and two outputs, without who wrote them.
+struct BlindPair {
+  int64_t id = 0;      // what a judgement names
+  int64_t prompt = 0;  // its index in the review set
+  std::string prompt_text;
+  std::string reference;  // empty when the set has none
+  std::string left;
+  std::string right;
+  int64_t judged = 0;     // pairs this rater has judged in the review
+  int64_t remaining = 0;  // pairs this rater may still be shown, this one included
+};
+
+// A pair as the review keeps it: who was shown what, in which order, and what they chose.
+struct ShownPair {
+  int64_t id = 0;
+  std::string rater;
+  int64_t shown_ms = 0;
+  int64_t prompt = 0;
+  std::string left;  // contestants, as shown
+  std::string right;
+  std::optional<Verdict> verdict;  // nullopt until judged
+  int64_t judged_ms = 0;
+  std::string reason;
+};
+
+// What a review's judgements say of each contestant.
+struct ContestantResult {
+  std::string contestant;
+  // Bradley-Terry rating (util/pairwise.h: Elo scale, ties half) with its 95% bootstrap interval.
+  RatingInterval rating;
+  int64_t judgements = 0;
+  std::map<std::string, WinRate> against;  // other contestant -> how this one fared against it
+};
+struct ReviewResults {
+  std::string review;
+  bool closed = false;
+  int64_t judgements = 0;
+  int64_t raters = 0;
+  int64_t resamples = 0;                      // of the bootstrap
+  std::vector<ContestantResult> contestants;  // highest rating first
+  Agreement agreement;  // Krippendorff's alpha over the pairs several raters judged
+};
+
+// A policy for moving one alias of one adapter, as a TOML file writes it:
+//   [policy.production]
+//   require = ["exact_match >= 0.80", "human.win_rate_vs_current >= 0.55", "human.judgements >=
+//   30"] approvers = 1
+// Each condition is METRIC OP NUMBER with OP one of >= > <= <. METRIC is a score of the version
+// (exact_match) or one of the people's judgements, over every review the version is in:
+//   human.win_rate_vs_current  its win rate (ties half) against the version the alias points at
+//                              (the base model while the alias is unset)
+//   human.win_rate_vs_base     its win rate against the base model
+//   human.judgements           the judgements that win rate against the current version rests on
+//   human.rating               its Bradley-Terry rating over all those reviews' judgements
+// `approvers`: people with the promote role, other than the one who asked, who must approve.
+struct AliasPolicy {
+  std::string name;  // the adapter
+  std::string alias;
+  std::vector<std::string> require;
+  int64_t approvers = 0;
+  // Where it was written, for errors: the file, and the line of each condition (0: unknown).
+  std::string source;
+  std::vector<int64_t> lines;
+  int64_t set_ms = 0;  // set by SetPolicy
+  std::string set_by;
+};
+
+// The policies of `adapter` in a policy file's text: [policy.ALIAS] tables of `require` and
+// `approvers`, each with `source` and the lines of its conditions. UserError naming `source`, the
+// line and the key for anything else; SetPolicy checks the conditions themselves.
+std::vector<AliasPolicy> ParsePolicies(std::string_view toml_text, const std::string& source,
+                                       std::string_view adapter);
+
+// How a version stands against one condition of a policy.
+struct PolicyCheck {
+  std::string condition;  // as written
+  bool met = false;
+  std::optional<double> value;  // the version's; nullopt when it has none
+  std::string detail;           // one line: "0.74, 0.06 short"; "no judgements against rank:2 yet"
+};
+
+// A promotion that waits for approvers. Asked for when every condition was met; the move is made
+// from the version the alias pointed at then, by the approval that completes it, if every
+// condition is still met.
+struct PromotionRequest {
+  int64_t id = 0;  // 1, 2, ... per adapter
+  std::string name;
+  std::string alias;
+  int64_t version = 0;
+  int64_t from_version = 0;  // where the alias pointed when asked; 0: unset
+  std::string requested_by;
+  int64_t requested_ms = 0;
+  int64_t approvers = 0;                 // needed, as the policy said when asked
+  std::vector<std::string> approved_by;  // in order
+  std::string status;                    // waiting, moved, or stale (the alias moved meanwhile)
+  std::vector<PolicyCheck> checks;       // at the last look
+};
+
 // What a token may do on a registry server. Each role includes the ones before it.
 enum class Role {
   kRead,     // browse and fetch
@@ -438,9 +606,12 @@ class Registry {
   // points at; 0 requires it to be unset; N requires it to point at version N (AliasConflict
   // otherwise). Returns the version it pointed at before (0: unset). Every move is kept, with
   // who made it. Refuses `latest` (kLatestAlias, which always names the latest version) and
-  // aliases that read as a version (v3).
+  // aliases that read as a version (v3). An alias with a policy (SetPolicy) moves only as
+  // Promote and Approve move it; this refuses it (PolicyRefused) unless `override_reason` says
+  // why the policy is set aside, which the move's history keeps (a server allows that to admins).
   virtual int64_t MoveAlias(std::string_view name, std::string_view alias, int64_t version,
-                            std::optional<int64_t> expected = std::nullopt) = 0;
+                            std::optional<int64_t> expected = std::nullopt,
+                            std::string_view override_reason = {}) = 0;
   virtual std::vector<AliasMove> History(std::string_view name) const = 0;  // oldest first
 
   // Writes the version's files and tune.json (its record) to `out_dir`, which must not exist or
@@ -468,8 +639,10 @@ class Registry {
   // Datasets: records the rows in `rows_file` (DatasetRecord::rows_object's format) as an object
   // and `record` as the next version of `name`, unless the latest version has the same sha256:
   // then returns that version and adds nothing. Returns the version. Refuses a record of no rows.
+  // `content_file`, when given, is stored as the rows themselves (DatasetRecord::content).
   virtual int64_t RegisterDataset(std::string_view name, const DatasetRecord& record,
-                                  const std::filesystem::path& rows_file) = 0;
+                                  const std::filesystem::path& rows_file,
+                                  const std::filesystem::path& content_file = {}) = 0;
   // NAME (the latest version) or NAME:N; unknown names get a "did you mean".
   virtual DatasetRecord GetDataset(std::string_view ref) const = 0;
   virtual std::vector<DatasetRecord> ListDatasets() const = 0;  // by name, then version
@@ -492,6 +665,52 @@ class Registry {
   virtual RunRecord GetRun(std::string_view run_id) const = 0;
   virtual std::vector<RunRecord> ListRuns() const = 0;                                  // oldest
   virtual std::vector<MetricsAtStep> GetRunMetrics(std::string_view run_id) const = 0;  // by step
+
+  // Reviews (DESIGN section 11). CreateReview: a new open review of the prompts of the dataset
+  // version `set` (NAME or NAME:N, which must hold its rows: a review set).
+  virtual void CreateReview(std::string_view name, std::string_view set) = 0;
+  virtual ReviewRecord GetReview(std::string_view name) const = 0;
+  virtual std::vector<ReviewRecord> ListReviews() const = 0;  // by name
+  // Records `outputs_file` (ReviewOutputs::object's format, one line for every prompt of the
+  // set) as `contestant`'s outputs: a version of the review's base model (NAME:N), or base. A
+  // contestant's outputs are recorded once: the same bytes again add nothing, others are refused.
+  virtual void AddReviewOutputs(std::string_view review, std::string_view contestant,
+                                const std::filesystem::path& outputs_file,
+                                std::string_view generation) = 0;
+  // The next pair for the caller (the rater: a server's token, or USER@HOST) to judge, recorded
+  // as shown to them: the pair they were shown and have not judged yet, else the most informative
+  // one (contestants with the fewest judgements between them and the closest ratings first)
+  // that they have not been shown, left and right in random order. nullopt when none is left.
+  virtual std::optional<BlindPair> NextPair(std::string_view review) = 0;
+  // The caller's judgement of a pair they were shown. Refuses a pair not shown to them, one
+  // they judged already, and a closed review. `reason`: at most 1,000 bytes.
+  virtual void Judge(std::string_view review, int64_t pair, Verdict verdict,
+                     std::string_view reason = {}) = 0;
+  // Ends the review: no more pairs or judgements, and which contestant wrote what is shown.
+  virtual void CloseReview(std::string_view review) = 0;
+  virtual ReviewResults Results(std::string_view review) const = 0;
+  // Every pair shown, with its contestants and judgement: refused while the review is open.
+  virtual std::vector<ShownPair> Judgements(std::string_view review) const = 0;
+
+  // Promotion policies: set (replacing the alias's policy; unknown metrics and malformed
+  // conditions refused, naming the policy's source, line and key), removed, listed by alias.
+  virtual void SetPolicy(const AliasPolicy& policy) = 0;
+  virtual void RemovePolicy(std::string_view name, std::string_view alias) = 0;
+  virtual std::vector<AliasPolicy> Policies(std::string_view name) const = 0;
+  // How `version` stands against the policy of `alias` (empty: the alias has none).
+  virtual std::vector<PolicyCheck> CheckPolicy(std::string_view name, std::string_view alias,
+                                               int64_t version) const = 0;
+  // Moves `alias` to `version` as its policy allows: at once when it has no policy, or when every
+  // condition is met and it needs no approver; otherwise, with every condition met, as a request
+  // that waits for approvers (asking again for the same move returns it). PolicyRefused names each
+  // failing condition and by how much. `expected` as MoveAlias's.
+  virtual PromotionRequest Promote(std::string_view name, std::string_view alias, int64_t version,
+                                   std::optional<int64_t> expected = std::nullopt) = 0;
+  // The caller's approval of a waiting request (not their own; once each). The approval that
+  // completes it moves the alias if every condition still holds (PolicyRefused otherwise; the
+  // request waits on) and the alias has not moved since it was asked (AliasConflict; stale).
+  virtual PromotionRequest Approve(std::string_view name, int64_t request) = 0;
+  virtual std::vector<PromotionRequest> PromotionRequests(std::string_view name) const = 0;
 
   // Tokens of a registry server (kept in its registry; a folder keeps them for the server that
   // serves it). AddToken returns the token, NAME.SECRET: the only time the secret is shown.

@@ -67,6 +67,9 @@ json Expect(const HttpAnswer& answer, const std::string& url) {
     case 503:
       throw RegistryBusy(error, 0);
     default:
+      if (body.is_object() && body.contains("checks") && body["checks"].is_array()) {
+        throw PolicyRefused(error, wire::PolicyChecksFromJson(body["checks"]));
+      }
       throw UserError(error);
   }
 }
@@ -303,10 +306,12 @@ std::map<std::string, int64_t> RemoteRegistry::Aliases(std::string_view name) co
 }
 
 int64_t RemoteRegistry::MoveAlias(std::string_view name, std::string_view alias, int64_t version,
-                                  std::optional<int64_t> expected) {
+                                  std::optional<int64_t> expected,
+                                  std::string_view override_reason) {
   RequireWritable("move aliases");
   json body = {{"version", version}};
   if (expected) body["expect_version"] = *expected;
+  if (!override_reason.empty()) body["override_reason"] = override_reason;
   return Expect(client_.Post("/api/adapters/" + UrlEncode(name) + "/aliases/" + UrlEncode(alias),
                              wire::Dump(body)),
                 url_)
@@ -403,14 +408,19 @@ void RemoteRegistry::Backup(const fs::path& backup_dir) const {
 }
 
 int64_t RemoteRegistry::RegisterDataset(std::string_view name, const DatasetRecord& given,
-                                        const fs::path& rows_file) {
+                                        const fs::path& rows_file, const fs::path& content_file) {
   RequireWritable("register datasets");
   DatasetRecord record = given;
-  const OutgoingObject rows = HashForSending("rows.txt", rows_file);
-  record.rows_object = rows.entry;
+  std::vector<OutgoingObject> objects = {HashForSending("rows.txt", rows_file)};
+  record.rows_object = objects.back().entry;
+  record.content.reset();
+  if (!content_file.empty()) {
+    objects.push_back(HashForSending("prompts.jsonl", content_file));
+    record.content = objects.back().entry;
+  }
   const std::string body = wire::Dump({{"record", json::parse(DatasetRecordToJson(record))}});
   return Retried([&] {
-    SendObjects({rows});
+    SendObjects(objects);
     return Expect(client_.Post("/api/datasets/" + UrlEncode(name), body), url_)
         .at("version")
         .get<int64_t>();
@@ -581,6 +591,132 @@ std::vector<TokenInfo> RemoteRegistry::ListTokens() const {
 void RemoteRegistry::RevokeToken(std::string_view name) {
   RequireWritable("revoke tokens");
   Expect(client_.Post("/api/tokens/" + UrlEncode(name) + "/revoke", "{}"), url_);
+}
+
+void RemoteRegistry::CreateReview(std::string_view name, std::string_view set) {
+  RequireWritable("create reviews");
+  Expect(client_.Post("/api/reviews", wire::Dump({{"name", name}, {"set", set}})), url_);
+}
+
+ReviewRecord RemoteRegistry::GetReview(std::string_view name) const {
+  return wire::ReviewFromJson(Expect(client_.Get("/api/reviews/" + UrlEncode(name)), url_));
+}
+
+std::vector<ReviewRecord> RemoteRegistry::ListReviews() const {
+  std::vector<ReviewRecord> reviews;
+  for (const json& review : Expect(client_.Get("/api/reviews"), url_)) {
+    reviews.push_back(wire::ReviewFromJson(review));
+  }
+  return reviews;
+}
+
+void RemoteRegistry::AddReviewOutputs(std::string_view review, std::string_view contestant,
+                                      const fs::path& outputs_file, std::string_view generation) {
+  RequireWritable("record outputs");
+  const OutgoingObject outputs = HashForSending("outputs.jsonl", outputs_file);
+  const std::string body = wire::Dump({{"contestant", contestant},
+                                       {"object",
+                                        {{"path", outputs.entry.path},
+                                         {"digest", outputs.entry.digest},
+                                         {"size_bytes", outputs.entry.size_bytes}}},
+                                       {"generation", generation}});
+  Retried([&] {
+    SendObjects({outputs});
+    return Expect(client_.Post("/api/reviews/" + UrlEncode(review) + "/outputs", body), url_);
+  });
+}
+
+std::optional<BlindPair> RemoteRegistry::NextPair(std::string_view review) {
+  const json answer =
+      Expect(client_.Post("/api/reviews/" + UrlEncode(review) + "/next", "{}"), url_);
+  if (answer.value("done", false)) return std::nullopt;
+  return wire::BlindPairFromJson(answer);
+}
+
+void RemoteRegistry::Judge(std::string_view review, int64_t pair, Verdict verdict,
+                           std::string_view reason) {
+  Expect(client_.Post(
+             "/api/reviews/" + UrlEncode(review) + "/judgements",
+             wire::Dump({{"pair", pair}, {"verdict", VerdictName(verdict)}, {"reason", reason}})),
+         url_);
+}
+
+void RemoteRegistry::CloseReview(std::string_view review) {
+  RequireWritable("close reviews");
+  Expect(client_.Post("/api/reviews/" + UrlEncode(review) + "/close", "{}"), url_);
+}
+
+ReviewResults RemoteRegistry::Results(std::string_view review) const {
+  return wire::ResultsFromJson(
+      Expect(client_.Get("/api/reviews/" + UrlEncode(review) + "/results"), url_));
+}
+
+std::vector<ShownPair> RemoteRegistry::Judgements(std::string_view review) const {
+  std::vector<ShownPair> pairs;
+  for (const json& pair :
+       Expect(client_.Get("/api/reviews/" + UrlEncode(review) + "/judgements"), url_)) {
+    pairs.push_back(wire::ShownPairFromJson(pair));
+  }
+  return pairs;
+}
+
+void RemoteRegistry::SetPolicy(const AliasPolicy& policy) {
+  RequireWritable("set policies");
+  Expect(client_.Post("/api/adapters/" + UrlEncode(policy.name) + "/policies",
+                      wire::Dump({{"policy", wire::PolicyToJson(policy)}})),
+         url_);
+}
+
+void RemoteRegistry::RemovePolicy(std::string_view name, std::string_view alias) {
+  RequireWritable("remove policies");
+  Expect(
+      client_.Post("/api/adapters/" + UrlEncode(name) + "/policies/" + UrlEncode(alias) + "/remove",
+                   "{}"),
+      url_);
+}
+
+std::vector<AliasPolicy> RemoteRegistry::Policies(std::string_view name) const {
+  std::vector<AliasPolicy> policies;
+  for (const json& policy :
+       Expect(client_.Get("/api/adapters/" + UrlEncode(name) + "/policies"), url_)) {
+    policies.push_back(wire::PolicyFromJson(policy));
+  }
+  return policies;
+}
+
+std::vector<PolicyCheck> RemoteRegistry::CheckPolicy(std::string_view name, std::string_view alias,
+                                                     int64_t version) const {
+  return wire::PolicyChecksFromJson(
+      Expect(client_.Get("/api/adapters/" + UrlEncode(name) + "/policies/" + UrlEncode(alias) +
+                         "/check?version=" + std::to_string(version)),
+             url_));
+}
+
+PromotionRequest RemoteRegistry::Promote(std::string_view name, std::string_view alias,
+                                         int64_t version, std::optional<int64_t> expected) {
+  RequireWritable("move aliases");
+  json body = {{"alias", alias}, {"version", version}};
+  if (expected) body["expect_version"] = *expected;
+  return wire::PromotionFromJson(Expect(
+      client_.Post("/api/adapters/" + UrlEncode(name) + "/promotions", wire::Dump(body)), url_));
+}
+
+PromotionRequest RemoteRegistry::Approve(std::string_view name, int64_t request) {
+  RequireWritable("approve promotions");
+  return wire::PromotionFromJson(
+      Expect(client_.Post("/api/adapters/" + UrlEncode(name) + "/promotions/" +
+                              std::to_string(request) + "/approve",
+                          "{}"),
+             url_));
+}
+
+std::vector<PromotionRequest> RemoteRegistry::PromotionRequests(std::string_view name) const {
+  std::vector<PromotionRequest> requests;
+  for (const json& request :
+       Expect(client_.Get("/api/adapters/" + UrlEncode(name) + "/promotions"), url_)) {
+    requests.push_back(wire::PromotionFromJson(request));
+  }
+  return requests;
 }
 
 }  // namespace tune

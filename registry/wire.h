@@ -24,6 +24,24 @@
 //   POST /api/registry/verify | gc {"grace_seconds"} | backup {"dir"}   (admin)
 //   GET  /api/tokens; POST /api/tokens {"name", "role"} -> {"token"};
 //   POST /api/tokens/NAME/revoke                                        (admin)
+// Promotions (a promote token; an override an admin's):
+//   POST /api/adapters/NAME/aliases/ALIAS  {"version", "expect_version", "override_reason"}
+//                               -> {"previous"}: MoveAlias; 400 {"error", "checks"} when refused
+//   POST /api/adapters/NAME/promotions  {"alias", "version", "expect_version"} -> a request
+//   POST /api/adapters/NAME/promotions/ID/approve                      -> the request
+//   GET  /api/adapters/NAME/promotions                                 every request
+//   GET  /api/adapters/NAME/policies; GET .../policies/ALIAS/check?version=N -> checks
+//   POST /api/adapters/NAME/policies {"policy"}; POST .../policies/ALIAS/remove    (admin)
+// Reviews (read to look; write to create and record outputs; any named token to rate; promote
+// to close):
+//   GET  /api/reviews; GET /api/reviews/NAME          records (while open, without the outputs'
+//                                                     objects for a token below write: a rater)
+//   POST /api/reviews  {"name", "set"}
+//   POST /api/reviews/NAME/outputs {"contestant", "object", "generation"}: the object stored
+//   POST /api/reviews/NAME/next                        -> a blind pair, or {"done": true}
+//   POST /api/reviews/NAME/judgements {"pair", "verdict", "reason"}
+//   POST /api/reviews/NAME/close
+//   GET  /api/reviews/NAME/results; GET /api/reviews/NAME/judgements (once closed)
 // Errors are {"error": "one line"} with 400 (refused input; UserError), 401 (no token), 403 (a
 // token without the role), 404, 409 (AliasConflict, an upload's offset), 413, 500
 // (RegistryDamaged) or 503 (RegistryBusy).
@@ -63,6 +81,20 @@ nlohmann::json VerifyReportToJson(const VerifyReport& report);
 VerifyReport VerifyReportFromJson(const nlohmann::json& json);
 nlohmann::json GcReportToJson(const GcReport& report);
 GcReport GcReportFromJson(const nlohmann::json& json);
+nlohmann::json ReviewToJson(const ReviewRecord& review);
+ReviewRecord ReviewFromJson(const nlohmann::json& json);
+nlohmann::json BlindPairToJson(const BlindPair& pair);
+BlindPair BlindPairFromJson(const nlohmann::json& json);
+nlohmann::json ShownPairToJson(const ShownPair& pair);
+ShownPair ShownPairFromJson(const nlohmann::json& json);
+nlohmann::json ResultsToJson(const ReviewResults& results);
+ReviewResults ResultsFromJson(const nlohmann::json& json);
+nlohmann::json PolicyToJson(const AliasPolicy& policy);
+AliasPolicy PolicyFromJson(const nlohmann::json& json);
+nlohmann::json PolicyChecksToJson(const std::vector<PolicyCheck>& checks);
+std::vector<PolicyCheck> PolicyChecksFromJson(const nlohmann::json& json);
+nlohmann::json PromotionToJson(const PromotionRequest& request);
+PromotionRequest PromotionFromJson(const nlohmann::json& json);
 
 // JSON text of any of these: bytes that are not UTF-8 (an error message, a model's output)
 // become U+FFFD rather than failing.

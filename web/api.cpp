@@ -321,6 +321,9 @@ HttpResponse Api::Handle(const HttpRequest& request) const {
                                   std::string(RoleName(refused.needed)));
   } catch (const AliasConflict& e) {
     return ErrorResponse(409, e.what());
+  } catch (const PolicyRefused& e) {
+    return JsonResponse({{"error", e.what()}, {"checks", wire::PolicyChecksToJson(e.checks())}},
+                        400);
   } catch (const UploadOffsetConflict& e) {
     HttpResponse response = ErrorResponse(409, e.what());
     response.body = wire::Dump({{"error", e.what()}, {"received", e.received()}});
@@ -346,6 +349,9 @@ HttpResponse Api::Get(const HttpRequest& request, const std::vector<std::string>
     return ErrorResponse(404, "no such resource: " + Echo(request.path));
   };
   if (std::optional<HttpResponse> answered = GetForClient(request, parts, caller)) {
+    return *answered;
+  }
+  if (std::optional<HttpResponse> answered = GetForReviews(request, parts, caller)) {
     return *answered;
   }
   if (parts.size() == 1 && parts[0] == "adapters") {
@@ -594,6 +600,9 @@ HttpResponse Api::Post(const HttpRequest& request, const std::vector<std::string
   if (std::optional<HttpResponse> answered = PostForClient(request, parts, caller)) {
     return *answered;
   }
+  if (std::optional<HttpResponse> answered = PostForReviews(request, parts, caller)) {
+    return *answered;
+  }
   if (parts.size() != 4 || parts[0] != "adapters" || parts[2] != "aliases") {
     return ErrorResponse(404, "no such resource: " + Echo(request.path));
   }
@@ -615,9 +624,17 @@ HttpResponse Api::Post(const HttpRequest& request, const std::vector<std::string
     expected = WholeNumber(body["expect_version"], 0);
     if (!expected) return ErrorResponse(400, "expect_version is a version, or 0 for unset");
   }
+  std::string override_reason;
+  if (body.contains("override_reason")) {
+    if (!body["override_reason"].is_string()) {
+      return ErrorResponse(400, "override_reason is text: why the alias's policy is set aside");
+    }
+    override_reason = body["override_reason"].get<std::string>();
+    if (!override_reason.empty()) Require(caller, Role::kAdmin);  // overriding a policy
+  }
   if (!HasAdapter(name)) return ErrorResponse(404, "no adapter named '" + name + "'");
   const int64_t previous =
-      registry_.Acting(caller.name)->MoveAlias(name, alias, *version, expected);
+      registry_.Acting(caller.name)->MoveAlias(name, alias, *version, expected, override_reason);
   return JsonResponse(
       {{"name", name}, {"alias", alias}, {"version", *version}, {"previous", previous}});
 }

@@ -24,9 +24,10 @@
 //                                                        configuration's mean, sd and 95%
 //                                                        interval of every score, and which
 //                                                        interval that is
-//   POST /api/adapters/NAME/aliases/ALIAS                {"version": N, "expect_version": M}
+//   POST /api/adapters/NAME/aliases/ALIAS                {"version": N, "expect_version": M,
+//                                                        "override_reason": TEXT (an admin's)}
 // and everything a registry's client does (registry/wire.h): runs, metrics, uploads, versions,
-// datasets, gc, verify, backup, tokens.
+// datasets, gc, verify, backup, tokens, reviews, policies and promotion requests.
 //
 // Every path segment and query value is checked by grammar before any lookup (names, aliases,
 // versions, run ids, digests); files are found through the version's manifest, never by a path
@@ -145,6 +146,14 @@ class Api {
   std::optional<HttpResponse> PostForClient(const HttpRequest& request,
                                             const std::vector<std::string>& parts,
                                             const Caller& caller) const;
+  // Reviews, policies and promotion requests (wire.h), api_review.cpp. nullopt: not one of
+  // their paths.
+  std::optional<HttpResponse> GetForReviews(const HttpRequest& request,
+                                            const std::vector<std::string>& parts,
+                                            const Caller& caller) const;
+  std::optional<HttpResponse> PostForReviews(const HttpRequest& request,
+                                             const std::vector<std::string>& parts,
+                                             const Caller& caller) const;
   std::optional<HttpResponse> RefuseCrossOrigin(const HttpRequest& request) const;
   bool HasAdapter(const std::string& name) const;
   // Every sweep the registry's runs name (or only `only`), as JSON.

@@ -18,9 +18,11 @@
 #include "cli/data_commands.h"
 #include "cli/option_checks.h"
 #include "cli/registry_commands.h"
+#include "cli/review_commands.h"
 #include "config/run_config.h"
 #include "generate/generate.h"
 #include "generate/generation_config.h"
+#include "generate/peft_adapter.h"
 #include "orchestrate/remote_channel.h"
 #include "orchestrate/run_folders.h"
 #include "orchestrate/tracker.h"
@@ -162,49 +164,6 @@ int Validate(const fs::path& file, const std::vector<std::string>& overrides) {
   const RunConfig config = run_file.Resolve(host);
   std::cout << config.resolved_toml;
   return 0;
-}
-
-// A LoRA adapter in PEFT's layout (adapter_config.json + adapter_model.safetensors), attached
-// to `model` and merged into its weights. The adapter must stay alive while the model is used.
-std::unique_ptr<Adapter> AttachPeftAdapter(const PluginHost& host, Model& model,
-                                           const fs::path& model_dir, const fs::path& dir) {
-  const fs::path config_file = dir / "adapter_config.json";
-  if (!fs::exists(config_file)) {
-    if (fs::exists(dir / "config.json")) {
-      throw UserError(dir.string() +
-                      " is a whole model (full fine-tuning); pass it as --model instead of "
-                      "--adapter");
-    }
-    throw UserError(dir.string() +
-                    " has no adapter_config.json; --adapter takes a PEFT LoRA "
-                    "directory such as tune train's adapter/ or tune fetch's output");
-  }
-  nlohmann::json peft;
-  try {
-    peft = nlohmann::json::parse(std::ifstream(config_file));
-    if (peft.value("peft_type", "") != "LORA") {
-      throw UserError(config_file.string() + ": peft_type is " + peft.value("peft_type", "?") +
-                      "; only LORA adapters can be applied");
-    }
-    Options options = PluginHost::DefaultOptions(host.Require(PluginKind::kAdapter, "lora"));
-    options.Set("rank", peft.at("r").get<int64_t>());
-    options.Set("alpha", peft.at("lora_alpha").get<double>());
-    options.Set("rslora", peft.value("use_rslora", false));
-    const nlohmann::json& targets = peft.at("target_modules");
-    if (targets.is_string()) {
-      options.Set("target_regex", targets.get<std::string>());
-    } else {
-      options.Set("targets", targets.get<std::vector<std::string>>());
-    }
-    std::unique_ptr<Adapter> adapter = host.CreateAdapter("lora", options);
-    adapter->Attach(model, model_dir);
-    adapter->Load(dir);
-    adapter->SetTraining(false);
-    adapter->Merge();
-    return adapter;
-  } catch (const nlohmann::json::exception& e) {
-    throw UserError(config_file.string() + ": not a PEFT LoRA config (" + e.what() + ")");
-  }
 }
 
 // `sampling` holds the flags' values; the model's generation_config.json gives the defaults of
@@ -538,6 +497,7 @@ int RunCli(int argc, char** argv) {
   generate->add_option("prompt", generate_prompt, "Text to continue")->required();
   const std::unique_ptr<RegistryCommands> registry_commands = RegistryCommands::Add(app);
   const std::unique_ptr<DataCommands> data_commands = DataCommands::Add(app);
+  const std::unique_ptr<ReviewCommands> review_commands = ReviewCommands::Add(app);
 
   CLI::App* train =
       app.add_subcommand("train", "Train one adapter from a run file and evaluate it");
@@ -640,6 +600,7 @@ int RunCli(int argc, char** argv) {
     }
     if (std::optional<int> code = registry_commands->Run()) return *code;
     if (std::optional<int> code = data_commands->Run()) return *code;
+    if (std::optional<int> code = review_commands->Run()) return *code;
     std::cout << app.help();
     return 0;
   } catch (const Interrupted& e) {

@@ -132,12 +132,45 @@ class Commands : public RegistryCommands {
     diff_->add_option("to", other_ref_, "NAME, NAME:VERSION or NAME@ALIAS")->required();
     diff_->add_flag("--json", json_, "Print the differences as JSON");
 
-    promote_ = adapters->add_subcommand("promote", "Point an alias at a version, atomically");
+    promote_ = adapters->add_subcommand(
+        "promote",
+        "Point an alias at a version, atomically, as the alias's policy allows (at once, or as a "
+        "request that waits for approvers)");
     promote_->add_option("ref", ref_, "The version: NAME:VERSION, NAME@ALIAS or NAME")->required();
     promote_->add_option("alias", alias_, "The alias to move, e.g. production")->required();
     expect_option_ = promote_->add_option(
         "--expect-version", expect_version_,
         "Move only if the alias points at this version now (0: only if unset)");
+    promote_->add_option("--override", override_reason_,
+                         "Set the alias's policy aside, saying why (kept in the alias's history; "
+                         "an admin's on a server)");
+
+    approve_ = adapters->add_subcommand(
+        "approve", "Approve a waiting promotion request (not your own); the last approval moves");
+    approve_->add_option("name", ls_name_, "Adapter name")->required();
+    approve_->add_option("request", request_id_, "The request's number")
+        ->required()
+        ->check(CLI::PositiveNumber);
+    requests_ = adapters->add_subcommand("requests", "Promotion requests, waiting and done");
+    requests_->add_option("name", ls_name_, "Adapter name")->required();
+
+    CLI::App* policy = adapters->add_subcommand(
+        "policy", "Promotion policies: what an alias requires before it moves");
+    policy->require_subcommand(1);
+    policy_set_ = policy->add_subcommand(
+        "set",
+        "Set the policies of a TOML file ([policy.ALIAS] require = [\"exact_match >= 0.80\", "
+        "\"human.win_rate_vs_current >= 0.55\", \"human.judgements >= 30\"], approvers = 1)");
+    policy_set_->add_option("name", ls_name_, "Adapter name")->required();
+    policy_set_->add_option("file", policy_file_, "Policy file (.toml)")
+        ->required()
+        ->check(cli::ExistingFile("the policy file"));
+    policy_show_ = policy->add_subcommand(
+        "show", "Each alias's policy, and how the latest version stands against it");
+    policy_show_->add_option("name", ls_name_, "Adapter name")->required();
+    policy_remove_ = policy->add_subcommand("remove", "Remove an alias's policy");
+    policy_remove_->add_option("name", ls_name_, "Adapter name")->required();
+    policy_remove_->add_option("alias", alias_, "The alias")->required();
 
     history_ = adapters->add_subcommand("history", "Every move of an adapter's aliases");
     history_->add_option("name", ls_name_, "Adapter name")->required();
@@ -187,7 +220,8 @@ class Commands : public RegistryCommands {
 
     registry_path_ = DefaultRegistryPath();
     for (CLI::App* command :
-         {ls_, show_, diff_, promote_, history_, fetch_, verify_, gc_, backup_, push_, recover_}) {
+         {ls_, show_, diff_, promote_, approve_, requests_, policy_set_, policy_show_,
+          policy_remove_, history_, fetch_, verify_, gc_, backup_, push_, recover_}) {
       command
           ->add_option("--registry", registry_path_,
                        "Registry folder, or registry server URL with $TUNE_TOKEN (default: "
@@ -201,6 +235,15 @@ class Commands : public RegistryCommands {
     if (show_->parsed()) return Show();
     if (diff_->parsed()) return Diff();
     if (promote_->parsed()) return Promote();
+    if (approve_->parsed()) return Approve();
+    if (requests_->parsed()) return Requests();
+    if (policy_set_->parsed()) return SetPolicies();
+    if (policy_show_->parsed()) return ShowPolicies();
+    if (policy_remove_->parsed()) {
+      Open(Mode::kReadWrite)->RemovePolicy(ls_name_, alias_);
+      std::cout << ls_name_ << "@" << alias_ << " has no policy now\n";
+      return 0;
+    }
     if (history_->parsed()) return History();
     if (fetch_->parsed()) return Fetch();
     if (verify_->parsed()) return Verify();
@@ -324,6 +367,23 @@ class Commands : public RegistryCommands {
                                     ? std::string()
                                     : " (base model " + NumberText(base->second) + ")")});
     }
+    // People's judgement: the version's rating in each review it is in.
+    for (const ReviewRecord& review : registry->ListReviews()) {
+      const ReviewResults results = registry->Results(review.name);
+      for (const ContestantResult& c : results.contestants) {
+        if (c.contestant != Ref(r)) continue;
+        std::string row = "rating " + std::to_string(std::lround(c.rating.rating)) + " (95% " +
+                          std::to_string(std::lround(c.rating.ci95_low)) + " to " +
+                          std::to_string(std::lround(c.rating.ci95_high)) + "), " +
+                          Counted(c.judgements, "judgement");
+        if (const auto base = c.against.find(std::string(kBaseContestant));
+            base != c.against.end() && base->second.rate()) {
+          row += ", wins " + std::to_string(std::lround(100 * *base->second.rate())) +
+                 "% against the base model";
+        }
+        rows.push_back({"review " + review.name, row});
+      }
+    }
     if (!r.curve.empty()) {
       rows.push_back({"loss", NumberText(r.curve.front().loss) + " at step " +
                                   std::to_string(r.curve.front().step) + " -> " +
@@ -388,15 +448,106 @@ class Commands : public RegistryCommands {
     return 0;
   }
 
+  static std::string Describe(int64_t version) {
+    return version == 0 ? std::string("unset") : "version " + std::to_string(version);
+  }
+
+  void PrintRequest(const PromotionRequest& request) const {
+    if (request.status == "moved") {
+      std::cout << request.name << "@" << request.alias << ": " << Describe(request.from_version)
+                << " -> version " << request.version << "\n";
+      return;
+    }
+    std::cout << "request " << request.id << ": " << request.name << ":" << request.version
+              << " to " << request.alias << " (asked by " << request.requested_by << ") is "
+              << request.status;
+    if (request.status == "waiting") {
+      std::cout << " for "
+                << Counted(request.approvers - static_cast<int64_t>(request.approved_by.size()),
+                           "approver")
+                << " with the promote role: `tune adapters approve " << request.name << " "
+                << request.id << "`";
+    }
+    std::cout << "\n";
+  }
+
   int Promote() {
     const auto registry = Open(Mode::kReadWrite);
     const VersionRecord record = registry->Resolve(ref_);
-    const int64_t before = registry->MoveAlias(
-        record.name, alias_, record.version,
-        expect_option_->count() > 0 ? std::optional(expect_version_) : std::nullopt);
-    std::cout << record.name << "@" << alias_ << ": "
-              << (before == 0 ? std::string("unset") : "version " + std::to_string(before))
-              << " -> version " << record.version << "\n";
+    const std::optional<int64_t> expected =
+        expect_option_->count() > 0 ? std::optional(expect_version_) : std::nullopt;
+    if (!override_reason_.empty()) {
+      const int64_t before =
+          registry->MoveAlias(record.name, alias_, record.version, expected, override_reason_);
+      std::cout << record.name << "@" << alias_ << ": " << Describe(before) << " -> version "
+                << record.version << " (policy overridden: " << override_reason_ << ")\n";
+      return 0;
+    }
+    PrintRequest(registry->Promote(record.name, alias_, record.version, expected));
+    return 0;
+  }
+
+  int Approve() {
+    PrintRequest(Open(Mode::kReadWrite)->Approve(ls_name_, request_id_));
+    return 0;
+  }
+
+  int Requests() {
+    const std::vector<PromotionRequest> requests =
+        Open(Mode::kReadOnly)->PromotionRequests(ls_name_);
+    if (requests.empty()) std::cout << "no promotion requests for " << ls_name_ << "\n";
+    for (const PromotionRequest& request : requests) {
+      std::cout << request.id << "  " << FormatTime(request.requested_ms) << "  " << request.name
+                << ":" << request.version << " -> " << request.alias << "  by "
+                << request.requested_by << "  " << request.status;
+      if (!request.approved_by.empty()) {
+        std::string approvers;
+        for (const std::string& who : request.approved_by) {
+          approvers += (approvers.empty() ? "" : ", ") + who;
+        }
+        std::cout << "  approved by " << approvers;
+      }
+      std::cout << "\n";
+    }
+    return 0;
+  }
+
+  int SetPolicies() {
+    std::ifstream in(policy_file_, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    const auto registry = Open(Mode::kReadWrite);
+    const std::vector<AliasPolicy> policies =
+        ParsePolicies(text.str(), policy_file_.string(), ls_name_);
+    for (const AliasPolicy& policy : policies) registry->SetPolicy(policy);
+    for (const AliasPolicy& policy : policies) {
+      std::cout << ls_name_ << "@" << policy.alias << " requires "
+                << (policy.require.empty() ? std::string("nothing") : "");
+      for (size_t i = 0; i < policy.require.size(); ++i) {
+        std::cout << (i == 0 ? "" : ", ") << policy.require[i];
+      }
+      std::cout << " and " << Counted(policy.approvers, "approver") << "\n";
+    }
+    return 0;
+  }
+
+  int ShowPolicies() {
+    const auto registry = Open(Mode::kReadOnly);
+    const std::vector<AliasPolicy> policies = registry->Policies(ls_name_);
+    if (policies.empty()) {
+      std::cout << ls_name_ << " has no policies: any alias moves with `tune adapters promote`\n";
+      return 0;
+    }
+    const VersionRecord latest = registry->Resolve(ls_name_);
+    for (const AliasPolicy& policy : policies) {
+      std::cout << ls_name_ << "@" << policy.alias << " (set by " << policy.set_by << " from "
+                << policy.source << "; " << Counted(policy.approvers, "approver") << ")\n";
+      for (const PolicyCheck& check :
+           registry->CheckPolicy(ls_name_, policy.alias, latest.version)) {
+        std::cout << "  " << check.condition << "  " << Ref(latest) << ": "
+                  << (check.met ? "met, " : "not met, ") << check.detail << "\n";
+      }
+    }
     return 0;
   }
 
@@ -409,16 +560,21 @@ class Commands : public RegistryCommands {
         out.push_back({{"time_ms", m.time_ms},
                        {"alias", m.alias},
                        {"old_version", m.old_version == 0 ? json(nullptr) : json(m.old_version)},
-                       {"new_version", m.new_version}});
+                       {"new_version", m.new_version},
+                       {"by", m.by},
+                       {"reason", m.reason},
+                       {"overridden", m.overridden}});
       }
       std::cout << out.dump(2) << "\n";
       return 0;
     }
-    std::vector<std::vector<std::string>> rows = {{"TIME (UTC)", "ALIAS", "FROM", "TO"}};
+    std::vector<std::vector<std::string>> rows = {
+        {"TIME (UTC)", "ALIAS", "FROM", "TO", "BY", "WHY"}};
     for (const AliasMove& m : moves) {
-      rows.push_back({FormatTime(m.time_ms), m.alias,
-                      m.old_version == 0 ? "-" : std::to_string(m.old_version),
-                      std::to_string(m.new_version)});
+      rows.push_back(
+          {FormatTime(m.time_ms), m.alias, m.old_version == 0 ? "-" : std::to_string(m.old_version),
+           std::to_string(m.new_version), m.by.empty() ? "-" : m.by,
+           m.overridden ? "policy overridden: " + m.reason : (m.reason.empty() ? "-" : m.reason)});
     }
     PrintTable(rows);
     return 0;
@@ -469,6 +625,11 @@ class Commands : public RegistryCommands {
   CLI::App* show_ = nullptr;
   CLI::App* diff_ = nullptr;
   CLI::App* promote_ = nullptr;
+  CLI::App* approve_ = nullptr;
+  CLI::App* requests_ = nullptr;
+  CLI::App* policy_set_ = nullptr;
+  CLI::App* policy_show_ = nullptr;
+  CLI::App* policy_remove_ = nullptr;
   CLI::App* history_ = nullptr;
   CLI::App* fetch_ = nullptr;
   CLI::App* verify_ = nullptr;
@@ -488,6 +649,9 @@ class Commands : public RegistryCommands {
   std::string alias_;
   CLI::Option* expect_option_ = nullptr;
   int64_t expect_version_ = 0;
+  std::string override_reason_;
+  int64_t request_id_ = 0;
+  fs::path policy_file_;
   std::string out_dir_;
   double grace_hours_ = 24.0;
 };

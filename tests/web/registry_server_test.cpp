@@ -9,8 +9,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
+#include <map>
 
 #include <fstream>
 #include <thread>
@@ -316,6 +319,211 @@ TEST_F(RegistryServer, AnObjectThatDoesNotHashAsItSaysIsNeverStored) {
   EXPECT_THROW(Client(server_->url())->Resolve("rank"), UserError);
 }
 
+// People's judgement against a registry, as a person would see each answer: `as(who)` is the
+// registry as alice or bob (a token of the promote role each, on a server).
+std::vector<std::string> ReviewScenario(Registry& registry, const fs::path& work,
+                                        const std::function<Registry&(const std::string&)>& as) {
+  std::vector<std::string> seen;
+  const auto note = [&](const std::string& line) { seen.push_back(line); };
+  const auto refused = [&](const std::function<void()>& call) {
+    try {
+      call();
+      note("not refused");
+    } catch (const UserError& e) {
+      note("refused: " + std::string(e.what()));
+    }
+  };
+  for (int i = 1; i <= 2; ++i) {
+    VersionRecord record = SampleRecord(8, 0.9);
+    record.run_id = "";
+    registry.Register("rank", record,
+                      MakeArtifact(work / ("a" + std::to_string(i)), "w" + std::to_string(i)));
+  }
+  registry.MoveAlias("rank", "production", 1);
+  std::ofstream(work / "rows.txt") << "rows\n";
+  std::ofstream(work / "prompts.jsonl") << "{\"prompt\": \"a?\"}\n{\"prompt\": \"b?\"}\n";
+  DatasetRecord set;
+  set.sha256 = "prompts";
+  set.rows = 2;
+  set.source = "prompts.jsonl";
+  registry.RegisterDataset("qa", set, work / "rows.txt", work / "prompts.jsonl");
+  registry.CreateReview("qa", "qa");
+  for (const std::string contestant : {"rank:1", "rank:2", "base"}) {
+    const fs::path file = work / ("outputs-" + contestant.substr(contestant.size() - 1));
+    std::ofstream(file) << "{\"prompt\": 0, \"output\": \"" << contestant
+                        << " A\"}\n{\"prompt\": 1, \"output\": \"" << contestant << " B\"}\n";
+    registry.AddReviewOutputs("qa", contestant, file, "greedy");
+  }
+  note("review of " + std::to_string(registry.GetReview("qa").outputs.size()) + " contestants on " +
+       std::to_string(registry.ListReviews().at(0).prompts) + " prompts");
+  int64_t first = 0;
+  for (const std::string who : {"alice", "bob"}) {
+    while (const std::optional<BlindPair> pair = as(who).NextPair("qa")) {
+      if (first == 0) first = pair->id;
+      note(who + " is shown a pair (" + std::to_string(pair->remaining) + " left)");
+      as(who).Judge("qa", pair->id,
+                    pair->left.starts_with("rank:2")    ? Verdict::kLeft
+                    : pair->right.starts_with("rank:2") ? Verdict::kRight
+                                                        : Verdict::kTie);
+    }
+  }
+  try {
+    as("alice").Judge("qa", first, Verdict::kRight);
+  } catch (const UserError& e) {
+    // The verdict it names is the one the random first pair got.
+    note(std::string(e.what()).substr(0, std::string(e.what()).find(" already")));
+  }
+  refused([&] { as("bob").Judge("qa", first, Verdict::kRight); });
+  refused([&] { registry.Judgements("qa"); });
+  const ReviewResults results = registry.Results("qa");
+  note(std::to_string(results.judgements) + " judgements by " + std::to_string(results.raters) +
+       " raters, alpha " + std::to_string(results.agreement.alpha.value_or(-9)));
+  // The bootstrap draws resamples by the judgements' order, which the random pairs make differ
+  // between the two runs: the intervals are compared by what they hold.
+  for (const ContestantResult& c : results.contestants) {
+    note(c.contestant + " " + std::to_string(std::lround(c.rating.rating)) +
+         (c.rating.ci95_low <= c.rating.rating && c.rating.rating <= c.rating.ci95_high
+              ? " inside its interval"
+              : " outside its interval"));
+  }
+  for (const AliasPolicy& policy :
+       ParsePolicies("[policy.production]\nrequire = [\"human.win_rate_vs_current >= 0.55\", "
+                     "\"human.judgements >= 4\", \"exact_match >= 0.95\"]\napprovers = 1\n",
+                     "policy.toml", "rank")) {
+    registry.SetPolicy(policy);
+  }
+  refused([&] {
+    registry.SetPolicy({"rank", "staging", {"rouge >= 1"}, 0, "p.toml", {3}, 0, ""});
+  });
+  note(std::to_string(registry.Policies("rank").size()) + " policy");
+  refused([&] { registry.MoveAlias("rank", "production", 2); });
+  try {
+    as("alice").Promote("rank", "production", 2);
+  } catch (const PolicyRefused& e) {
+    note(std::string("refused: ") + e.what() + " (" + std::to_string(e.checks().size()) +
+         " checks)");
+  }
+  for (const PolicyCheck& check : registry.CheckPolicy("rank", "production", 2)) {
+    note(check.condition + (check.met ? " met: " : " not met: ") + check.detail);
+  }
+  registry.SetPolicy(ParsePolicies("[policy.production]\nrequire = [\"human.judgements >= 4\"]\n"
+                                   "approvers = 1\n",
+                                   "policy.toml", "rank")
+                         .at(0));
+  const PromotionRequest asked = as("alice").Promote("rank", "production", 2);
+  note("request " + std::to_string(asked.id) + " " + asked.status + " by " + asked.requested_by);
+  refused([&] { as("alice").Approve("rank", asked.id); });
+  const PromotionRequest approved = as("bob").Approve("rank", asked.id);
+  note("request " + approved.status + ", production at " +
+       std::to_string(registry.Aliases("rank").at("production")));
+  note("history: " + registry.History("rank").back().reason);
+  note(std::to_string(registry.PromotionRequests("rank").size()) + " request");
+  as("bob").CloseReview("qa");
+  refused([&] { as("alice").NextPair("qa"); });
+  note(std::to_string(registry.Judgements("qa").size()) + " pairs shown");
+  registry.RemovePolicy("rank", "production");
+  note(std::to_string(registry.Policies("rank").size()) + " policies");
+  return seen;
+}
+
+TEST_F(RegistryServer, ReviewsAndPromotionsAnswerAsAFolderDoes) {
+  const fs::path folder_work = dir_.path() / "folder-work";
+  const fs::path server_work = dir_.path() / "server-work";
+  fs::create_directories(folder_work);
+  fs::create_directories(server_work);
+  const auto local = LocalRegistry::Open(dir_.path() / "folder", Mode::kCreate);
+  std::map<std::string, std::unique_ptr<Registry>> local_people;
+  const std::vector<std::string> from_folder =
+      ReviewScenario(*local, folder_work, [&](const std::string& who) -> Registry& {
+        if (!local_people.count(who)) local_people[who] = local->Acting(who);
+        return *local_people[who];
+      });
+  const auto remote = Client(server_->url());
+  std::map<std::string, std::unique_ptr<Registry>> remote_people;
+  for (const std::string who : {"alice", "bob"}) {
+    remote_people[who] = Client(server_->url(), remote->AddToken(who, Role::kPromote));
+  }
+  const std::vector<std::string> from_server =
+      ReviewScenario(*remote, server_work,
+                     [&](const std::string& who) -> Registry& { return *remote_people.at(who); });
+  EXPECT_EQ(from_server, from_folder);
+  EXPECT_GE(from_server.size(), 25u);
+}
+
+TEST_F(RegistryServer, OverridingAPolicyOverHttpNeedsAnAdminAndRatingANamedToken) {
+  const auto owner = Client(server_->url());
+  owner->Register("rank", SampleRecord(), Artifact("w"));
+  owner->SetPolicy({"rank", "production", {"exact_match >= 0.99"}, 0, "policy.toml", {2}, 0, ""});
+  const auto promoter = Client(server_->url(), owner->AddToken("pat", Role::kPromote));
+  EXPECT_THROW(promoter->MoveAlias("rank", "production", 1, std::nullopt, "because"),
+               RegistryDenied);
+  EXPECT_THROW(promoter->MoveAlias("rank", "production", 1), PolicyRefused);
+  owner->MoveAlias("rank", "production", 1, std::nullopt, "because");
+  EXPECT_EQ(promoter->History("rank").back().reason, "because");
+  EXPECT_TRUE(promoter->History("rank").back().overridden);
+  // Reads opened to anyone do not make anyone a rater.
+  const auto open = Serve(dir_.path() / "served", /*open_reads=*/true);
+  EXPECT_EQ(Http(open->url(), "").Post("/api/reviews/qa/next", "{}").status, 401);
+}
+
+// Who wrote what stays hidden from raters until the review is closed: the review they read does
+// not say where each contestant's outputs are stored (whose bytes they could fetch and match).
+TEST_F(RegistryServer, ARaterIsNotToldWhereAnOpenReviewsOutputsAre) {
+  const auto owner = Client(server_->url());
+  const fs::path work = dir_.path() / "work";
+  fs::create_directories(work);
+  std::ofstream(work / "rows.txt") << "rows\n";
+  std::ofstream(work / "prompts.jsonl") << "{\"prompt\": \"a?\"}\n";
+  std::ofstream(work / "outputs.jsonl") << "{\"prompt\": 0, \"output\": \"yes\"}\n";
+  DatasetRecord set;
+  set.sha256 = "prompts";
+  set.rows = 1;
+  set.source = "prompts.jsonl";
+  owner->RegisterDataset("qa", set, work / "rows.txt", work / "prompts.jsonl");
+  owner->CreateReview("qa", "qa");
+  owner->AddReviewOutputs("qa", "base", work / "outputs.jsonl", "greedy");
+  const auto rater = Client(server_->url(), owner->AddToken("rita", Role::kRead));
+  EXPECT_EQ(rater->GetReview("qa").outputs.at(0).object.digest, "");
+  EXPECT_EQ(rater->ListReviews().at(0).outputs.at(0).object.digest, "");
+  EXPECT_EQ(owner->GetReview("qa").outputs.at(0).object.digest.size(), 64u);
+  owner->CloseReview("qa");
+  EXPECT_EQ(rater->GetReview("qa").outputs.at(0).object.digest.size(), 64u);
+}
+
+// Hostile or mistaken requests to the review and policy routes: one line each, saying what the
+// body should be, or naming the policy's file, line and key.
+TEST_F(RegistryServer, MalformedReviewAndPolicyRequestsAreRefusedWithOneLine) {
+  const auto owner = Client(server_->url());
+  owner->Register("rank", SampleRecord(), Artifact("w"));
+  const HttpClient http = Http(server_->url(), kOwner);
+  const auto error = [&](const std::string& target, const std::string& body) {
+    const HttpAnswer answer = http.Post(target, body);
+    EXPECT_EQ(answer.status, 400) << target << " " << body << ": " << answer.body;
+    return json::parse(answer.body).value("error", "");
+  };
+  EXPECT_EQ(error("/api/reviews/qa/judgements", R"({"pair": "one", "verdict": "left"})"),
+            "the body is JSON {\"pair\": ID, \"verdict\": \"left\" | \"right\" | \"tie\" | "
+            "\"both_bad\", \"reason\": TEXT}");
+  EXPECT_EQ(error("/api/reviews/qa/judgements", R"({"pair": 1, "verdict": "maybe"})"),
+            "the body is JSON {\"pair\": ID, \"verdict\": \"left\" | \"right\" | \"tie\" | "
+            "\"both_bad\", \"reason\": TEXT}");
+  EXPECT_NE(error("/api/reviews/qa/next", "{}").find("no review 'qa'"), std::string::npos);
+  EXPECT_NE(error("/api/reviews/Bad%20Name/next", "{}").find("invalid review name"),
+            std::string::npos);
+  EXPECT_EQ(error("/api/reviews", "[]"), "the body is JSON {\"name\": NAME, \"set\": DATASET}");
+  const json policy = {{"alias", "production"},
+                       {"require", {"exact_match >= 0.5", "exact_match => 0.5"}},
+                       {"source", "team.toml"},
+                       {"lines", {4, 5}}};
+  EXPECT_EQ(error("/api/adapters/rank/policies", json{{"policy", policy}}.dump()),
+            "team.toml:5: policy.production.require[1]: 'exact_match => 0.5' compares with '=>'; "
+            "a condition is METRIC OP NUMBER with OP one of >= > <= <, such as \"exact_match >= "
+            "0.80\"");
+  const HttpAnswer refused =
+      http.Post("/api/adapters/rank/promotions", R"({"alias": "production", "version": 1})");
+  EXPECT_EQ(refused.status, 200) << refused.body;  // no policy: it moves
+}
+
 // Every endpoint, under every role and with no token, a wrong one and a revoked one: allowed
 // exactly from its role up.
 TEST_F(RegistryServer, EveryEndpointNeedsItsRole) {
@@ -364,6 +572,23 @@ TEST_F(RegistryServer, EveryEndpointNeedsItsRole) {
       {"GET", "/api/tokens", "", Role::kAdmin},
       {"POST", "/api/tokens", R"({"name": "x", "role": "read"})", Role::kAdmin},
       {"POST", "/api/tokens/nobody/revoke", "{}", Role::kAdmin},
+      {"GET", "/api/reviews", "", Role::kRead},
+      {"GET", "/api/reviews/qa/results", "", Role::kRead},
+      {"POST", "/api/reviews", R"({"name": "qa", "set": "qa"})", Role::kWrite},
+      {"POST", "/api/reviews/qa/outputs", R"({"contestant": "base"})", Role::kWrite},
+      {"POST", "/api/reviews/qa/next", "{}", Role::kRead},
+      {"POST", "/api/reviews/qa/judgements", R"({"pair": 1, "verdict": "tie"})", Role::kRead},
+      {"POST", "/api/reviews/qa/close", "{}", Role::kPromote},
+      {"GET", "/api/adapters/rank/promotions", "", Role::kRead},
+      {"GET", "/api/adapters/rank/policies", "", Role::kRead},
+      {"GET", "/api/adapters/rank/policies/production/check?version=1", "", Role::kRead},
+      {"POST", "/api/adapters/rank/promotions", R"({"alias": "staging", "version": 1})",
+       Role::kPromote},
+      {"POST", "/api/adapters/rank/promotions/1/approve", "{}", Role::kPromote},
+      {"POST", "/api/adapters/rank/policies", R"({"policy": {"alias": "x"}})", Role::kAdmin},
+      {"POST", "/api/adapters/rank/policies/production/remove", "{}", Role::kAdmin},
+      {"POST", "/api/adapters/rank/aliases/staging", R"({"version": 1, "override_reason": "x"})",
+       Role::kAdmin},
   };
   for (const Endpoint& endpoint : endpoints) {
     for (const auto& [who, token] : tokens) {

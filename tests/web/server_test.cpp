@@ -365,6 +365,81 @@ TEST_F(ServeTest, TheUiListsComparesAndPromotesInARealBrowser) {
   EXPECT_FALSE(busy.Exited());
 }
 
+// Blind review and a gated promotion in a real browser: two raters judge every pair (one by
+// keyboard, one by buttons) without seeing who wrote what, each pair's sides in random order; the
+// results rank the better version first; a promotion the policy blocks says which condition fails
+// and by how much, and goes through once the judgements are in and an approver approves.
+TEST_F(ServeTest, TwoRatersJudgeBlindPairsAndThePolicyGatesThePromotionInARealBrowser) {
+  registry_->MoveAlias("rank", "production", 1);
+  std::string prompts;
+  for (int i = 0; i < 10; ++i)
+    prompts += json{{"prompt", "question " + std::to_string(i)}}.dump() + "\n";
+  DatasetRecord set;
+  set.sha256 = "prompts";
+  set.rows = 10;
+  set.source = "prompts.jsonl";
+  registry_->RegisterDataset("qa", set, dir_.Write("rows", "rows\n"),
+                             dir_.Write("prompts", prompts));
+  registry_->CreateReview("qa", "qa");
+  for (const auto& [contestant, quality] :
+       {std::pair{"rank:1", "bad"}, std::pair{"rank:2", "good"}}) {
+    std::string outputs;
+    for (int i = 0; i < 10; ++i) {
+      outputs +=
+          json{{"prompt", i}, {"output", std::string(quality) + " answer " + std::to_string(i)}}
+              .dump() +
+          "\n";
+    }
+    registry_->AddReviewOutputs("qa", contestant,
+                                dir_.Write(std::string("outputs-") + quality, outputs), "greedy");
+  }
+  for (const AliasPolicy& policy :
+       ParsePolicies("[policy.production]\nrequire = [\"human.win_rate_vs_current >= 0.55\", "
+                     "\"human.judgements >= 12\"]\napprovers = 1\n",
+                     "policy.toml", "rank")) {
+    registry_->SetPolicy(policy);
+  }
+  const std::string alice = registry_->AddToken("alice", Role::kPromote);
+  const std::string bob = registry_->AddToken("bob", Role::kPromote);
+  const Server server(RegistryDir());
+  const fs::path shots = dir_.path() / "shots";
+  fs::create_directories(shots);
+  const auto run = testing::RunCommand({TUNE_NODE, TUNE_SOURCE_DIR "/tests/tools/js/review.mjs",
+                                        server.origin(), alice, bob, shots.string()});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const json seen = json::parse(run.out);
+  ASSERT_FALSE(seen.contains("error")) << seen.dump(2);
+  EXPECT_EQ(seen["alice_judged"], 10);
+  EXPECT_EQ(seen["bob_judged"], 10);
+  EXPECT_EQ(seen["names_seen"], 0) << seen.dump(2);
+  // Random per pair: 20 pairs on one side has probability 2^-19.
+  EXPECT_GT(seen["good_on_left"].get<int>(), 0);
+  EXPECT_GT(seen["good_on_right"].get<int>(), 0);
+  EXPECT_NE(seen["promote_refused"].get<std::string>().find(
+                "cannot promote rank:2 to production: its policy (policy.toml) is not met: "
+                "human.judgements >= 12: 10, 2 short (needs >= 12)"),
+            std::string::npos)
+      << seen.dump(2);
+  EXPECT_EQ(seen["override_refused"], "token 'alice' has the role promote; this needs admin");
+  EXPECT_EQ(seen["results_order"], json({"rank:2", "rank:1"}));
+  EXPECT_EQ(seen["results_summary"], "20 judgements by 2 raters; open");
+  // Both raters chose alike every time: no variation, so no agreement measure.
+  EXPECT_EQ(seen["agreement"],
+            "agreement between raters: not measured yet (no pair judged by two raters with any "
+            "variation)");
+  // The version's own page shows its rating in the review.
+  ASSERT_EQ(seen["version_judgements"].size(), 5u) << seen.dump(2);
+  EXPECT_EQ(seen["version_judgements"][0], "qa");
+  EXPECT_EQ(seen["version_judgements"][3], "20");
+  EXPECT_EQ(seen["version_judgements"][4], "100% vs rank:1");
+  EXPECT_EQ(seen["promote_asked"], "request 1 waits for 1 approver(s) with the promote role");
+  EXPECT_EQ(seen["approved"], "production -> rank:2");
+  EXPECT_EQ(registry_->Resolve("rank@production").version, 2);
+  EXPECT_EQ(registry_->History("rank").back().reason, "request 1 by alice, approved by bob");
+  EXPECT_EQ(seen["dialogs"].size(), 0u);
+  EXPECT_TRUE(fs::exists(shots / "results.png"));
+}
+
 // Bytes leave the registry only as their SHA-256 says: a corrupted object goes out short of its
 // Content-Length (the connection is cut before its last bytes), a truncated one or a range of a
 // corrupted one not at all (500), damaged evaluation outputs are an error rather than fewer

@@ -11,6 +11,8 @@ if (location.hash.startsWith('#token=')) {
 }
 tokenInput.value = sessionStorage.getItem('tune-token') || '';
 tokenInput.addEventListener('change', () => {
+  // A change the page has seen already (a second event for one edit) renders nothing again.
+  if (tokenInput.value === (sessionStorage.getItem('tune-token') || '')) return;
   sessionStorage.setItem('tune-token', tokenInput.value);
   route();
 });
@@ -280,23 +282,54 @@ async function showVersion(name, version) {
     }));
   const aliasInput = el('input', {type: 'text', id: 'alias', value: 'production'});
   const aliasMessage = el('span', {id: 'alias-message'});
+  const judgements = await judgementSection(`${name}:${record.version}`)
+    .catch(error => el('p', {class: 'error'}, error.message));
+  const policies = el('div', {});
+  const approveMessage = el('span', {id: 'approve-message'});
+  const refreshPolicies = async () => {
+    policies.replaceChildren(
+      await policySection(name, record.version, refreshPolicies, approveMessage)
+        .catch(error => el('p', {class: 'error'}, error.message)));
+  };
+  // Through the alias's policy: the alias moves at once, or a request waits for approvers, or
+  // the refusal says which condition fails and by how much.
   const promote = el('div', {class: 'controls'}, 'alias', aliasInput,
     el('button', {id: 'promote', onclick: async () => {
       try {
         const history = await api(`adapters/${encodeURIComponent(name)}/history`);
         const last = history.filter(m => m.alias === aliasInput.value).pop();
-        const moved = await api(
-          `adapters/${encodeURIComponent(name)}/aliases/${encodeURIComponent(aliasInput.value)}`, {
-            method: 'POST',
-            headers: {'Content-Type': 'application/json'},
-            body: JSON.stringify({version: record.version, expect_version: last ? last.new_version : 0})});
-        aliasMessage.textContent = `${moved.alias} -> ${name}:${moved.version}`;
+        const asked = await api(`adapters/${encodeURIComponent(name)}/promotions`, {
+          method: 'POST',
+          headers: {'Content-Type': 'application/json'},
+          body: JSON.stringify({alias: aliasInput.value, version: record.version,
+                                expect_version: last ? last.new_version : 0})});
+        aliasMessage.textContent = asked.status === 'moved'
+          ? `${asked.alias} -> ${name}:${asked.version}`
+          : `request ${asked.id} waits for ${asked.approvers - asked.approved_by.length} approver(s) with the promote role`;
         aliasMessage.className = '';
       } catch (error) {
         aliasMessage.textContent = error.message;
         aliasMessage.className = 'error';
       }
+      await refreshPolicies();
     }}, `point it at ${name}:${record.version}`), aliasMessage);
+  // An admin may set a policy aside, saying why: the alias history keeps the reason.
+  const overrideReason = el('input', {type: 'text', id: 'override-reason', placeholder: 'reason (admins only)'});
+  const override = el('div', {class: 'controls'}, overrideReason,
+    el('button', {id: 'override', onclick: async () => {
+      try {
+        const moved = await api(
+          `adapters/${encodeURIComponent(name)}/aliases/${encodeURIComponent(aliasInput.value)}`, {
+            method: 'POST', headers: {'Content-Type': 'application/json'},
+            body: JSON.stringify({version: record.version, override_reason: overrideReason.value})});
+        aliasMessage.textContent = `${aliasInput.value} -> ${name}:${moved.version} (policy overridden)`;
+        aliasMessage.className = '';
+      } catch (error) {
+        aliasMessage.textContent = error.message;
+        aliasMessage.className = 'error';
+      }
+      await refreshPolicies();
+    }}, 'override the policy'));
   const files = el('ul', {}, record.artifact.files.map(f => {
     const url = `/api/adapters/${encodeURIComponent(name)}/versions/${record.version}/files/${f.path.split('/').map(encodeURIComponent).join('/')}`;
     return el('li', {},
@@ -310,17 +343,18 @@ async function showVersion(name, version) {
     el('div', {class: 'columns'},
       el('section', {}, el('h3', {}, 'lineage'),
          el('table', {id: 'lineage'}, lineage.map(([k, v]) => el('tr', {}, el('th', {}, k), el('td', {}, String(v))))),
-         el('h3', {}, 'scores'), scores),
+         el('h3', {}, 'scores'), scores, el('h3', {}, "people's judgement"), judgements),
       el('section', {}, el('h3', {}, 'training'),
          chart([{name: 'loss', points: record.curve.map(p => [p.step, p.loss])},
                 ...(evalLoss.length ? [{name: 'eval loss', points: evalLoss}] : [])], 'loss by step'),
          chart([{name: 'lr', points: record.curve.map(p => [p.step, p.lr])}], 'learning rate'))),
-    el('h3', {}, 'aliases'), promote,
+    el('h3', {}, 'aliases'), promote, el('h3', {}, 'promotion policies'), policies, approveMessage, override,
     el('h3', {}, 'download'), files,
     el('p', {}, 'or: ', el('code', {}, `tune fetch ${name}:${record.version} -o ${name}-v${record.version}`)),
     el('h3', {}, 'config'), el('pre', {id: 'config'}, record.config_toml),
     el('h3', {}, 'outputs on the eval prompts'),
     outputTable([`${name}:${record.version}`], [samples], record.score_scales));
+  await refreshPolicies();
 }
 
 // ---- Versions compared ----
@@ -496,6 +530,185 @@ async function showSweeps(name) {
   listTimer = setInterval(render, 2000);
 }
 
+// ---- People's judgement: reviews, the blind rating page, results ----
+async function showReviews() {
+  const hash = location.hash;
+  const reviews = await api('reviews');
+  const rows = await Promise.all(reviews.map(async review => {
+    const results = await api(`reviews/${encodeURIComponent(review.name)}/results`);
+    return el('tr', {},
+      el('td', {}, review.name), el('td', {}, review.set), el('td', {class: 'num'}, review.prompts),
+      el('td', {}, review.closed_ms ? review.outputs.map(o => o.contestant).join(', ')
+                                    : `${review.outputs.length} (hidden until closed)`),
+      el('td', {class: 'num'}, results.judgements),
+      el('td', {}, review.closed_ms ? `closed by ${review.closed_by}` : 'open'),
+      el('td', {}, review.closed_ms ? '' : el('a', {href: `#/review/${encodeURIComponent(review.name)}`}, 'rate'),
+         ' ', el('a', {href: `#/results/${encodeURIComponent(review.name)}`}, 'results')));
+  }));
+  if (location.hash !== hash) return;  // the address moved on while this was asked for
+  main.replaceChildren(el('h2', {}, 'reviews'),
+    reviews.length === 0 ? el('p', {}, 'no reviews yet: tune review create NAME --prompts FILE')
+      : el('table', {id: 'reviews'},
+          el('tr', {}, ['review', 'set', 'prompts', 'contestants', 'judgements', 'state', ''].map(h => el('th', {}, h))),
+          rows));
+}
+
+// One prompt and two outputs, A on the left and B on the right in the order the server chose for
+// this pair, without who wrote them; A, B, T and X judge, and the next pair follows at once.
+let judgeKeys = null;
+async function showRating(name) {
+  const reason = el('input', {type: 'text', id: 'reason', maxlength: '1000', placeholder: 'reason (optional)'});
+  const message = el('p', {id: 'rating-message'});
+  let pair = null;
+  const judge = async verdict => {
+    if (!pair) return;
+    const judged = pair;
+    pair = null;
+    try {
+      await api(`reviews/${encodeURIComponent(name)}/judgements`, {
+        method: 'POST', headers: {'Content-Type': 'application/json'},
+        body: JSON.stringify({pair: judged.id, verdict, reason: reason.value})});
+      reason.value = '';
+      await next();
+    } catch (error) {
+      message.textContent = error.message;
+      message.className = 'error';
+    }
+  };
+  const buttons = el('div', {class: 'controls'},
+    el('button', {id: 'judge-left', onclick: () => judge('left')}, 'A is better (A)'),
+    el('button', {id: 'judge-right', onclick: () => judge('right')}, 'B is better (B)'),
+    el('button', {id: 'judge-tie', onclick: () => judge('tie')}, 'tie (T)'),
+    el('button', {id: 'judge-both-bad', onclick: () => judge('both_bad')}, 'both bad (X)'), reason);
+  const shown = el('div', {id: 'pair'});
+  const next = async () => {
+    const answer = await api(`reviews/${encodeURIComponent(name)}/next`, {method: 'POST', body: '{}'});
+    if (answer.done) {
+      shown.replaceChildren(el('p', {id: 'done'}, 'You have judged every pair of this review. ',
+        el('a', {href: `#/results/${encodeURIComponent(name)}`}, 'results')));
+      buttons.hidden = true;
+      return;
+    }
+    pair = answer;
+    message.textContent = `pair ${answer.id}: you have judged ${answer.judged}, ${answer.remaining} left`;
+    message.className = '';
+    shown.replaceChildren(
+      el('h3', {}, 'prompt'), el('pre', {id: 'prompt', class: 'output'}, answer.prompt_text),
+      answer.reference ? [el('h3', {}, 'reference'), el('pre', {id: 'reference', class: 'output'}, answer.reference)] : [],
+      el('div', {class: 'columns'},
+        el('section', {}, el('h3', {}, 'A'), el('pre', {id: 'left', class: 'output'}, answer.left)),
+        el('section', {}, el('h3', {}, 'B'), el('pre', {id: 'right', class: 'output'}, answer.right))));
+  };
+  if (judgeKeys) document.removeEventListener('keydown', judgeKeys);
+  judgeKeys = event => {
+    // Letters typed into a field (the reason, the token) are text, not judgements.
+    if (!location.hash.startsWith('#/review/') || ['INPUT', 'TEXTAREA'].includes(event.target.tagName) ||
+        event.ctrlKey || event.metaKey || event.altKey) return;
+    const verdict = {a: 'left', b: 'right', t: 'tie', x: 'both_bad'}[event.key.toLowerCase()];
+    if (verdict) {
+      event.preventDefault();
+      judge(verdict);
+    }
+  };
+  document.addEventListener('keydown', judgeKeys);
+  main.replaceChildren(el('h2', {}, `review ${name}`),
+    el('p', {}, 'Which answer is better? Who wrote which stays hidden until the review is closed.'),
+    message, shown, buttons);
+  await next();
+}
+
+async function showResults(name) {
+  const hash = location.hash;
+  const [results, review] = await Promise.all([
+    api(`reviews/${encodeURIComponent(name)}/results`), api(`reviews/${encodeURIComponent(name)}`)]);
+  const names = results.contestants.map(c => c.contestant);
+  // The automatic scores of each version beside its rating.
+  const records = await Promise.all(names.map(c => {
+    if (c === 'base') return null;
+    const [adapter, version] = c.split(':');
+    return api(`adapters/${encodeURIComponent(adapter)}/versions/${version}`).catch(() => null);
+  }));
+  const metrics = [...new Set(records.flatMap(r => r ? Object.keys(r.scores) : []))].sort();
+  const pct = rate => rate.win_rate === null ? '-' : `${Math.round(100 * rate.win_rate)}% of ${rate.judgements}`;
+  const table = el('table', {id: 'results'},
+    el('tr', {}, el('th', {}, 'contestant'), el('th', {class: 'num'}, 'rating'),
+       el('th', {}, '95% interval'), el('th', {class: 'num'}, 'judgements'),
+       names.map(n => el('th', {class: 'num'}, `vs ${n}`)), metrics.map(m => el('th', {class: 'num'}, m))),
+    results.contestants.map((c, i) => el('tr', {'data-contestant': c.contestant},
+      el('td', {}, c.contestant === 'base' ? 'base model' : c.contestant),
+      el('td', {class: 'num'}, Math.round(c.rating)),
+      el('td', {}, `${Math.round(c.ci95_low)} to ${Math.round(c.ci95_high)}`),
+      el('td', {class: 'num'}, c.judgements),
+      names.map(n => el('td', {class: 'num'}, c.against[n] ? pct(c.against[n]) : '-')),
+      metrics.map(m => el('td', {class: 'num'}, fmt(records[i] ? records[i].scores[m] : undefined))))));
+  const agreement = results.agreement.alpha === null
+    ? 'agreement between raters: not measured yet (no pair judged by two raters with any variation)'
+    : `agreement between raters: Krippendorff's alpha ${results.agreement.alpha.toFixed(2)} over ${results.agreement.items} pairs judged by two or more`;
+  if (location.hash !== hash) return;
+  main.replaceChildren(el('h2', {}, `results of review ${name}`),
+    el('p', {id: 'results-summary'}, `${results.judgements} judgements by ${results.raters} raters; ` +
+      (review.closed_ms ? `closed by ${review.closed_by}` : 'open')),
+    table,
+    el('p', {}, `Bradley-Terry ratings on the Elo scale (ties and both-bad count half), ` +
+      `95% intervals from ${results.resamples} bootstrap resamples.`),
+    el('p', {id: 'agreement'}, agreement));
+}
+
+// People's judgement of one version (NAME:N): its rating and win rates in each review it is in.
+async function judgementSection(ref) {
+  const reviews = (await api('reviews')).filter(r => r.outputs.some(o => o.contestant === ref));
+  if (reviews.length === 0) return el('p', {}, `in no review yet (tune review generate REVIEW ${ref})`);
+  const rows = await Promise.all(reviews.map(async review => {
+    const results = await api(`reviews/${encodeURIComponent(review.name)}/results`);
+    const mine = results.contestants.find(c => c.contestant === ref);
+    return el('tr', {},
+      el('td', {}, el('a', {href: `#/results/${encodeURIComponent(review.name)}`}, review.name)),
+      el('td', {class: 'num'}, Math.round(mine.rating)),
+      el('td', {}, `${Math.round(mine.ci95_low)} to ${Math.round(mine.ci95_high)}`),
+      el('td', {class: 'num'}, mine.judgements),
+      el('td', {}, Object.entries(mine.against).map(([other, rate]) =>
+        `${rate.win_rate === null ? '-' : Math.round(100 * rate.win_rate) + '%'} vs ${other}`).join(', ')));
+  }));
+  return el('table', {id: 'judgements'},
+    el('tr', {}, ['review', 'rating', '95% interval', 'judgements', 'win rate'].map(h => el('th', {}, h))),
+    rows);
+}
+
+// The policies of an adapter's aliases, how `version` stands against each, and the requests that
+// wait for approvers, with a button to approve each.
+async function policySection(name, version, onChange, approveMessage) {
+  const [policies, requests] = await Promise.all([
+    api(`adapters/${encodeURIComponent(name)}/policies`),
+    api(`adapters/${encodeURIComponent(name)}/promotions`)]);
+  const checks = await Promise.all(policies.map(p =>
+    api(`adapters/${encodeURIComponent(name)}/policies/${encodeURIComponent(p.alias)}/check?version=${version}`)));
+  const waiting = requests.filter(r => r.status === 'waiting');
+  return el('div', {id: 'policies'},
+    policies.length === 0 ? el('p', {}, 'no alias of this adapter has a policy') :
+      policies.map((p, i) => el('div', {class: 'policy', 'data-alias': p.alias},
+        el('h4', {}, `${p.alias}: ${p.approvers} approver${p.approvers === 1 ? '' : 's'} (${p.source || 'set by ' + p.set_by})`),
+        el('ul', {}, checks[i].map(c => el('li', {class: c.met ? 'gain-up' : 'gain-down'},
+          `${c.condition}: ${c.met ? 'met' : 'not met'}, ${c.detail}`))))),
+    waiting.length === 0 ? [] : el('table', {id: 'requests'},
+      el('tr', {}, ['request', 'version', 'alias', 'asked by', 'approved by', ''].map(h => el('th', {}, h))),
+      waiting.map(r => el('tr', {},
+        el('td', {}, r.id), el('td', {}, `${r.name}:${r.version}`), el('td', {}, r.alias),
+        el('td', {}, r.requested_by), el('td', {}, r.approved_by.join(', ') || '-'),
+        el('td', {}, el('button', {class: 'approve', 'data-request': r.id, onclick: async () => {
+          try {
+            const done = await api(`adapters/${encodeURIComponent(name)}/promotions/${r.id}/approve`,
+              {method: 'POST', body: '{}'});
+            approveMessage.textContent = done.status === 'moved'
+              ? `${done.alias} -> ${done.name}:${done.version}` : `request ${done.id} is ${done.status}`;
+            approveMessage.className = '';
+            onChange();
+          } catch (error) {
+            approveMessage.textContent = error.message;
+            approveMessage.className = 'error';
+          }
+        }}, 'approve'))))));
+}
+
 async function route() {
   if (listTimer) clearInterval(listTimer);
   listTimer = null;
@@ -504,6 +717,9 @@ async function route() {
     if (parts[0] === 'v' && parts.length === 3) await showVersion(parts[1], parts[2]);
     else if (parts[0] === 'compare' && parts[1]) await showCompare(parts[1].split(','));
     else if (parts[0] === 'sweeps') await showSweeps(parts[1]);
+    else if (parts[0] === 'reviews') await showReviews();
+    else if (parts[0] === 'review' && parts[1]) await showRating(parts[1]);
+    else if (parts[0] === 'results' && parts[1]) await showResults(parts[1]);
     else await showAdapters();
   } catch (error) {
     main.replaceChildren(el('p', {class: 'error'}, error.message));

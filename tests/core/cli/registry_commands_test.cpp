@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "registry/local_registry.h"
 #include "registry/registry.h"
 #include "registry/registry_test_util.h"
 #include "support/test_support.h"
@@ -248,6 +249,17 @@ TEST(RegistryCommands, EveryRegistryCommandHasHelp) {
                                                {"adapters", "diff", "--help"},
                                                {"adapters", "promote", "--help"},
                                                {"adapters", "history", "--help"},
+                                               {"adapters", "approve", "--help"},
+                                               {"adapters", "requests", "--help"},
+                                               {"adapters", "policy", "set", "--help"},
+                                               {"adapters", "policy", "show", "--help"},
+                                               {"adapters", "policy", "remove", "--help"},
+                                               {"review", "--help"},
+                                               {"review", "create", "--help"},
+                                               {"review", "generate", "--help"},
+                                               {"review", "ls", "--help"},
+                                               {"review", "results", "--help"},
+                                               {"review", "close", "--help"},
                                                {"fetch", "--help"},
                                                {"registry", "--help"},
                                                {"registry", "verify", "--help"},
@@ -257,9 +269,154 @@ TEST(RegistryCommands, EveryRegistryCommandHasHelp) {
     EXPECT_EQ(result.exit_code, 0) << args[0] << " " << args[1];
     EXPECT_NE(result.out.find("Usage:"), std::string::npos) << result.out;
   }
-  const auto result = RunTune({"adapters"});
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"adapters"}, {"review"}, {"adapters", "policy"}}) {
+    const auto result = RunTune(args);
+    EXPECT_EQ(result.exit_code, 1) << args[0];
+    EXPECT_EQ(CountLinesStartingWith(result.err, "error: "), 1) << result.err;
+  }
+  // Without its prompts, review create says how to give them.
+  const auto result = RunTune({"review", "create", "qa"});
+  EXPECT_EQ(result.err,
+            "error: tune review create qa needs its prompts: --prompts FILE, or --from-eval NAME:N "
+            "for a version's evaluation split\n");
+}
+
+// Outputs of `contestant` on every prompt of review `review`: "CONTESTANT on I".
+void AddOutputs(Registry& registry, const fs::path& dir, const std::string& review,
+                const std::string& contestant) {
+  std::string lines;
+  for (int64_t i = 0; i < registry.GetReview(review).prompts; ++i) {
+    lines += "{\"prompt\": " + std::to_string(i) + ", \"output\": \"" + contestant + " on " +
+             std::to_string(i) + "\"}\n";
+  }
+  const fs::path file = dir / ("outputs-" + contestant.substr(contestant.find(':') + 1));
+  std::ofstream(file) << lines;
+  registry.AddReviewOutputs(review, contestant, file, "greedy, seed 0");
+}
+
+TEST_F(RegistryCommandsTest, ReviewCreateStoresTheSetAndResultsRankTheContestants) {
+  const fs::path prompts = dir_.path() / "prompts.jsonl";
+  std::ofstream(prompts) << "{\"prompt\": \"2+2?\", \"reference\": \"4\"}\n"
+                            "{\"prompt\": \"3+3?\"}\n{\"prompt\": \"capital of France?\"}\n";
+  auto result = Tune({"review", "create", "qa", "--prompts", prompts.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out,
+            "review qa of 3 prompts (review set qa:1); record outputs with `tune review generate "
+            "qa VERSION...`\n");
+  {
+    const auto registry = LocalRegistry::Open(registry_, Registry::OpenMode::kReadWrite);
+    AddOutputs(*registry, dir_.path(), "qa", "rank:1");
+    AddOutputs(*registry, dir_.path(), "qa", "rank:2");
+    const auto alice = registry->Acting("alice");
+    while (const std::optional<BlindPair> pair = alice->NextPair("qa")) {
+      alice->Judge("qa", pair->id,
+                   pair->left.starts_with("rank:2") ? Verdict::kLeft : Verdict::kRight);
+    }
+  }
+  result = Tune({"review", "results", "qa"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("review qa (open): 3 judgements by 1 rater"), std::string::npos)
+      << result.out;
+  EXPECT_EQ(CountLinesStartingWith(result.out, "rank:2  "), 1) << result.out;
+  EXPECT_LT(result.out.find("\nrank:2"), result.out.find("\nrank:1")) << result.out;
+  EXPECT_NE(result.out.find("100% of 3"), std::string::npos) << result.out;
+  result = Tune({"review", "results", "qa", "--json"});
+  EXPECT_EQ(nlohmann::json::parse(result.out)["contestants"][0]["contestant"], "rank:2");
+  result = Tune({"adapters", "show", "rank:2"});
+  EXPECT_NE(result.out.find("review qa "), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find(", 3 judgements"), std::string::npos) << result.out;
+  result = Tune({"review", "close", "qa"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  result = Tune({"review", "ls"});
+  EXPECT_NE(result.out.find("qa  qa:1  3 prompts  rank:1, rank:2  closed  3 judgements"),
+            std::string::npos)
+      << result.out;
+}
+
+TEST_F(RegistryCommandsTest, ReviewCreateTakesTheEvalSplitOfAVersion) {
+  const fs::path samples = dir_.path() / "samples.jsonl";
+  std::ofstream(samples) << R"({"prompt": "2+2?", "reference": "4", "prediction": "5"})"
+                         << "\n"
+                         << R"({"prompt": "3+3?", "reference": "6", "prediction": "6"})"
+                         << "\n";
+  Registry::Open(registry_, Registry::OpenMode::kReadWrite)
+      ->Register("evald", SampleRecord(), MakeArtifact(dir_.path() / "a4", "evald"), samples);
+  auto result = Tune({"review", "create", "ev", "--from-eval", "evald:1"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("review ev of 2 prompts (review set ev:1)"), std::string::npos);
+  EXPECT_EQ(Registry::Open(registry_, Registry::OpenMode::kReadOnly)->GetDataset("ev").source,
+            "evald:1 eval split");
+  ExpectOneErrorLine(Tune({"review", "create", "ev2", "--from-eval", "rank:1"}),
+                     "rank:1 has no stored evaluation outputs to take prompts from; give the "
+                     "prompts with --prompts FILE");
+}
+
+TEST_F(RegistryCommandsTest, ReviewCreateRefusesAMalformedSetNamingTheLine) {
+  const fs::path prompts = dir_.path() / "prompts.jsonl";
+  std::ofstream(prompts) << "{\"prompt\": \"fine\"}\nnot json\n";
+  ExpectOneErrorLine(Tune({"review", "create", "qa", "--prompts", prompts.string()}),
+                     prompts.string() +
+                         ":2: 'not json' is not {\"prompt\": TEXT} (with an optional "
+                         "\"reference\": TEXT); write one such object per line");
+}
+
+TEST_F(RegistryCommandsTest, PromoteChecksThePolicyAndWaitsForAnApprover) {
+  const fs::path policy = dir_.path() / "policy.toml";
+  std::ofstream(policy) << "[policy.production]\nrequire = [\"exact_match >= 0.9\"]\n";
+  auto result = Tune({"adapters", "policy", "set", "rank", policy.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out, "rank@production requires exact_match >= 0.9 and 0 approvers\n");
+  ExpectOneErrorLine(Tune({"adapters", "promote", "rank:2", "production"}),
+                     "cannot promote rank:2 to production: its policy (" + policy.string() +
+                         ") is not met: exact_match >= 0.9: 0.875, 0.025 short (needs >= 0.9)");
+  result = Tune({"adapters", "policy", "show", "rank"});
+  EXPECT_NE(result.out.find("exact_match >= 0.9  rank:2: not met, 0.875, 0.025 short"),
+            std::string::npos)
+      << result.out;
+
+  std::ofstream(policy) << "[policy.production]\nrequire = [\"exact_match >= 0.8\"]\n"
+                           "approvers = 1\n";
+  ASSERT_EQ(Tune({"adapters", "policy", "set", "rank", policy.string()}).exit_code, 0);
+  result = Tune({"adapters", "promote", "rank:2", "production"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("request 1: rank:2 to production"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("is waiting for 1 approver with the promote role: `tune adapters "
+                            "approve rank 1`"),
+            std::string::npos)
+      << result.out;
+  EXPECT_NE(Tune({"adapters", "approve", "rank", "1"})
+                .err.find("another person with the promote "
+                          "role must approve it"),
+            std::string::npos);
+  LocalRegistry::Open(registry_, Registry::OpenMode::kReadWrite)->Acting("bob")->Approve("rank", 1);
+  EXPECT_EQ(
+      Registry::Open(registry_, Registry::OpenMode::kReadOnly)->Resolve("rank@production").version,
+      2);
+  result = Tune({"adapters", "history", "rank"});
+  EXPECT_NE(result.out.find("request 1 by "), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find(", approved by bob\n"), std::string::npos) << result.out;
+  // The alias does not move by a path that skips the policy, unless overridden with a reason.
+  EXPECT_NE(Tune({"adapters", "promote", "rank:1", "production"})
+                .err.find("cannot promote rank:1 to production"),
+            std::string::npos);
+  result = Tune({"adapters", "promote", "rank:1", "production", "--override", "rollback"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out, "rank@production: version 2 -> version 1 (policy overridden: rollback)\n");
+  EXPECT_NE(Tune({"adapters", "history", "rank"}).out.find("policy overridden: rollback"),
+            std::string::npos);
+}
+
+TEST_F(RegistryCommandsTest, PolicyWithAnUnknownMetricIsRefusedNamingFileAndKey) {
+  const fs::path policy = dir_.path() / "policy.toml";
+  std::ofstream(policy) << "[policy.production]\nrequire = [\"exact_mach >= 0.9\"]\n";
+  const auto result = Tune({"adapters", "policy", "set", "rank", policy.string()});
   EXPECT_EQ(result.exit_code, 1);
-  EXPECT_EQ(CountLinesStartingWith(result.err, "error: "), 1) << result.err;
+  EXPECT_NE(result.err.find(policy.string() +
+                            ":2: policy.production.require[0]: unknown metric 'exact_mach' (did "
+                            "you mean 'exact_match'?)"),
+            std::string::npos)
+      << result.err;
 }
 
 }  // namespace
