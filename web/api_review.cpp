@@ -43,11 +43,14 @@ void RequireRater(const Api::Caller& caller) {
   if (caller.name.empty()) throw NotAllowed{Role::kRead};
 }
 
+// Whether `caller` is a rater and not one of those who run reviews (a token below the write role).
+bool BelowWrite(const Api::Caller& caller) { return !caller.role || *caller.role < Role::kWrite; }
+
 // A review as `caller` may see it: while it is open, a rater (a token below the write role) is not
 // told where each contestant's outputs are stored, which would say who wrote what they judge.
 json ReviewFor(const ReviewRecord& review, const Api::Caller& caller) {
   json answer = wire::ReviewToJson(review);
-  if (review.closed_ms == 0 && (!caller.role || *caller.role < Role::kWrite)) {
+  if (review.closed_ms == 0 && BelowWrite(caller)) {
     for (json& outputs : answer["outputs"]) outputs.erase("object");
   }
   return answer;
@@ -69,6 +72,12 @@ std::optional<HttpResponse> Api::GetForReviews(const HttpRequest& request,
     RequireName(parts[1], "review name");
     if (parts.size() == 2) return JsonResponse(ReviewFor(registry_.GetReview(parts[1]), caller));
     if (parts.size() == 3 && parts[2] == "results") {
+      // A rater who saw the ratings move after their own judgement could tell who wrote what.
+      if (BelowWrite(caller) && registry_.GetReview(parts[1]).closed_ms == 0) {
+        return ErrorResponse(403, "the results of review " + parts[1] +
+                                      " are shown once it is closed, or to a token of the write "
+                                      "role: a rater who saw them move could tell who wrote what");
+      }
       return JsonResponse(wire::ResultsToJson(registry_.Results(parts[1])));
     }
     if (parts.size() == 3 && parts[2] == "judgements") {
@@ -99,6 +108,8 @@ std::optional<HttpResponse> Api::GetForReviews(const HttpRequest& request,
       return JsonResponse(policies);
     }
     if (parts.size() == 5 && parts[2] == "policies" && parts[4] == "check") {
+      // Its human.* values come from open reviews too: not for raters, for the same reason.
+      Require(caller, Role::kWrite);
       RequireName(name, "adapter name");
       RequireName(parts[3], "alias");
       const auto it = request.query.find("version");

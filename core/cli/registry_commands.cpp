@@ -369,7 +369,12 @@ class Commands : public RegistryCommands {
     }
     // People's judgement: the version's rating in each review it is in.
     for (const ReviewRecord& review : registry->ListReviews()) {
-      const ReviewResults results = registry->Results(review.name);
+      ReviewResults results;
+      try {
+        results = registry->Results(review.name);
+      } catch (const RegistryDenied&) {
+        continue;  // a rater's token, and the review is open: its results are not theirs to see
+      }
       for (const ContestantResult& c : results.contestants) {
         if (c.contestant != Ref(r)) continue;
         std::string row = "rating " + std::to_string(std::lround(c.rating.rating)) + " (95% " +
@@ -542,8 +547,14 @@ class Commands : public RegistryCommands {
     for (const AliasPolicy& policy : policies) {
       std::cout << ls_name_ << "@" << policy.alias << " (set by " << policy.set_by << " from "
                 << policy.source << "; " << Counted(policy.approvers, "approver") << ")\n";
-      for (const PolicyCheck& check :
-           registry->CheckPolicy(ls_name_, policy.alias, latest.version)) {
+      std::vector<PolicyCheck> checks;
+      try {
+        checks = registry->CheckPolicy(ls_name_, policy.alias, latest.version);
+      } catch (const RegistryDenied&) {
+        // A rater's token: the conditions, without how a version stands against them.
+        for (const std::string& condition : policy.require) std::cout << "  " << condition << "\n";
+      }
+      for (const PolicyCheck& check : checks) {
         std::cout << "  " << check.condition << "  " << Ref(latest) << ": "
                   << (check.met ? "met, " : "not met, ") << check.detail << "\n";
       }

@@ -210,10 +210,16 @@ class ReviewCommandsImpl final : public ReviewCommands {
       for (const ReviewOutputs& outputs : review.outputs) {
         contestants += (contestants.empty() ? "" : ", ") + outputs.contestant;
       }
+      std::string judgements;
+      try {
+        judgements = Counted(registry->Results(review.name).judgements, "judgement");
+      } catch (const RegistryDenied&) {
+        judgements = "judgements shown once it is closed";  // a rater's token
+      }
       std::cout << review.name << "  " << review.set << "  " << Counted(review.prompts, "prompt")
                 << "  " << (contestants.empty() ? std::string("no outputs yet") : contestants)
-                << "  " << (review.closed_ms == 0 ? "open" : "closed") << "  "
-                << Counted(registry->Results(review.name).judgements, "judgement") << "\n";
+                << "  " << (review.closed_ms == 0 ? "open" : "closed") << "  " << judgements
+                << "\n";
     }
     return 0;
   }

@@ -467,7 +467,8 @@ TEST_F(RegistryServer, OverridingAPolicyOverHttpNeedsAnAdminAndRatingANamedToken
 }
 
 // Who wrote what stays hidden from raters until the review is closed: the review they read does
-// not say where each contestant's outputs are stored (whose bytes they could fetch and match).
+// not say where each contestant's outputs are stored (whose bytes they could fetch and match),
+// and they see no results or policy checks (whose ratings move with their own judgements).
 TEST_F(RegistryServer, ARaterIsNotToldWhereAnOpenReviewsOutputsAre) {
   const auto owner = Client(server_->url());
   const fs::path work = dir_.path() / "work";
@@ -486,8 +487,12 @@ TEST_F(RegistryServer, ARaterIsNotToldWhereAnOpenReviewsOutputsAre) {
   EXPECT_EQ(rater->GetReview("qa").outputs.at(0).object.digest, "");
   EXPECT_EQ(rater->ListReviews().at(0).outputs.at(0).object.digest, "");
   EXPECT_EQ(owner->GetReview("qa").outputs.at(0).object.digest.size(), 64u);
+  EXPECT_THROW(rater->Results("qa"), RegistryDenied);
+  EXPECT_EQ(owner->Results("qa").contestants.size(), 1u);
+  EXPECT_THROW(rater->CheckPolicy("rank", "production", 1), RegistryDenied);
   owner->CloseReview("qa");
   EXPECT_EQ(rater->GetReview("qa").outputs.at(0).object.digest.size(), 64u);
+  EXPECT_EQ(rater->Results("qa").contestants.size(), 1u);
 }
 
 // Hostile or mistaken requests to the review and policy routes: one line each, saying what the

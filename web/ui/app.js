@@ -535,12 +535,13 @@ async function showReviews() {
   const hash = location.hash;
   const reviews = await api('reviews');
   const rows = await Promise.all(reviews.map(async review => {
-    const results = await api(`reviews/${encodeURIComponent(review.name)}/results`);
+    // A rater's token sees no results of an open review (they would say who wrote what).
+    const results = await api(`reviews/${encodeURIComponent(review.name)}/results`).catch(() => null);
     return el('tr', {},
       el('td', {}, review.name), el('td', {}, review.set), el('td', {class: 'num'}, review.prompts),
       el('td', {}, review.closed_ms ? review.outputs.map(o => o.contestant).join(', ')
                                     : `${review.outputs.length} (hidden until closed)`),
-      el('td', {class: 'num'}, results.judgements),
+      el('td', {class: 'num'}, results ? results.judgements : 'when closed'),
       el('td', {}, review.closed_ms ? `closed by ${review.closed_by}` : 'open'),
       el('td', {}, review.closed_ms ? '' : el('a', {href: `#/review/${encodeURIComponent(review.name)}`}, 'rate'),
          ' ', el('a', {href: `#/results/${encodeURIComponent(review.name)}`}, 'results')));
@@ -659,7 +660,11 @@ async function judgementSection(ref) {
   const reviews = (await api('reviews')).filter(r => r.outputs.some(o => o.contestant === ref));
   if (reviews.length === 0) return el('p', {}, `in no review yet (tune review generate REVIEW ${ref})`);
   const rows = await Promise.all(reviews.map(async review => {
-    const results = await api(`reviews/${encodeURIComponent(review.name)}/results`);
+    const results = await api(`reviews/${encodeURIComponent(review.name)}/results`).catch(() => null);
+    if (!results) {
+      return el('tr', {}, el('td', {}, review.name),
+        el('td', {colspan: '4'}, 'open: its results are shown once it is closed'));
+    }
     const mine = results.contestants.find(c => c.contestant === ref);
     return el('tr', {},
       el('td', {}, el('a', {href: `#/results/${encodeURIComponent(review.name)}`}, review.name)),
@@ -680,15 +685,18 @@ async function policySection(name, version, onChange, approveMessage) {
   const [policies, requests] = await Promise.all([
     api(`adapters/${encodeURIComponent(name)}/policies`),
     api(`adapters/${encodeURIComponent(name)}/promotions`)]);
+  // A rater's token is shown the conditions, not how a version stands (open reviews count).
   const checks = await Promise.all(policies.map(p =>
-    api(`adapters/${encodeURIComponent(name)}/policies/${encodeURIComponent(p.alias)}/check?version=${version}`)));
+    api(`adapters/${encodeURIComponent(name)}/policies/${encodeURIComponent(p.alias)}/check?version=${version}`)
+      .catch(() => p.require.map(condition => ({condition, hidden: true})))));
   const waiting = requests.filter(r => r.status === 'waiting');
   return el('div', {id: 'policies'},
     policies.length === 0 ? el('p', {}, 'no alias of this adapter has a policy') :
       policies.map((p, i) => el('div', {class: 'policy', 'data-alias': p.alias},
         el('h4', {}, `${p.alias}: ${p.approvers} approver${p.approvers === 1 ? '' : 's'} (${p.source || 'set by ' + p.set_by})`),
-        el('ul', {}, checks[i].map(c => el('li', {class: c.met ? 'gain-up' : 'gain-down'},
-          `${c.condition}: ${c.met ? 'met' : 'not met'}, ${c.detail}`))))),
+        el('ul', {}, checks[i].map(c => c.hidden ? el('li', {}, c.condition)
+          : el('li', {class: c.met ? 'gain-up' : 'gain-down'},
+              `${c.condition}: ${c.met ? 'met' : 'not met'}, ${c.detail}`))))),
     waiting.length === 0 ? [] : el('table', {id: 'requests'},
       el('tr', {}, ['request', 'version', 'alias', 'asked by', 'approved by', ''].map(h => el('th', {}, h))),
       waiting.map(r => el('tr', {},
