@@ -3,8 +3,9 @@
 # address over a registry of VERSIONS versions (bench_registry makes it), then
 # bench_registry_server: a 64 MiB adapter registered in a folder and through the server,
 # alternating, ROUNDS rounds; the object bytes a second registration of the same adapter sends;
-# 16 runs logging POINTS points each at once, as fast as they can, while a page of the version
-# list is asked for again and again (its p50, p90, p99). Prints each line and the medians.
+# 16 runs logging POINTS points each at once, as fast as they can, then for five seconds at 20,000
+# points a second in all, while a page of the version list is asked for again and again (its p50,
+# p90, p99). Prints each line and the medians.
 #
 #   bench/registry_server.sh BUILD_DIR [ROUNDS] [VERSIONS] [POINTS]
 #   e.g. bench/registry_server.sh build/release 5 10000 20000

@@ -711,6 +711,14 @@ class LocalRegistry::Impl {
                     [&](const std::string&, const std::string& value) {
                       latest = DatasetRecordFromJson(value);
                     });
+    // A name holds training data or review sets, never both: a review set must not become the
+    // latest version a training run's rows are compared with.
+    if (latest && latest->content.has_value() != record.content.has_value()) {
+      throw UserError("dataset " + std::string(name) + " in registry " + this->name + " holds " +
+                      (latest->content ? "review sets" : "training data") + ", and this is " +
+                      (record.content ? "a review set" : "training data") +
+                      "; give it a name of its own");
+    }
     if (latest && latest->sha256 == record.sha256) return latest->version;
     std::error_code ec;
     if (!fs::exists(objects.PathOf(record.rows_object.digest), ec)) {

@@ -30,7 +30,8 @@
 //   POST /api/adapters/NAME/promotions  {"alias", "version", "expect_version"} -> a request
 //   POST /api/adapters/NAME/promotions/ID/approve                      -> the request
 //   GET  /api/adapters/NAME/promotions                                 every request
-//   GET  /api/adapters/NAME/policies; GET .../policies/ALIAS/check?version=N -> checks
+//   GET  /api/adapters/NAME/policies; GET .../policies/ALIAS/check?version=N -> checks (write:
+//                               human.* values come from open reviews, which raters must not see)
 //   POST /api/adapters/NAME/policies {"policy"}; POST .../policies/ALIAS/remove    (admin)
 // Reviews (read to look; write to create and record outputs; any named token to rate; promote
 // to close):
@@ -41,7 +42,10 @@
 //   POST /api/reviews/NAME/next                        -> a blind pair, or {"done": true}
 //   POST /api/reviews/NAME/judgements {"pair", "verdict", "reason"}
 //   POST /api/reviews/NAME/close
-//   GET  /api/reviews/NAME/results; GET /api/reviews/NAME/judgements (once closed)
+//   GET  /api/reviews/NAME/results                    (while open, write and above: ratings that
+//                                                     move after a rater's judgement would say
+//                                                     who wrote what)
+//   GET  /api/reviews/NAME/judgements                 (once closed)
 // Errors are {"error": "one line"} with 400 (refused input; UserError), 401 (no token), 403 (a
 // token without the role), 404, 409 (AliasConflict, an upload's offset), 413, 500
 // (RegistryDamaged) or 503 (RegistryBusy).

@@ -27,6 +27,12 @@ HttpResponse JsonResponse(const json& value, int status) {
   return response;
 }
 
+json Body(const HttpRequest& request, const char* shape) {
+  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  if (!body.is_object()) throw UserError(std::string("the body is JSON ") + shape);
+  return body;
+}
+
 std::vector<std::string> Split(const std::string& path) {
   std::vector<std::string> parts;
   size_t start = 1;  // after the leading '/'

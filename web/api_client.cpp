@@ -17,13 +17,6 @@ namespace {
 using nlohmann::json;
 using namespace web_internal;
 
-// The request's JSON body as an object, or UserError saying what it should be.
-json Body(const HttpRequest& request, const char* shape) {
-  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-  if (!body.is_object()) throw UserError(std::string("the body is JSON ") + shape);
-  return body;
-}
-
 bool IsDigest(const std::string& text) {
   return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');

@@ -16,6 +16,8 @@
 namespace tune::web_internal {
 
 HttpResponse JsonResponse(const nlohmann::json& value, int status = 200);
+// The request's JSON body as an object, or UserError saying it should be `shape`.
+nlohmann::json Body(const HttpRequest& request, const char* shape);
 // "/a/b" -> {"a", "b"}.
 std::vector<std::string> Split(const std::string& path);
 // A version number as a path segment or query value: 1 to 18 digits, no sign, no leading zero.

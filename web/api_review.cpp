@@ -16,12 +16,6 @@ namespace {
 using nlohmann::json;
 using namespace web_internal;
 
-json Body(const HttpRequest& request, const char* shape) {
-  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-  if (!body.is_object()) throw UserError(std::string("the body is JSON ") + shape);
-  return body;
-}
-
 std::string Text(const json& body, const char* key, const char* shape) {
   const auto it = body.find(key);
   if (it == body.end() || !it->is_string()) {

@@ -105,13 +105,7 @@ class DataCommandsImpl final : public DataCommands {
     diff_->add_option("to", to_ref_, "NAME:N")->required();
     diff_->add_flag("--json", json_, "Print the lines as JSON");
     registry_path_ = DefaultRegistryPath();
-    for (CLI::App* command : {register_, ls_, show_, diff_}) {
-      command
-          ->add_option("--registry", registry_path_,
-                       "Registry folder, or registry server URL with $TUNE_TOKEN (default: "
-                       "$TUNE_REGISTRY, else .tune/registry)")
-          ->check(cli::RegistryLocation());
-    }
+    cli::AddRegistryOption({register_, ls_, show_, diff_}, registry_path_);
   }
 
   std::optional<int> Run() override {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <initializer_list>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -90,6 +91,17 @@ inline CLI::Validator RegistryLocation() {
         return FolderToWrite().operator()(text);
       },
       "FOLDER|URL");
+}
+
+// --registry on each of `commands`, into `path` (set to DefaultRegistryPath() first by the caller).
+inline void AddRegistryOption(std::initializer_list<CLI::App*> commands, std::string& path) {
+  for (CLI::App* command : commands) {
+    command
+        ->add_option("--registry", path,
+                     "Registry folder, or registry server URL with $TUNE_TOKEN (default: "
+                     "$TUNE_REGISTRY, else .tune/registry)")
+        ->check(RegistryLocation());
+  }
 }
 
 }  // namespace tune::cli

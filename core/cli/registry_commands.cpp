@@ -219,15 +219,10 @@ class Commands : public RegistryCommands {
     serve_->allow_extras();
 
     registry_path_ = DefaultRegistryPath();
-    for (CLI::App* command :
-         {ls_, show_, diff_, promote_, approve_, requests_, policy_set_, policy_show_,
-          policy_remove_, history_, fetch_, verify_, gc_, backup_, push_, recover_}) {
-      command
-          ->add_option("--registry", registry_path_,
-                       "Registry folder, or registry server URL with $TUNE_TOKEN (default: "
-                       "$TUNE_REGISTRY, else .tune/registry)")
-          ->check(cli::RegistryLocation());
-    }
+    cli::AddRegistryOption(
+        {ls_, show_, diff_, promote_, approve_, requests_, policy_set_, policy_show_,
+         policy_remove_, history_, fetch_, verify_, gc_, backup_, push_, recover_},
+        registry_path_);
   }
 
   std::optional<int> Run() override {

@@ -84,13 +84,7 @@ class ReviewCommandsImpl final : public ReviewCommands {
         "close", "End a review: no more judgements, and who wrote what is shown");
     close_->add_option("name", name_, "The review")->required();
     registry_path_ = DefaultRegistryPath();
-    for (CLI::App* command : {create_, generate_, ls_, results_, close_}) {
-      command
-          ->add_option("--registry", registry_path_,
-                       "Registry folder, or registry server URL with $TUNE_TOKEN (default: "
-                       "$TUNE_REGISTRY, else .tune/registry)")
-          ->check(cli::RegistryLocation());
-    }
+    cli::AddRegistryOption({create_, generate_, ls_, results_, close_}, registry_path_);
   }
 
   std::optional<int> Run() override {

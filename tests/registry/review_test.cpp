@@ -112,6 +112,34 @@ TEST_F(ReviewTest, ReviewOfATrainingFileIsRefusedWithTheFix) {
             std::string::npos);
 }
 
+// A review set never becomes a version of a training dataset's name (the latest version a
+// training run's rows are compared with), nor the other way round.
+TEST_F(ReviewTest, AReviewSetAndTrainingDataNeverShareAName) {
+  DatasetRecord training;
+  training.sha256 = "training";
+  training.source = "train.jsonl";
+  training.rows = 3;
+  registry_->RegisterDataset("train", training, Write("rows"));
+  DatasetRecord set;
+  set.sha256 = "set";
+  set.source = "prompts.jsonl";
+  set.rows = 1;
+  EXPECT_EQ(ErrorOf([&] {
+              registry_->RegisterDataset("train", set, Write("rows"),
+                                         Write("{\"prompt\": \"a?\"}\n"));
+            }),
+            "dataset train in registry " + (dir_.path() / "registry").string() +
+                " holds training data, and this is a review set; give it a name of its own");
+  CreateReview("r", 1);
+  training.sha256 = "other training";
+  EXPECT_NE(ErrorOf([&] {
+              registry_->RegisterDataset("qa", training, Write("rows"));
+            }).find("holds review sets, and this is training data"),
+            std::string::npos);
+  EXPECT_EQ(registry_->GetDataset("train").version, 1);
+  EXPECT_EQ(registry_->GetDataset("qa").version, 1);
+}
+
 TEST_F(ReviewTest, MalformedReviewSetNamesTheLine) {
   DatasetRecord set;
   set.sha256 = "bad";

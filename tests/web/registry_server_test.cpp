@@ -586,7 +586,7 @@ TEST_F(RegistryServer, EveryEndpointNeedsItsRole) {
       {"POST", "/api/reviews/qa/close", "{}", Role::kPromote},
       {"GET", "/api/adapters/rank/promotions", "", Role::kRead},
       {"GET", "/api/adapters/rank/policies", "", Role::kRead},
-      {"GET", "/api/adapters/rank/policies/production/check?version=1", "", Role::kRead},
+      {"GET", "/api/adapters/rank/policies/production/check?version=1", "", Role::kWrite},
       {"POST", "/api/adapters/rank/promotions", R"({"alias": "staging", "version": 1})",
        Role::kPromote},
       {"POST", "/api/adapters/rank/promotions/1/approve", "{}", Role::kPromote},

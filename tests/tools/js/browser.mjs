@@ -15,6 +15,8 @@ try {
   // bypassCSP: playwright's waitForFunction evaluates strings, which the server's policy forbids;
   // without the policy the escaping is tested on its own (server_test checks the header).
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, bypassCSP: true });
+  // Each wait may take minutes on a slow, busy machine; ctest's limit is the test's.
+  page.setDefaultTimeout(180000);
   page.on('dialog', async dialog => { result.dialogs.push(dialog.message()); await dialog.dismiss(); });
   page.on('console', message => { if (message.type() === 'error') result.console_errors.push(message.text()); });
   page.on('pageerror', error => result.console_errors.push(String(error)));

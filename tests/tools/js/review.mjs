@@ -14,6 +14,8 @@ const browser = await chromium.launch({
 const result = { dialogs: [], console_errors: [], good_on_left: 0, good_on_right: 0, names_seen: 0 };
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, bypassCSP: true });
+  // Each wait may take minutes on a slow, busy machine; ctest's limit is the test's.
+  page.setDefaultTimeout(180000);
   page.on('dialog', async dialog => { result.dialogs.push(dialog.message()); await dialog.dismiss(); });
   page.on('console', message => { if (message.type() === 'error') result.console_errors.push(message.text()); });
   page.on('pageerror', error => result.console_errors.push(String(error)));

@@ -13,6 +13,8 @@ const result = { page_errors: [] };
 try {
   // bypassCSP: waitForFunction evaluates strings, which the server's policy forbids.
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, bypassCSP: true });
+  // Each wait may take minutes on a slow, busy machine; ctest's limit is the test's.
+  page.setDefaultTimeout(180000);
   // Uncaught exceptions in the page's script (a 404 for a favicon or a run the registry lacks is
   // not one: the page handles those).
   page.on('pageerror', error => result.page_errors.push(String(error)));
