@@ -175,8 +175,8 @@ int main(int argc, char** argv) {
     constexpr size_t kBytes = size_t{64} << 20;
     const double megabytes = 64.0;
     for (int round = 0; round < rounds; ++round) {
-      const fs::path adapter = MakeAdapter(work / fs::path("a").concat(std::to_string(round)),
-                                           kBytes, random);
+      const fs::path adapter =
+          MakeAdapter(work / fs::path("a").concat(std::to_string(round)), kBytes, random);
       // Alternating which goes first, so neither always meets the other's page cache.
       for (int turn = 0; turn < 2; ++turn) {
         const bool to_server = (round + turn) % 2 == 0;
