@@ -100,7 +100,10 @@ try {
   result.promote_asked = await message('#alias-message', '');
   await page.goto(url + '/#/reviews');
   await as(bob);
+  // Loaded afresh as bob (the token is kept for the tab): nothing of alice's page, whose last
+  // requests may still be finishing on a busy machine, is left to answer the click.
   await page.goto(url + '/#/v/rank/2');
+  await page.reload();
   await page.waitForSelector('#requests button.approve');
   await page.click('#requests button.approve');
   result.approved = await message('#approve-message', '');
