@@ -1704,6 +1704,12 @@ void LocalRegistry::FinishRun(std::string_view run_id, RunStatus status, std::st
                               std::string_view end_reason) {
   Impl& impl = *impl_;
   impl.RequireWritable("finish runs");
+  if (end_reason.size() > 32 || !std::all_of(end_reason.begin(), end_reason.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || c == '_';
+      })) {
+    throw UserError("a run's end reason is one word of at most 32 letters a-z and '_', not '" +
+                    Echo(end_reason, 40) + "'");
+  }
   Impl::Lease lease = impl.Write(impl.write_wait);
   lease.CommitMetrics();
   RunRecord run = lease.db().GetRun(run_id);

@@ -227,34 +227,22 @@ const toml::table* SubTable(const toml::table& parent, std::string_view key,
   return node->as_table();
 }
 
-// Whether `text` is `count` numbers (one or more digits each) joined by `separator`.
-bool IsNumbersJoinedBy(std::string_view text, char separator, int count) {
-  int numbers = 0;
-  size_t start = 0;
-  while (numbers < count) {
-    size_t end = text.find(separator, start);
-    if (end == std::string_view::npos) end = text.size();
-    const std::string_view number = text.substr(start, end - start);
-    if (number.empty() ||
-        !std::all_of(number.begin(), number.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      return false;
-    }
-    ++numbers;
-    if (end == text.size()) return numbers == count;
-    start = end + 1;
-  }
-  return false;
+bool IsDigits(std::string_view text) {
+  return !text.empty() &&
+         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 // Slurm's time formats (sbatch --time): M, M:S, H:M:S, D-H, D-H:M, D-H:M:S, each a number.
 bool IsSlurmTime(std::string_view text) {
-  const size_t dash = text.find('-');
-  const std::string_view clock = dash == std::string_view::npos ? text : text.substr(dash + 1);
-  if (dash != std::string_view::npos && !IsNumbersJoinedBy(text.substr(0, dash), '-', 1)) {
-    return false;
+  if (const size_t dash = text.find('-'); dash != std::string_view::npos) {
+    if (!IsDigits(text.substr(0, dash))) return false;
+    text.remove_prefix(dash + 1);
   }
   for (int parts = 1; parts <= 3; ++parts) {
-    if (IsNumbersJoinedBy(clock, ':', parts)) return true;
+    const size_t colon = text.find(':');
+    if (!IsDigits(text.substr(0, colon))) return false;
+    if (colon == std::string_view::npos) return true;
+    text.remove_prefix(colon + 1);
   }
   return false;
 }
@@ -264,7 +252,7 @@ bool IsSlurmMemory(std::string_view text) {
   if (!text.empty() && std::string_view("KMGT").find(text.back()) != std::string_view::npos) {
     text.remove_suffix(1);
   }
-  return IsNumbersJoinedBy(text, ' ', 1);
+  return IsDigits(text);
 }
 
 // [sweep.executor]: checked here, so that a typo fails before anything is submitted; what only

@@ -641,6 +641,23 @@ TEST_F(RegistryTest, LoggedMetricsAreBatchedAndMergedAcrossWrites) {
   EXPECT_EQ(metrics[0].values, (std::map<std::string, double>{{"eval_loss", 2.0}, {"loss", 1.5}}));
 }
 
+// A run keeps why it ended in one word: the status's own unless given; anything else is refused
+// and the run stays as it was.
+TEST_F(RegistryTest, ARunEndsWithOneWordSayingWhy) {
+  auto registry = Open();
+  const std::string finished = registry->CreateRun({"rank", std::nullopt, std::nullopt, ""});
+  registry->FinishRun(finished, RunStatus::kFinished);
+  EXPECT_EQ(registry->GetRun(finished).end_reason, "finished");
+  const std::string preempted = registry->CreateRun({"rank", std::nullopt, std::nullopt, ""});
+  EXPECT_NE(ErrorOf([&] {
+              registry->FinishRun(preempted, RunStatus::kKilled, "", "Preempted; rm -rf");
+            }).find("one word of at most 32 letters"),
+            std::string::npos);
+  EXPECT_EQ(registry->GetRun(preempted).status, RunStatus::kRunning);
+  registry->FinishRun(preempted, RunStatus::kKilled, "Slurm: PREEMPTED", "preempted");
+  EXPECT_EQ(registry->GetRun(preempted).end_reason, "preempted");
+}
+
 TEST_F(RegistryTest, RunsLogMetricsByStepAndFinish) {
   auto registry = Open();
   const std::string id = registry->CreateRun({"rank", "rank-sweep", 2, "[train]\nsteps = 3\n"});
