@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_adapter.h"
 #include "registry/registry.h"
 
 extern char** environ;
@@ -42,16 +43,7 @@ void Run(std::vector<std::string> argv) {
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw std::runtime_error(argv[0] + " failed");
 }
 
-// An adapter folder whose weights are `size_bytes` of fresh random bytes (never deduplicated).
-fs::path MakeAdapter(const fs::path& dir, size_t size_bytes, std::mt19937_64& random) {
-  fs::create_directories(dir);
-  std::ofstream(dir / "adapter_config.json") << R"({"r": 16, "lora_alpha": 32})";
-  std::vector<uint64_t> words((size_bytes + 7) / 8);
-  for (uint64_t& word : words) word = random();
-  std::ofstream(dir / "adapter_model.safetensors", std::ios::binary)
-      .write(reinterpret_cast<const char*>(words.data()), static_cast<std::streamsize>(size_bytes));
-  return dir;
-}
+using tune::bench::MakeAdapter;
 
 tune::VersionRecord Record(int64_t rank, double score) {
   tune::VersionRecord r;

@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_adapter.h"
 #include "registry/http_client.h"
 #include "registry/registry.h"
 
@@ -34,15 +35,7 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-fs::path MakeAdapter(const fs::path& dir, size_t size_bytes, std::mt19937_64& random) {
-  fs::create_directories(dir);
-  std::ofstream(dir / "adapter_config.json") << R"({"r": 16, "lora_alpha": 32})";
-  std::vector<uint64_t> words((size_bytes + 7) / 8);
-  for (uint64_t& word : words) word = random();
-  std::ofstream(dir / "adapter_model.safetensors", std::ios::binary)
-      .write(reinterpret_cast<const char*>(words.data()), static_cast<std::streamsize>(size_bytes));
-  return dir;
-}
+using tune::bench::MakeAdapter;
 
 tune::VersionRecord Record(const std::string& run_id) {
   tune::VersionRecord r;
