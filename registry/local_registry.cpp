@@ -532,14 +532,23 @@ class LocalRegistry::Impl {
     ThrowOpenFailure(status);
   }
 
+  // What a read needs to be current: everything, or everything but the runs' metrics.
+  enum class Reads { kAll, kAllButMetrics };
+
   // The registry as of now: the view is reopened when a write (of any process) has returned since
-  // it was opened.
-  std::shared_ptr<const Db> Reader() const {
+  // it was opened. For reads that leave the runs' metrics alone, this process's own metrics
+  // writes do not count: while runs log, the version list is not read again from the disk every
+  // two seconds.
+  std::shared_ptr<const Db> Reader(Reads reads = Reads::kAllButMetrics) const {
     const std::optional<uint64_t> stamp = registry_internal::ReadWriteStamp(DbDir());
     std::lock_guard lock(view_mutex);
-    if (view != nullptr && stamp && stamp == view_stamp && !view_stale) return view;
+    if (view != nullptr && stamp) {
+      if (stamp == view_stamp && !view_stale) return view;
+      if (reads == Reads::kAllButMetrics && stamp == view_current_but_metrics) return view;
+    }
     view = OpenView();
     view_stamp = stamp;
+    view_current_but_metrics = stamp;
     view_stale = false;
     return view;
   }
@@ -553,9 +562,16 @@ class LocalRegistry::Impl {
         : impl_(impl), write_lock_(std::move(write_lock)), db_(std::move(db)) {}
     ~Lease() {
       if (committed_) {
-        registry_internal::WriteWriteStamp(impl_.DbDir(), db_->db->GetLatestSequenceNumber());
+        const uint64_t written = db_->db->GetLatestSequenceNumber();
+        registry_internal::WriteWriteStamp(impl_.DbDir(), written);
         std::lock_guard lock(impl_.view_mutex);
         impl_.view_stale = true;
+        // Only metrics changed since the view was opened, all of it by this process: the view
+        // still holds everything else.
+        const bool view_current = impl_.view_current_but_metrics &&
+                                  stamp_before_ == impl_.view_current_but_metrics;
+        impl_.view_current_but_metrics =
+            !changed_more_than_metrics_ && view_current ? std::optional(written) : std::nullopt;
       }
       registry_internal::FilesLock files(impl_.DbDir(),
                                          registry_internal::FilesLock::Kind::kExclusive);
@@ -571,6 +587,7 @@ class LocalRegistry::Impl {
     void Commit(rocksdb::WriteBatch& batch, bool sync = true) {
       db_->Commit(batch, sync);
       committed_ = true;
+      changed_more_than_metrics_ = true;
     }
 
     // Writes the metrics buffered so far, merged into what their steps already have.
@@ -586,7 +603,8 @@ class LocalRegistry::Impl {
         for (const auto& [metric, value] : values) merged[metric] = value;
         batch.Put(column(kRunMetrics), key, wire::MetricValuesToJson(merged).dump());
       }
-      Commit(batch, /*sync=*/false);  // the run folder's metrics.jsonl is the durable copy
+      db_->Commit(batch, /*sync=*/false);  // the run folder's metrics.jsonl is the durable copy
+      committed_ = true;
       impl_.pending_metrics.clear();
       impl_.last_metrics_commit = std::chrono::steady_clock::now();
     }
@@ -619,7 +637,10 @@ class LocalRegistry::Impl {
     Impl& impl_;
     std::unique_ptr<registry_internal::WriteLock> write_lock_;
     std::unique_ptr<Db> db_;
+    // The write stamp when the lease began: no other process can write while it lives.
+    const std::optional<uint64_t> stamp_before_ = registry_internal::ReadWriteStamp(impl_.DbDir());
     bool committed_ = false;
+    bool changed_more_than_metrics_ = false;
   };
 
   // Takes the registry for one write, waiting up to `wait` for another process's write to end.
@@ -835,6 +856,8 @@ class LocalRegistry::Impl {
   mutable std::shared_ptr<const Db> view;
   mutable std::optional<uint64_t> view_stamp;
   mutable bool view_stale = false;
+  // The write stamp up to which the view holds everything but the runs' metrics.
+  mutable std::optional<uint64_t> view_current_but_metrics;
 
   mutable std::mutex metrics_mutex;
   std::map<std::string, std::map<std::string, double>> pending_metrics;  // RUN_ID/STEP -> values
@@ -1355,7 +1378,7 @@ VerifyReport LocalRegistry::Verify() const {
   // objects are still checked.
   std::shared_ptr<const Db> db;
   try {
-    db = impl.Reader();
+    db = impl.Reader(Impl::Reads::kAll);
   } catch (const UserError& e) {
     report.problems.push_back(e.what());
   }
@@ -1735,7 +1758,7 @@ std::vector<RunRecord> LocalRegistry::ListRuns() const {
 }
 
 std::vector<MetricsAtStep> LocalRegistry::GetRunMetrics(std::string_view run_id) const {
-  const std::shared_ptr<const Db> db = impl_->Reader();
+  const std::shared_ptr<const Db> db = impl_->Reader(Impl::Reads::kAll);
   db->GetRun(run_id);
   const std::string prefix = std::string(run_id) + "/";
   std::map<int64_t, std::map<std::string, double>> by_step;

@@ -641,6 +641,26 @@ TEST_F(RegistryTest, LoggedMetricsAreBatchedAndMergedAcrossWrites) {
   EXPECT_EQ(metrics[0].values, (std::map<std::string, double>{{"eval_loss", 2.0}, {"loss", 1.5}}));
 }
 
+// A process that wrote only metrics since it last read may keep its view for other reads, but
+// never past a write of another process.
+TEST_F(RegistryTest, AWriterOfMetricsStillSeesVersionsOthersRegistered) {
+  auto logger = Open();
+  auto other = Open(Mode::kReadWrite);
+  const std::string id = logger->CreateRun({"rank", std::nullopt, std::nullopt, ""});
+  EXPECT_EQ(logger->Names().size(), 0u);  // a view opened before the other registers
+  other->Register("rank", SampleRecord(), Artifact("1"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  logger->LogMetrics(id, 1, {{"loss", 1.5}});  // over 2 s since the last write: written now
+  EXPECT_EQ(logger->Resolve("rank").version, 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  logger->LogMetrics(id, 2, {{"loss", 1.25}});  // metrics only since the last view
+  EXPECT_EQ(logger->Resolve("rank").version, 1);
+  EXPECT_EQ(Open(Mode::kReadOnly)->GetRunMetrics(id).size(), 2u);
+  other->Register("rank", SampleRecord(), Artifact("2"));
+  EXPECT_EQ(logger->Resolve("rank").version, 2);
+  EXPECT_EQ(logger->GetRunMetrics(id).size(), 2u);
+}
+
 // A run keeps why it ended in one word: the status's own unless given; anything else is refused
 // and the run stays as it was.
 TEST_F(RegistryTest, ARunEndsWithOneWordSayingWhy) {
