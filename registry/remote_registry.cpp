@@ -97,19 +97,70 @@ auto Retried(const Call& call) {
   }
 }
 
-// A file to send: its object's digest and size, read as the folder registry reads it.
 }  // namespace
 
+// A file to send: its object's digest and size, read as the folder registry reads it, and the
+// SHA-256 of each of its chunks (wire::kChunkBytes each, the last one shorter).
 struct OutgoingObject {
   ManifestEntry entry;
   std::filesystem::path file;
+  std::vector<std::string> chunk_sha256;
 };
 
 namespace {
 
+// Reads `size` bytes of `fd` at `offset`; throws UserError naming `file` when it has fewer.
+std::unique_ptr<char[]> ReadChunk(int fd, const fs::path& file, int64_t offset, size_t size) {
+  std::unique_ptr<char[]> bytes(new char[size]);  // left unset: every byte is read into
+  for (size_t at = 0; at < size;) {
+    const ssize_t n = ::pread(fd, bytes.get() + at, size - at, offset + static_cast<int64_t>(at));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      throw UserError("cannot read " + file.string() + " at byte " +
+                      std::to_string(offset + static_cast<int64_t>(at)) +
+                      " (it changed while being sent?); register it again");
+    }
+    at += static_cast<size_t>(n);
+  }
+  return bytes;
+}
+
+// The SHA-256 of each chunk of the first `size` bytes of `file`.
+std::vector<std::string> ChunkDigests(const fs::path& file, int64_t size) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    throw UserError("cannot read " + file.string() + "; check it exists and is readable");
+  }
+  struct Close {
+    int fd;
+    ~Close() { ::close(fd); }
+  } close{fd};
+  std::vector<std::string> digests;
+  const auto chunk_bytes = static_cast<int64_t>(wire::kChunkBytes);
+  for (int64_t offset = 0; offset < size; offset += chunk_bytes) {
+    const auto n = static_cast<size_t>(std::min(size - offset, chunk_bytes));
+    digests.push_back(Sha256Hex(std::string_view(ReadChunk(fd, file, offset, n).get(), n)));
+  }
+  return digests;
+}
+
 OutgoingObject HashForSending(const std::string& relative, const fs::path& file) {
+  // A file of several chunks has their digests taken on a second core while this one takes the
+  // whole's, so that sending only reads and sends; a file of one chunk has one digest.
+  std::error_code ec;
+  const auto size = static_cast<int64_t>(fs::file_size(file, ec));
+  std::future<std::vector<std::string>> chunks;
+  if (!ec && size > static_cast<int64_t>(wire::kChunkBytes)) {
+    chunks = std::async(std::launch::async, ChunkDigests, file, size);
+  }
   const registry_internal::StoredObject hashed = registry_internal::ObjectStore::HashFile(file);
-  return {{relative, hashed.digest, hashed.size_bytes}, file};
+  OutgoingObject object{{relative, hashed.digest, hashed.size_bytes}, file, {hashed.digest}};
+  if (chunks.valid()) {
+    object.chunk_sha256 = chunks.get();
+    // Changed between the two reads: its chunks are hashed as they are sent instead.
+    if (hashed.size_bytes != size) object.chunk_sha256.clear();
+  }
+  return object;
 }
 
 // A server's page of versions: 1,000 at most (web/api.cpp).
@@ -185,21 +236,23 @@ void RemoteRegistry::SendObject(const OutgoingObject& object, int64_t received) 
   const int64_t size = object.entry.size_bytes;
   const std::string& digest = object.entry.digest;
   const auto chunk_bytes = static_cast<int64_t>(wire::kChunkBytes);
+  // Taken before sending; after a failure each chunk is hashed as it is sent, in case the file
+  // changed since.
+  std::vector<std::string> chunk_sha256 = object.chunk_sha256;
   // Sends the chunk at `offset`; its answer (the server waits with a chunk until the ones before
   // it arrived), or nullopt when the connection was cut.
   const auto send = [&](int64_t offset) -> std::optional<HttpAnswer> {
-    std::string chunk(static_cast<size_t>(std::min(size - offset, chunk_bytes)), '\0');
-    if (::pread(fd, chunk.data(), chunk.size(), offset) != static_cast<ssize_t>(chunk.size())) {
-      throw UserError("cannot read " + object.file.string() + " at byte " + std::to_string(offset) +
-                      " (it changed while being sent?); register it "
-                      "again");
-    }
-    // Its digest here, while the chunk before it is on its way.
-    const std::string chunk_sha256 = Sha256Hex(chunk);
+    const auto n = static_cast<size_t>(std::min(size - offset, chunk_bytes));
+    const std::unique_ptr<char[]> bytes = ReadChunk(fd, object.file, offset, n);
+    const std::string_view chunk(bytes.get(), n);
+    const auto index = static_cast<size_t>(offset / chunk_bytes);
+    const std::string sha256 = offset % chunk_bytes == 0 && index < chunk_sha256.size()
+                                   ? chunk_sha256[index]
+                                   : Sha256Hex(chunk);
     try {
       return client_.Put("/api/objects/" + digest + "?size=" + std::to_string(size) +
                              "&offset=" + std::to_string(offset),
-                         chunk, {{wire::kChunkShaHeader, chunk_sha256}});
+                         chunk, {{wire::kChunkShaHeader, sha256}});
     } catch (const RegistryUnreachable&) {
       return std::nullopt;
     }
@@ -227,6 +280,7 @@ void RemoteRegistry::SendObject(const OutgoingObject& object, int64_t received) 
     }
     for (auto& pending : in_flight) pending.wait();
     if (!broken) break;
+    chunk_sha256.clear();
     if (++failures >= kSendAttempts) {
       throw RegistryUnreachable("cannot send object sha256:" + digest +
                                 " to the registry server "
