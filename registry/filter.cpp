@@ -98,6 +98,7 @@ std::optional<FilterValue> LookupKey(const VersionRecord& record, std::string_vi
   };
   if (key.starts_with("scores.")) return score(record.scores, key.substr(7));
   if (key.starts_with("base_scores.")) return score(record.base_scores, key.substr(12));
+  if (key.starts_with("few_shot_scores.")) return score(record.few_shot_scores, key.substr(16));
   if (IsAttribute(key)) return Attribute(record, key);
   std::string_view param = key.starts_with("params.") ? key.substr(7) : key;
   const auto it = record.params.find(std::string(param));
@@ -109,6 +110,9 @@ void CollectKeys(const VersionRecord& record, std::set<std::string>& keys) {
   for (const std::string_view attribute : kAttributes) keys.emplace(attribute);
   for (const auto& [metric, value] : record.scores) keys.insert("scores." + metric);
   for (const auto& [metric, value] : record.base_scores) keys.insert("base_scores." + metric);
+  for (const auto& [metric, value] : record.few_shot_scores) {
+    keys.insert("few_shot_scores." + metric);
+  }
   for (const auto& [param, value] : record.params) {
     keys.insert(param);
     keys.insert("params." + param);

@@ -568,8 +568,8 @@ class LocalRegistry::Impl {
         impl_.view_stale = true;
         // Only metrics changed since the view was opened, all of it by this process: the view
         // still holds everything else.
-        const bool view_current = impl_.view_current_but_metrics &&
-                                  stamp_before_ == impl_.view_current_but_metrics;
+        const bool view_current =
+            impl_.view_current_but_metrics && stamp_before_ == impl_.view_current_but_metrics;
         impl_.view_current_but_metrics =
             !changed_more_than_metrics_ && view_current ? std::optional(written) : std::nullopt;
       }

@@ -129,6 +129,8 @@ json VersionRecordJson(const VersionRecord& r, RecordDetail detail) {
       {"seed", r.seed},
       {"scores", r.scores},
       {"base_scores", r.base_scores},
+      {"few_shot", r.few_shot},
+      {"few_shot_scores", r.few_shot_scores},
       {"score_scales", ScalesJson(r.score_scales)},
       {"curve", std::move(curve)},
       {"wall_time_s", r.wall_time_s},
@@ -239,6 +241,8 @@ VersionRecord VersionRecordFromJson(std::string_view text) {
   Field(j, "seed", r.seed);
   Field(j, "scores", r.scores);
   Field(j, "base_scores", r.base_scores);
+  Field(j, "few_shot", r.few_shot);
+  Field(j, "few_shot_scores", r.few_shot_scores);
   Field(j, "score_scales", r.score_scales, ScalesFromJson);
   Field(j, "curve", r.curve, [](const json& v) {
     std::vector<CurvePoint> curve;

@@ -148,6 +148,10 @@ struct VersionRecord {
 
   std::map<std::string, double> scores;       // eval metrics of the adapted model
   std::map<std::string, double> base_scores;  // the same metrics of the base model alone
+  // The generation metrics of the base model prompted with `few_shot` training examples (the
+  // run's [eval] few_shot); empty when it had none.
+  std::map<std::string, double> few_shot_scores;
+  int64_t few_shot = 0;
   // Each score's scale; empty for versions registered before scales were recorded.
   std::map<std::string, ScoreScale> score_scales;
   std::vector<CurvePoint> curve;  // training loss and learning rate by step
@@ -259,11 +263,12 @@ struct ListOptions {
   std::optional<std::string> name;  // only this adapter's versions
   // e.g. `scores.exact_match > 0.8 and adapter.rank = 16`: comparisons (= != < <= > >=) of a key
   // with a number or a string ('x', "x" or a bare word), joined by and/or/not and parentheses.
-  // Keys: scores.M, base_scores.M, a parameter ("adapter.rank" or params.adapter.rank), or an
-  // attribute: name, version, created_ms, method, seed, dataset.hash, dataset.train_examples,
-  // dataset.eval_examples, base_model.name, base_model.path, base_model.hash, tokenizer_hash,
-  // wall_time_s, peak_memory_bytes, peak_gpu_memory_bytes, tokens_per_second, tune_version, sweep,
-  // trial, run_id, artifact.digest, artifact.size_bytes. A version without the key does not match.
+  // Keys: scores.M, base_scores.M, few_shot_scores.M, a parameter ("adapter.rank" or
+  // params.adapter.rank), or an attribute: name, version, created_ms, method, seed, dataset.hash,
+  // dataset.train_examples, dataset.eval_examples, base_model.name, base_model.path,
+  // base_model.hash, tokenizer_hash, wall_time_s, peak_memory_bytes, peak_gpu_memory_bytes,
+  // tokens_per_second, tune_version, sweep, trial, run_id, artifact.digest, artifact.size_bytes. A
+  // version without the key does not match.
   std::string filter;
   // A key as above, '-' in front for descending; ties and the default: name, then version.
   // Versions without the key come last.

@@ -278,15 +278,27 @@ void PrintTrialResult(const RunConfig& config, const TrialResult& result, const 
     return;
   }
   const TrainSummary& summary = result.summary;
-  std::printf("%-14s %12s %12s %12s\n", "metric", "base", "tuned", "gain");
+  // With [eval] few_shot, the prompted base model and the gain over it as well.
+  const bool few_shot = !summary.few_shot_scores.empty();
+  const std::string shots = std::to_string(summary.few_shot) + "-shot";
+  std::printf("%-14s %12s %12s %12s", "metric", "base", "tuned", "gain");
+  if (few_shot) std::printf(" %12s %12s", shots.c_str(), ("vs " + shots).c_str());
+  std::printf("\n");
+  const auto cell = [](const std::map<std::string, double>& baseline, const std::string& name,
+                       double value, bool gain) {
+    const auto it = baseline.find(name);
+    if (it == baseline.end()) return Format(" %12s", "-");
+    return gain ? Format(" %+12.4f", value - it->second) : Format(" %12.4f", it->second);
+  };
   for (const auto& [name, value] : summary.scores) {
-    const auto base = summary.base_scores.find(name);
-    if (base == summary.base_scores.end()) {
-      std::printf("%-14s %12s %12.4f %12s\n", name.c_str(), "-", value, "-");
-    } else {
-      std::printf("%-14s %12.4f %12.4f %+12.4f\n", name.c_str(), base->second, value,
-                  value - base->second);
+    std::string line = Format("%-14s", name.c_str()) +
+                       cell(summary.base_scores, name, value, false) + Format(" %12.4f", value) +
+                       cell(summary.base_scores, name, value, true);
+    if (few_shot) {
+      line += cell(summary.few_shot_scores, name, value, false) +
+              cell(summary.few_shot_scores, name, value, true);
     }
+    std::printf("%s\n", line.c_str());
   }
   std::printf(
       "trained %zu steps on %lld examples (%lld held out) in %.1f s, %.0f tokens/s, "

@@ -354,13 +354,20 @@ class Commands : public RegistryCommands {
         {"base model", r.base_model_name + " " + r.base_model_path + " " + r.base_model_hash});
     rows.push_back({"tokenizer", r.tokenizer_hash});
     rows.push_back({"seed", std::to_string(r.seed)});
+    // Each score with the baselines it beat or not: the base model alone and prompted.
     for (const auto& [metric, value] : r.scores) {
-      const auto base = r.base_scores.find(metric);
+      std::string against;
+      const auto compare = [&](const std::map<std::string, double>& baseline,
+                               const std::string& what) {
+        const auto it = baseline.find(metric);
+        if (it == baseline.end()) return;
+        against += (against.empty() ? " (" : "; ") + what + " " + NumberText(it->second) +
+                   ", gain " + (value >= it->second ? "+" : "") + NumberText(value - it->second);
+      };
+      compare(r.base_scores, "base model");
+      compare(r.few_shot_scores, "base model with " + std::to_string(r.few_shot) + " shots");
       rows.push_back(
-          {"score " + metric,
-           NumberText(value) + (base == r.base_scores.end()
-                                    ? std::string()
-                                    : " (base model " + NumberText(base->second) + ")")});
+          {"score " + metric, NumberText(value) + against + (against.empty() ? "" : ")")});
     }
     // People's judgement: the version's rating in each review it is in.
     for (const ReviewRecord& review : registry->ListReviews()) {

@@ -450,9 +450,9 @@ Options PluginOptions(const Options& all, const PluginInfo& info) {
   return options;
 }
 
-const std::vector<std::string> kTopLevelKeys = {"name",      "model",  "dataset", "adapter",
-                                                "optimizer", "train",  "metrics", "sweep",
-                                                "registry",  "plugins"};
+const std::vector<std::string> kTopLevelKeys = {"name",      "model",    "dataset", "adapter",
+                                                "optimizer", "train",    "eval",    "metrics",
+                                                "sweep",     "registry", "plugins"};
 
 }  // namespace
 
@@ -830,6 +830,22 @@ RunConfig RunFile::Resolve(const PluginHost& plugins) const {
       out_array.push_back(std::move(out));
     }
     resolved.insert_or_assign("metrics", std::move(out_array));
+  }
+  {
+    const Options options = section(
+        "eval", {OptionSpec::Int("few_shot", 0,
+                                 "Training examples in the base model's prompt for a prompted "
+                                 "baseline; 0: none")
+                     .Range(0, 64)});
+    config.eval.few_shot = options.Int("few_shot");
+    if (config.eval.few_shot > 0 && config.metrics.empty()) {
+      const toml::node* node = document.at_path("eval.few_shot").node();
+      throw UserError(Where(node ? node->source() : toml::source_region{}, file) +
+                      ": eval.few_shot = " + std::to_string(config.eval.few_shot) +
+                      " scores the prompted base model's outputs, and no [[metrics]] are "
+                      "listed; add one (e.g. [[metrics]] plugin = \"exact_match\") or remove "
+                      "eval.few_shot");
+    }
   }
 
   if (const toml::table* sweep_table = SubTable(document, "sweep", "sweep", file)) {

@@ -86,6 +86,11 @@ struct TrainConfig {
   int64_t threads = 0;
 };
 
+// [eval]: what a run's scores are compared with besides the base model alone.
+struct EvalConfig {
+  int64_t few_shot = 0;  // training examples in the prompted baseline's prompt; 0: no baseline
+};
+
 // How a metric's scores read: the plugin's goal and range (MetricPlugin); eval_loss and perplexity,
 // which the trainer measures itself, are lower-is-better from 0 and from 1.
 struct MetricTraits {
@@ -166,6 +171,7 @@ struct RunConfig {
   AdapterConfig adapter;
   OptimizerConfig optimizer;
   TrainConfig train;
+  EvalConfig eval;
   std::vector<MetricConfig> metrics;
   std::map<std::string, MetricTraits> metric_traits;  // of every score the run records
   std::optional<SweepConfig> sweep;

@@ -65,7 +65,7 @@ void WriteRegistered(const fs::path& run_dir, const std::string& name, int64_t v
 
 TrialDone DoneMessage(const TrialResult& result) {
   return {result.version, result.summary.scores, result.summary.base_scores,
-          result.summary.wall_seconds};
+          result.summary.wall_seconds, result.summary.few_shot_scores};
 }
 
 // The Slurm job this process runs in ("1234_5": task 5 of array 1234); empty outside Slurm.
@@ -201,7 +201,7 @@ std::optional<TrialDone> RegisteredTrial(const fs::path& run_dir) {
     const nlohmann::json registered = nlohmann::json::parse(std::ifstream(file));
     const TrainSummary summary = ReadSummary(run_dir);
     return TrialDone{registered.at("version").get<int64_t>(), summary.scores, summary.base_scores,
-                     summary.wall_seconds};
+                     summary.wall_seconds, summary.few_shot_scores};
   } catch (const nlohmann::json::exception&) {
     return std::nullopt;
   } catch (const UserError&) {

@@ -88,7 +88,8 @@ json TrialJson(const TrialMessage& message) {
                                {"version", m.version},
                                {"scores", m.scores},
                                {"base_scores", m.base_scores},
-                               {"wall_seconds", m.wall_seconds}};
+                               {"wall_seconds", m.wall_seconds},
+                               {"few_shot_scores", m.few_shot_scores}};
                  },
                  [](const TrackerCreateRun& m) {
                    return json{{"type", "create_run"},
@@ -132,10 +133,11 @@ std::optional<TrialMessage> TrialFromJson(const json& j) {
     return TrialEvaluated{j.at("step").get<int64_t>(), j.at("eval_loss").get<double>()};
   }
   if (type == "done") {
-    return TrialDone{j.at("version").get<int64_t>(),
-                     j.at("scores").get<std::map<std::string, double>>(),
-                     j.at("base_scores").get<std::map<std::string, double>>(),
-                     j.at("wall_seconds").get<double>()};
+    return TrialDone{
+        j.at("version").get<int64_t>(), j.at("scores").get<std::map<std::string, double>>(),
+        j.at("base_scores").get<std::map<std::string, double>>(),
+        j.at("wall_seconds").get<double>(),
+        j.value("few_shot_scores", nlohmann::json::object()).get<std::map<std::string, double>>()};
   }
   if (type == "create_run") {
     RunInfo info;

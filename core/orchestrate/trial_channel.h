@@ -52,7 +52,8 @@ struct TrialDone {
   int64_t version = 0;
   std::map<std::string, double> scores;
   std::map<std::string, double> base_scores;
-  double wall_seconds = 0.0;  // the trial's own, waiting for go left out
+  double wall_seconds = 0.0;                      // the trial's own, waiting for go left out
+  std::map<std::string, double> few_shot_scores;  // the prompted base model's ([eval] few_shot)
   bool operator==(const TrialDone&) const = default;
 };
 

@@ -18,13 +18,14 @@ std::vector<ConfigurationResult> RankConfigurations(const SweepState& state,
   std::vector<ConfigurationResult> ranked;
   for (auto& [number, c] : by_number) {
     std::map<std::string, std::vector<double>> values;
-    std::vector<double> bases;
+    std::vector<double> bases, few_shots;
     for (const Trial* t : c.trials) {
       if (t->status != TrialStatus::kFinished) continue;
       ++c.finished;
       c.wall_seconds += t->wall_seconds;
       for (const auto& [name, value] : t->scores) values[name].push_back(value);
       if (t->base_objective) bases.push_back(*t->base_objective);
+      if (t->few_shot_objective) few_shots.push_back(*t->few_shot_objective);
       const auto score = t->scores.find(objective);
       if (score == t->scores.end()) continue;
       if (c.best_trial == nullptr || better(score->second, c.best_trial->scores.at(objective))) {
@@ -38,6 +39,7 @@ std::vector<ConfigurationResult> RankConfigurations(const SweepState& state,
     }
     if (const auto it = c.scores.find(objective); it != c.scores.end()) c.objective = it->second;
     if (!bases.empty()) c.base_objective = SpreadOf(bases).mean;
+    if (!few_shots.empty()) c.few_shot_objective = SpreadOf(few_shots).mean;
     ranked.push_back(std::move(c));
   }
   std::stable_sort(ranked.begin(), ranked.end(),

@@ -16,13 +16,14 @@ namespace tune {
 struct ConfigurationResult {
   int64_t configuration = 0;
   Assignment assignment;
-  std::vector<const Trial*> trials;      // its repeats, by number
-  int64_t finished = 0;                  // repeats that finished (the spreads are over these)
-  std::map<std::string, Spread> scores;  // every score a finished repeat has
-  std::optional<Spread> objective;       // none until a finished repeat measured it
-  std::optional<double> base_objective;  // the base model's score on the objective
-  double wall_seconds = 0.0;             // mean over the finished repeats
-  const Trial* best_trial = nullptr;     // its finished repeat with the best objective
+  std::vector<const Trial*> trials;          // its repeats, by number
+  int64_t finished = 0;                      // repeats that finished (the spreads are over these)
+  std::map<std::string, Spread> scores;      // every score a finished repeat has
+  std::optional<Spread> objective;           // none until a finished repeat measured it
+  std::optional<double> base_objective;      // the base model's score on the objective
+  std::optional<double> few_shot_objective;  // the prompted base model's ([eval] few_shot)
+  double wall_seconds = 0.0;                 // mean over the finished repeats
+  const Trial* best_trial = nullptr;         // its finished repeat with the best objective
 };
 
 // Every configuration in `state`, best mean objective first (larger when `maximize`); those with

@@ -1,6 +1,7 @@
 #include "sweep/report.h"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 #include "config/run_config.h"
@@ -37,6 +38,20 @@ void AddCell(std::string& line, const std::string& text, int width, bool left) {
 
 int Column(const std::string& name) { return std::max(10, static_cast<int>(name.size())); }
 
+// The gain over the prompted base model ([eval] few_shot), shown when a trial measured it.
+constexpr const char* kFewShotGain = "vs few-shot";
+constexpr int kFewShotWidth = 11;
+
+bool HasFewShot(const SweepState& state) {
+  return std::any_of(state.trials.begin(), state.trials.end(),
+                     [](const Trial& t) { return t.few_shot_objective.has_value(); });
+}
+
+// `score` over `baseline`, signed; "-" when either is missing.
+std::string Gain(std::optional<double> score, std::optional<double> baseline) {
+  return score && baseline ? Format("%+.4f", *score - *baseline) : std::string("-");
+}
+
 std::string TrialTable(const SweepState& state, const ReportContext& context) {
   const std::vector<ConfigurationResult> ranked =
       RankConfigurations(state, context.objective, context.maximize, context.bounds);
@@ -56,21 +71,25 @@ std::string TrialTable(const SweepState& state, const ReportContext& context) {
   AddCell(text, "version", version_width, true);
   AddCell(text, context.objective, objective_width, false);
   AddCell(text, "gain", 10, false);
+  const bool few_shot = HasFewShot(state);
+  if (few_shot) AddCell(text, kFewShotGain, kFewShotWidth, false);
   for (const std::string& name : others) AddCell(text, name, Column(name), false);
   AddCell(text, "wall", 9, false);
   text += "  parameters\n";
   for (const ConfigurationResult& c : ranked) {
     for (const Trial* t : c.trials) {
-      std::string score = "-", gain = "-";
+      std::string score = "-";
+      std::optional<double> objective;
       if (const auto it = t->scores.find(context.objective); it != t->scores.end()) {
         score = Number(it->second);
-        if (t->base_objective) gain = Format("%+.4f", it->second - *t->base_objective);
+        objective = it->second;
       }
       text += Padded(std::to_string(t->number), 6, true);
       AddCell(text, TrialStatusName(t->status), 9, true);
       AddCell(text, version_text(*t), version_width, true);
       AddCell(text, score, objective_width, false);
-      AddCell(text, gain, 10, false);
+      AddCell(text, Gain(objective, t->base_objective), 10, false);
+      if (few_shot) AddCell(text, Gain(objective, t->few_shot_objective), kFewShotWidth, false);
       for (const std::string& name : others) {
         const auto it = t->scores.find(name);
         AddCell(text, it == t->scores.end() ? "-" : Number(it->second), Column(name), false);
@@ -119,18 +138,21 @@ std::string ConfigurationTable(const SweepState& state, const ReportContext& con
   const int ci_width = std::max(17, static_cast<int>(ci_header.size()));
   AddCell(text, ci_header, ci_width, true);
   AddCell(text, "gain", 10, false);
+  const bool few_shot = HasFewShot(state);
+  if (few_shot) AddCell(text, kFewShotGain, kFewShotWidth, false);
   for (const std::string& name : others) AddCell(text, name, Column(name), false);
   AddCell(text, "wall", 9, false);
   text += "  parameters\n";
   for (const ConfigurationResult& c : ranked) {
-    std::string mean = "-", sd = "-", ci = "-", gain = "-";
+    std::string mean = "-", sd = "-", ci = "-";
+    std::optional<double> objective;
     if (c.objective) {
       mean = Number(c.objective->mean);
+      objective = c.objective->mean;
       if (c.objective->count > 1) {
         sd = Number(c.objective->stddev);
         ci = Format("[%.4f, %.4f]", c.objective->ci95_low, c.objective->ci95_high);
       }
-      if (c.base_objective) gain = Format("%+.4f", c.objective->mean - *c.base_objective);
     }
     text += Padded(std::to_string(c.configuration), 6, true);
     AddCell(text, std::to_string(c.finished) + "/" + std::to_string(c.trials.size()), 7, true);
@@ -138,7 +160,8 @@ std::string ConfigurationTable(const SweepState& state, const ReportContext& con
     AddCell(text, mean, objective_width, false);
     AddCell(text, sd, 8, false);
     AddCell(text, ci, ci_width, true);
-    AddCell(text, gain, 10, false);
+    AddCell(text, Gain(objective, c.base_objective), 10, false);
+    if (few_shot) AddCell(text, Gain(objective, c.few_shot_objective), kFewShotWidth, false);
     for (const std::string& name : others) {
       const auto it = c.scores.find(name);
       AddCell(text, it == c.scores.end() ? "-" : Number(it->second.mean), Column(name), false);

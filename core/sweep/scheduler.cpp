@@ -182,6 +182,10 @@ void SweepScheduler::Finished(int64_t number, const TrialDone& done) {
   if (const auto it = done.base_scores.find(plan_.objective); it != done.base_scores.end()) {
     t.base_objective = it->second;
   }
+  if (const auto it = done.few_shot_scores.find(plan_.objective);
+      it != done.few_shot_scores.end()) {
+    t.few_shot_objective = it->second;
+  }
 }
 
 bool SweepScheduler::Ended(int64_t number, AttemptEnd end, const std::string& failure,

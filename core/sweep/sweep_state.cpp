@@ -66,6 +66,7 @@ json TrialJson(const Trial& t) {
             {"scores", t.scores},
             {"run_id", t.run_id}};
   if (t.base_objective) j["base_objective"] = *t.base_objective;
+  if (t.few_shot_objective) j["few_shot_objective"] = *t.few_shot_objective;
   json attempts = json::array();
   for (const Attempt& a : t.attempts) {
     attempts.push_back({{"job", a.job},
@@ -95,6 +96,9 @@ Trial TrialFromJson(const json& j) {
     }
   }
   if (j.contains("base_objective")) t.base_objective = j["base_objective"].get<double>();
+  if (j.contains("few_shot_objective")) {
+    t.few_shot_objective = j["few_shot_objective"].get<double>();
+  }
   t.scores = j.value("scores", std::map<std::string, double>());
   t.run_id = j.value("run_id", "");
   for (const json& a : j.value("attempts", json::array())) {

@@ -34,9 +34,10 @@ struct Trial {
   int64_t repeat = 0;         // 0-based; it trains with train.seed + repeat
   Assignment assignment;      // the configuration's swept values
   TrialStatus status = TrialStatus::kPending;
-  int64_t version = 0;                   // the version it registered, once finished
-  std::map<std::string, double> scores;  // every score of a finished trial, the objective's too
-  std::optional<double> base_objective;  // the base model's score on the objective
+  int64_t version = 0;                       // the version it registered, once finished
+  std::map<std::string, double> scores;      // every score of a finished trial, the objective's too
+  std::optional<double> base_objective;      // the base model's score on the objective
+  std::optional<double> few_shot_objective;  // the prompted base model's ([eval] few_shot)
   double wall_seconds = 0.0;
   std::string error;                      // why it failed or was pruned
   int64_t pruned_at = 0;                  // the step at which early stopping ended it

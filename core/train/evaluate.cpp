@@ -1,5 +1,7 @@
 #include "train/evaluate.h"
 
+#include <algorithm>
+
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
@@ -33,7 +35,8 @@ double EvalLoss(Model& model, const std::vector<TokenizedExample>& examples, int
 
 GenerationEval EvalGeneration(Model& model, const std::vector<TextExample>& examples,
                               const std::vector<NamedMetric>& metrics, int64_t max_new_tokens,
-                              int64_t batch_size, std::span<const int32_t> end_ids) {
+                              int64_t batch_size, std::span<const int32_t> end_ids,
+                              std::string_view stop_text) {
   const Tokenizer& tokenizer = model.tokenizer();
   std::vector<std::vector<int32_t>> prompts;
   for (const TextExample& example : examples) {
@@ -44,7 +47,10 @@ GenerationEval EvalGeneration(Model& model, const std::vector<TextExample>& exam
   GenerationEval eval;
   std::vector<MetricExample> scored;
   for (size_t i = 0; i < examples.size(); ++i) {
-    eval.outputs.push_back({tokenizer.Decode(outputs[i].ids), {}});
+    std::string prediction = tokenizer.Decode(outputs[i].ids);
+    if (!stop_text.empty())
+      prediction.resize(std::min(prediction.find(stop_text), prediction.size()));
+    eval.outputs.push_back({std::move(prediction), {}});
     if (outputs[i].reached_context) ++eval.reached_context;
     scored.push_back(
         {examples[i].prompt, eval.outputs.back().prediction, {examples[i].completion}});

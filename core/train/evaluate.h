@@ -5,6 +5,7 @@
 #include <map>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "train/examples.h"
@@ -39,9 +40,11 @@ struct GenerationEval {
 
 // Greedy-decodes each example's prompt (at most `max_new_tokens`, stopping at any of `end_ids`
 // or at the end of the model's context; prompts of equal length `batch_size` at a time) and
-// scores the outputs against the completions with every metric.
+// scores the outputs against the completions with every metric. With `stop_text`, each output is
+// cut before its first occurrence (a few-shot prompt's separator) before it is kept and scored.
 GenerationEval EvalGeneration(Model& model, const std::vector<TextExample>& examples,
                               const std::vector<NamedMetric>& metrics, int64_t max_new_tokens,
-                              int64_t batch_size, std::span<const int32_t> end_ids);
+                              int64_t batch_size, std::span<const int32_t> end_ids,
+                              std::string_view stop_text = {});
 
 }  // namespace tune

@@ -95,6 +95,8 @@ VersionRecord MakeVersionRecord(const RunConfig& config, const PluginHost& host,
   record.seed = config.train.seed;
   record.scores = summary.scores;
   record.base_scores = summary.base_scores;
+  record.few_shot_scores = summary.few_shot_scores;
+  record.few_shot = summary.few_shot;
   for (const auto& [metric, traits] : config.metric_traits) {
     if (!record.scores.contains(metric) && !record.base_scores.contains(metric)) continue;
     ScoreScale& scale = record.score_scales[metric];

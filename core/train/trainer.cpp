@@ -15,7 +15,9 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include "chat_template/chat_template.h"
 #include "data/dataset_identity.h"
+#include "generate/generate.h"
 #include "generate/generation_config.h"
 #include "plugin_host/plugin_host.h"
 #include "runtime/interrupt.h"
@@ -24,6 +26,7 @@
 #include "safetensors/torch_io.h"
 #include "train/evaluate.h"
 #include "train/examples.h"
+#include "train/few_shot.h"
 #include "train/lr_schedule.h"
 #include "train/step.h"
 #include "tune/adapter.h"
@@ -126,7 +129,8 @@ struct RunState {
   int64_t step = 0;
   std::string config_sha256;
   std::string dataset_sha256;
-  GenerationEval base;  // the base model's scores and outputs, measured before training
+  GenerationEval base;      // the base model's scores and outputs, measured before training
+  GenerationEval few_shot;  // the same, prompted with [eval] few_shot training examples
   std::vector<CurvePoint> curve;
   double train_seconds = 0.0;
   int64_t tokens = 0;
@@ -159,6 +163,8 @@ json StateToJson(const RunState& s) {
           {"dataset_sha256", s.dataset_sha256},
           {"base_scores", s.base.scores},
           {"base_outputs", OutputsToJson(s.base.outputs)},
+          {"few_shot_scores", s.few_shot.scores},
+          {"few_shot_outputs", OutputsToJson(s.few_shot.outputs)},
           {"curve", curve},
           {"train_seconds", s.train_seconds},
           {"tokens", s.tokens}};
@@ -171,6 +177,9 @@ RunState StateFromJson(const json& j) {
   s.dataset_sha256 = j.at("dataset_sha256").get<std::string>();
   s.base.scores = j.at("base_scores").get<std::map<std::string, double>>();
   s.base.outputs = OutputsFromJson(j.value("base_outputs", json()));
+  s.few_shot.scores =
+      j.value("few_shot_scores", json::object()).get<std::map<std::string, double>>();
+  s.few_shot.outputs = OutputsFromJson(j.value("few_shot_outputs", json()));
   for (const json& p : j.at("curve")) {
     s.curve.push_back({p.at(0).get<int64_t>(), p.at(1).get<double>(), p.at(2).get<double>()});
   }
@@ -388,10 +397,11 @@ void StoreBaseEval(const fs::path& dir, const std::string& identity, const Gener
 }
 
 // One line per eval example: where it is, prompt, reference, the tuned model's output and
-// per-example scores, and the base model's beside them when they were kept.
+// per-example scores, and the base model's (bare and prompted) beside them when they were kept.
 void WriteEvalSamples(const fs::path& file, const std::vector<TextExample>& examples,
                       const std::vector<ExampleOutput>& tuned,
-                      const std::vector<ExampleOutput>& base) {
+                      const std::vector<ExampleOutput>& base,
+                      const std::vector<ExampleOutput>& few_shot) {
   std::ofstream samples(file, std::ios::trunc);
   for (size_t i = 0; i < tuned.size(); ++i) {
     json sample = {{"line", examples[i].line},
@@ -402,6 +412,10 @@ void WriteEvalSamples(const fs::path& file, const std::vector<TextExample>& exam
     if (base.size() == tuned.size()) {
       sample["base_prediction"] = base[i].prediction;
       sample["base_scores"] = base[i].scores;
+    }
+    if (few_shot.size() == tuned.size()) {
+      sample["few_shot_prediction"] = few_shot[i].prediction;
+      sample["few_shot_scores"] = few_shot[i].scores;
     }
     samples << sample.dump() << '\n';
   }
@@ -503,6 +517,29 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
     return eval;
   };
 
+  // The prompted baseline: the base model (the adapter does nothing yet) asked with
+  // config.eval.few_shot training examples before each eval prompt; generation metrics only.
+  auto evaluate_few_shot = [&]() {
+    const int64_t room = model->Describe().max_positions - train.eval_max_new_tokens;
+    const std::optional<ChatTemplate> chat_template = ChatTemplate::Load(config.model.path);
+    const FewShotPrompts prompts = MakeFewShotPrompts(
+        data.train_text, data.eval_text, config.eval.few_shot,
+        chat_template ? &*chat_template : nullptr, [&](const std::string& prompt) {
+          return static_cast<int64_t>(EncodeWithBos(model->tokenizer(), prompt).size()) <= room;
+        });
+    progress.Say("evaluating the base model prompted with " +
+                 Counted(config.eval.few_shot, "training example") + " (eval.few_shot)" +
+                 (prompts.shortened > 0 ? "; " + std::to_string(prompts.shortened) +
+                                              " prompts hold fewer to fit the model's context"
+                                        : ""));
+    adapter->SetTraining(false);
+    GenerationEval eval =
+        EvalGeneration(*model, prompts.examples, metrics, train.eval_max_new_tokens,
+                       train.batch_size, end_ids, chat_template ? "" : kShotSeparator);
+    adapter->SetTraining(true);
+    return eval;
+  };
+
   RunState state;
   const fs::path metrics_path = run_dir / "metrics.jsonl";
   if (checkpoint) {
@@ -541,6 +578,21 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
       }
       state.base = evaluate();
       if (!identity.empty()) StoreBaseEval(options.base_scores_dir, identity, state.base);
+    }
+    if (config.eval.few_shot > 0 && !data.eval.empty()) {
+      // Its own identity: the shots come from the training split.
+      const std::string few_shot_identity =
+          identity.empty() ? std::string()
+                           : identity + "eval.few_shot=" + std::to_string(config.eval.few_shot) +
+                                 "\ntrain.examples_sha256=" + DatasetSha256(data.train_text) + "\n";
+      std::optional<GenerationEval> stored_few_shot;
+      if (!few_shot_identity.empty()) {
+        stored_few_shot = ReadBaseEval(options.base_scores_dir, few_shot_identity);
+      }
+      state.few_shot = stored_few_shot ? std::move(*stored_few_shot) : evaluate_few_shot();
+      if (!few_shot_identity.empty() && !stored_few_shot) {
+        StoreBaseEval(options.base_scores_dir, few_shot_identity, state.few_shot);
+      }
     }
     WriteText(run_dir / "run.toml", config.resolved_toml);
   }
@@ -628,11 +680,13 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
 
   TrainSummary summary;
   summary.base_scores = state.base.scores;
+  summary.few_shot_scores = state.few_shot.scores;
+  summary.few_shot = state.few_shot.scores.empty() ? 0 : config.eval.few_shot;
   if (!data.eval.empty()) progress.Say("evaluating the trained adapter");
   const GenerationEval tuned = evaluate();
   summary.scores = tuned.scores;
   WriteEvalSamples(run_dir / "eval_samples.jsonl", data.eval_text, tuned.outputs,
-                   state.base.outputs);
+                   state.base.outputs, state.few_shot.outputs);
 
   const fs::path adapter_dir = run_dir / "adapter";
   const fs::path temp_adapter = run_dir / ".tmp-adapter";
@@ -664,6 +718,8 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
                                            {"method", config.adapter.method},
                                            {"scores", summary.scores},
                                            {"base_scores", summary.base_scores},
+                                           {"few_shot_scores", summary.few_shot_scores},
+                                           {"few_shot", summary.few_shot},
                                            {"dataset_sha256", summary.dataset_sha256},
                                            {"eval_sha256", summary.eval_sha256},
                                            {"train_examples", summary.train_examples},
@@ -700,6 +756,9 @@ TrainSummary ReadSummary(const fs::path& run_dir) {
     TrainSummary summary;
     summary.scores = j.at("scores").get<std::map<std::string, double>>();
     summary.base_scores = j.at("base_scores").get<std::map<std::string, double>>();
+    summary.few_shot_scores =
+        j.value("few_shot_scores", json::object()).get<std::map<std::string, double>>();
+    summary.few_shot = j.value("few_shot", int64_t{0});
     for (const json& p : j.at("curve")) {
       summary.curve.push_back(
           {p.at(0).get<int64_t>(), p.at(1).get<double>(), p.at(2).get<double>()});

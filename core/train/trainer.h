@@ -43,6 +43,10 @@ struct StepReport {
 struct TrainSummary {
   std::map<std::string, double> scores;       // eval_loss, perplexity, each metric
   std::map<std::string, double> base_scores;  // the same for the base model without training
+  // The generation metrics of the base model prompted with `few_shot` training examples
+  // ([eval] few_shot); empty when it is 0.
+  std::map<std::string, double> few_shot_scores;
+  int64_t few_shot = 0;
   std::vector<CurvePoint> curve;
   std::string dataset_sha256;
   std::string eval_sha256;  // set when the eval split is its own file

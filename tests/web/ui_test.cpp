@@ -32,6 +32,8 @@ class WebView : public ::testing::Test {
     tuned.base_scores["eval_loss"] = 7.53;
     tuned.score_scales["eval_loss"] = {"minimize", 0.0, std::nullopt};
     tuned.tokens_per_second = 1234.5678;
+    tuned.few_shot = 3;
+    tuned.few_shot_scores["exact_match"] = 0.95;  // prompting did better than tuning here
     Add("tuned", tuned);
 
     const double scores[2][3] = {{0.40, 0.50, 0.45}, {0.95, 0.99, 1.0}};
@@ -207,6 +209,12 @@ TEST_F(WebView, ThePagesReadGainsPagesSweepsAndNumbersAsAPersonWouldInARealBrows
   EXPECT_EQ(seen["second_page_rows"], 12);
   EXPECT_EQ(seen["tokens_per_second"], "1,235");
   EXPECT_EQ(seen["version_gain_class"], "num gain gain-up");
+  EXPECT_EQ(seen["score_headers"],
+            json({"metric", "base", "tuned", "gain", "base, 3-shot", "vs 3-shot"}));
+  EXPECT_EQ(seen["few_shot_gain"], json({{"text", "-0.05"}, {"class", "num gain gain-down"}}))
+      << seen.dump(2);
+  EXPECT_EQ(seen["list_few_shot_gain"], json({{"text", "-0.05"}, {"class", "num gain gain-down"}}))
+      << seen.dump(2);
 
   EXPECT_NE(seen["objective"].get<std::string>().find("objective: exact_match (higher is better)"),
             std::string::npos)

@@ -210,9 +210,16 @@ async function showAdapters() {
         listState.offset = 0;
         render();
       }}, label + (listState.sort === key ? ' ▲' : listState.sort === '-' + key ? ' ▼' : ''));
+    // The gain over the prompted base model ([eval] few_shot), where a listed version has it.
+    const fewShot = m => page.versions.some(v => (v.few_shot_scores || {})[m] !== undefined);
+    const gainCell = (m, score, baseline, scales) => {
+      const gain = score !== undefined && baseline !== undefined ? score - baseline : undefined;
+      return el('td', {class: 'num gain ' + gainClass(m, gain, scales), 'data-metric': m}, fmtGain(gain));
+    };
     const head = el('tr', {}, el('th', {}, ''), header('version', 'version', false),
       header('method', 'method', false), header('rank', 'adapter.rank', true),
-      metrics.flatMap(m => [header(m, 'scores.' + m, true), el('th', {class: 'num'}, 'gain')]),
+      metrics.flatMap(m => [header(m, 'scores.' + m, true), el('th', {class: 'num'}, 'gain'),
+                            ...(fewShot(m) ? [el('th', {class: 'num'}, 'vs few-shot')] : [])]),
       header('dataset', 'dataset.hash', false), el('th', {}, 'aliases'),
       header('created', 'created_ms', false));
     const rows = page.versions.map(v => el('tr', {},
@@ -221,11 +228,9 @@ async function showAdapters() {
       el('td', {}, v.method),
       el('td', {class: 'num'}, fmt(v.params['adapter.rank'])),
       metrics.flatMap(m => {
-        const score = v.scores[m], base = v.base_scores[m];
-        const gain = score !== undefined && base !== undefined ? score - base : undefined;
-        return [el('td', {class: 'num'}, fmt(score)),
-                el('td', {class: 'num gain ' + gainClass(m, gain, v.score_scales), 'data-metric': m},
-                   fmtGain(gain))];
+        const score = v.scores[m];
+        return [el('td', {class: 'num'}, fmt(score)), gainCell(m, score, v.base_scores[m], v.score_scales),
+                ...(fewShot(m) ? [gainCell(m, score, (v.few_shot_scores || {})[m], v.score_scales)] : [])];
       }),
       el('td', {}, el('code', {}, v.dataset.hash.slice(0, 12))),
       el('td', {}, v.aliases.map(a => el('span', {class: 'badge'}, a))),
@@ -269,17 +274,21 @@ async function showVersion(name, version) {
     ['seed', record.seed], ['run', record.run_id], ['tokens/s', fmt(record.tokens_per_second)],
     ['artifact', `${record.artifact.digest} (${fmt(record.artifact.size_bytes)} bytes)`]];
   const metrics = Object.keys(record.scores).sort();
+  // Each score beside the base model alone and, with [eval] few_shot, prompted with K examples.
+  const shots = record.few_shot > 0 ? `${record.few_shot}-shot` : undefined;
+  const fewShotScores = record.few_shot_scores || {};
+  const gainCell = (m, baseline) => {
+    const gain = baseline === undefined ? undefined : record.scores[m] - baseline;
+    return el('td', {class: 'num gain ' + gainClass(m, gain, record.score_scales), 'data-metric': m},
+              fmtGain(gain));
+  };
   const scores = el('table', {id: 'scores'},
     el('tr', {}, el('th', {}, 'metric'), el('th', {class: 'num'}, 'base'),
-       el('th', {class: 'num'}, 'tuned'), el('th', {class: 'num'}, 'gain')),
-    metrics.map(m => {
-      const gain = record.base_scores[m] === undefined ? undefined
-                                                       : record.scores[m] - record.base_scores[m];
-      return el('tr', {}, el('td', {}, m), el('td', {class: 'num'}, fmt(record.base_scores[m])),
-        el('td', {class: 'num'}, fmt(record.scores[m])),
-        el('td', {class: 'num gain ' + gainClass(m, gain, record.score_scales), 'data-metric': m},
-           fmtGain(gain)));
-    }));
+       el('th', {class: 'num'}, 'tuned'), el('th', {class: 'num'}, 'gain'),
+       ...(shots ? [el('th', {class: 'num'}, `base, ${shots}`), el('th', {class: 'num'}, `vs ${shots}`)] : [])),
+    metrics.map(m => el('tr', {}, el('td', {}, m), el('td', {class: 'num'}, fmt(record.base_scores[m])),
+      el('td', {class: 'num'}, fmt(record.scores[m])), gainCell(m, record.base_scores[m]),
+      ...(shots ? [el('td', {class: 'num'}, fmt(fewShotScores[m])), gainCell(m, fewShotScores[m])] : []))));
   const aliasInput = el('input', {type: 'text', id: 'alias', value: 'production'});
   const aliasMessage = el('span', {id: 'alias-message'});
   const judgements = await judgementSection(`${name}:${record.version}`)
@@ -377,6 +386,8 @@ async function showCompare(refs) {
     el('td', {}, key), el('td', {}, values.first ?? '-'),
     refs.slice(1).map((ref, i) => el('td', {}, (i in values.others ? values.others[i] : values.first) ?? '-'))));
   const metrics = [...new Set(records.flatMap(r => Object.keys(r.scores)))].sort();
+  // The prompted baseline of the first version, as its base model stands for all of them.
+  const fewShot = records[0].few_shot > 0;
   main.replaceChildren(
     el('h2', {}, 'compare ', refs.join(' vs ')),
     el('h3', {}, 'config that differs'),
@@ -385,8 +396,10 @@ async function showCompare(refs) {
     el('h3', {}, 'scores'),
     el('table', {id: 'compare-scores'},
       el('tr', {}, el('th', {}, 'metric'), el('th', {class: 'num'}, 'base'),
+         ...(fewShot ? [el('th', {class: 'num'}, `base, ${records[0].few_shot}-shot`)] : []),
          records.map(r => el('th', {class: 'num'}, `${r.name}:${r.version}`))),
       metrics.map(m => el('tr', {}, el('td', {}, m), el('td', {class: 'num'}, fmt(records[0].base_scores[m])),
+        ...(fewShot ? [el('td', {class: 'num'}, fmt(records[0].few_shot_scores[m]))] : []),
         records.map(r => el('td', {class: 'num'}, fmt(r.scores[m])))))),
     chart(records.map(r => ({name: `${r.name}:${r.version}`, points: r.curve.map(p => [p.step, p.loss])})),
           'loss by step'),

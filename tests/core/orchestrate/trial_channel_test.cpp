@@ -39,7 +39,11 @@ TEST(TrialChannel, EveryMessageReadsBackAsWritten) {
       TrialPrepared{},
       StepReport{3, 30, 1.25, 2e-4, 0.5, 1234.5, 0.75},
       TrialEvaluated{10, 1.125},
-      TrialDone{4, {{"exact_match", 0.5}, {"eval_loss", 1.0}}, {{"exact_match", 0.0}}, 12.5},
+      TrialDone{4,
+                {{"exact_match", 0.5}, {"eval_loss", 1.0}},
+                {{"exact_match", 0.0}},
+                12.5,
+                {{"exact_match", 0.25}}},
       TrackerCreateRun{{"rank", "rank-2", 3, "[train]\nsteps = 10\n"}},
       TrackerCreateRun{{"alone", std::nullopt, std::nullopt, ""}},
       TrackerCreateRun{[] {
@@ -104,9 +108,9 @@ TEST(TrialChannel, PassesWholeMessagesBetweenTheTwoEndsOfASocket) {
 
     driver.Send(TrialVerdict{false, "stop"});
     EXPECT_EQ(trial.ReceiveFromDriver(), DriverMessage(TrialVerdict{false, "stop"}));
-    trial.Send(TrialDone{1, {}, {}, 0.0});
+    trial.Send(TrialDone{1, {}, {}, 0.0, {}});
   }  // the trial's end closes
-  EXPECT_EQ(driver.TakeTrialMessages(), (std::vector<TrialMessage>{TrialDone{1, {}, {}, 0.0}}));
+  EXPECT_EQ(driver.TakeTrialMessages(), (std::vector<TrialMessage>{TrialDone{1, {}, {}, 0.0, {}}}));
   EXPECT_TRUE(driver.closed());
   EXPECT_THROW(driver.Send(TrialGo{}), ChannelClosed);
 }

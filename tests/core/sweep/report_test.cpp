@@ -32,6 +32,27 @@ TEST(SweepReport, ProgressCountsTheSearchsSizeNotMaxTrials) {
             "(trial 2), elapsed 0:00:20, ETA 0:00:40");
 }
 
+// With [eval] few_shot, the gain over the prompted base model stands beside the gain over the
+// base model alone, per trial and per configuration.
+TEST(SweepReport, APromptedBaselineAddsItsGainColumn) {
+  SweepState state;
+  state.name = "rank-1";
+  state.trials = {Finished(1, 1, 0, 0.5, 2), Finished(2, 2, 0, 0.7, 4)};
+  const std::string without = RankingTable(state, kContext);
+  EXPECT_EQ(without.find("vs few-shot"), std::string::npos) << without;
+  for (Trial& t : state.trials) t.few_shot_objective = 0.6;
+  const std::string table = RankingTable(state, kContext);
+  EXPECT_NE(table.find("gain vs few-shot"), std::string::npos) << table;
+  EXPECT_NE(table.find("   +0.6000     +0.1000"), std::string::npos) << table;  // trial 2
+  EXPECT_NE(table.find("   +0.4000     -0.1000"), std::string::npos) << table;  // trial 1
+  state.repeats = 2;
+  state.trials = {Finished(1, 1, 0, 0.5, 2), Finished(2, 1, 1, 0.7, 2)};
+  state.trials[0].few_shot_objective = 0.5;
+  state.trials[1].few_shot_objective = 0.7;
+  const std::string ranked = RankingTable(state, kContext);
+  EXPECT_NE(ranked.find("   +0.5000     +0.0000"), std::string::npos) << ranked;
+}
+
 TEST(SweepReport, WithRepeatsEachConfigurationShowsItsMeanSpreadAndInterval) {
   SweepState state;
   state.name = "rank-1";

@@ -29,7 +29,7 @@ SchedulePlan Plan(int64_t configurations, int64_t repeats = 1, int64_t slots = 1
 }
 
 TrialDone Done(int64_t version, double score) {
-  return {version, {{"exact_match", score}}, {{"exact_match", 0.0}}, 1.0};
+  return {version, {{"exact_match", score}}, {{"exact_match", 0.0}}, 1.0, {}};
 }
 
 std::vector<int64_t> Launched(const SweepScheduler::Actions& actions, bool ready_ahead) {

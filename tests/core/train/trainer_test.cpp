@@ -91,6 +91,55 @@ TEST_F(TrainCommand, TrainsEvaluatesAndWritesTheRunDirectory) {
   EXPECT_NE(result.err.find("step 30/30"), std::string::npos);
 }
 
+// [eval] few_shot: the base model is also asked with training examples in its prompt, and
+// every place the scores go carries that baseline too.
+TEST_F(TrainCommand, APromptedBaselineIsMeasuredKeptAndShown) {
+  const fs::path file = RunFile("[eval]\nfew_shot = 2\n");
+  const auto result = RunTune({"train", file.string(), "-o", (dir_.path() / "run").string()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.err.find("prompted with 2 training examples"), std::string::npos) << result.err;
+  EXPECT_NE(result.out.find("vs 2-shot"), std::string::npos) << result.out;
+  const auto summary = nlohmann::json::parse(std::ifstream(dir_.path() / "run/summary.json"));
+  EXPECT_EQ(summary["few_shot"], 2);
+  ASSERT_TRUE(summary["few_shot_scores"].contains("exact_match")) << summary.dump();
+  EXPECT_FALSE(summary["few_shot_scores"].contains("eval_loss"));  // generation metrics only
+  std::ifstream samples(dir_.path() / "run/eval_samples.jsonl");
+  double sum = 0;
+  int count = 0;
+  for (std::string line; std::getline(samples, line); ++count) {
+    const auto sample = nlohmann::json::parse(line);
+    ASSERT_TRUE(sample.contains("few_shot_prediction")) << line;
+    EXPECT_EQ(sample["few_shot_prediction"].get<std::string>().find("\n\n"), std::string::npos);
+    sum += sample["few_shot_scores"]["exact_match"].get<double>();
+  }
+  ASSERT_EQ(count, 4);
+  EXPECT_DOUBLE_EQ(sum / count, summary["few_shot_scores"]["exact_match"].get<double>());
+
+  const std::string registry = (dir_.path() / "registry").string();
+  const auto show = RunTune({"adapters", "show", "t:1", "--json", "--registry", registry});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  const auto record = nlohmann::json::parse(show.out);
+  EXPECT_EQ(record["few_shot"], 2);
+  EXPECT_EQ(record["few_shot_scores"], summary["few_shot_scores"]);
+  const auto text = RunTune({"adapters", "show", "t:1", "--registry", registry});
+  EXPECT_NE(text.out.find("base model with 2 shots"), std::string::npos) << text.out;
+  const auto listed = RunTune(
+      {"adapters", "ls", "--filter", "few_shot_scores.exact_match >= 0", "--registry", registry});
+  EXPECT_NE(listed.out.find("t:1"), std::string::npos) << listed.out << listed.err;
+
+  // Without metrics there is nothing to score the prompted outputs with.
+  std::string text_without_metrics = testing::ReadText(RunFile());
+  const std::string metrics = "[[metrics]]\nplugin = \"exact_match\"\n";
+  text_without_metrics.erase(text_without_metrics.find(metrics), metrics.size());
+  const fs::path bare = dir_.Write("bare.toml", text_without_metrics + "[eval]\nfew_shot = 3\n");
+  const auto refused = RunTune({"train", bare.string()});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("bare.toml:"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find(": eval.few_shot = 3 scores the prompted base model"),
+            std::string::npos)
+      << refused.err;
+}
+
 TEST_F(TrainCommand, RegistersTheAdapterWithItsLineage) {
   const fs::path file = RunFile();
   const auto result = RunTune({"train", file.string(), "-o", (dir_.path() / "run").string()});

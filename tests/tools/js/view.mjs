@@ -31,6 +31,12 @@ try {
     const cell = row && row.querySelector('td.gain[data-metric="eval_loss"]');
     return cell ? { text: cell.textContent, class: cell.className.trim() } : null;
   });
+  // The gain over the prompted base model ([eval] few_shot), where a version has it.
+  result.list_few_shot_gain = await page.$$eval('#versions tr', rows => {
+    const row = rows.find(r => (r.querySelector('td:nth-child(2) a') || {}).textContent === 'tuned:1');
+    const cells = row ? [...row.querySelectorAll('td.gain[data-metric="exact_match"]')] : [];
+    return cells.length === 2 ? { text: cells[1].textContent, class: cells[1].className.trim() } : null;
+  });
   await page.click('#next');
   await page.waitForFunction(() => document.getElementById('page-range').textContent.startsWith('versions 51'));
   result.second_page = await text('#page-range');
@@ -45,6 +51,9 @@ try {
   });
   result.version_gain_class = await page.$eval('#scores td.gain[data-metric="eval_loss"]',
     cell => cell.className.trim());
+  result.score_headers = await page.$$eval('#scores th', cells => cells.map(c => c.textContent));
+  result.few_shot_gain = await page.$$eval('#scores td.gain[data-metric="exact_match"]',
+    cells => cells.length === 2 ? { text: cells[1].textContent, class: cells[1].className.trim() } : null);
 
   // The sweep: its objective charted, its configurations with their intervals, seeds, statuses.
   await page.goto(url + '/#/sweeps/rank-1');
