@@ -40,6 +40,7 @@ constexpr std::string_view kAttributes[] = {"name",
                                             "base_model.hash",
                                             "tokenizer_hash",
                                             "wall_time_s",
+                                            "trainable_parameters",
                                             "peak_memory_bytes",
                                             "peak_gpu_memory_bytes",
                                             "tokens_per_second",
@@ -65,6 +66,7 @@ std::optional<FilterValue> Attribute(const VersionRecord& r, std::string_view ke
   if (key == "base_model.hash") return r.base_model_hash;
   if (key == "tokenizer_hash") return r.tokenizer_hash;
   if (key == "wall_time_s") return r.wall_time_s;
+  if (key == "trainable_parameters") return Number(r.trainable_parameters);
   if (key == "peak_memory_bytes") return Number(r.peak_memory_bytes);
   if (key == "peak_gpu_memory_bytes") return Number(r.peak_gpu_memory_bytes);
   if (key == "tokens_per_second") return r.tokens_per_second;

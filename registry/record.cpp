@@ -134,6 +134,7 @@ json VersionRecordJson(const VersionRecord& r, RecordDetail detail) {
       {"score_scales", ScalesJson(r.score_scales)},
       {"curve", std::move(curve)},
       {"wall_time_s", r.wall_time_s},
+      {"trainable_parameters", r.trainable_parameters},
       {"peak_memory_bytes", r.peak_memory_bytes},
       {"peak_gpu_memory_bytes", r.peak_gpu_memory_bytes},
       {"tokens_per_second", r.tokens_per_second},
@@ -253,6 +254,7 @@ VersionRecord VersionRecordFromJson(std::string_view text) {
     return curve;
   });
   Field(j, "wall_time_s", r.wall_time_s);
+  Field(j, "trainable_parameters", r.trainable_parameters);
   Field(j, "peak_memory_bytes", r.peak_memory_bytes);
   if (j.contains("peak_gpu_memory_bytes"))
     Field(j, "peak_gpu_memory_bytes", r.peak_gpu_memory_bytes);

@@ -157,6 +157,7 @@ struct VersionRecord {
   std::vector<CurvePoint> curve;  // training loss and learning rate by step
 
   double wall_time_s = 0.0;
+  int64_t trainable_parameters = 0;   // elements training updated; 0 when not recorded
   int64_t peak_memory_bytes = 0;      // peak resident set of the training process
   int64_t peak_gpu_memory_bytes = 0;  // peak GPU memory held for tensors; 0 when trained on a CPU
   double tokens_per_second = 0.0;
@@ -266,7 +267,7 @@ struct ListOptions {
   // Keys: scores.M, base_scores.M, few_shot_scores.M, a parameter ("adapter.rank" or
   // params.adapter.rank), or an attribute: name, version, created_ms, method, seed, dataset.hash,
   // dataset.train_examples, dataset.eval_examples, base_model.name, base_model.path,
-  // base_model.hash, tokenizer_hash, wall_time_s, peak_memory_bytes, peak_gpu_memory_bytes,
+  // base_model.hash, tokenizer_hash, wall_time_s, trainable_parameters, peak_memory_bytes, peak_gpu_memory_bytes,
   // tokens_per_second, tune_version, sweep, trial, run_id, artifact.digest, artifact.size_bytes. A
   // version without the key does not match.
   std::string filter;

@@ -301,9 +301,10 @@ void PrintTrialResult(const RunConfig& config, const TrialResult& result, const 
     std::printf("%s\n", line.c_str());
   }
   std::printf(
-      "trained %zu steps on %lld examples (%lld held out) in %.1f s, %.0f tokens/s, "
-      "peak memory %.0f MiB%s\n",
-      summary.curve.size(), static_cast<long long>(summary.train_examples),
+      "trained %zu steps of %lld parameters on %lld examples (%lld held out) in %.1f s, "
+      "%.0f tokens/s, peak memory %.0f MiB%s\n",
+      summary.curve.size(), static_cast<long long>(summary.trainable_parameters),
+      static_cast<long long>(summary.train_examples),
       static_cast<long long>(summary.eval_examples), summary.train_seconds,
       summary.tokens_per_second, static_cast<double>(summary.peak_memory_bytes) / 1048576,
       summary.peak_gpu_memory_bytes > 0

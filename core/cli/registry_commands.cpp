@@ -398,6 +398,9 @@ class Commands : public RegistryCommands {
                                   std::to_string(r.curve.back().step)});
     }
     rows.push_back({"wall time", NumberText(r.wall_time_s) + " s"});
+    if (r.trainable_parameters > 0) {
+      rows.push_back({"trainable parameters", NumberText(static_cast<double>(r.trainable_parameters))});
+    }
     rows.push_back({"peak memory", FormatBytes(r.peak_memory_bytes)});
     if (r.peak_gpu_memory_bytes > 0) {
       rows.push_back({"peak GPU memory", FormatBytes(r.peak_gpu_memory_bytes)});

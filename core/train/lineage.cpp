@@ -106,6 +106,7 @@ VersionRecord MakeVersionRecord(const RunConfig& config, const PluginHost& host,
   }
   record.curve = summary.curve;
   record.wall_time_s = summary.wall_seconds;
+  record.trainable_parameters = summary.trainable_parameters;
   record.peak_memory_bytes = summary.peak_memory_bytes;
   record.peak_gpu_memory_bytes = summary.peak_gpu_memory_bytes;
   record.tokens_per_second = summary.tokens_per_second;

@@ -483,7 +483,11 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
   adapter->Attach(*model, config.model.path);
   NamedTensors trainable = adapter->TrainableParameters();
   std::vector<at::Tensor> parameters;
-  for (const auto& [name, tensor] : trainable) parameters.push_back(tensor);
+  int64_t trainable_parameters = 0;
+  for (const auto& [name, tensor] : trainable) {
+    parameters.push_back(tensor);
+    trainable_parameters += tensor.numel();
+  }
   std::unique_ptr<Optimizer> optimizer = host.CreateOptimizer(
       config.optimizer.plugin, parameters, config.optimizer.weight_decay, config.optimizer.options);
   const LrSchedule schedule = ParseLrSchedule(config.optimizer.schedule);
@@ -708,6 +712,7 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
   summary.wall_seconds = Seconds(Clock::now() - wall_start);
   summary.tokens_per_second =
       state.train_seconds > 0 ? static_cast<double>(state.tokens) / state.train_seconds : 0.0;
+  summary.trainable_parameters = trainable_parameters;
   summary.peak_memory_bytes = PeakResidentBytes();
   summary.peak_gpu_memory_bytes = PeakCudaMemoryBytes();
   summary.adapter_dir = adapter_dir;
@@ -730,6 +735,7 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
                                            {"train_seconds", summary.train_seconds},
                                            {"wall_seconds", summary.wall_seconds},
                                            {"tokens_per_second", summary.tokens_per_second},
+                                           {"trainable_parameters", summary.trainable_parameters},
                                            {"peak_memory_bytes", summary.peak_memory_bytes},
                                            {"peak_gpu_memory_bytes", summary.peak_gpu_memory_bytes},
                                            {"config_sha256", config_sha256},
@@ -774,6 +780,7 @@ TrainSummary ReadSummary(const fs::path& run_dir) {
     summary.train_seconds = j.at("train_seconds").get<double>();
     summary.wall_seconds = j.at("wall_seconds").get<double>();
     summary.tokens_per_second = j.at("tokens_per_second").get<double>();
+    summary.trainable_parameters = j.value("trainable_parameters", int64_t{0});
     summary.peak_memory_bytes = j.at("peak_memory_bytes").get<int64_t>();
     summary.peak_gpu_memory_bytes = j.value("peak_gpu_memory_bytes", int64_t{0});
     summary.adapter_dir = run_dir / "adapter";

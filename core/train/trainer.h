@@ -58,6 +58,7 @@ struct TrainSummary {
   double train_seconds = 0.0;                   // the training loop alone
   double wall_seconds = 0.0;                    // this process's whole trial
   double tokens_per_second = 0.0;
+  int64_t trainable_parameters = 0;   // elements the optimizer updates (the adapter's, or all)
   int64_t peak_memory_bytes = 0;      // peak resident set of the process
   int64_t peak_gpu_memory_bytes = 0;  // peak of libtorch's CUDA allocator; 0 on the CPU
   std::filesystem::path adapter_dir;

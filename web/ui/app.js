@@ -272,6 +272,8 @@ async function showVersion(name, version) {
     ['rows dropped', Object.entries(record.dataset.dropped || {}).map(([why, n]) => `${n} ${why}`).join(', ') || 'none'],
     ['base model', `${record.base_model.name} (${record.base_model.path})`],
     ['seed', record.seed], ['run', record.run_id], ['tokens/s', fmt(record.tokens_per_second)],
+    ['trainable parameters', record.trainable_parameters ? fmt(record.trainable_parameters) : '-'],
+    ['peak memory', record.peak_memory_bytes ? `${fmt(Math.round(record.peak_memory_bytes / 1048576))} MiB` : '-'],
     ['artifact', `${record.artifact.digest} (${fmt(record.artifact.size_bytes)} bytes)`]];
   const metrics = Object.keys(record.scores).sort();
   // Each score beside the base model alone and, with [eval] few_shot, prompted with K examples.

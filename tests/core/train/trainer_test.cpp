@@ -156,6 +156,11 @@ TEST_F(TrainCommand, RegistersTheAdapterWithItsLineage) {
   EXPECT_EQ(record["dataset"]["hash"], summary["dataset_sha256"]);
   EXPECT_EQ(record["scores"], summary["scores"]);
   EXPECT_EQ(record["base_scores"], summary["base_scores"]);
+  EXPECT_GT(summary["trainable_parameters"].get<int64_t>(), 0);
+  EXPECT_EQ(record["trainable_parameters"], summary["trainable_parameters"]);
+  EXPECT_NE(result.out.find("30 steps of " + summary["trainable_parameters"].dump() + " parameters"),
+            std::string::npos)
+      << result.out;
   EXPECT_EQ(record["curve"].size(), 30u);
   EXPECT_EQ(record["base_model"]["hash"].get<std::string>().size(), 64u);
   EXPECT_EQ(record["tokenizer_hash"].get<std::string>().size(), 64u);
