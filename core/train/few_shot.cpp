@@ -26,11 +26,9 @@ std::vector<size_t> DrawShots(size_t n, size_t k) {
   return order;
 }
 
-std::string PlainPrompt(const std::vector<const TextExample*>& shots, const TextExample& example) {
+std::string PlainPrompt(const std::vector<std::string>& shots, const TextExample& example) {
   std::string prompt;
-  for (const TextExample* shot : shots) {
-    prompt += shot->prompt + shot->completion + kShotSeparator;
-  }
+  for (const std::string& shot : shots) prompt += shot + kShotSeparator;
   return prompt + example.prompt;
 }
 
@@ -57,24 +55,33 @@ std::string ChatPrompt(const std::vector<const TextExample*>& shots, const TextE
 FewShotPrompts MakeFewShotPrompts(const std::vector<TextExample>& train,
                                   const std::vector<TextExample>& eval, int64_t shots,
                                   const ChatTemplate* chat_template,
+                                  const std::function<std::string(const TextExample&)>& as_trained,
                                   const std::function<bool(const std::string& prompt)>& fits) {
   const size_t k = std::min(train.size(), static_cast<size_t>(std::max<int64_t>(shots, 0)));
   std::vector<const TextExample*> drawn;
-  for (size_t i : DrawShots(train.size(), k)) drawn.push_back(&train[i]);
+  std::vector<std::string> drawn_text;  // each plain shot as the model read it
+  for (size_t i : DrawShots(train.size(), k)) {
+    drawn.push_back(&train[i]);
+    drawn_text.push_back(train[i].messages.empty() ? as_trained(train[i]) : std::string());
+  }
   FewShotPrompts out;
   for (const TextExample& example : eval) {
     const bool chat = chat_template != nullptr && !example.messages.empty();
     std::vector<const TextExample*> used;
-    for (const TextExample* shot : drawn) {
-      if (chat == !shot->messages.empty()) used.push_back(shot);  // like with like
+    std::vector<std::string> used_text;
+    for (size_t i = 0; i < drawn.size(); ++i) {
+      if (chat == drawn[i]->messages.empty()) continue;  // like with like
+      used.push_back(drawn[i]);
+      used_text.push_back(drawn_text[i]);
     }
     const size_t wanted = used.size();
     TextExample prompted = example;
     for (;;) {
       prompted.prompt =
-          chat ? ChatPrompt(used, example, *chat_template) : PlainPrompt(used, example);
+          chat ? ChatPrompt(used, example, *chat_template) : PlainPrompt(used_text, example);
       if (used.empty() || fits(prompted.prompt)) break;
       used.pop_back();
+      used_text.pop_back();
     }
     if (used.size() < wanted) ++out.shortened;
     out.examples.push_back(std::move(prompted));

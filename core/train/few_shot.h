@@ -26,7 +26,9 @@ struct FewShotPrompts {
 
 // The shots are the same K examples of `train` for every prompt, drawn with a fixed seed (not
 // train.seed: every trial and repeat of a sweep has the same baseline). Plain examples become
-// "shot prompt + completion + kShotSeparator ... + prompt". Conversations, with `chat_template`
+// "shot + kShotSeparator ... + prompt", each shot written by `as_trained`: the text the model
+// read it as in training, where prompt and completion are encoded apart (with a sentencepiece
+// tokenizer, "x =" and "y" read as "x = y", not "x =y"). Conversations, with `chat_template`
 // (the one PrepareData rendered them with), become one conversation: the eval example's system
 // message, each shot's other turns, then the eval example's, rendered with the generation
 // prompt. A prompt for which `fits` is false keeps fewer shots (the last ones go first), down to
@@ -34,6 +36,7 @@ struct FewShotPrompts {
 FewShotPrompts MakeFewShotPrompts(const std::vector<TextExample>& train,
                                   const std::vector<TextExample>& eval, int64_t shots,
                                   const ChatTemplate* chat_template,
+                                  const std::function<std::string(const TextExample&)>& as_trained,
                                   const std::function<bool(const std::string& prompt)>& fits);
 
 }  // namespace tune

@@ -528,7 +528,15 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
     const std::optional<ChatTemplate> chat_template = ChatTemplate::Load(config.model.path);
     const FewShotPrompts prompts = MakeFewShotPrompts(
         data.train_text, data.eval_text, config.eval.few_shot,
-        chat_template ? &*chat_template : nullptr, [&](const std::string& prompt) {
+        chat_template ? &*chat_template : nullptr,
+        [&](const TextExample& shot) {
+          const Tokenizer& tokenizer = model->tokenizer();
+          std::vector<int32_t> ids = tokenizer.Encode(shot.prompt);
+          const std::vector<int32_t> completion = tokenizer.Encode(shot.completion);
+          ids.insert(ids.end(), completion.begin(), completion.end());
+          return tokenizer.Decode(ids);
+        },
+        [&](const std::string& prompt) {
           return static_cast<int64_t>(EncodeWithBos(model->tokenizer(), prompt).size()) <= room;
         });
     progress.Say("evaluating the base model prompted with " +
