@@ -13,18 +13,6 @@ namespace {
 
 using nlohmann::json;
 
-json ParamToJson(const ParamValue& value) {
-  return std::visit([](const auto& v) { return json(v); }, value);
-}
-
-ParamValue ParamFromJson(const json& value) {
-  if (value.is_boolean()) return value.get<bool>();
-  if (value.is_number_integer()) return value.get<int64_t>();
-  if (value.is_number_float()) return value.get<double>();
-  if (value.is_string()) return value.get<std::string>();
-  return value.dump();  // arrays and tables keep their JSON text
-}
-
 // Reads `key` of `object` with `read`, turning a type error into a UserError naming the key.
 // Missing keys leave `out` as it is: records written by older versions of tune still read.
 template <typename T, typename Read>
@@ -92,8 +80,7 @@ json ParseRecord(std::string_view text, const char* kind) {
 
 json VersionRecordJson(const VersionRecord& r, RecordDetail detail) {
   const bool full = detail == RecordDetail::kFull;
-  json params = json::object();
-  for (const auto& [key, value] : r.params) params[key] = ParamToJson(value);
+  json params = ParamsToJson(r.params);
   json curve = json::array();
   if (full) {
     for (const CurvePoint& p : r.curve) {
@@ -218,11 +205,7 @@ VersionRecord VersionRecordFromJson(std::string_view text) {
   Field(j, "version", r.version);
   Field(j, "created_ms", r.created_ms);
   Field(j, "method", r.method);
-  Field(j, "params", r.params, [](const json& v) {
-    std::map<std::string, ParamValue> params;
-    for (const auto& [key, value] : v.items()) params[key] = ParamFromJson(value);
-    return params;
-  });
+  Field(j, "params", r.params, [](const json& v) { return ParamsFromJson(v); });
   Field(j, "config_toml", r.config_toml);
   if (const auto it = j.find("dataset"); it != j.end() && it->is_object()) {
     Field(*it, "hash", r.dataset_hash);
@@ -389,6 +372,33 @@ std::string_view RunStatusName(RunStatus status) {
       return "killed";
   }
   return "unknown";
+}
+
+nlohmann::json ParamsToJson(const std::map<std::string, ParamValue>& params) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [key, value] : params) {
+    out[key] = std::visit([](const auto& v) { return nlohmann::json(v); }, value);
+  }
+  return out;
+}
+
+std::map<std::string, ParamValue> ParamsFromJson(const nlohmann::json& object) {
+  std::map<std::string, ParamValue> params;
+  if (!object.is_object()) return params;
+  for (const auto& [key, value] : object.items()) {
+    if (value.is_boolean()) {
+      params[key] = value.get<bool>();
+    } else if (value.is_number_integer()) {
+      params[key] = value.get<int64_t>();
+    } else if (value.is_number_float()) {
+      params[key] = value.get<double>();
+    } else if (value.is_string()) {
+      params[key] = value.get<std::string>();
+    } else {
+      params[key] = value.dump();  // arrays and tables keep their JSON text
+    }
+  }
+  return params;
 }
 
 }  // namespace tune

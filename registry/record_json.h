@@ -17,4 +17,9 @@ enum class RecordDetail {
 nlohmann::json VersionRecordJson(const VersionRecord& record,
                                  RecordDetail detail = RecordDetail::kFull);
 
+// Parameters (a version's, a run's) as a JSON object and back; a value of another kind (an array,
+// a table) reads back as its JSON text, and anything but an object as no parameters.
+nlohmann::json ParamsToJson(const std::map<std::string, ParamValue>& params);
+std::map<std::string, ParamValue> ParamsFromJson(const nlohmann::json& object);
+
 }  // namespace tune

@@ -267,9 +267,9 @@ struct ListOptions {
   // Keys: scores.M, base_scores.M, few_shot_scores.M, a parameter ("adapter.rank" or
   // params.adapter.rank), or an attribute: name, version, created_ms, method, seed, dataset.hash,
   // dataset.train_examples, dataset.eval_examples, base_model.name, base_model.path,
-  // base_model.hash, tokenizer_hash, wall_time_s, trainable_parameters, peak_memory_bytes, peak_gpu_memory_bytes,
-  // tokens_per_second, tune_version, sweep, trial, run_id, artifact.digest, artifact.size_bytes. A
-  // version without the key does not match.
+  // base_model.hash, tokenizer_hash, wall_time_s, trainable_parameters, peak_memory_bytes,
+  // peak_gpu_memory_bytes, tokens_per_second, tune_version, sweep, trial, run_id, artifact.digest,
+  // artifact.size_bytes. A version without the key does not match.
   std::string filter;
   // A key as above, '-' in front for descending; ties and the default: name, then version.
   // Versions without the key come last.
@@ -335,6 +335,8 @@ struct RunInfo {
   std::string node = {};
   std::string job = {};
   std::optional<int64_t> attempt = {};
+  // A sweep trial's swept values ("adapter.rank" -> 16), as its version's params hold them.
+  std::map<std::string, ParamValue> params = {};
   bool operator==(const RunInfo&) const = default;
 };
 

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "registry/record_json.h"
 #include "util/error.h"
 
 namespace tune::wire {
@@ -39,6 +40,7 @@ json RunToJson(const RunRecord& run) {
           {"attempt", Optional(run.info.attempt)},
           {"end_reason", run.end_reason},
           {"config_toml", run.info.config_toml},
+          {"params", ParamsToJson(run.info.params)},
           {"status", RunStatusName(run.status)},
           {"started_ms", run.started_ms},
           {"finished_ms", run.finished_ms},
@@ -72,6 +74,7 @@ RunRecord RunFromJson(const json& j) {
                    it->value("boot_id", ""), it->value("machine_id", "")};
   }
   run.info.config_toml = j.value("config_toml", "");
+  run.info.params = ParamsFromJson(j.value("params", json::object()));
   if (const std::optional<RunStatus> status = RunStatusFromName(j.value("status", ""))) {
     run.status = *status;
   }

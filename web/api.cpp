@@ -516,21 +516,7 @@ json Api::Sweeps(const std::string& only) const {
                         {"status", status},
                         {"end_reason", run.end_reason},
                         {"error", error}});
-    // The parameters: the "# trial: key=value ..." line the sweep appends to the run's config.
-    const size_t at = run.info.config_toml.rfind("# trial: ");
-    json params = json::object();
-    if (at != std::string::npos) {
-      std::istringstream words(
-          run.info.config_toml.substr(at + 9, run.info.config_toml.find('\n', at) - at - 9));
-      for (std::string word; words >> word;) {
-        const size_t equals = word.find('=');
-        if (equals == std::string::npos) continue;
-        const json value = json::parse(word.substr(equals + 1), nullptr, false);
-        params[word.substr(0, equals)] =
-            value.is_discarded() ? json(word.substr(equals + 1)) : value;
-      }
-    }
-    row["params"] = params;
+    row["params"] = ParamsToJson(run.info.params);
     const std::vector<MetricsAtStep> metrics = registry_.GetRunMetrics(run.id);
     for (auto it = metrics.rbegin(); it != metrics.rend(); ++it) {
       if (const auto loss = it->values.find("loss"); loss != it->values.end()) {

@@ -225,8 +225,7 @@ TrialResult RunTrial(const RunConfig& config, const PluginHost& host, TrainOptio
       info.sweep = go.sweep;
       info.trial = go.trial;
       info.attempt = go.attempt;
-      // The web view reads the configuration's swept values from this line.
-      info.config_toml += "\n# trial: " + go.parameters + "\n";
+      info.params = go.parameters;
     }
     info.node = HostName();
     info.job = SlurmJob();

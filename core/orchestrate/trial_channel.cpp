@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "registry/record_json.h"
 #include "util/echo.h"
 
 namespace tune {
@@ -97,6 +98,7 @@ json TrialJson(const TrialMessage& message) {
                                {"sweep", m.info.sweep ? json(*m.info.sweep) : json(nullptr)},
                                {"trial", m.info.trial ? json(*m.info.trial) : json(nullptr)},
                                {"config_toml", m.info.config_toml},
+                               {"params", ParamsToJson(m.info.params)},
                                {"node", m.info.node},
                                {"job", m.info.job}};
                  },
@@ -145,6 +147,7 @@ std::optional<TrialMessage> TrialFromJson(const json& j) {
     if (!j.at("sweep").is_null()) info.sweep = j["sweep"].get<std::string>();
     if (!j.at("trial").is_null()) info.trial = j["trial"].get<int64_t>();
     info.config_toml = j.at("config_toml").get<std::string>();
+    info.params = ParamsFromJson(j.value("params", json::object()));
     info.node = j.value("node", "");
     info.job = j.value("job", "");
     return TrackerCreateRun{std::move(info)};
@@ -175,7 +178,7 @@ json DriverJson(const DriverMessage& message) {
                                {"sweep", m.sweep},
                                {"trial", m.trial},
                                {"configuration", m.configuration},
-                               {"parameters", m.parameters},
+                               {"parameters", ParamsToJson(m.parameters)},
                                {"base_model_sha256", m.base_model_sha256},
                                {"registry", m.registry},
                                {"attempt", m.attempt}};
@@ -198,7 +201,7 @@ std::optional<DriverMessage> DriverFromJson(const json& j) {
     return TrialGo{j.at("sweep").get<std::string>(),
                    j.at("trial").get<int64_t>(),
                    j.at("configuration").get<int64_t>(),
-                   j.at("parameters").get<std::string>(),
+                   ParamsFromJson(j.at("parameters")),
                    j.at("base_model_sha256").get<std::string>(),
                    j.at("registry").get<std::string>(),
                    j.value("attempt", int64_t{1})};

@@ -99,7 +99,7 @@ struct TrialGo {
   std::string sweep;          // <sweep name>-<N>
   int64_t trial = 0;          // 1-based
   int64_t configuration = 0;  // 1-based; the trials of one configuration differ only in train.seed
-  std::string parameters;     // the configuration's swept values, "key=value ..."
+  std::map<std::string, ParamValue> parameters;  // the configuration's swept values
   // ModelDirectorySha256 of the base model, computed once by the driver for all its trials (empty:
   // the trial computes it).
   std::string base_model_sha256;

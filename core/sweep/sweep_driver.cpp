@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "orchestrate/trial.h"
+#include "train/lineage.h"
 #include "util/duration.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -13,6 +14,13 @@ namespace tune {
 namespace {
 
 namespace fs = std::filesystem;
+
+// A trial's swept values as its run and version record them.
+std::map<std::string, ParamValue> SweptParams(const Assignment& assignment) {
+  std::map<std::string, ParamValue> params;
+  for (const auto& [key, value] : assignment) params[key] = ToParam(value);
+  return params;
+}
 using Clock = std::chrono::steady_clock;
 
 double SecondsSince(Clock::time_point start) {
@@ -142,7 +150,7 @@ TrialGo SweepDriver::GoFor(int64_t number) const {
   return TrialGo{state_.name,
                  number,
                  trial.configuration,
-                 ParameterText(trial.assignment),
+                 SweptParams(trial.assignment),
                  s_.base_model_sha256,
                  tracker_.location(),
                  std::max<int64_t>(1, static_cast<int64_t>(trial.attempts.size()))};
@@ -383,6 +391,7 @@ void SweepDriver::AddTrialFields(int64_t number, RunInfo& info) const {
   if (const auto swept = trial.assignment.find("train.seed"); swept != trial.assignment.end()) {
     if (const auto* seed = std::get_if<int64_t>(&swept->second)) info.seed = *seed;
   }
+  info.params = SweptParams(trial.assignment);
   info.objective = report_.objective;
   info.objective_goal = report_.maximize ? "maximize" : "minimize";
   info.attempt = std::max<int64_t>(1, static_cast<int64_t>(trial.attempts.size()));

@@ -18,26 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-ParamValue ToParam(const OptionValue& value) {
-  return std::visit(
-      [](const auto& v) -> ParamValue {
-        using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, std::vector<std::string>>) {
-          std::string joined;
-          for (const std::string& item : v) {
-            if (!joined.empty()) joined += ',';
-            joined += item;
-          }
-          return joined;
-        } else if constexpr (std::is_same_v<T, std::monostate>) {
-          return std::string();
-        } else {
-          return v;
-        }
-      },
-      value);
-}
-
 // The files of a model folder that make its tokenizer: the tokenizer files either plugin reads,
 // the special tokens and chat template, and the template's own files.
 bool IsTokenizerFile(const std::string& name) {
@@ -191,6 +171,26 @@ TrackedVersion TrainedVersion(const RunConfig& config, const PluginHost& host,
   version.eval_samples = EvalSamplesFile(summary);
   version.dataset = RunDataset(config, summary);
   return version;
+}
+
+ParamValue ToParam(const OptionValue& value) {
+  return std::visit(
+      [](const auto& v) -> ParamValue {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+          std::string joined;
+          for (const std::string& item : v) {
+            if (!joined.empty()) joined += ',';
+            joined += item;
+          }
+          return joined;
+        } else if constexpr (std::is_same_v<T, std::monostate>) {
+          return std::string();
+        } else {
+          return v;
+        }
+      },
+      value);
 }
 
 }  // namespace tune

@@ -26,6 +26,10 @@ TrackedVersion TrainedVersion(const RunConfig& config, const PluginHost& host,
                               const TrainSummary& summary, const std::string& run_id,
                               const std::string& base_model_sha256);
 
+// A config value as a version's (or a run's) parameter: a list as its items joined by ',', an
+// unset value as "".
+ParamValue ToParam(const OptionValue& value);
+
 // SHA-256 over the model directory's config.json, generation_config.json, tokenizer files
 // (tokenizer.json, tokenizer.model, tokenizer_config.json, chat_template.*) and weight files, each
 // preceded by its name, in name order: the base model's identity whatever its path. The version

@@ -160,11 +160,13 @@ TEST_F(ServeTest, SweepsListTheirTrialsWithRunsAndVersions) {
   {
     // A sweep's own Registry; destroying it writes the metrics it buffered.
     auto sweep = Registry::Open(RegistryDir(), Registry::OpenMode::kReadWrite);
-    running = sweep->CreateRun(
-        {"rank", "rank-1", 2, "[adapter]\nrank = 4\n# trial: adapter.rank=4 optimizer.lr=0.001\n"});
+    RunInfo second{"rank", "rank-1", 2, "[adapter]\nrank = 4\n"};
+    second.params = {{"adapter.rank", int64_t{4}}, {"optimizer.lr", 0.001}};
+    running = sweep->CreateRun(second);
     sweep->LogMetrics(running, 7, {{"loss", 1.25}});
-    const std::string finished =
-        sweep->CreateRun({"rank", "rank-1", 1, "# trial: adapter.rank=2\n"});
+    RunInfo first{"rank", "rank-1", 1, "[adapter]\nrank = 2\n"};
+    first.params = {{"adapter.rank", int64_t{2}}};
+    const std::string finished = sweep->CreateRun(first);
     sweep->FinishRun(finished, RunStatus::kFinished);
     VersionRecord record = testing::SampleRecord(2, 0.75);
     record.sweep = "rank-1";

@@ -41,8 +41,8 @@ class WebView : public ::testing::Test {
       const int64_t rank = configuration == 1 ? 2 : 16;
       for (int seed = 0; seed < 3; ++seed) {
         const int64_t trial = 3 * (configuration - 1) + seed + 1;
-        RunInfo info{"rank", "rank-1", trial,
-                     "# trial: adapter.rank=" + std::to_string(rank) + "\n"};
+        RunInfo info{"rank", "rank-1", trial, "[adapter]\nrank = " + std::to_string(rank) + "\n"};
+        info.params = {{"adapter.rank", rank}};
         info.configuration = configuration;
         info.seed = seed;
         info.objective = "exact_match";
@@ -60,7 +60,8 @@ class WebView : public ::testing::Test {
     }
     // Sweep slurm-1's trial 1 under Slurm: preempted on node7, finished on node8, one task.
     for (const int64_t attempt : {1, 2}) {
-      RunInfo info{"slurm", "slurm-1", 1, "# trial: adapter.rank=4\n"};
+      RunInfo info{"slurm", "slurm-1", 1, "[adapter]\nrank = 4\n"};
+      info.params = {{"adapter.rank", int64_t{4}}};
       info.node = attempt == 1 ? "node7" : "node8";
       info.job = "12_1";
       info.attempt = attempt;

@@ -35,7 +35,8 @@ class RemoteTrial : public ::testing::Test {
                                "eval_max_examples = 4\neval_max_new_tokens = 4\n"
                                "[[metrics]]\nplugin = \"exact_match\"\n[registry]\npath = \"" +
                                registry().string() + "\"\n");
-    WriteGo(driver_file(), TrialGo{"s-1", 3, 2, "adapter.rank=8", "", registry().string(), 2});
+    WriteGo(driver_file(),
+            TrialGo{"s-1", 3, 2, {{"adapter.rank", int64_t{8}}}, "", registry().string(), 2});
   }
 
   fs::path registry() const { return dir_.path() / "registry"; }
@@ -109,7 +110,8 @@ TEST_F(RemoteTrial, ATrialThatLosesItsDriverTrainsOnAloneAndRegistersItsRun) {
     }
     for (const TrialMessage& message : channel->TakeTrialMessages()) {
       if (std::holds_alternative<TrialPrepared>(message)) {
-        channel->Send(TrialGo{"s-1", 3, 2, "adapter.rank=8", "", registry().string(), 1});
+        channel->Send(
+            TrialGo{"s-1", 3, 2, {{"adapter.rank", int64_t{8}}}, "", registry().string(), 1});
       } else if (const auto* create = std::get_if<TrackerCreateRun>(&message)) {
         run_id = Registry::Open(registry(), Registry::OpenMode::kCreate)->CreateRun(create->info);
         channel->Send(TrackerReply{run_id, 0, ""});

@@ -206,7 +206,7 @@ class SlurmRunnerTest : public ::testing::Test {
     TrialLaunch launch;
     launch.trial = trial;
     launch.train_args = {"train", "sweep.toml", "-o", (dir_.path() / TrialName(trial)).string()};
-    launch.go = TrialGo{"s-1", trial, trial, "adapter.rank=2", "", "/registry", 1};
+    launch.go = TrialGo{"s-1", trial, trial, {{"adapter.rank", int64_t{2}}}, "", "/registry", 1};
     launch.job = job;
     return launch;
   }

@@ -62,7 +62,13 @@ TEST(TrialChannel, EveryMessageReadsBackAsWritten) {
     EXPECT_EQ(DecodeTrialMessage(line), message) << line;
   }
   const std::vector<DriverMessage> driver_messages = {
-      TrialGo{"rank-2", 3, 2, "adapter.rank=4 optimizer.lr=0.001", "ab12", ".tune/registry", 2},
+      TrialGo{"rank-2",
+              3,
+              2,
+              {{"adapter.rank", int64_t{4}}, {"optimizer.lr", 0.001}},
+              "ab12",
+              ".tune/registry",
+              2},
       TrialVerdict{true, ""}, TrialVerdict{false, "pruned at step 5 (eval_loss 2.0000)"},
       TrackerReply{"0123456789abcdef", 0, ""}, TrackerReply{"", 7, "registry is full"}};
   for (const DriverMessage& message : driver_messages) {

@@ -158,8 +158,9 @@ TEST_F(TrainCommand, RegistersTheAdapterWithItsLineage) {
   EXPECT_EQ(record["base_scores"], summary["base_scores"]);
   EXPECT_GT(summary["trainable_parameters"].get<int64_t>(), 0);
   EXPECT_EQ(record["trainable_parameters"], summary["trainable_parameters"]);
-  EXPECT_NE(result.out.find("30 steps of " + summary["trainable_parameters"].dump() + " parameters"),
-            std::string::npos)
+  EXPECT_NE(
+      result.out.find("30 steps of " + summary["trainable_parameters"].dump() + " parameters"),
+      std::string::npos)
       << result.out;
   EXPECT_EQ(record["curve"].size(), 30u);
   EXPECT_EQ(record["base_model"]["hash"].get<std::string>().size(), 64u);
@@ -335,7 +336,7 @@ if first != {"type": "prepared"}: sys.exit("first message: " + repr(first))
 time.sleep(0.3)
 if os.path.exists(os.path.join(run_dir, "metrics.jsonl")): sys.exit("it trained before its go")
 send({"type": "go", "sweep": "py-1", "trial": 7, "configuration": 3,
-      "parameters": "adapter.rank=4", "base_model_sha256": "", "registry": "py-registry"})
+      "parameters": {"adapter.rank": 4}, "base_model_sha256": "", "registry": "py-registry"})
 went = time.monotonic()
 evaluated, steps, version, registered, finished, logged = [], [], None, None, None, set()
 while True:
@@ -350,7 +351,7 @@ while True:
         send({"type": "verdict", "go_on": not stop, "reason": "stopped by the test" if stop else ""})
     elif kind == "create_run":
         if message["sweep"] != "py-1" or message["trial"] != 7: sys.exit(line)
-        if "# trial: adapter.rank=4" not in message["config_toml"]: sys.exit(line)
+        if message["params"] != {"adapter.rank": 4}: sys.exit(line)
         reply(run_id="00000000000000aa")
     elif kind == "log_metrics":
         logged.update(step for step, values in message["steps"])
