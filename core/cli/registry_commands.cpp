@@ -23,6 +23,7 @@
 #include "registry/registry.h"
 #include "util/counted.h"
 #include "util/error.h"
+#include "util/log.h"
 #include "util/number_text.h"
 
 namespace tune {
@@ -362,7 +363,7 @@ class Commands : public RegistryCommands {
         const auto it = baseline.find(metric);
         if (it == baseline.end()) return;
         against += (against.empty() ? " (" : "; ") + what + " " + NumberText(it->second) +
-                   ", gain " + (value >= it->second ? "+" : "") + NumberText(value - it->second);
+                   ", gain " + Format("%+.4g", value - it->second);
       };
       compare(r.base_scores, "base model");
       compare(r.few_shot_scores, "base model with " + std::to_string(r.few_shot) + " shots");
@@ -399,7 +400,8 @@ class Commands : public RegistryCommands {
     }
     rows.push_back({"wall time", NumberText(r.wall_time_s) + " s"});
     if (r.trainable_parameters > 0) {
-      rows.push_back({"trainable parameters", NumberText(static_cast<double>(r.trainable_parameters))});
+      rows.push_back(
+          {"trainable parameters", NumberText(static_cast<double>(r.trainable_parameters))});
     }
     rows.push_back({"peak memory", FormatBytes(r.peak_memory_bytes)});
     if (r.peak_gpu_memory_bytes > 0) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <memory>
 
+#include <tune/error.h>
 #include <tune/metric.h>
 #include <tune/text.h>
 
@@ -23,6 +24,12 @@ class ContainsMatch final : public tune::Metric {
 
   tune::MetricScore Score(std::span<const tune::MetricExample> examples) const override {
     return tune::MeanOverExamples(examples, [&](const tune::MetricExample& example) {
+      // The user's data, not this plugin, is at fault: a UserError says so and how to fix it.
+      if (example.references.empty()) {
+        throw tune::UserError("contains_match: an example has no reference to look for in '" +
+                              example.prediction.substr(0, 40) +
+                              "'; give every eval example a completion");
+      }
       const auto prediction =
           tune::SplitWhitespace(tune::NormalizeText(example.prediction, normalize_));
       return std::any_of(example.references.begin(), example.references.end(),

@@ -6,8 +6,8 @@
 
 #include "safetensors/torch_io.h"
 #include "tune/adapter.h"
+#include "tune/error.h"
 #include "tune/model.h"
-#include "util/error.h"
 
 namespace {
 

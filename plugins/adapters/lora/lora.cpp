@@ -29,8 +29,8 @@
 #include "nf4/nf4.h"
 #include "safetensors/torch_io.h"
 #include "tune/adapter.h"
+#include "tune/error.h"
 #include "tune/model.h"
-#include "util/error.h"
 
 namespace {
 

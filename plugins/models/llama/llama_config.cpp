@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "util/error.h"
+#include "tune/error.h"
 #include "util/json_file.h"
 
 namespace tune::llama {

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "safetensors/torch_io.h"
-#include "util/error.h"
+#include "tune/error.h"
 
 namespace tune::llama {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "util/error.h"
+#include "tune/error.h"
 
 namespace tune::sentencepiece {
 namespace {

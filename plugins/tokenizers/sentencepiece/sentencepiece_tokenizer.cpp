@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "normalizer.h"
-#include "util/error.h"
+#include "tune/error.h"
 #include "util/json_file.h"
 
 namespace tune::sentencepiece {

@@ -5,9 +5,9 @@
 #include <cstdio>
 #include <queue>
 
+#include "tune/error.h"
 #include "unicode.h"
 #include "util/echo.h"
-#include "util/error.h"
 #include "util/json_file.h"
 
 namespace tune::tokenizer_json {

@@ -5,8 +5,8 @@
 #include <memory>
 
 #include "regex.h"
+#include "tune/error.h"
 #include "unicode.h"
-#include "util/error.h"
 #include "util/json_file.h"
 
 namespace tune::tokenizer_json {

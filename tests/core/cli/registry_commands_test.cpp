@@ -83,7 +83,7 @@ TEST_F(RegistryCommandsTest, AdaptersShowPrintsTheLineageAndJsonIsTheRecord) {
   EXPECT_EQ(CountLinesStartingWith(result.out, "version  "), 1) << result.out;
   EXPECT_NE(result.out.find("rank:1"), std::string::npos);
   EXPECT_NE(result.out.find("score exact_match"), std::string::npos);
-  EXPECT_NE(result.out.find("0.5 (base model 0.1)"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("0.5 (base model 0.1, gain +0.4)"), std::string::npos) << result.out;
   EXPECT_NE(result.out.find("adapter_model.safetensors"), std::string::npos);
 
   result = Tune({"adapters", "show", "rank:2", "--json"});
