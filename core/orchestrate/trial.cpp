@@ -9,7 +9,7 @@
 
 #include "orchestrate/trial_runner.h"
 #include "runtime/interrupt.h"
-#include "train/lineage.h"
+#include "orchestrate/lineage.h"
 #include "util/log.h"
 
 namespace tune {

@@ -23,7 +23,7 @@
 #include "sweep/search.h"
 #include "sweep/sweep_driver.h"
 #include "sweep/sweep_state.h"
-#include "train/lineage.h"
+#include "orchestrate/lineage.h"
 #include "util/counted.h"
 #include "util/duration.h"
 #include "util/error.h"

@@ -5,7 +5,7 @@
 #include <fstream>
 
 #include "orchestrate/trial.h"
-#include "train/lineage.h"
+#include "orchestrate/lineage.h"
 #include "util/duration.h"
 #include "util/error.h"
 #include "util/log.h"

@@ -14,7 +14,7 @@
 #include "registry/registry.h"
 #include "support/test_support.h"
 #include "train/examples.h"
-#include "train/lineage.h"
+#include "orchestrate/lineage.h"
 
 namespace tune {
 namespace {

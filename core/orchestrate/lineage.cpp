@@ -1,4 +1,4 @@
-#include "train/lineage.h"
+#include "orchestrate/lineage.h"
 
 #include <cctype>
 #include <cmath>

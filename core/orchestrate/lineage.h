@@ -1,4 +1,5 @@
-// Lineage: the registry record of a trained adapter, from the run that made it.
+// Lineage: the registry record of a trained adapter, from the run that made it. It lives with the
+// orchestration that registers runs, above the trainer, so that the trainer needs nothing of it.
 #pragma once
 
 #include <string>
