@@ -10,9 +10,9 @@
 #include <toml++/toml.h>
 #include <nlohmann/json.hpp>
 
+#include "config/sweep_space.h"
 #include "plugin_host/plugin_host.h"
 #include "registry/registry.h"
-#include "sweep/search.h"
 #include "util/counted.h"
 #include "util/echo.h"
 #include "util/error.h"

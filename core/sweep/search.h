@@ -16,23 +16,9 @@
 #include <vector>
 
 #include "config/run_config.h"
+#include "config/sweep_space.h"
 
 namespace tune {
-
-using Assignment = std::map<std::string, OptionValue>;
-
-// The configurations a sweep runs when nothing is pruned: a grid's every point unless
-// `max_trials` is set and smaller; random and tpe run `max_trials`, kDefaultSearchTrials when the
-// file does not set it (their search space need not be finite).
-inline constexpr int64_t kDefaultSearchTrials = 8;
-// The most configurations one sweep may run; larger grids are refused when the file is read.
-inline constexpr int64_t kMaxSweepConfigurations = 1'000'000;
-int64_t SweepConfigurations(const SweepConfig& sweep);
-
-// How many points a grid has: the product of its parameters' list sizes, counted without
-// enumerating them (a grid of 10^12 points costs nothing to count); INT64_MAX when the product
-// overflows. Throws UserError if a parameter is a distribution other than categorical.
-int64_t GridSize(const SweepConfig& sweep);
 
 // Point `index` (0-based, below GridSize) of the grid, in declaration order: the last parameter
 // varies fastest. Tied parameters are evaluated.
@@ -54,18 +40,5 @@ struct FinishedTrial {
 // `startup` trials have finished).
 Assignment TpeTrial(const SweepConfig& sweep, uint64_t seed, int64_t index,
                     const std::vector<FinishedTrial>& finished, int64_t startup = 5);
-
-// Checks a tied parameter before anything runs: it refers only to listed or sampled parameters
-// (not to itself or another tied one), parses, and gives a finite number that `target` (the spec
-// of the key it sets) takes, at every combination of the listed values and range ends of what it
-// refers to (the first 256). Throws UserError naming the expression and the values. What it
-// cannot see: a value inside a sampled range that breaks the rule while both ends keep it.
-void CheckTiedParameter(const SweepConfig& sweep, const SweepParameter& tied,
-                        const OptionSpec& target);
-
-// Evaluates `expression` (numbers, + - * /, parentheses, swept keys) with the values in
-// `assignment`. Throws UserError naming the expression if it refers to a key that is not swept
-// or is not a number, or does not parse.
-double EvaluateExpression(const std::string& expression, const Assignment& assignment);
 
 }  // namespace tune
