@@ -547,6 +547,7 @@ json Api::Sweeps(const std::string& only) const {
     row["seed"] = record.seed;
     row["scores"] = record.scores;
     row["base_scores"] = record.base_scores;
+    row["few_shot_scores"] = record.few_shot_scores;
     for (const auto& [metric, scale] : record.score_scales) sweep->second.scales[metric] = scale;
   }
   json out = json::array();

@@ -55,6 +55,8 @@ class WebView : public ::testing::Test {
         record.configuration = configuration;
         record.seed = seed;
         record.run_id = run;
+        record.few_shot = 4;
+        record.few_shot_scores["exact_match"] = 0.2;
         Add("rank", record);
       }
     }
@@ -222,6 +224,10 @@ TEST_F(WebView, ThePagesReadGainsPagesSweepsAndNumbersAsAPersonWouldInARealBrows
       << seen["objective"];
   EXPECT_EQ(seen["chart_titles"], json({"exact_match against adapter.rank"}));
   EXPECT_EQ(seen["chart_log_x"], json({"true"}));
+  // The baselines every trial is measured against, as level lines.
+  EXPECT_EQ(seen["chart_legend"], json({"exact_match, mean", "each trial", "base model",
+                                        "base model, few-shot"}))
+      << seen.dump(2);
   EXPECT_EQ(seen["interval_header"], "95% CI (t, in [0, 1])");
   // Best first: rank 16, then rank 2; the killed trial's configuration has no finished seed.
   EXPECT_EQ(seen["configurations"], json({"2", "1", "7"})) << seen.dump(2);

@@ -519,8 +519,14 @@ async function showSweeps(name) {
         el('td', {class: 'num'}, fmt(t.step)), el('td', {class: 'num'}, fmt(t.loss)),
         shown.map(m => el('td', {class: 'num'}, fmt((t.scores || {})[m]))),
         el('td', {}, t.version ? versionLink(...t.version.split(':')) : '-'))));
-    // The objective against each numeric swept parameter: a dot per finished trial, and a line
-    // through the mean of the trials at each value (a configuration's repeats share its values).
+    // What the trials are measured against: the base model alone and, with [eval] few_shot,
+    // prompted; the same for every trial of a sweep, so the first trial that has it says it.
+    const baseline = key => (sweep.trials.find(t => ((t[key] || {})[objective]) !== undefined) || {})[key];
+    const baselines = [['base model', baseline('base_scores')], ['base model, few-shot', baseline('few_shot_scores')]]
+      .filter(([, scores]) => scores !== undefined).map(([label, scores]) => [label, scores[objective]]);
+    // The objective against each numeric swept parameter: a dot per finished trial, a line
+    // through the mean of the trials at each value (a configuration's repeats share its values),
+    // and a level line for each baseline.
     const charts = objective === undefined ? [] : params.map(p => {
       const points = sweep.trials
         .filter(t => t.scores && t.scores[objective] !== undefined && typeof (t.params || {})[p] === 'number')
@@ -529,8 +535,10 @@ async function showSweeps(name) {
       for (const [x, y] of points) byValue.set(x, [...(byValue.get(x) || []), y]);
       const means = [...byValue].map(([x, ys]) => [x, ys.reduce((a, b) => a + b, 0) / ys.length]);
       const values = [...byValue.keys()];
+      const ends = values.length ? [Math.min(...values), Math.max(...values)] : [];
+      const levels = ends.length ? baselines.map(([label, y]) => ({name: label, points: ends.map(x => [x, y])})) : [];
       return chart([{name: `${objective}, mean`, points: means},
-                    {name: 'each trial', points, dots: true}], `${objective} against ${p}`, p,
+                    {name: 'each trial', points, dots: true}, ...levels], `${objective} against ${p}`, p,
                    {logX: logScaleFits(values), ticks: values.length <= 8 ? values : undefined});
     });
     main.replaceChildren(el('h2', {}, `sweep ${name}`),

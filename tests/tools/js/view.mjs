@@ -61,6 +61,7 @@ try {
   result.objective = await text('#objective');
   result.chart_titles = await page.$$eval('figure figcaption', captions => captions.map(c => c.textContent));
   result.chart_log_x = await page.$$eval('figure', figures => figures.map(f => f.dataset.logX));
+  result.chart_legend = await page.$$eval('figure svg text[fill]', labels => labels.map(l => l.textContent));
   result.interval_header = await text('#interval-name');
   result.configurations = await page.$$eval('#configurations tr[data-configuration]',
     rows => rows.map(r => r.dataset.configuration));
