@@ -23,10 +23,6 @@ std::map<std::string, ParamValue> SweptParams(const Assignment& assignment) {
 }
 using Clock = std::chrono::steady_clock;
 
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 // The last line of `path` that starts with "error: ", without the prefix.
 std::string LastErrorLine(const fs::path& path) {
   std::ifstream in(path);
@@ -35,18 +31,6 @@ std::string LastErrorLine(const fs::path& path) {
     if (line.starts_with("error: ") || line.starts_with("internal error: ")) last = line;
   }
   return last.empty() ? "" : last.substr(last.find(": ") + 2);
-}
-
-// What the kernel can give without swapping (/proc/meminfo MemAvailable), in bytes; -1 if unknown.
-int64_t AvailableMemoryBytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key, unit;
-  int64_t kib = 0;
-  while (in >> key >> kib) {
-    std::getline(in, unit);
-    if (key == "MemAvailable:") return kib * 1024;
-  }
-  return -1;
 }
 
 // The override a trial process is given for one parameter. A path the sweep chose is relative to
@@ -64,9 +48,20 @@ std::string TrialOverride(const std::string& key, const OptionValue& value,
 
 }  // namespace
 
+int64_t AvailableMemoryBytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key, unit;
+  int64_t kib = 0;
+  while (in >> key >> kib) {
+    std::getline(in, unit);
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return -1;
+}
+
 struct SweepDriver::Process {
   std::unique_ptr<RunningTrial> trial;
-  Clock::time_point started = Clock::now();
+  Clock::time_point started;
   std::string device;    // the GPU it trains on; empty on the CPU
   std::string progress;  // the latest step, as the progress report shows it
   bool go_due = false;   // the scheduler let it train
@@ -100,20 +95,24 @@ SweepDriver::SweepDriver(DriverSetup setup, SweepScheduler& scheduler, SweepStat
 
 SweepDriver::~SweepDriver() = default;
 
+double SweepDriver::SecondsSince(std::chrono::steady_clock::time_point start) const {
+  return std::chrono::duration<double>(s_.now() - start).count();
+}
+
 void SweepDriver::Run() {
   TakeOver();
-  const auto start = Clock::now();
-  auto last_report = Clock::now();
+  const auto start = s_.now();
+  auto last_report = start;
   while (true) {
-    Act(scheduler_.Next(AvailableMemoryBytes() > 2 * s_.model_weight_bytes));
+    Act(scheduler_.Next(s_.available_memory() > 2 * s_.model_weight_bytes));
     if (scheduler_.done()) break;
     std::vector<RunningTrial*> live;
     for (auto& [number, process] : processes_) live.push_back(process->trial.get());
     runner_.WaitForAny(live, std::chrono::milliseconds(200));
     AnswerRegistrations();
     for (const int64_t number : scheduler_.live()) Watch(number);
-    if (Clock::now() - last_report > std::chrono::seconds(5)) {
-      last_report = Clock::now();
+    if (s_.now() - last_report > std::chrono::seconds(5)) {
+      last_report = s_.now();
       PrintProgress(SecondsSince(start));
     }
   }
@@ -290,7 +289,7 @@ void SweepDriver::SendGo(int64_t number) {
   TrialChannel* channel = process.trial->channel();
   if (!process.go_due || process.go_sent || channel == nullptr) return;
   process.go_sent = true;
-  process.started = Clock::now();
+  process.started = s_.now();
   try {
     channel->Send(GoFor(number));
   } catch (const ChannelClosed&) {

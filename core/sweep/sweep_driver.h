@@ -9,6 +9,7 @@
 // handed to a cluster go on alone.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -27,6 +28,9 @@
 
 namespace tune {
 
+// What the kernel can give without swapping (/proc/meminfo MemAvailable), in bytes; -1 if unknown.
+int64_t AvailableMemoryBytes();
+
 struct DriverSetup {
   std::filesystem::path file;          // the sweep file
   std::vector<std::string> overrides;  // applied to every trial
@@ -39,6 +43,10 @@ struct DriverSetup {
   int64_t model_weight_bytes = 0;
   // Called once, when the first trials have been handed to the runner: the sweep is real then.
   std::function<void()> started;
+  // What the driver asks of the machine, replaced in tests: the memory the kernel can give, in
+  // bytes (-1: unknown), and the time.
+  std::function<int64_t()> available_memory = AvailableMemoryBytes;
+  std::function<std::chrono::steady_clock::time_point()> now = std::chrono::steady_clock::now;
 };
 
 // What the tables say: the sweep's objective, and each score's range for its intervals.
@@ -58,6 +66,7 @@ class SweepDriver {
   struct Process;
 
   void Save();
+  double SecondsSince(std::chrono::steady_clock::time_point start) const;
   std::filesystem::path LogFile(int64_t number) const;
   std::filesystem::path RunFolder(int64_t number) const;
   TrialGo GoFor(int64_t number) const;
