@@ -4,8 +4,9 @@
 #include <cstdio>
 #include <fstream>
 
-#include "orchestrate/trial.h"
 #include "orchestrate/lineage.h"
+#include "orchestrate/trial.h"
+#include "train/trainer.h"
 #include "util/duration.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -504,7 +505,10 @@ void SweepDriver::RecordEnd(int64_t number, AttemptEnd end, const std::string& f
   Trial& trial = scheduler_.trial(number);
   std::string run_id = trial.attempts.empty() ? "" : trial.attempts.back().run_id;
   if (run_id.empty()) {
-    RunInfo info{s_.config->name, state_.name, number, s_.config->resolved_toml};
+    // Its own config when it got as far as writing it, else the sweep's (its params say what
+    // differs).
+    RunInfo info{s_.config->name, state_.name, number,
+                 RunFolderConfig(RunFolder(number)).value_or(s_.config->resolved_toml)};
     AddTrialFields(number, info);
     run_id = tracker_.CreateRun(info);
     trial.run_id = run_id;

@@ -755,12 +755,17 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
 
 }  // namespace
 
-bool RunFolderHoldsConfig(const fs::path& run_dir, const RunConfig& config) {
+std::optional<std::string> RunFolderConfig(const fs::path& run_dir) {
   std::ifstream in(run_dir / "run.toml", std::ios::binary);
-  if (!in) return false;
+  if (!in) return std::nullopt;
   std::stringstream text;
   text << in.rdbuf();
-  return SameResolvedConfig(text.str(), config.resolved_toml);
+  return text.str();
+}
+
+bool RunFolderHoldsConfig(const fs::path& run_dir, const RunConfig& config) {
+  const std::optional<std::string> held = RunFolderConfig(run_dir);
+  return held && SameResolvedConfig(*held, config.resolved_toml);
 }
 
 TrainSummary ReadSummary(const fs::path& run_dir) {

@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,10 @@ struct TrainOptions {
 
 // The summary a finished run wrote to run_dir/summary.json. Throws UserError if there is none.
 TrainSummary ReadSummary(const std::filesystem::path& run_dir);
+
+// The resolved config a run folder holds (run.toml, written once the run is prepared); nullopt
+// when it holds none.
+std::optional<std::string> RunFolderConfig(const std::filesystem::path& run_dir);
 
 // Whether the run folder's run.toml holds `config` (as this or an earlier tune wrote it).
 bool RunFolderHoldsConfig(const std::filesystem::path& run_dir, const RunConfig& config);

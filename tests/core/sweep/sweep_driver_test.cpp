@@ -7,12 +7,14 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <fstream>
 #include <map>
 #include <set>
 
 #include <gtest/gtest.h>
 
 #include "orchestrate/tracker.h"
+#include "registry/registry.h"
 #include "support/test_support.h"
 
 namespace tune {
@@ -23,8 +25,10 @@ using Clock = std::chrono::steady_clock;
 // What the fake trials share: the time, how they behave, and what the test looks at afterwards.
 struct FakeWorld {
   Clock::time_point now = Clock::time_point{} + std::chrono::hours(1);
-  int trains_for = 2;                   // the driver's waits between a trial's go and its result
-  std::set<int64_t> failing_rank;       // trials of these ranks exit with status 1 instead
+  int trains_for = 2;              // the driver's waits between a trial's go and its result
+  std::set<int64_t> failing_rank;  // trials of these ranks exit with status 1 instead
+  // Trials of these ranks write their run.toml, then Slurm preempts them.
+  std::set<int64_t> preempted_rank;
   std::map<int64_t, TrialGo> go;        // what each trial was told, by trial number
   int loaded = 0, most_loaded = 0;      // trials started and not ended
   int training = 0, most_training = 0;  // trials told to go and not ended
@@ -33,7 +37,8 @@ struct FakeWorld {
 
 class FakeTrial final : public RunningTrial {
  public:
-  explicit FakeTrial(FakeWorld& world) : world_(world) {
+  FakeTrial(FakeWorld& world, std::filesystem::path run_folder)
+      : world_(world), run_folder_(std::move(run_folder)) {
     int fds[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) throw std::runtime_error("socketpair");
     driver_end_ = std::make_unique<TrialChannel>(fds[0]);
@@ -71,6 +76,12 @@ class FakeTrial final : public RunningTrial {
       End({false, 1, AttemptEnd::kFailed, ""});
       return;
     }
+    if (world_.preempted_rank.contains(rank)) {
+      std::filesystem::create_directories(run_folder_);
+      std::ofstream(run_folder_ / "run.toml") << "[adapter]\nrank = " << rank << "\n";
+      End({false, 0, AttemptEnd::kPreempted, "Slurm: PREEMPTED on node7"});
+      return;
+    }
     trial_end_->Send(TrialDone{++world_.versions,
                                {{"exact_match", static_cast<double>(rank) / 100}},
                                {{"exact_match", 0.01}},
@@ -88,6 +99,7 @@ class FakeTrial final : public RunningTrial {
   }
 
   FakeWorld& world_;
+  std::filesystem::path run_folder_;
   std::unique_ptr<TrialChannel> driver_end_, trial_end_;
   std::optional<TrialGo> go_;
   int left_ = 0;
@@ -100,8 +112,9 @@ class FakeRunner final : public TrialRunner {
 
   std::vector<std::unique_ptr<RunningTrial>> Start(std::span<const TrialLaunch> launches) override {
     std::vector<std::unique_ptr<RunningTrial>> started;
-    for (size_t i = 0; i < launches.size(); ++i)
-      started.push_back(std::make_unique<FakeTrial>(world_));
+    for (const TrialLaunch& launch : launches) {
+      started.push_back(std::make_unique<FakeTrial>(world_, TrialRunFolder(launch)));
+    }
     return started;
   }
   std::vector<std::unique_ptr<RunningTrial>> Adopt(std::span<const TrialLaunch> launches) override {
@@ -210,6 +223,26 @@ TEST_F(SweepDriverTest, NoTrialLoadsAheadWhenMemoryIsShort) {
   EXPECT_EQ(world_.most_training, 1);
   EXPECT_EQ(world_.most_loaded, 1);
   for (const Trial& trial : state_.trials) EXPECT_EQ(trial.status, TrialStatus::kFinished);
+}
+
+// A trial that something else ended (here Slurm's preemption) has its run recorded by the driver,
+// with the config the trial wrote for itself and its swept values.
+TEST_F(SweepDriverTest, ARunEndedByTheClusterKeepsItsOwnConfig) {
+  world_.preempted_rank = {8};
+  const std::string printed = Run(/*repeats=*/1, /*slots=*/1, false, int64_t{1} << 40);
+  ASSERT_EQ(state_.trials.size(), 3u) << printed;
+  EXPECT_EQ(state_.trials[2].status, TrialStatus::kFailed) << printed;
+  const auto registry = Registry::Open(config_.registry.location, Registry::OpenMode::kReadOnly);
+  std::vector<RunRecord> preempted;
+  for (const RunRecord& run : registry->ListRuns()) {
+    if (run.end_reason == "preempted") preempted.push_back(run);
+  }
+  ASSERT_EQ(preempted.size(), 1u) << printed;
+  EXPECT_EQ(preempted[0].info.trial, 3);
+  EXPECT_EQ(preempted[0].info.config_toml, "[adapter]\nrank = 8\n");
+  EXPECT_EQ(preempted[0].info.params,
+            (std::map<std::string, ParamValue>{{"adapter.rank", int64_t{8}}}));
+  EXPECT_EQ(preempted[0].status, RunStatus::kKilled);
 }
 
 // Progress is printed every five seconds of the driver's clock, with the time gone by on it.
