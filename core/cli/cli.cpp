@@ -304,9 +304,9 @@ void PrintTrialResult(const RunConfig& config, const TrialResult& result, const 
       "trained %zu steps of %lld parameters on %lld examples (%lld held out) in %.1f s, "
       "%.0f tokens/s, peak memory %.0f MiB%s\n",
       summary.curve.size(), static_cast<long long>(summary.trainable_parameters),
-      static_cast<long long>(summary.train_examples),
-      static_cast<long long>(summary.eval_examples), summary.train_seconds,
-      summary.tokens_per_second, static_cast<double>(summary.peak_memory_bytes) / 1048576,
+      static_cast<long long>(summary.train_examples), static_cast<long long>(summary.eval_examples),
+      summary.train_seconds, summary.tokens_per_second,
+      static_cast<double>(summary.peak_memory_bytes) / 1048576,
       summary.peak_gpu_memory_bytes > 0
           ? Format(", peak GPU memory %.0f MiB",
                    static_cast<double>(summary.peak_gpu_memory_bytes) / 1048576)
@@ -431,9 +431,79 @@ void ConfigureLogging(int verbosity) {
                               : LogLevel::kInfo);
 }
 
-}  // namespace
-
 constexpr const char* kModelFolder = "the model's folder (the one with config.json)";
+
+// `tune tokenize` and `tune generate`: what a model folder does with text.
+class ModelCommands {
+ public:
+  // Adds the subcommands to `app`, which must outlive this object. Call before parsing.
+  explicit ModelCommands(CLI::App& app) {
+    tokenize_ = app.add_subcommand(
+        "tokenize", "Print the token ids and pieces of a text under a model folder's tokenizer");
+    tokenize_->add_option("--model", tokenize_model_, "Model directory (Hugging Face layout)")
+        ->required()
+        ->check(cli::ExistingFolder(kModelFolder));
+    tokenize_->add_flag("--json", tokenize_json_, "Print one JSON object with ids and pieces");
+    tokenize_->add_option("text", tokenize_text_, "Text to tokenize")->required();
+
+    generate_ =
+        app.add_subcommand("generate", "Continue a prompt with a base model (greedy by default)");
+    generate_->add_option("--model", generate_model_, "Model directory (Hugging Face layout)")
+        ->required()
+        ->check(cli::ExistingFolder(kModelFolder));
+    generate_
+        ->add_option("--adapter", generate_adapter_,
+                     "LoRA adapter in PEFT layout to apply (tune train's adapter/, tune fetch's "
+                     "output)")
+        ->check(cli::ExistingFolder("the adapter's folder (the one with adapter_config.json)"));
+    generate_
+        ->add_option("--model-plugin", generate_plugin_, "Model plugin that reads the directory")
+        ->capture_default_str();
+    max_tokens_ = generate_
+                      ->add_option("--max-tokens", sampling_.max_new_tokens,
+                                   "Most tokens to generate (default: the model's "
+                                   "generation_config.json, else 128)")
+                      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+    temperature_ = generate_
+                       ->add_option("--temperature", sampling_.temperature,
+                                    "0 for greedy; higher is more random (default: the model's "
+                                    "generation_config.json, else greedy)")
+                       ->check(cli::FiniteIn(0.0, 100.0));
+    top_p_ = generate_
+                 ->add_option("--top-p", sampling_.top_p,
+                              "Sample from the smallest set of tokens with this much probability "
+                              "(default: the model's generation_config.json, else 1)")
+                 ->check(cli::FiniteIn(1e-9, 1.0));
+    generate_->add_option("--seed", sampling_.seed, "Seed for sampling")->capture_default_str();
+    generate_->add_option("prompt", generate_prompt_, "Text to continue")->required();
+  }
+
+  // After parsing: runs the command that was given and returns its exit code, or nullopt when
+  // none was.
+  std::optional<int> Run() {
+    if (tokenize_->parsed()) return Tokenize(tokenize_model_, tokenize_text_, tokenize_json_);
+    if (!generate_->parsed()) return std::nullopt;
+    const GivenSamplingFlags given{.max_new_tokens = max_tokens_->count() > 0,
+                                   .temperature = temperature_->count() > 0,
+                                   .top_p = top_p_->count() > 0};
+    return Generate(generate_model_, generate_plugin_, generate_adapter_, generate_prompt_,
+                    sampling_, given);
+  }
+
+ private:
+  CLI::App* tokenize_ = nullptr;
+  std::string tokenize_model_, tokenize_text_;
+  bool tokenize_json_ = false;
+  CLI::App* generate_ = nullptr;
+  std::string generate_model_, generate_adapter_, generate_prompt_;
+  std::string generate_plugin_ = "llama";
+  SamplingOptions sampling_;
+  CLI::Option* max_tokens_ = nullptr;
+  CLI::Option* temperature_ = nullptr;
+  CLI::Option* top_p_ = nullptr;
+};
+
+}  // namespace
 
 int RunCli(int argc, char** argv) {
   CLI::App app{"tune: fine-tune language models, track experiments, version adapters", "tune"};
@@ -460,54 +530,7 @@ int RunCli(int argc, char** argv) {
   validate->add_option("overrides", validate_overrides,
                        "key=value settings that replace the file's");
 
-  CLI::App* tokenize = app.add_subcommand(
-      "tokenize", "Print the token ids and pieces of a text under a model folder's tokenizer");
-  std::string tokenize_model;
-  std::string tokenize_text;
-  bool tokenize_json = false;
-  tokenize->add_option("--model", tokenize_model, "Model directory (Hugging Face layout)")
-      ->required()
-      ->check(cli::ExistingFolder(kModelFolder));
-  tokenize->add_flag("--json", tokenize_json, "Print one JSON object with ids and pieces");
-  tokenize->add_option("text", tokenize_text, "Text to tokenize")->required();
-
-  CLI::App* generate =
-      app.add_subcommand("generate", "Continue a prompt with a base model (greedy by default)");
-  std::string generate_model;
-  std::string generate_plugin = "llama";
-  std::string generate_prompt;
-  SamplingOptions sampling;
-  generate->add_option("--model", generate_model, "Model directory (Hugging Face layout)")
-      ->required()
-      ->check(cli::ExistingFolder(kModelFolder));
-  std::string generate_adapter;
-  generate
-      ->add_option("--adapter", generate_adapter,
-                   "LoRA adapter in PEFT layout to apply (tune train's adapter/, tune fetch's "
-                   "output)")
-      ->check(cli::ExistingFolder("the adapter's folder (the one with adapter_config.json)"));
-  generate->add_option("--model-plugin", generate_plugin, "Model plugin that reads the directory")
-      ->capture_default_str();
-  CLI::Option* max_tokens_flag =
-      generate
-          ->add_option("--max-tokens", sampling.max_new_tokens,
-                       "Most tokens to generate (default: the model's generation_config.json, "
-                       "else 128)")
-          ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
-  CLI::Option* temperature_flag =
-      generate
-          ->add_option("--temperature", sampling.temperature,
-                       "0 for greedy; higher is more random (default: the model's "
-                       "generation_config.json, else greedy)")
-          ->check(cli::FiniteIn(0.0, 100.0));
-  CLI::Option* top_p_flag =
-      generate
-          ->add_option("--top-p", sampling.top_p,
-                       "Sample from the smallest set of tokens with this much probability "
-                       "(default: the model's generation_config.json, else 1)")
-          ->check(cli::FiniteIn(1e-9, 1.0));
-  generate->add_option("--seed", sampling.seed, "Seed for sampling")->capture_default_str();
-  generate->add_option("prompt", generate_prompt, "Text to continue")->required();
+  ModelCommands model_commands(app);
   const std::unique_ptr<RegistryCommands> registry_commands = RegistryCommands::Add(app);
   const std::unique_ptr<DataCommands> data_commands = DataCommands::Add(app);
   const std::unique_ptr<ReviewCommands> review_commands = ReviewCommands::Add(app);
@@ -603,14 +626,7 @@ int RunCli(int argc, char** argv) {
       train_options.run_dir = train_output;
       return TrainRun(train_file, train_overrides, train_options, train_driver);
     }
-    if (tokenize->parsed()) return Tokenize(tokenize_model, tokenize_text, tokenize_json);
-    if (generate->parsed()) {
-      const GivenSamplingFlags given{.max_new_tokens = max_tokens_flag->count() > 0,
-                                     .temperature = temperature_flag->count() > 0,
-                                     .top_p = top_p_flag->count() > 0};
-      return Generate(generate_model, generate_plugin, generate_adapter, generate_prompt, sampling,
-                      given);
-    }
+    if (std::optional<int> code = model_commands.Run()) return *code;
     if (std::optional<int> code = registry_commands->Run()) return *code;
     if (std::optional<int> code = data_commands->Run()) return *code;
     if (std::optional<int> code = review_commands->Run()) return *code;
