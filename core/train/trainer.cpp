@@ -426,13 +426,10 @@ void WriteEvalSamples(const fs::path& file, const std::vector<TextExample>& exam
 
 namespace {
 
-TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
-                          const TrainOptions& options) {
-  auto wall_start = Clock::now();
-  const TrainConfig& train = config.train;
+// Checks what the run folder holds against --resume and --restart (clearing it for a restart)
+// and makes it; the checkpoint to resume from, if any.
+std::optional<fs::path> StartRunFolder(const TrainOptions& options) {
   const fs::path& run_dir = options.run_dir;
-  const std::string config_sha256 = Sha256Hex(config.resolved_toml);
-
   std::optional<fs::path> checkpoint = LatestCheckpoint(run_dir);
   if (options.restart) {
     fs::remove_all(run_dir);
@@ -446,60 +443,67 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
   }
   fs::create_directories(run_dir);
 
-  const torch::Device device = ChooseDevice(train.device);
-  SetComputeThreads(train.threads);
-  std::unique_ptr<Model> model =
-      host.LoadModel(config.model.plugin, config.model.path, config.model.options, device);
-  model->SetGradientCheckpointing(train.gradient_checkpointing);
-  if (const int64_t positions = model->Describe().max_positions; train.seq_len > positions) {
-    throw UserError("train.seq_len = " + std::to_string(train.seq_len) +
-                    " is longer than the model's max_position_embeddings (" +
-                    std::to_string(positions) + "); lower train.seq_len");
-  }
-  PreparedData data = PrepareData(config.dataset, host, model->tokenizer(), config.model.path,
-                                  train.seq_len, options.force);
-  const std::vector<int32_t> end_ids =
-      EndIds(ReadGenerationConfig(config.model.path), model->tokenizer());
-  ProgressLine progress(train.steps);
-  if (!data.skipped.empty()) {
-    progress.Say("skipped " + Counted(static_cast<int64_t>(data.skipped.size()), "bad row") +
-                 " (dataset.on_bad_row = \"skip\"), first: " + data.skipped.front());
-  }
-  if (data.eval_text.size() > static_cast<size_t>(train.eval_max_examples) &&
-      train.eval_max_examples > 0) {
-    data.eval_text.resize(train.eval_max_examples);
-    data.eval.resize(train.eval_max_examples);
+  return checkpoint;
+}
+
+// One run of TrainOrThrow, in phases: prepared (the constructor: the run folder, model, data,
+// adapter, optimizer and metrics), begun (the state, resumed or with its baselines measured),
+// trained (the loop), finished (the last evaluation, the adapter and summary.json).
+struct TrainingRun {
+  TrainingRun(const RunConfig& config_in, const PluginHost& host_in, const TrainOptions& options_in)
+      : config(config_in),
+        host(host_in),
+        options(options_in),
+        checkpoint(StartRunFolder(options_in)),
+        device(ChooseDevice(config_in.train.device)),
+        progress(config_in.train.steps),
+        schedule(ParseLrSchedule(config_in.optimizer.schedule)) {
+    SetComputeThreads(train.threads);
+    model = host.LoadModel(config.model.plugin, config.model.path, config.model.options, device);
+    model->SetGradientCheckpointing(train.gradient_checkpointing);
+    if (const int64_t positions = model->Describe().max_positions; train.seq_len > positions) {
+      throw UserError("train.seq_len = " + std::to_string(train.seq_len) +
+                      " is longer than the model's max_position_embeddings (" +
+                      std::to_string(positions) + "); lower train.seq_len");
+    }
+    data = PrepareData(config.dataset, host, model->tokenizer(), config.model.path, train.seq_len,
+                       options.force);
+    end_ids = EndIds(ReadGenerationConfig(config.model.path), model->tokenizer());
+    if (!data.skipped.empty()) {
+      progress.Say("skipped " + Counted(static_cast<int64_t>(data.skipped.size()), "bad row") +
+                   " (dataset.on_bad_row = \"skip\"), first: " + data.skipped.front());
+    }
+    if (data.eval_text.size() > static_cast<size_t>(train.eval_max_examples) &&
+        train.eval_max_examples > 0) {
+      data.eval_text.resize(train.eval_max_examples);
+      data.eval.resize(train.eval_max_examples);
+    }
+
+    if (options.wait_for_turn) {
+      progress.Say("prepared; waiting for the sweep to start this trial");
+      const auto waiting = Clock::now();
+      options.wait_for_turn();
+      wall_start += Clock::now() - waiting;
+    }
+    torch::manual_seed(static_cast<uint64_t>(train.seed));
+    adapter = host.CreateAdapter(config.adapter.method, config.adapter.options);
+    adapter->Attach(*model, config.model.path);
+    trainable = adapter->TrainableParameters();
+    for (const auto& [name, tensor] : trainable) {
+      parameters.push_back(tensor);
+      trainable_parameters += tensor.numel();
+    }
+    optimizer = host.CreateOptimizer(config.optimizer.plugin, parameters,
+                                     config.optimizer.weight_decay, config.optimizer.options);
+
+    for (const MetricConfig& m : config.metrics) {
+      metric_objects.push_back(host.CreateMetric(m.plugin, m.options));
+      metrics.push_back({m.plugin, metric_objects.back().get()});
+    }
   }
 
-  if (options.wait_for_turn) {
-    progress.Say("prepared; waiting for the sweep to start this trial");
-    const auto waiting = Clock::now();
-    options.wait_for_turn();
-    wall_start += Clock::now() - waiting;
-  }
-  torch::manual_seed(static_cast<uint64_t>(train.seed));
-  std::unique_ptr<Adapter> adapter =
-      host.CreateAdapter(config.adapter.method, config.adapter.options);
-  adapter->Attach(*model, config.model.path);
-  NamedTensors trainable = adapter->TrainableParameters();
-  std::vector<at::Tensor> parameters;
-  int64_t trainable_parameters = 0;
-  for (const auto& [name, tensor] : trainable) {
-    parameters.push_back(tensor);
-    trainable_parameters += tensor.numel();
-  }
-  std::unique_ptr<Optimizer> optimizer = host.CreateOptimizer(
-      config.optimizer.plugin, parameters, config.optimizer.weight_decay, config.optimizer.options);
-  const LrSchedule schedule = ParseLrSchedule(config.optimizer.schedule);
-
-  std::vector<std::unique_ptr<Metric>> metric_objects;
-  std::vector<NamedMetric> metrics;
-  for (const MetricConfig& m : config.metrics) {
-    metric_objects.push_back(host.CreateMetric(m.plugin, m.options));
-    metrics.push_back({m.plugin, metric_objects.back().get()});
-  }
   // The eval split's loss and perplexity, and with metrics, the generated outputs and scores.
-  auto evaluate = [&]() {
+  GenerationEval Evaluate() {
     GenerationEval eval;
     if (data.eval.empty()) return eval;
     adapter->SetTraining(false);
@@ -519,11 +523,11 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
     eval.scores["perplexity"] = std::exp(loss);
     adapter->SetTraining(true);
     return eval;
-  };
+  }
 
   // The prompted baseline: the base model (the adapter does nothing yet) asked with
   // config.eval.few_shot training examples before each eval prompt; generation metrics only.
-  auto evaluate_few_shot = [&]() {
+  GenerationEval EvaluateFewShot() {
     const int64_t room = model->Describe().max_positions - train.eval_max_new_tokens;
     const std::optional<ChatTemplate> chat_template = ChatTemplate::Load(config.model.path);
     const FewShotPrompts prompts = MakeFewShotPrompts(
@@ -550,207 +554,252 @@ TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
                        train.batch_size, end_ids, chat_template ? "" : kShotSeparator);
     adapter->SetTraining(true);
     return eval;
-  };
+  }
 
+  // A resumed run's state from its checkpoint, checked against the config and data; a new
+  // run's from measuring the baselines (or reading them from options.base_scores_dir). Either
+  // way the run folder gets what registering the run needs.
+  void Begin() {
+    if (checkpoint) {
+      state = LoadCheckpoint(*checkpoint, trainable, *optimizer, device);
+      // The run folder's run.toml decides when the hash differs: an older tune wrote the same
+      // config with other float digits.
+      if (!options.force && state.config_sha256 != config_sha256 &&
+          !RunFolderHoldsConfig(run_dir, config)) {
+        throw UserError(run_dir.string() +
+                        ": the run config changed since this run started; resuming would mix two "
+                        "configurations (use --force to resume anyway, or --restart)");
+      }
+      if (!options.force && state.dataset_sha256 != data.dataset_sha256) {
+        throw UserError(run_dir.string() + ": " + config.dataset.path.string() +
+                        " changed since this run started (dataset hash differs); use --force to "
+                        "resume anyway, or --restart");
+      }
+      TruncateMetrics(metrics_path, state.step);
+      progress.Say("resuming " + run_dir.string() + " at step " + std::to_string(state.step) +
+                   " of " + std::to_string(train.steps));
+    } else {
+      state.config_sha256 = config_sha256;
+      state.dataset_sha256 = data.dataset_sha256;
+      const std::string identity =
+          options.base_scores_dir.empty() ? std::string() : BaseEvalIdentity(config, data, device);
+      std::optional<GenerationEval> stored;
+      if (!identity.empty()) stored = ReadBaseEval(options.base_scores_dir, identity);
+      if (stored) {
+        state.base = std::move(*stored);
+        progress.Say("base model scores from " +
+                     BaseScoresFile(options.base_scores_dir, identity).string());
+      } else {
+        if (!data.eval.empty()) {
+          progress.Say("evaluating the base model on " +
+                       Counted(static_cast<int64_t>(data.eval.size()), "eval example"));
+        }
+        state.base = Evaluate();
+        if (!identity.empty()) StoreBaseEval(options.base_scores_dir, identity, state.base);
+      }
+      if (config.eval.few_shot > 0 && !data.eval.empty()) {
+        // Its own identity: the shots come from the training split.
+        const std::string few_shot_identity =
+            identity.empty()
+                ? std::string()
+                : identity + "eval.few_shot=" + std::to_string(config.eval.few_shot) +
+                      "\ntrain.examples_sha256=" + DatasetSha256(data.train_text) + "\n";
+        std::optional<GenerationEval> stored_few_shot;
+        if (!few_shot_identity.empty()) {
+          stored_few_shot = ReadBaseEval(options.base_scores_dir, few_shot_identity);
+        }
+        state.few_shot = stored_few_shot ? std::move(*stored_few_shot) : EvaluateFewShot();
+        if (!few_shot_identity.empty() && !stored_few_shot) {
+          StoreBaseEval(options.base_scores_dir, few_shot_identity, state.few_shot);
+        }
+      }
+      WriteText(run_dir / "run.toml", config.resolved_toml);
+    }
+    // What registers the training file as a dataset version when the adapter is registered.
+    WriteText(run_dir / "dataset_rows.txt", data.dataset_rows);
+    WriteText(run_dir / "data_quality.json", data.quality_report_json + "\n");
+    progress.Say("data: " + data.quality_summary);
+    if (!data.dropped.empty()) {
+      std::string dropped;
+      for (const auto& [reason, rows] : data.dropped) {
+        dropped += (dropped.empty() ? "" : ", ") + std::to_string(rows) + " " + reason;
+      }
+      progress.Say("dataset.quality dropped " + dropped);
+    }
+  }
+
+  // Trains from state.step to train.steps, checkpointing and reporting as it goes.
+  void Loop() {
+    // Training: example k of the stream is the k-th example any run of this config sees.
+    ExampleStream stream(static_cast<int64_t>(data.train.size()),
+                         static_cast<uint64_t>(train.seed));
+    adapter->SetTraining(true);
+    const int64_t resumed_at = state.step;
+    const auto loop_start = Clock::now();
+    const double seconds_before = state.train_seconds;
+    int64_t tokens_this_process = 0;
+    const int64_t per_step = train.batch_size * train.gradient_accumulation;
+    while (state.step < train.steps) {
+      const double lr = LearningRate(schedule, config.optimizer.lr, state.step,
+                                     config.optimizer.warmup_steps, train.steps);
+      std::vector<Batch> batches;
+      for (int64_t micro = 0; micro < train.gradient_accumulation; ++micro) {
+        std::vector<const TokenizedExample*> rows;
+        for (int64_t b = 0; b < train.batch_size; ++b) {
+          const int64_t k = state.step * per_step + micro * train.batch_size + b;
+          rows.push_back(&data.train[stream.At(k)]);
+        }
+        batches.push_back(MakeBatch(rows, train.train_on_prompt));
+      }
+      const StepStats stats =
+          TrainStep(*model, parameters, *optimizer, batches, lr, train.max_grad_norm, device);
+      tokens_this_process += stats.tokens;
+      state.tokens += stats.tokens;
+      ++state.step;
+      const auto [loss, grad_norm] = ReadStepNumbers(stats);
+      if (!std::isfinite(loss)) {
+        throw UserError("the loss became " + std::to_string(loss) + " at step " +
+                        std::to_string(state.step) +
+                        "; lower optimizer.lr or set train.max_grad_norm (the run directory " +
+                        run_dir.string() + " keeps the last checkpoint)");
+      }
+      state.curve.push_back({state.step, loss, lr});
+      const double elapsed = Seconds(Clock::now() - loop_start);
+      state.train_seconds = seconds_before + elapsed;
+      StepReport report{state.step, train.steps, loss,
+                        lr,         grad_norm,   elapsed > 0 ? tokens_this_process / elapsed : 0.0,
+                        elapsed};
+      progress.Step(report, resumed_at);
+      AppendJsonLine(metrics_path, {{"step", report.step},
+                                    {"loss", report.loss},
+                                    {"lr", report.lr},
+                                    {"grad_norm", report.grad_norm},
+                                    {"tokens_per_second", report.tokens_per_second}});
+      if (options.on_step) options.on_step(report);
+      if (train.eval_every > 0 && state.step % train.eval_every == 0 && state.step < train.steps &&
+          !data.eval.empty()) {
+        adapter->SetTraining(false);
+        const double eval_loss =
+            EvalLoss(*model, data.eval, train.batch_size, train.train_on_prompt);
+        adapter->SetTraining(true);
+        AppendJsonLine(metrics_path, {{"step", state.step}, {"eval_loss", eval_loss}});
+        if (options.on_eval) options.on_eval(state.step, eval_loss);
+      }
+      const bool interrupted = InterruptRequested() != 0 && state.step < train.steps;
+      if (train.checkpoint_every > 0 &&
+          (state.step % train.checkpoint_every == 0 || state.step == train.steps || interrupted)) {
+        SaveCheckpoint(run_dir, state, trainable, optimizer->State(), device);
+      }
+      if (interrupted) {
+        throw Interrupted(InterruptRequested(),
+                          "interrupted at step " + std::to_string(state.step) + " of " +
+                              std::to_string(train.steps) +
+                              (train.checkpoint_every > 0
+                                   ? " (checkpoint in " + run_dir.string() +
+                                         "); continue with the same tune train command and --resume"
+                                   : "; train.checkpoint_every is 0, so no checkpoint was written "
+                                     "and a rerun starts over"));
+      }
+    }
+  }
+
+  // The trained adapter's scores, its folder and summary.json.
+  TrainSummary Finish() {
+    TrainSummary summary;
+    summary.base_scores = state.base.scores;
+    summary.few_shot_scores = state.few_shot.scores;
+    summary.few_shot = state.few_shot.scores.empty() ? 0 : config.eval.few_shot;
+    if (!data.eval.empty()) progress.Say("evaluating the trained adapter");
+    const GenerationEval tuned = Evaluate();
+    summary.scores = tuned.scores;
+    WriteEvalSamples(run_dir / "eval_samples.jsonl", data.eval_text, tuned.outputs,
+                     state.base.outputs, state.few_shot.outputs);
+
+    const fs::path adapter_dir = run_dir / "adapter";
+    const fs::path temp_adapter = run_dir / ".tmp-adapter";
+    fs::remove_all(temp_adapter);
+    fs::create_directories(temp_adapter);
+    adapter->Save(temp_adapter);
+    fs::remove_all(adapter_dir);
+    fs::rename(temp_adapter, adapter_dir);
+
+    summary.curve = state.curve;
+    summary.dataset_sha256 = data.dataset_sha256;
+    summary.eval_sha256 = data.eval_sha256;
+    summary.train_examples = static_cast<int64_t>(data.train.size());
+    summary.eval_examples = static_cast<int64_t>(data.eval.size());
+    summary.skipped_rows = static_cast<int64_t>(data.skipped.size());
+    summary.data_quality = data.quality_summary;
+    summary.dropped_rows = data.dropped;
+    summary.train_seconds = state.train_seconds;
+    summary.wall_seconds = Seconds(Clock::now() - wall_start);
+    summary.tokens_per_second =
+        state.train_seconds > 0 ? static_cast<double>(state.tokens) / state.train_seconds : 0.0;
+    summary.trainable_parameters = trainable_parameters;
+    summary.peak_memory_bytes = PeakResidentBytes();
+    summary.peak_gpu_memory_bytes = PeakCudaMemoryBytes();
+    summary.adapter_dir = adapter_dir;
+
+    json curve = json::array();
+    for (const CurvePoint& p : summary.curve) curve.push_back({p.step, p.loss, p.lr});
+    WriteText(run_dir / "summary.json",
+              json{{"name", config.name},
+                   {"method", config.adapter.method},
+                   {"scores", summary.scores},
+                   {"base_scores", summary.base_scores},
+                   {"few_shot_scores", summary.few_shot_scores},
+                   {"few_shot", summary.few_shot},
+                   {"dataset_sha256", summary.dataset_sha256},
+                   {"eval_sha256", summary.eval_sha256},
+                   {"train_examples", summary.train_examples},
+                   {"eval_examples", summary.eval_examples},
+                   {"skipped_rows", summary.skipped_rows},
+                   {"data_quality", summary.data_quality},
+                   {"dropped_rows", summary.dropped_rows},
+                   {"train_seconds", summary.train_seconds},
+                   {"wall_seconds", summary.wall_seconds},
+                   {"tokens_per_second", summary.tokens_per_second},
+                   {"trainable_parameters", summary.trainable_parameters},
+                   {"peak_memory_bytes", summary.peak_memory_bytes},
+                   {"peak_gpu_memory_bytes", summary.peak_gpu_memory_bytes},
+                   {"config_sha256", config_sha256},
+                   {"curve", curve}}
+                      .dump(1) +
+                  "\n");
+    return summary;
+  }
+
+  const RunConfig& config;
+  const PluginHost& host;
+  const TrainOptions& options;
+  Clock::time_point wall_start = Clock::now();  // the trial's own time, waiting for go left out
+  const TrainConfig& train = config.train;
+  const fs::path& run_dir = options.run_dir;
+  const std::string config_sha256 = Sha256Hex(config.resolved_toml);
+  std::optional<fs::path> checkpoint;  // the one to resume from
+  const torch::Device device;
+  ProgressLine progress;
+  const LrSchedule schedule;
+  std::unique_ptr<Model> model;
+  PreparedData data;
+  std::vector<int32_t> end_ids;
+  std::unique_ptr<Adapter> adapter;
+  NamedTensors trainable;
+  std::vector<at::Tensor> parameters;
+  int64_t trainable_parameters = 0;
+  std::unique_ptr<Optimizer> optimizer;
+  std::vector<std::unique_ptr<Metric>> metric_objects;
+  std::vector<NamedMetric> metrics;
   RunState state;
   const fs::path metrics_path = run_dir / "metrics.jsonl";
-  if (checkpoint) {
-    state = LoadCheckpoint(*checkpoint, trainable, *optimizer, device);
-    // The run folder's run.toml decides when the hash differs: an older tune wrote the same
-    // config with other float digits.
-    if (!options.force && state.config_sha256 != config_sha256 &&
-        !RunFolderHoldsConfig(run_dir, config)) {
-      throw UserError(run_dir.string() +
-                      ": the run config changed since this run started; resuming would mix two "
-                      "configurations (use --force to resume anyway, or --restart)");
-    }
-    if (!options.force && state.dataset_sha256 != data.dataset_sha256) {
-      throw UserError(run_dir.string() + ": " + config.dataset.path.string() +
-                      " changed since this run started (dataset hash differs); use --force to "
-                      "resume anyway, or --restart");
-    }
-    TruncateMetrics(metrics_path, state.step);
-    progress.Say("resuming " + run_dir.string() + " at step " + std::to_string(state.step) +
-                 " of " + std::to_string(train.steps));
-  } else {
-    state.config_sha256 = config_sha256;
-    state.dataset_sha256 = data.dataset_sha256;
-    const std::string identity =
-        options.base_scores_dir.empty() ? std::string() : BaseEvalIdentity(config, data, device);
-    std::optional<GenerationEval> stored;
-    if (!identity.empty()) stored = ReadBaseEval(options.base_scores_dir, identity);
-    if (stored) {
-      state.base = std::move(*stored);
-      progress.Say("base model scores from " +
-                   BaseScoresFile(options.base_scores_dir, identity).string());
-    } else {
-      if (!data.eval.empty()) {
-        progress.Say("evaluating the base model on " +
-                     Counted(static_cast<int64_t>(data.eval.size()), "eval example"));
-      }
-      state.base = evaluate();
-      if (!identity.empty()) StoreBaseEval(options.base_scores_dir, identity, state.base);
-    }
-    if (config.eval.few_shot > 0 && !data.eval.empty()) {
-      // Its own identity: the shots come from the training split.
-      const std::string few_shot_identity =
-          identity.empty() ? std::string()
-                           : identity + "eval.few_shot=" + std::to_string(config.eval.few_shot) +
-                                 "\ntrain.examples_sha256=" + DatasetSha256(data.train_text) + "\n";
-      std::optional<GenerationEval> stored_few_shot;
-      if (!few_shot_identity.empty()) {
-        stored_few_shot = ReadBaseEval(options.base_scores_dir, few_shot_identity);
-      }
-      state.few_shot = stored_few_shot ? std::move(*stored_few_shot) : evaluate_few_shot();
-      if (!few_shot_identity.empty() && !stored_few_shot) {
-        StoreBaseEval(options.base_scores_dir, few_shot_identity, state.few_shot);
-      }
-    }
-    WriteText(run_dir / "run.toml", config.resolved_toml);
-  }
-  // What registers the training file as a dataset version when the adapter is registered.
-  WriteText(run_dir / "dataset_rows.txt", data.dataset_rows);
-  WriteText(run_dir / "data_quality.json", data.quality_report_json + "\n");
-  progress.Say("data: " + data.quality_summary);
-  if (!data.dropped.empty()) {
-    std::string dropped;
-    for (const auto& [reason, rows] : data.dropped) {
-      dropped += (dropped.empty() ? "" : ", ") + std::to_string(rows) + " " + reason;
-    }
-    progress.Say("dataset.quality dropped " + dropped);
-  }
+};
 
-  // Training: example k of the stream is the k-th example any run of this config sees.
-  ExampleStream stream(static_cast<int64_t>(data.train.size()), static_cast<uint64_t>(train.seed));
-  adapter->SetTraining(true);
-  const int64_t resumed_at = state.step;
-  const auto loop_start = Clock::now();
-  const double seconds_before = state.train_seconds;
-  int64_t tokens_this_process = 0;
-  const int64_t per_step = train.batch_size * train.gradient_accumulation;
-  while (state.step < train.steps) {
-    const double lr = LearningRate(schedule, config.optimizer.lr, state.step,
-                                   config.optimizer.warmup_steps, train.steps);
-    std::vector<Batch> batches;
-    for (int64_t micro = 0; micro < train.gradient_accumulation; ++micro) {
-      std::vector<const TokenizedExample*> rows;
-      for (int64_t b = 0; b < train.batch_size; ++b) {
-        const int64_t k = state.step * per_step + micro * train.batch_size + b;
-        rows.push_back(&data.train[stream.At(k)]);
-      }
-      batches.push_back(MakeBatch(rows, train.train_on_prompt));
-    }
-    const StepStats stats =
-        TrainStep(*model, parameters, *optimizer, batches, lr, train.max_grad_norm, device);
-    tokens_this_process += stats.tokens;
-    state.tokens += stats.tokens;
-    ++state.step;
-    const auto [loss, grad_norm] = ReadStepNumbers(stats);
-    if (!std::isfinite(loss)) {
-      throw UserError("the loss became " + std::to_string(loss) + " at step " +
-                      std::to_string(state.step) +
-                      "; lower optimizer.lr or set train.max_grad_norm (the run directory " +
-                      run_dir.string() + " keeps the last checkpoint)");
-    }
-    state.curve.push_back({state.step, loss, lr});
-    const double elapsed = Seconds(Clock::now() - loop_start);
-    state.train_seconds = seconds_before + elapsed;
-    StepReport report{state.step, train.steps, loss,
-                      lr,         grad_norm,   elapsed > 0 ? tokens_this_process / elapsed : 0.0,
-                      elapsed};
-    progress.Step(report, resumed_at);
-    AppendJsonLine(metrics_path, {{"step", report.step},
-                                  {"loss", report.loss},
-                                  {"lr", report.lr},
-                                  {"grad_norm", report.grad_norm},
-                                  {"tokens_per_second", report.tokens_per_second}});
-    if (options.on_step) options.on_step(report);
-    if (train.eval_every > 0 && state.step % train.eval_every == 0 && state.step < train.steps &&
-        !data.eval.empty()) {
-      adapter->SetTraining(false);
-      const double eval_loss = EvalLoss(*model, data.eval, train.batch_size, train.train_on_prompt);
-      adapter->SetTraining(true);
-      AppendJsonLine(metrics_path, {{"step", state.step}, {"eval_loss", eval_loss}});
-      if (options.on_eval) options.on_eval(state.step, eval_loss);
-    }
-    const bool interrupted = InterruptRequested() != 0 && state.step < train.steps;
-    if (train.checkpoint_every > 0 &&
-        (state.step % train.checkpoint_every == 0 || state.step == train.steps || interrupted)) {
-      SaveCheckpoint(run_dir, state, trainable, optimizer->State(), device);
-    }
-    if (interrupted) {
-      throw Interrupted(InterruptRequested(),
-                        "interrupted at step " + std::to_string(state.step) + " of " +
-                            std::to_string(train.steps) +
-                            (train.checkpoint_every > 0
-                                 ? " (checkpoint in " + run_dir.string() +
-                                       "); continue with the same tune train command and --resume"
-                                 : "; train.checkpoint_every is 0, so no checkpoint was written "
-                                   "and a rerun starts over"));
-    }
-  }
-
-  TrainSummary summary;
-  summary.base_scores = state.base.scores;
-  summary.few_shot_scores = state.few_shot.scores;
-  summary.few_shot = state.few_shot.scores.empty() ? 0 : config.eval.few_shot;
-  if (!data.eval.empty()) progress.Say("evaluating the trained adapter");
-  const GenerationEval tuned = evaluate();
-  summary.scores = tuned.scores;
-  WriteEvalSamples(run_dir / "eval_samples.jsonl", data.eval_text, tuned.outputs,
-                   state.base.outputs, state.few_shot.outputs);
-
-  const fs::path adapter_dir = run_dir / "adapter";
-  const fs::path temp_adapter = run_dir / ".tmp-adapter";
-  fs::remove_all(temp_adapter);
-  fs::create_directories(temp_adapter);
-  adapter->Save(temp_adapter);
-  fs::remove_all(adapter_dir);
-  fs::rename(temp_adapter, adapter_dir);
-
-  summary.curve = state.curve;
-  summary.dataset_sha256 = data.dataset_sha256;
-  summary.eval_sha256 = data.eval_sha256;
-  summary.train_examples = static_cast<int64_t>(data.train.size());
-  summary.eval_examples = static_cast<int64_t>(data.eval.size());
-  summary.skipped_rows = static_cast<int64_t>(data.skipped.size());
-  summary.data_quality = data.quality_summary;
-  summary.dropped_rows = data.dropped;
-  summary.train_seconds = state.train_seconds;
-  summary.wall_seconds = Seconds(Clock::now() - wall_start);
-  summary.tokens_per_second =
-      state.train_seconds > 0 ? static_cast<double>(state.tokens) / state.train_seconds : 0.0;
-  summary.trainable_parameters = trainable_parameters;
-  summary.peak_memory_bytes = PeakResidentBytes();
-  summary.peak_gpu_memory_bytes = PeakCudaMemoryBytes();
-  summary.adapter_dir = adapter_dir;
-
-  json curve = json::array();
-  for (const CurvePoint& p : summary.curve) curve.push_back({p.step, p.loss, p.lr});
-  WriteText(run_dir / "summary.json", json{{"name", config.name},
-                                           {"method", config.adapter.method},
-                                           {"scores", summary.scores},
-                                           {"base_scores", summary.base_scores},
-                                           {"few_shot_scores", summary.few_shot_scores},
-                                           {"few_shot", summary.few_shot},
-                                           {"dataset_sha256", summary.dataset_sha256},
-                                           {"eval_sha256", summary.eval_sha256},
-                                           {"train_examples", summary.train_examples},
-                                           {"eval_examples", summary.eval_examples},
-                                           {"skipped_rows", summary.skipped_rows},
-                                           {"data_quality", summary.data_quality},
-                                           {"dropped_rows", summary.dropped_rows},
-                                           {"train_seconds", summary.train_seconds},
-                                           {"wall_seconds", summary.wall_seconds},
-                                           {"tokens_per_second", summary.tokens_per_second},
-                                           {"trainable_parameters", summary.trainable_parameters},
-                                           {"peak_memory_bytes", summary.peak_memory_bytes},
-                                           {"peak_gpu_memory_bytes", summary.peak_gpu_memory_bytes},
-                                           {"config_sha256", config_sha256},
-                                           {"curve", curve}}
-                                              .dump(1) +
-                                          "\n");
-  return summary;
+TrainSummary TrainOrThrow(const RunConfig& config, const PluginHost& host,
+                          const TrainOptions& options) {
+  TrainingRun run(config, host, options);
+  run.Begin();
+  run.Loop();
+  return run.Finish();
 }
 
 }  // namespace
