@@ -7,9 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "orchestrate/lineage.h"
 #include "orchestrate/trial_runner.h"
 #include "runtime/interrupt.h"
-#include "orchestrate/lineage.h"
 #include "util/log.h"
 
 namespace tune {

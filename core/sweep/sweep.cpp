@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "config/run_config.h"
+#include "orchestrate/lineage.h"
 #include "orchestrate/remote_channel.h"
 #include "orchestrate/run_folders.h"
 #include "orchestrate/slurm.h"
@@ -23,7 +24,6 @@
 #include "sweep/search.h"
 #include "sweep/sweep_driver.h"
 #include "sweep/sweep_state.h"
-#include "orchestrate/lineage.h"
 #include "util/counted.h"
 #include "util/duration.h"
 #include "util/error.h"

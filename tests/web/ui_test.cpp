@@ -225,8 +225,8 @@ TEST_F(WebView, ThePagesReadGainsPagesSweepsAndNumbersAsAPersonWouldInARealBrows
   EXPECT_EQ(seen["chart_titles"], json({"exact_match against adapter.rank"}));
   EXPECT_EQ(seen["chart_log_x"], json({"true"}));
   // The baselines every trial is measured against, as level lines.
-  EXPECT_EQ(seen["chart_legend"], json({"exact_match, mean", "each trial", "base model",
-                                        "base model, few-shot"}))
+  EXPECT_EQ(seen["chart_legend"],
+            json({"exact_match, mean", "each trial", "base model", "base model, few-shot"}))
       << seen.dump(2);
   EXPECT_EQ(seen["interval_header"], "95% CI (t, in [0, 1])");
   // Best first: rank 16, then rank 2; the killed trial's configuration has no finished seed.

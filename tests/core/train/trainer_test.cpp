@@ -11,10 +11,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "orchestrate/lineage.h"
 #include "registry/registry.h"
 #include "support/test_support.h"
 #include "train/examples.h"
-#include "orchestrate/lineage.h"
 
 namespace tune {
 namespace {
