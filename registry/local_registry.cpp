@@ -397,6 +397,17 @@ std::string DatasetKey(std::string_view name, int64_t version) {
 
 }  // namespace
 
+namespace {
+
+// One upload's chunk at a time in this process (two clients may send the same bytes), and the
+// chunks that wait for the one before them. Gc takes it too, so that it removes an abandoned
+// upload between two chunks, never under one being written.
+std::mutex uploads_mutex;
+std::condition_variable upload_arrived;
+constexpr auto kChunkWait = std::chrono::seconds(30);
+
+}  // namespace
+
 class LocalRegistry::Impl {
  public:
   Impl(fs::path dir_in, bool read_only_in, std::chrono::milliseconds write_wait_in)
@@ -1469,11 +1480,19 @@ GcReport LocalRegistry::Gc(std::chrono::seconds grace) {
       }
     }
   }
-  // Uploads a client stopped sending (killed, or gone for good) and never finished.
+  // Uploads a client stopped sending (killed, or gone for good) and never finished. A chunk that
+  // arrives for one afterwards finds it gone and is refused (the client starts it again).
+  // Their age is measured from now, with no chunk being written: with no grace, every upload
+  // not under way this instant goes.
   const fs::path uploads = impl.objects.UploadsDir();
+  std::lock_guard lock(uploads_mutex);
+  const auto uploads_cutoff = fs::file_time_type::clock::now() - grace;
   if (fs::is_directory(uploads, ec)) {
     for (const fs::directory_entry& entry : fs::directory_iterator(uploads)) {
-      if (old_enough(entry.path()) && fs::remove(entry.path(), ec)) ++report.temp_files_removed;
+      const auto written = fs::last_write_time(entry.path(), ec);
+      if (ec || written > uploads_cutoff || !fs::remove(entry.path(), ec)) continue;
+      impl.upload_digests.erase(entry.path().filename().string());
+      ++report.temp_files_removed;
     }
   }
   return report;
@@ -1883,16 +1902,6 @@ std::optional<TokenInfo> LocalRegistry::Authenticate(std::string_view token) con
   if (!secret_matches || info.revoked_ms != 0) return std::nullopt;
   return info;
 }
-
-namespace {
-
-// One upload's chunk at a time in this process (two clients may send the same bytes), and the
-// chunks that wait for the one before them.
-std::mutex uploads_mutex;
-std::condition_variable upload_arrived;
-constexpr auto kChunkWait = std::chrono::seconds(30);
-
-}  // namespace
 
 int64_t LocalRegistry::ObjectReceived(std::string_view digest, int64_t size_bytes) {
   if (!registry_internal::IsHexDigest(digest)) {
