@@ -39,14 +39,7 @@ void Corrupt(const fs::path& object, const std::string& bytes) {
   std::ofstream(object, std::ios::binary | std::ios::trunc) << bytes;
 }
 
-std::string ErrorOf(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::ErrorOf;
 
 int CountObjects(const fs::path& registry) {
   int count = 0;

@@ -17,14 +17,7 @@ using testing::MakeArtifact;
 using testing::SampleRecord;
 using testing::TempDir;
 
-std::string ErrorOf(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::ErrorOf;
 
 class ReviewTest : public ::testing::Test {
  protected:

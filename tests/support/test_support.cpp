@@ -1,4 +1,5 @@
 #include "support/test_support.h"
+#include "util/error.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -20,6 +21,15 @@
 extern char** environ;
 
 namespace tune::testing {
+
+std::string ErrorOf(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 namespace fs = std::filesystem;
 
 namespace {

@@ -4,11 +4,15 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 namespace tune::testing {
+
+// What `call` throws as a UserError (its message), or "(no error)" when it returns.
+std::string ErrorOf(const std::function<void()>& call);
 
 // A fresh directory under the system temp folder, removed with everything in it on destruction.
 class TempDir {

@@ -5,46 +5,22 @@
 
 #include <gtest/gtest.h>
 
+#include "core/config/sweep_parameters_for_tests.h"
+#include "support/test_support.h"
 #include "util/error.h"
 
 namespace tune {
 namespace {
 
-SweepParameter Values(std::string path, std::vector<OptionValue> values) {
-  SweepParameter p;
-  p.path = std::move(path);
-  p.kind = SweepParameter::Kind::kValues;
-  p.values = std::move(values);
-  return p;
-}
-
-SweepParameter Tied(std::string path, std::string expression) {
-  SweepParameter p;
-  p.path = std::move(path);
-  p.kind = SweepParameter::Kind::kExpression;
-  p.expression = std::move(expression);
-  return p;
-}
-
-std::string Refusal(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::Distribution;
+using testing::ErrorOf;
+using testing::Tied;
+using testing::Values;
 
 TEST(SweepSpace, GridRefusesContinuousDistributions) {
   SweepConfig sweep;
   sweep.method = "grid";
-  SweepParameter lr;
-  lr.path = "optimizer.lr";
-  lr.kind = SweepParameter::Kind::kDistribution;
-  lr.distribution = "log_uniform";
-  lr.min = 1e-4;
-  lr.max = 1e-2;
-  sweep.parameters = {lr};
+  sweep.parameters = {Distribution("optimizer.lr", "log_uniform", 1e-4, 1e-2)};
   try {
     GridSize(sweep);
     FAIL() << "expected a refusal";
@@ -79,17 +55,17 @@ TEST(SweepSpace, ATiedParameterIsCheckedAtEveryListedValueBeforeAnythingRuns) {
                       Tied("train.batch_size", "adapter.rank / 2")};
   const OptionSpec alpha = OptionSpec::Float("alpha", 16.0, "").Range(0, 64);
   const OptionSpec batch = OptionSpec::Int("batch_size", 8, "").Range(1, 1 << 20);
-  EXPECT_EQ(Refusal([&] { CheckTiedParameter(sweep, sweep.parameters[1], alpha); }), "");
-  EXPECT_EQ(Refusal([&] { CheckTiedParameter(sweep, sweep.parameters[2], batch); }),
+  EXPECT_EQ(ErrorOf([&] { CheckTiedParameter(sweep, sweep.parameters[1], alpha); }), "(no error)");
+  EXPECT_EQ(ErrorOf([&] { CheckTiedParameter(sweep, sweep.parameters[2], batch); }),
             "sweep expression \"adapter.rank / 2\" gives 1.5 at adapter.rank = 3, but "
             "'train.batch_size' takes integers");
   const OptionSpec small = OptionSpec::Float("alpha", 16.0, "").Range(0, 5);
-  EXPECT_NE(Refusal([&] {
+  EXPECT_NE(ErrorOf([&] {
               CheckTiedParameter(sweep, sweep.parameters[1], small);
             }).find("gives 6 at adapter.rank = 3, outside the range of 'adapter.alpha'"),
             std::string::npos);
   sweep.parameters.push_back(Tied("adapter.dropout", "adapter.alpha / 100"));
-  EXPECT_NE(Refusal([&] {
+  EXPECT_NE(ErrorOf([&] {
               CheckTiedParameter(sweep, sweep.parameters[3], alpha);
             }).find("refers to 'adapter.alpha', which is tied itself"),
             std::string::npos);

@@ -5,38 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include "core/config/sweep_parameters_for_tests.h"
 #include "util/error.h"
 
 namespace tune {
 namespace {
 
-SweepParameter Values(std::string path, std::vector<OptionValue> values) {
-  SweepParameter p;
-  p.path = std::move(path);
-  p.kind = SweepParameter::Kind::kValues;
-  p.values = std::move(values);
-  return p;
-}
-
-SweepParameter Distribution(std::string path, std::string kind, double min, double max,
-                            std::optional<double> q = std::nullopt) {
-  SweepParameter p;
-  p.path = std::move(path);
-  p.kind = SweepParameter::Kind::kDistribution;
-  p.distribution = std::move(kind);
-  p.min = min;
-  p.max = max;
-  p.q = q;
-  return p;
-}
-
-SweepParameter Tied(std::string path, std::string expression) {
-  SweepParameter p;
-  p.path = std::move(path);
-  p.kind = SweepParameter::Kind::kExpression;
-  p.expression = std::move(expression);
-  return p;
-}
+using testing::Distribution;
+using testing::Tied;
+using testing::Values;
 
 TEST(SweepSearch, GridIsTheProductInDeclarationOrderWithTiedValues) {
   SweepConfig sweep;
